@@ -1,0 +1,102 @@
+//! The command line, sealed in one module: clap definitions here, turned
+//! into plain option structs for `commands`, which never see clap.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+use crate::error::Result;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dockhand",
+    version,
+    about = "Secure Docker daemons across a fleet, declaratively, over SSH"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Connect to every host of an inventory over SSH and report what answers
+    /// (host name, login user, docker state): the transport check.
+    Ping {
+        /// The inventory file (YAML).
+        #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
+        inventory: PathBuf,
+        /// How many hosts to connect to at once.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        forks: u32,
+    },
+    /// Disposable local Debian hosts (systemd, OpenSSH, dockerd) to try
+    /// playbooks on; needs root.
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+        /// Which lab: several can run side by side.
+        #[arg(long, global = true, env = "DOCKHAND_LAB", default_value = "lab")]
+        name: String,
+        /// Where labs keep their state.
+        #[arg(
+            long,
+            global = true,
+            env = "DOCKHAND_LAB_DIR",
+            default_value = "/var/lib/dockhand/labs",
+            hide = true
+        )]
+        state_dir: PathBuf,
+        /// Where the shared root file system is cached.
+        #[arg(
+            long,
+            global = true,
+            env = "DOCKHAND_LAB_CACHE",
+            default_value = "/var/cache/dockhand",
+            hide = true
+        )]
+        cache_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LabAction {
+    /// Boot N hosts (default: keep the current number, or 3), wait until each
+    /// answers SSH with docker active, and write the lab's inventory.
+    Up {
+        #[arg(value_name = "N")]
+        count: Option<usize>,
+    },
+    /// Stop every host and remove the lab's namespaces, links and mounts.
+    Down,
+    /// Show the lab's hosts and whether each is running.
+    Status,
+    /// Print the lab's inventory (YAML) on stdout.
+    Inventory,
+}
+
+/// Parses the process arguments and runs the command; returns the exit code.
+pub fn run() -> Result<i32> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Ping { inventory, forks } => commands::ping::run(&commands::ping::Options {
+            inventory,
+            forks: forks as usize,
+        }),
+        Command::Lab {
+            action,
+            name,
+            state_dir,
+            cache_dir,
+        } => {
+            let lab = crate::lab::Lab::new(&name, state_dir, cache_dir)?;
+            match action {
+                LabAction::Up { count } => commands::lab::up(&lab, count),
+                LabAction::Down => commands::lab::down(&lab),
+                LabAction::Status => commands::lab::status(&lab),
+                LabAction::Inventory => commands::lab::inventory(&lab),
+            }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! `dockhand lab up | down | status | inventory`.
+//!
+//! `up` boots the hosts (the lab module) and then waits, through dockhand's
+//! own SSH transport, until every host answers SSH and reports docker
+//! active: a host that boots but cannot be managed is not "up".
+
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::lab::{HostRecord, Lab, LabPaths};
+use crate::report;
+use crate::transport::{HostKeyPolicy, SshSession, Target, Transport};
+
+/// How long the slowest host may take to answer SSH with docker active.
+const READY_DEADLINE: Duration = Duration::from_secs(240);
+
+pub fn up(lab: &Lab, count: Option<usize>) -> Result<i32> {
+    let started = Instant::now();
+    let state = lab.up(count, &|event| report::lab_event(&event))?;
+    let targets: Vec<Target> = state
+        .hosts
+        .iter()
+        .map(|record| lab_target(lab.paths(), record))
+        .collect();
+    super::runtime()?.block_on(wait_until_ready(targets))?;
+    report::lab_up_summary(lab.paths(), &state, started.elapsed());
+    Ok(0)
+}
+
+pub fn down(lab: &Lab) -> Result<i32> {
+    lab.down(&|event| report::lab_event(&event))?;
+    report::lab_down(&lab.paths().name);
+    Ok(0)
+}
+
+pub fn status(lab: &Lab) -> Result<i32> {
+    match lab.status()? {
+        Some(hosts) => {
+            report::lab_status(&lab.paths().name, &hosts);
+            Ok(if hosts.iter().all(|h| h.running) {
+                0
+            } else {
+                1
+            })
+        }
+        None => Err(Error::LabNotUp {
+            name: lab.paths().name.clone(),
+        }),
+    }
+}
+
+pub fn inventory(lab: &Lab) -> Result<i32> {
+    report::raw_stdout(&lab.inventory()?);
+    Ok(0)
+}
+
+/// How to reach a lab host as root with the lab's key and known_hosts.
+pub fn lab_target(paths: &LabPaths, record: &HostRecord) -> Target {
+    Target {
+        name: record.name.clone(),
+        address: record.address.to_string(),
+        port: 22,
+        user: "root".into(),
+        identity_files: vec![paths.key()],
+        use_agent: false,
+        known_hosts: vec![paths.known_hosts()],
+        host_key_policy: HostKeyPolicy::Strict,
+        host_key_alias: None,
+        connect_timeout: Duration::from_secs(5),
+    }
+}
+
+/// Waits for every host at once; fails naming each host that did not
+/// become ready and why.
+async fn wait_until_ready(targets: Vec<Target>) -> Result<()> {
+    let deadline = Instant::now() + READY_DEADLINE;
+    let mut tasks = tokio::task::JoinSet::new();
+    for target in targets {
+        tasks.spawn(async move {
+            let started = Instant::now();
+            let outcome = wait_for_host(&target, deadline).await;
+            (target.name, started.elapsed(), outcome)
+        });
+    }
+    let mut failures = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (name, elapsed, outcome) = joined.map_err(|e| Error::lab("wait for hosts", e))?;
+        match outcome {
+            Ok(()) => report::lab_host_ready(&name, elapsed),
+            Err(err) => failures.push(format!("{name}: {err}")),
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        failures.sort();
+        Err(Error::lab(
+            "wait for hosts to answer SSH with docker active",
+            failures.join("; "),
+        ))
+    }
+}
+
+async fn wait_for_host(target: &Target, deadline: Instant) -> Result<()> {
+    let mut last_error;
+    loop {
+        match SshSession::connect(target).await {
+            Ok(session) => {
+                let result = wait_for_docker(&session, deadline).await;
+                let _ = session.close().await;
+                return result;
+            }
+            // A changed or unknown host key is never "not ready yet".
+            Err(err @ (Error::HostKeyChanged { .. } | Error::HostKeyUnknown { .. })) => {
+                return Err(err);
+            }
+            Err(err) => last_error = err,
+        }
+        if Instant::now() >= deadline {
+            return Err(last_error);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn wait_for_docker(session: &SshSession, deadline: Instant) -> Result<()> {
+    loop {
+        let output = session.exec("systemctl is-active docker", b"").await?;
+        let state = output.stdout_text().trim().to_string();
+        match state.as_str() {
+            "active" => return Ok(()),
+            "failed" => {
+                let journal = session
+                    .exec("journalctl -u docker --no-pager -n 20", b"")
+                    .await
+                    .map(|o| o.stdout_text())
+                    .unwrap_or_default();
+                return Err(Error::lab(
+                    "start docker",
+                    format!("docker failed:\n{journal}"),
+                ));
+            }
+            _ if Instant::now() >= deadline => {
+                return Err(Error::lab(
+                    "start docker",
+                    format!("docker is still `{state}`"),
+                ));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}

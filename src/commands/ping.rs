@@ -1,0 +1,94 @@
+//! `dockhand ping -i INVENTORY`: the transport check. One SSH connection
+//! per host, all hosts at once (up to `--forks`), one command each; reports
+//! the host's name, the login user, sudo (when `become` is set) and
+//! docker's state, or why the host could not be reached.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::Result;
+use crate::report::{self, PingOutcome, PingReply};
+use crate::transport::{SshSession, Target, Transport};
+
+pub struct Options {
+    pub inventory: std::path::PathBuf,
+    pub forks: usize,
+}
+
+/// Everything is asked in one round trip. `sudo -n` never prompts: a host
+/// that would ask for a password fails the check instead of hanging.
+const PROBE: &str = "printf 'hostname=%s\\nuser=%s\\n' \"$(hostname)\" \"$(id -un)\"; \
+                     printf 'docker=%s\\n' \"$(systemctl is-active docker 2>/dev/null || true)\"";
+const SUDO_PROBE: &str =
+    "; if sudo -n true 2>/dev/null; then echo sudo=ok; else echo sudo=refused; fi";
+
+pub fn run(options: &Options) -> Result<i32> {
+    let inventory = super::load_inventory(&options.inventory)?;
+    let home = super::home_dir();
+    let jobs: Vec<(Target, bool)> = inventory
+        .hosts
+        .iter()
+        .map(|host| {
+            (
+                super::target_for(host, home.as_deref()),
+                host.ssh.become_root.unwrap_or(false),
+            )
+        })
+        .collect();
+    let outcomes = super::runtime()?.block_on(ping_all(jobs, options.forks));
+    let failed = outcomes.iter().filter(|o| o.reply.is_err()).count();
+    report::ping_summary(&outcomes);
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+async fn ping_all(jobs: Vec<(Target, bool)>, forks: usize) -> Vec<PingOutcome> {
+    let limit = Arc::new(tokio::sync::Semaphore::new(forks));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (target, check_sudo) in jobs {
+        let limit = limit.clone();
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let started = Instant::now();
+            let reply = ping(&target, check_sudo).await;
+            let outcome = PingOutcome {
+                host: target.name.clone(),
+                elapsed: started.elapsed(),
+                reply,
+            };
+            report::ping_line(&outcome);
+            outcome
+        });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok(outcome) = joined {
+            outcomes.push(outcome);
+        }
+    }
+    outcomes.sort_by(|a, b| a.host.cmp(&b.host));
+    outcomes
+}
+
+async fn ping(target: &Target, check_sudo: bool) -> Result<PingReply> {
+    let session = SshSession::connect(target).await?;
+    let command = if check_sudo {
+        format!("{PROBE}{SUDO_PROBE}")
+    } else {
+        PROBE.to_string()
+    };
+    let output = session.run("probe", &command, b"").await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), session.close()).await;
+    let text = output?.stdout_text();
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{key}=")))
+            .unwrap_or("")
+            .to_string()
+    };
+    Ok(PingReply {
+        hostname: field("hostname"),
+        user: field("user"),
+        docker: field("docker"),
+        sudo: check_sudo.then(|| field("sudo")),
+    })
+}

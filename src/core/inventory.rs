@@ -1,0 +1,289 @@
+//! The inventory: hosts, groups and how to reach each host.
+//!
+//! ```yaml
+//! defaults:            # settings for every host
+//!   ssh: { user: root, identity_file: ~/.ssh/id_ed25519 }
+//! hosts:
+//!   web1:
+//!     address: 192.0.2.10
+//!     ssh: { port: 2222 }
+//!     tls: { names: [web1.example.com], addresses: [192.0.2.10] }
+//! groups:
+//!   web:
+//!     hosts: [web1]
+//!     ssh: { user: deploy, become: true }
+//! ```
+//!
+//! SSH settings are merged field by field: a host's own beat its groups'
+//! (groups in name order, the later winning, as Ansible merges groups of one
+//! depth), which beat `defaults`. Pure: parsing and resolution do no I/O;
+//! the caller reads the file and supplies the home directory.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// What to do with a host key that is in no known_hosts file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyChecking {
+    #[default]
+    Strict,
+    AcceptNew,
+}
+
+/// Connection settings; every field optional so layers can be merged.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SshSettings {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity_file: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub host_key_checking: Option<HostKeyChecking>,
+    #[serde(rename = "become")]
+    pub become_root: Option<bool>,
+    /// Seconds for connect, handshake and authentication together.
+    pub connect_timeout: Option<u64>,
+}
+
+impl SshSettings {
+    /// `self` with every field that `over` sets replaced by it.
+    fn overlaid_by(&self, over: &SshSettings) -> SshSettings {
+        SshSettings {
+            user: over.user.clone().or_else(|| self.user.clone()),
+            port: over.port.or(self.port),
+            identity_file: over
+                .identity_file
+                .clone()
+                .or_else(|| self.identity_file.clone()),
+            known_hosts: over
+                .known_hosts
+                .clone()
+                .or_else(|| self.known_hosts.clone()),
+            host_key_checking: over.host_key_checking.or(self.host_key_checking),
+            become_root: over.become_root.or(self.become_root),
+            connect_timeout: over.connect_timeout.or(self.connect_timeout),
+        }
+    }
+}
+
+/// Names and addresses that go into a host's server certificate.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsNames {
+    #[serde(default)]
+    pub names: Vec<String>,
+    #[serde(default)]
+    pub addresses: Vec<IpAddr>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Defaults {
+    #[serde(default)]
+    ssh: SshSettings,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostEntry {
+    address: Option<String>,
+    #[serde(default)]
+    ssh: SshSettings,
+    #[serde(default)]
+    tls: TlsNames,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupEntry {
+    #[serde(default)]
+    hosts: Vec<String>,
+    #[serde(default)]
+    ssh: SshSettings,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InventoryFile {
+    #[serde(default)]
+    defaults: Defaults,
+    #[serde(default)]
+    hosts: BTreeMap<String, Option<HostEntry>>,
+    #[serde(default)]
+    groups: BTreeMap<String, GroupEntry>,
+}
+
+/// A host with its settings resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Host {
+    pub name: String,
+    pub address: String,
+    pub groups: Vec<String>,
+    pub ssh: SshSettings,
+    pub tls: TlsNames,
+}
+
+impl Host {
+    pub fn user(&self) -> &str {
+        self.ssh.user.as_deref().unwrap_or("root")
+    }
+    pub fn port(&self) -> u16 {
+        self.ssh.port.unwrap_or(22)
+    }
+}
+
+/// A parsed inventory.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub hosts: Vec<Host>,
+}
+
+/// The YAML error's position as `file:line:column`.
+fn input_error(file: &Path, err: &serde_yaml::Error) -> Error {
+    let (line, column) = err
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    Error::Input {
+        file: file.to_path_buf(),
+        line,
+        column,
+        message: strip_location(&err.to_string()),
+    }
+}
+
+/// serde_yaml appends " at line L column C"; the position is given once,
+/// in front, as compilers do.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_string(),
+        None => message.to_string(),
+    }
+}
+
+impl Inventory {
+    /// Parses `text`, read from `file` (named in errors). `home` expands a
+    /// leading `~/` in paths.
+    pub fn parse(file: &Path, text: &str, home: Option<&Path>) -> Result<Inventory> {
+        let raw: InventoryFile = serde_yaml::from_str(text).map_err(|e| input_error(file, &e))?;
+        let semantic = |message: String| Error::Input {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message,
+        };
+        for (group, entry) in &raw.groups {
+            if let Some(missing) = entry.hosts.iter().find(|h| !raw.hosts.contains_key(*h)) {
+                return Err(semantic(format!(
+                    "group `{group}` lists host `{missing}`, which is not under `hosts`"
+                )));
+            }
+        }
+        let hosts = raw
+            .hosts
+            .iter()
+            .map(|(name, entry)| {
+                let entry = entry.clone().unwrap_or_default();
+                let groups: Vec<String> = raw
+                    .groups
+                    .iter()
+                    .filter(|(_, g)| g.hosts.contains(name))
+                    .map(|(group, _)| group.clone())
+                    .collect();
+                let mut ssh = raw.defaults.ssh.clone();
+                for group in &groups {
+                    ssh = ssh.overlaid_by(&raw.groups[group].ssh);
+                }
+                ssh = ssh.overlaid_by(&entry.ssh);
+                ssh.identity_file = ssh.identity_file.map(|p| expand_home(&p, home));
+                ssh.known_hosts = ssh.known_hosts.map(|p| expand_home(&p, home));
+                Host {
+                    name: name.clone(),
+                    address: entry.address.clone().unwrap_or_else(|| name.clone()),
+                    groups,
+                    ssh,
+                    tls: entry.tls,
+                }
+            })
+            .collect();
+        Ok(Inventory { hosts })
+    }
+}
+
+/// `~/x` → `HOME/x`; other paths unchanged.
+pub fn expand_home(path: &Path, home: Option<&Path>) -> PathBuf {
+    match (path.strip_prefix("~"), home) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Inventory> {
+        Inventory::parse(Path::new("inv.yaml"), text, Some(Path::new("/home/u")))
+    }
+
+    #[test]
+    fn settings_merge_host_over_group_over_defaults() {
+        let inv = parse(
+            "defaults:\n  ssh: { user: root, port: 22, identity_file: ~/.ssh/id }\n\
+             hosts:\n  a: { address: 192.0.2.1, ssh: { port: 2222 } }\n  b:\n\
+             groups:\n  web: { hosts: [a, b], ssh: { user: deploy, become: true } }\n",
+        )
+        .unwrap();
+        let a = &inv.hosts[0];
+        assert_eq!((a.name.as_str(), a.address.as_str()), ("a", "192.0.2.1"));
+        assert_eq!((a.user(), a.port()), ("deploy", 2222));
+        assert_eq!(a.ssh.become_root, Some(true));
+        assert_eq!(
+            a.ssh.identity_file.as_deref(),
+            Some(Path::new("/home/u/.ssh/id"))
+        );
+        let b = &inv.hosts[1];
+        assert_eq!(
+            (b.address.as_str(), b.port(), b.groups.clone()),
+            ("b", 22, vec!["web".to_string()])
+        );
+    }
+
+    #[test]
+    fn bad_input_names_file_line_and_column() {
+        let cases = [
+            ("hosts:\n  a: { adress: x }\n", 2, "unknown field `adress`"),
+            ("hosts:\n  a:\n    ssh: { port: many }\n", 3, "invalid"),
+            (
+                "hosts:\n  a:\n    tls: { addresses: [300.1.1.1] }\n",
+                3,
+                "invalid IP address",
+            ),
+            ("hosts:\n  a:\n\tb: 1\n", 3, "cannot start any token"),
+        ];
+        for (text, line, needle) in cases {
+            let err = parse(text).unwrap_err();
+            let Error::Input { line: got, .. } = &err else {
+                panic!("{text}: {err}")
+            };
+            assert_eq!(*got, line, "{text}: {err}");
+            assert!(
+                err.to_string().starts_with(&format!("inv.yaml:{line}:")),
+                "{err}"
+            );
+            assert!(err.to_string().contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn groups_must_list_known_hosts() {
+        let err = parse("hosts:\n  a:\ngroups:\n  g: { hosts: [a, zz] }\n").unwrap_err();
+        assert!(err.to_string().contains("`zz`"), "{err}");
+    }
+}

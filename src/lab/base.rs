@@ -1,0 +1,252 @@
+//! The shared, read-only root file system every lab host boots from: one
+//! `debootstrap` of Debian 12, made once and cached, then prepared so each
+//! host can be told apart (no machine-id, no SSH host keys of its own) and
+//! carries the unprivileged sudo user the tests and users log in as.
+
+use std::path::{Path, PathBuf};
+
+use super::system;
+use crate::error::{Error, Result};
+
+const SUITE: &str = "bookworm";
+
+/// What every host has: systemd as PID 1, OpenSSH, dockerd from Debian,
+/// sudo, and python3 so peers such as Ansible run on the same hosts.
+const PACKAGES: &[&str] = &[
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "openssh-server",
+    "docker.io",
+    "iproute2",
+    "ca-certificates",
+    "sudo",
+    "python3-minimal",
+];
+
+/// The unprivileged user with passwordless sudo, present on every host.
+pub const SUDO_USER: &str = "dockhand";
+
+/// Bumped whenever `prepare` changes, so a stale cache is rebuilt.
+const PREPARATION_VERSION: u32 = 1;
+
+/// The cached base for the current package list and preparation.
+pub fn base_dir(cache: &Path) -> PathBuf {
+    cache.join(format!(
+        "lab-base-{SUITE}-v{PREPARATION_VERSION}-{:08x}",
+        fnv1a(PACKAGES.join(",").as_bytes())
+    ))
+}
+
+fn complete_marker(base: &Path) -> PathBuf {
+    base.join(".dockhand-base-complete")
+}
+
+pub fn is_cached(cache: &Path) -> bool {
+    complete_marker(&base_dir(cache)).exists()
+}
+
+/// Returns the cached base, building it first if needed. The build goes to
+/// a temporary directory that is renamed only once complete, so an
+/// interrupted build is never mistaken for a good one.
+pub fn ensure(cache: &Path) -> Result<PathBuf> {
+    let base = base_dir(cache);
+    if complete_marker(&base).exists() {
+        return Ok(base);
+    }
+    std::fs::create_dir_all(cache).map_err(|e| Error::file(cache, e))?;
+    let building = cache.join(format!(
+        "{}.building",
+        base.file_name().unwrap().to_string_lossy()
+    ));
+    if building.exists() {
+        std::fs::remove_dir_all(&building).map_err(|e| Error::file(&building, e))?;
+    }
+    let mirror = apt_mirror()?;
+    let include = format!("--include={}", PACKAGES.join(","));
+    let target = building.to_string_lossy().into_owned();
+    system::run(
+        "build the base with debootstrap",
+        "debootstrap",
+        &["--variant=minbase", &include, SUITE, &target, &mirror],
+    )?;
+    prepare(&building)?;
+    if base.exists() {
+        std::fs::remove_dir_all(&base).map_err(|e| Error::file(&base, e))?;
+    }
+    std::fs::rename(&building, &base).map_err(|e| Error::file(&base, e))?;
+    std::fs::write(complete_marker(&base), b"").map_err(|e| Error::file(&base, e))?;
+    Ok(base)
+}
+
+/// Makes the fresh root file system a template rather than a machine.
+fn prepare(root: &Path) -> Result<()> {
+    let step = "prepare the base";
+    // An empty machine-id makes systemd take the uuid nspawn passes, which
+    // is how the lab recognises each host's processes.
+    std::fs::write(root.join("etc/machine-id"), b"").map_err(|e| Error::file(root, e))?;
+    let _ = std::fs::remove_file(root.join("var/lib/dbus/machine-id"));
+    // Each host gets its own host keys at creation; none may be shared.
+    for entry in std::fs::read_dir(root.join("etc/ssh")).map_err(|e| Error::file(root, e))? {
+        let entry = entry.map_err(|e| Error::file(root, e))?;
+        if entry.file_name().to_string_lossy().starts_with("ssh_host_") {
+            std::fs::remove_file(entry.path()).map_err(|e| Error::file(entry.path(), e))?;
+        }
+    }
+    let root_arg = root.to_string_lossy().into_owned();
+    system::run(
+        step,
+        "chroot",
+        &[
+            &root_arg,
+            "useradd",
+            "--create-home",
+            "--shell",
+            "/bin/bash",
+            "--groups",
+            "sudo",
+            SUDO_USER,
+        ],
+    )?;
+    let sudoers = root.join("etc/sudoers.d/90-dockhand-lab");
+    std::fs::write(&sudoers, format!("{SUDO_USER} ALL=(ALL) NOPASSWD: ALL\n"))
+        .map_err(|e| Error::file(&sudoers, e))?;
+    set_mode(&sudoers, 0o440)?;
+    // Boot faster and quieter: nothing in the lab needs these.
+    for unit in [
+        "apt-daily.timer",
+        "apt-daily-upgrade.timer",
+        "e2scrub_all.timer",
+        "fstrim.timer",
+    ] {
+        let _ = std::fs::remove_file(
+            root.join("etc/systemd/system/timers.target.wants")
+                .join(unit),
+        );
+    }
+    Ok(())
+}
+
+pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::file(path, e))
+}
+
+/// The Debian mirror this machine's apt already uses, read at run time so
+/// no mirror is ever written into the repository.
+fn apt_mirror() -> Result<String> {
+    let mut candidates = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for file in files {
+            if file.extension().is_some_and(|e| e == "sources")
+                && let Ok(text) = std::fs::read_to_string(&file)
+            {
+                candidates.extend(mirrors_in_deb822(&text));
+            } else if file.extension().is_some_and(|e| e == "list")
+                && let Ok(text) = std::fs::read_to_string(&file)
+            {
+                candidates.extend(mirrors_in_one_line_format(&text));
+            }
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string("/etc/apt/sources.list") {
+        candidates.extend(mirrors_in_one_line_format(&text));
+    }
+    candidates.into_iter().next().ok_or_else(|| {
+        Error::lab(
+            "find a Debian mirror",
+            format!("no apt source for the `{SUITE}` suite in /etc/apt/sources.list or /etc/apt/sources.list.d/"),
+        )
+    })
+}
+
+/// Mirrors of stanzas that serve the plain suite (not -security/-updates).
+fn mirrors_in_deb822(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for stanza in text.split("\n\n") {
+        let field = |name: &str| {
+            stanza
+                .lines()
+                .find(|l| l.starts_with(name))
+                .map(|l| l[name.len()..].trim().to_string())
+        };
+        let enabled = field("Enabled:").is_none_or(|v| v != "no");
+        let serves_suite =
+            field("Suites:").is_some_and(|s| s.split_whitespace().any(|suite| suite == SUITE));
+        let is_deb = field("Types:").is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
+        if enabled
+            && serves_suite
+            && is_deb
+            && let Some(uris) = field("URIs:")
+        {
+            found.extend(uris.split_whitespace().map(str::to_string));
+        }
+    }
+    found
+}
+
+fn mirrors_in_one_line_format(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("deb "))
+        .filter_map(|l| {
+            // deb [options] URI SUITE COMPONENTS...
+            let rest = l.trim_start_matches("deb ").trim();
+            let rest = match rest.strip_prefix('[') {
+                Some(r) => r.split_once(']')?.1.trim(),
+                None => rest,
+            };
+            let mut words = rest.split_whitespace();
+            let uri = words.next()?;
+            (words.next()? == SUITE).then(|| uri.to_string())
+        })
+        .collect()
+}
+
+/// A small stable hash for cache directory names (not for security).
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c9dc5u32, |hash, b| {
+        (hash ^ u32::from(*b)).wrapping_mul(0x01000193)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deb822_sources_give_the_main_suite_mirror() {
+        let text = "Types: deb\nURIs: http://mirror.invalid/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n\
+                    Types: deb\nURIs: http://mirror.invalid/debian-security\nSuites: bookworm-security\nComponents: main\n\n\
+                    Types: deb-src\nURIs: http://src.invalid/debian\nSuites: bookworm\n";
+        assert_eq!(
+            mirrors_in_deb822(text),
+            vec!["http://mirror.invalid/debian".to_string()]
+        );
+        let disabled =
+            "Enabled: no\nTypes: deb\nURIs: http://off.invalid/debian\nSuites: bookworm\n";
+        assert!(mirrors_in_deb822(disabled).is_empty());
+    }
+
+    #[test]
+    fn one_line_sources_give_the_main_suite_mirror() {
+        let text = "# comment\ndeb-src http://src.invalid/debian bookworm main\n\
+                    deb [arch=amd64 signed-by=/k.gpg] http://opts.invalid/debian bookworm main\n\
+                    deb http://sec.invalid/debian-security bookworm-security main\n";
+        assert_eq!(
+            mirrors_in_one_line_format(text),
+            vec!["http://opts.invalid/debian".to_string()]
+        );
+    }
+
+    #[test]
+    fn cache_dir_changes_with_the_package_list() {
+        assert_ne!(fnv1a(b"a,b"), fnv1a(b"a,c"));
+        let dir = base_dir(Path::new("/cache"));
+        assert!(dir.starts_with("/cache"));
+        assert!(dir.to_string_lossy().contains(SUITE));
+    }
+}

@@ -1,0 +1,297 @@
+//! Where a lab keeps its files, what it records about its hosts, the lock
+//! that serialises operations on it, and the naming/addressing plan.
+//!
+//! Each lab `NAME` owns a /24 inside 198.18.0.0/15 (the range set aside for
+//! benchmarking network devices), `198.18.K.0/24` where `K` is the lab's
+//! index, so several labs (a user's, the test suite's) can run side by side.
+
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Hosts per lab: addresses .11 to .210 of the lab's /24.
+pub const MAX_HOSTS: usize = 200;
+/// Labs per machine: one /24 each out of 198.18.0.0/16.
+const MAX_LABS: u8 = 255;
+
+/// The directories of one lab.
+#[derive(Debug, Clone)]
+pub struct LabPaths {
+    pub name: String,
+    /// Root of every lab's state (`DOCKHAND_LAB_DIR`).
+    pub state_root: PathBuf,
+    /// This lab's own directory.
+    pub dir: PathBuf,
+    /// Where the debootstrapped base is cached (`DOCKHAND_LAB_CACHE`).
+    pub cache: PathBuf,
+}
+
+impl LabPaths {
+    pub fn new(name: &str, state_root: PathBuf, cache: PathBuf) -> Result<Self> {
+        validate_name(name)?;
+        Ok(LabPaths {
+            name: name.to_string(),
+            dir: state_root.join(name),
+            state_root,
+            cache,
+        })
+    }
+
+    pub fn state_file(&self) -> PathBuf {
+        self.dir.join("lab.json")
+    }
+    pub fn key(&self) -> PathBuf {
+        self.dir.join("id_ed25519")
+    }
+    pub fn known_hosts(&self) -> PathBuf {
+        self.dir.join("known_hosts")
+    }
+    pub fn inventory(&self) -> PathBuf {
+        self.dir.join("inventory.yaml")
+    }
+    pub fn hosts_dir(&self) -> PathBuf {
+        self.dir.join("hosts")
+    }
+    pub fn host_dir(&self, host: &str) -> PathBuf {
+        self.hosts_dir().join(host)
+    }
+}
+
+/// Lab names become parts of host names, namespace and file names.
+fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 20
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "--name {name:?}: a lab name is 1 to 20 characters: lowercase letters, digits and '-', starting with a letter"
+        )))
+    }
+}
+
+/// What `lab up` recorded; read back by `status`, `down` and `inventory`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LabState {
+    pub name: String,
+    pub index: u8,
+    pub hosts: Vec<HostRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HostRecord {
+    pub name: String,
+    pub number: usize,
+    pub address: Ipv4Addr,
+    /// nspawn's `--uuid`: how the container's init is recognised in /proc.
+    pub uuid: String,
+    pub nspawn_pid: Option<i32>,
+}
+
+impl LabState {
+    pub fn load(paths: &LabPaths) -> Result<Option<LabState>> {
+        let path = paths.state_file();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| Error::file(&path, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::file(&path, e)),
+        }
+    }
+
+    /// Written to a temp file and renamed, so a killed `lab up` never
+    /// leaves a truncated record behind.
+    pub fn save(&self, paths: &LabPaths) -> Result<()> {
+        let path = paths.state_file();
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(self).expect("lab state serialises");
+        std::fs::write(&tmp, text).map_err(|e| Error::file(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::file(&path, e))
+    }
+}
+
+/// Names and addresses of the lab's network pieces. Interface names stay
+/// within the kernel's 15 characters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetPlan {
+    pub index: u8,
+}
+
+impl NetPlan {
+    pub fn bridge(&self) -> String {
+        format!("dhlab{}", self.index)
+    }
+    pub fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::new(198, 18, self.index, 1)
+    }
+    pub fn host_address(&self, number: usize) -> Ipv4Addr {
+        assert!((1..=MAX_HOSTS).contains(&number));
+        Ipv4Addr::new(198, 18, self.index, 10 + number as u8)
+    }
+    /// The machine-side end of a host's veth pair.
+    pub fn veth(&self, number: usize) -> String {
+        format!("dh{}v{number}", self.index)
+    }
+    /// The host-side end before it is moved and renamed `eth0`.
+    pub fn veth_peer(&self, number: usize) -> String {
+        format!("dh{}p{number}", self.index)
+    }
+    /// Prefix shared by every veth of this lab (for finding strays).
+    pub fn veth_prefix(&self) -> String {
+        format!("dh{}v", self.index)
+    }
+}
+
+pub fn host_name(lab: &str, number: usize) -> String {
+    format!("{lab}-{number:02}")
+}
+
+pub fn netns_name(host: &str) -> String {
+    format!("dockhand-{host}")
+}
+
+/// An exclusive `flock` held until dropped.
+pub struct LockGuard {
+    _file: File,
+}
+
+pub fn lock(path: &Path) -> Result<LockGuard> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::file(parent, e))?;
+    }
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::file(path, e))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| Error::file(path, e))?;
+    Ok(LockGuard { _file: file })
+}
+
+/// Picks the lowest lab index that no other lab of this machine records.
+/// Call with the machine-wide lock held.
+pub fn allocate_index(paths: &LabPaths) -> Result<u8> {
+    let mut used = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&paths.state_root) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == paths.name {
+                continue;
+            }
+            let Ok(other) = LabPaths::new(&name, paths.state_root.clone(), paths.cache.clone())
+            else {
+                continue;
+            };
+            if let Ok(Some(state)) = LabState::load(&other) {
+                used.push(state.index);
+            }
+        }
+    }
+    (0..MAX_LABS)
+        .find(|index| !used.contains(index))
+        .ok_or_else(|| {
+            Error::lab(
+                "allocate a subnet",
+                "every 198.18.K.0/24 is taken by another lab",
+            )
+        })
+}
+
+/// A random uuid in nspawn's dashed form, as it appears in the container's
+/// environment (`container_uuid=`).
+pub fn random_uuid() -> String {
+    let mut bytes = [0u8; 16];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        match rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => panic!("getrandom failed: {e}"),
+        }
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
+    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        for good in ["lab", "e2e", "ci-run-2"] {
+            assert!(validate_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "Lab",
+            "2lab",
+            "lab_1",
+            "a-very-long-lab-name-indeed",
+            "lab/x",
+        ] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn net_plan_fits_kernel_limits_and_the_range() {
+        let plan = NetPlan { index: 254 };
+        assert!(plan.veth(MAX_HOSTS).len() <= 15);
+        assert!(plan.veth_peer(MAX_HOSTS).len() <= 15);
+        assert!(plan.bridge().len() <= 15);
+        assert_eq!(plan.host_address(1), Ipv4Addr::new(198, 18, 254, 11));
+        assert_eq!(
+            plan.host_address(MAX_HOSTS),
+            Ipv4Addr::new(198, 18, 254, 210)
+        );
+        assert_eq!(plan.gateway(), Ipv4Addr::new(198, 18, 254, 1));
+        assert_eq!(host_name("lab", 7), "lab-07");
+    }
+
+    #[test]
+    fn uuids_are_unique_and_dashed() {
+        let a = random_uuid();
+        let b = random_uuid();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(a.matches('-').count(), 4);
+    }
+
+    #[test]
+    fn index_allocation_skips_other_labs() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = root.path().join("cache");
+        let other = LabPaths::new("other", root.path().to_path_buf(), cache.clone()).unwrap();
+        std::fs::create_dir_all(&other.dir).unwrap();
+        LabState {
+            name: "other".into(),
+            index: 0,
+            hosts: vec![],
+        }
+        .save(&other)
+        .unwrap();
+        let mine = LabPaths::new("mine", root.path().to_path_buf(), cache).unwrap();
+        assert_eq!(allocate_index(&mine).unwrap(), 1);
+    }
+}

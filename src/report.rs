@@ -1,0 +1,149 @@
+//! The only place (with `main`) that writes to the terminal. Progress goes
+//! to stderr, results to stdout. Colour only where the stream is a terminal
+//! (console decides per stream, and honours NO_COLOR / CLICOLOR_FORCE).
+
+use std::io::Write;
+use std::time::Duration;
+
+use console::style;
+
+use crate::error::{Error, Result};
+use crate::lab::{HostStatus, LabEvent, LabPaths, LabState};
+
+/// One host's answer to `ping`.
+#[derive(Debug)]
+pub struct PingReply {
+    pub hostname: String,
+    pub user: String,
+    pub docker: String,
+    pub sudo: Option<String>,
+}
+
+/// One host's outcome of `ping`.
+#[derive(Debug)]
+pub struct PingOutcome {
+    pub host: String,
+    pub elapsed: Duration,
+    pub reply: Result<PingReply>,
+}
+
+pub fn error(err: &Error) {
+    eprintln!("{} {err}", style("error:").red().bold().for_stderr());
+}
+
+pub fn raw_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+pub fn lab_event(event: &LabEvent) {
+    let line = match event {
+        LabEvent::BuildingBase { dir } => format!(
+            "building the lab's Debian base in {} (once; about two minutes)",
+            dir.display()
+        ),
+        LabEvent::BaseReady { dir } => format!("base: {}", dir.display()),
+        LabEvent::HostKept { name } => format!("{name}: running, kept"),
+        LabEvent::HostStale { name } => format!("{name}: not running, replacing it"),
+        LabEvent::HostBooting { name, address } => format!("{name}: booting at {address}"),
+        LabEvent::HostStopping { name } => format!("{name}: stopping"),
+        LabEvent::LeftoverRemoved { what } => format!("removed leftover {what}"),
+    };
+    eprintln!("{} {line}", style("lab:").cyan().for_stderr());
+}
+
+pub fn lab_host_ready(name: &str, elapsed: Duration) {
+    eprintln!(
+        "{} {name}: answers SSH, docker active ({:.1}s)",
+        style("lab:").cyan().for_stderr(),
+        elapsed.as_secs_f64()
+    );
+}
+
+pub fn lab_up_summary(paths: &LabPaths, state: &LabState, elapsed: Duration) {
+    println!(
+        "lab `{}`: {} host(s) up in {:.1}s",
+        state.name,
+        state.hosts.len(),
+        elapsed.as_secs_f64()
+    );
+    for host in &state.hosts {
+        println!("  {:<12} {}", host.name, host.address);
+    }
+    println!("inventory:   {}", paths.inventory().display());
+    println!("ssh key:     {}", paths.key().display());
+    println!("known_hosts: {}", paths.known_hosts().display());
+}
+
+pub fn lab_down(name: &str) {
+    println!("lab `{name}`: down");
+}
+
+pub fn lab_status(name: &str, hosts: &[HostStatus]) {
+    println!("lab `{name}`: {} host(s)", hosts.len());
+    for host in hosts {
+        let state = if host.running {
+            style("running").green()
+        } else {
+            style("stopped").red()
+        };
+        println!("  {:<12} {:<15} {state}", host.name, host.address);
+    }
+}
+
+/// A progress line as each host answers.
+pub fn ping_line(outcome: &PingOutcome) {
+    let line = match &outcome.reply {
+        Ok(reply) => {
+            format!(
+                "{} {} ({:.2}s)",
+                outcome.host,
+                style("ok").green().for_stderr(),
+                outcome.elapsed.as_secs_f64(),
+            ) + &format!(" user={} docker={}", reply.user, reply.docker)
+        }
+        Err(err) => format!(
+            "{} {} {err}",
+            outcome.host,
+            style("failed").red().for_stderr()
+        ),
+    };
+    eprintln!("{line}");
+}
+
+/// The result table, sorted by host, and the totals.
+pub fn ping_summary(outcomes: &[PingOutcome]) {
+    let mut failed = 0;
+    let mut unreachable = 0;
+    for outcome in outcomes {
+        match &outcome.reply {
+            Ok(reply) => {
+                let sudo = reply
+                    .sudo
+                    .as_ref()
+                    .map(|s| format!(" sudo={s}"))
+                    .unwrap_or_default();
+                println!(
+                    "{:<16} ok          hostname={} user={} docker={}{sudo}",
+                    outcome.host, reply.hostname, reply.user, reply.docker
+                );
+            }
+            Err(err) => {
+                let kind = if err.is_unreachable() {
+                    unreachable += 1;
+                    "unreachable"
+                } else {
+                    failed += 1;
+                    "failed"
+                };
+                println!("{:<16} {kind:<11} {err}", outcome.host);
+            }
+        }
+    }
+    println!(
+        "{} host(s): {} ok, {failed} failed, {unreachable} unreachable",
+        outcomes.len(),
+        outcomes.len() - failed - unreachable
+    );
+}

@@ -1,0 +1,124 @@
+//! The transport layer: how dockhand reaches a host.
+//!
+//! The engine talks to hosts only through [`Transport`], so it never sees
+//! russh. One [`Target`] holds everything needed to open one connection;
+//! one connection serves every command of a run on that host (DESIGN.md:
+//! no per-task connection churn).
+
+pub mod known_hosts;
+mod ssh;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use known_hosts::HostKeyPolicy;
+pub use ssh::SshSession;
+
+use crate::error::{Error, Result};
+
+/// Connection settings for one host, resolved from the inventory and
+/// `~/.ssh/config` before any I/O.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The inventory name, used in every message about this host.
+    pub name: String,
+    /// Host name or IP address to connect to.
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    /// Private key files, tried in order before the agent.
+    pub identity_files: Vec<PathBuf>,
+    /// Whether to try the keys of the ssh-agent at `SSH_AUTH_SOCK`.
+    pub use_agent: bool,
+    /// known_hosts files, searched in order; new keys (accept-new) go to the first.
+    pub known_hosts: Vec<PathBuf>,
+    pub host_key_policy: HostKeyPolicy,
+    /// Name to look the host key up under, instead of `address`
+    /// (OpenSSH's `HostKeyAlias`).
+    pub host_key_alias: Option<String>,
+    /// Deadline for TCP connect, handshake and authentication together.
+    pub connect_timeout: Duration,
+}
+
+/// How a remote command ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ExitStatus {
+    Code(u32),
+    Signal(String),
+    #[default]
+    Unknown,
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(code) => write!(f, "exit status {code}"),
+            ExitStatus::Signal(signal) => write!(f, "killed by signal {signal}"),
+            ExitStatus::Unknown => write!(f, "no exit status"),
+        }
+    }
+}
+
+/// What a remote command produced.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOutput {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub status: ExitStatus,
+}
+
+impl ExecOutput {
+    pub fn success(&self) -> bool {
+        self.status == ExitStatus::Code(0)
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// A connection to one host that runs commands.
+///
+/// Commands are shell command lines (the remote user's login shell runs
+/// them, as with `ssh host CMD`). Data that must stay secret travels in
+/// `stdin`, never in `command`, because command lines are visible to every
+/// user of the host in the process list.
+pub trait Transport: Send + Sync {
+    /// The inventory name of the host.
+    fn host(&self) -> &str;
+
+    /// Runs `command` with `stdin` fed to it and closed, and collects its
+    /// output. A command that fails is not an error here; only a broken
+    /// connection is.
+    fn exec(
+        &self,
+        command: &str,
+        stdin: &[u8],
+    ) -> impl std::future::Future<Output = Result<ExecOutput>> + Send;
+
+    /// Runs `command` and requires it to succeed; `step` names it in the error.
+    fn run(
+        &self,
+        step: &str,
+        command: &str,
+        stdin: &[u8],
+    ) -> impl std::future::Future<Output = Result<ExecOutput>> + Send {
+        async move {
+            let output = self.exec(command, stdin).await?;
+            if output.success() {
+                Ok(output)
+            } else {
+                Err(Error::Remote {
+                    host: self.host().to_string(),
+                    step: step.to_string(),
+                    status: output.status.to_string(),
+                    stderr: output.stderr_text().trim().to_string(),
+                })
+            }
+        }
+    }
+}

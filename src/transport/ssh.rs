@@ -1,0 +1,334 @@
+//! The russh-backed session: connect with a deadline, check the host key,
+//! authenticate (key files, then ssh-agent), and run commands with stdin on
+//! channels of one connection.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::keys::agent::AgentIdentity;
+use russh::keys::agent::client::AgentClient;
+use russh::keys::{Algorithm, PrivateKeyWithHashAlg, PublicKey};
+use russh::{ChannelMsg, Disconnect, client};
+
+use super::known_hosts::{self, HostKeyPolicy};
+use super::{ExecOutput, ExitStatus, Target, Transport};
+use crate::error::{Error, Result};
+
+/// How often an idle connection is probed, and how many unanswered probes
+/// mean the host is gone. Long quiet commands (a docker restart) must not
+/// trip it; a host that vanished must not hang a run forever.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+const KEEPALIVE_MAX: usize = 4;
+
+/// One authenticated SSH connection to one host.
+pub struct SshSession {
+    handle: client::Handle<HostKeyChecker>,
+    host: String,
+}
+
+/// The russh handler: its only job is the host-key decision. Refusals carry
+/// our own error so the caller sees *why* the key was refused.
+struct HostKeyChecker {
+    label: String,
+    lookup_host: String,
+    port: u16,
+    files: Vec<std::path::PathBuf>,
+    policy: HostKeyPolicy,
+}
+
+#[derive(Debug)]
+enum HandlerError {
+    Ssh(russh::Error),
+    Refused(Error),
+}
+
+impl From<russh::Error> for HandlerError {
+    fn from(e: russh::Error) -> Self {
+        HandlerError::Ssh(e)
+    }
+}
+
+impl client::Handler for HostKeyChecker {
+    type Error = HandlerError;
+
+    async fn check_server_key(
+        &mut self,
+        presented: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } = presented else {
+            // Host certificates are never requested (see `preferred`), so a
+            // server that sends one is not following the protocol.
+            return Ok(false);
+        };
+        known_hosts::decide(
+            &self.files,
+            self.policy,
+            &self.label,
+            &self.lookup_host,
+            self.port,
+            key,
+        )
+        .map(|()| true)
+        .map_err(HandlerError::Refused)
+    }
+}
+
+impl SshSession {
+    /// Connects, checks the host key and authenticates, all within the
+    /// target's connect timeout.
+    pub async fn connect(target: &Target) -> Result<Self> {
+        let addr = format!("{}:{}", target.address, target.port);
+        let seconds = target.connect_timeout.as_secs();
+        let attempt = Self::connect_inner(target, &addr);
+        match tokio::time::timeout(target.connect_timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::ConnectTimeout {
+                host: target.name.clone(),
+                addr,
+                seconds,
+            }),
+        }
+    }
+
+    async fn connect_inner(target: &Target, addr: &str) -> Result<Self> {
+        let lookup_host = target
+            .host_key_alias
+            .clone()
+            .unwrap_or_else(|| target.address.clone());
+        let config = client::Config {
+            keepalive_interval: Some(KEEPALIVE_INTERVAL),
+            keepalive_max: KEEPALIVE_MAX,
+            nodelay: true,
+            preferred: russh::Preferred {
+                key: Cow::Owned(preferred_host_key_algorithms(
+                    &target.known_hosts,
+                    &lookup_host,
+                    target.port,
+                )),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let checker = HostKeyChecker {
+            label: target.name.clone(),
+            lookup_host,
+            port: target.port,
+            files: target.known_hosts.clone(),
+            policy: target.host_key_policy,
+        };
+        let socket =
+            tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| Error::Unreachable {
+                    host: target.name.clone(),
+                    addr: addr.to_string(),
+                    reason: e.to_string(),
+                })?;
+        let _ = socket.set_nodelay(true);
+        let handle = client::connect_stream(Arc::new(config), socket, checker)
+            .await
+            .map_err(|e| match e {
+                HandlerError::Refused(err) => err,
+                HandlerError::Ssh(err) => Error::Ssh {
+                    host: target.name.clone(),
+                    step: "handshake".into(),
+                    reason: err.to_string(),
+                },
+            })?;
+        let mut session = SshSession {
+            handle,
+            host: target.name.clone(),
+        };
+        session.authenticate(target).await?;
+        Ok(session)
+    }
+
+    /// Tries the configured key files first (most likely the right key, and
+    /// sshd counts every attempt against MaxAuthTries), then the agent's keys.
+    async fn authenticate(&mut self, target: &Target) -> Result<()> {
+        let mut tried = Vec::new();
+        for path in &target.identity_files {
+            match self.try_key_file(&target.user, path).await? {
+                KeyAttempt::Accepted => return Ok(()),
+                KeyAttempt::Refused => tried.push(format!("{} (refused)", path.display())),
+                KeyAttempt::Unusable(why) => tried.push(format!("{} ({why})", path.display())),
+            }
+        }
+        if target.use_agent {
+            match self.try_agent(&target.user).await? {
+                AgentAttempt::Accepted => return Ok(()),
+                AgentAttempt::Tried(note) => tried.push(note),
+            }
+        }
+        if tried.is_empty() {
+            tried.push("no identity file and no ssh-agent".into());
+        }
+        Err(Error::AuthFailed {
+            host: self.host.clone(),
+            user: target.user.clone(),
+            tried: tried.join("; "),
+        })
+    }
+
+    async fn try_key_file(&mut self, user: &str, path: &Path) -> Result<KeyAttempt> {
+        if !path.exists() {
+            return Ok(KeyAttempt::Unusable("not found".into()));
+        }
+        let key = match russh::keys::load_secret_key(path, None) {
+            Ok(key) => key,
+            // The key's bytes never reach the message: only the kind of failure.
+            Err(russh::keys::Error::KeyIsEncrypted) => {
+                return Ok(KeyAttempt::Unusable(
+                    "encrypted; add it to ssh-agent".into(),
+                ));
+            }
+            Err(e) => return Ok(KeyAttempt::Unusable(format!("unreadable: {e}"))),
+        };
+        let hash = self.best_rsa_hash().await?;
+        let result = self
+            .handle
+            .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
+            .await
+            .map_err(|e| self.ssh_error("authentication", e))?;
+        Ok(if result.success() {
+            KeyAttempt::Accepted
+        } else {
+            KeyAttempt::Refused
+        })
+    }
+
+    async fn try_agent(&mut self, user: &str) -> Result<AgentAttempt> {
+        let Ok(mut agent) = AgentClient::connect_env().await else {
+            return Ok(AgentAttempt::Tried("no ssh-agent".into()));
+        };
+        let identities = agent.request_identities().await.unwrap_or_default();
+        let hash = self.best_rsa_hash().await?;
+        let mut count = 0;
+        for identity in identities {
+            let AgentIdentity::PublicKey { key, .. } = identity else {
+                continue;
+            };
+            count += 1;
+            let accepted = self
+                .handle
+                .authenticate_publickey_with(user, key, hash, &mut agent)
+                .await
+                .map(|r| r.success())
+                .unwrap_or(false);
+            if accepted {
+                return Ok(AgentAttempt::Accepted);
+            }
+        }
+        Ok(AgentAttempt::Tried(format!(
+            "ssh-agent ({count} key(s) refused)"
+        )))
+    }
+
+    async fn best_rsa_hash(&self) -> Result<Option<russh::keys::HashAlg>> {
+        Ok(self
+            .handle
+            .best_supported_rsa_hash()
+            .await
+            .map_err(|e| self.ssh_error("authentication", e))?
+            .flatten())
+    }
+
+    fn ssh_error(&self, step: &str, err: russh::Error) -> Error {
+        Error::Ssh {
+            host: self.host.clone(),
+            step: step.into(),
+            reason: err.to_string(),
+        }
+    }
+
+    /// Ends the connection politely.
+    pub async fn close(self) -> Result<()> {
+        self.handle
+            .disconnect(Disconnect::ByApplication, "", "en")
+            .await
+            .map_err(|e| self.ssh_error("disconnect", e))
+    }
+}
+
+enum KeyAttempt {
+    Accepted,
+    Refused,
+    Unusable(String),
+}
+
+enum AgentAttempt {
+    Accepted,
+    Tried(String),
+}
+
+impl Transport for SshSession {
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput> {
+        let step = |e: russh::Error| self.ssh_error("exec", e);
+        let mut channel = self.handle.channel_open_session().await.map_err(step)?;
+        channel.exec(true, command).await.map_err(step)?;
+        if !stdin.is_empty() {
+            channel.data(stdin).await.map_err(step)?;
+        }
+        channel.eof().await.map_err(step)?;
+
+        let mut output = ExecOutput::default();
+        let mut status = None;
+        while let Some(message) = channel.wait().await {
+            match message {
+                ChannelMsg::Data { data } => output.stdout.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, ext: 1 } => output.stderr.extend_from_slice(&data),
+                ChannelMsg::ExitStatus { exit_status } => {
+                    status = Some(ExitStatus::Code(exit_status))
+                }
+                ChannelMsg::ExitSignal { signal_name, .. } => {
+                    status = Some(ExitStatus::Signal(format!("{signal_name:?}")))
+                }
+                ChannelMsg::Failure => {
+                    return Err(Error::Ssh {
+                        host: self.host.clone(),
+                        step: "exec".into(),
+                        reason: "the server refused to run the command".into(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        output.status = status.ok_or_else(|| Error::Ssh {
+            host: self.host.clone(),
+            step: "exec".into(),
+            reason: "the channel closed without an exit status (connection lost?)".into(),
+        })?;
+        Ok(output)
+    }
+}
+
+/// Puts the host-key algorithms already recorded for this host first, as
+/// OpenSSH does, so a host with several keys presents the one we know
+/// instead of one that would look unknown.
+fn preferred_host_key_algorithms(
+    files: &[std::path::PathBuf],
+    host: &str,
+    port: u16,
+) -> Vec<Algorithm> {
+    let defaults = russh::Preferred::default().key.into_owned();
+    let mut recorded: Vec<Algorithm> = files
+        .iter()
+        .filter_map(|f| russh::keys::known_hosts::known_host_keys_path(host, port, f).ok())
+        .flatten()
+        .map(|(_, key): (usize, PublicKey)| key.algorithm())
+        .filter(|alg| defaults.contains(alg))
+        .collect();
+    recorded.dedup();
+    let rest = defaults
+        .iter()
+        .filter(|alg| !recorded.contains(alg))
+        .cloned();
+    recorded.extend(rest.collect::<Vec<_>>());
+    recorded
+}
