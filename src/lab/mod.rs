@@ -16,7 +16,7 @@ mod net;
 mod state;
 mod system;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use base::SUDO_USER;
@@ -28,6 +28,9 @@ use state::{NetPlan, host_name, netns_name};
 
 /// Hosts booted by `lab up` when no count is given and none are up.
 pub const DEFAULT_HOSTS: usize = 3;
+
+/// Serialises the choice of subnets between all labs of the machine.
+const MACHINE_LOCK: &str = "/run/dockhand-lab.lock";
 
 /// How long a host gets to power off before its processes are killed.
 const STOP_GRACE: Duration = Duration::from_secs(20);
@@ -87,8 +90,12 @@ impl Lab {
         let index = match &previous {
             Some(record) => record.index,
             None => {
-                let _machine_lock = state::lock(&self.paths.state_root.join(".lock"))?;
+                // Machine-wide, whatever the state directory: the bridge is
+                // made before the lock is let go, so no other lab can pick
+                // the same subnet in between.
+                let _machine_lock = state::lock(Path::new(MACHINE_LOCK))?;
                 let index = state::allocate_index(&self.paths)?;
+                net::ensure_bridge(&NetPlan { index })?;
                 LabState {
                     name: self.paths.name.clone(),
                     index,

@@ -198,8 +198,12 @@ pub fn allocate_index(paths: &LabPaths) -> Result<u8> {
             }
         }
     }
+    // A bridge of that index may belong to a lab kept under another state
+    // directory (the test suite's, say): its subnet is taken as well.
     (0..MAX_LABS)
-        .find(|index| !used.contains(index))
+        .find(|index| {
+            !used.contains(index) && !super::net::link_exists(&NetPlan { index: *index }.bridge())
+        })
         .ok_or_else(|| {
             Error::lab(
                 "allocate a subnet",

@@ -45,12 +45,10 @@ pub fn preflight(command: &str) -> Result<()> {
     })
 }
 
-/// Looks a program up on PATH, plus the sbin directories that a non-login
-/// root shell may lack.
+/// Looks a program up on PATH, the way the commands the lab runs will.
 pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
 }

@@ -1,0 +1,144 @@
+//! A small builder for end-to-end tests: a named lab of real hosts, brought
+//! up through the `dockhand` binary exactly as a user would, and the
+//! independent clients (OpenSSH's `ssh`) used to check what dockhand did.
+//!
+//! Test labs keep their state under the target directory, so they never
+//! touch a user's own lab; the Debian base is shared through the machine's
+//! cache, so it is built once per machine.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use dockhand::lab::{LabPaths, LabState};
+use dockhand::transport::{HostKeyPolicy, Target};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_dockhand");
+
+/// Where every test lab keeps its state.
+pub fn state_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("labs")
+}
+
+pub struct TestLab {
+    pub name: String,
+}
+
+impl TestLab {
+    /// Brings lab `name` to `hosts` running hosts (idempotent: tests that
+    /// share a lab all call this, and only the first boots anything).
+    pub fn up(name: &str, hosts: usize) -> TestLab {
+        let lab = TestLab::named(name);
+        let output = lab.dockhand(&["lab", "up", &hosts.to_string()]);
+        assert_success(&output, "lab up");
+        lab
+    }
+
+    /// A handle on lab `name` without changing it.
+    pub fn named(name: &str) -> TestLab {
+        TestLab {
+            name: name.to_string(),
+        }
+    }
+
+    /// Runs the dockhand binary against this lab.
+    pub fn dockhand(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env("DOCKHAND_LAB", &self.name)
+            .env("DOCKHAND_LAB_DIR", state_root())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run dockhand")
+    }
+
+    pub fn paths(&self) -> LabPaths {
+        LabPaths::new(
+            &self.name,
+            state_root(),
+            PathBuf::from("/var/cache/dockhand"),
+        )
+        .unwrap()
+    }
+
+    pub fn state(&self) -> LabState {
+        LabState::load(&self.paths())
+            .unwrap()
+            .expect("lab state recorded")
+    }
+
+    /// How dockhand's transport reaches `host` as `user`.
+    pub fn target(&self, host: &str, user: &str) -> Target {
+        let state = self.state();
+        let record = state
+            .hosts
+            .iter()
+            .find(|h| h.name == host)
+            .expect("host in lab");
+        Target {
+            name: host.to_string(),
+            address: record.address.to_string(),
+            port: 22,
+            user: user.to_string(),
+            identity_files: vec![self.paths().key()],
+            use_agent: false,
+            known_hosts: vec![self.paths().known_hosts()],
+            host_key_policy: HostKeyPolicy::Strict,
+            host_key_alias: None,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Runs a command on a host with OpenSSH's client, as an independent
+    /// check of what dockhand did; returns its stdout.
+    pub fn ssh(&self, host: &str, command: &str) -> String {
+        let state = self.state();
+        let record = state
+            .hosts
+            .iter()
+            .find(|h| h.name == host)
+            .expect("host in lab");
+        let output = Command::new("ssh")
+            .args(["-i", &self.paths().key().to_string_lossy()])
+            .args([
+                "-o",
+                &format!(
+                    "UserKnownHostsFile={}",
+                    self.paths().known_hosts().display()
+                ),
+            ])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=10",
+            ])
+            .arg(format!("root@{}", record.address))
+            .arg(command)
+            .output()
+            .expect("run ssh");
+        assert_success(&output, &format!("ssh {host} {command}"));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+pub fn assert_success(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
