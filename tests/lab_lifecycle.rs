@@ -107,14 +107,14 @@ fn kill_hard(pids: &[i32]) {
     for pid in pids {
         let children =
             std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        let mut targets = vec![pid.to_string()];
-        targets.extend(children.split_whitespace().map(str::to_string));
-        let status = Command::new("kill")
-            .arg("-9")
-            .args(&targets)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        let targets = children
+            .split_whitespace()
+            .map(|child| child.parse::<i32>().unwrap())
+            .chain([*pid]);
+        for target in targets {
+            let target = rustix::process::Pid::from_raw(target).unwrap();
+            rustix::process::kill_process(target, rustix::process::Signal::KILL).unwrap();
+        }
     }
 }
 

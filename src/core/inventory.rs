@@ -282,6 +282,23 @@ mod tests {
     }
 
     #[test]
+    fn the_example_inventory_parses() {
+        let inv = parse(include_str!("../../inventory.example.yaml")).unwrap();
+        let names: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["build-01", "docker-01", "docker-02"]);
+        let build = &inv.hosts[0];
+        assert_eq!(
+            (build.user(), build.ssh.become_root),
+            ("deploy", Some(true))
+        );
+        assert_eq!(inv.hosts[2].port(), 2222);
+        assert_eq!(
+            inv.hosts[1].tls.names,
+            ["docker-01", "docker-01.example.com"]
+        );
+    }
+
+    #[test]
     fn groups_must_list_known_hosts() {
         let err = parse("hosts:\n  a:\ngroups:\n  g: { hosts: [a, zz] }\n").unwrap_err();
         assert!(err.to_string().contains("`zz`"), "{err}");
