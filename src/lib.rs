@@ -9,7 +9,9 @@
 pub mod cli;
 pub mod commands;
 pub mod core;
+pub mod engine;
 pub mod error;
 pub mod lab;
+pub mod pki;
 pub mod report;
 pub mod transport;

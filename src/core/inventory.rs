@@ -144,34 +144,11 @@ pub struct Inventory {
     pub hosts: Vec<Host>,
 }
 
-/// The YAML error's position as `file:line:column`.
-fn input_error(file: &Path, err: &serde_yaml::Error) -> Error {
-    let (line, column) = err
-        .location()
-        .map(|l| (l.line(), l.column()))
-        .unwrap_or((0, 0));
-    Error::Input {
-        file: file.to_path_buf(),
-        line,
-        column,
-        message: strip_location(&err.to_string()),
-    }
-}
-
-/// serde_yaml appends " at line L column C"; the position is given once,
-/// in front, as compilers do.
-fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(at) => message[..at].to_string(),
-        None => message.to_string(),
-    }
-}
-
 impl Inventory {
     /// Parses `text`, read from `file` (named in errors). `home` expands a
     /// leading `~/` in paths.
     pub fn parse(file: &Path, text: &str, home: Option<&Path>) -> Result<Inventory> {
-        let raw: InventoryFile = serde_yaml::from_str(text).map_err(|e| input_error(file, &e))?;
+        let raw: InventoryFile = serde_yaml::from_str(text).map_err(|e| super::yaml_error(file, &e))?;
         let semantic = |message: String| Error::Input {
             file: file.to_path_buf(),
             line: 0,

@@ -1,4 +1,36 @@
 //! The pure core: what the user asked for and what it means for each host.
 //! Nothing here does I/O, so all of it is tested without hosts.
 
+pub mod daemon_json;
 pub mod inventory;
+pub mod limit;
+pub mod pki;
+pub mod plan;
+pub mod playbook;
+pub mod resources;
+pub mod state;
+
+use std::path::Path;
+
+use crate::error::Error;
+
+/// A YAML error as `file:line:column: message`.
+pub(crate) fn yaml_error(file: &Path, err: &serde_yaml::Error) -> Error {
+    let (line, column) = err
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    // serde_yaml appends " at line L column C"; the position is given once,
+    // in front, as compilers do.
+    let message = err.to_string();
+    let message = match message.rfind(" at line ") {
+        Some(at) => message[..at].to_string(),
+        None => message,
+    };
+    Error::Input {
+        file: file.to_path_buf(),
+        line,
+        column,
+        message,
+    }
+}

@@ -94,7 +94,7 @@ impl Lab {
                 // made before the lock is let go, so no other lab can pick
                 // the same subnet in between.
                 let _machine_lock = state::lock(Path::new(MACHINE_LOCK))?;
-                let index = state::allocate_index(&self.paths)?;
+                let index = state::allocate_index(&self.paths, net::link_exists)?;
                 net::ensure_bridge(&NetPlan { index })?;
                 LabState {
                     name: self.paths.name.clone(),

@@ -181,7 +181,7 @@ pub fn lock(path: &Path) -> Result<LockGuard> {
 
 /// Picks the lowest lab index that no other lab of this machine records.
 /// Call with the machine-wide lock held.
-pub fn allocate_index(paths: &LabPaths) -> Result<u8> {
+pub fn allocate_index(paths: &LabPaths, link_exists: impl Fn(&str) -> bool) -> Result<u8> {
     let mut used = Vec::new();
     if let Ok(entries) = std::fs::read_dir(&paths.state_root) {
         for entry in entries.flatten() {
@@ -202,7 +202,7 @@ pub fn allocate_index(paths: &LabPaths) -> Result<u8> {
     // directory (the test suite's, say): its subnet is taken as well.
     (0..MAX_LABS)
         .find(|index| {
-            !used.contains(index) && !super::net::link_exists(&NetPlan { index: *index }.bridge())
+            !used.contains(index) && !link_exists(&NetPlan { index: *index }.bridge())
         })
         .ok_or_else(|| {
             Error::lab(
@@ -296,6 +296,7 @@ mod tests {
         .save(&other)
         .unwrap();
         let mine = LabPaths::new("mine", root.path().to_path_buf(), cache).unwrap();
-        assert_eq!(allocate_index(&mine).unwrap(), 1);
+        assert_eq!(allocate_index(&mine, |_| false).unwrap(), 1);
+        assert_eq!(allocate_index(&mine, |bridge| bridge == "dhlab1").unwrap(), 2);
     }
 }

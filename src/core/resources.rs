@@ -1,0 +1,446 @@
+//! Roles expanded into generic resources for one host: directories and
+//! files with content, mode, owner, group, secrecy, validation and the
+//! handlers a change notifies. Pure: the host's facts and its TLS material
+//! are inputs.
+
+use indexmap::IndexMap;
+use serde_json::{Map, Value, json};
+
+use super::playbook::{Handler, Playbook, SshdValue};
+use super::state::Facts;
+
+/// daemon.json keys the docker role sets from `listen` and `tls_dir`.
+pub const DOCKER_TLS_KEYS: &[&str] = &["hosts", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey"];
+
+/// The docker role's hardening defaults (CIS Docker Benchmark numbers).
+pub fn default_daemon_settings() -> IndexMap<String, Value> {
+    [
+        ("icc", json!(false)),
+        ("userns-remap", json!("default")),
+        ("live-restore", json!(true)),
+        ("no-new-privileges", json!(true)),
+        ("userland-proxy", json!(false)),
+        ("log-level", json!("info")),
+        ("log-driver", json!("json-file")),
+        ("log-opts", json!({"max-size": "10m", "max-file": "3"})),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The sshd role's hardening defaults.
+pub fn default_sshd_settings() -> IndexMap<String, SshdValue> {
+    let list = |items: &[&str]| SshdValue::List(items.iter().map(|s| s.to_string()).collect());
+    [
+        ("PasswordAuthentication", SshdValue::Bool(false)),
+        ("KbdInteractiveAuthentication", SshdValue::Bool(false)),
+        ("PermitRootLogin", SshdValue::Text("prohibit-password".into())),
+        ("PermitEmptyPasswords", SshdValue::Bool(false)),
+        ("X11Forwarding", SshdValue::Bool(false)),
+        ("MaxAuthTries", SshdValue::Number(3)),
+        ("LoginGraceTime", SshdValue::Number(30)),
+        (
+            "Ciphers",
+            list(&[
+                "chacha20-poly1305@openssh.com",
+                "aes256-gcm@openssh.com",
+                "aes128-gcm@openssh.com",
+                "aes256-ctr",
+                "aes192-ctr",
+                "aes128-ctr",
+            ]),
+        ),
+        ("MACs", list(&["hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "umac-128-etm@openssh.com"])),
+        (
+            "KexAlgorithms",
+            list(&[
+                "sntrup761x25519-sha512@openssh.com",
+                "curve25519-sha256",
+                "curve25519-sha256@libssh.org",
+                "diffie-hellman-group16-sha512",
+                "diffie-hellman-group18-sha512",
+            ]),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// What a file should contain.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Content {
+    Bytes(Vec<u8>),
+    /// Not known until a certificate is issued (by `apply`); why.
+    Pending(String),
+    /// daemon.json: managed keys merged into what the host has.
+    DaemonJson { managed: Map<String, Value>, own_whole_file: bool },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileResource {
+    pub path: String,
+    pub content: Content,
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+    pub secret: bool,
+    /// Checks the new content before it replaces the old; `%s` is the file.
+    pub validate: Option<String>,
+    pub notify: Vec<Handler>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirectoryResource {
+    pub path: String,
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+}
+
+/// A host's resources: directories first (files need them).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resources {
+    pub directories: Vec<DirectoryResource>,
+    pub files: Vec<FileResource>,
+    /// Things the plan should say although they change nothing.
+    pub warnings: Vec<String>,
+}
+
+impl Resources {
+    /// Every path the gatherer must look at, and whether it is secret.
+    pub fn paths(&self) -> Vec<(String, bool)> {
+        self.directories
+            .iter()
+            .map(|d| (d.path.clone(), false))
+            .chain(self.files.iter().map(|f| (f.path.clone(), f.secret)))
+            .collect()
+    }
+}
+
+/// A host's TLS material from the local PKI: known bytes, or pending.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TlsMaterial {
+    Ready { ca_pem: Vec<u8>, cert_pem: Vec<u8>, key_pem: Vec<u8> },
+    /// The CA exists but this host's certificate must be issued.
+    CertPending { ca_pem: Vec<u8>, reason: String },
+    /// No CA yet: everything will be issued.
+    CaPending,
+}
+
+/// The file names dockerd is pointed at, in `tls_dir`.
+pub const CA_FILE: &str = "ca.pem";
+pub const CERT_FILE: &str = "server-cert.pem";
+pub const KEY_FILE: &str = "server-key.pem";
+
+const MANAGED: &str = "# Managed by dockhand; changes made here are overwritten.\n";
+
+/// Expands the playbook for one host. Errors name what the host lacks.
+pub fn expand(playbook: &Playbook, facts: &Facts, tls: &TlsMaterial) -> Result<Resources, String> {
+    let mut out = Resources::default();
+    if let Some(docker) = &playbook.docker {
+        let dir = |path: &str| DirectoryResource {
+            path: path.to_string(),
+            mode: 0o755,
+            owner: "root".into(),
+            group: "root".into(),
+        };
+        let file = |path: String, content: Content, mode: u32, secret: bool, notify: Vec<Handler>| FileResource {
+            path,
+            content,
+            mode,
+            owner: "root".into(),
+            group: "root".into(),
+            secret,
+            validate: None,
+            notify,
+        };
+        let tls_path = |name: &str| format!("{}/{name}", docker.tls_dir.trim_end_matches('/'));
+        out.directories.push(dir(&docker.tls_dir));
+        let (ca, cert, key) = match tls {
+            TlsMaterial::Ready { ca_pem, cert_pem, key_pem } => (
+                Content::Bytes(ca_pem.clone()),
+                Content::Bytes(cert_pem.clone()),
+                Content::Bytes(key_pem.clone()),
+            ),
+            TlsMaterial::CertPending { ca_pem, reason } => (
+                Content::Bytes(ca_pem.clone()),
+                Content::Pending(format!("server certificate to be issued: {reason}")),
+                Content::Pending("new key for the new server certificate".into()),
+            ),
+            TlsMaterial::CaPending => (
+                Content::Pending("the CA is created on the first apply".into()),
+                Content::Pending("server certificate to be issued: no CA yet".into()),
+                Content::Pending("new key for the new server certificate".into()),
+            ),
+        };
+        let restart = vec![Handler::RestartDocker];
+        out.files.push(file(tls_path(CA_FILE), ca, 0o444, false, restart.clone()));
+        out.files.push(file(tls_path(CERT_FILE), cert, 0o444, false, restart.clone()));
+        out.files.push(file(tls_path(KEY_FILE), key, 0o400, true, restart.clone()));
+
+        let mut managed = Map::new();
+        managed.insert("hosts".into(), json!(["unix:///var/run/docker.sock", docker.listen]));
+        managed.insert("tls".into(), json!(true));
+        managed.insert("tlsverify".into(), json!(true));
+        managed.insert("tlscacert".into(), json!(tls_path(CA_FILE)));
+        managed.insert("tlscert".into(), json!(tls_path(CERT_FILE)));
+        managed.insert("tlskey".into(), json!(tls_path(KEY_FILE)));
+        let mut settings = default_daemon_settings();
+        for (key, value) in &docker.daemon {
+            if value.is_null() {
+                settings.shift_remove(key);
+            } else {
+                settings.insert(key.clone(), value.clone());
+            }
+        }
+        managed.extend(settings);
+        let json_dir = parent(&docker.daemon_json_path);
+        out.directories.push(dir(json_dir));
+        out.files.push(file(
+            docker.daemon_json_path.clone(),
+            Content::DaemonJson {
+                managed,
+                own_whole_file: docker.own_daemon_json,
+            },
+            0o644,
+            false,
+            restart.clone(),
+        ));
+
+        out.directories.push(dir(parent(&docker.unit_drop_in)));
+        out.files.push(file(
+            docker.unit_drop_in.clone(),
+            Content::Bytes(docker_override(facts)?.into_bytes()),
+            0o644,
+            false,
+            vec![Handler::DaemonReload, Handler::RestartDocker],
+        ));
+        for other in &facts.docker_drop_ins {
+            if *other != docker.unit_drop_in {
+                out.warnings.push(format!(
+                    "{other} is another drop-in of docker.service: if it sets ExecStart with -H, dockerd will not start"
+                ));
+            }
+        }
+    }
+    if let Some(sshd) = &playbook.sshd {
+        let mut settings = default_sshd_settings();
+        for (key, value) in &sshd.settings {
+            match value {
+                None => {
+                    settings.shift_remove(key);
+                }
+                Some(value) => {
+                    settings.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        let mut text = String::from(MANAGED);
+        text.push_str("# sshd keeps the first value it reads: this file sorts first.\n");
+        for (key, value) in &settings {
+            text.push_str(&format!("{key} {}\n", value.render()));
+        }
+        out.directories.push(DirectoryResource {
+            path: parent(&sshd.drop_in).to_string(),
+            mode: 0o755,
+            owner: "root".into(),
+            group: "root".into(),
+        });
+        out.files.push(FileResource {
+            path: sshd.drop_in.clone(),
+            content: Content::Bytes(text.into_bytes()),
+            mode: 0o644,
+            owner: "root".into(),
+            group: "root".into(),
+            secret: false,
+            validate: Some("sshd -t -f /etc/ssh/sshd_config".into()),
+            notify: vec![Handler::ReloadSsh],
+        });
+        let ours = file_name(&sshd.drop_in);
+        for other in &facts.sshd_drop_ins {
+            if file_name(other) < ours {
+                out.warnings.push(format!(
+                    "{other} sorts before {}: sshd reads it first, and its values win",
+                    sshd.drop_in
+                ));
+            }
+        }
+    }
+    for spec in &playbook.directories {
+        out.directories.push(DirectoryResource {
+            path: spec.path.clone(),
+            mode: spec.mode.0,
+            owner: spec.owner.clone(),
+            group: spec.group.clone(),
+        });
+    }
+    for spec in &playbook.files {
+        out.files.push(FileResource {
+            path: spec.path.clone(),
+            content: Content::Bytes(spec.content.clone().into_bytes()),
+            mode: spec.mode.0,
+            owner: spec.owner.clone(),
+            group: spec.group.clone(),
+            secret: spec.secret,
+            validate: spec.validate.clone(),
+            notify: spec.notify.clone(),
+        });
+    }
+    out.directories.dedup_by(|a, b| a.path == b.path);
+    Ok(out)
+}
+
+fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(at) => &path[..at],
+    }
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The systemd drop-in that clears the packaged ExecStart (whose `-H
+/// fd://` clashes with `hosts` in daemon.json) and starts the host's own
+/// dockerd with the packaged flags, less every `-H` and `$DOCKER_OPTS`.
+pub fn docker_override(facts: &Facts) -> Result<String, String> {
+    let packaged = facts.docker_exec_start.last();
+    let dockerd = packaged
+        .and_then(|argv| argv.first().cloned())
+        .or_else(|| facts.dockerd_path.clone())
+        .ok_or("dockerd is not installed (no docker.service ExecStart and no dockerd on PATH)")?;
+    let mut args = Vec::new();
+    let mut skip_value = false;
+    for arg in packaged.map(|argv| &argv[1..]).unwrap_or(&[]) {
+        if skip_value {
+            skip_value = false;
+            continue;
+        }
+        match arg.as_str() {
+            "-H" | "--host" => skip_value = true,
+            a if a.starts_with("-H") || a.starts_with("--host=") => {}
+            "$DOCKER_OPTS" | "${DOCKER_OPTS}" => {}
+            a => args.push(a.to_string()),
+        }
+    }
+    let command = std::iter::once(dockerd).chain(args).collect::<Vec<_>>().join(" ");
+    Ok(format!(
+        "{MANAGED}# The packaged ExecStart passes -H, which clashes with `hosts` in\n\
+         # /etc/docker/daemon.json; the empty ExecStart= clears it.\n\
+         [Service]\nExecStart=\nExecStart={command}\n"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::playbook::Playbook;
+
+    fn debian_facts() -> Facts {
+        Facts {
+            dockerd_path: Some("/usr/sbin/dockerd".into()),
+            docker_exec_start: vec![
+                "/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS"
+                    .split(' ')
+                    .map(String::from)
+                    .collect(),
+            ],
+            ..Facts::default()
+        }
+    }
+
+    #[test]
+    fn override_drops_every_host_flag() {
+        let cases = [
+            ("/usr/sbin/dockerd -H fd:// --containerd=/run/c.sock $DOCKER_OPTS", "/usr/sbin/dockerd --containerd=/run/c.sock"),
+            ("/usr/bin/dockerd -H fd:// -H tcp://0.0.0.0:2375 --containerd=/c", "/usr/bin/dockerd --containerd=/c"),
+            ("/usr/bin/dockerd --host=fd:// -Hunix:///x --debug", "/usr/bin/dockerd --debug"),
+            ("/usr/sbin/dockerd --containerd=/run/c.sock", "/usr/sbin/dockerd --containerd=/run/c.sock"),
+        ];
+        for (exec_start, expected) in cases {
+            let facts = Facts {
+                docker_exec_start: vec![exec_start.split(' ').map(String::from).collect()],
+                ..Facts::default()
+            };
+            let text = docker_override(&facts).unwrap();
+            assert!(text.contains(&format!("\nExecStart=\nExecStart={expected}\n")), "{exec_start}:\n{text}");
+        }
+        let none = docker_override(&Facts::default()).unwrap_err();
+        assert!(none.contains("dockerd is not installed"));
+        let from_path = docker_override(&Facts { dockerd_path: Some("/opt/dockerd".into()), ..Facts::default() }).unwrap();
+        assert!(from_path.contains("ExecStart=/opt/dockerd\n"));
+    }
+
+    #[test]
+    fn the_shipped_playbook_expands_to_the_secure_set() {
+        let playbook = Playbook::parse("p.yaml".as_ref(), include_str!("../../playbooks/docker-tls.yaml")).unwrap();
+        let tls = TlsMaterial::Ready { ca_pem: b"CA".to_vec(), cert_pem: b"CERT".to_vec(), key_pem: b"KEY".to_vec() };
+        let resources = expand(&playbook, &debian_facts(), &tls).unwrap();
+        let modes: Vec<(&str, u32, bool)> = resources.files.iter().map(|f| (f.path.as_str(), f.mode, f.secret)).collect();
+        assert_eq!(
+            modes,
+            vec![
+                ("/etc/docker/tls/ca.pem", 0o444, false),
+                ("/etc/docker/tls/server-cert.pem", 0o444, false),
+                ("/etc/docker/tls/server-key.pem", 0o400, true),
+                ("/etc/docker/daemon.json", 0o644, false),
+                ("/etc/systemd/system/docker.service.d/override.conf", 0o644, false),
+                ("/etc/ssh/sshd_config.d/00-dockhand.conf", 0o644, false),
+            ]
+        );
+        let Content::DaemonJson { managed, own_whole_file } = &resources.files[3].content else { panic!() };
+        assert!(!own_whole_file);
+        for (key, value) in [
+            ("hosts", json!(["unix:///var/run/docker.sock", "tcp://0.0.0.0:2376"])),
+            ("tlsverify", json!(true)),
+            ("tlskey", json!("/etc/docker/tls/server-key.pem")),
+            ("icc", json!(false)),
+            ("userns-remap", json!("default")),
+            ("live-restore", json!(true)),
+            ("no-new-privileges", json!(true)),
+            ("userland-proxy", json!(false)),
+        ] {
+            assert_eq!(managed.get(key), Some(&value), "{key}");
+        }
+        let Content::Bytes(sshd) = &resources.files[5].content else { panic!() };
+        let sshd = String::from_utf8(sshd.clone()).unwrap();
+        for line in ["PasswordAuthentication no\n", "KbdInteractiveAuthentication no\n", "PermitRootLogin prohibit-password\n", "X11Forwarding no\n", "MaxAuthTries 3\n"] {
+            assert!(sshd.contains(line), "{line}");
+        }
+        assert!(resources.files[2].notify.contains(&Handler::RestartDocker));
+        assert_eq!(resources.files[4].notify, vec![Handler::DaemonReload, Handler::RestartDocker]);
+        assert_eq!(resources.files[5].notify, vec![Handler::ReloadSsh]);
+    }
+
+    #[test]
+    fn user_settings_override_and_null_drops_defaults() {
+        let playbook = Playbook::parse(
+            "p.yaml".as_ref(),
+            "pki: {}\ndocker:\n  daemon: { userns-remap: null, debug: true }\nsshd:\n  settings: { X11Forwarding: null, MaxAuthTries: 2 }\n",
+        )
+        .unwrap();
+        let resources = expand(&playbook, &debian_facts(), &TlsMaterial::CaPending).unwrap();
+        let Content::DaemonJson { managed, .. } = &resources.files[3].content else { panic!() };
+        assert!(!managed.contains_key("userns-remap"));
+        assert_eq!(managed.get("debug"), Some(&json!(true)));
+        let Content::Bytes(sshd) = &resources.files[5].content else { panic!() };
+        let sshd = String::from_utf8(sshd.clone()).unwrap();
+        assert!(!sshd.contains("X11Forwarding") && sshd.contains("MaxAuthTries 2\n"));
+        assert!(matches!(resources.files[0].content, Content::Pending(_)));
+    }
+
+    #[test]
+    fn drop_ins_that_sort_first_are_warned_about() {
+        let playbook = Playbook::parse("p.yaml".as_ref(), "sshd:\n  drop_in: /etc/ssh/sshd_config.d/10-dockhand.conf\n").unwrap();
+        let facts = Facts {
+            sshd_drop_ins: vec!["/etc/ssh/sshd_config.d/05-site.conf".into(), "/etc/ssh/sshd_config.d/50-cloud-init.conf".into()],
+            ..Facts::default()
+        };
+        let resources = expand(&playbook, &facts, &TlsMaterial::CaPending).unwrap();
+        assert_eq!(resources.warnings.len(), 1);
+        assert!(resources.warnings[0].contains("05-site.conf sorts before"));
+    }
+}

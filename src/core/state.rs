@@ -1,0 +1,69 @@
+//! What a host actually has, as gathered in one round trip: the managed
+//! paths (metadata, digest, and content unless secret) and the facts the
+//! roles need. Plain data, filled by the engine's gatherer.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// The kind of thing found at a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathKind {
+    File,
+    Directory,
+    Other,
+}
+
+/// One path on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ActualPath {
+    pub exists: bool,
+    pub kind: Option<PathKind>,
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+    pub size: u64,
+    /// Hex SHA-256 of a regular file's content.
+    pub sha256: Option<String>,
+    /// The content, for regular files that are not secret and not too big.
+    pub content: Option<Vec<u8>>,
+}
+
+/// Facts about the host that the roles need.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Facts {
+    pub os_id: String,
+    pub os_version: String,
+    /// `command -v dockerd`.
+    pub dockerd_path: Option<String>,
+    /// The docker unit's effective ExecStart command lines (argv), in order.
+    pub docker_exec_start: Vec<Vec<String>>,
+    /// Drop-in files of docker.service that systemd reads.
+    pub docker_drop_ins: Vec<String>,
+    pub docker_active: String,
+    /// `ssh.service` (Debian) or `sshd.service` (RHEL-likes).
+    pub ssh_unit: String,
+    pub ssh_active: String,
+    /// `sshd -T`: effective settings, lower-case keywords.
+    pub sshd_effective: BTreeMap<String, String>,
+    /// What `sshd -T` said when it failed.
+    pub sshd_error: Option<String>,
+    /// Files in the sshd drop-in directory, sorted as sshd reads them.
+    pub sshd_drop_ins: Vec<String>,
+    /// Whether `dockerd --validate` exists (dockerd 23 and later).
+    pub dockerd_can_validate: bool,
+}
+
+/// Everything gathered from one host.
+#[derive(Debug, Clone, Default)]
+pub struct ActualState {
+    pub paths: BTreeMap<String, ActualPath>,
+    pub facts: Facts,
+}
+
+impl ActualState {
+    pub fn path(&self, path: &str) -> ActualPath {
+        self.paths.get(path).cloned().unwrap_or_default()
+    }
+}

@@ -1,0 +1,354 @@
+//! The local PKI: the CA and the certificates it issues, kept on the
+//! workstation (the CA key never leaves it). Layout of the directory:
+//!
+//! ```text
+//! ca.pem  ca-key.pem                     the CA (key 0600)
+//! servers/HOST/cert.pem  key.pem         one per host (key 0600)
+//! clients/NAME/cert.pem  key.pem         client certificates (key 0600)
+//! ```
+//!
+//! Reading (for `plan`) never writes; issuing decides with
+//! `core::pki::decide` and writes each key with 0600 from the start.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+};
+
+use crate::core::pki::{self, Decision, Purpose, Sans};
+use crate::core::playbook::{KeyType, PkiRole};
+use crate::core::resources::TlsMaterial;
+use crate::error::{Error, Result};
+
+/// Certificates start this long before they are issued, so a host whose
+/// clock is a little behind accepts them (docker-machine did the same).
+const BACKDATE_SECONDS: i64 = 300;
+
+pub struct PkiStore {
+    dir: PathBuf,
+    settings: PkiRole,
+}
+
+/// A certificate and its key, as PEM.
+#[derive(Clone)]
+pub struct Pair {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+/// What `ensure_*` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Reused,
+    Issued(pki::IssueReason),
+}
+
+impl PkiStore {
+    pub fn new(dir: PathBuf, settings: PkiRole) -> PkiStore {
+        PkiStore { dir, settings }
+    }
+
+    /// The directory from, in order: `DOCKHAND_PKI_DIR`, the playbook's
+    /// `pki.dir` (relative to the playbook), `~/.local/share/dockhand/pki`.
+    pub fn locate(settings: &PkiRole, playbook_file: &Path) -> PathBuf {
+        if let Some(dir) = std::env::var_os("DOCKHAND_PKI_DIR") {
+            return PathBuf::from(dir);
+        }
+        if let Some(dir) = &settings.dir {
+            let base = playbook_file.parent().unwrap_or(Path::new("."));
+            return base.join(dir);
+        }
+        let data = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        data.join("dockhand/pki")
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn ca_paths(&self) -> (PathBuf, PathBuf) {
+        (self.dir.join("ca.pem"), self.dir.join("ca-key.pem"))
+    }
+
+    fn pair_paths(&self, kind: &str, name: &str) -> (PathBuf, PathBuf) {
+        let dir = self.dir.join(kind).join(name);
+        (dir.join("cert.pem"), dir.join("key.pem"))
+    }
+
+    /// The CA, if it exists.
+    pub fn ca(&self) -> Result<Option<Pair>> {
+        let (cert, key) = self.ca_paths();
+        read_pair(&cert, &key)
+    }
+
+    /// What a host's TLS files would be, without issuing anything.
+    pub fn tls_for_host(&self, host: &str, sans: &Sans, now: i64) -> Result<TlsMaterial> {
+        let Some(ca) = self.ca()? else {
+            return Ok(TlsMaterial::CaPending);
+        };
+        let (cert_path, key_path) = self.pair_paths("servers", host);
+        let existing = read_pair(&cert_path, &key_path)?;
+        match self.decide(existing.as_ref(), &ca, Purpose::Server, Some(sans), now) {
+            Decision::Reuse => {
+                let pair = existing.expect("reuse implies a pair");
+                Ok(TlsMaterial::Ready {
+                    ca_pem: ca.cert_pem,
+                    cert_pem: pair.cert_pem,
+                    key_pem: pair.key_pem,
+                })
+            }
+            Decision::Issue(reason) => Ok(TlsMaterial::CertPending {
+                ca_pem: ca.cert_pem,
+                reason: reason.to_string(),
+            }),
+        }
+    }
+
+    fn decide(&self, existing: Option<&Pair>, ca: &Pair, purpose: Purpose, sans: Option<&Sans>, now: i64) -> Decision {
+        let parsed = existing.map(|pair| pki::read_certificate(&pair.cert_pem, Some(&ca.cert_pem)));
+        let existing = parsed.as_ref().map(|r| r.as_ref().map_err(String::as_str));
+        pki::decide(existing, purpose, sans, now, self.settings.renew_before_days)
+    }
+
+    /// The CA, created if missing.
+    pub fn ensure_ca(&self) -> Result<(Pair, bool)> {
+        if let Some(ca) = self.ca()? {
+            return Ok((ca, false));
+        }
+        let key = self.new_key()?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = name(&self.settings.ca_common_name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        self.set_validity(&mut params, self.settings.ca_validity_days)?;
+        let cert = params.self_signed(&key).map_err(|e| self.error("create the CA", e))?;
+        let pair = Pair {
+            cert_pem: cert.pem().into_bytes(),
+            key_pem: key.serialize_pem().into_bytes(),
+        };
+        let (cert_path, key_path) = self.ca_paths();
+        write_pair(&cert_path, &key_path, &pair)?;
+        Ok((pair, true))
+    }
+
+    /// A host's server certificate, issued when missing, expiring, from
+    /// another CA or naming other hosts.
+    pub fn ensure_server(&self, host: &str, sans: &Sans, now: i64) -> Result<(Pair, Outcome)> {
+        self.ensure_pair("servers", host, Purpose::Server, Some(sans), now)
+    }
+
+    /// A client certificate (extendedKeyUsage clientAuth).
+    pub fn ensure_client(&self, name: &str, now: i64) -> Result<(Pair, Outcome)> {
+        self.ensure_pair("clients", name, Purpose::Client, None, now)
+    }
+
+    fn ensure_pair(&self, kind: &str, name_: &str, purpose: Purpose, sans: Option<&Sans>, now: i64) -> Result<(Pair, Outcome)> {
+        validate_name(name_)?;
+        let (ca, _) = self.ensure_ca()?;
+        let (cert_path, key_path) = self.pair_paths(kind, name_);
+        let existing = read_pair(&cert_path, &key_path)?;
+        let reason = match self.decide(existing.as_ref(), &ca, purpose, sans, now) {
+            Decision::Reuse => return Ok((existing.expect("reuse implies a pair"), Outcome::Reused)),
+            Decision::Issue(reason) => reason,
+        };
+        let ca_key = KeyPair::from_pem(&String::from_utf8_lossy(&ca.key_pem)).map_err(|e| self.error("read the CA key", e))?;
+        let issuer = Issuer::from_ca_cert_pem(&String::from_utf8_lossy(&ca.cert_pem), ca_key)
+            .map_err(|e| self.error("read the CA certificate", e))?;
+        let key = self.new_key()?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = name(name_);
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = vec![match purpose {
+            Purpose::Server => ExtendedKeyUsagePurpose::ServerAuth,
+            Purpose::Client => ExtendedKeyUsagePurpose::ClientAuth,
+        }];
+        params.use_authority_key_identifier_extension = true;
+        if let Some(sans) = sans {
+            for dns in &sans.dns {
+                let dns = dns.clone().try_into().map_err(|e| self.error(&format!("use the name {dns:?}"), e))?;
+                params.subject_alt_names.push(SanType::DnsName(dns));
+            }
+            for ip in &sans.ips {
+                params.subject_alt_names.push(SanType::IpAddress(*ip));
+            }
+        }
+        self.set_validity(&mut params, self.settings.cert_validity_days)?;
+        let cert = params.signed_by(&key, &issuer).map_err(|e| self.error("issue a certificate", e))?;
+        let pair = Pair {
+            cert_pem: cert.pem().into_bytes(),
+            key_pem: key.serialize_pem().into_bytes(),
+        };
+        write_pair(&cert_path, &key_path, &pair)?;
+        Ok((pair, Outcome::Issued(reason)))
+    }
+
+    fn new_key(&self) -> Result<KeyPair> {
+        match self.settings.key_type {
+            KeyType::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+            KeyType::Rsa4096 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_4096),
+        }
+        .map_err(|e| self.error("generate a key", e))
+    }
+
+    /// Explicit validity, backdated a little, and a random 128-bit serial.
+    fn set_validity(&self, params: &mut CertificateParams, days: u32) -> Result<()> {
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::seconds(BACKDATE_SECONDS);
+        params.not_after = now + time::Duration::days(i64::from(days));
+        let mut serial = [0u8; 16];
+        getrandom(&mut serial);
+        serial[0] &= 0x7f; // positive
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
+        Ok(())
+    }
+
+    fn error(&self, step: &str, err: impl std::fmt::Display) -> Error {
+        Error::file(&self.dir, format!("cannot {step}: {err}"))
+    }
+}
+
+fn name(common_name: &str) -> DistinguishedName {
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CommonName, common_name);
+    name
+}
+
+/// Names become directory names.
+fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "{name:?} cannot name a certificate: use letters, digits, '-', '_' and '.'"
+        )))
+    }
+}
+
+fn getrandom(buf: &mut [u8]) {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => panic!("getrandom failed: {e}"),
+        }
+    }
+}
+
+fn read_pair(cert: &Path, key: &Path) -> Result<Option<Pair>> {
+    let read = |path: &Path| match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::file(path, e)),
+    };
+    match (read(cert)?, read(key)?) {
+        (Some(cert_pem), Some(key_pem)) => Ok(Some(Pair { cert_pem, key_pem })),
+        _ => Ok(None),
+    }
+}
+
+/// Writes the key with 0600 from its creation (never readable by others,
+/// not for a moment), then the certificate; each via a temp file renamed
+/// into place, so a crash leaves the old pair or the new, never half.
+fn write_pair(cert: &Path, key: &Path, pair: &Pair) -> Result<()> {
+    let dir = key.parent().expect("pki paths have a parent");
+    std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e))?;
+    write_atomic(key, &pair.key_pem, 0o600)?;
+    write_atomic(cert, &pair.cert_pem, 0o644)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(|e| Error::file(&tmp, e))?;
+    file.write_all(bytes).map_err(|e| Error::file(&tmp, e))?;
+    file.sync_all().map_err(|e| Error::file(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::file(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn store(dir: &Path, key_type: KeyType) -> PkiStore {
+        PkiStore::new(dir.to_path_buf(), PkiRole { key_type, ..PkiRole::default() })
+    }
+
+    fn now() -> i64 {
+        time::OffsetDateTime::now_utc().unix_timestamp()
+    }
+
+    #[test]
+    fn issues_once_reuses_then_reissues_on_san_drift() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path(), KeyType::EcdsaP256);
+        let sans = Sans::for_host("web1", "192.0.2.1", &[], &[]);
+        assert_eq!(store.tls_for_host("web1", &sans, now()).unwrap(), TlsMaterial::CaPending);
+
+        let (first, outcome) = store.ensure_server("web1", &sans, now()).unwrap();
+        assert_eq!(outcome, Outcome::Issued(pki::IssueReason::Missing));
+        let mode = |p: &str| std::fs::metadata(dir.path().join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("ca-key.pem"), 0o600);
+        assert_eq!(mode("servers/web1/key.pem"), 0o600);
+
+        let (again, outcome) = store.ensure_server("web1", &sans, now()).unwrap();
+        assert_eq!(outcome, Outcome::Reused);
+        assert_eq!(again.cert_pem, first.cert_pem);
+        assert!(matches!(store.tls_for_host("web1", &sans, now()).unwrap(), TlsMaterial::Ready { .. }));
+
+        let info = pki::read_certificate(&first.cert_pem, Some(&store.ca().unwrap().unwrap().cert_pem)).unwrap();
+        assert!(info.signed_by_ca && info.server_auth && !info.client_auth && !info.is_ca);
+        assert_eq!(info.sans, sans);
+        assert!(info.not_before < now() && info.not_after > now() + 364 * 86_400);
+
+        let moved = Sans::for_host("web1", "192.0.2.99", &[], &[]);
+        let TlsMaterial::CertPending { reason, .. } = store.tls_for_host("web1", &moved, now()).unwrap() else { panic!() };
+        assert!(reason.contains("names changed"), "{reason}");
+        let (_, outcome) = store.ensure_server("web1", &moved, now()).unwrap();
+        assert!(matches!(outcome, Outcome::Issued(pki::IssueReason::NamesChanged { .. })));
+
+        // A year on, inside the renewal window: reissued.
+        let (_, outcome) = store.ensure_server("web1", &moved, now() + 350 * 86_400).unwrap();
+        assert!(matches!(outcome, Outcome::Issued(pki::IssueReason::Expiring { .. })), "{outcome:?}");
+    }
+
+    #[test]
+    fn client_certificates_are_for_client_auth() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path(), KeyType::EcdsaP256);
+        let (pair, _) = store.ensure_client("admin", now()).unwrap();
+        let info = pki::read_certificate(&pair.cert_pem, Some(&store.ca().unwrap().unwrap().cert_pem)).unwrap();
+        assert!(info.client_auth && !info.server_auth);
+        assert!(store.ensure_client("../evil", now()).is_err());
+    }
+
+    #[test]
+    fn rsa_4096_on_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path(), KeyType::Rsa4096);
+        let (ca, _) = store.ensure_ca().unwrap();
+        let key = String::from_utf8(ca.key_pem).unwrap();
+        let pair = KeyPair::from_pem(&key).unwrap();
+        assert!(pair.is_compatible(&rcgen::PKCS_RSA_SHA256));
+        // 4096-bit modulus: the DER public key is over 512 bytes.
+        assert!(pair.public_key_raw().len() > 512);
+    }
+}
