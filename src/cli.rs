@@ -31,6 +31,26 @@ enum Command {
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
         forks: u32,
     },
+    /// Show, per host, what applying the playbook would change: unified
+    /// diffs, modes, owners, handlers. Never writes to a host.
+    Plan {
+        #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
+        inventory: PathBuf,
+        /// The playbook (YAML), e.g. playbooks/docker-tls.yaml.
+        #[arg(value_name = "PLAYBOOK")]
+        playbook: PathBuf,
+        /// Host names, group names and globs, comma-separated.
+        #[arg(long, value_name = "PATTERN")]
+        limit: Option<String>,
+        #[arg(long, value_enum, default_value_t = FormatArg::Human)]
+        format: FormatArg,
+        /// Exit 2 when changes are pending (0: nothing to do, 1: error).
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Also show each host's connection and gathering steps (stderr).
+        #[arg(short, long)]
+        verbose: bool,
+    },
     /// Disposable local Debian hosts (systemd, OpenSSH, dockerd) to try
     /// playbooks on; needs root.
     Lab {
@@ -60,6 +80,21 @@ enum Command {
     },
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    Human,
+    Json,
+}
+
+impl From<FormatArg> for crate::report::Format {
+    fn from(format: FormatArg) -> Self {
+        match format {
+            FormatArg::Human => crate::report::Format::Human,
+            FormatArg::Json => crate::report::Format::Json,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum LabAction {
     /// Boot N hosts (default: keep the current number, or 3), wait until each
@@ -83,6 +118,21 @@ pub fn run() -> Result<i32> {
         Command::Ping { inventory, forks } => commands::ping::run(&commands::ping::Options {
             inventory,
             forks: forks as usize,
+        }),
+        Command::Plan {
+            inventory,
+            playbook,
+            limit,
+            format,
+            detailed_exitcode,
+            verbose,
+        } => commands::plan::run(&commands::plan::Options {
+            inventory,
+            playbook,
+            limit,
+            format: format.into(),
+            detailed_exitcode,
+            verbose,
         }),
         Command::Lab {
             action,

@@ -85,6 +85,14 @@ pub enum Error {
         stderr: String,
     },
 
+    /// A step of the per-host pipeline failed for a reason on the host.
+    #[error("{host}: {step}: {reason}")]
+    Host {
+        host: String,
+        step: String,
+        reason: String,
+    },
+
     /// The lab needs root on the machine.
     #[error(
         "`dockhand lab {command}` must run as root (it mounts overlays, creates network namespaces and boots containers); run it with sudo"

@@ -10,7 +10,11 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// The document a host should have.
-pub fn desired(actual: Option<&[u8]>, managed: &Map<String, Value>, own_whole_file: bool) -> Result<Map<String, Value>, String> {
+pub fn desired(
+    actual: Option<&[u8]>,
+    managed: &Map<String, Value>,
+    own_whole_file: bool,
+) -> Result<Map<String, Value>, String> {
     if own_whole_file {
         return Ok(managed.clone());
     }
@@ -30,7 +34,11 @@ pub fn parse(bytes: &[u8]) -> Result<Map<String, Value>, String> {
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err("it is valid JSON but not an object".into()),
-        Err(e) => Err(format!("it is not valid JSON (line {} column {}: {e})", e.line(), e.column())),
+        Err(e) => Err(format!(
+            "it is not valid JSON (line {} column {}: {e})",
+            e.line(),
+            e.column()
+        )),
     }
 }
 
@@ -66,12 +74,15 @@ pub fn key_changes(before: &Map<String, Value>, after: &Map<String, Value>) -> V
             Some(_) => None,
         })
         .collect();
-    changes.extend(before.iter().filter(|(key, _)| !after.contains_key(*key)).map(|(key, value)| {
-        KeyChange::Removed {
-            key: key.clone(),
-            value: value.clone(),
-        }
-    }));
+    changes.extend(
+        before
+            .iter()
+            .filter(|(key, _)| !after.contains_key(*key))
+            .map(|(key, value)| KeyChange::Removed {
+                key: key.clone(),
+                value: value.clone(),
+            }),
+    );
     changes
 }
 
@@ -89,7 +100,10 @@ mod tests {
         let managed = map(json!({"icc": false, "tls": true}));
         let actual = br#"{"debug": true, "icc": true}"#;
         let merged = desired(Some(actual), &managed, false).unwrap();
-        assert_eq!(merged, map(json!({"debug": true, "icc": false, "tls": true})));
+        assert_eq!(
+            merged,
+            map(json!({"debug": true, "icc": false, "tls": true}))
+        );
         // The hand-set key keeps its place.
         assert_eq!(merged.keys().next().unwrap(), "debug");
         let owned = desired(Some(actual), &managed, true).unwrap();
@@ -122,9 +136,19 @@ mod tests {
         assert_eq!(
             key_changes(&before, &after),
             vec![
-                KeyChange::Changed { key: "b".into(), from: json!(2), to: json!(3) },
-                KeyChange::Added { key: "new".into(), value: json!("x") },
-                KeyChange::Removed { key: "gone".into(), value: json!(true) },
+                KeyChange::Changed {
+                    key: "b".into(),
+                    from: json!(2),
+                    to: json!(3)
+                },
+                KeyChange::Added {
+                    key: "new".into(),
+                    value: json!("x")
+                },
+                KeyChange::Removed {
+                    key: "gone".into(),
+                    value: json!(true)
+                },
             ]
         );
     }

@@ -14,12 +14,12 @@
 //!     ssh: { user: deploy, become: true }
 //! ```
 //!
-//! SSH settings are merged field by field: a host's own beat its groups'
-//! (groups in name order, the later winning, as Ansible merges groups of one
-//! depth), which beat `defaults`. Pure: parsing and resolution do no I/O;
+//! Hosts keep the order of the file. SSH settings are merged field by
+//! field: a host's own beat its groups' (groups in name order, the later
+//! winning, as Ansible merges groups of one depth), which beat `defaults`. Pure: parsing and resolution do no I/O;
 //! the caller reads the file and supplies the home directory.
 
-use std::collections::BTreeMap;
+use indexmap::IndexMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -114,9 +114,9 @@ struct InventoryFile {
     #[serde(default)]
     defaults: Defaults,
     #[serde(default)]
-    hosts: BTreeMap<String, Option<HostEntry>>,
+    hosts: IndexMap<String, Option<HostEntry>>,
     #[serde(default)]
-    groups: BTreeMap<String, GroupEntry>,
+    groups: IndexMap<String, GroupEntry>,
 }
 
 /// A host with its settings resolved.
@@ -148,7 +148,8 @@ impl Inventory {
     /// Parses `text`, read from `file` (named in errors). `home` expands a
     /// leading `~/` in paths.
     pub fn parse(file: &Path, text: &str, home: Option<&Path>) -> Result<Inventory> {
-        let raw: InventoryFile = serde_yaml::from_str(text).map_err(|e| super::yaml_error(file, &e))?;
+        let raw: InventoryFile =
+            serde_yaml::from_str(text).map_err(|e| super::yaml_error(file, &e))?;
         let semantic = |message: String| Error::Input {
             file: file.to_path_buf(),
             line: 0,
@@ -167,12 +168,13 @@ impl Inventory {
             .iter()
             .map(|(name, entry)| {
                 let entry = entry.clone().unwrap_or_default();
-                let groups: Vec<String> = raw
+                let mut groups: Vec<String> = raw
                     .groups
                     .iter()
                     .filter(|(_, g)| g.hosts.contains(name))
                     .map(|(group, _)| group.clone())
                     .collect();
+                groups.sort();
                 let mut ssh = raw.defaults.ssh.clone();
                 for group in &groups {
                     ssh = ssh.overlaid_by(&raw.groups[group].ssh);
@@ -262,15 +264,19 @@ mod tests {
     fn the_example_inventory_parses() {
         let inv = parse(include_str!("../../inventory.example.yaml")).unwrap();
         let names: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
-        assert_eq!(names, ["build-01", "docker-01", "docker-02"]);
-        let build = &inv.hosts[0];
+        assert_eq!(
+            names,
+            ["docker-01", "docker-02", "build-01"],
+            "inventory order"
+        );
+        let build = &inv.hosts[2];
         assert_eq!(
             (build.user(), build.ssh.become_root),
             ("deploy", Some(true))
         );
-        assert_eq!(inv.hosts[2].port(), 2222);
+        assert_eq!(inv.hosts[1].port(), 2222);
         assert_eq!(
-            inv.hosts[1].tls.names,
+            inv.hosts[0].tls.names,
             ["docker-01", "docker-01.example.com"]
         );
     }

@@ -23,10 +23,15 @@ pub fn select<'a>(hosts: &'a [Host], pattern: &str) -> Result<Vec<&'a Host>> {
     };
     for (part, matcher) in &matchers {
         if !hosts.iter().any(|h| selects(h, matcher)) {
-            return Err(flag_error(format!("`{part}` matches no host or group of the inventory")));
+            return Err(flag_error(format!(
+                "`{part}` matches no host or group of the inventory"
+            )));
         }
     }
-    Ok(hosts.iter().filter(|h| matchers.iter().any(|(_, m)| selects(h, m))).collect())
+    Ok(hosts
+        .iter()
+        .filter(|h| matchers.iter().any(|(_, m)| selects(h, m)))
+        .collect())
 }
 
 #[cfg(test)]
@@ -51,12 +56,16 @@ mod tests {
             ("web1", vec!["web1"]),
             ("web*", vec!["web1", "web2"]),
             ("db", vec!["db1"]),
-            ("db,edge", vec!["db1", "web2"]),
-            ("web1, db1", vec!["db1", "web1"]),
-            ("*", vec!["db1", "web1", "web2"]),
+            ("db,edge", vec!["web2", "db1"]),
+            ("web1, db1", vec!["web1", "db1"]),
+            ("*", vec!["web1", "web2", "db1"]),
         ];
         for (pattern, expected) in cases {
-            let got: Vec<&str> = select(&hosts, pattern).unwrap().iter().map(|h| h.name.as_str()).collect();
+            let got: Vec<&str> = select(&hosts, pattern)
+                .unwrap()
+                .iter()
+                .map(|h| h.name.as_str())
+                .collect();
             assert_eq!(got, expected, "{pattern}");
         }
     }
@@ -64,9 +73,17 @@ mod tests {
     #[test]
     fn a_pattern_that_matches_nothing_is_an_error() {
         let hosts = hosts();
-        for (pattern, needle) in [("web9", "`web9` matches no host"), ("web1,nope*", "`nope*` matches no host"), ("web1,,db", "empty pattern"), ("[", "`[`")] {
+        for (pattern, needle) in [
+            ("web9", "`web9` matches no host"),
+            ("web1,nope*", "`nope*` matches no host"),
+            ("web1,,db", "empty pattern"),
+            ("[", "`[`"),
+        ] {
             let err = select(&hosts, pattern).unwrap_err().to_string();
-            assert!(err.starts_with("--limit") && err.contains(needle), "{pattern}: {err}");
+            assert!(
+                err.starts_with("--limit") && err.contains(needle),
+                "{pattern}: {err}"
+            );
         }
     }
 }

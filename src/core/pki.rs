@@ -19,7 +19,10 @@ impl Sans {
     /// inventory name and connection address (clients use those too).
     pub fn for_host(name: &str, address: &str, names: &[String], addresses: &[IpAddr]) -> Sans {
         let mut sans = Sans::default();
-        for candidate in [name, address].into_iter().chain(names.iter().map(String::as_str)) {
+        for candidate in [name, address]
+            .into_iter()
+            .chain(names.iter().map(String::as_str))
+        {
             match candidate.parse::<IpAddr>() {
                 Ok(ip) => {
                     sans.ips.insert(ip);
@@ -60,8 +63,11 @@ pub struct CertInfo {
 
 /// Reads a PEM certificate; `ca_pem` is the CA it should be signed by.
 pub fn read_certificate(pem: &[u8], ca_pem: Option<&[u8]>) -> Result<CertInfo, String> {
-    let (_, block) = x509_parser::pem::parse_x509_pem(pem).map_err(|e| format!("not a PEM certificate: {e}"))?;
-    let cert = block.parse_x509().map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let (_, block) =
+        x509_parser::pem::parse_x509_pem(pem).map_err(|e| format!("not a PEM certificate: {e}"))?;
+    let cert = block
+        .parse_x509()
+        .map_err(|e| format!("not an X.509 certificate: {e}"))?;
     let mut sans = Sans::default();
     if let Ok(Some(extension)) = cert.subject_alternative_name() {
         for name in &extension.value.general_names {
@@ -84,7 +90,9 @@ pub fn read_certificate(pem: &[u8], ca_pem: Option<&[u8]>) -> Result<CertInfo, S
     };
     let signed_by_ca = match ca_pem {
         Some(ca_pem) => {
-            let ca_block = x509_parser::pem::parse_x509_pem(ca_pem).map_err(|e| format!("CA: {e}"))?.1;
+            let ca_block = x509_parser::pem::parse_x509_pem(ca_pem)
+                .map_err(|e| format!("CA: {e}"))?
+                .1;
             let ca = ca_block.parse_x509().map_err(|e| format!("CA: {e}"))?;
             cert.verify_signature(Some(ca.public_key())).is_ok()
         }
@@ -121,22 +129,40 @@ pub enum Purpose {
 #[serde(tag = "reason", rename_all = "kebab-case")]
 pub enum IssueReason {
     Missing,
-    Unreadable { detail: String },
+    Unreadable {
+        detail: String,
+    },
     NotFromThisCa,
     WrongPurpose,
-    Expiring { days_left: i64 },
-    NamesChanged { missing: Vec<String>, extra: Vec<String> },
+    Expiring {
+        days_left: i64,
+    },
+    NamesChanged {
+        missing: Vec<String>,
+        extra: Vec<String>,
+    },
 }
 
 impl std::fmt::Display for IssueReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             IssueReason::Missing => write!(f, "no certificate yet"),
-            IssueReason::Unreadable { detail } => write!(f, "the existing certificate is unreadable ({detail})"),
-            IssueReason::NotFromThisCa => write!(f, "the existing certificate is not signed by the current CA"),
-            IssueReason::WrongPurpose => write!(f, "the existing certificate is not for this purpose"),
+            IssueReason::Unreadable { detail } => {
+                write!(f, "the existing certificate is unreadable ({detail})")
+            }
+            IssueReason::NotFromThisCa => write!(
+                f,
+                "the existing certificate is not signed by the current CA"
+            ),
+            IssueReason::WrongPurpose => {
+                write!(f, "the existing certificate is not for this purpose")
+            }
             IssueReason::Expiring { days_left } if *days_left < 0 => {
-                write!(f, "the existing certificate expired {} day(s) ago", -days_left)
+                write!(
+                    f,
+                    "the existing certificate expired {} day(s) ago",
+                    -days_left
+                )
             }
             IssueReason::Expiring { days_left } => {
                 write!(f, "the existing certificate expires in {days_left} day(s)")
@@ -149,7 +175,11 @@ impl std::fmt::Display for IssueReason {
                 if !extra.is_empty() {
                     parts.push(format!("still names {}", extra.join(", ")));
                 }
-                write!(f, "the host's names changed: the certificate {}", parts.join(" and "))
+                write!(
+                    f,
+                    "the host's names changed: the certificate {}",
+                    parts.join(" and ")
+                )
             }
         }
     }
@@ -248,18 +278,35 @@ mod tests {
         let expiring = server(10, wanted.clone());
         let expired = server(-2, wanted.clone());
         let drifted = server(300, sans(&["web1"], &["192.0.2.9"]));
-        let foreign = CertInfo { signed_by_ca: false, ..fresh.clone() };
-        let client_only = CertInfo { server_auth: false, client_auth: true, ..fresh.clone() };
+        let foreign = CertInfo {
+            signed_by_ca: false,
+            ..fresh.clone()
+        };
+        let client_only = CertInfo {
+            server_auth: false,
+            client_auth: true,
+            ..fresh.clone()
+        };
         let cases: Vec<(&str, Option<Result<&CertInfo, &str>>, Decision)> = vec![
             ("missing", None, Decision::Issue(IssueReason::Missing)),
             (
                 "unreadable",
                 Some(Err("garbage")),
-                Decision::Issue(IssueReason::Unreadable { detail: "garbage".into() }),
+                Decision::Issue(IssueReason::Unreadable {
+                    detail: "garbage".into(),
+                }),
             ),
             ("valid", Some(Ok(&fresh)), Decision::Reuse),
-            ("inside window", Some(Ok(&expiring)), Decision::Issue(IssueReason::Expiring { days_left: 10 })),
-            ("expired", Some(Ok(&expired)), Decision::Issue(IssueReason::Expiring { days_left: -2 })),
+            (
+                "inside window",
+                Some(Ok(&expiring)),
+                Decision::Issue(IssueReason::Expiring { days_left: 10 }),
+            ),
+            (
+                "expired",
+                Some(Ok(&expired)),
+                Decision::Issue(IssueReason::Expiring { days_left: -2 }),
+            ),
             (
                 "san drift",
                 Some(Ok(&drifted)),
@@ -268,24 +315,53 @@ mod tests {
                     extra: vec!["IP:192.0.2.9".into()],
                 }),
             ),
-            ("other CA", Some(Ok(&foreign)), Decision::Issue(IssueReason::NotFromThisCa)),
-            ("client cert as server", Some(Ok(&client_only)), Decision::Issue(IssueReason::WrongPurpose)),
+            (
+                "other CA",
+                Some(Ok(&foreign)),
+                Decision::Issue(IssueReason::NotFromThisCa),
+            ),
+            (
+                "client cert as server",
+                Some(Ok(&client_only)),
+                Decision::Issue(IssueReason::WrongPurpose),
+            ),
         ];
         for (name, existing, expected) in cases {
-            assert_eq!(decide(existing, Purpose::Server, Some(&wanted), NOW, 30), expected, "{name}");
+            assert_eq!(
+                decide(existing, Purpose::Server, Some(&wanted), NOW, 30),
+                expected,
+                "{name}"
+            );
         }
         // Exactly at the edge of the window: renew (better a day early).
         let edge = server(30, wanted.clone());
-        assert!(matches!(decide(Some(Ok(&edge)), Purpose::Server, Some(&wanted), NOW, 30), Decision::Issue(_)));
+        assert!(matches!(
+            decide(Some(Ok(&edge)), Purpose::Server, Some(&wanted), NOW, 30),
+            Decision::Issue(_)
+        ));
         // Client certificates have no names to match.
-        assert_eq!(decide(Some(Ok(&client_only)), Purpose::Client, None, NOW, 30), Decision::Reuse);
+        assert_eq!(
+            decide(Some(Ok(&client_only)), Purpose::Client, None, NOW, 30),
+            Decision::Reuse
+        );
     }
 
     #[test]
     fn host_sans_include_name_and_address() {
-        let got = Sans::for_host("Web1", "192.0.2.1", &["web1.example.com".into()], &["2001:db8::1".parse().unwrap()]);
-        assert_eq!(got, sans(&["web1", "web1.example.com"], &["192.0.2.1", "2001:db8::1"]));
-        assert_eq!(got.describe(), "DNS:web1, DNS:web1.example.com, IP:192.0.2.1, IP:2001:db8::1");
+        let got = Sans::for_host(
+            "Web1",
+            "192.0.2.1",
+            &["web1.example.com".into()],
+            &["2001:db8::1".parse().unwrap()],
+        );
+        assert_eq!(
+            got,
+            sans(&["web1", "web1.example.com"], &["192.0.2.1", "2001:db8::1"])
+        );
+        assert_eq!(
+            got.describe(),
+            "DNS:web1, DNS:web1.example.com, IP:192.0.2.1, IP:2001:db8::1"
+        );
     }
 
     #[test]

@@ -33,11 +33,18 @@ pub enum ContentChange {
     /// Text: before and after, for a unified diff.
     Text { before: String, after: String },
     /// daemon.json: the keys that change, and the texts.
-    Json { keys: Vec<KeyChange>, before: String, after: String },
+    Json {
+        keys: Vec<KeyChange>,
+        before: String,
+        after: String,
+    },
     /// A secret: only that it changes.
     Secret,
     /// Bytes that are not text, or too large to show.
-    Opaque { before_sha256: Option<String>, after_sha256: String },
+    Opaque {
+        before_sha256: Option<String>,
+        after_sha256: String,
+    },
     /// Known only once apply issues it.
     Pending { reason: String },
 }
@@ -80,7 +87,10 @@ pub fn mode_text(mode: u32) -> String {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Compares `desired` with `actual`. Fails (naming the path) only where
@@ -97,7 +107,15 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
         if have.exists && have.kind != Some(PathKind::Directory) {
             return Err(format!("{} exists but is not a directory", dir.path));
         }
-        if let Some(change) = attributes(&dir.path, PathKind::Directory, &have, dir.mode, &dir.owner, &dir.group, false) {
+        if let Some(change) = attributes(
+            &dir.path,
+            PathKind::Directory,
+            &have,
+            dir.mode,
+            &dir.owner,
+            &dir.group,
+            false,
+        ) {
             out.changes.push(change);
         }
     }
@@ -106,8 +124,17 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
         if have.exists && have.kind != Some(PathKind::File) {
             return Err(format!("{} exists but is not a regular file", file.path));
         }
-        let content = content_change(file.secret, &file.content, &have).map_err(|e| format!("{}: {e}", file.path))?;
-        let attributes = attributes(&file.path, PathKind::File, &have, file.mode, &file.owner, &file.group, file.secret);
+        let content = content_change(file.secret, &file.content, &have)
+            .map_err(|e| format!("{}: {e}", file.path))?;
+        let attributes = attributes(
+            &file.path,
+            PathKind::File,
+            &have,
+            file.mode,
+            &file.owner,
+            &file.group,
+            file.secret,
+        );
         if content.is_some() {
             handlers.extend(file.notify.iter().copied());
         }
@@ -134,25 +161,46 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
 }
 
 /// A change record for a missing path or differing mode/owner/group.
-fn attributes(path: &str, kind: PathKind, have: &ActualPath, mode: u32, owner: &str, group: &str, secret: bool) -> Option<Change> {
-    let differs = |from: Option<String>, to: String| (from.as_deref() != Some(to.as_str())).then_some(AttributeChange { from, to });
+fn attributes(
+    path: &str,
+    kind: PathKind,
+    have: &ActualPath,
+    mode: u32,
+    owner: &str,
+    group: &str,
+    secret: bool,
+) -> Option<Change> {
+    let differs = |from: Option<String>, to: String| {
+        (from.as_deref() != Some(to.as_str())).then_some(AttributeChange { from, to })
+    };
     let present = |value: &str| have.exists.then(|| value.to_string());
     let change = Change {
         path: path.to_string(),
         kind,
-        action: if have.exists { Action::Update } else { Action::Create },
+        action: if have.exists {
+            Action::Update
+        } else {
+            Action::Create
+        },
         secret,
         content: None,
         mode: differs(have.exists.then(|| mode_text(have.mode)), mode_text(mode)),
         owner: differs(present(&have.owner), owner.to_string()),
         group: differs(present(&have.group), group.to_string()),
     };
-    (change.action == Action::Create || change.mode.is_some() || change.owner.is_some() || change.group.is_some())
-        .then_some(change)
+    (change.action == Action::Create
+        || change.mode.is_some()
+        || change.owner.is_some()
+        || change.group.is_some())
+    .then_some(change)
 }
 
 /// What happens to the content; None when it stays as it is.
-fn content_change(secret: bool, content: &Content, have: &ActualPath) -> Result<Option<ContentChange>, String> {
+fn content_change(
+    secret: bool,
+    content: &Content,
+    have: &ActualPath,
+) -> Result<Option<ContentChange>, String> {
     let before_text = || {
         have.content
             .as_deref()
@@ -160,12 +208,23 @@ fn content_change(secret: bool, content: &Content, have: &ActualPath) -> Result<
             .unwrap_or_default()
     };
     match content {
-        Content::Pending(reason) => Ok(Some(ContentChange::Pending { reason: reason.clone() })),
-        Content::DaemonJson { managed, own_whole_file } => {
-            let actual_bytes = if have.exists { have.content.as_deref().or(Some(&[][..])) } else { None };
+        Content::Pending(reason) => Ok(Some(ContentChange::Pending {
+            reason: reason.clone(),
+        })),
+        Content::DaemonJson {
+            managed,
+            own_whole_file,
+        } => {
+            let actual_bytes = if have.exists {
+                have.content.as_deref().or(Some(&[][..]))
+            } else {
+                None
+            };
             let desired = daemon_json::desired(actual_bytes, managed, *own_whole_file)
                 .map_err(|e| format!("cannot merge into it: {e}"))?;
-            let before = actual_bytes.filter(|b| !b.iter().all(u8::is_ascii_whitespace)).map(daemon_json::parse);
+            let before = actual_bytes
+                .filter(|b| !b.iter().all(u8::is_ascii_whitespace))
+                .map(daemon_json::parse);
             match before {
                 Some(Ok(before)) if before == desired => Ok(None),
                 before => {
@@ -209,8 +268,23 @@ mod tests {
     use crate::core::resources::{DirectoryResource, FileResource};
     use serde_json::json;
 
-    fn file(path: &str, content: Content, mode: u32, secret: bool, notify: Vec<Handler>) -> FileResource {
-        FileResource { path: path.into(), content, mode, owner: "root".into(), group: "root".into(), secret, validate: None, notify }
+    fn file(
+        path: &str,
+        content: Content,
+        mode: u32,
+        secret: bool,
+        notify: Vec<Handler>,
+    ) -> FileResource {
+        FileResource {
+            path: path.into(),
+            content,
+            mode,
+            owner: "root".into(),
+            group: "root".into(),
+            secret,
+            validate: None,
+            notify,
+        }
     }
 
     fn present(content: &[u8], mode: u32) -> ActualPath {
@@ -227,19 +301,54 @@ mod tests {
     }
 
     fn secret_present(content: &[u8], mode: u32) -> ActualPath {
-        ActualPath { content: None, ..present(content, mode) }
+        ActualPath {
+            content: None,
+            ..present(content, mode)
+        }
     }
 
     fn desired() -> Resources {
         let mut managed = serde_json::Map::new();
         managed.insert("icc".into(), json!(false));
         Resources {
-            directories: vec![DirectoryResource { path: "/etc/t".into(), mode: 0o755, owner: "root".into(), group: "root".into() }],
+            directories: vec![DirectoryResource {
+                path: "/etc/t".into(),
+                mode: 0o755,
+                owner: "root".into(),
+                group: "root".into(),
+            }],
             files: vec![
-                file("/etc/t/key.pem", Content::Bytes(b"KEY".to_vec()), 0o400, true, vec![Handler::RestartDocker]),
-                file("/etc/t/cert.pem", Content::Bytes(b"CERT\n".to_vec()), 0o444, false, vec![Handler::RestartDocker]),
-                file("/etc/t/daemon.json", Content::DaemonJson { managed, own_whole_file: false }, 0o644, false, vec![Handler::RestartDocker]),
-                file("/etc/t/sshd.conf", Content::Bytes(b"A no\n".to_vec()), 0o644, false, vec![Handler::ReloadSsh]),
+                file(
+                    "/etc/t/key.pem",
+                    Content::Bytes(b"KEY".to_vec()),
+                    0o400,
+                    true,
+                    vec![Handler::RestartDocker],
+                ),
+                file(
+                    "/etc/t/cert.pem",
+                    Content::Bytes(b"CERT\n".to_vec()),
+                    0o444,
+                    false,
+                    vec![Handler::RestartDocker],
+                ),
+                file(
+                    "/etc/t/daemon.json",
+                    Content::DaemonJson {
+                        managed,
+                        own_whole_file: false,
+                    },
+                    0o644,
+                    false,
+                    vec![Handler::RestartDocker],
+                ),
+                file(
+                    "/etc/t/sshd.conf",
+                    Content::Bytes(b"A no\n".to_vec()),
+                    0o644,
+                    false,
+                    vec![Handler::ReloadSsh],
+                ),
             ],
             warnings: vec![],
         }
@@ -249,20 +358,45 @@ mod tests {
         let mut state = ActualState::default();
         state.paths.insert(
             "/etc/t".into(),
-            ActualPath { exists: true, kind: Some(PathKind::Directory), mode: 0o755, owner: "root".into(), group: "root".into(), ..ActualPath::default() },
+            ActualPath {
+                exists: true,
+                kind: Some(PathKind::Directory),
+                mode: 0o755,
+                owner: "root".into(),
+                group: "root".into(),
+                ..ActualPath::default()
+            },
         );
-        state.paths.insert("/etc/t/key.pem".into(), secret_present(b"KEY", 0o400));
-        state.paths.insert("/etc/t/cert.pem".into(), present(b"CERT\n", 0o444));
-        state.paths.insert("/etc/t/daemon.json".into(), present(b"{\"debug\":true,\"icc\":false}", 0o644));
-        state.paths.insert("/etc/t/sshd.conf".into(), present(b"A no\n", 0o644));
+        state
+            .paths
+            .insert("/etc/t/key.pem".into(), secret_present(b"KEY", 0o400));
+        state
+            .paths
+            .insert("/etc/t/cert.pem".into(), present(b"CERT\n", 0o444));
+        state.paths.insert(
+            "/etc/t/daemon.json".into(),
+            present(b"{\"debug\":true,\"icc\":false}", 0o644),
+        );
+        state
+            .paths
+            .insert("/etc/t/sshd.conf".into(), present(b"A no\n", 0o644));
         state
     }
 
     #[test]
     fn a_fresh_host_gets_everything_created_and_every_handler() {
         let plan = plan(&desired(), &ActualState::default()).unwrap();
-        let summary: Vec<(&str, Action, Option<&str>)> =
-            plan.changes.iter().map(|c| (c.path.as_str(), c.action, c.mode.as_ref().map(|m| m.to.as_str()))).collect();
+        let summary: Vec<(&str, Action, Option<&str>)> = plan
+            .changes
+            .iter()
+            .map(|c| {
+                (
+                    c.path.as_str(),
+                    c.action,
+                    c.mode.as_ref().map(|m| m.to.as_str()),
+                )
+            })
+            .collect();
         assert_eq!(
             summary,
             vec![
@@ -274,7 +408,10 @@ mod tests {
             ]
         );
         assert_eq!(plan.changes[1].content, Some(ContentChange::Secret));
-        assert_eq!(plan.handlers, vec![Handler::RestartDocker, Handler::ReloadSsh]);
+        assert_eq!(
+            plan.handlers,
+            vec![Handler::RestartDocker, Handler::ReloadSsh]
+        );
     }
 
     #[test]
@@ -287,14 +424,35 @@ mod tests {
     fn hand_changes_show_exactly_themselves() {
         let mut state = converged();
         state.paths.get_mut("/etc/t/key.pem").unwrap().mode = 0o644;
-        state.paths.insert("/etc/t/daemon.json".into(), present(b"{\"debug\":true,\"icc\":true}", 0o644));
+        state.paths.insert(
+            "/etc/t/daemon.json".into(),
+            present(b"{\"debug\":true,\"icc\":true}", 0o644),
+        );
         let plan = plan(&desired(), &state).unwrap();
         assert_eq!(plan.changes.len(), 2, "{plan:#?}");
         let key = &plan.changes[0];
-        assert_eq!((key.path.as_str(), key.content.as_ref()), ("/etc/t/key.pem", None));
-        assert_eq!(key.mode, Some(AttributeChange { from: Some("0644".into()), to: "0400".into() }));
-        let Some(ContentChange::Json { keys, .. }) = &plan.changes[1].content else { panic!("{plan:#?}") };
-        assert_eq!(keys, &vec![KeyChange::Changed { key: "icc".into(), from: json!(true), to: json!(false) }]);
+        assert_eq!(
+            (key.path.as_str(), key.content.as_ref()),
+            ("/etc/t/key.pem", None)
+        );
+        assert_eq!(
+            key.mode,
+            Some(AttributeChange {
+                from: Some("0644".into()),
+                to: "0400".into()
+            })
+        );
+        let Some(ContentChange::Json { keys, .. }) = &plan.changes[1].content else {
+            panic!("{plan:#?}")
+        };
+        assert_eq!(
+            keys,
+            &vec![KeyChange::Changed {
+                key: "icc".into(),
+                from: json!(true),
+                to: json!(false)
+            }]
+        );
         // A mode change alone restarts nothing; the daemon.json edit does.
         assert_eq!(plan.handlers, vec![Handler::RestartDocker]);
     }
@@ -302,7 +460,9 @@ mod tests {
     #[test]
     fn secrets_are_compared_by_digest_and_never_shown() {
         let mut state = converged();
-        state.paths.insert("/etc/t/key.pem".into(), secret_present(b"OTHER KEY", 0o400));
+        state
+            .paths
+            .insert("/etc/t/key.pem".into(), secret_present(b"OTHER KEY", 0o400));
         let plan = plan(&desired(), &state).unwrap();
         assert_eq!(plan.changes.len(), 1);
         assert_eq!(plan.changes[0].content, Some(ContentChange::Secret));
@@ -314,24 +474,50 @@ mod tests {
     fn owner_changes_and_text_diffs() {
         let mut state = converged();
         state.paths.get_mut("/etc/t/cert.pem").unwrap().owner = "nobody".into();
-        state.paths.insert("/etc/t/sshd.conf".into(), present(b"A yes\n", 0o600));
+        state
+            .paths
+            .insert("/etc/t/sshd.conf".into(), present(b"A yes\n", 0o600));
         let plan = plan(&desired(), &state).unwrap();
-        assert_eq!(plan.changes[0].owner, Some(AttributeChange { from: Some("nobody".into()), to: "root".into() }));
+        assert_eq!(
+            plan.changes[0].owner,
+            Some(AttributeChange {
+                from: Some("nobody".into()),
+                to: "root".into()
+            })
+        );
         assert_eq!(plan.changes[0].content, None);
-        assert_eq!(plan.changes[1].content, Some(ContentChange::Text { before: "A yes\n".into(), after: "A no\n".into() }));
-        assert_eq!(plan.changes[1].mode.as_ref().map(|m| m.to.as_str()), Some("0644"));
+        assert_eq!(
+            plan.changes[1].content,
+            Some(ContentChange::Text {
+                before: "A yes\n".into(),
+                after: "A no\n".into()
+            })
+        );
+        assert_eq!(
+            plan.changes[1].mode.as_ref().map(|m| m.to.as_str()),
+            Some("0644")
+        );
         assert_eq!(plan.handlers, vec![Handler::ReloadSsh]);
     }
 
     #[test]
     fn broken_daemon_json_and_wrong_kinds_are_errors() {
         let mut state = converged();
-        state.paths.insert("/etc/t/daemon.json".into(), present(b"{oops", 0o644));
+        state
+            .paths
+            .insert("/etc/t/daemon.json".into(), present(b"{oops", 0o644));
         let err = plan(&desired(), &state).unwrap_err();
-        assert!(err.starts_with("/etc/t/daemon.json: cannot merge into it: it is not valid JSON"), "{err}");
+        assert!(
+            err.starts_with("/etc/t/daemon.json: cannot merge into it: it is not valid JSON"),
+            "{err}"
+        );
         let mut state = converged();
         state.paths.get_mut("/etc/t/cert.pem").unwrap().kind = Some(PathKind::Directory);
-        assert!(plan(&desired(), &state).unwrap_err().contains("not a regular file"));
+        assert!(
+            plan(&desired(), &state)
+                .unwrap_err()
+                .contains("not a regular file")
+        );
     }
 
     #[test]
@@ -340,7 +526,12 @@ mod tests {
         resources.files[1].content = Content::Pending("expires in 3 day(s)".into());
         let plan = plan(&resources, &converged()).unwrap();
         assert_eq!(plan.changes.len(), 1);
-        assert_eq!(plan.changes[0].content, Some(ContentChange::Pending { reason: "expires in 3 day(s)".into() }));
+        assert_eq!(
+            plan.changes[0].content,
+            Some(ContentChange::Pending {
+                reason: "expires in 3 day(s)".into()
+            })
+        );
         assert_eq!(plan.handlers, vec![Handler::RestartDocker]);
     }
 }

@@ -138,7 +138,9 @@ impl Default for SshdRole {
 
 /// Things a change can set off, run once per host after all writes, in
 /// this order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Handler {
     DaemonReload,
@@ -166,14 +168,19 @@ impl<'de> Deserialize<'de> for Mode {
         let text = String::deserialize(deserializer).map_err(|_| {
             serde::de::Error::custom("a mode is an octal string in quotes, such as \"0644\"")
         })?;
-        parse_mode(&text).map(Mode).map_err(serde::de::Error::custom)
+        parse_mode(&text)
+            .map(Mode)
+            .map_err(serde::de::Error::custom)
     }
 }
 
 fn parse_mode(text: &str) -> std::result::Result<u32, String> {
     let digits = text.strip_prefix("0o").unwrap_or(text);
-    if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-        return Err(format!("invalid mode {text:?}: expected octal digits such as \"0644\""));
+    if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+    {
+        return Err(format!(
+            "invalid mode {text:?}: expected octal digits such as \"0644\""
+        ));
     }
     u32::from_str_radix(digits, 8).map_err(|e| e.to_string())
 }
@@ -242,7 +249,9 @@ impl Playbook {
             if path.starts_with('/') && !path.split('/').any(|c| c == "..") {
                 Ok(())
             } else {
-                Err(fail(format!("{what} `{path}` must be an absolute path without `..`")))
+                Err(fail(format!(
+                    "{what} `{path}` must be an absolute path without `..`"
+                )))
             }
         };
         if let Some(docker) = &self.docker {
@@ -257,7 +266,9 @@ impl Playbook {
                 }
             }
             if self.pki.is_none() {
-                return Err(fail("the docker role needs the pki role (its certificates)".into()));
+                return Err(fail(
+                    "the docker role needs the pki role (its certificates)".into(),
+                ));
             }
         }
         if let Some(sshd) = &self.sshd {
@@ -298,29 +309,61 @@ mod tests {
     #[test]
     fn modes_are_octal_strings() {
         // Unquoted 0644 arrives as the text "0644" too: accepted.
-        let cases = [("\"0644\"", 0o644), ("0644", 0o644), ("\"0400\"", 0o400), ("\"0o750\"", 0o750)];
+        let cases = [
+            ("\"0644\"", 0o644),
+            ("0644", 0o644),
+            ("\"0400\"", 0o400),
+            ("\"0o750\"", 0o750),
+        ];
         for (text, expected) in cases {
-            let playbook = parse(&format!("files:\n  - path: /x\n    content: x\n    mode: {text}\n")).unwrap();
+            let playbook = parse(&format!(
+                "files:\n  - path: /x\n    content: x\n    mode: {text}\n"
+            ))
+            .unwrap();
             assert_eq!(playbook.files[0].mode.0, expected, "{text}");
         }
         for bad in ["\"0968\"", "\"rw-r--r--\"", "\"\"", "[1]"] {
-            let err = parse(&format!("files:\n  - path: /x\n    content: x\n    mode: {bad}\n")).unwrap_err();
+            let err = parse(&format!(
+                "files:\n  - path: /x\n    content: x\n    mode: {bad}\n"
+            ))
+            .unwrap_err();
             // The position is that of the file entry; the path names the field.
             let text = err.to_string();
-            assert!(text.starts_with("play.yaml:2:") && text.contains("files[0]"), "{bad}: {text}");
+            assert!(
+                text.starts_with("play.yaml:2:") && text.contains("files[0]"),
+                "{bad}: {text}"
+            );
         }
     }
 
     #[test]
     fn bad_input_is_placed() {
         let cases: &[(&str, &str)] = &[
-            ("pki:\n  key_type: dsa\n", "play.yaml:2:13: pki.key_type: unknown variant `dsa`"),
-            ("docker:\n  tls_dirr: /x\n", "play.yaml:2:3: docker: unknown field `tls_dirr`"),
-            ("sshd:\n  settings: [1, 2]\n", "play.yaml:2:13: sshd.settings: invalid type"),
-            ("files:\n  - path: relative\n    content: x\n", "`relative` must be an absolute path"),
-            ("pki: {}\ndocker:\n  daemon: { hosts: [] }\n", "docker.daemon.hosts is set by the docker role"),
+            (
+                "pki:\n  key_type: dsa\n",
+                "play.yaml:2:13: pki.key_type: unknown variant `dsa`",
+            ),
+            (
+                "docker:\n  tls_dirr: /x\n",
+                "play.yaml:2:3: docker: unknown field `tls_dirr`",
+            ),
+            (
+                "sshd:\n  settings: [1, 2]\n",
+                "play.yaml:2:13: sshd.settings: invalid type",
+            ),
+            (
+                "files:\n  - path: relative\n    content: x\n",
+                "`relative` must be an absolute path",
+            ),
+            (
+                "pki: {}\ndocker:\n  daemon: { hosts: [] }\n",
+                "docker.daemon.hosts is set by the docker role",
+            ),
             ("docker: {}\n", "needs the pki role"),
-            ("files:\n  - path: /x\n    content: x\n    notify: [restart-nginx]\n", "play.yaml:4:14: files[0].notify[0]: unknown variant `restart-nginx`"),
+            (
+                "files:\n  - path: /x\n    content: x\n    notify: [restart-nginx]\n",
+                "play.yaml:4:14: files[0].notify[0]: unknown variant `restart-nginx`",
+            ),
         ];
         for (text, needle) in cases {
             let err = parse(text).unwrap_err().to_string();

@@ -10,7 +10,14 @@ use super::playbook::{Handler, Playbook, SshdValue};
 use super::state::Facts;
 
 /// daemon.json keys the docker role sets from `listen` and `tls_dir`.
-pub const DOCKER_TLS_KEYS: &[&str] = &["hosts", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey"];
+pub const DOCKER_TLS_KEYS: &[&str] = &[
+    "hosts",
+    "tls",
+    "tlsverify",
+    "tlscacert",
+    "tlscert",
+    "tlskey",
+];
 
 /// The docker role's hardening defaults (CIS Docker Benchmark numbers).
 pub fn default_daemon_settings() -> IndexMap<String, Value> {
@@ -35,7 +42,10 @@ pub fn default_sshd_settings() -> IndexMap<String, SshdValue> {
     [
         ("PasswordAuthentication", SshdValue::Bool(false)),
         ("KbdInteractiveAuthentication", SshdValue::Bool(false)),
-        ("PermitRootLogin", SshdValue::Text("prohibit-password".into())),
+        (
+            "PermitRootLogin",
+            SshdValue::Text("prohibit-password".into()),
+        ),
         ("PermitEmptyPasswords", SshdValue::Bool(false)),
         ("X11Forwarding", SshdValue::Bool(false)),
         ("MaxAuthTries", SshdValue::Number(3)),
@@ -51,7 +61,14 @@ pub fn default_sshd_settings() -> IndexMap<String, SshdValue> {
                 "aes128-ctr",
             ]),
         ),
-        ("MACs", list(&["hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "umac-128-etm@openssh.com"])),
+        (
+            "MACs",
+            list(&[
+                "hmac-sha2-512-etm@openssh.com",
+                "hmac-sha2-256-etm@openssh.com",
+                "umac-128-etm@openssh.com",
+            ]),
+        ),
         (
             "KexAlgorithms",
             list(&[
@@ -75,7 +92,10 @@ pub enum Content {
     /// Not known until a certificate is issued (by `apply`); why.
     Pending(String),
     /// daemon.json: managed keys merged into what the host has.
-    DaemonJson { managed: Map<String, Value>, own_whole_file: bool },
+    DaemonJson {
+        managed: Map<String, Value>,
+        own_whole_file: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -122,7 +142,11 @@ impl Resources {
 /// A host's TLS material from the local PKI: known bytes, or pending.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TlsMaterial {
-    Ready { ca_pem: Vec<u8>, cert_pem: Vec<u8>, key_pem: Vec<u8> },
+    Ready {
+        ca_pem: Vec<u8>,
+        cert_pem: Vec<u8>,
+        key_pem: Vec<u8>,
+    },
     /// The CA exists but this host's certificate must be issued.
     CertPending { ca_pem: Vec<u8>, reason: String },
     /// No CA yet: everything will be issued.
@@ -146,20 +170,27 @@ pub fn expand(playbook: &Playbook, facts: &Facts, tls: &TlsMaterial) -> Result<R
             owner: "root".into(),
             group: "root".into(),
         };
-        let file = |path: String, content: Content, mode: u32, secret: bool, notify: Vec<Handler>| FileResource {
-            path,
-            content,
-            mode,
-            owner: "root".into(),
-            group: "root".into(),
-            secret,
-            validate: None,
-            notify,
-        };
+        let file =
+            |path: String, content: Content, mode: u32, secret: bool, notify: Vec<Handler>| {
+                FileResource {
+                    path,
+                    content,
+                    mode,
+                    owner: "root".into(),
+                    group: "root".into(),
+                    secret,
+                    validate: None,
+                    notify,
+                }
+            };
         let tls_path = |name: &str| format!("{}/{name}", docker.tls_dir.trim_end_matches('/'));
         out.directories.push(dir(&docker.tls_dir));
         let (ca, cert, key) = match tls {
-            TlsMaterial::Ready { ca_pem, cert_pem, key_pem } => (
+            TlsMaterial::Ready {
+                ca_pem,
+                cert_pem,
+                key_pem,
+            } => (
                 Content::Bytes(ca_pem.clone()),
                 Content::Bytes(cert_pem.clone()),
                 Content::Bytes(key_pem.clone()),
@@ -176,12 +207,23 @@ pub fn expand(playbook: &Playbook, facts: &Facts, tls: &TlsMaterial) -> Result<R
             ),
         };
         let restart = vec![Handler::RestartDocker];
-        out.files.push(file(tls_path(CA_FILE), ca, 0o444, false, restart.clone()));
-        out.files.push(file(tls_path(CERT_FILE), cert, 0o444, false, restart.clone()));
-        out.files.push(file(tls_path(KEY_FILE), key, 0o400, true, restart.clone()));
+        out.files
+            .push(file(tls_path(CA_FILE), ca, 0o444, false, restart.clone()));
+        out.files.push(file(
+            tls_path(CERT_FILE),
+            cert,
+            0o444,
+            false,
+            restart.clone(),
+        ));
+        out.files
+            .push(file(tls_path(KEY_FILE), key, 0o400, true, restart.clone()));
 
         let mut managed = Map::new();
-        managed.insert("hosts".into(), json!(["unix:///var/run/docker.sock", docker.listen]));
+        managed.insert(
+            "hosts".into(),
+            json!(["unix:///var/run/docker.sock", docker.listen]),
+        );
         managed.insert("tls".into(), json!(true));
         managed.insert("tlsverify".into(), json!(true));
         managed.insert("tlscacert".into(), json!(tls_path(CA_FILE)));
@@ -326,7 +368,10 @@ pub fn docker_override(facts: &Facts) -> Result<String, String> {
             a => args.push(a.to_string()),
         }
     }
-    let command = std::iter::once(dockerd).chain(args).collect::<Vec<_>>().join(" ");
+    let command = std::iter::once(dockerd)
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ");
     Ok(format!(
         "{MANAGED}# The packaged ExecStart passes -H, which clashes with `hosts` in\n\
          # /etc/docker/daemon.json; the empty ExecStart= clears it.\n\
@@ -355,10 +400,22 @@ mod tests {
     #[test]
     fn override_drops_every_host_flag() {
         let cases = [
-            ("/usr/sbin/dockerd -H fd:// --containerd=/run/c.sock $DOCKER_OPTS", "/usr/sbin/dockerd --containerd=/run/c.sock"),
-            ("/usr/bin/dockerd -H fd:// -H tcp://0.0.0.0:2375 --containerd=/c", "/usr/bin/dockerd --containerd=/c"),
-            ("/usr/bin/dockerd --host=fd:// -Hunix:///x --debug", "/usr/bin/dockerd --debug"),
-            ("/usr/sbin/dockerd --containerd=/run/c.sock", "/usr/sbin/dockerd --containerd=/run/c.sock"),
+            (
+                "/usr/sbin/dockerd -H fd:// --containerd=/run/c.sock $DOCKER_OPTS",
+                "/usr/sbin/dockerd --containerd=/run/c.sock",
+            ),
+            (
+                "/usr/bin/dockerd -H fd:// -H tcp://0.0.0.0:2375 --containerd=/c",
+                "/usr/bin/dockerd --containerd=/c",
+            ),
+            (
+                "/usr/bin/dockerd --host=fd:// -Hunix:///x --debug",
+                "/usr/bin/dockerd --debug",
+            ),
+            (
+                "/usr/sbin/dockerd --containerd=/run/c.sock",
+                "/usr/sbin/dockerd --containerd=/run/c.sock",
+            ),
         ];
         for (exec_start, expected) in cases {
             let facts = Facts {
@@ -366,20 +423,39 @@ mod tests {
                 ..Facts::default()
             };
             let text = docker_override(&facts).unwrap();
-            assert!(text.contains(&format!("\nExecStart=\nExecStart={expected}\n")), "{exec_start}:\n{text}");
+            assert!(
+                text.contains(&format!("\nExecStart=\nExecStart={expected}\n")),
+                "{exec_start}:\n{text}"
+            );
         }
         let none = docker_override(&Facts::default()).unwrap_err();
         assert!(none.contains("dockerd is not installed"));
-        let from_path = docker_override(&Facts { dockerd_path: Some("/opt/dockerd".into()), ..Facts::default() }).unwrap();
+        let from_path = docker_override(&Facts {
+            dockerd_path: Some("/opt/dockerd".into()),
+            ..Facts::default()
+        })
+        .unwrap();
         assert!(from_path.contains("ExecStart=/opt/dockerd\n"));
     }
 
     #[test]
     fn the_shipped_playbook_expands_to_the_secure_set() {
-        let playbook = Playbook::parse("p.yaml".as_ref(), include_str!("../../playbooks/docker-tls.yaml")).unwrap();
-        let tls = TlsMaterial::Ready { ca_pem: b"CA".to_vec(), cert_pem: b"CERT".to_vec(), key_pem: b"KEY".to_vec() };
+        let playbook = Playbook::parse(
+            "p.yaml".as_ref(),
+            include_str!("../../playbooks/docker-tls.yaml"),
+        )
+        .unwrap();
+        let tls = TlsMaterial::Ready {
+            ca_pem: b"CA".to_vec(),
+            cert_pem: b"CERT".to_vec(),
+            key_pem: b"KEY".to_vec(),
+        };
         let resources = expand(&playbook, &debian_facts(), &tls).unwrap();
-        let modes: Vec<(&str, u32, bool)> = resources.files.iter().map(|f| (f.path.as_str(), f.mode, f.secret)).collect();
+        let modes: Vec<(&str, u32, bool)> = resources
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.mode, f.secret))
+            .collect();
         assert_eq!(
             modes,
             vec![
@@ -387,14 +463,27 @@ mod tests {
                 ("/etc/docker/tls/server-cert.pem", 0o444, false),
                 ("/etc/docker/tls/server-key.pem", 0o400, true),
                 ("/etc/docker/daemon.json", 0o644, false),
-                ("/etc/systemd/system/docker.service.d/override.conf", 0o644, false),
+                (
+                    "/etc/systemd/system/docker.service.d/override.conf",
+                    0o644,
+                    false
+                ),
                 ("/etc/ssh/sshd_config.d/00-dockhand.conf", 0o644, false),
             ]
         );
-        let Content::DaemonJson { managed, own_whole_file } = &resources.files[3].content else { panic!() };
+        let Content::DaemonJson {
+            managed,
+            own_whole_file,
+        } = &resources.files[3].content
+        else {
+            panic!()
+        };
         assert!(!own_whole_file);
         for (key, value) in [
-            ("hosts", json!(["unix:///var/run/docker.sock", "tcp://0.0.0.0:2376"])),
+            (
+                "hosts",
+                json!(["unix:///var/run/docker.sock", "tcp://0.0.0.0:2376"]),
+            ),
             ("tlsverify", json!(true)),
             ("tlskey", json!("/etc/docker/tls/server-key.pem")),
             ("icc", json!(false)),
@@ -405,13 +494,24 @@ mod tests {
         ] {
             assert_eq!(managed.get(key), Some(&value), "{key}");
         }
-        let Content::Bytes(sshd) = &resources.files[5].content else { panic!() };
+        let Content::Bytes(sshd) = &resources.files[5].content else {
+            panic!()
+        };
         let sshd = String::from_utf8(sshd.clone()).unwrap();
-        for line in ["PasswordAuthentication no\n", "KbdInteractiveAuthentication no\n", "PermitRootLogin prohibit-password\n", "X11Forwarding no\n", "MaxAuthTries 3\n"] {
+        for line in [
+            "PasswordAuthentication no\n",
+            "KbdInteractiveAuthentication no\n",
+            "PermitRootLogin prohibit-password\n",
+            "X11Forwarding no\n",
+            "MaxAuthTries 3\n",
+        ] {
             assert!(sshd.contains(line), "{line}");
         }
         assert!(resources.files[2].notify.contains(&Handler::RestartDocker));
-        assert_eq!(resources.files[4].notify, vec![Handler::DaemonReload, Handler::RestartDocker]);
+        assert_eq!(
+            resources.files[4].notify,
+            vec![Handler::DaemonReload, Handler::RestartDocker]
+        );
         assert_eq!(resources.files[5].notify, vec![Handler::ReloadSsh]);
     }
 
@@ -423,10 +523,14 @@ mod tests {
         )
         .unwrap();
         let resources = expand(&playbook, &debian_facts(), &TlsMaterial::CaPending).unwrap();
-        let Content::DaemonJson { managed, .. } = &resources.files[3].content else { panic!() };
+        let Content::DaemonJson { managed, .. } = &resources.files[3].content else {
+            panic!()
+        };
         assert!(!managed.contains_key("userns-remap"));
         assert_eq!(managed.get("debug"), Some(&json!(true)));
-        let Content::Bytes(sshd) = &resources.files[5].content else { panic!() };
+        let Content::Bytes(sshd) = &resources.files[5].content else {
+            panic!()
+        };
         let sshd = String::from_utf8(sshd.clone()).unwrap();
         assert!(!sshd.contains("X11Forwarding") && sshd.contains("MaxAuthTries 2\n"));
         assert!(matches!(resources.files[0].content, Content::Pending(_)));
@@ -434,9 +538,16 @@ mod tests {
 
     #[test]
     fn drop_ins_that_sort_first_are_warned_about() {
-        let playbook = Playbook::parse("p.yaml".as_ref(), "sshd:\n  drop_in: /etc/ssh/sshd_config.d/10-dockhand.conf\n").unwrap();
+        let playbook = Playbook::parse(
+            "p.yaml".as_ref(),
+            "sshd:\n  drop_in: /etc/ssh/sshd_config.d/10-dockhand.conf\n",
+        )
+        .unwrap();
         let facts = Facts {
-            sshd_drop_ins: vec!["/etc/ssh/sshd_config.d/05-site.conf".into(), "/etc/ssh/sshd_config.d/50-cloud-init.conf".into()],
+            sshd_drop_ins: vec![
+                "/etc/ssh/sshd_config.d/05-site.conf".into(),
+                "/etc/ssh/sshd_config.d/50-cloud-init.conf".into(),
+            ],
             ..Facts::default()
         };
         let resources = expand(&playbook, &facts, &TlsMaterial::CaPending).unwrap();

@@ -57,7 +57,11 @@ pub fn shell_quote(word: &str) -> String {
 pub fn script(paths: &[(String, bool)]) -> String {
     let mut text = PRELUDE.replace("MAX_CONTENT", &MAX_CONTENT_BYTES.to_string());
     for (path, secret) in paths {
-        text.push_str(&format!("report_path {} {}\n", shell_quote(path), if *secret { "digest" } else { "show" }));
+        text.push_str(&format!(
+            "report_path {} {}\n",
+            shell_quote(path),
+            if *secret { "digest" } else { "show" }
+        ));
     }
     text.push_str(FACTS);
     text
@@ -66,12 +70,22 @@ pub fn script(paths: &[(String, bool)]) -> String {
 /// The command that runs the script read from stdin, through sudo when
 /// `become` is set (`-n`: never wait for a password prompt).
 pub fn command(become_root: bool) -> &'static str {
-    if become_root { "sudo -n /bin/sh -s" } else { "/bin/sh -s" }
+    if become_root {
+        "sudo -n /bin/sh -s"
+    } else {
+        "/bin/sh -s"
+    }
 }
 
 /// Runs the gather script on a host.
-pub async fn gather(transport: &impl Transport, paths: &[(String, bool)], become_root: bool) -> Result<ActualState> {
-    let output = transport.exec(command(become_root), script(paths).as_bytes()).await?;
+pub async fn gather(
+    transport: &impl Transport,
+    paths: &[(String, bool)],
+    become_root: bool,
+) -> Result<ActualState> {
+    let output = transport
+        .exec(command(become_root), script(paths).as_bytes())
+        .await?;
     let stderr = output.stderr_text();
     if become_root && !output.success() && stderr.contains("sudo") {
         return Err(Error::Remote {
@@ -138,7 +152,10 @@ pub fn parse(text: &str) -> std::result::Result<ActualState, String> {
     if sshd_status == Some(0) {
         for line in sshd_lines {
             if let Some((key, value)) = line.split_once(' ') {
-                state.facts.sshd_effective.insert(key.to_string(), value.to_string());
+                state
+                    .facts
+                    .sshd_effective
+                    .insert(key.to_string(), value.to_string());
             }
         }
     } else {
@@ -147,7 +164,11 @@ pub fn parse(text: &str) -> std::result::Result<ActualState, String> {
     Ok(state)
 }
 
-fn parse_path_line(path: &str, actual: &mut ActualPath, line: &str) -> std::result::Result<(), String> {
+fn parse_path_line(
+    path: &str,
+    actual: &mut ActualPath,
+    line: &str,
+) -> std::result::Result<(), String> {
     let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
     match tag {
         "missing" => actual.exists = false,
@@ -163,7 +184,8 @@ fn parse_path_line(path: &str, actual: &mut ActualPath, line: &str) -> std::resu
                 _ => PathKind::Other,
             });
             // %a omits leading zeros and may include set-id bits.
-            actual.mode = u32::from_str_radix(mode, 8).map_err(|_| format!("{path}: bad mode {mode:?}"))?;
+            actual.mode =
+                u32::from_str_radix(mode, 8).map_err(|_| format!("{path}: bad mode {mode:?}"))?;
             actual.owner = owner.to_string();
             actual.group = group.to_string();
             actual.size = size.parse().unwrap_or(0);
@@ -192,7 +214,9 @@ fn parse_fact_line(facts: &mut Facts, line: &str) {
             facts.os_version = version.to_string();
         }
         "dockerd" if !rest.is_empty() => facts.dockerd_path = Some(rest.to_string()),
-        "exec_start" => facts.docker_exec_start.push(rest.split_whitespace().map(String::from).collect()),
+        "exec_start" => facts
+            .docker_exec_start
+            .push(rest.split_whitespace().map(String::from).collect()),
         "docker_drop_in" => facts.docker_drop_ins.push(rest.to_string()),
         "docker_active" => facts.docker_active = rest.to_string(),
         "ssh_unit" => facts.ssh_unit = rest.to_string(),
@@ -235,12 +259,24 @@ mod tests {
         let dir = state.path("/etc/docker/tls");
         assert_eq!((dir.kind, dir.mode), (Some(PathKind::Directory), 0o755));
         let key = state.path("/etc/docker/tls/server-key.pem");
-        assert_eq!((key.mode, key.sha256.as_deref(), key.content.as_ref()), (0o400, Some("abc"), None));
-        assert_eq!(state.path("/etc/docker/daemon.json").content.as_deref(), Some(&b"{}"[..]));
+        assert_eq!(
+            (key.mode, key.sha256.as_deref(), key.content.as_ref()),
+            (0o400, Some("abc"), None)
+        );
+        assert_eq!(
+            state.path("/etc/docker/daemon.json").content.as_deref(),
+            Some(&b"{}"[..])
+        );
         assert!(!state.path("/etc/x").exists);
         let facts = &state.facts;
-        assert_eq!((facts.os_id.as_str(), facts.os_version.as_str()), ("debian", "12"));
-        assert_eq!(facts.docker_exec_start[0][..3], ["/usr/sbin/dockerd", "-H", "fd://"]);
+        assert_eq!(
+            (facts.os_id.as_str(), facts.os_version.as_str()),
+            ("debian", "12")
+        );
+        assert_eq!(
+            facts.docker_exec_start[0][..3],
+            ["/usr/sbin/dockerd", "-H", "fd://"]
+        );
         assert_eq!(facts.ssh_unit, "ssh.service");
         assert_eq!(facts.sshd_effective["passwordauthentication"], "yes");
         assert_eq!(facts.sshd_drop_ins.len(), 1);
@@ -249,7 +285,11 @@ mod tests {
 
     #[test]
     fn cut_short_and_unreadable_outputs_are_errors() {
-        assert!(parse("@path /x\nmissing\n").unwrap_err().contains("did not finish"));
+        assert!(
+            parse("@path /x\nmissing\n")
+                .unwrap_err()
+                .contains("did not finish")
+        );
         let err = parse("@path /k\nstat file 400 root root 1\nerror not readable (run as root, or set become: true)\n@facts\n@sshd\n@sshd_status 0\n").unwrap_err();
         assert!(err.starts_with("/k: not readable"), "{err}");
     }
@@ -258,6 +298,12 @@ mod tests {
     fn a_failing_sshd_t_is_kept_as_an_error() {
         let state = parse("@facts\n@sshd\n/etc/ssh/sshd_config line 3: Bad configuration option\n@sshd_status 255\n").unwrap();
         assert!(state.facts.sshd_effective.is_empty());
-        assert!(state.facts.sshd_error.unwrap().contains("Bad configuration"));
+        assert!(
+            state
+                .facts
+                .sshd_error
+                .unwrap()
+                .contains("Bad configuration")
+        );
     }
 }

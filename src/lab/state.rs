@@ -201,9 +201,7 @@ pub fn allocate_index(paths: &LabPaths, link_exists: impl Fn(&str) -> bool) -> R
     // A bridge of that index may belong to a lab kept under another state
     // directory (the test suite's, say): its subnet is taken as well.
     (0..MAX_LABS)
-        .find(|index| {
-            !used.contains(index) && !link_exists(&NetPlan { index: *index }.bridge())
-        })
+        .find(|index| !used.contains(index) && !link_exists(&NetPlan { index: *index }.bridge()))
         .ok_or_else(|| {
             Error::lab(
                 "allocate a subnet",
@@ -297,6 +295,9 @@ mod tests {
         .unwrap();
         let mine = LabPaths::new("mine", root.path().to_path_buf(), cache).unwrap();
         assert_eq!(allocate_index(&mine, |_| false).unwrap(), 1);
-        assert_eq!(allocate_index(&mine, |bridge| bridge == "dhlab1").unwrap(), 2);
+        assert_eq!(
+            allocate_index(&mine, |bridge| bridge == "dhlab1").unwrap(),
+            2
+        );
     }
 }

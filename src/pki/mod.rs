@@ -15,8 +15,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 
 use crate::core::pki::{self, Decision, Purpose, Sans};
@@ -111,10 +111,23 @@ impl PkiStore {
         }
     }
 
-    fn decide(&self, existing: Option<&Pair>, ca: &Pair, purpose: Purpose, sans: Option<&Sans>, now: i64) -> Decision {
+    fn decide(
+        &self,
+        existing: Option<&Pair>,
+        ca: &Pair,
+        purpose: Purpose,
+        sans: Option<&Sans>,
+        now: i64,
+    ) -> Decision {
         let parsed = existing.map(|pair| pki::read_certificate(&pair.cert_pem, Some(&ca.cert_pem)));
         let existing = parsed.as_ref().map(|r| r.as_ref().map_err(String::as_str));
-        pki::decide(existing, purpose, sans, now, self.settings.renew_before_days)
+        pki::decide(
+            existing,
+            purpose,
+            sans,
+            now,
+            self.settings.renew_before_days,
+        )
     }
 
     /// The CA, created if missing.
@@ -126,9 +139,15 @@ impl PkiStore {
         let mut params = CertificateParams::default();
         params.distinguished_name = name(&self.settings.ca_common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         self.set_validity(&mut params, self.settings.ca_validity_days)?;
-        let cert = params.self_signed(&key).map_err(|e| self.error("create the CA", e))?;
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| self.error("create the CA", e))?;
         let pair = Pair {
             cert_pem: cert.pem().into_bytes(),
             key_pem: key.serialize_pem().into_bytes(),
@@ -149,23 +168,36 @@ impl PkiStore {
         self.ensure_pair("clients", name, Purpose::Client, None, now)
     }
 
-    fn ensure_pair(&self, kind: &str, name_: &str, purpose: Purpose, sans: Option<&Sans>, now: i64) -> Result<(Pair, Outcome)> {
+    fn ensure_pair(
+        &self,
+        kind: &str,
+        name_: &str,
+        purpose: Purpose,
+        sans: Option<&Sans>,
+        now: i64,
+    ) -> Result<(Pair, Outcome)> {
         validate_name(name_)?;
         let (ca, _) = self.ensure_ca()?;
         let (cert_path, key_path) = self.pair_paths(kind, name_);
         let existing = read_pair(&cert_path, &key_path)?;
         let reason = match self.decide(existing.as_ref(), &ca, purpose, sans, now) {
-            Decision::Reuse => return Ok((existing.expect("reuse implies a pair"), Outcome::Reused)),
+            Decision::Reuse => {
+                return Ok((existing.expect("reuse implies a pair"), Outcome::Reused));
+            }
             Decision::Issue(reason) => reason,
         };
-        let ca_key = KeyPair::from_pem(&String::from_utf8_lossy(&ca.key_pem)).map_err(|e| self.error("read the CA key", e))?;
+        let ca_key = KeyPair::from_pem(&String::from_utf8_lossy(&ca.key_pem))
+            .map_err(|e| self.error("read the CA key", e))?;
         let issuer = Issuer::from_ca_cert_pem(&String::from_utf8_lossy(&ca.cert_pem), ca_key)
             .map_err(|e| self.error("read the CA certificate", e))?;
         let key = self.new_key()?;
         let mut params = CertificateParams::default();
         params.distinguished_name = name(name_);
         params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         params.extended_key_usages = vec![match purpose {
             Purpose::Server => ExtendedKeyUsagePurpose::ServerAuth,
             Purpose::Client => ExtendedKeyUsagePurpose::ClientAuth,
@@ -173,7 +205,10 @@ impl PkiStore {
         params.use_authority_key_identifier_extension = true;
         if let Some(sans) = sans {
             for dns in &sans.dns {
-                let dns = dns.clone().try_into().map_err(|e| self.error(&format!("use the name {dns:?}"), e))?;
+                let dns = dns
+                    .clone()
+                    .try_into()
+                    .map_err(|e| self.error(&format!("use the name {dns:?}"), e))?;
                 params.subject_alt_names.push(SanType::DnsName(dns));
             }
             for ip in &sans.ips {
@@ -181,7 +216,9 @@ impl PkiStore {
             }
         }
         self.set_validity(&mut params, self.settings.cert_validity_days)?;
-        let cert = params.signed_by(&key, &issuer).map_err(|e| self.error("issue a certificate", e))?;
+        let cert = params
+            .signed_by(&key, &issuer)
+            .map_err(|e| self.error("issue a certificate", e))?;
         let pair = Pair {
             cert_pem: cert.pem().into_bytes(),
             key_pem: key.serialize_pem().into_bytes(),
@@ -193,7 +230,9 @@ impl PkiStore {
     fn new_key(&self) -> Result<KeyPair> {
         match self.settings.key_type {
             KeyType::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
-            KeyType::Rsa4096 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_4096),
+            KeyType::Rsa4096 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_4096)
+            }
         }
         .map_err(|e| self.error("generate a key", e))
     }
@@ -226,7 +265,9 @@ fn validate_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 253
         && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(())
     } else {
@@ -289,7 +330,13 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn store(dir: &Path, key_type: KeyType) -> PkiStore {
-        PkiStore::new(dir.to_path_buf(), PkiRole { key_type, ..PkiRole::default() })
+        PkiStore::new(
+            dir.to_path_buf(),
+            PkiRole {
+                key_type,
+                ..PkiRole::default()
+            },
+        )
     }
 
     fn now() -> i64 {
@@ -301,33 +348,61 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path(), KeyType::EcdsaP256);
         let sans = Sans::for_host("web1", "192.0.2.1", &[], &[]);
-        assert_eq!(store.tls_for_host("web1", &sans, now()).unwrap(), TlsMaterial::CaPending);
+        assert_eq!(
+            store.tls_for_host("web1", &sans, now()).unwrap(),
+            TlsMaterial::CaPending
+        );
 
         let (first, outcome) = store.ensure_server("web1", &sans, now()).unwrap();
         assert_eq!(outcome, Outcome::Issued(pki::IssueReason::Missing));
-        let mode = |p: &str| std::fs::metadata(dir.path().join(p)).unwrap().permissions().mode() & 0o777;
+        let mode = |p: &str| {
+            std::fs::metadata(dir.path().join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
         assert_eq!(mode("ca-key.pem"), 0o600);
         assert_eq!(mode("servers/web1/key.pem"), 0o600);
 
         let (again, outcome) = store.ensure_server("web1", &sans, now()).unwrap();
         assert_eq!(outcome, Outcome::Reused);
         assert_eq!(again.cert_pem, first.cert_pem);
-        assert!(matches!(store.tls_for_host("web1", &sans, now()).unwrap(), TlsMaterial::Ready { .. }));
+        assert!(matches!(
+            store.tls_for_host("web1", &sans, now()).unwrap(),
+            TlsMaterial::Ready { .. }
+        ));
 
-        let info = pki::read_certificate(&first.cert_pem, Some(&store.ca().unwrap().unwrap().cert_pem)).unwrap();
+        let info = pki::read_certificate(
+            &first.cert_pem,
+            Some(&store.ca().unwrap().unwrap().cert_pem),
+        )
+        .unwrap();
         assert!(info.signed_by_ca && info.server_auth && !info.client_auth && !info.is_ca);
         assert_eq!(info.sans, sans);
         assert!(info.not_before < now() && info.not_after > now() + 364 * 86_400);
 
         let moved = Sans::for_host("web1", "192.0.2.99", &[], &[]);
-        let TlsMaterial::CertPending { reason, .. } = store.tls_for_host("web1", &moved, now()).unwrap() else { panic!() };
+        let TlsMaterial::CertPending { reason, .. } =
+            store.tls_for_host("web1", &moved, now()).unwrap()
+        else {
+            panic!()
+        };
         assert!(reason.contains("names changed"), "{reason}");
         let (_, outcome) = store.ensure_server("web1", &moved, now()).unwrap();
-        assert!(matches!(outcome, Outcome::Issued(pki::IssueReason::NamesChanged { .. })));
+        assert!(matches!(
+            outcome,
+            Outcome::Issued(pki::IssueReason::NamesChanged { .. })
+        ));
 
         // A year on, inside the renewal window: reissued.
-        let (_, outcome) = store.ensure_server("web1", &moved, now() + 350 * 86_400).unwrap();
-        assert!(matches!(outcome, Outcome::Issued(pki::IssueReason::Expiring { .. })), "{outcome:?}");
+        let (_, outcome) = store
+            .ensure_server("web1", &moved, now() + 350 * 86_400)
+            .unwrap();
+        assert!(
+            matches!(outcome, Outcome::Issued(pki::IssueReason::Expiring { .. })),
+            "{outcome:?}"
+        );
     }
 
     #[test]
@@ -335,7 +410,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path(), KeyType::EcdsaP256);
         let (pair, _) = store.ensure_client("admin", now()).unwrap();
-        let info = pki::read_certificate(&pair.cert_pem, Some(&store.ca().unwrap().unwrap().cert_pem)).unwrap();
+        let info =
+            pki::read_certificate(&pair.cert_pem, Some(&store.ca().unwrap().unwrap().cert_pem))
+                .unwrap();
         assert!(info.client_auth && !info.server_auth);
         assert!(store.ensure_client("../evil", now()).is_err());
     }

@@ -2,6 +2,8 @@
 //! to stderr, results to stdout. Colour only where the stream is a terminal
 //! (console decides per stream, and honours NO_COLOR / CLICOLOR_FORCE).
 
+pub mod plan;
+
 use std::io::Write;
 use std::time::Duration;
 
@@ -9,6 +11,26 @@ use console::style;
 
 use crate::error::{Error, Result};
 use crate::lab::{HostStatus, LabEvent, LabPaths, LabState};
+
+/// Human (terminal-aware) or one JSON document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+/// One host's plan, or why there is none.
+#[derive(Debug)]
+pub struct HostOutcome {
+    pub host: String,
+    pub address: String,
+    pub plan: Result<crate::core::plan::HostPlan>,
+}
+
+/// A detail shown with `--verbose` (stderr).
+pub fn verbose(host: &str, message: &str) {
+    eprintln!("{} {host}: {message}", style("debug:").dim().for_stderr());
+}
 
 /// One host's answer to `ping`.
 #[derive(Debug)]

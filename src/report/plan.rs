@@ -1,0 +1,297 @@
+//! Rendering plans: per host, every change (unified diffs for text,
+//! key-by-key for daemon.json, modes and owners), the handlers that would
+//! run, warnings, and a summary per host and in total; or the same as one
+//! JSON document. Secret content never reaches this module: the plan
+//! carries only "secret" for it.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use console::{Style, style};
+use serde::Serialize;
+use similar::{ChangeTag, TextDiff};
+
+use super::{Format, HostOutcome};
+use crate::core::daemon_json::KeyChange;
+use crate::core::plan::{Action, Change, ContentChange, HostPlan};
+use crate::core::state::PathKind;
+use crate::error::{Error, Result};
+
+/// A progress line as each host's plan is ready (stderr).
+pub fn progress(host: &str, plan: &Result<HostPlan>, elapsed: Duration) {
+    let seconds = elapsed.as_secs_f64();
+    let line = match plan {
+        Ok(plan) if plan.is_empty() => format!("{host}: planned, no changes ({seconds:.2}s)"),
+        Ok(plan) => format!(
+            "{host}: planned, {} change(s) ({seconds:.2}s)",
+            plan.changes.len()
+        ),
+        Err(err) if err.is_unreachable() => format!("{host}: {}", strip_host(host, err)),
+        Err(err) => format!("{host}: failed: {}", strip_host(host, err)),
+    };
+    eprintln!("{line}");
+}
+
+/// The error's text without the leading `host: ` (the line names it).
+fn strip_host(host: &str, err: &Error) -> String {
+    let text = err.to_string();
+    text.strip_prefix(&format!("{host}: "))
+        .map(str::to_string)
+        .unwrap_or(text)
+}
+
+pub fn print(outcomes: &[HostOutcome], format: Format) {
+    let text = match format {
+        Format::Human => human(outcomes),
+        Format::Json => {
+            serde_json::to_string_pretty(&json(outcomes)).expect("plan serialises") + "\n"
+        }
+    };
+    super::raw_stdout(&text);
+}
+
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct Summary {
+    pub hosts: usize,
+    pub with_changes: usize,
+    pub unchanged: usize,
+    pub unreachable: usize,
+    pub failed: usize,
+    pub to_create: usize,
+    pub to_update: usize,
+}
+
+pub fn summarize(outcomes: &[HostOutcome]) -> Summary {
+    let mut summary = Summary {
+        hosts: outcomes.len(),
+        ..Summary::default()
+    };
+    for outcome in outcomes {
+        match &outcome.plan {
+            Ok(plan) if plan.is_empty() => summary.unchanged += 1,
+            Ok(plan) => {
+                summary.with_changes += 1;
+                summary.to_create += plan
+                    .changes
+                    .iter()
+                    .filter(|c| c.action == Action::Create)
+                    .count();
+                summary.to_update += plan
+                    .changes
+                    .iter()
+                    .filter(|c| c.action == Action::Update)
+                    .count();
+            }
+            Err(err) if err.is_unreachable() => summary.unreachable += 1,
+            Err(_) => summary.failed += 1,
+        }
+    }
+    summary
+}
+
+#[derive(Serialize)]
+struct JsonHost<'a> {
+    host: &'a str,
+    address: &'a str,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    plan: Option<&'a HostPlan>,
+}
+
+#[derive(Serialize)]
+struct JsonPlan<'a> {
+    hosts: Vec<JsonHost<'a>>,
+    summary: Summary,
+}
+
+fn status(plan: &Result<HostPlan>) -> &'static str {
+    match plan {
+        Ok(plan) if plan.is_empty() => "unchanged",
+        Ok(_) => "changes",
+        Err(err) if err.is_unreachable() => "unreachable",
+        Err(_) => "failed",
+    }
+}
+
+fn json(outcomes: &[HostOutcome]) -> JsonPlan<'_> {
+    JsonPlan {
+        hosts: outcomes
+            .iter()
+            .map(|o| JsonHost {
+                host: &o.host,
+                address: &o.address,
+                status: status(&o.plan),
+                error: o.plan.as_ref().err().map(|e| e.to_string()),
+                plan: o.plan.as_ref().ok(),
+            })
+            .collect(),
+        summary: summarize(outcomes),
+    }
+}
+
+fn human(outcomes: &[HostOutcome]) -> String {
+    let mut out = String::new();
+    for outcome in outcomes {
+        host_section(&mut out, outcome);
+    }
+    let s = summarize(outcomes);
+    let _ = writeln!(
+        out,
+        "{} {} host(s): {} with changes ({} to create, {} to update), {} unchanged, {} unreachable, {} failed",
+        style("Plan:").bold(),
+        s.hosts,
+        s.with_changes,
+        s.to_create,
+        s.to_update,
+        s.unchanged,
+        s.unreachable,
+        s.failed
+    );
+    out
+}
+
+fn host_section(out: &mut String, outcome: &HostOutcome) {
+    let title = style(format!("{} ({})", outcome.host, outcome.address)).bold();
+    let plan = match &outcome.plan {
+        Err(err) => {
+            let label = if err.is_unreachable() {
+                "unreachable"
+            } else {
+                "failed"
+            };
+            let _ = writeln!(
+                out,
+                "{title}: {}: {}\n",
+                style(label).red().bold(),
+                strip_host(&outcome.host, err)
+            );
+            return;
+        }
+        Ok(plan) => plan,
+    };
+    if plan.is_empty() {
+        let _ = writeln!(out, "{title}: {}", style("no changes").green());
+    } else {
+        let created = plan
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Create)
+            .count();
+        let _ = writeln!(
+            out,
+            "{title}: {} to create, {} to update",
+            created,
+            plan.changes.len() - created
+        );
+    }
+    for change in &plan.changes {
+        change_lines(out, change);
+    }
+    if !plan.handlers.is_empty() {
+        let names: Vec<&str> = plan.handlers.iter().map(|h| h.describe()).collect();
+        let _ = writeln!(out, "  {} {}", style("handlers:").cyan(), names.join(", "));
+    }
+    for warning in &plan.warnings {
+        let _ = writeln!(out, "  {} {warning}", style("warning:").yellow());
+    }
+    out.push('\n');
+}
+
+fn change_lines(out: &mut String, change: &Change) {
+    let (sign, paint) = match change.action {
+        Action::Create => ("+", Style::new().green()),
+        Action::Update => ("~", Style::new().yellow()),
+    };
+    let kind = match change.kind {
+        PathKind::Directory => "directory",
+        _ => "file",
+    };
+    let mut attributes = Vec::new();
+    if let Some(mode) = &change.mode {
+        attributes.push(match &mode.from {
+            Some(from) => format!("mode {from} -> {}", mode.to),
+            None => format!("mode {}", mode.to),
+        });
+    }
+    for (label, attribute) in [("owner", &change.owner), ("group", &change.group)] {
+        if let Some(attribute) = attribute {
+            attributes.push(match &attribute.from {
+                Some(from) => format!("{label} {from} -> {}", attribute.to),
+                None => format!("{label} {}", attribute.to),
+            });
+        }
+    }
+    let attributes = if attributes.is_empty() {
+        String::new()
+    } else {
+        format!("  ({})", attributes.join(", "))
+    };
+    let _ = writeln!(
+        out,
+        "  {} {kind} {}{attributes}",
+        paint.apply_to(sign),
+        change.path
+    );
+    match &change.content {
+        None => {}
+        Some(ContentChange::Secret) => {
+            let _ = writeln!(out, "      content changes (secret: not shown)");
+        }
+        Some(ContentChange::Pending { reason }) => {
+            let _ = writeln!(out, "      content: {reason}");
+        }
+        Some(ContentChange::Opaque {
+            before_sha256,
+            after_sha256,
+        }) => {
+            let before = before_sha256.as_deref().unwrap_or("none");
+            let _ = writeln!(
+                out,
+                "      content changes (not text): sha256 {before} -> {after_sha256}"
+            );
+        }
+        Some(ContentChange::Json { keys, .. }) => {
+            for key in keys {
+                let line = match key {
+                    KeyChange::Added { key, value } => {
+                        style(format!("+ \"{key}\": {value}")).green()
+                    }
+                    KeyChange::Changed { key, from, to } => {
+                        style(format!("~ \"{key}\": {from} -> {to}")).yellow()
+                    }
+                    KeyChange::Removed { key, value } => {
+                        style(format!("- \"{key}\": {value}")).red()
+                    }
+                };
+                let _ = writeln!(out, "      {line}");
+            }
+        }
+        Some(ContentChange::Text { before, after }) => {
+            unified_diff(out, &change.path, before, after)
+        }
+    }
+}
+
+fn unified_diff(out: &mut String, path: &str, before: &str, after: &str) {
+    let diff = TextDiff::from_lines(before, after);
+    let _ = writeln!(out, "      {}", style(format!("--- {path} (host)")).red());
+    let _ = writeln!(
+        out,
+        "      {}",
+        style(format!("+++ {path} (playbook)")).green()
+    );
+    for hunk in diff.unified_diff().context_radius(3).iter_hunks() {
+        let _ = writeln!(out, "      {}", style(hunk.header()).cyan());
+        for change in hunk.iter_changes() {
+            let text = change.value().trim_end_matches('\n');
+            let line = match change.tag() {
+                ChangeTag::Delete => style(format!("-{text}")).red(),
+                ChangeTag::Insert => style(format!("+{text}")).green(),
+                ChangeTag::Equal => style(format!(" {text}")),
+            };
+            let _ = writeln!(out, "      {line}");
+        }
+    }
+}
