@@ -287,7 +287,8 @@ mod tests {
             client_auth: true,
             ..fresh.clone()
         };
-        let cases: Vec<(&str, Option<Result<&CertInfo, &str>>, Decision)> = vec![
+        type Existing<'a> = Option<Result<&'a CertInfo, &'a str>>;
+        let cases: Vec<(&str, Existing, Decision)> = vec![
             ("missing", None, Decision::Issue(IssueReason::Missing)),
             (
                 "unreadable",
