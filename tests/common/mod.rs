@@ -45,13 +45,41 @@ impl TestLab {
 
     /// Runs the dockhand binary against this lab.
     pub fn dockhand(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
+        self.dockhand_with(args, &[])
+    }
+
+    /// Runs the dockhand binary with extra environment variables.
+    pub fn dockhand_with(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Output {
+        let mut command = Command::new(BIN);
+        command
             .args(args)
             .env("DOCKHAND_LAB", &self.name)
             .env("DOCKHAND_LAB_DIR", state_root())
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("run dockhand")
+            .env("NO_COLOR", "1");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.output().expect("run dockhand")
+    }
+
+    /// The lab's inventory, written into `dir`; returns its path.
+    pub fn inventory_file(&self, dir: &std::path::Path) -> PathBuf {
+        let output = self.dockhand(&["lab", "inventory"]);
+        assert_success(&output, "lab inventory");
+        let path = dir.join("inventory.yaml");
+        std::fs::write(&path, &output.stdout).unwrap();
+        path
+    }
+
+    /// A digest of everything under the host's configuration and home
+    /// directories (paths, types, modes, owners, sizes, times, contents):
+    /// equal before and after means nothing was written there.
+    pub fn fingerprint(&self, host: &str) -> String {
+        self.ssh(
+            host,
+            "{ find /etc /root /home /tmp /usr/local -xdev -printf '%p %y %m %u %g %s %T@\\n' | sort; \
+               find /etc /root /home /usr/local -xdev -type f -exec sha256sum {} + | sort; } | sha256sum",
+        )
     }
 
     pub fn paths(&self) -> LabPaths {
