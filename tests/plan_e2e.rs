@@ -9,7 +9,7 @@ mod common;
 use std::ffi::OsStr;
 use std::path::Path;
 
-use common::{TestLab, assert_success};
+use common::TestLab;
 use dockhand::core::inventory::Inventory;
 use dockhand::pki::PkiStore;
 use serde_json::Value;
