@@ -253,6 +253,8 @@ fn a_host_changed_by_hand_shows_exactly_those_changes_and_no_key_material() {
     let (code, plan, stderr) = plan_json(&lab, &inventory, &pki, &limit);
     assert_eq!(code, Some(0), "converged host: {plan:#}\n{stderr}");
     assert_eq!(host_entry(&plan, host)["status"], "unchanged");
+    // sshd -T on the host agrees with every value of the drop-in.
+    assert_eq!(host_entry(&plan, host)["warnings"], serde_json::json!([]));
 
     // Edit daemon.json by hand and open the key up.
     lab.ssh(

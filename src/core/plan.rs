@@ -157,7 +157,48 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
         }
     }
     out.handlers = handlers.into_iter().collect();
+    out.warnings
+        .extend(sshd_warnings(desired, actual, &out.changes));
     Ok(out)
+}
+
+/// The honest check of sshd hardening is the effective configuration
+/// (`sshd -T`), not the file: when the drop-in is already in place, every
+/// value it sets must be in effect, or another file wins.
+fn sshd_warnings(desired: &Resources, actual: &ActualState, changes: &[Change]) -> Vec<String> {
+    let Some((drop_in, expected)) = &desired.sshd_expected else {
+        return Vec::new();
+    };
+    if let Some(error) = &actual.facts.sshd_error {
+        return vec![format!(
+            "`sshd -T` fails on the host, so its settings cannot be checked: {}",
+            error.trim()
+        )];
+    }
+    if changes.iter().any(|c| &c.path == drop_in) || actual.facts.sshd_effective.is_empty() {
+        return Vec::new();
+    }
+    expected
+        .iter()
+        .filter_map(|(keyword, want)| {
+            let have = actual.facts.sshd_effective.get(keyword).map(String::as_str).unwrap_or("(unset)");
+            (!sshd_values_equal(keyword, want, have)).then(|| {
+                format!("sshd's effective {keyword} is `{have}`, not `{want}`: a file read before {drop_in} sets it")
+            })
+        })
+        .collect()
+}
+
+/// `sshd -T` prints some values in another spelling than sshd_config takes.
+fn sshd_values_equal(keyword: &str, want: &str, have: &str) -> bool {
+    let normal = |value: &str| {
+        let value = value.to_ascii_lowercase();
+        match (keyword, value.as_str()) {
+            ("permitrootlogin", "without-password") => "prohibit-password".to_string(),
+            _ => value,
+        }
+    };
+    normal(want) == normal(have)
 }
 
 /// A change record for a missing path or differing mode/owner/group.
@@ -351,6 +392,7 @@ mod tests {
                 ),
             ],
             warnings: vec![],
+            sshd_expected: None,
         }
     }
 
@@ -517,6 +559,40 @@ mod tests {
             plan(&desired(), &state)
                 .unwrap_err()
                 .contains("not a regular file")
+        );
+    }
+
+    #[test]
+    fn sshd_is_checked_by_its_effective_values() {
+        let mut resources = desired();
+        resources.sshd_expected = Some((
+            "/etc/t/sshd.conf".into(),
+            vec![
+                ("passwordauthentication".into(), "no".into()),
+                ("permitrootlogin".into(), "prohibit-password".into()),
+            ],
+        ));
+        let mut state = converged();
+        state
+            .facts
+            .sshd_effective
+            .insert("passwordauthentication".into(), "yes".into());
+        state
+            .facts
+            .sshd_effective
+            .insert("permitrootlogin".into(), "without-password".into());
+        let plan = plan(&resources, &state).unwrap();
+        assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+        assert!(plan.warnings[0].contains("effective passwordauthentication is `yes`, not `no`"));
+        // While the drop-in itself is about to change, there is nothing to say yet.
+        state
+            .paths
+            .insert("/etc/t/sshd.conf".into(), present(b"A yes\n", 0o644));
+        assert!(self::plan(&resources, &state).unwrap().warnings.is_empty());
+        state.facts.sshd_error = Some("line 3: Bad configuration option".into());
+        assert!(
+            self::plan(&resources, &state).unwrap().warnings[0]
+                .contains("Bad configuration option")
         );
     }
 

@@ -126,6 +126,9 @@ pub struct Resources {
     pub files: Vec<FileResource>,
     /// Things the plan should say although they change nothing.
     pub warnings: Vec<String>,
+    /// The sshd drop-in's path and the effective values (`sshd -T`
+    /// keywords, lower-case) it is meant to produce.
+    pub sshd_expected: Option<(String, Vec<(String, String)>)>,
 }
 
 impl Resources {
@@ -279,6 +282,13 @@ pub fn expand(playbook: &Playbook, facts: &Facts, tls: &TlsMaterial) -> Result<R
                 }
             }
         }
+        out.sshd_expected = Some((
+            sshd.drop_in.clone(),
+            settings
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.render()))
+                .collect(),
+        ));
         let mut text = String::from(MANAGED);
         text.push_str("# sshd keeps the first value it reads: this file sorts first.\n");
         for (key, value) in &settings {
