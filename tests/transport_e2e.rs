@@ -276,3 +276,34 @@ fn ping_rejects_a_bad_inventory_naming_file_line_and_column() {
     );
     assert!(stderr.contains("unknown field `adress`"), "{stderr}");
 }
+
+#[test]
+fn ssh_config_aliases_users_keys_and_known_hosts_are_honored() {
+    let lab = TestLab::up(LAB, HOSTS);
+    let state = lab.state();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".ssh")).unwrap();
+    std::fs::write(
+        home.path().join(".ssh/config"),
+        format!(
+            "Host alias-one\n  HostName {}\n  User {}\n  IdentityFile {}\n  UserKnownHostsFile {}\n",
+            state.hosts[0].address,
+            dockhand::lab::SUDO_USER,
+            lab.paths().key().display(),
+            lab.paths().known_hosts().display()
+        ),
+    )
+    .unwrap();
+    let inventory = home.path().join("inventory.yaml");
+    std::fs::write(&inventory, "hosts:\n  alias-one:\n").unwrap();
+    let output = lab.dockhand_with(
+        &["ping", "-i", &inventory.to_string_lossy()],
+        &[("HOME", home.path().as_os_str()), ("SSH_AUTH_SOCK", std::ffi::OsStr::new(""))],
+    );
+    assert_success(&output, "ping through an ssh_config alias");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("alias-one        ok          hostname={} user={}", host(1), dockhand::lab::SUDO_USER)),
+        "{stdout}"
+    );
+}

@@ -67,6 +67,7 @@ pub fn lab_target(paths: &LabPaths, record: &HostRecord) -> Target {
         host_key_policy: HostKeyPolicy::Strict,
         host_key_alias: None,
         connect_timeout: Duration::from_secs(5),
+        jump: None,
     }
 }
 
@@ -104,16 +105,23 @@ async fn wait_until_ready(targets: Vec<Target>) -> Result<()> {
 async fn wait_for_host(target: &Target, deadline: Instant) -> Result<()> {
     let mut last_error;
     loop {
-        match SshSession::connect(target).await {
+        let attempt = match SshSession::connect(target).await {
             Ok(session) => {
                 let result = wait_for_docker(&session, deadline).await;
                 let _ = session.close().await;
-                return result;
+                result
             }
-            // A changed or unknown host key is never "not ready yet".
-            Err(err @ (Error::HostKeyChanged { .. } | Error::HostKeyUnknown { .. })) => {
+            Err(err) => Err(err),
+        };
+        match attempt {
+            Ok(()) => return Ok(()),
+            // A changed or unknown host key, or a docker that failed, is
+            // never "not ready yet".
+            Err(err @ (Error::HostKeyChanged { .. } | Error::HostKeyUnknown { .. } | Error::Lab { .. })) => {
                 return Err(err);
             }
+            // Anything else (a connection dropped while sshd is busy or
+            // still starting) is worth another try.
             Err(err) => last_error = err,
         }
         if Instant::now() >= deadline {

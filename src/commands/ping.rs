@@ -24,17 +24,12 @@ const SUDO_PROBE: &str =
 
 pub fn run(options: &Options) -> Result<i32> {
     let inventory = super::load_inventory(&options.inventory)?;
-    let home = super::home_dir();
-    let jobs: Vec<(Target, bool)> = inventory
+    let targets = super::Targets::from_environment()?;
+    let jobs = inventory
         .hosts
         .iter()
-        .map(|host| {
-            (
-                super::target_for(host, home.as_deref()),
-                host.ssh.become_root.unwrap_or(false),
-            )
-        })
-        .collect();
+        .map(|host| Ok((targets.for_host(host)?, host.ssh.become_root.unwrap_or(false))))
+        .collect::<Result<Vec<(Target, bool)>>>()?;
     let outcomes = super::runtime()?.block_on(ping_all(jobs, options.forks));
     let failed = outcomes.iter().filter(|o| o.reply.is_err()).count();
     report::ping_summary(&outcomes);

@@ -60,7 +60,7 @@ pub fn run(options: &Options) -> Result<i32> {
             settings.clone(),
         )
     });
-    let home = super::home_dir();
+    let targets = super::Targets::from_environment()?;
     let mut jobs = Vec::new();
     for host in hosts {
         let tls = match &store {
@@ -68,7 +68,7 @@ pub fn run(options: &Options) -> Result<i32> {
             None => TlsMaterial::CaPending,
         };
         jobs.push(HostJob {
-            target: super::target_for(host, home.as_deref()),
+            target: targets.for_host(host)?,
             host: host.clone(),
             tls,
         });

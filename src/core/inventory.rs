@@ -49,6 +49,9 @@ pub struct SshSettings {
     pub become_root: Option<bool>,
     /// Seconds for connect, handshake and authentication together.
     pub connect_timeout: Option<u64>,
+    /// `[user@]host[:port]`, comma-separated for a chain: hosts to connect
+    /// through (OpenSSH's ProxyJump).
+    pub jump: Option<String>,
 }
 
 impl SshSettings {
@@ -68,6 +71,7 @@ impl SshSettings {
             host_key_checking: over.host_key_checking.or(self.host_key_checking),
             become_root: over.become_root.or(self.become_root),
             connect_timeout: over.connect_timeout.or(self.connect_timeout),
+            jump: over.jump.clone().or_else(|| self.jump.clone()),
         }
     }
 }

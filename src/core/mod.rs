@@ -8,6 +8,7 @@ pub mod pki;
 pub mod plan;
 pub mod playbook;
 pub mod resources;
+pub mod ssh_config;
 pub mod state;
 
 use std::path::Path;

@@ -38,6 +38,9 @@ pub struct Target {
     pub host_key_alias: Option<String>,
     /// Deadline for TCP connect, handshake and authentication together.
     pub connect_timeout: Duration,
+    /// A host to connect through (OpenSSH's ProxyJump): this host is
+    /// reached by a direct-tcpip channel of the jump host's connection.
+    pub jump: Option<Box<Target>>,
 }
 
 /// How a remote command ended.

@@ -22,10 +22,12 @@ use crate::error::{Error, Result};
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 const KEEPALIVE_MAX: usize = 4;
 
-/// One authenticated SSH connection to one host.
+/// One authenticated SSH connection to one host, possibly carried through
+/// a jump host's connection (kept open for as long as this one).
 pub struct SshSession {
     handle: client::Handle<HostKeyChecker>,
     host: String,
+    _jump: Option<Box<SshSession>>,
 }
 
 /// The russh handler: its only job is the host-key decision. Refusals carry
@@ -92,7 +94,15 @@ impl SshSession {
         }
     }
 
-    async fn connect_inner(target: &Target, addr: &str) -> Result<Self> {
+    /// Boxed: a jump host is reached by the same function, recursively.
+    fn connect_inner<'a>(
+        target: &'a Target,
+        addr: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self>> + Send + 'a>> {
+        Box::pin(Self::connect_direct_or_jumped(target, addr))
+    }
+
+    async fn connect_direct_or_jumped(target: &Target, addr: &str) -> Result<Self> {
         let lookup_host = target
             .host_key_alias
             .clone()
@@ -118,28 +128,46 @@ impl SshSession {
             files: target.known_hosts.clone(),
             policy: target.host_key_policy,
         };
-        let socket =
-            tokio::net::TcpStream::connect(addr)
-                .await
-                .map_err(|e| Error::Unreachable {
-                    host: target.name.clone(),
-                    addr: addr.to_string(),
-                    reason: e.to_string(),
-                })?;
-        let _ = socket.set_nodelay(true);
-        let handle = client::connect_stream(Arc::new(config), socket, checker)
-            .await
-            .map_err(|e| match e {
-                HandlerError::Refused(err) => err,
-                HandlerError::Ssh(err) => Error::Ssh {
-                    host: target.name.clone(),
-                    step: "handshake".into(),
-                    reason: err.to_string(),
-                },
-            })?;
+        let (jump, connected) = match &target.jump {
+            None => {
+                let socket = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| Error::Unreachable {
+                        host: target.name.clone(),
+                        addr: addr.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                let _ = socket.set_nodelay(true);
+                (None, client::connect_stream(Arc::new(config), socket, checker).await)
+            }
+            Some(jump_target) => {
+                let jump_addr = format!("{}:{}", jump_target.address, jump_target.port);
+                let jump = Self::connect_inner(jump_target, &jump_addr).await?;
+                let channel = jump
+                    .handle
+                    .channel_open_direct_tcpip(target.address.clone(), u32::from(target.port), "127.0.0.1", 0)
+                    .await
+                    .map_err(|e| Error::Unreachable {
+                        host: target.name.clone(),
+                        addr: format!("{addr} (through {})", jump_target.name),
+                        reason: e.to_string(),
+                    })?;
+                let stream = channel.into_stream();
+                (Some(Box::new(jump)), client::connect_stream(Arc::new(config), stream, checker).await)
+            }
+        };
+        let handle = connected.map_err(|e| match e {
+            HandlerError::Refused(err) => err,
+            HandlerError::Ssh(err) => Error::Ssh {
+                host: target.name.clone(),
+                step: "handshake".into(),
+                reason: err.to_string(),
+            },
+        })?;
         let mut session = SshSession {
             handle,
             host: target.name.clone(),
+            _jump: jump,
         };
         session.authenticate(target).await?;
         Ok(session)

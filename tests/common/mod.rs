@@ -116,6 +116,7 @@ impl TestLab {
             host_key_policy: HostKeyPolicy::Strict,
             host_key_alias: None,
             connect_timeout: Duration::from_secs(10),
+            jump: None,
         }
     }
 

@@ -1,0 +1,217 @@
+//! From an inventory host to a transport target: the inventory's settings
+//! first, then `~/.ssh/config` (aliases, HostName, User, Port,
+//! IdentityFile, ProxyJump, UserKnownHostsFile, StrictHostKeyChecking,
+//! HostKeyAlias, ConnectTimeout), then OpenSSH's defaults.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::core::inventory::{Host, HostKeyChecking};
+use crate::core::ssh_config::{HostSettings, SshConfig};
+use crate::error::{Error, Result};
+use crate::transport::{HostKeyPolicy, Target};
+
+/// Connect, handshake and authenticate within this, unless told otherwise.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Builds targets with the user's home and ssh configuration.
+pub struct Targets {
+    home: Option<PathBuf>,
+    ssh_config: SshConfig,
+}
+
+impl Targets {
+    /// Reads `~/.ssh/config` if there is one (`DOCKHAND_SSH_CONFIG`
+    /// points elsewhere; an empty value means none).
+    pub fn from_environment() -> Result<Targets> {
+        let home = super::home_dir();
+        let path = match std::env::var_os("DOCKHAND_SSH_CONFIG") {
+            Some(path) if path.is_empty() => None,
+            Some(path) => Some(PathBuf::from(path)),
+            None => home.as_ref().map(|h| h.join(".ssh/config")),
+        };
+        let text = match path {
+            Some(path) => match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(Error::file(&path, e)),
+            },
+            None => String::new(),
+        };
+        Ok(Targets::new(home, SshConfig::parse(&text)))
+    }
+
+    pub fn new(home: Option<PathBuf>, ssh_config: SshConfig) -> Targets {
+        Targets { home, ssh_config }
+    }
+
+    fn expand(&self, path: &str) -> PathBuf {
+        crate::core::inventory::expand_home(Path::new(path), self.home.as_deref())
+    }
+
+    /// The target for an inventory host.
+    pub fn for_host(&self, host: &Host) -> Result<Target> {
+        let config = self.ssh_config.resolve(&host.address);
+        let mut target = self.build(&host.name, &host.address, &config, host)?;
+        let jump = host.ssh.jump.clone().or(config.proxy_jump.clone());
+        target.jump = match jump.as_deref() {
+            None | Some("none") => None,
+            Some(spec) => self.jump_chain(host, spec)?,
+        };
+        Ok(target)
+    }
+
+    fn build(&self, name: &str, given_address: &str, config: &HostSettings, host: &Host) -> Result<Target> {
+        let ssh = &host.ssh;
+        let ssh_dir = self.home.as_ref().map(|h| h.join(".ssh"));
+        let mut identity_files: Vec<PathBuf> = ssh.identity_file.iter().cloned().collect();
+        identity_files.extend(config.identity_files.iter().map(|f| self.expand(f)));
+        if identity_files.is_empty() {
+            identity_files = ssh_dir
+                .iter()
+                .flat_map(|dir| ["id_ed25519", "id_ecdsa", "id_rsa"].map(|f| dir.join(f)))
+                .filter(|path| path.exists())
+                .collect();
+        }
+        let known_hosts = match (&ssh.known_hosts, config.known_hosts_files.is_empty()) {
+            (Some(file), _) => vec![file.clone()],
+            (None, false) => config.known_hosts_files.iter().map(|f| self.expand(f)).collect(),
+            (None, true) => ssh_dir
+                .iter()
+                .map(|dir| dir.join("known_hosts"))
+                .chain([PathBuf::from("/etc/ssh/ssh_known_hosts")])
+                .collect(),
+        };
+        let policy = match (ssh.host_key_checking, config.strict_host_key_checking.as_deref()) {
+            (Some(HostKeyChecking::Strict), _) => HostKeyPolicy::Strict,
+            (Some(HostKeyChecking::AcceptNew), _) => HostKeyPolicy::AcceptNew,
+            // "no" would accept a changed key, which dockhand never does:
+            // the nearest safe meaning is to record unknown hosts.
+            (None, Some("accept-new" | "no" | "off")) => HostKeyPolicy::AcceptNew,
+            (None, _) => HostKeyPolicy::Strict,
+        };
+        Ok(Target {
+            name: name.to_string(),
+            address: config.host_name.clone().unwrap_or_else(|| given_address.to_string()),
+            port: ssh.port.or(config.port).unwrap_or(22),
+            user: ssh.user.clone().or(config.user.clone()).unwrap_or_else(|| "root".into()),
+            identity_files,
+            use_agent: true,
+            known_hosts,
+            host_key_policy: policy,
+            host_key_alias: config.host_key_alias.clone(),
+            connect_timeout: ssh
+                .connect_timeout
+                .or(config.connect_timeout)
+                .map(Duration::from_secs)
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            jump: None,
+        })
+    }
+
+    /// `a,b` means: connect to a, through it to b, through b to the host.
+    fn jump_chain(&self, host: &Host, spec: &str) -> Result<Option<Box<Target>>> {
+        let mut previous: Option<Box<Target>> = None;
+        for hop in spec.split(',') {
+            let (user, name, port) = parse_jump(hop).map_err(|message| {
+                Error::Usage(format!("{}: jump host {hop:?}: {message}", host.name))
+            })?;
+            let config = self.ssh_config.resolve(&name);
+            // The hop is reached with the host's keys and known_hosts, but
+            // its own user and port.
+            let mut hop_host = host.clone();
+            hop_host.ssh.user = user.or(config.user.clone());
+            hop_host.ssh.port = port.or(config.port);
+            hop_host.ssh.jump = None;
+            let mut target = self.build(&format!("{} (jump {name})", host.name), &name, &config, &hop_host)?;
+            target.jump = previous;
+            previous = Some(Box::new(target));
+        }
+        Ok(previous)
+    }
+}
+
+/// `[user@]host[:port]`.
+pub fn parse_jump(spec: &str) -> std::result::Result<(Option<String>, String, Option<u16>), String> {
+    let spec = spec.trim();
+    let (user, rest) = match spec.rsplit_once('@') {
+        Some((user, rest)) => (Some(user.to_string()), rest),
+        None => (None, spec),
+    };
+    let (name, port) = match rest.strip_prefix('[') {
+        Some(bracketed) => {
+            let (name, after) = bracketed.split_once(']').ok_or("unclosed [")?;
+            (name, after.strip_prefix(':'))
+        }
+        None => match rest.rsplit_once(':') {
+            Some((name, port)) if !name.contains(':') => (name, Some(port)),
+            _ => (rest, None),
+        },
+    };
+    if name.is_empty() {
+        return Err("no host name".into());
+    }
+    let port = port
+        .map(|p| p.parse::<u16>().map_err(|_| format!("bad port {p:?}")))
+        .transpose()?;
+    Ok((user, name.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::inventory::Inventory;
+
+    fn host(yaml: &str) -> Host {
+        Inventory::parse("i.yaml".as_ref(), yaml, Some(Path::new("/home/u"))).unwrap().hosts.remove(0)
+    }
+
+    #[test]
+    fn jump_specs() {
+        let cases = [
+            ("bastion", Ok((None, "bastion".to_string(), None))),
+            ("ops@bastion:2222", Ok((Some("ops".to_string()), "bastion".to_string(), Some(2222)))),
+            ("[2001:db8::1]:22", Ok((None, "2001:db8::1".to_string(), Some(22)))),
+            ("2001:db8::1", Ok((None, "2001:db8::1".to_string(), None))),
+            ("bastion:x", Err("bad port \"x\"".to_string())),
+        ];
+        for (spec, expected) in cases {
+            assert_eq!(parse_jump(spec), expected, "{spec}");
+        }
+    }
+
+    #[test]
+    fn inventory_beats_ssh_config_which_beats_defaults() {
+        let config = SshConfig::parse(
+            "Host web1\n  HostName 192.0.2.10\n  User cfguser\n  Port 2200\n  IdentityFile ~/.ssh/web\n  ProxyJump ops@bastion\n\
+             Host bastion\n  HostName 192.0.2.1\n  Port 2022\n",
+        );
+        let targets = Targets::new(Some("/home/u".into()), config);
+        let plain = targets.for_host(&host("hosts:\n  web1:\n")).unwrap();
+        assert_eq!((plain.address.as_str(), plain.port, plain.user.as_str()), ("192.0.2.10", 2200, "cfguser"));
+        assert_eq!(plain.identity_files, [PathBuf::from("/home/u/.ssh/web")]);
+        assert_eq!(plain.known_hosts[0], PathBuf::from("/home/u/.ssh/known_hosts"));
+        let jump = plain.jump.as_ref().unwrap();
+        assert_eq!((jump.address.as_str(), jump.port, jump.user.as_str()), ("192.0.2.1", 2022, "ops"));
+
+        let explicit = targets
+            .for_host(&host("hosts:\n  web1:\n    ssh: { user: me, port: 22, identity_file: /k, jump: none }\n"))
+            .unwrap();
+        assert_eq!((explicit.port, explicit.user.as_str()), (22, "me"));
+        assert_eq!(explicit.identity_files[0], PathBuf::from("/k"));
+        assert!(explicit.jump.is_none());
+    }
+
+    #[test]
+    fn chains_go_through_each_hop_in_order() {
+        let targets = Targets::new(None, SshConfig::default());
+        let target = targets.for_host(&host("hosts:\n  web1:\n    ssh: { jump: \"a@first,second:2222\" }\n")).unwrap();
+        let second = target.jump.as_ref().unwrap();
+        let first = second.jump.as_ref().unwrap();
+        assert_eq!((second.address.as_str(), second.port), ("second", 2222));
+        assert_eq!((first.address.as_str(), first.user.as_str()), ("first", "a"));
+        assert!(first.jump.is_none());
+        let err = targets.for_host(&host("hosts:\n  web1:\n    ssh: { jump: \"x:y\" }\n")).unwrap_err();
+        assert!(err.to_string().contains("web1: jump host \"x:y\": bad port"), "{err}");
+    }
+}

@@ -1,0 +1,211 @@
+//! OpenSSH client configuration (`~/.ssh/config`), as far as dockhand
+//! needs it: `Host` blocks with patterns (`*`, `?`, `!negation`), and the
+//! keywords HostName, User, Port, IdentityFile, ProxyJump,
+//! UserKnownHostsFile, StrictHostKeyChecking, HostKeyAlias and
+//! ConnectTimeout. As in ssh, the first value obtained for a keyword wins
+//! (IdentityFile accumulates). `Match` blocks cannot be evaluated without
+//! running commands, so their contents are skipped; `Include` is not
+//! followed. Pure: the caller reads the file.
+
+/// Settings for one host, as ssh would resolve them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostSettings {
+    pub host_name: Option<String>,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity_files: Vec<String>,
+    pub proxy_jump: Option<String>,
+    pub known_hosts_files: Vec<String>,
+    pub strict_host_key_checking: Option<String>,
+    pub host_key_alias: Option<String>,
+    pub connect_timeout: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    /// None for `Match` blocks, which are never applied.
+    patterns: Option<Vec<String>>,
+    options: Vec<(String, String)>,
+}
+
+/// A parsed configuration.
+#[derive(Debug, Clone, Default)]
+pub struct SshConfig {
+    blocks: Vec<Block>,
+}
+
+impl SshConfig {
+    pub fn parse(text: &str) -> SshConfig {
+        // Options before the first Host line apply to every host.
+        let mut blocks = vec![Block {
+            patterns: Some(vec!["*".into()]),
+            options: Vec::new(),
+        }];
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((keyword, value)) = split_keyword(line) else {
+                continue;
+            };
+            match keyword.as_str() {
+                "host" => blocks.push(Block {
+                    patterns: Some(words(&value)),
+                    options: Vec::new(),
+                }),
+                "match" => blocks.push(Block {
+                    patterns: None,
+                    options: Vec::new(),
+                }),
+                _ => blocks.last_mut().expect("one block at least").options.push((keyword, value)),
+            }
+        }
+        SshConfig { blocks }
+    }
+
+    /// The settings ssh would use for `ssh NAME`.
+    pub fn resolve(&self, name: &str) -> HostSettings {
+        let mut out = HostSettings::default();
+        for block in &self.blocks {
+            let Some(patterns) = &block.patterns else {
+                continue;
+            };
+            if !host_matches(patterns, name) {
+                continue;
+            }
+            for (keyword, value) in &block.options {
+                let first = |slot: &mut Option<String>| {
+                    if slot.is_none() {
+                        *slot = Some(expand_tokens(value, name));
+                    }
+                };
+                match keyword.as_str() {
+                    "hostname" => first(&mut out.host_name),
+                    "user" => first(&mut out.user),
+                    "proxyjump" => first(&mut out.proxy_jump),
+                    "stricthostkeychecking" => first(&mut out.strict_host_key_checking),
+                    "hostkeyalias" => first(&mut out.host_key_alias),
+                    "port" if out.port.is_none() => out.port = value.parse().ok(),
+                    "connecttimeout" if out.connect_timeout.is_none() => out.connect_timeout = value.parse().ok(),
+                    "identityfile" => out.identity_files.push(expand_tokens(value, name)),
+                    "userknownhostsfile" if out.known_hosts_files.is_empty() => {
+                        out.known_hosts_files = words(value).iter().map(|w| expand_tokens(w, name)).collect()
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `Keyword value`, `Keyword=value` or `Keyword = value`; keywords are
+/// case-insensitive; a quoted value loses its quotes.
+fn split_keyword(line: &str) -> Option<(String, String)> {
+    let at = line.find(|c: char| c.is_whitespace() || c == '=')?;
+    let keyword = line[..at].to_ascii_lowercase();
+    let rest = line[at..].trim_start();
+    let rest = rest.strip_prefix('=').unwrap_or(rest).trim();
+    let value = rest
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .unwrap_or(rest);
+    Some((keyword, value.to_string()))
+}
+
+fn words(value: &str) -> Vec<String> {
+    value.split_whitespace().map(|w| w.trim_matches('"').to_string()).collect()
+}
+
+/// A host matches when some pattern matches and no negated one does.
+fn host_matches(patterns: &[String], name: &str) -> bool {
+    let mut matched = false;
+    for pattern in patterns {
+        match pattern.strip_prefix('!') {
+            Some(negated) if wildcard(negated, name) => return false,
+            Some(_) => {}
+            None => matched |= wildcard(pattern, name),
+        }
+    }
+    matched
+}
+
+/// ssh's `*` and `?` wildcards, case-insensitively.
+fn wildcard(pattern: &str, name: &str) -> bool {
+    fn matches(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => matches(&p[1..], n) || (!n.is_empty() && matches(p, &n[1..])),
+            (Some(b'?'), Some(_)) => matches(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => matches(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    matches(pattern.as_bytes(), name.as_bytes())
+}
+
+/// The tokens users put in paths: `%h` (the host as given), `%n` (the same)
+/// and `%%`. Others are left as they are.
+fn expand_tokens(value: &str, name: &str) -> String {
+    value.replace("%%", "\u{0}").replace("%h", name).replace("%n", name).replace('\u{0}', "%")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = "\
+# global
+ConnectTimeout 7
+
+Host bastion
+    HostName 192.0.2.1
+    User jump
+
+Host web? !web9
+    HostName %h.internal.example
+    User deploy
+    Port=2222
+    IdentityFile ~/.ssh/web_ed25519
+    ProxyJump bastion
+
+Match exec \"true\"
+    User never
+
+Host *
+    User fallback
+    IdentityFile ~/.ssh/id_ed25519
+    UserKnownHostsFile ~/.ssh/known_hosts ~/.ssh/known_hosts2
+    StrictHostKeyChecking accept-new
+";
+
+    #[test]
+    fn resolves_like_ssh() {
+        let config = SshConfig::parse(CONFIG);
+        let web1 = config.resolve("web1");
+        assert_eq!(web1.host_name.as_deref(), Some("web1.internal.example"));
+        assert_eq!(web1.user.as_deref(), Some("deploy"), "first value wins");
+        assert_eq!(web1.port, Some(2222));
+        assert_eq!(web1.identity_files, ["~/.ssh/web_ed25519", "~/.ssh/id_ed25519"], "identity files accumulate");
+        assert_eq!(web1.proxy_jump.as_deref(), Some("bastion"));
+        assert_eq!(web1.connect_timeout, Some(7));
+        assert_eq!(web1.known_hosts_files, ["~/.ssh/known_hosts", "~/.ssh/known_hosts2"]);
+        assert_eq!(web1.strict_host_key_checking.as_deref(), Some("accept-new"));
+
+        let web9 = config.resolve("web9");
+        assert_eq!((web9.host_name, web9.user.as_deref()), (None, Some("fallback")), "negated pattern");
+        let bastion = config.resolve("bastion");
+        assert_eq!((bastion.host_name.as_deref(), bastion.user.as_deref()), (Some("192.0.2.1"), Some("jump")));
+        assert_eq!(config.resolve("WEB2").user.as_deref(), Some("deploy"), "patterns ignore case");
+        assert_eq!(config.resolve("web10").user.as_deref(), Some("fallback"), "? is one character");
+    }
+
+    #[test]
+    fn empty_and_odd_input() {
+        assert_eq!(SshConfig::parse("").resolve("x"), HostSettings::default());
+        let odd = SshConfig::parse("Host x\n  Port notanumber\n  HostName = \"quoted.example\"\n  junkline\n");
+        let x = odd.resolve("x");
+        assert_eq!((x.port, x.host_name.as_deref()), (None, Some("quoted.example")));
+    }
+}
