@@ -8,24 +8,34 @@ use common::{TestLab, assert_success};
 #[test]
 fn a_host_reachable_only_through_a_jump_host_is_reached_through_it() {
     // Fresh hosts: the test leaves the inner host closed to the machine.
-    assert_success(&TestLab::named("jump").dockhand(&["lab", "down"]), "lab down");
+    assert_success(
+        &TestLab::named("jump").dockhand(&["lab", "down"]),
+        "lab down",
+    );
     let lab = TestLab::up("jump", 2);
     let state = lab.state();
     let (bastion, inner) = (&state.hosts[0], &state.hosts[1]);
     let gateway = format!("198.18.{}.1", inner.address.octets()[2]);
 
     // The inner host refuses SSH from the machine: only the bastion gets in.
-    let rule = format!("INPUT -s {gateway} -p tcp --dport 22 --syn -j REJECT --reject-with tcp-reset");
+    let rule =
+        format!("INPUT -s {gateway} -p tcp --dport 22 --syn -j REJECT --reject-with tcp-reset");
     lab.ssh(&inner.name, &format!("iptables -I {rule}"));
     let direct = std::process::Command::new("ssh")
         .args(["-i", &lab.paths().key().to_string_lossy()])
-        .args(["-o", &format!("UserKnownHostsFile={}", lab.paths().known_hosts().display())])
+        .args([
+            "-o",
+            &format!("UserKnownHostsFile={}", lab.paths().known_hosts().display()),
+        ])
         .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
         .arg(format!("root@{}", inner.address))
         .arg("true")
         .output()
         .unwrap();
-    assert!(!direct.status.success(), "direct SSH must be refused for this test to mean anything");
+    assert!(
+        !direct.status.success(),
+        "direct SSH must be refused for this test to mean anything"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let inventory = dir.path().join("inventory.yaml");
@@ -45,6 +55,9 @@ fn a_host_reachable_only_through_a_jump_host_is_reached_through_it() {
     let output = lab.dockhand(&["ping", "-i", &inventory.to_string_lossy()]);
     assert_success(&output, "ping through the jump host");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains(&format!("hostname={} user=root docker=active", inner.name)), "{stdout}");
+    assert!(
+        stdout.contains(&format!("hostname={} user=root docker=active", inner.name)),
+        "{stdout}"
+    );
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }

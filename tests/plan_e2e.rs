@@ -488,9 +488,10 @@ fn planning_through_the_sudo_user_with_become_sees_what_root_sees() {
     let lab = TestLab::up(LAB, HOSTS);
     let dir = tempfile::tempdir().unwrap();
     let as_root = lab.inventory_file(dir.path());
-    let text = std::fs::read_to_string(&as_root)
-        .unwrap()
-        .replace("    user: root\n", &format!("    user: {}\n    become: true\n", dockhand::lab::SUDO_USER));
+    let text = std::fs::read_to_string(&as_root).unwrap().replace(
+        "    user: root\n",
+        &format!("    user: {}\n    become: true\n", dockhand::lab::SUDO_USER),
+    );
     let as_user = dir.path().join("as-user.yaml");
     std::fs::write(&as_user, text).unwrap();
     let pki = dir.path().join("pki");
@@ -498,7 +499,17 @@ fn planning_through_the_sudo_user_with_become_sees_what_root_sees() {
     let (root_code, root_plan, _) = plan_json(&lab, &as_root, &pki, &limit);
     let (user_code, user_plan, stderr) = plan_json(&lab, &as_user, &pki, &limit);
     assert_eq!((root_code, user_code), (Some(2), Some(2)), "{stderr}");
-    assert_eq!(root_plan["hosts"][0]["changes"], user_plan["hosts"][0]["changes"]);
-    assert_eq!(root_plan["hosts"][0]["handlers"], user_plan["hosts"][0]["handlers"]);
-    assert_eq!(user_plan["hosts"][0]["warnings"], serde_json::json!([]), "sshd -T ran as root through sudo");
+    assert_eq!(
+        root_plan["hosts"][0]["changes"],
+        user_plan["hosts"][0]["changes"]
+    );
+    assert_eq!(
+        root_plan["hosts"][0]["handlers"],
+        user_plan["hosts"][0]["handlers"]
+    );
+    assert_eq!(
+        user_plan["hosts"][0]["warnings"],
+        serde_json::json!([]),
+        "sshd -T ran as root through sudo"
+    );
 }

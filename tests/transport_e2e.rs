@@ -298,12 +298,19 @@ fn ssh_config_aliases_users_keys_and_known_hosts_are_honored() {
     std::fs::write(&inventory, "hosts:\n  alias-one:\n").unwrap();
     let output = lab.dockhand_with(
         &["ping", "-i", &inventory.to_string_lossy()],
-        &[("HOME", home.path().as_os_str()), ("SSH_AUTH_SOCK", std::ffi::OsStr::new(""))],
+        &[
+            ("HOME", home.path().as_os_str()),
+            ("SSH_AUTH_SOCK", std::ffi::OsStr::new("")),
+        ],
     );
     assert_success(&output, "ping through an ssh_config alias");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.contains(&format!("alias-one        ok          hostname={} user={}", host(1), dockhand::lab::SUDO_USER)),
+        stdout.contains(&format!(
+            "alias-one        ok          hostname={} user={}",
+            host(1),
+            dockhand::lab::SUDO_USER
+        )),
         "{stdout}"
     );
 }

@@ -117,7 +117,11 @@ async fn wait_for_host(target: &Target, deadline: Instant) -> Result<()> {
             Ok(()) => return Ok(()),
             // A changed or unknown host key, or a docker that failed, is
             // never "not ready yet".
-            Err(err @ (Error::HostKeyChanged { .. } | Error::HostKeyUnknown { .. } | Error::Lab { .. })) => {
+            Err(
+                err @ (Error::HostKeyChanged { .. }
+                | Error::HostKeyUnknown { .. }
+                | Error::Lab { .. }),
+            ) => {
                 return Err(err);
             }
             // Anything else (a connection dropped while sshd is busy or

@@ -21,11 +21,14 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 pub(crate) fn home_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from)
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
 }
 
 /// Reads and parses an inventory file.
 pub fn load_inventory(path: &Path) -> Result<crate::core::inventory::Inventory> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, format!("cannot read the inventory: {e}")))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::file(path, format!("cannot read the inventory: {e}")))?;
     crate::core::inventory::Inventory::parse(path, &text, home_dir().as_deref())
 }

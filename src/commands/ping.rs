@@ -28,7 +28,12 @@ pub fn run(options: &Options) -> Result<i32> {
     let jobs = inventory
         .hosts
         .iter()
-        .map(|host| Ok((targets.for_host(host)?, host.ssh.become_root.unwrap_or(false))))
+        .map(|host| {
+            Ok((
+                targets.for_host(host)?,
+                host.ssh.become_root.unwrap_or(false),
+            ))
+        })
         .collect::<Result<Vec<(Target, bool)>>>()?;
     let outcomes = super::runtime()?.block_on(ping_all(jobs, options.forks));
     let failed = outcomes.iter().filter(|o| o.reply.is_err()).count();

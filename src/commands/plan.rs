@@ -154,6 +154,7 @@ async fn plan_host(playbook: &Playbook, job: &HostJob, verbose: bool) -> Result<
     // The set of paths does not depend on the host's facts; their content does.
     let paths = resources::expand(
         playbook,
+        &job.host.vars,
         &Facts {
             dockerd_path: Some("dockerd".into()),
             ..Facts::default()
@@ -176,7 +177,7 @@ async fn plan_host(playbook: &Playbook, job: &HostJob, verbose: bool) -> Result<
             ),
         );
     }
-    let desired = resources::expand(playbook, &actual.facts, &job.tls)
+    let desired = resources::expand(playbook, &job.host.vars, &actual.facts, &job.tls)
         .map_err(|reason| host_error(name, "expand the playbook", reason))?;
     plan::plan(&desired, &actual).map_err(|reason| host_error(name, "plan", reason))
 }

@@ -61,7 +61,13 @@ impl Targets {
         Ok(target)
     }
 
-    fn build(&self, name: &str, given_address: &str, config: &HostSettings, host: &Host) -> Result<Target> {
+    fn build(
+        &self,
+        name: &str,
+        given_address: &str,
+        config: &HostSettings,
+        host: &Host,
+    ) -> Result<Target> {
         let ssh = &host.ssh;
         let ssh_dir = self.home.as_ref().map(|h| h.join(".ssh"));
         let mut identity_files: Vec<PathBuf> = ssh.identity_file.iter().cloned().collect();
@@ -75,14 +81,21 @@ impl Targets {
         }
         let known_hosts = match (&ssh.known_hosts, config.known_hosts_files.is_empty()) {
             (Some(file), _) => vec![file.clone()],
-            (None, false) => config.known_hosts_files.iter().map(|f| self.expand(f)).collect(),
+            (None, false) => config
+                .known_hosts_files
+                .iter()
+                .map(|f| self.expand(f))
+                .collect(),
             (None, true) => ssh_dir
                 .iter()
                 .map(|dir| dir.join("known_hosts"))
                 .chain([PathBuf::from("/etc/ssh/ssh_known_hosts")])
                 .collect(),
         };
-        let policy = match (ssh.host_key_checking, config.strict_host_key_checking.as_deref()) {
+        let policy = match (
+            ssh.host_key_checking,
+            config.strict_host_key_checking.as_deref(),
+        ) {
             (Some(HostKeyChecking::Strict), _) => HostKeyPolicy::Strict,
             (Some(HostKeyChecking::AcceptNew), _) => HostKeyPolicy::AcceptNew,
             // "no" would accept a changed key, which dockhand never does:
@@ -92,9 +105,16 @@ impl Targets {
         };
         Ok(Target {
             name: name.to_string(),
-            address: config.host_name.clone().unwrap_or_else(|| given_address.to_string()),
+            address: config
+                .host_name
+                .clone()
+                .unwrap_or_else(|| given_address.to_string()),
             port: ssh.port.or(config.port).unwrap_or(22),
-            user: ssh.user.clone().or(config.user.clone()).unwrap_or_else(|| "root".into()),
+            user: ssh
+                .user
+                .clone()
+                .or(config.user.clone())
+                .unwrap_or_else(|| "root".into()),
             identity_files,
             use_agent: true,
             known_hosts,
@@ -123,7 +143,12 @@ impl Targets {
             hop_host.ssh.user = user.or(config.user.clone());
             hop_host.ssh.port = port.or(config.port);
             hop_host.ssh.jump = None;
-            let mut target = self.build(&format!("{} (jump {name})", host.name), &name, &config, &hop_host)?;
+            let mut target = self.build(
+                &format!("{} (jump {name})", host.name),
+                &name,
+                &config,
+                &hop_host,
+            )?;
             target.jump = previous;
             previous = Some(Box::new(target));
         }
@@ -132,7 +157,9 @@ impl Targets {
 }
 
 /// `[user@]host[:port]`.
-pub fn parse_jump(spec: &str) -> std::result::Result<(Option<String>, String, Option<u16>), String> {
+pub fn parse_jump(
+    spec: &str,
+) -> std::result::Result<(Option<String>, String, Option<u16>), String> {
     let spec = spec.trim();
     let (user, rest) = match spec.rsplit_once('@') {
         Some((user, rest)) => (Some(user.to_string()), rest),
@@ -163,15 +190,24 @@ mod tests {
     use crate::core::inventory::Inventory;
 
     fn host(yaml: &str) -> Host {
-        Inventory::parse("i.yaml".as_ref(), yaml, Some(Path::new("/home/u"))).unwrap().hosts.remove(0)
+        Inventory::parse("i.yaml".as_ref(), yaml, Some(Path::new("/home/u")))
+            .unwrap()
+            .hosts
+            .remove(0)
     }
 
     #[test]
     fn jump_specs() {
         let cases = [
             ("bastion", Ok((None, "bastion".to_string(), None))),
-            ("ops@bastion:2222", Ok((Some("ops".to_string()), "bastion".to_string(), Some(2222)))),
-            ("[2001:db8::1]:22", Ok((None, "2001:db8::1".to_string(), Some(22)))),
+            (
+                "ops@bastion:2222",
+                Ok((Some("ops".to_string()), "bastion".to_string(), Some(2222))),
+            ),
+            (
+                "[2001:db8::1]:22",
+                Ok((None, "2001:db8::1".to_string(), Some(22))),
+            ),
             ("2001:db8::1", Ok((None, "2001:db8::1".to_string(), None))),
             ("bastion:x", Err("bad port \"x\"".to_string())),
         ];
@@ -188,14 +224,25 @@ mod tests {
         );
         let targets = Targets::new(Some("/home/u".into()), config);
         let plain = targets.for_host(&host("hosts:\n  web1:\n")).unwrap();
-        assert_eq!((plain.address.as_str(), plain.port, plain.user.as_str()), ("192.0.2.10", 2200, "cfguser"));
+        assert_eq!(
+            (plain.address.as_str(), plain.port, plain.user.as_str()),
+            ("192.0.2.10", 2200, "cfguser")
+        );
         assert_eq!(plain.identity_files, [PathBuf::from("/home/u/.ssh/web")]);
-        assert_eq!(plain.known_hosts[0], PathBuf::from("/home/u/.ssh/known_hosts"));
+        assert_eq!(
+            plain.known_hosts[0],
+            PathBuf::from("/home/u/.ssh/known_hosts")
+        );
         let jump = plain.jump.as_ref().unwrap();
-        assert_eq!((jump.address.as_str(), jump.port, jump.user.as_str()), ("192.0.2.1", 2022, "ops"));
+        assert_eq!(
+            (jump.address.as_str(), jump.port, jump.user.as_str()),
+            ("192.0.2.1", 2022, "ops")
+        );
 
         let explicit = targets
-            .for_host(&host("hosts:\n  web1:\n    ssh: { user: me, port: 22, identity_file: /k, jump: none }\n"))
+            .for_host(&host(
+                "hosts:\n  web1:\n    ssh: { user: me, port: 22, identity_file: /k, jump: none }\n",
+            ))
             .unwrap();
         assert_eq!((explicit.port, explicit.user.as_str()), (22, "me"));
         assert_eq!(explicit.identity_files[0], PathBuf::from("/k"));
@@ -205,13 +252,26 @@ mod tests {
     #[test]
     fn chains_go_through_each_hop_in_order() {
         let targets = Targets::new(None, SshConfig::default());
-        let target = targets.for_host(&host("hosts:\n  web1:\n    ssh: { jump: \"a@first,second:2222\" }\n")).unwrap();
+        let target = targets
+            .for_host(&host(
+                "hosts:\n  web1:\n    ssh: { jump: \"a@first,second:2222\" }\n",
+            ))
+            .unwrap();
         let second = target.jump.as_ref().unwrap();
         let first = second.jump.as_ref().unwrap();
         assert_eq!((second.address.as_str(), second.port), ("second", 2222));
-        assert_eq!((first.address.as_str(), first.user.as_str()), ("first", "a"));
+        assert_eq!(
+            (first.address.as_str(), first.user.as_str()),
+            ("first", "a")
+        );
         assert!(first.jump.is_none());
-        let err = targets.for_host(&host("hosts:\n  web1:\n    ssh: { jump: \"x:y\" }\n")).unwrap_err();
-        assert!(err.to_string().contains("web1: jump host \"x:y\": bad port"), "{err}");
+        let err = targets
+            .for_host(&host("hosts:\n  web1:\n    ssh: { jump: \"x:y\" }\n"))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("web1: jump host \"x:y\": bad port"),
+            "{err}"
+        );
     }
 }

@@ -91,6 +91,8 @@ pub struct TlsNames {
 struct Defaults {
     #[serde(default)]
     ssh: SshSettings,
+    #[serde(default)]
+    vars: IndexMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -101,6 +103,8 @@ struct HostEntry {
     ssh: SshSettings,
     #[serde(default)]
     tls: TlsNames,
+    #[serde(default)]
+    vars: IndexMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -110,6 +114,8 @@ struct GroupEntry {
     hosts: Vec<String>,
     #[serde(default)]
     ssh: SshSettings,
+    #[serde(default)]
+    vars: IndexMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -131,6 +137,8 @@ pub struct Host {
     pub groups: Vec<String>,
     pub ssh: SshSettings,
     pub tls: TlsNames,
+    /// Variables for templates: defaults, then groups, then the host's own.
+    pub vars: std::collections::BTreeMap<String, String>,
 }
 
 impl Host {
@@ -180,18 +188,26 @@ impl Inventory {
                     .collect();
                 groups.sort();
                 let mut ssh = raw.defaults.ssh.clone();
+                let mut vars: std::collections::BTreeMap<String, String> =
+                    raw.defaults.vars.clone().into_iter().collect();
                 for group in &groups {
                     ssh = ssh.overlaid_by(&raw.groups[group].ssh);
+                    vars.extend(raw.groups[group].vars.clone());
                 }
                 ssh = ssh.overlaid_by(&entry.ssh);
+                vars.extend(entry.vars.clone());
+                let address = entry.address.clone().unwrap_or_else(|| name.clone());
+                vars.insert("inventory_hostname".into(), name.clone());
+                vars.insert("address".into(), address.clone());
                 ssh.identity_file = ssh.identity_file.map(|p| expand_home(&p, home));
                 ssh.known_hosts = ssh.known_hosts.map(|p| expand_home(&p, home));
                 Host {
                     name: name.clone(),
-                    address: entry.address.clone().unwrap_or_else(|| name.clone()),
+                    address,
                     groups,
                     ssh,
                     tls: entry.tls,
+                    vars,
                 }
             })
             .collect();
@@ -282,6 +298,26 @@ mod tests {
         assert_eq!(
             inv.hosts[0].tls.names,
             ["docker-01", "docker-01.example.com"]
+        );
+    }
+
+    #[test]
+    fn vars_merge_host_over_group_over_defaults() {
+        let inv = parse(
+            "defaults: { vars: { site: lab, tier: base } }\n\
+             hosts:\n  a: { vars: { tier: edge } }\n  b:\n\
+             groups:\n  g: { hosts: [a, b], vars: { tier: group, port: 8080 } }\n",
+        )
+        .unwrap();
+        let (a, b) = (&inv.hosts[0].vars, &inv.hosts[1].vars);
+        assert_eq!(
+            (a["site"].as_str(), a["tier"].as_str(), a["port"].as_str()),
+            ("lab", "edge", "8080")
+        );
+        assert_eq!(b["tier"], "group");
+        assert_eq!(
+            (a["inventory_hostname"].as_str(), a["address"].as_str()),
+            ("a", "a")
         );
     }
 

@@ -10,6 +10,7 @@ pub mod playbook;
 pub mod resources;
 pub mod ssh_config;
 pub mod state;
+pub mod template;
 
 use std::path::Path;
 

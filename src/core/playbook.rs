@@ -209,6 +209,9 @@ pub struct FileSpec {
     /// Never shown in a diff; compared by digest.
     #[serde(default)]
     pub secret: bool,
+    /// Substitute `{{ var }}` from the host's inventory variables.
+    #[serde(default)]
+    pub template: bool,
     /// Command that checks the new content before it replaces the old; `%s`
     /// is the temporary file.
     pub validate: Option<String>,

@@ -164,7 +164,12 @@ pub const KEY_FILE: &str = "server-key.pem";
 const MANAGED: &str = "# Managed by dockhand; changes made here are overwritten.\n";
 
 /// Expands the playbook for one host. Errors name what the host lacks.
-pub fn expand(playbook: &Playbook, facts: &Facts, tls: &TlsMaterial) -> Result<Resources, String> {
+pub fn expand(
+    playbook: &Playbook,
+    vars: &std::collections::BTreeMap<String, String>,
+    facts: &Facts,
+    tls: &TlsMaterial,
+) -> Result<Resources, String> {
     let mut out = Resources::default();
     if let Some(docker) = &playbook.docker {
         let dir = |path: &str| DirectoryResource {
@@ -329,9 +334,15 @@ pub fn expand(playbook: &Playbook, facts: &Facts, tls: &TlsMaterial) -> Result<R
         });
     }
     for spec in &playbook.files {
+        let content = if spec.template {
+            super::template::render(&spec.content, vars)
+                .map_err(|e| format!("template for {}: {e}", spec.path))?
+        } else {
+            spec.content.clone()
+        };
         out.files.push(FileResource {
             path: spec.path.clone(),
-            content: Content::Bytes(spec.content.clone().into_bytes()),
+            content: Content::Bytes(content.into_bytes()),
             mode: spec.mode.0,
             owner: spec.owner.clone(),
             group: spec.group.clone(),
@@ -460,7 +471,7 @@ mod tests {
             cert_pem: b"CERT".to_vec(),
             key_pem: b"KEY".to_vec(),
         };
-        let resources = expand(&playbook, &debian_facts(), &tls).unwrap();
+        let resources = expand(&playbook, &Default::default(), &debian_facts(), &tls).unwrap();
         let modes: Vec<(&str, u32, bool)> = resources
             .files
             .iter()
@@ -532,7 +543,13 @@ mod tests {
             "pki: {}\ndocker:\n  daemon: { userns-remap: null, debug: true }\nsshd:\n  settings: { X11Forwarding: null, MaxAuthTries: 2 }\n",
         )
         .unwrap();
-        let resources = expand(&playbook, &debian_facts(), &TlsMaterial::CaPending).unwrap();
+        let resources = expand(
+            &playbook,
+            &Default::default(),
+            &debian_facts(),
+            &TlsMaterial::CaPending,
+        )
+        .unwrap();
         let Content::DaemonJson { managed, .. } = &resources.files[3].content else {
             panic!()
         };
@@ -544,6 +561,40 @@ mod tests {
         let sshd = String::from_utf8(sshd.clone()).unwrap();
         assert!(!sshd.contains("X11Forwarding") && sshd.contains("MaxAuthTries 2\n"));
         assert!(matches!(resources.files[0].content, Content::Pending(_)));
+    }
+
+    #[test]
+    fn generic_files_are_templated_from_host_vars() {
+        let playbook = Playbook::parse(
+            "p.yaml".as_ref(),
+            "files:\n  - path: /etc/motd\n    content: \"{{ inventory_hostname }} at {{ site }}\\n\"\n    template: true\n\
+             \x20 - path: /etc/raw\n    content: \"{{ left alone }}\"\n",
+        )
+        .unwrap();
+        let vars = [("inventory_hostname", "web1"), ("site", "lab")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
+        let resources =
+            expand(&playbook, &vars, &Facts::default(), &TlsMaterial::CaPending).unwrap();
+        assert_eq!(
+            resources.files[0].content,
+            Content::Bytes(b"web1 at lab\n".to_vec())
+        );
+        assert_eq!(
+            resources.files[1].content,
+            Content::Bytes(b"{{ left alone }}".to_vec())
+        );
+        let err = expand(
+            &playbook,
+            &Default::default(),
+            &Facts::default(),
+            &TlsMaterial::CaPending,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "template for /etc/motd: unknown variable `inventory_hostname`"
+        );
     }
 
     #[test]
@@ -560,7 +611,13 @@ mod tests {
             ],
             ..Facts::default()
         };
-        let resources = expand(&playbook, &facts, &TlsMaterial::CaPending).unwrap();
+        let resources = expand(
+            &playbook,
+            &Default::default(),
+            &facts,
+            &TlsMaterial::CaPending,
+        )
+        .unwrap();
         assert_eq!(resources.warnings.len(), 1);
         assert!(resources.warnings[0].contains("05-site.conf sorts before"));
     }

@@ -58,7 +58,11 @@ impl SshConfig {
                     patterns: None,
                     options: Vec::new(),
                 }),
-                _ => blocks.last_mut().expect("one block at least").options.push((keyword, value)),
+                _ => blocks
+                    .last_mut()
+                    .expect("one block at least")
+                    .options
+                    .push((keyword, value)),
             }
         }
         SshConfig { blocks }
@@ -87,10 +91,15 @@ impl SshConfig {
                     "stricthostkeychecking" => first(&mut out.strict_host_key_checking),
                     "hostkeyalias" => first(&mut out.host_key_alias),
                     "port" if out.port.is_none() => out.port = value.parse().ok(),
-                    "connecttimeout" if out.connect_timeout.is_none() => out.connect_timeout = value.parse().ok(),
+                    "connecttimeout" if out.connect_timeout.is_none() => {
+                        out.connect_timeout = value.parse().ok()
+                    }
                     "identityfile" => out.identity_files.push(expand_tokens(value, name)),
                     "userknownhostsfile" if out.known_hosts_files.is_empty() => {
-                        out.known_hosts_files = words(value).iter().map(|w| expand_tokens(w, name)).collect()
+                        out.known_hosts_files = words(value)
+                            .iter()
+                            .map(|w| expand_tokens(w, name))
+                            .collect()
                     }
                     _ => {}
                 }
@@ -115,7 +124,10 @@ fn split_keyword(line: &str) -> Option<(String, String)> {
 }
 
 fn words(value: &str) -> Vec<String> {
-    value.split_whitespace().map(|w| w.trim_matches('"').to_string()).collect()
+    value
+        .split_whitespace()
+        .map(|w| w.trim_matches('"').to_string())
+        .collect()
 }
 
 /// A host matches when some pattern matches and no negated one does.
@@ -148,7 +160,11 @@ fn wildcard(pattern: &str, name: &str) -> bool {
 /// The tokens users put in paths: `%h` (the host as given), `%n` (the same)
 /// and `%%`. Others are left as they are.
 fn expand_tokens(value: &str, name: &str) -> String {
-    value.replace("%%", "\u{0}").replace("%h", name).replace("%n", name).replace('\u{0}', "%")
+    value
+        .replace("%%", "\u{0}")
+        .replace("%h", name)
+        .replace("%n", name)
+        .replace('\u{0}', "%")
 }
 
 #[cfg(test)]
@@ -187,25 +203,52 @@ Host *
         assert_eq!(web1.host_name.as_deref(), Some("web1.internal.example"));
         assert_eq!(web1.user.as_deref(), Some("deploy"), "first value wins");
         assert_eq!(web1.port, Some(2222));
-        assert_eq!(web1.identity_files, ["~/.ssh/web_ed25519", "~/.ssh/id_ed25519"], "identity files accumulate");
+        assert_eq!(
+            web1.identity_files,
+            ["~/.ssh/web_ed25519", "~/.ssh/id_ed25519"],
+            "identity files accumulate"
+        );
         assert_eq!(web1.proxy_jump.as_deref(), Some("bastion"));
         assert_eq!(web1.connect_timeout, Some(7));
-        assert_eq!(web1.known_hosts_files, ["~/.ssh/known_hosts", "~/.ssh/known_hosts2"]);
+        assert_eq!(
+            web1.known_hosts_files,
+            ["~/.ssh/known_hosts", "~/.ssh/known_hosts2"]
+        );
         assert_eq!(web1.strict_host_key_checking.as_deref(), Some("accept-new"));
 
         let web9 = config.resolve("web9");
-        assert_eq!((web9.host_name, web9.user.as_deref()), (None, Some("fallback")), "negated pattern");
+        assert_eq!(
+            (web9.host_name, web9.user.as_deref()),
+            (None, Some("fallback")),
+            "negated pattern"
+        );
         let bastion = config.resolve("bastion");
-        assert_eq!((bastion.host_name.as_deref(), bastion.user.as_deref()), (Some("192.0.2.1"), Some("jump")));
-        assert_eq!(config.resolve("WEB2").user.as_deref(), Some("deploy"), "patterns ignore case");
-        assert_eq!(config.resolve("web10").user.as_deref(), Some("fallback"), "? is one character");
+        assert_eq!(
+            (bastion.host_name.as_deref(), bastion.user.as_deref()),
+            (Some("192.0.2.1"), Some("jump"))
+        );
+        assert_eq!(
+            config.resolve("WEB2").user.as_deref(),
+            Some("deploy"),
+            "patterns ignore case"
+        );
+        assert_eq!(
+            config.resolve("web10").user.as_deref(),
+            Some("fallback"),
+            "? is one character"
+        );
     }
 
     #[test]
     fn empty_and_odd_input() {
         assert_eq!(SshConfig::parse("").resolve("x"), HostSettings::default());
-        let odd = SshConfig::parse("Host x\n  Port notanumber\n  HostName = \"quoted.example\"\n  junkline\n");
+        let odd = SshConfig::parse(
+            "Host x\n  Port notanumber\n  HostName = \"quoted.example\"\n  junkline\n",
+        );
         let x = odd.resolve("x");
-        assert_eq!((x.port, x.host_name.as_deref()), (None, Some("quoted.example")));
+        assert_eq!(
+            (x.port, x.host_name.as_deref()),
+            (None, Some("quoted.example"))
+        );
     }
 }

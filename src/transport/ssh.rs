@@ -130,22 +130,31 @@ impl SshSession {
         };
         let (jump, connected) = match &target.jump {
             None => {
-                let socket = tokio::net::TcpStream::connect(addr)
-                    .await
-                    .map_err(|e| Error::Unreachable {
-                        host: target.name.clone(),
-                        addr: addr.to_string(),
-                        reason: e.to_string(),
-                    })?;
+                let socket =
+                    tokio::net::TcpStream::connect(addr)
+                        .await
+                        .map_err(|e| Error::Unreachable {
+                            host: target.name.clone(),
+                            addr: addr.to_string(),
+                            reason: e.to_string(),
+                        })?;
                 let _ = socket.set_nodelay(true);
-                (None, client::connect_stream(Arc::new(config), socket, checker).await)
+                (
+                    None,
+                    client::connect_stream(Arc::new(config), socket, checker).await,
+                )
             }
             Some(jump_target) => {
                 let jump_addr = format!("{}:{}", jump_target.address, jump_target.port);
                 let jump = Self::connect_inner(jump_target, &jump_addr).await?;
                 let channel = jump
                     .handle
-                    .channel_open_direct_tcpip(target.address.clone(), u32::from(target.port), "127.0.0.1", 0)
+                    .channel_open_direct_tcpip(
+                        target.address.clone(),
+                        u32::from(target.port),
+                        "127.0.0.1",
+                        0,
+                    )
                     .await
                     .map_err(|e| Error::Unreachable {
                         host: target.name.clone(),
@@ -153,7 +162,10 @@ impl SshSession {
                         reason: e.to_string(),
                     })?;
                 let stream = channel.into_stream();
-                (Some(Box::new(jump)), client::connect_stream(Arc::new(config), stream, checker).await)
+                (
+                    Some(Box::new(jump)),
+                    client::connect_stream(Arc::new(config), stream, checker).await,
+                )
             }
         };
         let handle = connected.map_err(|e| match e {
