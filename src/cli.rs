@@ -51,6 +51,48 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
+    /// Apply the playbook: write atomically, run the notified handlers,
+    /// verify each host, and roll a host back if it does not verify.
+    Apply {
+        #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
+        inventory: PathBuf,
+        #[arg(value_name = "PLAYBOOK")]
+        playbook: PathBuf,
+        /// Host names, group names and globs, comma-separated.
+        #[arg(long, value_name = "PATTERN")]
+        limit: Option<String>,
+        /// How many hosts to work on at once.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        forks: u32,
+        #[arg(long, value_enum, default_value_t = FormatArg::Human)]
+        format: FormatArg,
+        /// Do not show the plan and ask first (only asked on a terminal).
+        #[arg(short = 'y', long)]
+        yes: bool,
+        /// Also show each host's steps (stderr).
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Check every host without changing anything: mutual TLS to the
+    /// daemon, clients without a certificate refused, sshd -T, SSH login.
+    Verify {
+        #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
+        inventory: PathBuf,
+        #[arg(value_name = "PLAYBOOK")]
+        playbook: PathBuf,
+        #[arg(long, value_name = "PATTERN")]
+        limit: Option<String>,
+        #[arg(long, value_enum, default_value_t = FormatArg::Human)]
+        format: FormatArg,
+    },
+    /// The local CA and client certificate bundles.
+    Pki {
+        #[command(subcommand)]
+        action: PkiAction,
+        /// Take the pki settings (dir, key type, validity) from this playbook.
+        #[arg(long, short = 'p', global = true, value_name = "PLAYBOOK")]
+        playbook: Option<PathBuf>,
+    },
     /// Disposable local Debian hosts (systemd, OpenSSH, dockerd) to try
     /// playbooks on; needs root.
     Lab {
@@ -96,6 +138,21 @@ impl From<FormatArg> for crate::report::Format {
 }
 
 #[derive(Debug, Subcommand)]
+enum PkiAction {
+    /// Create the CA if there is none.
+    Init,
+    /// Issue (or reuse) a client certificate and write ca.pem, cert.pem and
+    /// key.pem (0600) to DIR, for DOCKER_CERT_PATH.
+    Client {
+        name: String,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// List the CA and the issued certificates with their expiry.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
 enum LabAction {
     /// Boot N hosts (default: keep the current number, or 3), wait until each
     /// answers SSH with docker active, and write the lab's inventory.
@@ -134,6 +191,41 @@ pub fn run() -> Result<i32> {
             detailed_exitcode,
             verbose,
         }),
+        Command::Apply {
+            inventory,
+            playbook,
+            limit,
+            forks,
+            format,
+            yes,
+            verbose,
+        } => commands::apply::run(&commands::apply::Options {
+            inventory,
+            playbook,
+            limit,
+            forks: forks as usize,
+            format: format.into(),
+            yes,
+            verbose,
+        }),
+        Command::Verify {
+            inventory,
+            playbook,
+            limit,
+            format,
+        } => commands::verify::run(&commands::verify::Options {
+            inventory,
+            playbook,
+            limit,
+            format: format.into(),
+        }),
+        Command::Pki { action, playbook } => match action {
+            PkiAction::Init => commands::pki::init(playbook.as_deref()),
+            PkiAction::Client { name, out } => {
+                commands::pki::client(playbook.as_deref(), &name, &out)
+            }
+            PkiAction::List => commands::pki::list(playbook.as_deref()),
+        },
         Command::Lab {
             action,
             name,

@@ -15,3 +15,4 @@ pub mod lab;
 pub mod pki;
 pub mod report;
 pub mod transport;
+pub mod verify;

@@ -3,7 +3,6 @@
 //! the host's name, the login user, sudo (when `become` is set) and
 //! docker's state, or why the host could not be reached.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
@@ -35,19 +34,10 @@ pub fn run(options: &Options) -> Result<i32> {
             ))
         })
         .collect::<Result<Vec<(Target, bool)>>>()?;
-    let outcomes = super::runtime()?.block_on(ping_all(jobs, options.forks));
-    let failed = outcomes.iter().filter(|o| o.reply.is_err()).count();
-    report::ping_summary(&outcomes);
-    Ok(if failed == 0 { 0 } else { 1 })
-}
-
-async fn ping_all(jobs: Vec<(Target, bool)>, forks: usize) -> Vec<PingOutcome> {
-    let limit = Arc::new(tokio::sync::Semaphore::new(forks));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (target, check_sudo) in jobs {
-        let limit = limit.clone();
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
+    let outcomes = super::runtime()?.block_on(super::for_each_host(
+        jobs,
+        options.forks,
+        |(target, check_sudo)| async move {
             let started = Instant::now();
             let reply = ping(&target, check_sudo).await;
             let outcome = PingOutcome {
@@ -57,16 +47,11 @@ async fn ping_all(jobs: Vec<(Target, bool)>, forks: usize) -> Vec<PingOutcome> {
             };
             report::ping_line(&outcome);
             outcome
-        });
-    }
-    let mut outcomes = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok(outcome) = joined {
-            outcomes.push(outcome);
-        }
-    }
-    outcomes.sort_by(|a, b| a.host.cmp(&b.host));
-    outcomes
+        },
+    ));
+    let failed = outcomes.iter().filter(|o| o.reply.is_err()).count();
+    report::ping_summary(&outcomes);
+    Ok(if failed == 0 { 0 } else { 1 })
 }
 
 async fn ping(target: &Target, check_sudo: bool) -> Result<PingReply> {

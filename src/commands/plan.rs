@@ -5,24 +5,18 @@
 //! Exit codes: 0 nothing to do; 1 a host failed or could not be reached,
 //! or bad input; with `--detailed-exitcode`, 2 when changes are pending.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::core::inventory::Host;
 use crate::core::pki::Sans;
-use crate::core::plan::{self, HostPlan};
 use crate::core::playbook::Playbook;
-use crate::core::resources::{self, TlsMaterial};
-use crate::core::state::Facts;
-use crate::engine::gather;
+use crate::core::resources::TlsMaterial;
+use crate::engine::pipeline::{self, HostJob};
 use crate::error::{Error, Result};
 use crate::pki::PkiStore;
 use crate::report::{self, Format, HostOutcome};
-use crate::transport::SshSession;
-
-/// Hosts planned at once.
-const FORKS: usize = 50;
 
 pub struct Options {
     pub inventory: PathBuf,
@@ -33,48 +27,98 @@ pub struct Options {
     pub verbose: bool,
 }
 
-/// Everything a host's plan needs that is known before connecting.
-struct HostJob {
-    host: Host,
-    target: crate::transport::Target,
-    tls: TlsMaterial,
+/// The inputs every host-facing command starts from.
+pub struct Loaded {
+    pub playbook: Arc<Playbook>,
+    pub hosts: Vec<Host>,
+    pub store: Option<PkiStore>,
+    pub targets: super::Targets,
 }
 
-pub fn run(options: &Options) -> Result<i32> {
-    let inventory = super::load_inventory(&options.inventory)?;
-    let playbook = Arc::new(load_playbook(&options.playbook)?);
-    let hosts: Vec<&Host> = match &options.limit {
-        Some(pattern) => crate::core::limit::select(&inventory.hosts, pattern)?,
-        None => inventory.hosts.iter().collect(),
+/// Reads inventory and playbook and applies `--limit`: all input is
+/// checked here, before any host is contacted.
+pub fn load(inventory: &Path, playbook_path: &Path, limit: Option<&str>) -> Result<Loaded> {
+    let inventory_data = super::load_inventory(inventory)?;
+    let playbook = load_playbook(playbook_path)?;
+    let hosts: Vec<Host> = match limit {
+        Some(pattern) => crate::core::limit::select(&inventory_data.hosts, pattern)?
+            .into_iter()
+            .cloned()
+            .collect(),
+        None => inventory_data.hosts.clone(),
     };
     if hosts.is_empty() {
         return Err(Error::Usage(format!(
             "{}: the inventory has no hosts",
-            options.inventory.display()
+            inventory.display()
         )));
     }
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let store = playbook.pki.as_ref().map(|settings| {
-        PkiStore::new(
-            PkiStore::locate(settings, &options.playbook),
-            settings.clone(),
-        )
-    });
+    let store = playbook
+        .pki
+        .as_ref()
+        .map(|settings| PkiStore::new(PkiStore::locate(settings, playbook_path), settings.clone()));
     let targets = super::Targets::from_environment()?;
+    // Resolve every target now, so a bad jump spec is bad input too.
+    for host in &hosts {
+        targets.for_host(host)?;
+    }
+    Ok(Loaded {
+        playbook: Arc::new(playbook),
+        hosts,
+        store,
+        targets,
+    })
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+pub fn run(options: &Options) -> Result<i32> {
+    let loaded = load(
+        &options.inventory,
+        &options.playbook,
+        options.limit.as_deref(),
+    )?;
     let mut jobs = Vec::new();
-    for host in hosts {
-        let tls = match &store {
-            Some(store) => store.tls_for_host(&host.name, &host_sans(host), now)?,
+    for host in &loaded.hosts {
+        let tls = match &loaded.store {
+            Some(store) => store.tls_for_host(&host.name, &host_sans(host), now())?,
             None => TlsMaterial::CaPending,
         };
         jobs.push(HostJob {
-            target: targets.for_host(host)?,
+            target: loaded.targets.for_host(host)?,
             host: host.clone(),
             tls,
         });
     }
     let verbose = options.verbose;
-    let outcomes = super::runtime()?.block_on(plan_all(playbook, jobs, verbose));
+    let playbook = loaded.playbook.clone();
+    let outcomes =
+        super::runtime()?.block_on(super::for_each_host(jobs, super::FORKS, move |job| {
+            let playbook = playbook.clone();
+            async move {
+                let started = Instant::now();
+                let events = move |host: &str, step: pipeline::Step| {
+                    if verbose {
+                        report::step(host, &step);
+                    }
+                };
+                let plan = match pipeline::prepare(&playbook, &job, &events).await {
+                    Ok(prepared) => {
+                        let _ = prepared.session.close().await;
+                        Ok(prepared.plan)
+                    }
+                    Err(err) => Err(err),
+                };
+                report::plan::progress(&job.host.name, &plan, started.elapsed());
+                HostOutcome {
+                    host: job.host.name.clone(),
+                    address: job.host.address.clone(),
+                    plan,
+                }
+            }
+        }));
     report::plan::print(&outcomes, options.format);
     let failed = outcomes.iter().any(|o| o.plan.is_err());
     let pending = outcomes
@@ -99,93 +143,8 @@ pub fn host_sans(host: &Host) -> Sans {
     )
 }
 
-pub fn load_playbook(path: &std::path::Path) -> Result<Playbook> {
+pub fn load_playbook(path: &Path) -> Result<Playbook> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::file(path, format!("cannot read the playbook: {e}")))?;
     Playbook::parse(path, &text)
-}
-
-async fn plan_all(playbook: Arc<Playbook>, jobs: Vec<HostJob>, verbose: bool) -> Vec<HostOutcome> {
-    let limit = Arc::new(tokio::sync::Semaphore::new(FORKS));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, job) in jobs.into_iter().enumerate() {
-        let limit = limit.clone();
-        let playbook = playbook.clone();
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            let started = Instant::now();
-            let plan = plan_host(&playbook, &job, verbose).await;
-            report::plan::progress(&job.host.name, &plan, started.elapsed());
-            (
-                index,
-                HostOutcome {
-                    host: job.host.name.clone(),
-                    address: job.host.address.clone(),
-                    plan,
-                },
-            )
-        });
-    }
-    let mut outcomes = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok(outcome) = joined {
-            outcomes.push(outcome);
-        }
-    }
-    // Report in inventory order, whatever order hosts answered in.
-    outcomes.sort_by_key(|(index, _)| *index);
-    outcomes.into_iter().map(|(_, outcome)| outcome).collect()
-}
-
-async fn plan_host(playbook: &Playbook, job: &HostJob, verbose: bool) -> Result<HostPlan> {
-    let name = &job.host.name;
-    let started = Instant::now();
-    let session = SshSession::connect(&job.target).await?;
-    if verbose {
-        report::verbose(
-            name,
-            &format!(
-                "connected as {} ({:.2}s)",
-                job.target.user,
-                started.elapsed().as_secs_f64()
-            ),
-        );
-    }
-    // The set of paths does not depend on the host's facts; their content does.
-    let paths = resources::expand(
-        playbook,
-        &job.host.vars,
-        &Facts {
-            dockerd_path: Some("dockerd".into()),
-            ..Facts::default()
-        },
-        &job.tls,
-    )
-    .map_err(|reason| host_error(name, "expand the playbook", reason))?
-    .paths();
-    let become_root = job.host.ssh.become_root.unwrap_or(false);
-    let gathered = gather::gather(&session, &paths, become_root).await;
-    let _ = session.close().await;
-    let actual = gathered?;
-    if verbose {
-        report::verbose(
-            name,
-            &format!(
-                "gathered {} path(s) and the facts in one round trip ({:.2}s)",
-                paths.len(),
-                started.elapsed().as_secs_f64()
-            ),
-        );
-    }
-    let desired = resources::expand(playbook, &job.host.vars, &actual.facts, &job.tls)
-        .map_err(|reason| host_error(name, "expand the playbook", reason))?;
-    plan::plan(&desired, &actual).map_err(|reason| host_error(name, "plan", reason))
-}
-
-fn host_error(host: &str, step: &str, reason: String) -> Error {
-    Error::Host {
-        host: host.to_string(),
-        step: step.to_string(),
-        reason,
-    }
 }

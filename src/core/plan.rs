@@ -190,7 +190,7 @@ fn sshd_warnings(desired: &Resources, actual: &ActualState, changes: &[Change]) 
 }
 
 /// `sshd -T` prints some values in another spelling than sshd_config takes.
-fn sshd_values_equal(keyword: &str, want: &str, have: &str) -> bool {
+pub fn sshd_values_equal(keyword: &str, want: &str, have: &str) -> bool {
     let normal = |value: &str| {
         let value = value.to_ascii_lowercase();
         match (keyword, value.as_str()) {

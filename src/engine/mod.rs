@@ -1,4 +1,7 @@
-//! The engine: per-host pipelines over the transport (gather today;
-//! apply, handlers and rollback next), many hosts at once.
+//! The engine: per-host pipelines over the transport: gather the actual
+//! state in one round trip, apply a plan atomically with its handlers, and
+//! finish or roll back after verification.
 
+pub mod apply;
 pub mod gather;
+pub mod pipeline;

@@ -40,6 +40,28 @@ pub struct Pair {
     pub key_pem: Vec<u8>,
 }
 
+/// One certificate of the store, as `pki list` shows it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub kind: String,
+    pub name: String,
+    /// Unix seconds, or the reason the certificate cannot be read.
+    pub not_after: std::result::Result<i64, String>,
+    pub sans: String,
+}
+
+impl Entry {
+    fn read(kind: &str, name: &str, cert_pem: &[u8], ca_pem: Option<&[u8]>) -> Entry {
+        let info = pki::read_certificate(cert_pem, ca_pem);
+        Entry {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            not_after: info.as_ref().map(|i| i.not_after).map_err(Clone::clone),
+            sans: info.map(|i| i.sans.describe()).unwrap_or_default(),
+        }
+    }
+}
+
 /// What `ensure_*` did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -86,6 +108,43 @@ impl PkiStore {
     pub fn ca(&self) -> Result<Option<Pair>> {
         let (cert, key) = self.ca_paths();
         read_pair(&cert, &key)
+    }
+
+    /// A client certificate, if issued (never issues).
+    pub fn client(&self, name: &str) -> Result<Option<Pair>> {
+        validate_name(name)?;
+        let (cert, key) = self.pair_paths("clients", name);
+        read_pair(&cert, &key)
+    }
+
+    /// Every certificate in the store, CA first.
+    pub fn list(&self) -> Result<Vec<Entry>> {
+        let Some(ca) = self.ca()? else {
+            return Ok(Vec::new());
+        };
+        let mut entries = vec![Entry::read("ca", "CA", &ca.cert_pem, None)];
+        for kind in ["servers", "clients"] {
+            let Ok(dirs) = std::fs::read_dir(self.dir.join(kind)) else {
+                continue;
+            };
+            let mut names: Vec<String> = dirs
+                .flatten()
+                .map(|d| d.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            for name in names {
+                let (cert, key) = self.pair_paths(kind, &name);
+                if let Some(pair) = read_pair(&cert, &key)? {
+                    entries.push(Entry::read(
+                        kind.trim_end_matches('s'),
+                        &name,
+                        &pair.cert_pem,
+                        Some(&ca.cert_pem),
+                    ));
+                }
+            }
+        }
+        Ok(entries)
     }
 
     /// What a host's TLS files would be, without issuing anything.
@@ -310,7 +369,9 @@ fn write_pair(cert: &Path, key: &Path, pair: &Pair) -> Result<()> {
     write_atomic(cert, &pair.cert_pem, 0o644)
 }
 
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+/// Writes a file through a temp file created with its final mode (so a key
+/// is never readable by others), fsynced, then renamed into place.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
     let mut file = std::fs::OpenOptions::new()

@@ -2,6 +2,7 @@
 //! to stderr, results to stdout. Colour only where the stream is a terminal
 //! (console decides per stream, and honours NO_COLOR / CLICOLOR_FORCE).
 
+pub mod apply;
 pub mod plan;
 
 use std::io::Write;
@@ -27,9 +28,76 @@ pub struct HostOutcome {
     pub plan: Result<crate::core::plan::HostPlan>,
 }
 
-/// A detail shown with `--verbose` (stderr).
-pub fn verbose(host: &str, message: &str) {
-    eprintln!("{} {host}: {message}", style("debug:").dim().for_stderr());
+/// One host's apply (or verify) outcome: what changed, or why it failed.
+#[derive(Debug)]
+pub struct ApplyOutcome {
+    pub host: String,
+    pub address: String,
+    pub elapsed: Duration,
+    pub result: Result<(
+        crate::engine::pipeline::Applied,
+        Vec<crate::core::plan::Change>,
+    )>,
+}
+
+/// Something the local PKI did (stderr).
+pub fn pki_event(message: &str) {
+    eprintln!("{} {message}", style("pki:").cyan().for_stderr());
+}
+
+/// `pki list`: one line per certificate (stdout).
+pub fn pki_list(entries: &[crate::pki::Entry]) {
+    let mut out = String::new();
+    for entry in entries {
+        let expiry = match &entry.not_after {
+            Ok(seconds) => time::OffsetDateTime::from_unix_timestamp(*seconds)
+                .map(|t| format!("expires {}", t.date()))
+                .unwrap_or_else(|_| "expiry unknown".into()),
+            Err(reason) => format!("unreadable: {reason}"),
+        };
+        out.push_str(&format!(
+            "{:<7} {:<24} {expiry}  {}\n",
+            entry.kind, entry.name, entry.sans
+        ));
+    }
+    raw_stdout(&out);
+}
+
+/// Asks a yes/no question on the terminal; only `yes` is yes (as in
+/// Terraform: a stray `y` or Enter must not change a fleet).
+pub fn confirm(question: &str) -> Result<bool> {
+    eprint!("{question} Only 'yes' is accepted: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Error::Usage(format!("cannot read the answer: {e}")))?;
+    Ok(answer.trim() == "yes")
+}
+
+/// A step of a host's pipeline (stderr).
+pub fn step(host: &str, step: &crate::engine::pipeline::Step) {
+    use crate::engine::pipeline::Step;
+    let message = match step {
+        Step::Connected { user, seconds } => format!("connected as {user} ({seconds:.2}s)"),
+        Step::Gathered { paths, seconds } => {
+            format!("gathered {paths} path(s) and the facts in one round trip ({seconds:.2}s)")
+        }
+        Step::Written { files, directories } => {
+            format!("wrote {files} file(s), {directories} director(y/ies) atomically")
+        }
+        Step::HandlersRan { handlers } => format!(
+            "ran {}",
+            handlers
+                .iter()
+                .map(|h| h.describe())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Step::Verified { checks } => format!("verified: {}", checks.join("; ")),
+        Step::RolledBack { reason } => format!("verification failed, rolled back: {reason}"),
+    };
+    eprintln!("{host}: {message}");
 }
 
 /// One host's answer to `ping`.

@@ -1,0 +1,233 @@
+//! `dockhand apply`: issue what the local PKI lacks, plan every host over
+//! its one connection, ask (on a terminal, unless `--yes`), then write,
+//! run the handlers, verify, and keep or roll back, host by host in
+//! parallel. Exit 0 when every host is applied and verified, 1 otherwise.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::core::resources::TlsMaterial;
+use crate::engine::pipeline::{self, Applied, Checks, HostJob, Prepared};
+use crate::error::{Error, Result};
+use crate::pki::PkiStore;
+use crate::report::{self, ApplyOutcome, Format, HostOutcome};
+use crate::verify::TlsProbe;
+
+use super::plan::{host_sans, load, now};
+
+pub struct Options {
+    pub inventory: PathBuf,
+    pub playbook: PathBuf,
+    pub limit: Option<String>,
+    pub forks: usize,
+    pub format: Format,
+    pub yes: bool,
+    pub verbose: bool,
+}
+
+/// The client certificate dockhand itself presents when it verifies.
+pub fn verification_client(playbook: &crate::core::playbook::Playbook) -> String {
+    playbook
+        .pki
+        .as_ref()
+        .and_then(|p| p.clients.first().cloned())
+        .unwrap_or_else(|| "admin".into())
+}
+
+/// The port dockerd's TLS listener uses (`tcp://ADDR:PORT`).
+pub fn listen_port(listen: &str) -> Result<u16> {
+    listen
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "docker.listen {listen:?}: expected tcp://ADDRESS:PORT"
+            ))
+        })
+}
+
+/// The checks verification runs, from the playbook and the local PKI.
+pub fn checks(
+    playbook: &crate::core::playbook::Playbook,
+    store: Option<&PkiStore>,
+    client: Option<crate::pki::Pair>,
+) -> Result<Checks> {
+    let tls = match (&playbook.docker, store, client) {
+        (Some(docker), Some(store), Some(client)) => {
+            let ca = store
+                .ca()?
+                .ok_or_else(|| Error::Usage("no CA yet: run `dockhand apply` first".into()))?;
+            let mut daemon = crate::core::resources::default_daemon_settings();
+            for (key, value) in &docker.daemon {
+                if value.is_null() {
+                    daemon.shift_remove(key);
+                } else {
+                    daemon.insert(key.clone(), value.clone());
+                }
+            }
+            Some((
+                TlsProbe {
+                    ca_pem: ca.cert_pem,
+                    client_cert_pem: client.cert_pem,
+                    client_key_pem: client.key_pem,
+                },
+                listen_port(&docker.listen)?,
+                daemon.into_iter().collect(),
+            ))
+        }
+        _ => None,
+    };
+    Ok(Checks { tls })
+}
+
+pub fn run(options: &Options) -> Result<i32> {
+    let loaded = load(
+        &options.inventory,
+        &options.playbook,
+        options.limit.as_deref(),
+    )?;
+    let playbook = loaded.playbook.clone();
+
+    // The local PKI first: a CA, a certificate per host, the clients.
+    let mut jobs = Vec::new();
+    let mut client = None;
+    if let Some(store) = &loaded.store {
+        let (_, created) = store.ensure_ca()?;
+        if created {
+            report::pki_event(&format!("created the CA in {}", store.dir().display()));
+        }
+        for name in playbook
+            .pki
+            .as_ref()
+            .map(|p| p.clients.clone())
+            .unwrap_or_default()
+        {
+            if let (pair, crate::pki::Outcome::Issued(reason)) =
+                store.ensure_client(&name, now())?
+            {
+                report::pki_event(&format!(
+                    "issued the client certificate `{name}` ({reason})"
+                ));
+                client.get_or_insert(pair);
+            }
+        }
+        let verifier = verification_client(&playbook);
+        client = Some(store.ensure_client(&verifier, now())?.0);
+    }
+    for host in &loaded.hosts {
+        let tls = match &loaded.store {
+            Some(store) => {
+                let (pair, outcome) = store.ensure_server(&host.name, &host_sans(host), now())?;
+                if let crate::pki::Outcome::Issued(reason) = outcome {
+                    report::pki_event(&format!(
+                        "issued the server certificate of {} ({reason})",
+                        host.name
+                    ));
+                }
+                TlsMaterial::Ready {
+                    ca_pem: store.ca()?.expect("created above").cert_pem,
+                    cert_pem: pair.cert_pem,
+                    key_pem: pair.key_pem,
+                }
+            }
+            None => TlsMaterial::CaPending,
+        };
+        jobs.push(HostJob {
+            target: loaded.targets.for_host(host)?,
+            host: host.clone(),
+            tls,
+        });
+    }
+    let checks = Arc::new(checks(&playbook, loaded.store.as_ref(), client)?);
+    let runtime = super::runtime()?;
+    let verbose = options.verbose;
+    let events = move |host: &str, step: pipeline::Step| {
+        if verbose || matches!(step, pipeline::Step::RolledBack { .. }) {
+            report::step(host, &step);
+        }
+    };
+
+    // Phase one: connect, gather and plan every host.
+    let prepared: Vec<(HostJob, Result<Prepared>)> =
+        runtime.block_on(super::for_each_host(jobs, options.forks, {
+            let playbook = playbook.clone();
+            move |job: HostJob| {
+                let playbook = playbook.clone();
+                async move {
+                    let result = pipeline::prepare(&playbook, &job, &events).await;
+                    (job, result)
+                }
+            }
+        }));
+
+    // On a terminal, show the plan and ask; elsewhere, never wait for input.
+    let pending = prepared
+        .iter()
+        .any(|(_, p)| p.as_ref().is_ok_and(|p| !p.plan.is_empty()));
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if pending && interactive && !options.yes {
+        let outcomes: Vec<HostOutcome> = prepared
+            .iter()
+            .map(|(job, p)| HostOutcome {
+                host: job.host.name.clone(),
+                address: job.host.address.clone(),
+                plan: match p {
+                    Ok(p) => Ok(p.plan.clone()),
+                    Err(e) => Err(Error::Usage(e.to_string())),
+                },
+            })
+            .collect();
+        report::plan::print(&outcomes, Format::Human);
+        if !report::confirm("Apply these changes?")? {
+            runtime.block_on(async {
+                for (_, p) in prepared {
+                    if let Ok(p) = p {
+                        let _ = p.session.close().await;
+                    }
+                }
+            });
+            return Err(Error::Usage("apply cancelled: nothing was changed".into()));
+        }
+    }
+
+    // Phase two: apply, handlers, verify; keep or roll back.
+    let started = Instant::now();
+    let outcomes: Vec<ApplyOutcome> =
+        runtime.block_on(super::for_each_host(prepared, options.forks, {
+            let checks = checks.clone();
+            move |(job, prepared): (HostJob, Result<Prepared>)| {
+                let checks = checks.clone();
+                async move {
+                    let host_started = Instant::now();
+                    let result = match prepared {
+                        Ok(prepared) => {
+                            let changes = prepared.plan.changes.clone();
+                            let session_result =
+                                pipeline::apply_and_verify(prepared, &job, &checks, &events).await;
+                            session_result.map(|applied| (applied, changes))
+                        }
+                        Err(err) => Err(err),
+                    };
+                    let outcome = ApplyOutcome {
+                        host: job.host.name.clone(),
+                        address: job.host.address.clone(),
+                        elapsed: host_started.elapsed(),
+                        result: result.map(|(applied, changes)| match applied {
+                            Applied::Unchanged => (Applied::Unchanged, Vec::new()),
+                            changed => (changed, changes),
+                        }),
+                    };
+                    report::apply::progress(&outcome);
+                    outcome
+                }
+            }
+        }));
+    report::apply::print(&outcomes, options.format, started.elapsed());
+    Ok(if outcomes.iter().all(|o| o.result.is_ok()) {
+        0
+    } else {
+        1
+    })
+}

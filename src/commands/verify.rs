@@ -1,0 +1,107 @@
+//! `dockhand verify`: probes only, changes nothing. For each host: the
+//! daemon answers `GET /version` and `GET /info` over mutual TLS with the
+//! settings the playbook asked for, refuses a client without a
+//! certificate, sshd's effective settings match, and SSH logins work.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::core::resources::{self, TlsMaterial};
+use crate::core::state::Facts;
+use crate::engine::pipeline::{self, Applied, HostJob};
+use crate::error::{Error, Result};
+use crate::report::{self, ApplyOutcome, Format};
+use crate::transport::SshSession;
+
+use super::apply::{checks, verification_client};
+use super::plan::load;
+
+pub struct Options {
+    pub inventory: PathBuf,
+    pub playbook: PathBuf,
+    pub limit: Option<String>,
+    pub format: Format,
+}
+
+pub fn run(options: &Options) -> Result<i32> {
+    let loaded = load(
+        &options.inventory,
+        &options.playbook,
+        options.limit.as_deref(),
+    )?;
+    let playbook = loaded.playbook.clone();
+    let client = match &loaded.store {
+        Some(store) => {
+            let name = verification_client(&playbook);
+            Some(store.client(&name)?.ok_or_else(|| {
+                Error::Usage(format!(
+                    "no client certificate `{name}` in {}: run `dockhand apply` (or `dockhand pki client {name}`) first",
+                    store.dir().display()
+                ))
+            })?)
+        }
+        None => None,
+    };
+    let checks = Arc::new(checks(&playbook, loaded.store.as_ref(), client)?);
+    let mut jobs = Vec::new();
+    for host in &loaded.hosts {
+        jobs.push(HostJob {
+            target: loaded.targets.for_host(host)?,
+            host: host.clone(),
+            tls: TlsMaterial::CaPending,
+        });
+    }
+    let started = Instant::now();
+    let outcomes = super::runtime()?.block_on(super::for_each_host(
+        jobs,
+        super::FORKS,
+        move |job: HostJob| {
+            let checks = checks.clone();
+            let playbook = playbook.clone();
+            async move {
+                let host_started = Instant::now();
+                let result = async {
+                    let placeholder = Facts {
+                        dockerd_path: Some("dockerd".into()),
+                        ..Facts::default()
+                    };
+                    let desired =
+                        resources::expand(&playbook, &job.host.vars, &placeholder, &job.tls)
+                            .map_err(|reason| Error::Host {
+                                host: job.host.name.clone(),
+                                step: "expand the playbook".into(),
+                                reason,
+                            })?;
+                    let session = SshSession::connect(&job.target).await?;
+                    let verified = pipeline::verify(&session, &job, &desired, &checks).await;
+                    let _ = session.close().await;
+                    verified
+                }
+                .await;
+                if let Ok(passed) = &result {
+                    report::step(
+                        &job.host.name,
+                        &pipeline::Step::Verified {
+                            checks: passed.clone(),
+                        },
+                    );
+                }
+                let outcome = ApplyOutcome {
+                    host: job.host.name.clone(),
+                    address: job.host.address.clone(),
+                    elapsed: host_started.elapsed(),
+                    result: result.map(|_| (Applied::Unchanged, Vec::new())),
+                };
+                report::apply::progress(&outcome);
+                outcome
+            }
+        },
+    ));
+    report::apply::print(&outcomes, options.format, started.elapsed());
+    Ok(if outcomes.iter().all(|o| o.result.is_ok()) {
+        0
+    } else {
+        1
+    })
+}

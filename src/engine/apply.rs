@@ -1,0 +1,564 @@
+//! Applying a plan on a host, in few round trips on its one connection:
+//!
+//! 1. **stage**: one command reads records from stdin, creates the
+//!    directories, and writes each changed file to a fresh temp file in its
+//!    target directory (created exclusively under umask 077, so never
+//!    readable by others), sets owner and mode, and fsyncs it. Content
+//!    travels only on stdin, never on a command line.
+//! 2. **commit**: a script (also on stdin) validates the staged files,
+//!    keeps the previous version of each as a hard-linked backup, renames
+//!    each temp file over its target (atomic), runs post-commit checks
+//!    (`sshd -t`), and runs the notified handlers in their fixed order. A
+//!    failed check or handler restores the backups before it reports.
+//! 3. **finish**: after the host verified, the backups go; if it did not,
+//!    the rollback script restores them and runs the handlers again.
+//!
+//! A killed run leaves only hidden temp files (removed by the next stage)
+//! or a mix of old and new whole files (converged by the next run): never
+//! a half-written file, never wider permissions than asked.
+
+use base64::Engine as _;
+
+use super::gather::shell_quote;
+use crate::core::plan::{ContentChange, HostPlan};
+use crate::core::playbook::Handler;
+use crate::core::resources::{Content, Resources};
+use crate::error::{Error, Result};
+use crate::transport::Transport;
+
+/// Prefix of staged temp files and suffix of backups, both hidden.
+const TEMP_MARK: &str = ".dockhand-new-";
+const BACKUP_MARK: &str = ".dockhand-backup";
+
+/// One file to write.
+#[derive(Debug, Clone)]
+pub struct FileWrite {
+    pub path: String,
+    pub temp: String,
+    pub content: Vec<u8>,
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+    pub validate: Option<String>,
+}
+
+/// What to do on one host.
+#[derive(Debug, Clone, Default)]
+pub struct Work {
+    pub directories: Vec<(String, u32, String, String)>,
+    pub files: Vec<FileWrite>,
+    /// Files whose mode/owner/group alone change (no new content).
+    pub attributes: Vec<(String, u32, String, String)>,
+    pub handlers: Vec<Handler>,
+    /// Run after the renames; a failure rolls back.
+    pub post_checks: Vec<(String, String)>,
+    pub ssh_unit: String,
+}
+
+impl Work {
+    pub fn is_empty(&self) -> bool {
+        self.directories.is_empty()
+            && self.files.is_empty()
+            && self.attributes.is_empty()
+            && self.handlers.is_empty()
+    }
+}
+
+/// Turns a plan into work. `desired` supplies the content, which for
+/// daemon.json is the merged document the plan computed.
+pub fn work(
+    desired: &Resources,
+    plan: &HostPlan,
+    ssh_unit: &str,
+    random: &mut dyn FnMut() -> String,
+) -> Result<Work, String> {
+    let mut work = Work {
+        handlers: plan.handlers.clone(),
+        ssh_unit: if ssh_unit.is_empty() {
+            "ssh.service".into()
+        } else {
+            ssh_unit.to_string()
+        },
+        ..Work::default()
+    };
+    for change in &plan.changes {
+        if let Some(dir) = desired.directories.iter().find(|d| d.path == change.path) {
+            work.directories.push((
+                dir.path.clone(),
+                dir.mode,
+                dir.owner.clone(),
+                dir.group.clone(),
+            ));
+            continue;
+        }
+        let file = desired
+            .files
+            .iter()
+            .find(|f| f.path == change.path)
+            .ok_or_else(|| format!("{}: planned but not desired", change.path))?;
+        let content = match (&change.content, &file.content) {
+            (None, _) => {
+                work.attributes.push((
+                    file.path.clone(),
+                    file.mode,
+                    file.owner.clone(),
+                    file.group.clone(),
+                ));
+                continue;
+            }
+            (Some(ContentChange::Json { after, .. }), _) => after.clone().into_bytes(),
+            (Some(_), Content::Bytes(bytes)) => bytes.clone(),
+            (Some(_), Content::Pending(reason)) => {
+                return Err(format!("{}: content not ready ({reason})", file.path));
+            }
+            (Some(_), Content::DaemonJson { .. }) => {
+                return Err(format!("{}: merged content missing", file.path));
+            }
+        };
+        let (dir, base) = file.path.rsplit_once('/').unwrap_or(("", &file.path));
+        let temp = format!("{dir}/.{base}{TEMP_MARK}{}", random());
+        if let Some(check) = &file.validate {
+            if check.contains("%s") {
+                // Checked on the staged file, before anything is replaced.
+            } else {
+                work.post_checks.push((file.path.clone(), check.clone()));
+            }
+        }
+        work.files.push(FileWrite {
+            path: file.path.clone(),
+            temp,
+            content,
+            mode: file.mode,
+            owner: file.owner.clone(),
+            group: file.group.clone(),
+            validate: file.validate.clone(),
+        });
+    }
+    Ok(work)
+}
+
+/// The staging command: reads `D`/`F` records (and each file's bytes)
+/// from stdin. `dd iflag=fullblock` reads exactly a file's bytes, no more.
+const STAGE: &str = r#"set -u; umask 077
+export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+fail() { printf 'error %s\n' "$*"; exit 1; }
+while IFS=' ' read -r kind a b c d e path; do
+  case "$kind" in
+    D) if [ "$a" != - ]; then mkdir -p -- "$path" && chown -- "$b:$c" "$path" && chmod -- "$a" "$path" || fail "directory $path"; fi
+       for old in "$path"/.*TEMPMARK*; do [ -e "$old" ] && rm -f -- "$old"; done
+       printf 'dir %s\n' "$path" ;;
+    F) [ -d "$(dirname -- "$path")" ] || fail "no directory for $path"
+       ( set -C; : > "$e" ) 2>/dev/null || fail "cannot create a temp file beside $path"
+       if [ "$a" -gt 0 ]; then dd bs="$a" count=1 iflag=fullblock of="$e" conv=notrunc status=none || fail "write $path"; fi
+       [ "$(stat -c %s -- "$e")" = "$a" ] || fail "short write for $path"
+       chown -- "$c:$d" "$e" && chmod -- "$b" "$e" || fail "owner or mode of $path"
+       sync -- "$e" 2>/dev/null || sync
+       printf 'staged %s\n' "$path" ;;
+    END) printf 'done\n'; exit 0 ;;
+    *) fail "bad record $kind" ;;
+  esac
+done
+fail "input ended early""#;
+
+fn stage_script() -> String {
+    STAGE.replace("TEMPMARK", TEMP_MARK)
+}
+
+/// The records for the staging command. For a file: `F size mode owner
+/// group temp path`, then exactly `size` bytes.
+pub fn stage_input(work: &Work) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (path, mode, owner, group) in &work.directories {
+        out.extend(format!("D {mode:04o} {owner} {group} - - {path}\n").as_bytes());
+    }
+    for file in &work.files {
+        // Directories of files that exist already get their stale temp
+        // files cleared too.
+        let dir = file.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("/");
+        if !work.directories.iter().any(|(d, ..)| d == dir) {
+            out.extend(format!("D - - - - - {dir}\n").as_bytes());
+        }
+    }
+    for file in &work.files {
+        out.extend(
+            format!(
+                "F {} {:04o} {} {} {} {}\n",
+                file.content.len(),
+                file.mode,
+                file.owner,
+                file.group,
+                file.temp,
+                file.path
+            )
+            .as_bytes(),
+        );
+        out.extend(&file.content);
+    }
+    out.extend(b"END - - - - - -\n");
+    out
+}
+
+/// Handler commands, in their fixed order. A restart of docker waits until
+/// the daemon answers on its socket.
+fn handler_script(handlers: &[Handler], ssh_unit: &str) -> String {
+    let mut script = String::new();
+    let mut sorted = handlers.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    for handler in sorted {
+        let command = match handler {
+            Handler::DaemonReload => "systemctl daemon-reload".to_string(),
+            Handler::RestartDocker => "systemctl restart docker.service && \
+                 i=0; until docker version >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 120 ] || exit 1; sleep 0.5; done"
+                .to_string(),
+            Handler::ReloadSsh => format!("sshd -t && systemctl reload {}", shell_quote(ssh_unit)),
+        };
+        script.push_str(&format!(
+            "if ( {command} ) >/tmp/.dockhand-handler.$$ 2>&1; then printf 'handler {name} ok\\n'; \
+             else printf 'error handler {name} failed: %s\\n' \"$(tail -n 5 /tmp/.dockhand-handler.$$ | tr '\\n' ' ')\"; rm -f /tmp/.dockhand-handler.$$; handler_failed=1; fi\n\
+             rm -f /tmp/.dockhand-handler.$$\n",
+            name = handler_name(handler),
+        ));
+    }
+    script
+}
+
+pub fn handler_name(handler: Handler) -> &'static str {
+    match handler {
+        Handler::DaemonReload => "daemon-reload",
+        Handler::RestartDocker => "restart-docker",
+        Handler::ReloadSsh => "reload-ssh",
+    }
+}
+
+fn backup_of(path: &str) -> String {
+    let (dir, base) = path.rsplit_once('/').unwrap_or(("", path));
+    format!("{dir}/.{base}{BACKUP_MARK}")
+}
+
+/// Restores every replaced file from its backup (or removes it where it
+/// did not exist before).
+fn restore_lines(work: &Work) -> String {
+    let mut text = String::new();
+    for file in &work.files {
+        let backup = backup_of(&file.path);
+        let (path, absent) = (
+            shell_quote(&file.path),
+            shell_quote(&format!("{backup}.dockhand-absent")),
+        );
+        let backup = shell_quote(&backup);
+        text.push_str(&format!(
+            "if [ -e {backup} ]; then mv -f -- {backup} {path}; elif [ -e {absent} ]; then rm -f -- {path} {absent}; fi\n"
+        ));
+    }
+    text
+}
+
+/// The commit script: validate, back up, rename, check, handlers. Its
+/// output lines are `ok ...`, `handler NAME ok`, or `error ...`.
+pub fn commit_script(work: &Work) -> String {
+    let mut s = String::from(
+        "set -u; umask 077\nexport LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nhandler_failed=0\n",
+    );
+    let cleanup: String = work
+        .files
+        .iter()
+        .map(|f| format!("rm -f -- {}\n", shell_quote(&f.temp)))
+        .collect();
+    s.push_str(&format!("cleanup() {{\n{cleanup}:\n}}\n"));
+    s.push_str(&format!("rollback() {{\n{}:\n}}\n", restore_lines(work)));
+    // Pre-commit validation on the staged files.
+    for file in &work.files {
+        if let Some(check) = file.validate.as_deref().filter(|c| c.contains("%s")) {
+            let command = check.replace("%s", &shell_quote(&file.temp));
+            s.push_str(&format!(
+                "if ! out=$( {command} 2>&1 ); then printf 'error validate %s: %s\\n' {path} \"$(printf '%s' \"$out\" | tail -n 3 | tr '\\n' ' ')\"; cleanup; exit 1; fi\n",
+                path = shell_quote(&file.path)
+            ));
+        }
+    }
+    // Backups (hard links keep the old inode: same content, same mode).
+    for file in &work.files {
+        let (path, backup) = (shell_quote(&file.path), shell_quote(&backup_of(&file.path)));
+        let absent = shell_quote(&format!("{}.dockhand-absent", backup_of(&file.path)));
+        s.push_str(&format!(
+            "rm -f -- {backup} {absent}; if [ -e {path} ]; then ln -f -- {path} {backup} || {{ printf 'error backup %s\\n' {path}; cleanup; exit 1; }}; else : > {absent}; fi\n"
+        ));
+    }
+    for file in &work.files {
+        s.push_str(&format!(
+            "mv -f -- {} {} || {{ printf 'error rename %s\\n' {}; rollback; cleanup; exit 1; }}\n",
+            shell_quote(&file.temp),
+            shell_quote(&file.path),
+            shell_quote(&file.path)
+        ));
+    }
+    for (path, mode, owner, group) in &work.attributes {
+        let path = shell_quote(path);
+        s.push_str(&format!(
+            "chown -- {owner}:{group} {path} && chmod -- {mode:04o} {path} || {{ printf 'error attributes %s\\n' {path}; rollback; exit 1; }}\n"
+        ));
+    }
+    s.push_str("sync\nprintf 'ok committed\\n'\n");
+    for (path, check) in &work.post_checks {
+        s.push_str(&format!(
+            "if ! out=$( {check} 2>&1 ); then printf 'error check after writing %s: %s\\n' {path} \"$(printf '%s' \"$out\" | tail -n 3 | tr '\\n' ' ')\"; rollback; printf 'rolled-back\\n'; exit 1; fi\n",
+            path = shell_quote(path)
+        ));
+    }
+    s.push_str(&handler_script(&work.handlers, &work.ssh_unit));
+    s.push_str("[ \"$handler_failed\" = 0 ] || exit 1\nprintf 'ok handlers\\n'\n");
+    s
+}
+
+/// After verification: drop the backups.
+pub fn finish_script(work: &Work) -> String {
+    let mut s = String::new();
+    for file in &work.files {
+        let backup = backup_of(&file.path);
+        s.push_str(&format!(
+            "rm -f -- {} {}\n",
+            shell_quote(&backup),
+            shell_quote(&format!("{backup}.dockhand-absent"))
+        ));
+    }
+    s.push_str("printf 'ok finished\\n'\n");
+    s
+}
+
+/// After a failed verification: restore and run the handlers again.
+pub fn rollback_script(work: &Work) -> String {
+    let mut s = String::from(
+        "set -u\nexport LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nhandler_failed=0\n",
+    );
+    s.push_str(&restore_lines(work));
+    s.push_str(&handler_script(&work.handlers, &work.ssh_unit));
+    s.push_str("printf 'ok rolled-back\\n'\n");
+    s
+}
+
+/// Runs a script given on stdin (through sudo when `become`), and turns an
+/// `error ...` line into an error naming the host and `step`.
+async fn run_script(
+    transport: &impl Transport,
+    step: &str,
+    become_root: bool,
+    script: &str,
+) -> Result<String> {
+    let output = transport
+        .exec(super::gather::command(become_root), script.as_bytes())
+        .await?;
+    check(transport.host(), step, &output)
+}
+
+fn check(host: &str, step: &str, output: &crate::transport::ExecOutput) -> Result<String> {
+    let text = output.stdout_text();
+    if let Some(line) = text.lines().find_map(|l| l.strip_prefix("error ")) {
+        return Err(Error::Host {
+            host: host.to_string(),
+            step: step.to_string(),
+            reason: line.to_string(),
+        });
+    }
+    if !output.success() {
+        return Err(Error::Host {
+            host: host.to_string(),
+            step: step.to_string(),
+            reason: format!("{}: {}", output.status, output.stderr_text().trim()),
+        });
+    }
+    Ok(text)
+}
+
+/// Stage, then commit (with checks and handlers).
+pub async fn apply(transport: &impl Transport, work: &Work, become_root: bool) -> Result<()> {
+    if !work.directories.is_empty() || !work.files.is_empty() {
+        let command = format!(
+            "{}sh -c {}",
+            if become_root { "sudo -n " } else { "" },
+            shell_quote(&stage_script())
+        );
+        let output = transport.exec(&command, &stage_input(work)).await?;
+        check(transport.host(), "stage files", &output)?;
+    }
+    run_script(transport, "commit", become_root, &commit_script(work)).await?;
+    Ok(())
+}
+
+pub async fn finish(transport: &impl Transport, work: &Work, become_root: bool) -> Result<()> {
+    run_script(
+        transport,
+        "remove backups",
+        become_root,
+        &finish_script(work),
+    )
+    .await
+    .map(|_| ())
+}
+
+pub async fn rollback(transport: &impl Transport, work: &Work, become_root: bool) -> Result<()> {
+    run_script(transport, "roll back", become_root, &rollback_script(work))
+        .await
+        .map(|_| ())
+}
+
+/// Random hex for temp names (not secret; unique).
+pub fn random_suffix() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(bytes)
+        .replace(['-', '_'], "x")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::plan;
+    use crate::core::resources::{DirectoryResource, FileResource};
+    use crate::core::state::ActualState;
+
+    fn resources() -> Resources {
+        Resources {
+            directories: vec![DirectoryResource {
+                path: "/etc/t".into(),
+                mode: 0o755,
+                owner: "root".into(),
+                group: "root".into(),
+            }],
+            files: vec![
+                FileResource {
+                    path: "/etc/t/key.pem".into(),
+                    content: Content::Bytes(b"SECRET KEY BYTES\n".to_vec()),
+                    mode: 0o400,
+                    owner: "root".into(),
+                    group: "root".into(),
+                    secret: true,
+                    validate: None,
+                    notify: vec![Handler::RestartDocker],
+                },
+                FileResource {
+                    path: "/etc/t/sshd.conf".into(),
+                    content: Content::Bytes(b"A no\n".to_vec()),
+                    mode: 0o644,
+                    owner: "root".into(),
+                    group: "root".into(),
+                    secret: false,
+                    validate: Some("sshd -t -f /etc/ssh/sshd_config".into()),
+                    notify: vec![Handler::ReloadSsh],
+                },
+            ],
+            ..Resources::default()
+        }
+    }
+
+    fn fresh_work() -> Work {
+        let desired = resources();
+        let plan = plan::plan(&desired, &ActualState::default()).unwrap();
+        let mut n = 0;
+        work(&desired, &plan, "ssh.service", &mut || {
+            n += 1;
+            format!("r{n}")
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn keys_travel_only_on_stdin() {
+        let work = fresh_work();
+        assert_eq!(work.files[0].temp, "/etc/t/.key.pem.dockhand-new-r1");
+        let input = stage_input(&work);
+        let text = String::from_utf8_lossy(&input);
+        assert!(text.contains("F 17 0400 root root /etc/t/.key.pem.dockhand-new-r1 /etc/t/key.pem\nSECRET KEY BYTES\n"), "{text}");
+        for script in [
+            stage_script(),
+            commit_script(&work),
+            finish_script(&work),
+            rollback_script(&work),
+        ] {
+            assert!(!script.contains("SECRET"), "{script}");
+        }
+    }
+
+    #[test]
+    fn the_commit_backs_up_renames_checks_and_runs_handlers_in_order() {
+        let work = fresh_work();
+        assert_eq!(
+            work.post_checks,
+            vec![(
+                "/etc/t/sshd.conf".to_string(),
+                "sshd -t -f /etc/ssh/sshd_config".to_string()
+            )]
+        );
+        let script = commit_script(&work);
+        let position = |needle: &str| {
+            script
+                .find(needle)
+                .unwrap_or_else(|| panic!("{needle} not in\n{script}"))
+        };
+        assert!(
+            position("ln -f -- '/etc/t/key.pem' '/etc/t/.key.pem.dockhand-backup'")
+                < position("mv -f -- '/etc/t/.key.pem.dockhand-new-r1' '/etc/t/key.pem'")
+        );
+        assert!(
+            position("mv -f -- '/etc/t/.sshd.conf")
+                < position("sshd -t -f /etc/ssh/sshd_config 2>&1")
+        );
+        assert!(
+            position("sshd -t -f /etc/ssh/sshd_config 2>&1")
+                < position("systemctl restart docker.service")
+        );
+        assert!(
+            position("systemctl restart docker.service")
+                < position("systemctl reload 'ssh.service'")
+        );
+    }
+
+    #[test]
+    fn attribute_only_changes_write_nothing() {
+        let desired = resources();
+        let mut state = ActualState::default();
+        for file in &desired.files {
+            let Content::Bytes(bytes) = &file.content else {
+                unreachable!()
+            };
+            state.paths.insert(
+                file.path.clone(),
+                crate::core::state::ActualPath {
+                    exists: true,
+                    kind: Some(crate::core::state::PathKind::File),
+                    mode: 0o644,
+                    owner: "root".into(),
+                    group: "root".into(),
+                    size: bytes.len() as u64,
+                    sha256: Some(plan::sha256_hex(bytes)),
+                    content: None,
+                },
+            );
+        }
+        state.paths.insert(
+            "/etc/t".into(),
+            crate::core::state::ActualPath {
+                exists: true,
+                kind: Some(crate::core::state::PathKind::Directory),
+                mode: 0o755,
+                owner: "root".into(),
+                group: "root".into(),
+                ..Default::default()
+            },
+        );
+        let plan = plan::plan(&desired, &state).unwrap();
+        let work = work(&desired, &plan, "", &mut || "x".into()).unwrap();
+        assert!(work.files.is_empty() && work.handlers.is_empty());
+        assert_eq!(
+            work.attributes,
+            vec![(
+                "/etc/t/key.pem".to_string(),
+                0o400,
+                "root".to_string(),
+                "root".to_string()
+            )]
+        );
+        assert!(commit_script(&work).contains("chmod -- 0400 '/etc/t/key.pem'"));
+    }
+}

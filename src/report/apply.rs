@@ -1,0 +1,153 @@
+//! Rendering apply and verify: a progress line per host as it ends, then
+//! the summary (changed / unchanged / failed / unreachable, per host and in
+//! total), or one JSON document.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use console::style;
+use serde::Serialize;
+
+use super::{ApplyOutcome, Format};
+use crate::core::playbook::Handler;
+use crate::engine::pipeline::Applied;
+
+fn status(outcome: &ApplyOutcome) -> &'static str {
+    match &outcome.result {
+        Ok((Applied::Unchanged, _)) => "unchanged",
+        Ok((Applied::Changed { .. }, _)) => "changed",
+        Err(err) if err.is_unreachable() => "unreachable",
+        Err(_) => "failed",
+    }
+}
+
+pub fn progress(outcome: &ApplyOutcome) {
+    let seconds = outcome.elapsed.as_secs_f64();
+    let line = match &outcome.result {
+        Ok((Applied::Unchanged, _)) => {
+            format!("{}: unchanged, verified ({seconds:.2}s)", outcome.host)
+        }
+        Ok((Applied::Changed { changes, handlers }, _)) => format!(
+            "{}: changed ({changes} change(s){}), verified ({seconds:.2}s)",
+            outcome.host,
+            if handlers.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; ran {}",
+                    handlers
+                        .iter()
+                        .map(|h| h.describe())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        ),
+        Err(err) => format!("{}: {}: {err}", outcome.host, status(outcome)),
+    };
+    eprintln!("{line}");
+}
+
+#[derive(Serialize, Default, PartialEq, Debug)]
+pub struct Summary {
+    pub hosts: usize,
+    pub changed: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+    pub unreachable: usize,
+}
+
+pub fn summarize(outcomes: &[ApplyOutcome]) -> Summary {
+    let mut summary = Summary {
+        hosts: outcomes.len(),
+        ..Summary::default()
+    };
+    for outcome in outcomes {
+        match status(outcome) {
+            "changed" => summary.changed += 1,
+            "unchanged" => summary.unchanged += 1,
+            "unreachable" => summary.unreachable += 1,
+            _ => summary.failed += 1,
+        }
+    }
+    summary
+}
+
+#[derive(Serialize)]
+struct JsonHost<'a> {
+    host: &'a str,
+    address: &'a str,
+    status: &'static str,
+    seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    changes: Vec<&'a str>,
+    handlers: Vec<Handler>,
+}
+
+pub fn print(outcomes: &[ApplyOutcome], format: Format, elapsed: Duration) {
+    let summary = summarize(outcomes);
+    let text = match format {
+        Format::Json => {
+            let hosts: Vec<JsonHost> = outcomes
+                .iter()
+                .map(|o| JsonHost {
+                    host: &o.host,
+                    address: &o.address,
+                    status: status(o),
+                    seconds: o.elapsed.as_secs_f64(),
+                    error: o.result.as_ref().err().map(|e| e.to_string()),
+                    changes: o
+                        .result
+                        .as_ref()
+                        .map(|(_, changes)| changes.iter().map(|c| c.path.as_str()).collect())
+                        .unwrap_or_default(),
+                    handlers: match &o.result {
+                        Ok((Applied::Changed { handlers, .. }, _)) => handlers.clone(),
+                        _ => Vec::new(),
+                    },
+                })
+                .collect();
+            serde_json::to_string_pretty(&serde_json::json!({
+                "hosts": hosts,
+                "summary": summary,
+                "seconds": elapsed.as_secs_f64(),
+            }))
+            .expect("report serialises")
+                + "\n"
+        }
+        Format::Human => {
+            let mut out = String::new();
+            for outcome in outcomes {
+                let label = match status(outcome) {
+                    "changed" => style("changed").yellow(),
+                    "unchanged" => style("unchanged").green(),
+                    other => style(other).red().bold(),
+                };
+                let detail = match &outcome.result {
+                    Ok((_, changes)) if !changes.is_empty() => changes
+                        .iter()
+                        .map(|c| c.path.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    Ok(_) => String::new(),
+                    Err(err) => err.to_string(),
+                };
+                let _ = writeln!(out, "{:<16} {label:<11} {detail}", outcome.host);
+            }
+            let _ = writeln!(
+                out,
+                "{} {} host(s): {} changed, {} unchanged, {} failed, {} unreachable ({:.1}s)",
+                style("Apply:").bold(),
+                summary.hosts,
+                summary.changed,
+                summary.unchanged,
+                summary.failed,
+                summary.unreachable,
+                elapsed.as_secs_f64()
+            );
+            out
+        }
+    };
+    super::raw_stdout(&text);
+}
