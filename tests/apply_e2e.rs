@@ -1,0 +1,397 @@
+//! End to end: `dockhand apply` secures real lab hosts, checked with
+//! independent clients (the docker CLI with a client bundle, curl, stat and
+//! sshd -T over OpenSSH); re-runs change and restart nothing; hand edits
+//! are put right on that host alone; become gives root's end state; and a
+//! killed apply never leaves a managed file half-written or too open.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{TestLab, assert_success};
+use serde_json::Value;
+
+const PLAYBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/docker-tls.yaml");
+
+/// A lab with fresh hosts (an earlier run may have applied them).
+fn fresh_lab(name: &str, hosts: usize) -> TestLab {
+    assert_success(&TestLab::named(name).dockhand(&["lab", "down"]), "lab down");
+    TestLab::up(name, hosts)
+}
+
+fn dockhand(lab: &TestLab, pki: &Path, args: &[&str]) -> Output {
+    lab.dockhand_with(args, &[("DOCKHAND_PKI_DIR", pki.as_os_str())])
+}
+
+fn apply_json(
+    lab: &TestLab,
+    pki: &Path,
+    inventory: &Path,
+    extra: &[&str],
+) -> (Option<i32>, Value, String) {
+    let inventory = inventory.to_string_lossy();
+    let mut args = vec!["apply", "-i", &inventory, PLAYBOOK, "--format", "json"];
+    args.extend_from_slice(extra);
+    let output = dockhand(lab, pki, &args);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let json = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "apply JSON: {e}\n{}\n{stderr}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
+    (output.status.code(), json, stderr)
+}
+
+/// The docker CLI: the machine's, or else the one in the lab's Debian base.
+fn docker_cli() -> PathBuf {
+    if let Some(path) = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("docker"))
+            .find(|d| d.is_file())
+    }) {
+        return path;
+    }
+    std::fs::read_dir("/var/cache/dockhand")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("usr/bin/docker"))
+        .find(|p| p.is_file())
+        .expect("a docker CLI")
+}
+
+fn active_since(lab: &TestLab, host: &str) -> String {
+    lab.ssh(
+        host,
+        "systemctl show docker -p ActiveEnterTimestampMonotonic --value",
+    )
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn apply_secures_fresh_hosts_and_reruns_change_nothing() {
+    let lab = fresh_lab("apply", 3);
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = lab.inventory_file(dir.path());
+    let pki = dir.path().join("pki");
+
+    let (code, report, stderr) = apply_json(&lab, &pki, &inventory, &[]);
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    assert_eq!(report["summary"]["changed"], 3, "{report:#}");
+    for host in report["hosts"].as_array().unwrap() {
+        assert_eq!(
+            host["handlers"],
+            serde_json::json!(["daemon-reload", "restart-docker", "reload-ssh"])
+        );
+    }
+
+    // Independent clients: the docker CLI with a client bundle, curl without one.
+    let bundle = dir.path().join("bundle");
+    assert_success(
+        &dockhand(
+            &lab,
+            &pki,
+            &["pki", "client", "ci", "--out", &bundle.to_string_lossy()],
+        ),
+        "pki client",
+    );
+    let key_mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(bundle.join("key.pem"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(key_mode & 0o777, 0o600);
+    let state = lab.state();
+    for host in &state.hosts {
+        let docker = Command::new(docker_cli())
+            .args(["version", "--format", "{{.Server.Version}}"])
+            .env("DOCKER_HOST", format!("tcp://{}:2376", host.address))
+            .env("DOCKER_TLS_VERIFY", "1")
+            .env("DOCKER_CERT_PATH", &bundle)
+            .output()
+            .unwrap();
+        assert_success(&docker, &format!("docker version against {}", host.name));
+        assert!(!docker.stdout.is_empty());
+
+        let curl = Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(bundle.join("ca.pem"))
+            .arg(format!("https://{}:2376/version", host.address))
+            .output()
+            .unwrap();
+        assert!(
+            !curl.status.success(),
+            "{}: curl without a client certificate got in",
+            host.name
+        );
+
+        let modes = lab.ssh(&host.name, "stat -c '%n %U:%G %a' /etc/docker/tls/ca.pem /etc/docker/tls/server-cert.pem /etc/docker/tls/server-key.pem");
+        assert_eq!(
+            modes,
+            "/etc/docker/tls/ca.pem root:root 444\n/etc/docker/tls/server-cert.pem root:root 444\n/etc/docker/tls/server-key.pem root:root 400\n"
+        );
+        assert!(
+            lab.ssh(&host.name, "sshd -T")
+                .lines()
+                .any(|l| l == "passwordauthentication no")
+        );
+        // No backup or temp file is left behind.
+        assert_eq!(lab.ssh(&host.name, "ls -A /etc/docker/tls /etc/systemd/system/docker.service.d | grep -c dockhand || true").trim(), "0");
+    }
+
+    // A second apply changes nothing and restarts nothing.
+    let before: Vec<String> = state
+        .hosts
+        .iter()
+        .map(|h| active_since(&lab, &h.name))
+        .collect();
+    let (code, report, _) = apply_json(&lab, &pki, &inventory, &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(report["summary"]["unchanged"], 3, "{report:#}");
+    assert!(
+        report["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["handlers"] == serde_json::json!([]))
+    );
+    let after: Vec<String> = state
+        .hosts
+        .iter()
+        .map(|h| active_since(&lab, &h.name))
+        .collect();
+    assert_eq!(before, after, "docker was not restarted");
+    let plan = dockhand(
+        &lab,
+        &pki,
+        &[
+            "plan",
+            "-i",
+            &inventory.to_string_lossy(),
+            PLAYBOOK,
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+
+    // One host edited by hand: only it changes, and docker restarts only there.
+    let edited = &state.hosts[1].name;
+    lab.ssh(
+        edited,
+        "sed -i 's/\"icc\": false/\"icc\": true/' /etc/docker/daemon.json",
+    );
+    let (code, report, _) = apply_json(&lab, &pki, &inventory, &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(report["summary"]["changed"], 1, "{report:#}");
+    for (host, since) in report["hosts"].as_array().unwrap().iter().zip(&after) {
+        let name = host["host"].as_str().unwrap();
+        if name == edited {
+            assert_eq!(
+                host["changes"],
+                serde_json::json!(["/etc/docker/daemon.json"])
+            );
+            assert_eq!(host["handlers"], serde_json::json!(["restart-docker"]));
+            assert_ne!(
+                &active_since(&lab, name),
+                since,
+                "docker restarted on the edited host"
+            );
+        } else {
+            assert_eq!(host["status"], "unchanged");
+            assert_eq!(
+                &active_since(&lab, name),
+                since,
+                "{name}: docker not restarted"
+            );
+        }
+    }
+    assert!(
+        lab.ssh(edited, "cat /etc/docker/daemon.json")
+            .contains("\"icc\": false")
+    );
+    assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}
+
+#[test]
+fn apply_through_the_sudo_user_gives_the_same_end_state_as_root() {
+    let lab = fresh_lab("become", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = lab.inventory_file(dir.path());
+    let pki = dir.path().join("pki");
+    let text = std::fs::read_to_string(&inventory).unwrap();
+    // become-02 is reached as the sudo user; become-01 as root.
+    let text = text.replacen(
+        "  become-02:\n",
+        &format!(
+            "  become-02:\n    ssh: {{ user: {}, become: true }}\n",
+            dockhand::lab::SUDO_USER
+        ),
+        1,
+    );
+    std::fs::write(&inventory, text).unwrap();
+    let (code, report, stderr) = apply_json(&lab, &pki, &inventory, &[]);
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    assert_eq!(report["summary"]["changed"], 2);
+
+    let end_state = |host: &str| {
+        lab.ssh(
+            host,
+            "cd / && stat -c '%n %U:%G %a' etc/docker/tls etc/docker/tls/* etc/docker/daemon.json \
+             etc/systemd/system/docker.service.d/override.conf etc/ssh/sshd_config.d/00-dockhand.conf; \
+             sha256sum etc/docker/daemon.json etc/systemd/system/docker.service.d/override.conf \
+             etc/ssh/sshd_config.d/00-dockhand.conf etc/docker/tls/ca.pem; \
+             systemctl is-active docker; sshd -T | grep -E '^(passwordauthentication|kbdinteractiveauthentication|x11forwarding|maxauthtries) '",
+        )
+    };
+    assert_eq!(end_state("become-01"), end_state("become-02"));
+    let (code, report, _) = apply_json(&lab, &pki, &inventory, &[]);
+    assert_eq!(
+        (code, report["summary"]["unchanged"].as_u64()),
+        (Some(0), Some(2))
+    );
+    assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}
+
+/// Expected final mode and content digest of each managed file.
+fn expected_files(lab: &TestLab, host: &str) -> Vec<(String, String, String)> {
+    lab.ssh(
+        host,
+        "for f in /etc/docker/tls/ca.pem /etc/docker/tls/server-cert.pem /etc/docker/tls/server-key.pem /etc/docker/daemon.json \
+         /etc/systemd/system/docker.service.d/override.conf /etc/ssh/sshd_config.d/00-dockhand.conf; do \
+         printf '%s %s %s\\n' \"$f\" \"$(stat -c %a \"$f\")\" \"$(sha256sum < \"$f\" | cut -c1-64)\"; done",
+    )
+    .lines()
+    .map(|l| {
+        let mut parts = l.split(' ');
+        let (path, mode, sha) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+        (path.to_string(), mode.to_string(), sha.to_string())
+    })
+    .collect()
+}
+
+#[test]
+fn a_killed_apply_never_leaves_files_half_written_or_open_and_a_rerun_converges() {
+    let lab = fresh_lab("kill", 1);
+    let host = "kill-01";
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = lab.inventory_file(dir.path());
+    let pki = dir.path().join("pki");
+    let args = ["apply", "-i", &inventory.to_string_lossy(), PLAYBOOK];
+    let args: Vec<&str> = args.iter().map(|s| s.as_ref()).collect();
+
+    // Learn the end state once, then go back to a fresh host.
+    assert_success(&dockhand(&lab, &pki, &args), "first apply");
+    let expected = expected_files(&lab, host);
+    let reset = "rm -rf /etc/docker/tls /etc/docker/daemon.json /etc/systemd/system/docker.service.d \
+                 /etc/ssh/sshd_config.d/00-dockhand.conf && systemctl daemon-reload && systemctl restart docker";
+    lab.ssh(host, reset);
+
+    // A sampler on the host records every managed file and temp file it
+    // sees (mode and digest), as fast as it can, while applies are killed.
+    lab.ssh(
+        host,
+        "cat > /root/sampler <<'EOF'\n\
+         end=$(( $(date +%s) + 40 ))\n\
+         while [ $(date +%s) -lt $end ]; do\n\
+           for f in /etc/docker/tls/* /etc/docker/tls/.[!.]* /etc/docker/daemon.json /etc/docker/.daemon.json* \
+                    /etc/systemd/system/docker.service.d/* /etc/systemd/system/docker.service.d/.[!.]* \
+                    /etc/ssh/sshd_config.d/00-dockhand.conf /etc/ssh/sshd_config.d/.00-dockhand.conf*; do\n\
+             [ -f \"$f\" ] && printf '%s %s %s\\n' \"$f\" \"$(stat -c %a \"$f\" 2>/dev/null)\" \"$(sha256sum < \"$f\" 2>/dev/null | cut -c1-64)\"\n\
+           done\n\
+         done > /root/samples 2>/dev/null\n\
+         EOF\n\
+         nohup sh /root/sampler >/dev/null 2>&1 &\n\
+         echo $! > /root/sampler.pid",
+    );
+    let started = Instant::now();
+    let mut kills = 0;
+    for delay_ms in [60u64, 120, 180, 240, 300, 360, 420, 500, 600, 700] {
+        let mut child = Command::new(common::BIN)
+            .args(&args)
+            .env("DOCKHAND_LAB_DIR", common::state_root())
+            .env("DOCKHAND_PKI_DIR", &pki)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+        if delay_ms % 120 == 0 {
+            lab.ssh(host, reset);
+        }
+    }
+    assert!(kills >= 3, "apply was killed mid-way only {kills} time(s)");
+    assert!(
+        started.elapsed() < Duration::from_secs(35),
+        "the sampler must outlive the kills"
+    );
+
+    // Whatever was interrupted, a re-run converges and verifies.
+    assert_success(&dockhand(&lab, &pki, &args), "apply after the kills");
+    assert_eq!(expected_files(&lab, host), expected);
+    let plan = dockhand(
+        &lab,
+        &pki,
+        &[
+            "plan",
+            "-i",
+            &inventory.to_string_lossy(),
+            PLAYBOOK,
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(plan.status.code(), Some(0));
+
+    lab.ssh(host, "kill $(cat /root/sampler.pid) 2>/dev/null || true");
+    let samples = lab.ssh(host, "cat /root/samples");
+    let mut managed_seen = 0;
+    for line in samples.lines() {
+        let mut parts = line.split(' ');
+        let (path, mode, sha) = (
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+        );
+        if mode.is_empty() || sha.is_empty() {
+            continue; // gone between listing and reading
+        }
+        if let Some((_, want_mode, want_sha)) = expected.iter().find(|(p, ..)| p == path) {
+            managed_seen += 1;
+            assert_eq!(mode, want_mode, "{path} seen with mode {mode}");
+            assert_eq!(
+                sha, want_sha,
+                "{path} seen with other content (half-written?)"
+            );
+        } else {
+            // A staged temp file or a backup: never more open than its target.
+            let target = expected
+                .iter()
+                .find(|(p, ..)| {
+                    let base = p.rsplit('/').next().unwrap();
+                    path.contains(&format!("/.{base}.dockhand-"))
+                })
+                .unwrap_or_else(|| panic!("unexpected file {path}"));
+            assert!(
+                mode == "600" || mode == target.1,
+                "{path} seen with mode {mode}"
+            );
+        }
+    }
+    assert!(
+        managed_seen > 20,
+        "the sampler saw managed files only {managed_seen} time(s):\n{samples}"
+    );
+    assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}
