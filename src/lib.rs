@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod lab;
 pub mod pki;
+pub mod random;
 pub mod report;
 pub mod transport;
 pub mod verify;

@@ -59,14 +59,7 @@ pub fn checks(
             let ca = store
                 .ca()?
                 .ok_or_else(|| Error::Usage("no CA yet: run `dockhand apply` first".into()))?;
-            let mut daemon = crate::core::resources::default_daemon_settings();
-            for (key, value) in &docker.daemon {
-                if value.is_null() {
-                    daemon.shift_remove(key);
-                } else {
-                    daemon.insert(key.clone(), value.clone());
-                }
-            }
+            let daemon = crate::core::resources::daemon_settings(docker);
             Some((
                 TlsProbe {
                     ca_pem: ca.cert_pem,

@@ -317,14 +317,8 @@ mod tests {
         notify: Vec<Handler>,
     ) -> FileResource {
         FileResource {
-            path: path.into(),
-            content,
-            mode,
-            owner: "root".into(),
-            group: "root".into(),
             secret,
-            validate: None,
-            notify,
+            ..FileResource::root_owned(path, content, mode, notify)
         }
     }
 

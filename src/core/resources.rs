@@ -6,7 +6,7 @@
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
-use super::playbook::{Handler, Playbook, SshdValue};
+use super::playbook::{DockerRole, Handler, Playbook, SshdValue};
 use super::state::Facts;
 
 /// daemon.json keys the docker role sets from `listen` and `tls_dir`.
@@ -34,6 +34,20 @@ pub fn default_daemon_settings() -> IndexMap<String, Value> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect()
+}
+
+/// The daemon settings a playbook asks for: the role's defaults, with the
+/// playbook's keys set over them and its null keys dropped.
+pub fn daemon_settings(docker: &DockerRole) -> IndexMap<String, Value> {
+    let mut settings = default_daemon_settings();
+    for (key, value) in &docker.daemon {
+        if value.is_null() {
+            settings.shift_remove(key);
+        } else {
+            settings.insert(key.clone(), value.clone());
+        }
+    }
+    settings
 }
 
 /// The sshd role's hardening defaults.
@@ -111,6 +125,28 @@ pub struct FileResource {
     pub notify: Vec<Handler>,
 }
 
+impl FileResource {
+    /// A root:root file that is not secret, not validated, and notifies
+    /// `notify` when its content changes.
+    pub fn root_owned(
+        path: impl Into<String>,
+        content: Content,
+        mode: u32,
+        notify: Vec<Handler>,
+    ) -> Self {
+        FileResource {
+            path: path.into(),
+            content,
+            mode,
+            owner: "root".into(),
+            group: "root".into(),
+            secret: false,
+            validate: None,
+            notify,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DirectoryResource {
     pub path: String,
@@ -181,14 +217,8 @@ pub fn expand(
         let file =
             |path: String, content: Content, mode: u32, secret: bool, notify: Vec<Handler>| {
                 FileResource {
-                    path,
-                    content,
-                    mode,
-                    owner: "root".into(),
-                    group: "root".into(),
                     secret,
-                    validate: None,
-                    notify,
+                    ..FileResource::root_owned(path, content, mode, notify)
                 }
             };
         let tls_path = |name: &str| format!("{}/{name}", docker.tls_dir.trim_end_matches('/'));
@@ -237,15 +267,7 @@ pub fn expand(
         managed.insert("tlscacert".into(), json!(tls_path(CA_FILE)));
         managed.insert("tlscert".into(), json!(tls_path(CERT_FILE)));
         managed.insert("tlskey".into(), json!(tls_path(KEY_FILE)));
-        let mut settings = default_daemon_settings();
-        for (key, value) in &docker.daemon {
-            if value.is_null() {
-                settings.shift_remove(key);
-            } else {
-                settings.insert(key.clone(), value.clone());
-            }
-        }
-        managed.extend(settings);
+        managed.extend(daemon_settings(docker));
         let json_dir = parent(&docker.daemon_json_path);
         out.directories.push(dir(json_dir));
         out.files.push(file(

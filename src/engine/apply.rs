@@ -405,7 +405,7 @@ pub async fn rollback(transport: &impl Transport, work: &Work, become_root: bool
 /// Random hex for temp names (not secret; unique).
 pub fn random_suffix() -> String {
     let mut bytes = [0u8; 8];
-    let _ = rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty());
+    crate::random::fill(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(bytes)
         .replace(['-', '_'], "x")
@@ -428,24 +428,22 @@ mod tests {
             }],
             files: vec![
                 FileResource {
-                    path: "/etc/t/key.pem".into(),
-                    content: Content::Bytes(b"SECRET KEY BYTES\n".to_vec()),
-                    mode: 0o400,
-                    owner: "root".into(),
-                    group: "root".into(),
                     secret: true,
-                    validate: None,
-                    notify: vec![Handler::RestartDocker],
+                    ..FileResource::root_owned(
+                        "/etc/t/key.pem",
+                        Content::Bytes(b"SECRET KEY BYTES\n".to_vec()),
+                        0o400,
+                        vec![Handler::RestartDocker],
+                    )
                 },
                 FileResource {
-                    path: "/etc/t/sshd.conf".into(),
-                    content: Content::Bytes(b"A no\n".to_vec()),
-                    mode: 0o644,
-                    owner: "root".into(),
-                    group: "root".into(),
-                    secret: false,
                     validate: Some("sshd -t -f /etc/ssh/sshd_config".into()),
-                    notify: vec![Handler::ReloadSsh],
+                    ..FileResource::root_owned(
+                        "/etc/t/sshd.conf",
+                        Content::Bytes(b"A no\n".to_vec()),
+                        0o644,
+                        vec![Handler::ReloadSsh],
+                    )
                 },
             ],
             ..Resources::default()

@@ -214,14 +214,7 @@ pub fn allocate_index(paths: &LabPaths, link_exists: impl Fn(&str) -> bool) -> R
 /// environment (`container_uuid=`).
 pub fn random_uuid() -> String {
     let mut bytes = [0u8; 16];
-    let mut filled = 0;
-    while filled < bytes.len() {
-        match rustix::rand::getrandom(&mut bytes[filled..], rustix::rand::GetRandomFlags::empty()) {
-            Ok(n) => filled += n,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => panic!("getrandom failed: {e}"),
-        }
-    }
+    crate::random::fill(&mut bytes);
     bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
     bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();

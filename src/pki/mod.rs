@@ -302,7 +302,7 @@ impl PkiStore {
         params.not_before = now - time::Duration::seconds(BACKDATE_SECONDS);
         params.not_after = now + time::Duration::days(i64::from(days));
         let mut serial = [0u8; 16];
-        getrandom(&mut serial);
+        crate::random::fill(&mut serial);
         serial[0] &= 0x7f; // positive
         params.serial_number = Some(SerialNumber::from_slice(&serial));
         Ok(())
@@ -333,17 +333,6 @@ fn validate_name(name: &str) -> Result<()> {
         Err(Error::Usage(format!(
             "{name:?} cannot name a certificate: use letters, digits, '-', '_' and '.'"
         )))
-    }
-}
-
-fn getrandom(buf: &mut [u8]) {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty()) {
-            Ok(n) => filled += n,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => panic!("getrandom failed: {e}"),
-        }
     }
 }
 
