@@ -395,3 +395,85 @@ fn a_killed_apply_never_leaves_files_half_written_or_open_and_a_rerun_converges(
     );
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }
+
+#[test]
+fn on_a_terminal_apply_shows_the_plan_and_only_yes_proceeds() {
+    let lab = fresh_lab("confirm", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = lab.inventory_file(dir.path());
+    let pki = dir.path().join("pki");
+    // `script` gives apply a real terminal; the answer comes on its input.
+    let on_terminal = |answer: &str, extra: &str| {
+        let command = format!(
+            "{} apply -i {} {PLAYBOOK} {extra}",
+            common::BIN,
+            inventory.display()
+        );
+        let mut child = Command::new("script")
+            .args(["-qefc", &command, "/dev/null"])
+            .env("DOCKHAND_LAB_DIR", common::state_root())
+            .env("DOCKHAND_PKI_DIR", &pki)
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let plan_code = || {
+        dockhand(
+            &lab,
+            &pki,
+            &[
+                "plan",
+                "-i",
+                &inventory.to_string_lossy(),
+                PLAYBOOK,
+                "--detailed-exitcode",
+            ],
+        )
+        .status
+        .code()
+    };
+
+    let declined = on_terminal("y\n", "");
+    let text = String::from_utf8_lossy(&declined.stdout);
+    assert_eq!(declined.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("+ file /etc/docker/tls/server-key.pem"),
+        "the plan is shown first:\n{text}"
+    );
+    assert!(
+        text.contains("Apply these changes?") && text.contains("apply cancelled"),
+        "{text}"
+    );
+    assert_eq!(plan_code(), Some(2), "a declined apply changes nothing");
+
+    let accepted = on_terminal("yes\n", "");
+    assert_eq!(
+        accepted.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&accepted.stdout)
+    );
+    assert_eq!(plan_code(), Some(0));
+
+    // --yes never asks, even on a terminal (nothing to answer with here).
+    lab.ssh(
+        "confirm-01",
+        "rm -f /etc/ssh/sshd_config.d/00-dockhand.conf",
+    );
+    let unasked = on_terminal("", "--yes");
+    let text = String::from_utf8_lossy(&unasked.stdout);
+    assert_eq!(unasked.status.code(), Some(0), "{text}");
+    assert!(!text.contains("Apply these changes?"), "{text}");
+    assert_eq!(plan_code(), Some(0));
+    assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}
