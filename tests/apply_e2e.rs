@@ -477,3 +477,68 @@ fn on_a_terminal_apply_shows_the_plan_and_only_yes_proceeds() {
     assert_eq!(plan_code(), Some(0));
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }
+
+#[test]
+fn a_host_whose_daemon_will_not_start_is_rolled_back_and_reported() {
+    let lab = fresh_lab("rollback", 1);
+    let host = "rollback-01";
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = lab.inventory_file(dir.path());
+    let pki = dir.path().join("pki");
+    // A setting dockerd refuses at start: the restart handler fails.
+    let broken = dir.path().join("broken.yaml");
+    let text = std::fs::read_to_string(PLAYBOOK)
+        .unwrap()
+        .replace("log-driver: json-file", "log-driver: no-such-driver");
+    std::fs::write(&broken, text).unwrap();
+    let managed = "/etc/docker/daemon.json /etc/docker/tls/ca.pem /etc/docker/tls/server-cert.pem /etc/docker/tls/server-key.pem \
+                   /etc/systemd/system/docker.service.d/override.conf /etc/ssh/sshd_config.d/00-dockhand.conf";
+    let state_of = |host: &str| {
+        lab.ssh(
+            host,
+            &format!(
+                "for f in {managed}; do [ -e $f ] && sha256sum $f || echo \"absent $f\"; done; \
+                 systemctl show docker -p ExecStart --value | sed 's/ ; start_time.*//'; sshd -T | grep -E '^passwordauthentication '"
+            ),
+        )
+    };
+    let before = state_of(host);
+
+    let output = dockhand(
+        &lab,
+        &pki,
+        &[
+            "apply",
+            "-i",
+            &inventory.to_string_lossy(),
+            &broken.to_string_lossy(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("handler restart-docker failed")
+            && stdout.contains("the previous files were restored"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 failed"), "{stdout}");
+
+    // The host is as it was, and docker runs again.
+    assert_eq!(lab.ssh(host, "systemctl is-active docker").trim(), "active");
+    assert_eq!(
+        state_of(host),
+        before,
+        "every managed file is back as it was, and in effect"
+    );
+
+    // The good playbook still applies.
+    assert_success(
+        &dockhand(
+            &lab,
+            &pki,
+            &["apply", "-i", &inventory.to_string_lossy(), PLAYBOOK],
+        ),
+        "apply",
+    );
+    assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}

@@ -145,7 +145,7 @@ fail() { printf 'error %s\n' "$*"; exit 1; }
 while IFS=' ' read -r kind a b c d e path; do
   case "$kind" in
     D) if [ "$a" != - ]; then mkdir -p -- "$path" && chown -- "$b:$c" "$path" && chmod -- "$a" "$path" || fail "directory $path"; fi
-       for old in "$path"/.*TEMPMARK*; do [ -e "$old" ] && rm -f -- "$old"; done
+       for old in "$path"/.*TEMPMARK* "$path"/.*BACKUPMARK*; do [ -e "$old" ] && rm -f -- "$old"; done
        printf 'dir %s\n' "$path" ;;
     F) [ -d "$(dirname -- "$path")" ] || fail "no directory for $path"
        ( set -C; : > "$e" ) 2>/dev/null || fail "cannot create a temp file beside $path"
@@ -161,7 +161,9 @@ done
 fail "input ended early""#;
 
 fn stage_script() -> String {
-    STAGE.replace("TEMPMARK", TEMP_MARK)
+    STAGE
+        .replace("TEMPMARK", TEMP_MARK)
+        .replace("BACKUPMARK", BACKUP_MARK)
 }
 
 /// The records for the staging command. For a file: `F size mode owner
@@ -208,8 +210,20 @@ fn handler_script(handlers: &[Handler], ssh_unit: &str) -> String {
     for handler in sorted {
         let command = match handler {
             Handler::DaemonReload => "systemctl daemon-reload".to_string(),
-            Handler::RestartDocker => "systemctl restart docker.service && \
-                 i=0; until docker version >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 120 ] || exit 1; sleep 0.5; done"
+            // reset-failed: a rollback must be able to start docker again
+            // even after systemd's start limit tripped on a bad config.
+            // docker.socket is renewed too: a dockerd started without
+            // `-H fd://` (our override) binds /var/run/docker.sock itself and
+            // removes it on exit, so a socket-activated dockerd (the packaged
+            // unit, after a rollback) would listen on a path that is gone.
+            // The start blocks until docker is up or systemd gave up
+            // (Type=notify: active means ready); then it must answer.
+            Handler::RestartDocker => "systemctl reset-failed docker.service docker.socket 2>/dev/null; \
+                 systemctl stop docker.service; \
+                 if systemctl cat docker.socket >/dev/null 2>&1; then systemctl restart docker.socket; fi; \
+                 systemctl start docker.service || { journalctl -u docker.service -n 3 --no-pager -o cat; exit 1; }; \
+                 i=0; until docker version >/dev/null 2>&1; do \
+                   i=$((i+1)); [ $i -lt 120 ] || { echo 'docker did not answer within 60s'; exit 1; }; sleep 0.5; done"
                 .to_string(),
             Handler::ReloadSsh => format!("sshd -t && systemctl reload {}", shell_quote(ssh_unit)),
         };
@@ -370,7 +384,10 @@ fn check(host: &str, step: &str, output: &crate::transport::ExecOutput) -> Resul
     Ok(text)
 }
 
-/// Stage, then commit (with checks and handlers).
+/// Stage, then commit (with checks and handlers). When the commit got as
+/// far as replacing files and then failed (a handler: dockerd would not
+/// start with the new settings), the previous files are restored and the
+/// handlers run again before the error is returned.
 pub async fn apply(transport: &impl Transport, work: &Work, become_root: bool) -> Result<()> {
     if !work.directories.is_empty() || !work.files.is_empty() {
         let command = format!(
@@ -381,8 +398,40 @@ pub async fn apply(transport: &impl Transport, work: &Work, become_root: bool) -
         let output = transport.exec(&command, &stage_input(work)).await?;
         check(transport.host(), "stage files", &output)?;
     }
-    run_script(transport, "commit", become_root, &commit_script(work)).await?;
-    Ok(())
+    let output = transport
+        .exec(
+            super::gather::command(become_root),
+            commit_script(work).as_bytes(),
+        )
+        .await?;
+    match check(transport.host(), "commit", &output) {
+        Ok(_) => Ok(()),
+        Err(err)
+            if output.stdout_text().lines().any(|l| l == "ok committed")
+                && !output.stdout_text().contains("rolled-back") =>
+        {
+            let restored = match rollback(transport, work, become_root).await {
+                Ok(()) => "the previous files were restored".to_string(),
+                Err(e) => format!("restoring the previous files failed too: {e}"),
+            };
+            let Error::Host { host, step, reason } = err else {
+                return Err(err);
+            };
+            Err(Error::Host {
+                host,
+                step,
+                reason: format!("{reason}; {restored}"),
+            })
+        }
+        Err(Error::Host { host, step, reason }) if output.stdout_text().contains("rolled-back") => {
+            Err(Error::Host {
+                host,
+                step,
+                reason: format!("{reason}; the previous files were restored"),
+            })
+        }
+        Err(err) => Err(err),
+    }
 }
 
 pub async fn finish(transport: &impl Transport, work: &Work, become_root: bool) -> Result<()> {
