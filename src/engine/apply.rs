@@ -212,15 +212,17 @@ fn handler_script(handlers: &[Handler], ssh_unit: &str) -> String {
             Handler::DaemonReload => "systemctl daemon-reload".to_string(),
             // reset-failed: a rollback must be able to start docker again
             // even after systemd's start limit tripped on a bad config.
-            // docker.socket is renewed too: a dockerd started without
-            // `-H fd://` (our override) binds /var/run/docker.sock itself and
-            // removes it on exit, so a socket-activated dockerd (the packaged
-            // unit, after a rollback) would listen on a path that is gone.
+            // docker.socket is renewed when the unit is socket-activated
+            // (`-H fd://`: the packaged unit, after a rollback): a dockerd
+            // started without it (our override) bound /var/run/docker.sock
+            // itself and removed it on exit, so the socket unit's path is
+            // gone. With our override the socket is left alone.
             // The start blocks until docker is up or systemd gave up
             // (Type=notify: active means ready); then it must answer.
             Handler::RestartDocker => "systemctl reset-failed docker.service docker.socket 2>/dev/null; \
                  systemctl stop docker.service; \
-                 if systemctl cat docker.socket >/dev/null 2>&1; then systemctl restart docker.socket; fi; \
+                 if systemctl show -p ExecStart --value docker.service | grep -q 'fd://' \
+                    && systemctl cat docker.socket >/dev/null 2>&1; then systemctl restart docker.socket; fi; \
                  systemctl start docker.service || { journalctl -u docker.service -n 3 --no-pager -o cat; exit 1; }; \
                  i=0; until docker version >/dev/null 2>&1; do \
                    i=$((i+1)); [ $i -lt 120 ] || { echo 'docker did not answer within 60s'; exit 1; }; sleep 0.5; done"
