@@ -64,6 +64,13 @@ enum Command {
         /// How many hosts to work on at once.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
         forks: u32,
+        /// Rolling batches: N hosts, or P% of them, each batch finished
+        /// (applied and verified) before the next starts.
+        #[arg(long, value_name = "N|P%")]
+        serial: Option<crate::core::rollout::Serial>,
+        /// Stop when more than P% of a batch failed; later batches are not touched.
+        #[arg(long, value_name = "P", value_parser = clap::value_parser!(u8).range(0..=100))]
+        max_fail_percent: Option<u8>,
         #[arg(long, value_enum, default_value_t = FormatArg::Human)]
         format: FormatArg,
         /// Do not show the plan and ask first (only asked on a terminal).
@@ -170,7 +177,15 @@ enum LabAction {
 
 /// Parses the process arguments and runs the command; returns the exit code.
 pub fn run() -> Result<i32> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // clap would exit 2 on bad usage; DESIGN.md keeps 2 for pending
+        // changes under `plan --detailed-exitcode`, and bad input is 1.
+        Err(err) => {
+            let _ = err.print();
+            return Ok(if err.use_stderr() { 1 } else { 0 });
+        }
+    };
     match cli.command {
         Command::Ping { inventory, forks } => commands::ping::run(&commands::ping::Options {
             inventory,
@@ -196,6 +211,8 @@ pub fn run() -> Result<i32> {
             playbook,
             limit,
             forks,
+            serial,
+            max_fail_percent,
             format,
             yes,
             verbose,
@@ -204,6 +221,8 @@ pub fn run() -> Result<i32> {
             playbook,
             limit,
             forks: forks as usize,
+            serial,
+            max_fail_percent,
             format: format.into(),
             yes,
             verbose,

@@ -93,6 +93,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// A host left alone because the rollout stopped before reaching it.
+    #[error("{host}: skipped: {reason}")]
+    Skipped { host: String, reason: String },
+
     /// The lab needs root on the machine.
     #[error(
         "`dockhand lab {command}` must run as root (it mounts overlays, creates network namespaces and boots containers); run it with sudo"

@@ -478,6 +478,17 @@ fn on_a_terminal_apply_shows_the_plan_and_only_yes_proceeds() {
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }
 
+/// The shipped playbook with a setting dockerd refuses at start, so the
+/// restart handler fails.
+fn broken_playbook(dir: &Path) -> PathBuf {
+    let broken = dir.join("broken.yaml");
+    let text = std::fs::read_to_string(PLAYBOOK)
+        .unwrap()
+        .replace("log-driver: json-file", "log-driver: no-such-driver");
+    std::fs::write(&broken, text).unwrap();
+    broken
+}
+
 #[test]
 fn a_host_whose_daemon_will_not_start_is_rolled_back_and_reported() {
     let lab = fresh_lab("rollback", 1);
@@ -485,12 +496,7 @@ fn a_host_whose_daemon_will_not_start_is_rolled_back_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let inventory = lab.inventory_file(dir.path());
     let pki = dir.path().join("pki");
-    // A setting dockerd refuses at start: the restart handler fails.
-    let broken = dir.path().join("broken.yaml");
-    let text = std::fs::read_to_string(PLAYBOOK)
-        .unwrap()
-        .replace("log-driver: json-file", "log-driver: no-such-driver");
-    std::fs::write(&broken, text).unwrap();
+    let broken = broken_playbook(dir.path());
     let managed = "/etc/docker/daemon.json /etc/docker/tls/ca.pem /etc/docker/tls/server-cert.pem /etc/docker/tls/server-key.pem \
                    /etc/systemd/system/docker.service.d/override.conf /etc/ssh/sshd_config.d/00-dockhand.conf";
     let state_of = |host: &str| {
@@ -540,5 +546,80 @@ fn a_host_whose_daemon_will_not_start_is_rolled_back_and_reported() {
         ),
         "apply",
     );
+    assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}
+
+#[test]
+fn a_rolling_apply_stops_when_a_batch_fails_too_much_and_leaves_the_rest_alone() {
+    let lab = fresh_lab("serial", 3);
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = lab.inventory_file(dir.path());
+    let pki = dir.path().join("pki");
+    let broken = broken_playbook(dir.path());
+    let broken = broken.to_string_lossy();
+
+    let inventory_arg = inventory.to_string_lossy();
+    let args = [
+        "apply",
+        "-i",
+        &inventory_arg,
+        &broken,
+        "--serial",
+        "1",
+        "--max-fail-percent",
+        "0",
+        "--format",
+        "json",
+    ];
+    let output = dockhand(&lab, &pki, &args);
+    assert_eq!(output.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let statuses: Vec<&str> = report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["failed", "skipped", "skipped"], "{report:#}");
+    assert!(
+        report["hosts"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("over --max-fail-percent 0"),
+        "{report:#}"
+    );
+    for host in ["serial-02", "serial-03"] {
+        assert_eq!(
+            lab.ssh(host, "ls /etc/docker/tls 2>/dev/null | wc -l")
+                .trim(),
+            "0",
+            "{host} was not touched"
+        );
+    }
+
+    // Batches of two: every batch finishes, every host is secured.
+    let args = [
+        "apply",
+        "-i",
+        &inventory_arg,
+        PLAYBOOK,
+        "--serial",
+        "2",
+        "--format",
+        "json",
+    ];
+    let output = dockhand(&lab, &pki, &args);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["summary"]["changed"], 3);
+
+    // A bad --serial is refused before anything happens.
+    let output = dockhand(
+        &lab,
+        &pki,
+        &["apply", "-i", &inventory_arg, PLAYBOOK, "--serial", "0%"],
+    );
+    assert_eq!(output.status.code(), Some(1), "bad input exits 1, never 2");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("expected a number of hosts"));
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }

@@ -6,7 +6,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::core::resources::TlsMaterial;
 use crate::engine::pipeline::{self, Applied, Checks, HostJob, Prepared};
@@ -22,6 +22,8 @@ pub struct Options {
     pub playbook: PathBuf,
     pub limit: Option<String>,
     pub forks: usize,
+    pub serial: Option<crate::core::rollout::Serial>,
+    pub max_fail_percent: Option<u8>,
     pub format: Format,
     pub yes: bool,
     pub verbose: bool,
@@ -185,38 +187,79 @@ pub fn run(options: &Options) -> Result<i32> {
         }
     }
 
-    // Phase two: apply, handlers, verify; keep or roll back.
+    // Phase two, batch by batch: apply, handlers, verify; keep or roll
+    // back. Too many failures in a batch stop the rollout; the hosts not
+    // reached are left as they are.
     let started = Instant::now();
-    let outcomes: Vec<ApplyOutcome> =
-        runtime.block_on(super::for_each_host(prepared, options.forks, {
-            let checks = checks.clone();
-            move |(job, prepared): (HostJob, Result<Prepared>)| {
-                let checks = checks.clone();
-                async move {
-                    let host_started = Instant::now();
-                    let result = match prepared {
-                        Ok(prepared) => {
-                            let changes = prepared.plan.changes.clone();
-                            let session_result =
-                                pipeline::apply_and_verify(prepared, &job, &checks, &events).await;
-                            session_result.map(|applied| (applied, changes))
-                        }
-                        Err(err) => Err(err),
-                    };
-                    let outcome = ApplyOutcome {
-                        host: job.host.name.clone(),
-                        address: job.host.address.clone(),
-                        elapsed: host_started.elapsed(),
-                        result: result.map(|(applied, changes)| match applied {
-                            Applied::Unchanged => (Applied::Unchanged, Vec::new()),
-                            changed => (changed, changes),
-                        }),
-                    };
-                    report::apply::progress(&outcome);
-                    outcome
+    let sizes = crate::core::rollout::batches(prepared.len(), options.serial);
+    let mut queue = prepared.into_iter();
+    let mut outcomes: Vec<ApplyOutcome> = Vec::new();
+    let mut stopped: Option<String> = None;
+    for (number, size) in sizes.iter().enumerate() {
+        let batch: Vec<(HostJob, Result<Prepared>)> = queue.by_ref().take(*size).collect();
+        if let Some(reason) = &stopped {
+            outcomes.extend(batch.into_iter().map(|(job, prepared)| {
+                if let Ok(prepared) = prepared {
+                    let _ = runtime.block_on(prepared.session.close());
                 }
-            }
-        }));
+                ApplyOutcome {
+                    host: job.host.name.clone(),
+                    address: job.host.address.clone(),
+                    elapsed: Duration::ZERO,
+                    result: Err(Error::Skipped {
+                        host: job.host.name.clone(),
+                        reason: reason.clone(),
+                    }),
+                }
+            }));
+            continue;
+        }
+        let done: Vec<ApplyOutcome> =
+            runtime.block_on(super::for_each_host(batch, options.forks, {
+                let checks = checks.clone();
+                move |(job, prepared): (HostJob, Result<Prepared>)| {
+                    let checks = checks.clone();
+                    async move {
+                        let host_started = Instant::now();
+                        let result = match prepared {
+                            Ok(prepared) => {
+                                let changes = prepared.plan.changes.clone();
+                                pipeline::apply_and_verify(prepared, &job, &checks, &events)
+                                    .await
+                                    .map(|applied| match applied {
+                                        Applied::Unchanged => (Applied::Unchanged, Vec::new()),
+                                        changed => (changed, changes),
+                                    })
+                            }
+                            Err(err) => Err(err),
+                        };
+                        let outcome = ApplyOutcome {
+                            host: job.host.name.clone(),
+                            address: job.host.address.clone(),
+                            elapsed: host_started.elapsed(),
+                            result,
+                        };
+                        report::apply::progress(&outcome);
+                        outcome
+                    }
+                }
+            }));
+        let failed = done.iter().filter(|o| o.result.is_err()).count();
+        if number + 1 < sizes.len()
+            && crate::core::rollout::stop_after(failed, done.len(), options.max_fail_percent)
+        {
+            stopped = Some(format!(
+                "not reached: {failed} of {} host(s) in batch {} failed{}",
+                done.len(),
+                number + 1,
+                options
+                    .max_fail_percent
+                    .map(|p| format!(", over --max-fail-percent {p}"))
+                    .unwrap_or_default()
+            ));
+        }
+        outcomes.extend(done);
+    }
     report::apply::print(&outcomes, options.format, started.elapsed());
     Ok(if outcomes.iter().all(|o| o.result.is_ok()) {
         0

@@ -8,6 +8,7 @@ pub mod pki;
 pub mod plan;
 pub mod playbook;
 pub mod resources;
+pub mod rollout;
 pub mod ssh_config;
 pub mod state;
 pub mod template;

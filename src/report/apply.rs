@@ -17,6 +17,7 @@ fn status(outcome: &ApplyOutcome) -> &'static str {
         Ok((Applied::Unchanged, _)) => "unchanged",
         Ok((Applied::Changed { .. }, _)) => "changed",
         Err(err) if err.is_unreachable() => "unreachable",
+        Err(crate::error::Error::Skipped { .. }) => "skipped",
         Err(_) => "failed",
     }
 }
@@ -55,6 +56,7 @@ pub struct Summary {
     pub unchanged: usize,
     pub failed: usize,
     pub unreachable: usize,
+    pub skipped: usize,
 }
 
 pub fn summarize(outcomes: &[ApplyOutcome]) -> Summary {
@@ -67,6 +69,7 @@ pub fn summarize(outcomes: &[ApplyOutcome]) -> Summary {
             "changed" => summary.changed += 1,
             "unchanged" => summary.unchanged += 1,
             "unreachable" => summary.unreachable += 1,
+            "skipped" => summary.skipped += 1,
             _ => summary.failed += 1,
         }
     }
@@ -137,13 +140,18 @@ pub fn print(outcomes: &[ApplyOutcome], format: Format, elapsed: Duration) {
             }
             let _ = writeln!(
                 out,
-                "{} {} host(s): {} changed, {} unchanged, {} failed, {} unreachable ({:.1}s)",
+                "{} {} host(s): {} changed, {} unchanged, {} failed, {} unreachable{} ({:.1}s)",
                 style("Apply:").bold(),
                 summary.hosts,
                 summary.changed,
                 summary.unchanged,
                 summary.failed,
                 summary.unreachable,
+                if summary.skipped > 0 {
+                    format!(", {} skipped", summary.skipped)
+                } else {
+                    String::new()
+                },
                 elapsed.as_secs_f64()
             );
             out
