@@ -555,11 +555,10 @@ mod tests {
         );
         assert!(
             position("sshd -t -f /etc/ssh/sshd_config 2>&1")
-                < position("systemctl restart docker.service")
+                < position("systemctl start docker.service")
         );
         assert!(
-            position("systemctl restart docker.service")
-                < position("systemctl reload 'ssh.service'")
+            position("systemctl start docker.service") < position("systemctl reload 'ssh.service'")
         );
     }
 
