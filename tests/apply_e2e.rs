@@ -623,3 +623,58 @@ fn a_rolling_apply_stops_when_a_batch_fails_too_much_and_leaves_the_rest_alone()
     assert!(String::from_utf8_lossy(&output.stderr).contains("expected a number of hosts"));
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }
+
+#[test]
+fn a_file_its_validation_rejects_replaces_nothing() {
+    let lab = fresh_lab("validate", 1);
+    let host = "validate-01";
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = lab.inventory_file(dir.path());
+    let pki = dir.path().join("pki");
+    let playbook = dir.path().join("motd.yaml");
+    let write = |content: &str| {
+        std::fs::write(
+            &playbook,
+            format!(
+                "files:\n  - path: /etc/motd\n    content: \"{content}\\n\"\n    mode: \"0644\"\n    validate: grep -q '^welcome' %s\n"
+            ),
+        )
+        .unwrap()
+    };
+    let before = lab.ssh(host, "sha256sum /etc/motd");
+    write("hello from {{ nowhere }}");
+    let args = [
+        "apply",
+        "-i",
+        &inventory.to_string_lossy(),
+        &playbook.to_string_lossy(),
+    ];
+    let args: Vec<&str> = args.iter().map(|s| s.as_ref()).collect();
+    let output = dockhand(&lab, &pki, &args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("commit: validate /etc/motd: the check failed without a message"),
+        "{stdout}"
+    );
+    assert_eq!(
+        lab.ssh(host, "sha256sum /etc/motd"),
+        before,
+        "the file was not replaced"
+    );
+    assert_eq!(
+        lab.ssh(host, "ls -A /etc | grep -c dockhand || true")
+            .trim(),
+        "0",
+        "the staged file was removed"
+    );
+
+    write("welcome to {{ inventory_hostname }}");
+    assert_success(&dockhand(&lab, &pki, &args), "apply with valid content");
+    assert_eq!(
+        lab.ssh(host, "cat /etc/motd"),
+        "welcome to {{ inventory_hostname }}\n",
+        "not a template"
+    );
+    assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}

@@ -270,16 +270,24 @@ pub fn expand(
         managed.extend(daemon_settings(docker));
         let json_dir = parent(&docker.daemon_json_path);
         out.directories.push(dir(json_dir));
-        out.files.push(file(
-            docker.daemon_json_path.clone(),
-            Content::DaemonJson {
-                managed,
-                own_whole_file: docker.own_daemon_json,
-            },
-            0o644,
-            false,
-            restart.clone(),
-        ));
+        out.files.push(FileResource {
+            // dockerd 23 and later check a configuration without starting;
+            // older ones (Debian 12 ships 20.10) cannot, and a daemon.json
+            // they refuse is caught by the restart and rolled back.
+            validate: facts
+                .dockerd_can_validate
+                .then(|| "dockerd --validate --config-file %s".to_string()),
+            ..file(
+                docker.daemon_json_path.clone(),
+                Content::DaemonJson {
+                    managed,
+                    own_whole_file: docker.own_daemon_json,
+                },
+                0o644,
+                false,
+                restart.clone(),
+            )
+        });
 
         out.directories.push(dir(parent(&docker.unit_drop_in)));
         out.files.push(file(
@@ -556,6 +564,27 @@ mod tests {
             vec![Handler::DaemonReload, Handler::RestartDocker]
         );
         assert_eq!(resources.files[5].notify, vec![Handler::ReloadSsh]);
+    }
+
+    #[test]
+    fn daemon_json_is_validated_where_dockerd_can() {
+        let playbook = Playbook::parse(
+            "p.yaml".as_ref(),
+            include_str!("../../playbooks/docker-tls.yaml"),
+        )
+        .unwrap();
+        let tls = TlsMaterial::CaPending;
+        let old = expand(&playbook, &Default::default(), &debian_facts(), &tls).unwrap();
+        assert_eq!(old.files[3].validate, None);
+        let facts = Facts {
+            dockerd_can_validate: true,
+            ..debian_facts()
+        };
+        let new = expand(&playbook, &Default::default(), &facts, &tls).unwrap();
+        assert_eq!(
+            new.files[3].validate.as_deref(),
+            Some("dockerd --validate --config-file %s")
+        );
     }
 
     #[test]

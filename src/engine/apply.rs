@@ -288,7 +288,7 @@ pub fn commit_script(work: &Work) -> String {
         if let Some(check) = file.validate.as_deref().filter(|c| c.contains("%s")) {
             let command = check.replace("%s", &shell_quote(&file.temp));
             s.push_str(&format!(
-                "if ! out=$( {command} 2>&1 ); then printf 'error validate %s: %s\\n' {path} \"$(printf '%s' \"$out\" | tail -n 3 | tr '\\n' ' ')\"; cleanup; exit 1; fi\n",
+                "if ! out=$( {command} 2>&1 ); then msg=$(printf '%s' \"$out\" | tail -n 3 | tr '\\n' ' '); printf 'error validate %s: %s\\n' {path} \"${{msg:-the check failed without a message}}\"; cleanup; exit 1; fi\n",
                 path = shell_quote(&file.path)
             ));
         }
@@ -318,7 +318,7 @@ pub fn commit_script(work: &Work) -> String {
     s.push_str("sync\nprintf 'ok committed\\n'\n");
     for (path, check) in &work.post_checks {
         s.push_str(&format!(
-            "if ! out=$( {check} 2>&1 ); then printf 'error check after writing %s: %s\\n' {path} \"$(printf '%s' \"$out\" | tail -n 3 | tr '\\n' ' ')\"; rollback; printf 'rolled-back\\n'; exit 1; fi\n",
+            "if ! out=$( {check} 2>&1 ); then msg=$(printf '%s' \"$out\" | tail -n 3 | tr '\\n' ' '); printf 'error check after writing %s: %s\\n' {path} \"${{msg:-the check failed without a message}}\"; rollback; printf 'rolled-back\\n'; exit 1; fi\n",
             path = shell_quote(path)
         ));
     }
