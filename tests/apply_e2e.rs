@@ -45,6 +45,18 @@ fn apply_json(
     (output.status.code(), json, stderr)
 }
 
+/// `plan --detailed-exitcode`'s exit code: 0 converged, 2 changes pending.
+fn plan_exit_code(lab: &TestLab, pki: &Path, inventory: &Path) -> Option<i32> {
+    let inventory = inventory.to_string_lossy();
+    dockhand(
+        lab,
+        pki,
+        &["plan", "-i", &inventory, PLAYBOOK, "--detailed-exitcode"],
+    )
+    .status
+    .code()
+}
+
 /// The docker CLI: the machine's, or else the one in the lab's Debian base.
 fn docker_cli() -> PathBuf {
     if let Some(path) = std::env::var_os("PATH").and_then(|p| {
@@ -164,23 +176,7 @@ fn apply_secures_fresh_hosts_and_reruns_change_nothing() {
         .map(|h| active_since(&lab, &h.name))
         .collect();
     assert_eq!(before, after, "docker was not restarted");
-    let plan = dockhand(
-        &lab,
-        &pki,
-        &[
-            "plan",
-            "-i",
-            &inventory.to_string_lossy(),
-            PLAYBOOK,
-            "--detailed-exitcode",
-        ],
-    );
-    assert_eq!(
-        plan.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&plan.stdout)
-    );
+    assert_eq!(plan_exit_code(&lab, &pki, &inventory), Some(0));
 
     // One host edited by hand: only it changes, and docker restarts only there.
     let edited = &state.hosts[1].name;
@@ -341,18 +337,7 @@ fn a_killed_apply_never_leaves_files_half_written_or_open_and_a_rerun_converges(
     // Whatever was interrupted, a re-run converges and verifies.
     assert_success(&dockhand(&lab, &pki, &args), "apply after the kills");
     assert_eq!(expected_files(&lab, host), expected);
-    let plan = dockhand(
-        &lab,
-        &pki,
-        &[
-            "plan",
-            "-i",
-            &inventory.to_string_lossy(),
-            PLAYBOOK,
-            "--detailed-exitcode",
-        ],
-    );
-    assert_eq!(plan.status.code(), Some(0));
+    assert_eq!(plan_exit_code(&lab, &pki, &inventory), Some(0));
 
     lab.ssh(host, "kill $(cat /root/sampler.pid) 2>/dev/null || true");
     let samples = lab.ssh(host, "cat /root/samples");
@@ -427,21 +412,7 @@ fn on_a_terminal_apply_shows_the_plan_and_only_yes_proceeds() {
             .unwrap();
         child.wait_with_output().unwrap()
     };
-    let plan_code = || {
-        dockhand(
-            &lab,
-            &pki,
-            &[
-                "plan",
-                "-i",
-                &inventory.to_string_lossy(),
-                PLAYBOOK,
-                "--detailed-exitcode",
-            ],
-        )
-        .status
-        .code()
-    };
+    let plan_code = || plan_exit_code(&lab, &pki, &inventory);
 
     let declined = on_terminal("y\n", "");
     let text = String::from_utf8_lossy(&declined.stdout);

@@ -209,8 +209,7 @@ fn converge_by_hand(lab: &TestLab, host: &str, plan: &Value, store: &PkiStore, i
     }
     lab.ssh(host, "mkdir -p /etc/docker/tls /etc/systemd/system/docker.service.d && chmod 0755 /etc/docker/tls");
     for (path, content, mode) in files {
-        let state = lab.state();
-        let address = state.hosts.iter().find(|h| h.name == host).unwrap().address;
+        let address = lab.record(host).address;
         let mut child = std::process::Command::new("ssh")
             .args(["-i", &lab.paths().key().to_string_lossy()])
             .args([

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use dockhand::lab::{LabPaths, LabState};
-use dockhand::transport::{HostKeyPolicy, Target};
+use dockhand::lab::{HostRecord, LabPaths, LabState};
+use dockhand::transport::Target;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dockhand");
 
@@ -97,38 +97,29 @@ impl TestLab {
             .expect("lab state recorded")
     }
 
-    /// How dockhand's transport reaches `host` as `user`.
-    pub fn target(&self, host: &str, user: &str) -> Target {
-        let state = self.state();
-        let record = state
+    /// The lab's record of `host`.
+    pub fn record(&self, host: &str) -> HostRecord {
+        self.state()
             .hosts
-            .iter()
+            .into_iter()
             .find(|h| h.name == host)
-            .expect("host in lab");
+            .expect("host in lab")
+    }
+
+    /// How dockhand's transport reaches `host` as `user`: the product's own
+    /// lab target, as another user.
+    pub fn target(&self, host: &str, user: &str) -> Target {
         Target {
-            name: host.to_string(),
-            address: record.address.to_string(),
-            port: 22,
             user: user.to_string(),
-            identity_files: vec![self.paths().key()],
-            use_agent: false,
-            known_hosts: vec![self.paths().known_hosts()],
-            host_key_policy: HostKeyPolicy::Strict,
-            host_key_alias: None,
             connect_timeout: Duration::from_secs(10),
-            jump: None,
+            ..dockhand::commands::lab::lab_target(&self.paths(), &self.record(host))
         }
     }
 
     /// Runs a command on a host with OpenSSH's client, as an independent
     /// check of what dockhand did; returns its stdout.
     pub fn ssh(&self, host: &str, command: &str) -> String {
-        let state = self.state();
-        let record = state
-            .hosts
-            .iter()
-            .find(|h| h.name == host)
-            .expect("host in lab");
+        let record = self.record(host);
         let output = Command::new("ssh")
             .args(["-i", &self.paths().key().to_string_lossy()])
             .args([
