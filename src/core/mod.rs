@@ -4,6 +4,7 @@
 pub mod daemon_json;
 pub mod inventory;
 pub mod limit;
+pub mod outcome;
 pub mod pki;
 pub mod plan;
 pub mod playbook;

@@ -4,9 +4,11 @@
 
 use std::time::Instant;
 
+pub use crate::core::outcome::{Applied, Step};
+
 use crate::core::inventory::Host;
 use crate::core::plan::{self, HostPlan};
-use crate::core::playbook::{Handler, Playbook};
+use crate::core::playbook::Playbook;
 use crate::core::resources::{self, Resources, TlsMaterial};
 use crate::core::state::{ActualState, Facts};
 use crate::error::{Error, Result};
@@ -14,17 +16,6 @@ use crate::transport::{SshSession, Target, Transport};
 use crate::verify::{self, TlsProbe};
 
 use super::{apply, gather};
-
-/// Progress of one host, for `report`.
-#[derive(Debug, Clone)]
-pub enum Step {
-    Connected { user: String, seconds: f64 },
-    Gathered { paths: usize, seconds: f64 },
-    Written { files: usize, directories: usize },
-    HandlersRan { handlers: Vec<Handler> },
-    Verified { checks: Vec<String> },
-    RolledBack { reason: String },
-}
 
 pub type Events<'a> = &'a (dyn Fn(&str, Step) + Send + Sync);
 
@@ -108,16 +99,6 @@ pub async fn prepare(playbook: &Playbook, job: &HostJob, events: Events<'_>) -> 
 pub struct Checks {
     /// The CA and a client certificate, when the docker role is on.
     pub tls: Option<(TlsProbe, u16, serde_json::Map<String, serde_json::Value>)>,
-}
-
-/// How apply ended on a host that did not fail.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Applied {
-    Unchanged,
-    Changed {
-        changes: usize,
-        handlers: Vec<Handler>,
-    },
 }
 
 /// Applies the plan, verifies, and keeps the change or rolls it back.

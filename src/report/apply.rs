@@ -9,8 +9,8 @@ use console::style;
 use serde::Serialize;
 
 use super::{ApplyOutcome, Format};
+use crate::core::outcome::Applied;
 use crate::core::playbook::Handler;
-use crate::engine::pipeline::Applied;
 
 fn status(outcome: &ApplyOutcome) -> &'static str {
     match &outcome.result {

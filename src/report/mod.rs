@@ -35,7 +35,7 @@ pub struct ApplyOutcome {
     pub address: String,
     pub elapsed: Duration,
     pub result: Result<(
-        crate::engine::pipeline::Applied,
+        crate::core::outcome::Applied,
         Vec<crate::core::plan::Change>,
     )>,
 }
@@ -76,8 +76,8 @@ pub fn confirm(question: &str) -> Result<bool> {
 }
 
 /// A step of a host's pipeline (stderr).
-pub fn step(host: &str, step: &crate::engine::pipeline::Step) {
-    use crate::engine::pipeline::Step;
+pub fn step(host: &str, step: &crate::core::outcome::Step) {
+    use crate::core::outcome::Step;
     let message = match step {
         Step::Connected { user, seconds } => format!("connected as {user} ({seconds:.2}s)"),
         Step::Gathered { paths, seconds } => {
