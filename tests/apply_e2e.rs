@@ -474,7 +474,8 @@ fn a_host_whose_daemon_will_not_start_is_rolled_back_and_reported() {
         lab.ssh(
             host,
             &format!(
-                "for f in {managed}; do [ -e $f ] && sha256sum $f || echo \"absent $f\"; done; \
+                "for f in {managed} /etc/docker/tls /etc/systemd/system/docker.service.d; do \
+                   [ -f $f ] && sha256sum $f || {{ [ -e $f ] && echo \"present $f\" || echo \"absent $f\"; }}; done; \
                  systemctl show docker -p ExecStart --value | sed 's/ ; start_time.*//'; sshd -T | grep -E '^passwordauthentication '"
             ),
         )

@@ -55,7 +55,7 @@ fn leftovers(lab: &TestLab, state: &LabState) -> Leftovers {
             ));
         }
     }
-    let prefix = format!("dockhand-{}-", lab.name);
+    let prefix = format!("dockhand-{}-{}-", state.index, lab.name);
     found.namespaces = std::fs::read_dir("/run/netns")
         .map(|d| {
             d.flatten()

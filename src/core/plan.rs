@@ -156,6 +156,22 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
             }),
         }
     }
+    let owed: Vec<Handler> = actual
+        .facts
+        .pending_handlers
+        .iter()
+        .filter_map(|n| Handler::from_name(n))
+        .collect();
+    if !owed.is_empty() {
+        out.warnings.push(format!(
+            "an interrupted run left handlers to run: {}",
+            owed.iter()
+                .map(|h| h.describe())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        handlers.extend(owed);
+    }
     out.handlers = handlers.into_iter().collect();
     out.warnings
         .extend(sshd_warnings(desired, actual, &out.changes));
@@ -588,6 +604,17 @@ mod tests {
             self::plan(&resources, &state).unwrap().warnings[0]
                 .contains("Bad configuration option")
         );
+    }
+
+    #[test]
+    fn handlers_an_interrupted_run_owed_are_run_even_without_changes() {
+        let mut state = converged();
+        state.facts.pending_handlers = vec!["restart-docker".into(), "no-such-handler".into()];
+        let plan = plan(&desired(), &state).unwrap();
+        assert!(plan.changes.is_empty());
+        assert_eq!(plan.handlers, vec![Handler::RestartDocker]);
+        assert!(!plan.is_empty(), "owed handlers are work to do");
+        assert!(plan.warnings[0].contains("interrupted run left handlers to run: restart docker"));
     }
 
     #[test]

@@ -149,6 +149,25 @@ pub enum Handler {
 }
 
 impl Handler {
+    pub const ALL: [Handler; 3] = [
+        Handler::DaemonReload,
+        Handler::RestartDocker,
+        Handler::ReloadSsh,
+    ];
+
+    /// The name in playbooks, JSON and on hosts (`restart-docker`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Handler::DaemonReload => "daemon-reload",
+            Handler::RestartDocker => "restart-docker",
+            Handler::ReloadSsh => "reload-ssh",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Handler> {
+        Handler::ALL.into_iter().find(|h| h.name() == name)
+    }
+
     pub fn describe(&self) -> &'static str {
         match self {
             Handler::DaemonReload => "systemctl daemon-reload",

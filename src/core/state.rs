@@ -53,6 +53,8 @@ pub struct Facts {
     pub sshd_drop_ins: Vec<String>,
     /// Whether `dockerd --validate` exists (dockerd 23 and later).
     pub dockerd_can_validate: bool,
+    /// Handlers an interrupted run owed (names, as recorded on the host).
+    pub pending_handlers: Vec<String>,
 }
 
 /// Everything gathered from one host.

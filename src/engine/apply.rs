@@ -30,6 +30,11 @@ use crate::transport::Transport;
 const TEMP_MARK: &str = ".dockhand-new-";
 const BACKUP_MARK: &str = ".dockhand-backup";
 
+/// Handlers owed by a commit, recorded on the host before any file is
+/// replaced and cleared once they ran: a run killed in between leaves them
+/// here, and the next run's gather picks them up and runs them.
+pub const PENDING_HANDLERS: &str = "/var/lib/dockhand/pending-handlers";
+
 /// One file to write.
 #[derive(Debug, Clone)]
 pub struct FileWrite {
@@ -46,6 +51,8 @@ pub struct FileWrite {
 #[derive(Debug, Clone, Default)]
 pub struct Work {
     pub directories: Vec<(String, u32, String, String)>,
+    /// Directories this apply creates: a rollback removes them again.
+    pub created_directories: Vec<String>,
     pub files: Vec<FileWrite>,
     /// Files whose mode/owner/group alone change (no new content).
     pub attributes: Vec<(String, u32, String, String)>,
@@ -89,6 +96,9 @@ pub fn work(
                 dir.owner.clone(),
                 dir.group.clone(),
             ));
+            if change.action == crate::core::plan::Action::Create {
+                work.created_directories.push(dir.path.clone());
+            }
             continue;
         }
         let file = desired
@@ -233,18 +243,10 @@ fn handler_script(handlers: &[Handler], ssh_unit: &str) -> String {
             "if ( {command} ) >/tmp/.dockhand-handler.$$ 2>&1; then printf 'handler {name} ok\\n'; \
              else printf 'error handler {name} failed: %s\\n' \"$(tail -n 5 /tmp/.dockhand-handler.$$ | tr '\\n' ' ')\"; rm -f /tmp/.dockhand-handler.$$; handler_failed=1; fi\n\
              rm -f /tmp/.dockhand-handler.$$\n",
-            name = handler_name(handler),
+            name = handler.name(),
         ));
     }
     script
-}
-
-pub fn handler_name(handler: Handler) -> &'static str {
-    match handler {
-        Handler::DaemonReload => "daemon-reload",
-        Handler::RestartDocker => "restart-docker",
-        Handler::ReloadSsh => "reload-ssh",
-    }
 }
 
 fn backup_of(path: &str) -> String {
@@ -265,6 +267,15 @@ fn restore_lines(work: &Work) -> String {
         let backup = shell_quote(&backup);
         text.push_str(&format!(
             "if [ -e {backup} ]; then mv -f -- {backup} {path}; elif [ -e {absent} ]; then rm -f -- {path} {absent}; fi\n"
+        ));
+    }
+    // Deepest first; a directory that holds anything else stays.
+    let mut created = work.created_directories.clone();
+    created.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+    for dir in created {
+        text.push_str(&format!(
+            "rmdir -- {} 2>/dev/null || :\n",
+            shell_quote(&dir)
         ));
     }
     text
@@ -292,6 +303,14 @@ pub fn commit_script(work: &Work) -> String {
                 path = shell_quote(&file.path)
             ));
         }
+    }
+    if !work.handlers.is_empty() {
+        let names: Vec<&str> = work.handlers.iter().map(|h| h.name()).collect();
+        s.push_str(&format!(
+            "mkdir -p -- {dir} && printf '%s\\n' {names} >> {PENDING_HANDLERS} || {{ printf 'error record pending handlers\\n'; cleanup; exit 1; }}\n",
+            dir = PENDING_HANDLERS.rsplit_once('/').map(|(d, _)| d).unwrap_or("/"),
+            names = names.join(" ")
+        ));
     }
     // Backups (hard links keep the old inode: same content, same mode).
     for file in &work.files {
@@ -323,7 +342,9 @@ pub fn commit_script(work: &Work) -> String {
         ));
     }
     s.push_str(&handler_script(&work.handlers, &work.ssh_unit));
-    s.push_str("[ \"$handler_failed\" = 0 ] || exit 1\nprintf 'ok handlers\\n'\n");
+    s.push_str(&format!(
+        "[ \"$handler_failed\" = 0 ] || exit 1\nrm -f -- {PENDING_HANDLERS}\nprintf 'ok handlers\\n'\n"
+    ));
     s
 }
 
@@ -349,7 +370,9 @@ pub fn rollback_script(work: &Work) -> String {
     );
     s.push_str(&restore_lines(work));
     s.push_str(&handler_script(&work.handlers, &work.ssh_unit));
-    s.push_str("printf 'ok rolled-back\\n'\n");
+    s.push_str(&format!(
+        "[ \"$handler_failed\" = 0 ] && rm -f -- {PENDING_HANDLERS}\nprintf 'ok rolled-back\\n'\n"
+    ));
     s
 }
 
@@ -532,6 +555,8 @@ mod tests {
     #[test]
     fn the_commit_backs_up_renames_checks_and_runs_handlers_in_order() {
         let work = fresh_work();
+        assert_eq!(work.created_directories, vec!["/etc/t".to_string()]);
+        assert!(rollback_script(&work).contains("rmdir -- '/etc/t' 2>/dev/null || :"));
         assert_eq!(
             work.post_checks,
             vec![(
@@ -559,6 +584,16 @@ mod tests {
         );
         assert!(
             position("systemctl start docker.service") < position("systemctl reload 'ssh.service'")
+        );
+        // Owed handlers are on record before the first file is replaced,
+        // and cleared only after every handler ran.
+        let record = position(
+            "printf '%s\\n' restart-docker reload-ssh >> /var/lib/dockhand/pending-handlers",
+        );
+        assert!(record < position("ln -f -- '/etc/t/key.pem'"));
+        assert!(
+            position("systemctl reload 'ssh.service'")
+                < position("rm -f -- /var/lib/dockhand/pending-handlers")
         );
     }
 

@@ -44,6 +44,7 @@ printf 'ssh_unit %s\n' "$ssh_unit"
 printf 'ssh_active %s\n' "$(systemctl is-active "$ssh_unit" 2>/dev/null)"
 for f in /etc/ssh/sshd_config.d/*.conf; do [ -e "$f" ] && printf 'sshd_drop_in %s\n' "$f"; done
 if dockerd --help 2>/dev/null | grep -q -- '--validate'; then echo 'dockerd_validate yes'; fi
+[ -f PENDING ] && sort -u PENDING | sed 's/^/pending_handler /'
 echo '@sshd'
 sshd -T 2>&1; printf '@sshd_status %s\n' "$?"
 "#;
@@ -63,7 +64,7 @@ pub fn script(paths: &[(String, bool)]) -> String {
             if *secret { "digest" } else { "show" }
         ));
     }
-    text.push_str(FACTS);
+    text.push_str(&FACTS.replace("PENDING", super::apply::PENDING_HANDLERS));
     text
 }
 
@@ -223,6 +224,7 @@ fn parse_fact_line(facts: &mut Facts, line: &str) {
         "ssh_active" => facts.ssh_active = rest.to_string(),
         "sshd_drop_in" => facts.sshd_drop_ins.push(rest.to_string()),
         "dockerd_validate" => facts.dockerd_can_validate = true,
+        "pending_handler" => facts.pending_handlers.push(rest.to_string()),
         _ => {}
     }
 }
@@ -254,6 +256,7 @@ mod tests {
                       exec_start /usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS\n\
                       docker_active active\nssh_unit ssh.service\nssh_active active\n\
                       sshd_drop_in /etc/ssh/sshd_config.d/50-cloud-init.conf\n\
+                      pending_handler restart-docker\n\
                       @sshd\npasswordauthentication yes\npermitrootlogin without-password\n@sshd_status 0\n";
         let state = parse(output).unwrap();
         let dir = state.path("/etc/docker/tls");
@@ -281,6 +284,7 @@ mod tests {
         assert_eq!(facts.sshd_effective["passwordauthentication"], "yes");
         assert_eq!(facts.sshd_drop_ins.len(), 1);
         assert!(!facts.dockerd_can_validate);
+        assert_eq!(facts.pending_handlers, ["restart-docker"]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use rustix::process::Signal;
 
 use super::base::{self, SUDO_USER};
 use super::net;
-use super::state::{HostRecord, LabPaths, NetPlan, netns_name};
+use super::state::{HostRecord, LabPaths, NetPlan};
 use super::system::{self, HostProcesses};
 use crate::error::{Error, Result};
 
@@ -44,6 +44,10 @@ impl HostDirs {
     pub fn uuid_file(&self) -> PathBuf {
         self.dir.join("uuid")
     }
+    /// The host's network namespace name, kept for the same reason.
+    pub fn netns_file(&self) -> PathBuf {
+        self.dir.join("netns")
+    }
 }
 
 /// Prepares and boots one host; returns the pid of its `systemd-nspawn`
@@ -61,6 +65,8 @@ pub fn create(
         std::fs::create_dir_all(&dir).map_err(|e| Error::file(&dir, e))?;
     }
     std::fs::write(dirs.uuid_file(), &record.uuid).map_err(|e| Error::file(dirs.uuid_file(), e))?;
+    let netns = plan.netns(&record.name);
+    std::fs::write(dirs.netns_file(), &netns).map_err(|e| Error::file(dirs.netns_file(), e))?;
     let options = format!(
         "lowerdir={},upperdir={},workdir={}",
         base.display(),
@@ -77,13 +83,8 @@ pub fn create(
 
     write_identity(&root, record, lab_public_key)?;
     let known_hosts = host_key_lines(&root, record)?;
-    net::create_host_network(
-        plan,
-        &netns_name(&record.name),
-        record.number,
-        record.address,
-    )?;
-    let pid = boot(&dirs, record)?;
+    net::create_host_network(plan, &netns, record.number, record.address)?;
+    let pid = boot(&dirs, record, &netns)?;
     Ok((pid, known_hosts))
 }
 
@@ -165,10 +166,10 @@ fn user_ids(root: &Path, user: &str) -> Result<(u32, u32)> {
 /// `notes/lab-facts.md` found necessary on these machines: no registration
 /// (there is no system D-Bus here), a unified cgroup hierarchy and all
 /// capabilities for dockerd, and a writable /proc/sys/net for its bridge.
-fn boot(dirs: &HostDirs, record: &HostRecord) -> Result<i32> {
+fn boot(dirs: &HostDirs, record: &HostRecord, netns: &str) -> Result<i32> {
     let log = File::create(dirs.log()).map_err(|e| Error::file(dirs.log(), e))?;
     let log_err = log.try_clone().map_err(|e| Error::file(dirs.log(), e))?;
-    let netns_path = Path::new("/run/netns").join(netns_name(&record.name));
+    let netns_path = Path::new("/run/netns").join(netns);
     let child = Command::new(
         system::find_program("systemd-nspawn").unwrap_or_else(|| "systemd-nspawn".into()),
     )
@@ -198,11 +199,11 @@ fn boot(dirs: &HostDirs, record: &HostRecord) -> Result<i32> {
 }
 
 /// Whether the host's nspawn runs and its namespace and overlay exist.
-pub fn is_running(paths: &LabPaths, record: &HostRecord) -> bool {
+pub fn is_running(paths: &LabPaths, plan: &NetPlan, record: &HostRecord) -> bool {
     let dirs = HostDirs::new(paths, &record.name);
     let processes = system::host_processes(&dirs.root(), &record.uuid);
     !processes.nspawn.is_empty()
-        && net::netns_exists(&netns_name(&record.name))
+        && net::netns_exists(&plan.netns(&record.name))
         && system::mounts_under(&dirs.dir).contains(&dirs.root())
 }
 
@@ -315,11 +316,18 @@ pub fn remove(
             )?;
         }
     }
-    match network {
-        Some((plan, number)) => net::remove_host_network(plan, &netns_name(&host.name), number),
-        None => {
-            system::run_quietly("ip", &["netns", "del", &netns_name(&host.name)]);
+    // The namespace's name as the host recorded it (a lab whose record is
+    // lost still finds it), else as the lab's plan names it.
+    let netns = std::fs::read_to_string(host.dirs.netns_file())
+        .ok()
+        .map(|n| n.trim().to_string())
+        .or_else(|| network.map(|(plan, _)| plan.netns(&host.name)));
+    match (network, netns) {
+        (Some((plan, number)), Some(netns)) => net::remove_host_network(plan, &netns, number),
+        (None, Some(netns)) => {
+            system::run_quietly("ip", &["netns", "del", &netns]);
         }
+        (_, None) => {}
     }
     if paths.hosts_dir().join(&host.name) == host.dirs.dir && host.dirs.dir.exists() {
         std::fs::remove_dir_all(&host.dirs.dir).map_err(|e| Error::file(&host.dirs.dir, e))?;

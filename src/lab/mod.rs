@@ -24,7 +24,7 @@ pub use state::{HostRecord, LabPaths, LabState, MAX_HOSTS};
 
 use crate::error::{Error, Result};
 use host::FoundHost;
-use state::{NetPlan, host_name, netns_name};
+use state::{NetPlan, host_name};
 
 /// Hosts booted by `lab up` when no count is given and none are up.
 pub const DEFAULT_HOSTS: usize = 3;
@@ -129,7 +129,7 @@ impl Lab {
         let recorded = previous.map(|p| p.hosts).unwrap_or_default();
         let mut kept = Vec::new();
         for record in &recorded {
-            if record.number <= wanted && host::is_running(&self.paths, record) {
+            if record.number <= wanted && host::is_running(&self.paths, &plan, record) {
                 events(LabEvent::HostKept {
                     name: record.name.clone(),
                 });
@@ -235,13 +235,14 @@ impl Lab {
         let Some(lab) = LabState::load(&self.paths)? else {
             return Ok(None);
         };
+        let plan = NetPlan { index: lab.index };
         Ok(Some(
             lab.hosts
                 .iter()
                 .map(|record| HostStatus {
                     name: record.name.clone(),
                     address: record.address.to_string(),
-                    running: host::is_running(&self.paths, record),
+                    running: host::is_running(&self.paths, &plan, record),
                 })
                 .collect(),
         ))
@@ -294,9 +295,10 @@ impl Lab {
         events: &dyn Fn(LabEvent),
     ) {
         let is_kept = |number: usize| kept.iter().any(|k| k.number == number);
-        for netns in net::netns_with_prefix(&netns_name(&format!("{}-", self.paths.name))) {
-            let host = netns.trim_start_matches("dockhand-");
-            if let Some(number) = self.host_number(host)
+        let prefix = plan.netns_prefix(&self.paths.name);
+        for netns in net::netns_with_prefix(&prefix) {
+            let host = format!("{}-{}", self.paths.name, &netns[prefix.len()..]);
+            if let Some(number) = self.host_number(&host)
                 && !is_kept(number)
             {
                 net::remove_host_network(plan, &netns, number);

@@ -145,6 +145,15 @@ impl NetPlan {
     pub fn veth_peer(&self, number: usize) -> String {
         format!("dh{}p{number}", self.index)
     }
+    /// A host's network namespace. The lab's index is in the name: labs of
+    /// the same name kept under different state directories never share one.
+    pub fn netns(&self, host: &str) -> String {
+        format!("dockhand-{}-{host}", self.index)
+    }
+    /// Prefix shared by the namespaces of lab `lab` (for finding strays).
+    pub fn netns_prefix(&self, lab: &str) -> String {
+        format!("dockhand-{}-{lab}-", self.index)
+    }
     /// Prefix shared by every veth of this lab (for finding strays).
     pub fn veth_prefix(&self) -> String {
         format!("dh{}v", self.index)
@@ -153,10 +162,6 @@ impl NetPlan {
 
 pub fn host_name(lab: &str, number: usize) -> String {
     format!("{lab}-{number:02}")
-}
-
-pub fn netns_name(host: &str) -> String {
-    format!("dockhand-{host}")
 }
 
 /// An exclusive `flock` held until dropped.
