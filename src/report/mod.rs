@@ -185,14 +185,14 @@ pub fn lab_status(name: &str, hosts: &[HostStatus]) {
 /// A progress line as each host answers.
 pub fn ping_line(outcome: &PingOutcome) {
     let line = match &outcome.reply {
-        Ok(reply) => {
-            format!(
-                "{} {} ({:.2}s)",
-                outcome.host,
-                style("ok").green().for_stderr(),
-                outcome.elapsed.as_secs_f64(),
-            ) + &format!(" user={} docker={}", reply.user, reply.docker)
-        }
+        Ok(reply) => format!(
+            "{} {} ({:.2}s) user={} docker={}",
+            outcome.host,
+            style("ok").green().for_stderr(),
+            outcome.elapsed.as_secs_f64(),
+            reply.user,
+            reply.docker
+        ),
         Err(err) => format!(
             "{} {} {err}",
             outcome.host,
