@@ -34,14 +34,8 @@ enum Command {
     /// Show, per host, what applying the playbook would change: unified
     /// diffs, modes, owners, handlers. Never writes to a host.
     Plan {
-        #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
-        inventory: PathBuf,
-        /// The playbook (YAML), e.g. playbooks/docker-tls.yaml.
-        #[arg(value_name = "PLAYBOOK")]
-        playbook: PathBuf,
-        /// Host names, group names and globs, comma-separated.
-        #[arg(long, value_name = "PATTERN")]
-        limit: Option<String>,
+        #[command(flatten)]
+        selection: SelectionArgs,
         #[arg(long, value_enum, default_value_t = FormatArg::Human)]
         format: FormatArg,
         /// Exit 2 when changes are pending (0: nothing to do, 1: error).
@@ -54,13 +48,8 @@ enum Command {
     /// Apply the playbook: write atomically, run the notified handlers,
     /// verify each host, and roll a host back if it does not verify.
     Apply {
-        #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
-        inventory: PathBuf,
-        #[arg(value_name = "PLAYBOOK")]
-        playbook: PathBuf,
-        /// Host names, group names and globs, comma-separated.
-        #[arg(long, value_name = "PATTERN")]
-        limit: Option<String>,
+        #[command(flatten)]
+        selection: SelectionArgs,
         /// How many hosts to work on at once.
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
         forks: u32,
@@ -83,12 +72,8 @@ enum Command {
     /// Check every host without changing anything: mutual TLS to the
     /// daemon, clients without a certificate refused, sshd -T, SSH login.
     Verify {
-        #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
-        inventory: PathBuf,
-        #[arg(value_name = "PLAYBOOK")]
-        playbook: PathBuf,
-        #[arg(long, value_name = "PATTERN")]
-        limit: Option<String>,
+        #[command(flatten)]
+        selection: SelectionArgs,
         #[arg(long, value_enum, default_value_t = FormatArg::Human)]
         format: FormatArg,
     },
@@ -127,6 +112,29 @@ enum Command {
         )]
         cache_dir: PathBuf,
     },
+}
+
+/// The inventory, the playbook and `--limit`: shared by plan, apply, verify.
+#[derive(Debug, clap::Args)]
+struct SelectionArgs {
+    #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
+    inventory: PathBuf,
+    /// The playbook (YAML), e.g. playbooks/docker-tls.yaml.
+    #[arg(value_name = "PLAYBOOK")]
+    playbook: PathBuf,
+    /// Host names, group names and globs, comma-separated.
+    #[arg(long, value_name = "PATTERN")]
+    limit: Option<String>,
+}
+
+impl From<SelectionArgs> for commands::plan::Selection {
+    fn from(args: SelectionArgs) -> Self {
+        commands::plan::Selection {
+            inventory: args.inventory,
+            playbook: args.playbook,
+            limit: args.limit,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -192,24 +200,18 @@ pub fn run() -> Result<i32> {
             forks: forks as usize,
         }),
         Command::Plan {
-            inventory,
-            playbook,
-            limit,
+            selection,
             format,
             detailed_exitcode,
             verbose,
         } => commands::plan::run(&commands::plan::Options {
-            inventory,
-            playbook,
-            limit,
+            selection: selection.into(),
             format: format.into(),
             detailed_exitcode,
             verbose,
         }),
         Command::Apply {
-            inventory,
-            playbook,
-            limit,
+            selection,
             forks,
             serial,
             max_fail_percent,
@@ -217,9 +219,7 @@ pub fn run() -> Result<i32> {
             yes,
             verbose,
         } => commands::apply::run(&commands::apply::Options {
-            inventory,
-            playbook,
-            limit,
+            selection: selection.into(),
             forks: forks as usize,
             serial,
             max_fail_percent,
@@ -227,17 +227,12 @@ pub fn run() -> Result<i32> {
             yes,
             verbose,
         }),
-        Command::Verify {
-            inventory,
-            playbook,
-            limit,
-            format,
-        } => commands::verify::run(&commands::verify::Options {
-            inventory,
-            playbook,
-            limit,
-            format: format.into(),
-        }),
+        Command::Verify { selection, format } => {
+            commands::verify::run(&commands::verify::Options {
+                selection: selection.into(),
+                format: format.into(),
+            })
+        }
         Command::Pki { action, playbook } => match action {
             PkiAction::Init => commands::pki::init(playbook.as_deref()),
             PkiAction::Client { name, out } => {

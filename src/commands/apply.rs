@@ -4,7 +4,6 @@
 //! parallel. Exit 0 when every host is applied and verified, 1 otherwise.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,12 +14,10 @@ use crate::pki::PkiStore;
 use crate::report::{self, ApplyOutcome, Format, HostOutcome};
 use crate::verify::TlsProbe;
 
-use super::plan::{host_sans, load, now};
+use super::plan::{Selection, host_sans, load, now};
 
 pub struct Options {
-    pub inventory: PathBuf,
-    pub playbook: PathBuf,
-    pub limit: Option<String>,
+    pub selection: Selection,
     pub forks: usize,
     pub serial: Option<crate::core::rollout::Serial>,
     pub max_fail_percent: Option<u8>,
@@ -78,11 +75,7 @@ pub fn checks(
 }
 
 pub fn run(options: &Options) -> Result<i32> {
-    let loaded = load(
-        &options.inventory,
-        &options.playbook,
-        options.limit.as_deref(),
-    )?;
+    let loaded = load(&options.selection)?;
     let playbook = loaded.playbook.clone();
 
     // The local PKI first: a CA, a certificate per host, the clients.
@@ -99,19 +92,16 @@ pub fn run(options: &Options) -> Result<i32> {
             .map(|p| p.clients.clone())
             .unwrap_or_default()
         {
-            if let (pair, crate::pki::Outcome::Issued(reason)) =
-                store.ensure_client(&name, now())?
-            {
+            if let (_, crate::pki::Outcome::Issued(reason)) = store.ensure_client(&name, now())? {
                 report::pki_event(&format!(
                     "issued the client certificate `{name}` ({reason})"
                 ));
-                client.get_or_insert(pair);
             }
         }
         let verifier = verification_client(&playbook);
         client = Some(store.ensure_client(&verifier, now())?.0);
     }
-    for host in &loaded.hosts {
+    for (host, target) in &loaded.hosts {
         let tls = match &loaded.store {
             Some(store) => {
                 let (pair, outcome) = store.ensure_server(&host.name, &host_sans(host), now())?;
@@ -130,7 +120,7 @@ pub fn run(options: &Options) -> Result<i32> {
             None => TlsMaterial::CaPending,
         };
         jobs.push(HostJob {
-            target: loaded.targets.for_host(host)?,
+            target: target.clone(),
             host: host.clone(),
             tls,
         });

@@ -17,11 +17,17 @@ use crate::engine::pipeline::{self, HostJob};
 use crate::error::{Error, Result};
 use crate::pki::PkiStore;
 use crate::report::{self, Format, HostOutcome};
+use crate::transport::Target;
 
-pub struct Options {
+/// Which hosts, and what they should be: the inputs of plan, apply, verify.
+pub struct Selection {
     pub inventory: PathBuf,
     pub playbook: PathBuf,
     pub limit: Option<String>,
+}
+
+pub struct Options {
+    pub selection: Selection,
     pub format: Format,
     pub detailed_exitcode: bool,
     pub verbose: bool,
@@ -30,17 +36,18 @@ pub struct Options {
 /// The inputs every host-facing command starts from.
 pub struct Loaded {
     pub playbook: Arc<Playbook>,
-    pub hosts: Vec<Host>,
+    /// The selected hosts and how to reach each.
+    pub hosts: Vec<(Host, Target)>,
     pub store: Option<PkiStore>,
-    pub targets: super::Targets,
 }
 
 /// Reads inventory and playbook and applies `--limit`: all input is
 /// checked here, before any host is contacted.
-pub fn load(inventory: &Path, playbook_path: &Path, limit: Option<&str>) -> Result<Loaded> {
+pub fn load(selection: &Selection) -> Result<Loaded> {
+    let (inventory, playbook_path) = (&selection.inventory, &selection.playbook);
     let inventory_data = super::load_inventory(inventory)?;
     let playbook = load_playbook(playbook_path)?;
-    let hosts: Vec<Host> = match limit {
+    let hosts: Vec<Host> = match selection.limit.as_deref() {
         Some(pattern) => crate::core::limit::select(&inventory_data.hosts, pattern)?
             .into_iter()
             .cloned()
@@ -57,16 +64,16 @@ pub fn load(inventory: &Path, playbook_path: &Path, limit: Option<&str>) -> Resu
         .pki
         .as_ref()
         .map(|settings| PkiStore::new(PkiStore::locate(settings, playbook_path), settings.clone()));
+    // Every target is resolved here, so a bad jump spec is bad input too.
     let targets = super::Targets::from_environment()?;
-    // Resolve every target now, so a bad jump spec is bad input too.
-    for host in &hosts {
-        targets.for_host(host)?;
-    }
+    let hosts = hosts
+        .into_iter()
+        .map(|host| targets.for_host(&host).map(|target| (host, target)))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Loaded {
         playbook: Arc::new(playbook),
         hosts,
         store,
-        targets,
     })
 }
 
@@ -75,19 +82,15 @@ pub fn now() -> i64 {
 }
 
 pub fn run(options: &Options) -> Result<i32> {
-    let loaded = load(
-        &options.inventory,
-        &options.playbook,
-        options.limit.as_deref(),
-    )?;
+    let loaded = load(&options.selection)?;
     let mut jobs = Vec::new();
-    for host in &loaded.hosts {
+    for (host, target) in &loaded.hosts {
         let tls = match &loaded.store {
             Some(store) => store.tls_for_host(&host.name, &host_sans(host), now())?,
             None => TlsMaterial::CaPending,
         };
         jobs.push(HostJob {
-            target: loaded.targets.for_host(host)?,
+            target: target.clone(),
             host: host.clone(),
             tls,
         });

@@ -3,7 +3,6 @@
 //! settings the playbook asked for, refuses a client without a
 //! certificate, sshd's effective settings match, and SSH logins work.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,21 +14,15 @@ use crate::report::{self, ApplyOutcome, Format};
 use crate::transport::SshSession;
 
 use super::apply::{checks, verification_client};
-use super::plan::load;
+use super::plan::{Selection, load};
 
 pub struct Options {
-    pub inventory: PathBuf,
-    pub playbook: PathBuf,
-    pub limit: Option<String>,
+    pub selection: Selection,
     pub format: Format,
 }
 
 pub fn run(options: &Options) -> Result<i32> {
-    let loaded = load(
-        &options.inventory,
-        &options.playbook,
-        options.limit.as_deref(),
-    )?;
+    let loaded = load(&options.selection)?;
     let playbook = loaded.playbook.clone();
     let client = match &loaded.store {
         Some(store) => {
@@ -45,9 +38,9 @@ pub fn run(options: &Options) -> Result<i32> {
     };
     let checks = Arc::new(checks(&playbook, loaded.store.as_ref(), client)?);
     let mut jobs = Vec::new();
-    for host in &loaded.hosts {
+    for (host, target) in &loaded.hosts {
         jobs.push(HostJob {
-            target: loaded.targets.for_host(host)?,
+            target: target.clone(),
             host: host.clone(),
             tls: TlsMaterial::CaPending,
         });
