@@ -6,8 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::core::resources::{self, TlsMaterial};
-use crate::core::state::Facts;
+use crate::core::resources::TlsMaterial;
 use crate::engine::pipeline::{self, Applied, HostJob};
 use crate::error::{Error, Result};
 use crate::report::{self, ApplyOutcome, Format};
@@ -55,17 +54,7 @@ pub fn run(options: &Options) -> Result<i32> {
             async move {
                 let host_started = Instant::now();
                 let result = async {
-                    let placeholder = Facts {
-                        dockerd_path: Some("dockerd".into()),
-                        ..Facts::default()
-                    };
-                    let desired =
-                        resources::expand(&playbook, &job.host.vars, &placeholder, &job.tls)
-                            .map_err(|reason| Error::Host {
-                                host: job.host.name.clone(),
-                                step: "expand the playbook".into(),
-                                reason,
-                            })?;
+                    let desired = pipeline::expand_before_gathering(&playbook, &job)?;
                     let session = SshSession::connect(&job.target).await?;
                     let verified = pipeline::verify(&session, &job, &desired, &checks).await;
                     let _ = session.close().await;

@@ -49,18 +49,16 @@ fn host_error(host: &str, step: &str, reason: impl std::fmt::Display) -> Error {
     }
 }
 
-/// The playbook's paths do not depend on a host's facts (their content
-/// does), so they are known before gathering.
-fn paths_to_gather(playbook: &Playbook, job: &HostJob) -> Result<Vec<(String, bool)>> {
+/// The host's resources before its facts are known: right in everything
+/// but content that depends on the facts (the override's dockerd path).
+/// Enough to know which paths to gather, and what to verify.
+pub fn expand_before_gathering(playbook: &Playbook, job: &HostJob) -> Result<Resources> {
     let placeholder = Facts {
         dockerd_path: Some("dockerd".into()),
         ..Facts::default()
     };
-    Ok(
-        resources::expand(playbook, &job.host.vars, &placeholder, &job.tls)
-            .map_err(|reason| host_error(&job.host.name, "expand the playbook", reason))?
-            .paths(),
-    )
+    resources::expand(playbook, &job.host.vars, &placeholder, &job.tls)
+        .map_err(|reason| host_error(&job.host.name, "expand the playbook", reason))
 }
 
 pub async fn prepare(playbook: &Playbook, job: &HostJob, events: Events<'_>) -> Result<Prepared> {
@@ -74,7 +72,7 @@ pub async fn prepare(playbook: &Playbook, job: &HostJob, events: Events<'_>) -> 
             seconds: started.elapsed().as_secs_f64(),
         },
     );
-    let paths = paths_to_gather(playbook, job)?;
+    let paths = expand_before_gathering(playbook, job)?.paths();
     let actual = gather::gather(&session, &paths, job.become_root()).await?;
     events(
         name,
