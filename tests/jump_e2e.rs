@@ -21,17 +21,7 @@ fn a_host_reachable_only_through_a_jump_host_is_reached_through_it() {
     let rule =
         format!("INPUT -s {gateway} -p tcp --dport 22 --syn -j REJECT --reject-with tcp-reset");
     lab.ssh(&inner.name, &format!("iptables -I {rule}"));
-    let direct = std::process::Command::new("ssh")
-        .args(["-i", &lab.paths().key().to_string_lossy()])
-        .args([
-            "-o",
-            &format!("UserKnownHostsFile={}", lab.paths().known_hosts().display()),
-        ])
-        .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
-        .arg(format!("root@{}", inner.address))
-        .arg("true")
-        .output()
-        .unwrap();
+    let direct = lab.ssh_command(&inner.name, "true").output().unwrap();
     assert!(
         !direct.status.success(),
         "direct SSH must be refused for this test to mean anything"

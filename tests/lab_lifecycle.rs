@@ -263,18 +263,7 @@ fn a_changed_host_key_is_refused() {
     });
 
     // OpenSSH agrees: the key really did change.
-    let state = lab.state();
-    let output = Command::new("ssh")
-        .args(["-i", &lab.paths().key().to_string_lossy()])
-        .args([
-            "-o",
-            &format!("UserKnownHostsFile={}", lab.paths().known_hosts().display()),
-        ])
-        .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
-        .arg(format!("root@{}", state.hosts[0].address))
-        .arg("true")
-        .output()
-        .unwrap();
+    let output = lab.ssh_command(host, "true").output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("HOST IDENTIFICATION HAS CHANGED"));
 

@@ -209,18 +209,10 @@ fn converge_by_hand(lab: &TestLab, host: &str, plan: &Value, store: &PkiStore, i
     }
     lab.ssh(host, "mkdir -p /etc/docker/tls /etc/systemd/system/docker.service.d && chmod 0755 /etc/docker/tls");
     for (path, content, mode) in files {
-        let address = lab.record(host).address;
-        let mut child = std::process::Command::new("ssh")
-            .args(["-i", &lab.paths().key().to_string_lossy()])
-            .args([
-                "-o",
-                &format!("UserKnownHostsFile={}", lab.paths().known_hosts().display()),
-            ])
-            .args(["-o", "BatchMode=yes"])
-            .arg(format!("root@{address}"))
-            .arg(format!(
-                "umask 077; cat > {path} && chmod {mode} {path} && chown root:root {path}"
-            ))
+        let write =
+            format!("umask 077; cat > {path} && chmod {mode} {path} && chown root:root {path}");
+        let mut child = lab
+            .ssh_command(host, &write)
             .stdin(std::process::Stdio::piped())
             .spawn()
             .unwrap();

@@ -119,9 +119,16 @@ impl TestLab {
     /// Runs a command on a host with OpenSSH's client, as an independent
     /// check of what dockhand did; returns its stdout.
     pub fn ssh(&self, host: &str, command: &str) -> String {
-        let record = self.record(host);
-        let output = Command::new("ssh")
-            .args(["-i", &self.paths().key().to_string_lossy()])
+        let output = self.ssh_command(host, command).output().expect("run ssh");
+        assert_success(&output, &format!("ssh {host} {command}"));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// OpenSSH's client, ready to run `command` on `host` as root with the
+    /// lab's key and known_hosts, strictly and never asking anything.
+    pub fn ssh_command(&self, host: &str, command: &str) -> Command {
+        let mut ssh = Command::new("ssh");
+        ssh.args(["-i", &self.paths().key().to_string_lossy()])
             .args([
                 "-o",
                 &format!(
@@ -137,12 +144,9 @@ impl TestLab {
                 "-o",
                 "ConnectTimeout=10",
             ])
-            .arg(format!("root@{}", record.address))
-            .arg(command)
-            .output()
-            .expect("run ssh");
-        assert_success(&output, &format!("ssh {host} {command}"));
-        String::from_utf8_lossy(&output.stdout).into_owned()
+            .arg(format!("root@{}", self.record(host).address))
+            .arg(command);
+        ssh
     }
 }
 
