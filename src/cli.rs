@@ -174,6 +174,10 @@ enum LabAction {
     Up {
         #[arg(value_name = "N")]
         count: Option<usize>,
+        /// The Debian release the hosts run (default: the lab's own, or
+        /// bookworm); hosts of another release are replaced.
+        #[arg(long, value_enum)]
+        release: Option<ReleaseArg>,
     },
     /// Stop every host and remove the lab's namespaces, links and mounts.
     Down,
@@ -181,6 +185,24 @@ enum LabAction {
     Status,
     /// Print the lab's inventory (YAML) on stdout.
     Inventory,
+}
+
+/// `lab up --release`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ReleaseArg {
+    /// Debian 12: dockerd 20.10, OpenSSH 9.2.
+    Bookworm,
+    /// Debian 13: dockerd 26.1 (with `--validate`), OpenSSH 10.0.
+    Trixie,
+}
+
+impl From<ReleaseArg> for crate::lab::Release {
+    fn from(arg: ReleaseArg) -> Self {
+        match arg {
+            ReleaseArg::Bookworm => crate::lab::Release::Bookworm,
+            ReleaseArg::Trixie => crate::lab::Release::Trixie,
+        }
+    }
 }
 
 /// Parses the process arguments and runs the command; returns the exit code.
@@ -248,7 +270,9 @@ pub fn run() -> Result<i32> {
         } => {
             let lab = crate::lab::Lab::new(&name, state_dir, cache_dir)?;
             match action {
-                LabAction::Up { count } => commands::lab::up(&lab, count),
+                LabAction::Up { count, release } => {
+                    commands::lab::up(&lab, count, release.map(Into::into))
+                }
                 LabAction::Down => commands::lab::down(&lab),
                 LabAction::Status => commands::lab::status(&lab),
                 LabAction::Inventory => commands::lab::inventory(&lab),

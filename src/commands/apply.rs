@@ -196,6 +196,8 @@ pub fn run(options: &Options) -> Result<i32> {
                     host: job.host.name.clone(),
                     address: job.host.address.clone(),
                     elapsed: Duration::ZERO,
+                    warnings: Vec::new(),
+                    notes: Vec::new(),
                     result: Err(Error::Skipped {
                         host: job.host.name.clone(),
                         reason: reason.clone(),
@@ -211,6 +213,10 @@ pub fn run(options: &Options) -> Result<i32> {
                     let checks = checks.clone();
                     async move {
                         let host_started = Instant::now();
+                        let (warnings, notes) = prepared
+                            .as_ref()
+                            .map(|p| (p.plan.warnings.clone(), p.plan.notes.clone()))
+                            .unwrap_or_default();
                         let result = match prepared {
                             Ok(prepared) => {
                                 let changes = prepared.plan.changes.clone();
@@ -227,6 +233,8 @@ pub fn run(options: &Options) -> Result<i32> {
                             host: job.host.name.clone(),
                             address: job.host.address.clone(),
                             elapsed: host_started.elapsed(),
+                            warnings,
+                            notes,
                             result,
                         };
                         report::apply::progress(&outcome);

@@ -7,16 +7,16 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::lab::{HostRecord, Lab, LabPaths};
+use crate::lab::{HostRecord, Lab, LabPaths, Release};
 use crate::report;
 use crate::transport::{HostKeyPolicy, SshSession, Target, Transport};
 
 /// How long the slowest host may take to answer SSH with docker active.
 const READY_DEADLINE: Duration = Duration::from_secs(240);
 
-pub fn up(lab: &Lab, count: Option<usize>) -> Result<i32> {
+pub fn up(lab: &Lab, count: Option<usize>, release: Option<Release>) -> Result<i32> {
     let started = Instant::now();
-    let state = lab.up(count, &|event| report::lab_event(&event))?;
+    let state = lab.up(count, release, &|event| report::lab_event(&event))?;
     let targets: Vec<Target> = state
         .hosts
         .iter()

@@ -73,6 +73,8 @@ pub fn run(options: &Options) -> Result<i32> {
                     host: job.host.name.clone(),
                     address: job.host.address.clone(),
                     elapsed: host_started.elapsed(),
+                    warnings: Vec::new(),
+                    notes: Vec::new(),
                     result: result.map(|_| (Applied::Unchanged, Vec::new())),
                 };
                 report::apply::progress(&outcome);

@@ -86,6 +86,115 @@ pub fn key_changes(before: &Map<String, Value>, after: &Map<String, Value>) -> V
     changes
 }
 
+/// Settings of a daemon.json that undo part of what the docker role
+/// secures, each as a sentence saying where it comes from (`managed`: the
+/// keys the playbook sets; any other key was set by hand and is kept).
+pub fn weakening(document: &Map<String, Value>, managed: &Map<String, Value>) -> Vec<String> {
+    let origin = |key: &str| {
+        if managed.contains_key(key) {
+            "the playbook sets"
+        } else {
+            "daemon.json keeps the hand-set"
+        }
+    };
+    let hint = |key: &str| {
+        if managed.contains_key(key) {
+            format!("change `{key}` in the playbook's docker.daemon")
+        } else {
+            "remove it, or set `own_daemon_json: true` so dockhand owns the whole file".to_string()
+        }
+    };
+    let is = |key: &str, value: Value| document.get(key) == Some(&value);
+    let mut out = Vec::new();
+    let mut say = |key: &str, why: &str| {
+        let value = document.get(key).map(Value::to_string).unwrap_or_default();
+        out.push(format!(
+            "{} `{key}: {value}`: {why} ({})",
+            origin(key),
+            hint(key)
+        ));
+    };
+    if document
+        .get("insecure-registries")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+    {
+        say(
+            "insecure-registries",
+            "images from those registries are pulled without TLS verification",
+        );
+    }
+    if is("tls", Value::Bool(false)) {
+        say("tls", "the daemon's TCP listeners serve without TLS");
+    }
+    if is("tlsverify", Value::Bool(false)) {
+        say(
+            "tlsverify",
+            "clients are not asked for a certificate, so anyone who reaches the port is root on the host",
+        );
+    }
+    let verified = is("tlsverify", Value::Bool(true));
+    if !verified
+        && document
+            .get("hosts")
+            .and_then(Value::as_array)
+            .is_some_and(|h| {
+                h.iter()
+                    .any(|v| v.as_str().is_some_and(|s| s.starts_with("tcp://")))
+            })
+    {
+        say(
+            "hosts",
+            "a TCP listener without client verification lets anyone who reaches it control dockerd",
+        );
+    }
+    if is("icc", Value::Bool(true)) {
+        say(
+            "icc",
+            "containers on the default bridge can reach each other",
+        );
+    }
+    if is("userland-proxy", Value::Bool(true)) {
+        say(
+            "userland-proxy",
+            "published ports go through docker-proxy, a userland process, instead of iptables rules",
+        );
+    }
+    if is("no-new-privileges", Value::Bool(false)) {
+        say(
+            "no-new-privileges",
+            "containers may gain privileges through setuid binaries",
+        );
+    }
+    out
+}
+
+/// Plain-TCP listeners (`tcp://…` in `hosts` without `tlsverify`) that
+/// `before` had and `after` no longer has.
+pub fn closed_plain_listeners(
+    before: &Map<String, Value>,
+    after: &Map<String, Value>,
+) -> Vec<String> {
+    if before.get("tlsverify") == Some(&Value::Bool(true)) {
+        return Vec::new();
+    }
+    let listeners = |doc: &Map<String, Value>| -> Vec<String> {
+        doc.get("hosts")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let now = listeners(after);
+    listeners(before)
+        .into_iter()
+        .filter(|h| h.starts_with("tcp://") && !now.contains(h))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +219,50 @@ mod tests {
         assert_eq!(owned, managed);
         assert_eq!(desired(None, &managed, false).unwrap(), managed);
         assert_eq!(desired(Some(b"  \n"), &managed, false).unwrap(), managed);
+    }
+
+    #[test]
+    fn weakening_settings_are_named_with_their_origin() {
+        let managed = map(json!({"tlsverify": true, "icc": true, "hosts": ["tcp://0.0.0.0:2376"]}));
+        let document = map(json!({
+            "insecure-registries": ["registry.invalid:5000"],
+            "userland-proxy": true,
+            "tlsverify": true,
+            "icc": true,
+            "hosts": ["tcp://0.0.0.0:2376"],
+            "no-new-privileges": false,
+        }));
+        let found = weakening(&document, &managed);
+        assert_eq!(found.len(), 4, "{found:#?}");
+        assert!(found[0].starts_with("daemon.json keeps the hand-set `insecure-registries: [\"registry.invalid:5000\"]`: images"));
+        assert!(found[0].contains("own_daemon_json"));
+        assert!(found[1].starts_with("the playbook sets `icc: true`"));
+        assert!(found.iter().any(|w| w.contains("`userland-proxy: true`")));
+        assert!(
+            found
+                .iter()
+                .any(|w| w.contains("`no-new-privileges: false`"))
+        );
+        let plain = map(json!({"hosts": ["tcp://0.0.0.0:2375"], "tls": false}));
+        let found = weakening(&plain, &Map::new());
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(weakening(&managed_secure(), &managed_secure()).is_empty());
+    }
+
+    fn managed_secure() -> Map<String, Value> {
+        map(
+            json!({"hosts": ["unix:///var/run/docker.sock", "tcp://0.0.0.0:2376"], "tls": true, "tlsverify": true, "icc": false, "userland-proxy": false}),
+        )
+    }
+
+    #[test]
+    fn closed_plain_listeners_are_found() {
+        let before = map(json!({"hosts": ["unix:///var/run/docker.sock", "tcp://0.0.0.0:2375"]}));
+        assert_eq!(
+            closed_plain_listeners(&before, &managed_secure()),
+            ["tcp://0.0.0.0:2375"]
+        );
+        assert!(closed_plain_listeners(&managed_secure(), &managed_secure()).is_empty());
     }
 
     #[test]

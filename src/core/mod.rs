@@ -2,6 +2,9 @@
 //! Nothing here does I/O, so all of it is tested without hosts.
 
 pub mod daemon_json;
+pub mod docker_override;
+pub mod docker_unit;
+pub mod dockerd_flags;
 pub mod inventory;
 pub mod limit;
 pub mod outcome;

@@ -71,6 +71,9 @@ pub struct HostPlan {
     pub changes: Vec<Change>,
     pub handlers: Vec<Handler>,
     pub warnings: Vec<String>,
+    /// What the changes do beyond their diffs, in words (a listener
+    /// closed, a host's option kept or dropped, and why).
+    pub notes: Vec<String>,
 }
 
 impl HostPlan {
@@ -175,7 +178,21 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
     out.handlers = handlers.into_iter().collect();
     out.warnings
         .extend(sshd_warnings(desired, actual, &out.changes));
+    out.notes = desired
+        .notes
+        .iter()
+        .filter(|(path, _)| {
+            out.changes
+                .iter()
+                .any(|c| &c.path == path && c.content.is_some())
+        })
+        .map(|(path, note)| format!("{}: {note}", file_name(path)))
+        .collect();
     Ok(out)
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// The honest check of sshd hardening is the effective configuration
@@ -402,6 +419,7 @@ mod tests {
                 ),
             ],
             warnings: vec![],
+            notes: vec![("/etc/t/daemon.json".into(), "a listener is closed".into())],
             sshd_expected: None,
         }
     }
@@ -464,12 +482,15 @@ mod tests {
             plan.handlers,
             vec![Handler::RestartDocker, Handler::ReloadSsh]
         );
+        // A file's notes come with its change, named by the file.
+        assert_eq!(plan.notes, ["daemon.json: a listener is closed"]);
     }
 
     #[test]
     fn a_converged_host_has_nothing_to_do() {
         let plan = plan(&desired(), &converged()).unwrap();
         assert!(plan.is_empty(), "{plan:#?}");
+        assert!(plan.notes.is_empty(), "notes only come with a change");
     }
 
     #[test]

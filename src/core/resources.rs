@@ -6,8 +6,9 @@
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
+use super::daemon_json;
 use super::playbook::{DockerRole, Handler, Playbook, SshdValue};
-use super::state::Facts;
+use super::state::ActualState;
 
 /// daemon.json keys the docker role sets from `listen` and `tls_dir`.
 pub const DOCKER_TLS_KEYS: &[&str] = &[
@@ -162,6 +163,9 @@ pub struct Resources {
     pub files: Vec<FileResource>,
     /// Things the plan should say although they change nothing.
     pub warnings: Vec<String>,
+    /// What a change to a file does beyond its diff (path, words): shown
+    /// with that file's change only.
+    pub notes: Vec<(String, String)>,
     /// The sshd drop-in's path and the effective values (`sshd -T`
     /// keywords, lower-case) it is meant to produce.
     pub sshd_expected: Option<(String, Vec<(String, String)>)>,
@@ -197,15 +201,16 @@ pub const CA_FILE: &str = "ca.pem";
 pub const CERT_FILE: &str = "server-cert.pem";
 pub const KEY_FILE: &str = "server-key.pem";
 
-const MANAGED: &str = "# Managed by dockhand; changes made here are overwritten.\n";
+use super::docker_override::{self, MANAGED};
 
 /// Expands the playbook for one host. Errors name what the host lacks.
 pub fn expand(
     playbook: &Playbook,
     vars: &std::collections::BTreeMap<String, String>,
-    facts: &Facts,
+    actual: &ActualState,
     tls: &TlsMaterial,
 ) -> Result<Resources, String> {
+    let facts = &actual.facts;
     let mut out = Resources::default();
     if let Some(docker) = &playbook.docker {
         let dir = |path: &str| DirectoryResource {
@@ -268,15 +273,62 @@ pub fn expand(
         managed.insert("tlscert".into(), json!(tls_path(CERT_FILE)));
         managed.insert("tlskey".into(), json!(tls_path(KEY_FILE)));
         managed.extend(daemon_settings(docker));
+        // The document the host will have: hand-set keys kept unless the
+        // playbook owns the whole file. One that cannot be read is the
+        // plan's error to report; the managed keys stand in here.
+        let now = actual.path(&docker.daemon_json_path).content;
+        let document = daemon_json::desired(now.as_deref(), &managed, docker.own_daemon_json)
+            .unwrap_or_else(|_| managed.clone());
+        out.warnings
+            .extend(daemon_json::weakening(&document, &managed));
+        if let Some(before) = now.as_deref().and_then(|b| daemon_json::parse(b).ok()) {
+            for listener in daemon_json::closed_plain_listeners(&before, &document) {
+                out.notes.push((
+                    docker.daemon_json_path.clone(),
+                    format!(
+                        "the plain-TCP listener {listener} (`hosts` in daemon.json) is closed: it served the Docker API without TLS"
+                    ),
+                ));
+            }
+        }
+        let hosts: Vec<String> = document
+            .get("hosts")
+            .and_then(|h| h.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let unit = docker_override::build(
+            facts,
+            &docker.unit_drop_in,
+            &document.keys().cloned().collect(),
+            &hosts,
+        )?;
+        out.warnings.extend(unit.warnings.iter().cloned());
+        out.notes.extend(
+            unit.notes
+                .iter()
+                .map(|note| (docker.unit_drop_in.clone(), note.clone())),
+        );
         let json_dir = parent(&docker.daemon_json_path);
         out.directories.push(dir(json_dir));
         out.files.push(FileResource {
-            // dockerd 23 and later check a configuration without starting;
-            // older ones (Debian 12 ships 20.10) cannot, and a daemon.json
-            // they refuse is caught by the restart and rolled back.
-            validate: facts
-                .dockerd_can_validate
-                .then(|| "dockerd --validate --config-file %s".to_string()),
+            // dockerd 23 and later check a configuration without starting,
+            // together with the flags the new drop-in passes (a clash
+            // between the two is what stops dockerd most often); older ones
+            // (Debian 12 ships 20.10) cannot, and a daemon.json they refuse
+            // is caught by the restart and rolled back.
+            validate: facts.dockerd_can_validate.then(|| {
+                let (program, flags) = unit.command.split_first().expect("a program");
+                let mut command = format!("{} --validate --config-file %s", shell_quote(program));
+                for flag in flags {
+                    command.push(' ');
+                    command.push_str(&shell_quote(flag));
+                }
+                command
+            }),
             ..file(
                 docker.daemon_json_path.clone(),
                 Content::DaemonJson {
@@ -292,18 +344,11 @@ pub fn expand(
         out.directories.push(dir(parent(&docker.unit_drop_in)));
         out.files.push(file(
             docker.unit_drop_in.clone(),
-            Content::Bytes(docker_override(facts)?.into_bytes()),
+            Content::Bytes(unit.text.into_bytes()),
             0o644,
             false,
             vec![Handler::DaemonReload, Handler::RestartDocker],
         ));
-        for other in &facts.docker_drop_ins {
-            if *other != docker.unit_drop_in {
-                out.warnings.push(format!(
-                    "{other} is another drop-in of docker.service: if it sets ExecStart with -H, dockerd will not start"
-                ));
-            }
-        }
     }
     if let Some(sshd) = &playbook.sshd {
         let mut settings = default_sshd_settings();
@@ -385,6 +430,11 @@ pub fn expand(
     Ok(out)
 }
 
+/// Single-quotes a word for the shell.
+pub fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
 fn parent(path: &str) -> &str {
     match path.rfind('/') {
         Some(0) | None => "/",
@@ -396,44 +446,18 @@ fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-/// The systemd drop-in that clears the packaged ExecStart (whose `-H
-/// fd://` clashes with `hosts` in daemon.json) and starts the host's own
-/// dockerd with the packaged flags, less every `-H` and `$DOCKER_OPTS`.
-pub fn docker_override(facts: &Facts) -> Result<String, String> {
-    let packaged = facts.docker_exec_start.last();
-    let dockerd = packaged
-        .and_then(|argv| argv.first().cloned())
-        .or_else(|| facts.dockerd_path.clone())
-        .ok_or("dockerd is not installed (no docker.service ExecStart and no dockerd on PATH)")?;
-    let mut args = Vec::new();
-    let mut skip_value = false;
-    for arg in packaged.map(|argv| &argv[1..]).unwrap_or(&[]) {
-        if skip_value {
-            skip_value = false;
-            continue;
-        }
-        match arg.as_str() {
-            "-H" | "--host" => skip_value = true,
-            a if a.starts_with("-H") || a.starts_with("--host=") => {}
-            "$DOCKER_OPTS" | "${DOCKER_OPTS}" => {}
-            a => args.push(a.to_string()),
-        }
-    }
-    let command = std::iter::once(dockerd)
-        .chain(args)
-        .collect::<Vec<_>>()
-        .join(" ");
-    Ok(format!(
-        "{MANAGED}# The packaged ExecStart passes -H, which clashes with `hosts` in\n\
-         # /etc/docker/daemon.json; the empty ExecStart= clears it.\n\
-         [Service]\nExecStart=\nExecStart={command}\n"
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::playbook::Playbook;
+    use crate::core::state::Facts;
+
+    fn state(facts: Facts) -> ActualState {
+        ActualState {
+            facts,
+            ..ActualState::default()
+        }
+    }
 
     fn debian_facts() -> Facts {
         Facts {
@@ -449,47 +473,6 @@ mod tests {
     }
 
     #[test]
-    fn override_drops_every_host_flag() {
-        let cases = [
-            (
-                "/usr/sbin/dockerd -H fd:// --containerd=/run/c.sock $DOCKER_OPTS",
-                "/usr/sbin/dockerd --containerd=/run/c.sock",
-            ),
-            (
-                "/usr/bin/dockerd -H fd:// -H tcp://0.0.0.0:2375 --containerd=/c",
-                "/usr/bin/dockerd --containerd=/c",
-            ),
-            (
-                "/usr/bin/dockerd --host=fd:// -Hunix:///x --debug",
-                "/usr/bin/dockerd --debug",
-            ),
-            (
-                "/usr/sbin/dockerd --containerd=/run/c.sock",
-                "/usr/sbin/dockerd --containerd=/run/c.sock",
-            ),
-        ];
-        for (exec_start, expected) in cases {
-            let facts = Facts {
-                docker_exec_start: vec![exec_start.split(' ').map(String::from).collect()],
-                ..Facts::default()
-            };
-            let text = docker_override(&facts).unwrap();
-            assert!(
-                text.contains(&format!("\nExecStart=\nExecStart={expected}\n")),
-                "{exec_start}:\n{text}"
-            );
-        }
-        let none = docker_override(&Facts::default()).unwrap_err();
-        assert!(none.contains("dockerd is not installed"));
-        let from_path = docker_override(&Facts {
-            dockerd_path: Some("/opt/dockerd".into()),
-            ..Facts::default()
-        })
-        .unwrap();
-        assert!(from_path.contains("ExecStart=/opt/dockerd\n"));
-    }
-
-    #[test]
     fn the_shipped_playbook_expands_to_the_secure_set() {
         let playbook = Playbook::parse(
             "p.yaml".as_ref(),
@@ -501,7 +484,8 @@ mod tests {
             cert_pem: b"CERT".to_vec(),
             key_pem: b"KEY".to_vec(),
         };
-        let resources = expand(&playbook, &Default::default(), &debian_facts(), &tls).unwrap();
+        let resources =
+            expand(&playbook, &Default::default(), &state(debian_facts()), &tls).unwrap();
         let modes: Vec<(&str, u32, bool)> = resources
             .files
             .iter()
@@ -574,17 +558,57 @@ mod tests {
         )
         .unwrap();
         let tls = TlsMaterial::CaPending;
-        let old = expand(&playbook, &Default::default(), &debian_facts(), &tls).unwrap();
+        let old = expand(&playbook, &Default::default(), &state(debian_facts()), &tls).unwrap();
         assert_eq!(old.files[3].validate, None);
         let facts = Facts {
             dockerd_can_validate: true,
             ..debian_facts()
         };
-        let new = expand(&playbook, &Default::default(), &facts, &tls).unwrap();
+        let new = expand(&playbook, &Default::default(), &state(facts), &tls).unwrap();
         assert_eq!(
             new.files[3].validate.as_deref(),
-            Some("dockerd --validate --config-file %s")
+            Some(
+                "'/usr/sbin/dockerd' --validate --config-file %s '--containerd=/run/containerd/containerd.sock'"
+            ),
+            "the check sees the flags the new drop-in passes"
         );
+    }
+
+    #[test]
+    fn hand_set_keys_that_weaken_the_daemon_are_warned_about_and_kept() {
+        let playbook = Playbook::parse(
+            "p.yaml".as_ref(),
+            include_str!("../../playbooks/docker-tls.yaml"),
+        )
+        .unwrap();
+        let mut actual = state(debian_facts());
+        actual.paths.insert(
+            "/etc/docker/daemon.json".into(),
+            crate::core::state::ActualPath {
+                exists: true,
+                content: Some(
+                    br#"{"insecure-registries": ["registry.invalid:5000"], "hosts": ["tcp://0.0.0.0:2375"], "debug": true}"#
+                        .to_vec(),
+                ),
+                ..Default::default()
+            },
+        );
+        let resources = expand(
+            &playbook,
+            &Default::default(),
+            &actual,
+            &TlsMaterial::CaPending,
+        )
+        .unwrap();
+        assert_eq!(resources.warnings.len(), 1, "{:#?}", resources.warnings);
+        assert!(
+            resources.warnings[0]
+                .starts_with("daemon.json keeps the hand-set `insecure-registries")
+        );
+        assert!(resources.notes.contains(&(
+            "/etc/docker/daemon.json".to_string(),
+            "the plain-TCP listener tcp://0.0.0.0:2375 (`hosts` in daemon.json) is closed: it served the Docker API without TLS".to_string()
+        )), "{:#?}", resources.notes);
     }
 
     #[test]
@@ -597,7 +621,7 @@ mod tests {
         let resources = expand(
             &playbook,
             &Default::default(),
-            &debian_facts(),
+            &state(debian_facts()),
             &TlsMaterial::CaPending,
         )
         .unwrap();
@@ -625,8 +649,13 @@ mod tests {
         let vars = [("inventory_hostname", "web1"), ("site", "lab")]
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .into();
-        let resources =
-            expand(&playbook, &vars, &Facts::default(), &TlsMaterial::CaPending).unwrap();
+        let resources = expand(
+            &playbook,
+            &vars,
+            &state(Facts::default()),
+            &TlsMaterial::CaPending,
+        )
+        .unwrap();
         assert_eq!(
             resources.files[0].content,
             Content::Bytes(b"web1 at lab\n".to_vec())
@@ -638,7 +667,7 @@ mod tests {
         let err = expand(
             &playbook,
             &Default::default(),
-            &Facts::default(),
+            &state(Facts::default()),
             &TlsMaterial::CaPending,
         )
         .unwrap_err();
@@ -665,7 +694,7 @@ mod tests {
         let resources = expand(
             &playbook,
             &Default::default(),
-            &facts,
+            &state(facts),
             &TlsMaterial::CaPending,
         )
         .unwrap();

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use super::docker_unit::UnitFile;
+
 /// The kind of thing found at a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -41,6 +43,12 @@ pub struct Facts {
     pub docker_exec_start: Vec<Vec<String>>,
     /// Drop-in files of docker.service that systemd reads.
     pub docker_drop_ins: Vec<String>,
+    /// The docker unit file and its drop-ins with their text, in the order
+    /// systemd reads them.
+    pub docker_unit_files: Vec<UnitFile>,
+    /// The environment files the docker unit names, with their text (a
+    /// missing file is absent).
+    pub docker_env_files: Vec<UnitFile>,
     pub docker_active: String,
     /// `ssh.service` (Debian) or `sshd.service` (RHEL-likes).
     pub ssh_unit: String,

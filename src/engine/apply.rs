@@ -45,6 +45,11 @@ pub struct FileWrite {
     pub owner: String,
     pub group: String,
     pub validate: Option<String>,
+    /// What validation checks instead of the staged file, when the file
+    /// names other files of this write (daemon.json names the TLS files):
+    /// a private temp copy that names their staged versions, so the check
+    /// sees the very files that will be used before any is in place.
+    pub check_copy: Option<(String, Vec<u8>)>,
 }
 
 /// What to do on one host.
@@ -142,9 +147,41 @@ pub fn work(
             owner: file.owner.clone(),
             group: file.group.clone(),
             validate: file.validate.clone(),
+            check_copy: None,
         });
     }
+    for index in 0..work.files.len() {
+        let is_daemon_json = desired.files.iter().any(|f| {
+            f.path == work.files[index].path && matches!(f.content, Content::DaemonJson { .. })
+        });
+        let validated_staged = work.files[index]
+            .validate
+            .as_deref()
+            .is_some_and(|v| v.contains("%s"));
+        if is_daemon_json && validated_staged {
+            let copy = daemon_json_check_copy(&work.files[index].content, &work.files)?;
+            let (dir, base) = work.files[index].path.rsplit_once('/').unwrap_or(("", ""));
+            let temp = format!("{dir}/.{base}{TEMP_MARK}check-{}", random());
+            work.files[index].check_copy = Some((temp, copy));
+        }
+    }
     Ok(work)
+}
+
+/// daemon.json with every path that names a file of this write (the TLS
+/// files) pointed at that file's staged temp instead.
+fn daemon_json_check_copy(content: &[u8], files: &[FileWrite]) -> Result<Vec<u8>, String> {
+    let mut document = crate::core::daemon_json::parse(content)
+        .map_err(|e| format!("daemon.json to validate: {e}"))?;
+    for value in document.values_mut() {
+        if let Some(staged) = value
+            .as_str()
+            .and_then(|path| files.iter().find(|f| f.path == path))
+        {
+            *value = serde_json::Value::String(staged.temp.clone());
+        }
+    }
+    Ok(crate::core::daemon_json::render(&document).into_bytes())
 }
 
 /// The staging command: reads `D`/`F` records (and each file's bytes)
@@ -205,6 +242,13 @@ pub fn stage_input(work: &Work) -> Vec<u8> {
             .as_bytes(),
         );
         out.extend(&file.content);
+        if let Some((temp, copy)) = &file.check_copy {
+            // Private to root: it is read by the check only.
+            out.extend(
+                format!("F {} 0600 root root {temp} {}\n", copy.len(), file.path).as_bytes(),
+            );
+            out.extend(copy);
+        }
     }
     out.extend(b"END - - - - - -\n");
     out
@@ -228,14 +272,20 @@ fn handler_script(handlers: &[Handler], ssh_unit: &str) -> String {
             // itself and removed it on exit, so the socket unit's path is
             // gone. With our override the socket is left alone.
             // The start blocks until docker is up or systemd gave up
-            // (Type=notify: active means ready); then it must answer.
+            // (Type=notify: active means ready); then it must answer, asked
+            // with whatever client the host has: the docker CLI is not
+            // always there (Debian 13's docker.io only recommends it), and
+            // without CLI and curl, systemd's readiness is the answer.
             Handler::RestartDocker => "systemctl reset-failed docker.service docker.socket 2>/dev/null; \
                  systemctl stop docker.service; \
                  if systemctl show -p ExecStart --value docker.service | grep -q 'fd://' \
                     && systemctl cat docker.socket >/dev/null 2>&1; then systemctl restart docker.socket; fi; \
                  systemctl start docker.service || { journalctl -u docker.service -n 3 --no-pager -o cat; exit 1; }; \
-                 i=0; until docker version >/dev/null 2>&1; do \
-                   i=$((i+1)); [ $i -lt 120 ] || { echo 'docker did not answer within 60s'; exit 1; }; sleep 0.5; done"
+                 if command -v docker >/dev/null; then answers() { docker version >/dev/null 2>&1; }; \
+                 elif command -v curl >/dev/null; then answers() { curl -sf --max-time 2 --unix-socket /var/run/docker.sock http://docker/_ping >/dev/null; }; \
+                 else answers() { systemctl is-active --quiet docker.service; }; fi; \
+                 i=0; until answers; do \
+                   i=$((i+1)); [ $i -lt 120 ] || { echo 'docker did not answer on its socket within 60s'; exit 1; }; sleep 0.5; done"
                 .to_string(),
             Handler::ReloadSsh => format!("sshd -t && systemctl reload {}", shell_quote(ssh_unit)),
         };
@@ -290,19 +340,24 @@ pub fn commit_script(work: &Work) -> String {
     let cleanup: String = work
         .files
         .iter()
-        .map(|f| format!("rm -f -- {}\n", shell_quote(&f.temp)))
+        .flat_map(|f| std::iter::once(&f.temp).chain(f.check_copy.as_ref().map(|(t, _)| t)))
+        .map(|temp| format!("rm -f -- {}\n", shell_quote(temp)))
         .collect();
     s.push_str(&format!("cleanup() {{\n{cleanup}:\n}}\n"));
     s.push_str(&format!("rollback() {{\n{}:\n}}\n", restore_lines(work)));
     // Pre-commit validation on the staged files.
     for file in &work.files {
         if let Some(check) = file.validate.as_deref().filter(|c| c.contains("%s")) {
-            let command = check.replace("%s", &shell_quote(&file.temp));
+            let checked = file.check_copy.as_ref().map_or(&file.temp, |(t, _)| t);
+            let command = check.replace("%s", &shell_quote(checked));
             s.push_str(&format!(
-                "if ! out=$( {command} 2>&1 ); then msg=$(printf '%s' \"$out\" | tail -n 3 | tr '\\n' ' '); printf 'error validate %s: %s\\n' {path} \"${{msg:-the check failed without a message}}\"; cleanup; exit 1; fi\n",
+                "if ! out=$( {command} 2>&1 ); then msg=$(printf '%s' \"$out\" | grep -v 'level=info' | tail -n 3 | tr '\\n' ' '); printf 'error validate %s: %s\\n' {path} \"${{msg:-the check failed without a message}}\"; cleanup; exit 1; fi\n",
                 path = shell_quote(&file.path)
             ));
         }
+    }
+    for (copy, _) in work.files.iter().filter_map(|f| f.check_copy.as_ref()) {
+        s.push_str(&format!("rm -f -- {}\n", shell_quote(copy)));
     }
     if !work.handlers.is_empty() {
         let names: Vec<&str> = work.handlers.iter().map(|h| h.name()).collect();
@@ -594,6 +649,58 @@ mod tests {
         assert!(
             position("systemctl reload 'ssh.service'")
                 < position("rm -f -- /var/lib/dockhand/pending-handlers")
+        );
+    }
+
+    #[test]
+    fn daemon_json_is_validated_against_the_staged_tls_files() {
+        let mut managed = serde_json::Map::new();
+        managed.insert("tlskey".into(), serde_json::json!("/etc/t/key.pem"));
+        managed.insert("tlscacert".into(), serde_json::json!("/etc/other/ca.pem"));
+        let mut desired = resources();
+        desired.files.push(FileResource {
+            validate: Some("dockerd --validate --config-file %s".into()),
+            ..FileResource::root_owned(
+                "/etc/t/daemon.json",
+                Content::DaemonJson {
+                    managed,
+                    own_whole_file: false,
+                },
+                0o644,
+                vec![Handler::RestartDocker],
+            )
+        });
+        let plan = plan::plan(&desired, &ActualState::default()).unwrap();
+        let mut n = 0;
+        let work = work(&desired, &plan, "ssh.service", &mut || {
+            n += 1;
+            format!("r{n}")
+        })
+        .unwrap();
+        let daemon = work
+            .files
+            .iter()
+            .find(|f| f.path == "/etc/t/daemon.json")
+            .unwrap();
+        let (copy, bytes) = daemon.check_copy.as_ref().expect("a check copy");
+        assert_eq!(copy, "/etc/t/.daemon.json.dockhand-new-check-r4");
+        let checked: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        // The staged key, not the one not yet in place; other paths as they are.
+        assert_eq!(checked["tlskey"], "/etc/t/.key.pem.dockhand-new-r1");
+        assert_eq!(checked["tlscacert"], "/etc/other/ca.pem");
+        let input = String::from_utf8_lossy(&stage_input(&work)).into_owned();
+        assert!(input.contains(&format!(
+            "F {} 0600 root root {copy} /etc/t/daemon.json\n",
+            bytes.len()
+        )));
+        let script = commit_script(&work);
+        let check = script
+            .find(&format!("dockerd --validate --config-file '{copy}'"))
+            .unwrap();
+        let removed = script.rfind(&format!("rm -f -- '{copy}'\n")).unwrap();
+        assert!(
+            check < removed && removed < script.find("ln -f --").unwrap(),
+            "{script}"
         );
     }
 

@@ -5,7 +5,7 @@
 
 use base64::Engine as _;
 
-use crate::core::state::{ActualPath, ActualState, Facts, PathKind};
+use crate::core::state::{ActualPath, ActualState, Facts, PathKind, UnitFile};
 use crate::error::{Error, Result};
 use crate::transport::Transport;
 
@@ -37,7 +37,14 @@ const FACTS: &str = r#"echo '@facts'
 . /etc/os-release 2>/dev/null; printf 'os %s %s\n' "${ID:-unknown}" "${VERSION_ID:-unknown}"
 printf 'dockerd %s\n' "$(command -v dockerd || true)"
 systemctl show docker.service -p ExecStart --value 2>/dev/null | sed -n 's/.*argv\[\]=\([^;]*\) ;.*/exec_start \1/p'
-systemctl show docker.service -p DropInPaths --value 2>/dev/null | tr ' ' '\n' | sed -n 's/^\(\/.*\)/docker_drop_in \1/p'
+drop_ins=$(systemctl show docker.service -p DropInPaths --value 2>/dev/null)
+printf '%s\n' $drop_ins | sed -n 's/^\(\/.*\)/docker_drop_in \1/p'
+for f in $(systemctl show docker.service -p FragmentPath --value 2>/dev/null) $drop_ins; do
+  [ -f "$f" ] && [ -r "$f" ] && { b=$(base64 -w0 -- "$f"); printf 'docker_unit_file %s %s\n' "${b:-=}" "$f"; }
+done
+for f in $(systemctl show docker.service -p EnvironmentFiles --value 2>/dev/null | grep -o '/[^ ]* (ignore_errors' | cut -d' ' -f1); do
+  [ -f "$f" ] && [ -r "$f" ] && { b=$(base64 -w0 -- "$f"); printf 'docker_env_file %s %s\n' "${b:-=}" "$f"; }
+done
 printf 'docker_active %s\n' "$(systemctl is-active docker.service 2>/dev/null)"
 ssh_unit=$(systemctl show -p Id --value sshd.service 2>/dev/null); [ -n "$ssh_unit" ] || ssh_unit=ssh.service
 printf 'ssh_unit %s\n' "$ssh_unit"
@@ -49,10 +56,7 @@ echo '@sshd'
 sshd -T 2>&1; printf '@sshd_status %s\n' "$?"
 "#;
 
-/// Single-quotes a word for the shell.
-pub fn shell_quote(word: &str) -> String {
-    format!("'{}'", word.replace('\'', "'\\''"))
-}
+pub use crate::core::resources::shell_quote;
 
 /// The whole script for these paths (`true`: secret, never shown).
 pub fn script(paths: &[(String, bool)]) -> String {
@@ -205,6 +209,22 @@ fn parse_path_line(
     Ok(())
 }
 
+/// `BASE64 PATH` (`=` for an empty file) as a unit file.
+fn unit_file(rest: &str) -> Option<UnitFile> {
+    let (encoded, path) = rest.split_once(' ')?;
+    let bytes = if encoded == "=" {
+        Vec::new()
+    } else {
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()?
+    };
+    Some(UnitFile {
+        path: path.to_string(),
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+    })
+}
+
 fn parse_fact_line(facts: &mut Facts, line: &str) {
     let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
     let rest = rest.trim();
@@ -219,6 +239,8 @@ fn parse_fact_line(facts: &mut Facts, line: &str) {
             .docker_exec_start
             .push(rest.split_whitespace().map(String::from).collect()),
         "docker_drop_in" => facts.docker_drop_ins.push(rest.to_string()),
+        "docker_unit_file" => facts.docker_unit_files.extend(unit_file(rest)),
+        "docker_env_file" => facts.docker_env_files.extend(unit_file(rest)),
         "docker_active" => facts.docker_active = rest.to_string(),
         "ssh_unit" => facts.ssh_unit = rest.to_string(),
         "ssh_active" => facts.ssh_active = rest.to_string(),
@@ -256,6 +278,8 @@ mod tests {
                       exec_start /usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS\n\
                       docker_active active\nssh_unit ssh.service\nssh_active active\n\
                       sshd_drop_in /etc/ssh/sshd_config.d/50-cloud-init.conf\n\
+                      docker_unit_file W1NlcnZpY2VdCg== /lib/systemd/system/docker.service\n\
+                      docker_env_file = /etc/default/docker\n\
                       pending_handler restart-docker\n\
                       @sshd\npasswordauthentication yes\npermitrootlogin without-password\n@sshd_status 0\n";
         let state = parse(output).unwrap();
@@ -285,6 +309,20 @@ mod tests {
         assert_eq!(facts.sshd_drop_ins.len(), 1);
         assert!(!facts.dockerd_can_validate);
         assert_eq!(facts.pending_handlers, ["restart-docker"]);
+        assert_eq!(
+            facts.docker_unit_files,
+            [UnitFile {
+                path: "/lib/systemd/system/docker.service".into(),
+                text: "[Service]\n".into()
+            }]
+        );
+        assert_eq!(
+            facts.docker_env_files,
+            [UnitFile {
+                path: "/etc/default/docker".into(),
+                text: String::new()
+            }]
+        );
     }
 
     #[test]

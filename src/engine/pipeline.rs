@@ -53,9 +53,12 @@ fn host_error(host: &str, step: &str, reason: impl std::fmt::Display) -> Error {
 /// but content that depends on the facts (the override's dockerd path).
 /// Enough to know which paths to gather, and what to verify.
 pub fn expand_before_gathering(playbook: &Playbook, job: &HostJob) -> Result<Resources> {
-    let placeholder = Facts {
-        dockerd_path: Some("dockerd".into()),
-        ..Facts::default()
+    let placeholder = ActualState {
+        facts: Facts {
+            dockerd_path: Some("dockerd".into()),
+            ..Facts::default()
+        },
+        ..ActualState::default()
     };
     resources::expand(playbook, &job.host.vars, &placeholder, &job.tls)
         .map_err(|reason| host_error(&job.host.name, "expand the playbook", reason))
@@ -81,7 +84,7 @@ pub async fn prepare(playbook: &Playbook, job: &HostJob, events: Events<'_>) -> 
             seconds: started.elapsed().as_secs_f64(),
         },
     );
-    let desired = resources::expand(playbook, &job.host.vars, &actual.facts, &job.tls)
+    let desired = resources::expand(playbook, &job.host.vars, &actual, &job.tls)
         .map_err(|reason| host_error(name, "expand the playbook", reason))?;
     let plan = plan::plan(&desired, &actual).map_err(|reason| host_error(name, "plan", reason))?;
     Ok(Prepared {

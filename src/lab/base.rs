@@ -1,14 +1,53 @@
 //! The shared, read-only root file system every lab host boots from: one
-//! `debootstrap` of Debian 12, made once and cached, then prepared so each
-//! host can be told apart (no machine-id, no SSH host keys of its own) and
-//! carries the unprivileged sudo user the tests and users log in as.
+//! `debootstrap` per Debian release (12 bookworm, 13 trixie), made once and
+//! cached, then prepared so each host can be told apart (no machine-id, no
+//! SSH host keys of its own) and carries the unprivileged sudo user the
+//! tests and users log in as.
 
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use super::system;
 use crate::error::{Error, Result};
 
-const SUITE: &str = "bookworm";
+/// The Debian releases a lab host can run. They differ where dockhand must
+/// care: bookworm ships dockerd 20.10 (no `--validate`) and OpenSSH 9.2;
+/// trixie ships dockerd 26.1 (with `--validate`) and OpenSSH 10.0 (sshd
+/// split into `sshd` and `sshd-session`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Release {
+    #[default]
+    Bookworm,
+    Trixie,
+}
+
+impl Release {
+    pub const ALL: [Release; 2] = [Release::Bookworm, Release::Trixie];
+
+    /// The Debian suite name, as debootstrap and apt know it.
+    pub fn suite(self) -> &'static str {
+        match self {
+            Release::Bookworm => "bookworm",
+            Release::Trixie => "trixie",
+        }
+    }
+
+    /// The Debian version number (`VERSION_ID` in /etc/os-release).
+    pub fn version(self) -> &'static str {
+        match self {
+            Release::Bookworm => "12",
+            Release::Trixie => "13",
+        }
+    }
+}
+
+impl std::fmt::Display for Release {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.suite())
+    }
+}
 
 /// What every host has: systemd as PID 1, OpenSSH, dockerd from Debian,
 /// sudo, and python3 so peers such as Ansible run on the same hosts.
@@ -30,10 +69,12 @@ pub const SUDO_USER: &str = "dockhand";
 /// Bumped whenever `prepare` changes, so a stale cache is rebuilt.
 const PREPARATION_VERSION: u32 = 1;
 
-/// The cached base for the current package list and preparation.
-pub fn base_dir(cache: &Path) -> PathBuf {
+/// The cached base of a release for the current package list and
+/// preparation: each release has its own.
+pub fn base_dir(cache: &Path, release: Release) -> PathBuf {
     cache.join(format!(
-        "lab-base-{SUITE}-v{PREPARATION_VERSION}-{:08x}",
+        "lab-base-{}-v{PREPARATION_VERSION}-{:08x}",
+        release.suite(),
         fnv1a(PACKAGES.join(",").as_bytes())
     ))
 }
@@ -42,15 +83,15 @@ fn complete_marker(base: &Path) -> PathBuf {
     base.join(".dockhand-base-complete")
 }
 
-pub fn is_cached(cache: &Path) -> bool {
-    complete_marker(&base_dir(cache)).exists()
+pub fn is_cached(cache: &Path, release: Release) -> bool {
+    complete_marker(&base_dir(cache, release)).exists()
 }
 
 /// Returns the cached base, building it first if needed. The build goes to
 /// a temporary directory that is renamed only once complete, so an
 /// interrupted build is never mistaken for a good one.
-pub fn ensure(cache: &Path) -> Result<PathBuf> {
-    let base = base_dir(cache);
+pub fn ensure(cache: &Path, release: Release) -> Result<PathBuf> {
+    let base = base_dir(cache, release);
     if complete_marker(&base).exists() {
         return Ok(base);
     }
@@ -62,13 +103,19 @@ pub fn ensure(cache: &Path) -> Result<PathBuf> {
     if building.exists() {
         std::fs::remove_dir_all(&building).map_err(|e| Error::file(&building, e))?;
     }
-    let mirror = apt_mirror()?;
+    let mirror = apt_mirror(release)?;
     let include = format!("--include={}", PACKAGES.join(","));
     let target = building.to_string_lossy().into_owned();
     system::run(
-        "build the base with debootstrap",
+        &format!("build the {release} base with debootstrap"),
         "debootstrap",
-        &["--variant=minbase", &include, SUITE, &target, &mirror],
+        &[
+            "--variant=minbase",
+            &include,
+            release.suite(),
+            &target,
+            &mirror,
+        ],
     )?;
     prepare(&building)?;
     if base.exists() {
@@ -134,8 +181,10 @@ pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
 }
 
 /// The Debian mirror this machine's apt already uses, read at run time so
-/// no mirror is ever written into the repository.
-fn apt_mirror() -> Result<String> {
+/// no mirror is ever written into the repository. A Debian mirror carries
+/// every release, so one that serves the machine's own release serves
+/// trixie as well; one that names the wanted suite is preferred.
+fn apt_mirror(release: Release) -> Result<String> {
     let mut candidates = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/etc/apt/sources.list.d") {
         let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
@@ -155,16 +204,32 @@ fn apt_mirror() -> Result<String> {
     if let Ok(text) = std::fs::read_to_string("/etc/apt/sources.list") {
         candidates.extend(mirrors_in_one_line_format(&text));
     }
-    candidates.into_iter().next().ok_or_else(|| {
+    pick_mirror(candidates, release).ok_or_else(|| {
         Error::lab(
             "find a Debian mirror",
-            format!("no apt source for the `{SUITE}` suite in /etc/apt/sources.list or /etc/apt/sources.list.d/"),
+            "no apt source of a Debian release suite in /etc/apt/sources.list or /etc/apt/sources.list.d/",
         )
     })
 }
 
-/// Mirrors of stanzas that serve the plain suite (not -security/-updates).
-fn mirrors_in_deb822(text: &str) -> Vec<String> {
+/// A mirror (URI, suites it was listed with) that names the wanted suite,
+/// else the first that serves any plain release suite.
+fn pick_mirror(candidates: Vec<(String, Vec<String>)>, release: Release) -> Option<String> {
+    candidates
+        .iter()
+        .find(|(_, suites)| suites.iter().any(|s| s == release.suite()))
+        .or_else(|| candidates.first())
+        .map(|(uri, _)| uri.clone())
+}
+
+/// A plain release suite (`bookworm`), not `-security`, `-updates` or
+/// `-backports`, which live in other archives or hold only a few packages.
+fn is_release_suite(suite: &str) -> bool {
+    !suite.is_empty() && !suite.contains('-') && !suite.contains('/')
+}
+
+/// Mirrors of stanzas that serve a plain release suite, with those suites.
+fn mirrors_in_deb822(text: &str) -> Vec<(String, Vec<String>)> {
     let mut found = Vec::new();
     for stanza in text.split("\n\n") {
         let field = |name: &str| {
@@ -174,21 +239,28 @@ fn mirrors_in_deb822(text: &str) -> Vec<String> {
                 .map(|l| l[name.len()..].trim().to_string())
         };
         let enabled = field("Enabled:").is_none_or(|v| v != "no");
-        let serves_suite =
-            field("Suites:").is_some_and(|s| s.split_whitespace().any(|suite| suite == SUITE));
+        let suites: Vec<String> = field("Suites:")
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter(|s| is_release_suite(s))
+            .map(str::to_string)
+            .collect();
         let is_deb = field("Types:").is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
         if enabled
-            && serves_suite
+            && !suites.is_empty()
             && is_deb
             && let Some(uris) = field("URIs:")
         {
-            found.extend(uris.split_whitespace().map(str::to_string));
+            found.extend(
+                uris.split_whitespace()
+                    .map(|uri| (uri.to_string(), suites.clone())),
+            );
         }
     }
     found
 }
 
-fn mirrors_in_one_line_format(text: &str) -> Vec<String> {
+fn mirrors_in_one_line_format(text: &str) -> Vec<(String, Vec<String>)> {
     text.lines()
         .map(str::trim)
         .filter(|l| l.starts_with("deb "))
@@ -201,7 +273,8 @@ fn mirrors_in_one_line_format(text: &str) -> Vec<String> {
             };
             let mut words = rest.split_whitespace();
             let uri = words.next()?;
-            (words.next()? == SUITE).then(|| uri.to_string())
+            let suite = words.next()?;
+            is_release_suite(suite).then(|| (uri.to_string(), vec![suite.to_string()]))
         })
         .collect()
 }
@@ -222,9 +295,18 @@ mod tests {
         let text = "Types: deb\nURIs: http://mirror.invalid/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n\
                     Types: deb\nURIs: http://mirror.invalid/debian-security\nSuites: bookworm-security\nComponents: main\n\n\
                     Types: deb-src\nURIs: http://src.invalid/debian\nSuites: bookworm\n";
+        let found = mirrors_in_deb822(text);
         assert_eq!(
-            mirrors_in_deb822(text),
-            vec!["http://mirror.invalid/debian".to_string()]
+            found,
+            vec![(
+                "http://mirror.invalid/debian".to_string(),
+                vec!["bookworm".to_string()]
+            )]
+        );
+        // A bookworm machine's mirror also serves the trixie base.
+        assert_eq!(
+            pick_mirror(found.clone(), Release::Trixie).as_deref(),
+            Some("http://mirror.invalid/debian")
         );
         let disabled =
             "Enabled: no\nTypes: deb\nURIs: http://off.invalid/debian\nSuites: bookworm\n";
@@ -238,15 +320,43 @@ mod tests {
                     deb http://sec.invalid/debian-security bookworm-security main\n";
         assert_eq!(
             mirrors_in_one_line_format(text),
-            vec!["http://opts.invalid/debian".to_string()]
+            vec![(
+                "http://opts.invalid/debian".to_string(),
+                vec!["bookworm".to_string()]
+            )]
         );
+    }
+
+    #[test]
+    fn a_mirror_naming_the_wanted_suite_is_preferred() {
+        let candidates = vec![
+            (
+                "http://a.invalid/debian".to_string(),
+                vec!["bookworm".to_string()],
+            ),
+            (
+                "http://b.invalid/debian".to_string(),
+                vec!["trixie".to_string()],
+            ),
+        ];
+        assert_eq!(
+            pick_mirror(candidates.clone(), Release::Trixie).as_deref(),
+            Some("http://b.invalid/debian")
+        );
+        assert_eq!(
+            pick_mirror(candidates, Release::Bookworm).as_deref(),
+            Some("http://a.invalid/debian")
+        );
+        assert_eq!(pick_mirror(Vec::new(), Release::Bookworm), None);
     }
 
     #[test]
     fn cache_dir_changes_with_the_package_list() {
         assert_ne!(fnv1a(b"a,b"), fnv1a(b"a,c"));
-        let dir = base_dir(Path::new("/cache"));
-        assert!(dir.starts_with("/cache"));
-        assert!(dir.to_string_lossy().contains(SUITE));
+        let bookworm = base_dir(Path::new("/cache"), Release::Bookworm);
+        let trixie = base_dir(Path::new("/cache"), Release::Trixie);
+        assert!(bookworm.starts_with("/cache"));
+        assert!(bookworm.to_string_lossy().contains("bookworm"));
+        assert!(trixie.to_string_lossy().contains("trixie"));
     }
 }

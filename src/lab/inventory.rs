@@ -1,7 +1,7 @@
 //! The inventory `lab up` writes: usable by dockhand as it is, and holding
 //! everything plain `ssh` needs too (address, user, key, known_hosts).
 
-use super::base::SUDO_USER;
+use super::base::{Release, SUDO_USER};
 use super::state::{LabPaths, LabState};
 
 pub fn render(paths: &LabPaths, lab: &LabState) -> String {
@@ -29,14 +29,34 @@ pub fn render(paths: &LabPaths, lab: &LabState) -> String {
     out.push_str("    host_key_checking: strict\nhosts:\n");
     for host in &lab.hosts {
         out.push_str(&format!(
-            "  {name}:\n    address: {address}\n    tls:\n      names: [{name}]\n      addresses: [{address}]\n",
+            "  {name}:\n    address: {address}\n    tls:\n      names: [{name}]\n      addresses: [{address}]\n    \
+             vars:\n      lab_release: {release}\n      debian_version: \"{version}\"\n",
             name = host.name,
-            address = host.address
+            address = host.address,
+            release = host.release,
+            version = host.release.version(),
         ));
     }
+    // One group for the lab, one per release (`--limit trixie`), unless a
+    // release's name is the lab's own.
     out.push_str(&format!("groups:\n  {}:\n    hosts:\n", lab.name));
     for host in &lab.hosts {
         out.push_str(&format!("      - {}\n", host.name));
+    }
+    for release in Release::ALL {
+        let members: Vec<&str> = lab
+            .hosts
+            .iter()
+            .filter(|h| h.release == release)
+            .map(|h| h.name.as_str())
+            .collect();
+        if members.is_empty() || release.suite() == lab.name {
+            continue;
+        }
+        out.push_str(&format!("  {release}:\n    hosts:\n"));
+        for name in members {
+            out.push_str(&format!("      - {name}\n"));
+        }
     }
     out
 }

@@ -1,6 +1,6 @@
-//! Disposable local hosts: real Debian 12 machines (systemd, OpenSSH,
-//! dockerd) booted with systemd-nspawn over one cached debootstrap, each in
-//! a network namespace of its own on 198.18.0.0/15.
+//! Disposable local hosts: real Debian 12 or 13 machines (systemd,
+//! OpenSSH, dockerd) booted with systemd-nspawn over one cached debootstrap
+//! per release, each in a network namespace of its own on 198.18.0.0/15.
 //!
 //! `up` is idempotent: running hosts are kept, hosts whose processes died
 //! (a killed lab) are cleaned up and booted fresh, surplus hosts are
@@ -19,7 +19,7 @@ mod system;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use base::SUDO_USER;
+pub use base::{Release, SUDO_USER};
 pub use state::{HostRecord, LabPaths, LabState, MAX_HOSTS};
 
 use crate::error::{Error, Result};
@@ -42,13 +42,34 @@ const BOOT_SPACING: Duration = Duration::from_millis(300);
 /// Progress of lab operations, rendered by `report`.
 #[derive(Debug, Clone)]
 pub enum LabEvent {
-    BuildingBase { dir: PathBuf },
-    BaseReady { dir: PathBuf },
-    HostKept { name: String },
-    HostStale { name: String },
-    HostBooting { name: String, address: String },
-    HostStopping { name: String },
-    LeftoverRemoved { what: String },
+    BuildingBase {
+        dir: PathBuf,
+        release: Release,
+    },
+    BaseReady {
+        dir: PathBuf,
+    },
+    HostKept {
+        name: String,
+    },
+    HostStale {
+        name: String,
+    },
+    /// Running, but of another release than the one asked for.
+    HostOtherRelease {
+        name: String,
+        release: Release,
+    },
+    HostBooting {
+        name: String,
+        address: String,
+    },
+    HostStopping {
+        name: String,
+    },
+    LeftoverRemoved {
+        what: String,
+    },
 }
 
 /// One lab, by name.
@@ -61,6 +82,7 @@ pub struct Lab {
 pub struct HostStatus {
     pub name: String,
     pub address: String,
+    pub release: Release,
     pub running: bool,
 }
 
@@ -76,9 +98,16 @@ impl Lab {
     }
 
     /// Brings the lab to `count` running hosts (default: as many as are up,
-    /// or [`DEFAULT_HOSTS`]) and returns its record. The hosts have been
-    /// started; waiting until they answer SSH is the caller's job.
-    pub fn up(&self, count: Option<usize>, events: &dyn Fn(LabEvent)) -> Result<LabState> {
+    /// or [`DEFAULT_HOSTS`]) of `release` (default: the lab's own, or
+    /// bookworm) and returns its record. Hosts of another release are
+    /// replaced. The hosts have been started; waiting until they answer SSH
+    /// is the caller's job.
+    pub fn up(
+        &self,
+        count: Option<usize>,
+        release: Option<Release>,
+        events: &dyn Fn(LabEvent),
+    ) -> Result<LabState> {
         system::preflight("up")?;
         if count.is_some_and(|n| n == 0 || n > MAX_HOSTS) {
             return Err(Error::Usage(format!(
@@ -99,12 +128,16 @@ impl Lab {
                 LabState {
                     name: self.paths.name.clone(),
                     index,
+                    release: release.unwrap_or_default(),
                     hosts: Vec::new(),
                 }
                 .save(&self.paths)?;
                 index
             }
         };
+        let release = release
+            .or(previous.as_ref().map(|p| p.release))
+            .unwrap_or_default();
         let plan = NetPlan { index };
         let wanted = count.unwrap_or_else(|| {
             previous
@@ -115,12 +148,13 @@ impl Lab {
         });
 
         raise_inotify_limits();
-        if !base::is_cached(&self.paths.cache) {
+        if !base::is_cached(&self.paths.cache, release) {
             events(LabEvent::BuildingBase {
-                dir: base::base_dir(&self.paths.cache),
+                dir: base::base_dir(&self.paths.cache, release),
+                release,
             });
         }
-        let base = base::ensure(&self.paths.cache)?;
+        let base = base::ensure(&self.paths.cache, release)?;
         events(LabEvent::BaseReady { dir: base.clone() });
         let public_key = self.ensure_key()?;
         net::ensure_bridge(&plan)?;
@@ -129,7 +163,12 @@ impl Lab {
         let recorded = previous.map(|p| p.hosts).unwrap_or_default();
         let mut kept = Vec::new();
         for record in &recorded {
-            if record.number <= wanted && host::is_running(&self.paths, &plan, record) {
+            if record.number <= wanted && record.release != release {
+                events(LabEvent::HostOtherRelease {
+                    name: record.name.clone(),
+                    release: record.release,
+                });
+            } else if record.number <= wanted && host::is_running(&self.paths, &plan, record) {
                 events(LabEvent::HostKept {
                     name: record.name.clone(),
                 });
@@ -169,6 +208,7 @@ impl Lab {
                 number,
                 uuid: state::random_uuid(),
                 nspawn_pid: None,
+                release,
             };
             events(LabEvent::HostBooting {
                 name,
@@ -187,6 +227,7 @@ impl Lab {
         let lab = LabState {
             name: self.paths.name.clone(),
             index,
+            release,
             hosts,
         };
         lab.save(&self.paths)?;
@@ -242,6 +283,7 @@ impl Lab {
                 .map(|record| HostStatus {
                     name: record.name.clone(),
                     address: record.address.to_string(),
+                    release: record.release,
                     running: host::is_running(&self.paths, &plan, record),
                 })
                 .collect(),

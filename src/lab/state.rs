@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::base::Release;
 use crate::error::{Error, Result};
 
 /// Hosts per lab: addresses .11 to .210 of the lab's /24.
@@ -83,6 +84,10 @@ fn validate_name(name: &str) -> Result<()> {
 pub struct LabState {
     pub name: String,
     pub index: u8,
+    /// The release `up` boots (records written before releases existed
+    /// were bookworm labs).
+    #[serde(default)]
+    pub release: Release,
     pub hosts: Vec<HostRecord>,
 }
 
@@ -94,6 +99,8 @@ pub struct HostRecord {
     /// nspawn's `--uuid`: how the container's init is recognised in /proc.
     pub uuid: String,
     pub nspawn_pid: Option<i32>,
+    #[serde(default)]
+    pub release: Release,
 }
 
 impl LabState {
@@ -287,6 +294,7 @@ mod tests {
         LabState {
             name: "other".into(),
             index: 0,
+            release: Release::Bookworm,
             hosts: vec![],
         }
         .save(&other)
@@ -297,5 +305,24 @@ mod tests {
             allocate_index(&mine, |bridge| bridge == "dhlab1").unwrap(),
             2
         );
+    }
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+
+    #[test]
+    fn records_from_before_releases_read_as_bookworm() {
+        let old = r#"{"name":"lab","index":3,"hosts":[{"name":"lab-01","number":1,"address":"198.18.3.11","uuid":"u","nspawn_pid":7}]}"#;
+        let state: LabState = serde_json::from_str(old).unwrap();
+        assert_eq!(state.release, Release::Bookworm);
+        assert_eq!(state.hosts[0].release, Release::Bookworm);
+        let text = serde_json::to_string(&LabState {
+            release: Release::Trixie,
+            ..state
+        })
+        .unwrap();
+        assert!(text.contains(r#""release":"trixie""#), "{text}");
     }
 }

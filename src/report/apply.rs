@@ -86,6 +86,8 @@ struct JsonHost<'a> {
     error: Option<String>,
     changes: Vec<&'a str>,
     handlers: Vec<Handler>,
+    warnings: &'a [String],
+    notes: &'a [String],
 }
 
 pub fn print(outcomes: &[ApplyOutcome], format: Format, elapsed: Duration) {
@@ -108,6 +110,12 @@ pub fn print(outcomes: &[ApplyOutcome], format: Format, elapsed: Duration) {
                     handlers: match &o.result {
                         Ok((Applied::Changed { handlers, .. }, _)) => handlers.clone(),
                         _ => Vec::new(),
+                    },
+                    warnings: &o.warnings,
+                    // Notes tell what a change did: none without one.
+                    notes: match &o.result {
+                        Ok((Applied::Changed { .. }, _)) => &o.notes,
+                        _ => &[],
                     },
                 })
                 .collect();
@@ -137,6 +145,14 @@ pub fn print(outcomes: &[ApplyOutcome], format: Format, elapsed: Duration) {
                     Err(err) => err.to_string(),
                 };
                 let _ = writeln!(out, "{:<16} {label:<11} {detail}", outcome.host);
+                if matches!(outcome.result, Ok((Applied::Changed { .. }, _))) {
+                    for note in &outcome.notes {
+                        let _ = writeln!(out, "{:<16} {} {note}", "", style("note:").cyan());
+                    }
+                }
+                for warning in &outcome.warnings {
+                    let _ = writeln!(out, "{:<16} {} {warning}", "", style("warning:").yellow());
+                }
             }
             let _ = writeln!(
                 out,

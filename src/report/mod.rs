@@ -34,6 +34,9 @@ pub struct ApplyOutcome {
     pub host: String,
     pub address: String,
     pub elapsed: Duration,
+    /// The plan's warnings and notes: what apply kept or replaced, in words.
+    pub warnings: Vec<String>,
+    pub notes: Vec<String>,
     pub result: Result<(
         crate::core::outcome::Applied,
         Vec<crate::core::plan::Change>,
@@ -129,13 +132,16 @@ pub fn raw_stdout(text: &str) {
 
 pub fn lab_event(event: &LabEvent) {
     let line = match event {
-        LabEvent::BuildingBase { dir } => format!(
-            "building the lab's Debian base in {} (once; about two minutes)",
+        LabEvent::BuildingBase { dir, release } => format!(
+            "building the lab's Debian {release} base in {} (once per release; about two minutes)",
             dir.display()
         ),
         LabEvent::BaseReady { dir } => format!("base: {}", dir.display()),
         LabEvent::HostKept { name } => format!("{name}: running, kept"),
         LabEvent::HostStale { name } => format!("{name}: not running, replacing it"),
+        LabEvent::HostOtherRelease { name, release } => {
+            format!("{name}: runs {release}, replacing it")
+        }
         LabEvent::HostBooting { name, address } => format!("{name}: booting at {address}"),
         LabEvent::HostStopping { name } => format!("{name}: stopping"),
         LabEvent::LeftoverRemoved { what } => format!("removed leftover {what}"),
@@ -159,7 +165,13 @@ pub fn lab_up_summary(paths: &LabPaths, state: &LabState, elapsed: Duration) {
         elapsed.as_secs_f64()
     );
     for host in &state.hosts {
-        println!("  {:<12} {}", host.name, host.address);
+        println!(
+            "  {:<12} {:<15} debian {} ({})",
+            host.name,
+            host.address,
+            host.release.version(),
+            host.release
+        );
     }
     println!("inventory:   {}", paths.inventory().display());
     println!("ssh key:     {}", paths.key().display());
@@ -178,7 +190,10 @@ pub fn lab_status(name: &str, hosts: &[HostStatus]) {
         } else {
             style("stopped").red()
         };
-        println!("  {:<12} {:<15} {state}", host.name, host.address);
+        println!(
+            "  {:<12} {:<15} {:<8} {state}",
+            host.name, host.address, host.release
+        );
     }
 }
 

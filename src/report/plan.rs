@@ -193,6 +193,9 @@ fn host_section(out: &mut String, outcome: &HostOutcome) {
         let names: Vec<&str> = plan.handlers.iter().map(|h| h.describe()).collect();
         let _ = writeln!(out, "  {} {}", style("handlers:").cyan(), names.join(", "));
     }
+    for note in &plan.notes {
+        let _ = writeln!(out, "  {} {note}", style("note:").cyan());
+    }
     for warning in &plan.warnings {
         let _ = writeln!(out, "  {} {warning}", style("warning:").yellow());
     }

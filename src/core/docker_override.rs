@@ -1,0 +1,506 @@
+//! The systemd drop-in that starts dockerd for dockhand, built from what
+//! the host's own unit files say, and the words plan uses to explain it.
+//!
+//! dockerd refuses to start when a setting is given both as a flag and in
+//! daemon.json, and the packaged unit passes `-H fd://` while daemon.json
+//! gets `hosts`. So the drop-in clears ExecStart and starts the same
+//! dockerd with the same options, less every `-H` and every option that
+//! clashes with a daemon.json key. Options the unit passes through its
+//! environment (`$DOCKER_OPTS` from `/etc/default/docker`) are kept as the
+//! variable when none of them clashes; when one does, the others are
+//! written into the drop-in and the clashing one is dropped. Every option
+//! dropped is named in a note with the file it came from and what wins.
+//!
+//! The command line is read from the unit files *without* dockhand's own
+//! drop-in, so a converged host gives the same drop-in again and the notes
+//! still say where each part came from.
+
+use std::collections::BTreeSet;
+
+use super::docker_unit::{self, ServiceSettings, UnitFile};
+use super::dockerd_flags;
+use super::state::Facts;
+
+/// First line of every file dockhand writes whole.
+pub const MANAGED: &str = "# Managed by dockhand; changes made here are overwritten.\n";
+
+/// The drop-in and what plan says about it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Override {
+    pub text: String,
+    /// The command dockerd will run, variables expanded: what
+    /// `dockerd --validate` must accept together with daemon.json.
+    pub command: Vec<String>,
+    /// What the drop-in keeps, drops or closes, and why.
+    pub notes: Vec<String>,
+    /// What the user should look at: settings that would undo the drop-in.
+    pub warnings: Vec<String>,
+}
+
+/// Builds the drop-in at `own_path` for a daemon.json with `daemon_keys`,
+/// whose listeners are `hosts`.
+pub fn build(
+    facts: &Facts,
+    own_path: &str,
+    daemon_keys: &BTreeSet<String>,
+    hosts: &[String],
+) -> Result<Override, String> {
+    let mut out = Override::default();
+    let own_is_ours = facts
+        .docker_unit_files
+        .iter()
+        .find(|f| f.path == own_path)
+        .map(|f| f.text.starts_with(MANAGED.trim_end()));
+    if own_is_ours == Some(false) {
+        out.warnings.push(format!(
+            "{own_path} was not written by dockhand: it is replaced as a whole, and what it sets besides ExecStart goes with it \
+             (move such settings to a drop-in of another name to keep them)"
+        ));
+    }
+    let base_files: Vec<&UnitFile> = facts
+        .docker_unit_files
+        .iter()
+        .filter(|f| !(f.path == own_path && own_is_ours == Some(true)))
+        .collect();
+    let own_name = file_name(own_path);
+    for file in &base_files {
+        let later = file.path != own_path
+            && file.path.contains(".service.d/")
+            && file_name(&file.path) > own_name;
+        if later && ServiceSettings::read(&[file]).exec_start.is_some() {
+            out.warnings.push(format!(
+                "{} sets ExecStart and is read after {own_path}: its command line replaces dockhand's \
+                 (remove its ExecStart, or name dockhand's drop-in so it sorts last)",
+                file.path
+            ));
+        }
+    }
+    let settings = ServiceSettings::read(&base_files);
+    let (words, source) = match (&settings.exec_start, facts.docker_exec_start.last()) {
+        (Some(exec), _) => (exec.value.clone(), exec.source.clone()),
+        // Unit files could not be read: the effective command line.
+        (None, Some(argv)) if base_files.is_empty() => {
+            (argv.clone(), "the docker unit".to_string())
+        }
+        _ => match &facts.dockerd_path {
+            Some(path) => (vec![path.clone()], "PATH".to_string()),
+            None => {
+                return Err(
+                    "dockerd is not installed (no docker.service ExecStart and no dockerd on PATH)"
+                        .into(),
+                );
+            }
+        },
+    };
+    let (program, args) = words.split_first().expect("a command line has a program");
+    let variables = settings.variables(&|path| {
+        facts
+            .docker_env_files
+            .iter()
+            .find(|f| f.path == path)
+            .map(|f| f.text.clone())
+    });
+    let source_of = |name: &str| {
+        variables
+            .iter()
+            .find(|v| v.value.0 == name)
+            .map(|v| v.source.clone())
+            .unwrap_or_else(|| "nowhere (unset)".into())
+    };
+    let expanded = docker_unit::expand(args, &variables);
+    let texts: Vec<String> = expanded.iter().map(|w| w.text.clone()).collect();
+    let options = dockerd_flags::options(&texts);
+
+    // Which options go, and which variables can no longer be passed whole.
+    let mut dropped_words = BTreeSet::new();
+    let mut inlined_variables = BTreeSet::new();
+    let mut listeners = Vec::new();
+    for option in &options {
+        let variable = expanded[option.first].variable.clone();
+        let origin = match &variable {
+            Some(name) => format!("${name} from {}", source_of(name)),
+            None => format!("ExecStart in {source}"),
+        };
+        let clash = option.daemon_key().filter(|key| daemon_keys.contains(*key));
+        let Some(key) = clash else { continue };
+        (option.first..option.first + option.words.len()).for_each(|i| {
+            dropped_words.insert(i);
+        });
+        if let Some(name) = &variable {
+            inlined_variables.insert(name.clone());
+        }
+        if key == "hosts" {
+            let value = option.value().unwrap_or("");
+            listeners.push((value.to_string(), origin.clone()));
+        } else {
+            out.notes.push(format!(
+                "`{}` ({origin}) is dropped: daemon.json sets `{key}`, and dockerd refuses to start with both; daemon.json wins",
+                option.text()
+            ));
+        }
+    }
+    let tls_on_command_line = options
+        .iter()
+        .any(|o| o.name == "tlsverify" && !o.text().ends_with("=false"));
+    for (value, origin) in &listeners {
+        if value.starts_with("tcp://") && !tls_on_command_line {
+            out.notes.push(format!(
+                "the plain-TCP listener {value} ({origin}) is closed: it served the Docker API without TLS, \
+                 so anyone who reached it was root on the host; daemon.json `hosts` now lists {}",
+                hosts.join(", ")
+            ));
+        } else {
+            out.notes.push(format!(
+                "`-H {value}` ({origin}) is cleared: daemon.json `hosts` lists {}",
+                hosts.join(", ")
+            ));
+        }
+    }
+
+    // The new command line: literal options as written, variables kept as
+    // references unless they had to be written out.
+    let mut kept = vec![program.clone()];
+    let mut command = vec![program.clone()];
+    let mut index = 0;
+    for word in args {
+        let name = docker_unit::whole_variable(word).or_else(|| docker_unit::braced_variable(word));
+        let count = match name {
+            Some(_) if docker_unit::braced_variable(word).is_some() => 1,
+            Some(name) => expanded[index..]
+                .iter()
+                .take_while(|w| w.variable.as_deref() == Some(name))
+                .count(),
+            None => 1,
+        };
+        let own: Vec<usize> = (index..index + count).collect();
+        index += count;
+        match name {
+            Some(name) if !inlined_variables.contains(name) => {
+                kept.push(word.clone());
+                command.extend(own.iter().map(|i| expanded[*i].text.clone()));
+                if !own.is_empty() {
+                    let values: Vec<&str> =
+                        own.iter().map(|i| expanded[*i].text.as_str()).collect();
+                    out.notes.push(format!(
+                        "keeps ${name} from {} (`{}`)",
+                        source_of(name),
+                        values.join(" ")
+                    ));
+                }
+            }
+            Some(name) => {
+                let left: Vec<&str> = own
+                    .iter()
+                    .filter(|i| !dropped_words.contains(*i))
+                    .map(|i| expanded[*i].text.as_str())
+                    .collect();
+                kept.extend(left.iter().map(|w| systemd_quote(w)));
+                command.extend(left.iter().map(|w| w.to_string()));
+                out.notes.push(format!(
+                    "${name} from {} cannot be passed whole (an option in it clashes with daemon.json); {} — \
+                     later edits of ${name} take effect at the next apply",
+                    source_of(name),
+                    if left.is_empty() {
+                        "nothing else in it is kept".to_string()
+                    } else {
+                        format!("its other options (`{}`) are written into {own_path}", left.join(" "))
+                    }
+                ));
+            }
+            None => {
+                if !own.iter().any(|i| dropped_words.contains(i)) {
+                    kept.push(word.clone());
+                    command.extend(own.iter().map(|i| expanded[*i].text.clone()));
+                }
+            }
+        }
+    }
+    out.command = command;
+    out.text = format!(
+        "{MANAGED}# dockerd takes its listeners and TLS settings from daemon.json and will\n\
+         # not start when a flag sets them too: the empty ExecStart= clears the\n\
+         # command line below, which is repeated without them. It comes from\n\
+         # {source}\n\
+         [Service]\nExecStart=\nExecStart={}\n",
+        kept.join(" ")
+    );
+    Ok(out)
+}
+
+/// Quotes a word for an ExecStart line when it needs it.
+fn systemd_quote(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!(
+            "\"{}\"",
+            word.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('$', "$$")
+        )
+    }
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::docker_unit::UnitFile;
+
+    const OURS: &str = "/etc/systemd/system/docker.service.d/override.conf";
+    const PACKAGED: &str = "[Service]\nEnvironmentFile=-/etc/default/docker\n\
+        ExecStart=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS\n";
+
+    fn facts(files: &[(&str, &str)], env: &[(&str, &str)]) -> Facts {
+        Facts {
+            dockerd_path: Some("/usr/sbin/dockerd".into()),
+            docker_unit_files: files
+                .iter()
+                .map(|(path, text)| UnitFile {
+                    path: path.to_string(),
+                    text: text.to_string(),
+                })
+                .collect(),
+            docker_env_files: env
+                .iter()
+                .map(|(path, text)| UnitFile {
+                    path: path.to_string(),
+                    text: text.to_string(),
+                })
+                .collect(),
+            ..Facts::default()
+        }
+    }
+
+    fn managed_keys() -> BTreeSet<String> {
+        [
+            "hosts",
+            "tls",
+            "tlsverify",
+            "tlscacert",
+            "tlscert",
+            "tlskey",
+            "icc",
+            "live-restore",
+        ]
+        .map(String::from)
+        .into()
+    }
+
+    fn hosts() -> Vec<String> {
+        vec![
+            "unix:///var/run/docker.sock".into(),
+            "tcp://0.0.0.0:2376".into(),
+        ]
+    }
+
+    fn exec_line(text: &str) -> &str {
+        text.lines().rfind(|l| l.starts_with("ExecStart=")).unwrap()
+    }
+
+    #[test]
+    fn a_packaged_unit_keeps_its_flags_and_docker_opts() {
+        let facts = facts(
+            &[("/lib/systemd/system/docker.service", PACKAGED)],
+            &[("/etc/default/docker", "DOCKER_OPTS=\"--dns 192.0.2.53\"\n")],
+        );
+        let built = build(&facts, OURS, &managed_keys(), &hosts()).unwrap();
+        assert_eq!(
+            exec_line(&built.text),
+            "ExecStart=/usr/sbin/dockerd --containerd=/run/containerd/containerd.sock $DOCKER_OPTS"
+        );
+        assert!(built.text.starts_with(MANAGED) && built.text.contains("\nExecStart=\n"));
+        assert_eq!(
+            built.command,
+            [
+                "/usr/sbin/dockerd",
+                "--containerd=/run/containerd/containerd.sock",
+                "--dns",
+                "192.0.2.53"
+            ]
+        );
+        assert!(
+            built
+                .notes
+                .iter()
+                .any(|n| n.contains("-H fd://") && n.contains("cleared")),
+            "{:?}",
+            built.notes
+        );
+        assert!(
+            built
+                .notes
+                .iter()
+                .any(|n| n == "keeps $DOCKER_OPTS from /etc/default/docker (`--dns 192.0.2.53`)"),
+            "{:?}",
+            built.notes
+        );
+        assert!(built.warnings.is_empty());
+        // The packaged file alone, without DOCKER_OPTS: nothing to keep.
+        let bare = build(
+            &self::facts(&[("/lib/systemd/system/docker.service", PACKAGED)], &[]),
+            OURS,
+            &managed_keys(),
+            &hosts(),
+        )
+        .unwrap();
+        assert_eq!(
+            bare.command,
+            [
+                "/usr/sbin/dockerd",
+                "--containerd=/run/containerd/containerd.sock"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_docker_machine_drop_in_has_its_plain_listener_closed_and_options_kept() {
+        let machine = "[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H tcp://0.0.0.0:2375 -H unix:///var/run/docker.sock --storage-driver overlay2 --label provider=generic $DOCKER_OPTS\nEnvironment=\n";
+        let facts = facts(
+            &[
+                ("/lib/systemd/system/docker.service", PACKAGED),
+                (
+                    "/etc/systemd/system/docker.service.d/10-machine.conf",
+                    machine,
+                ),
+            ],
+            &[("/etc/default/docker", "DOCKER_OPTS=\"--dns 192.0.2.53\"\n")],
+        );
+        let built = build(&facts, OURS, &managed_keys(), &hosts()).unwrap();
+        assert_eq!(
+            exec_line(&built.text),
+            "ExecStart=/usr/sbin/dockerd --storage-driver overlay2 --label provider=generic $DOCKER_OPTS"
+        );
+        let closed = built
+            .notes
+            .iter()
+            .find(|n| n.contains("tcp://0.0.0.0:2375"))
+            .unwrap();
+        assert!(
+            closed.contains("plain-TCP listener")
+                && closed.contains("10-machine.conf")
+                && closed.contains("is closed"),
+            "{closed}"
+        );
+        assert!(
+            built
+                .notes
+                .iter()
+                .any(|n| n.contains("keeps $DOCKER_OPTS") && n.contains("--dns 192.0.2.53"))
+        );
+        assert!(built.warnings.is_empty(), "{:?}", built.warnings);
+    }
+
+    #[test]
+    fn a_clashing_option_in_the_environment_is_dropped_and_the_rest_written_out() {
+        let facts = facts(
+            &[("/lib/systemd/system/docker.service", PACKAGED)],
+            &[(
+                "/etc/default/docker",
+                "DOCKER_OPTS=\"-H tcp://0.0.0.0:2375 --icc=true --dns 192.0.2.53 --label 'a b'\"\n",
+            )],
+        );
+        let built = build(&facts, OURS, &managed_keys(), &hosts()).unwrap();
+        assert_eq!(
+            exec_line(&built.text),
+            "ExecStart=/usr/sbin/dockerd --containerd=/run/containerd/containerd.sock --dns 192.0.2.53 --label \"'a\" \"b'\""
+        );
+        let notes = built.notes.join("\n");
+        assert!(notes.contains("`--icc=true` ($DOCKER_OPTS from /etc/default/docker) is dropped: daemon.json sets `icc`"), "{notes}");
+        assert!(notes.contains("the plain-TCP listener tcp://0.0.0.0:2375 ($DOCKER_OPTS from /etc/default/docker) is closed"), "{notes}");
+        assert!(
+            notes.contains("$DOCKER_OPTS from /etc/default/docker cannot be passed whole"),
+            "{notes}"
+        );
+        assert!(
+            !built
+                .command
+                .iter()
+                .any(|w| w.contains("2375") || w.contains("icc"))
+        );
+    }
+
+    #[test]
+    fn a_converged_host_gives_the_same_drop_in_again() {
+        let first = build(
+            &facts(&[("/lib/systemd/system/docker.service", PACKAGED)], &[]),
+            OURS,
+            &managed_keys(),
+            &hosts(),
+        )
+        .unwrap();
+        let again = build(
+            &facts(
+                &[
+                    ("/lib/systemd/system/docker.service", PACKAGED),
+                    (OURS, &first.text),
+                ],
+                &[],
+            ),
+            OURS,
+            &managed_keys(),
+            &hosts(),
+        )
+        .unwrap();
+        assert_eq!(first.text, again.text);
+        assert!(again.warnings.is_empty());
+    }
+
+    #[test]
+    fn foreign_and_later_drop_ins_are_warned_about() {
+        let foreign = "[Service]\nEnvironment=HTTP_PROXY=http://proxy.invalid:3128\n";
+        let later = "[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H fd://\n";
+        let built = build(
+            &facts(
+                &[
+                    ("/lib/systemd/system/docker.service", PACKAGED),
+                    (OURS, foreign),
+                    ("/etc/systemd/system/docker.service.d/zz-late.conf", later),
+                ],
+                &[],
+            ),
+            OURS,
+            &managed_keys(),
+            &hosts(),
+        )
+        .unwrap();
+        assert_eq!(built.warnings.len(), 2, "{:?}", built.warnings);
+        assert!(built.warnings[0].contains("was not written by dockhand"));
+        assert!(built.warnings[1].contains("zz-late.conf sets ExecStart and is read after"));
+    }
+
+    #[test]
+    fn without_unit_files_the_effective_command_or_path_is_used() {
+        let effective = Facts {
+            docker_exec_start: vec![
+                "/usr/bin/dockerd -H fd:// --debug"
+                    .split(' ')
+                    .map(String::from)
+                    .collect(),
+            ],
+            ..Facts::default()
+        };
+        let built = build(&effective, OURS, &managed_keys(), &hosts()).unwrap();
+        assert_eq!(exec_line(&built.text), "ExecStart=/usr/bin/dockerd --debug");
+        let from_path = build(
+            &Facts {
+                dockerd_path: Some("/opt/dockerd".into()),
+                ..Facts::default()
+            },
+            OURS,
+            &managed_keys(),
+            &hosts(),
+        )
+        .unwrap();
+        assert_eq!(exec_line(&from_path.text), "ExecStart=/opt/dockerd");
+        let none = build(&Facts::default(), OURS, &managed_keys(), &hosts()).unwrap_err();
+        assert!(none.contains("dockerd is not installed"));
+    }
+}
