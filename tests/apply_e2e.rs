@@ -10,19 +10,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{TestLab, assert_success};
+use common::{Release, TestLab, active_since, assert_success, docker_over_tls, dockhand_pki};
 use serde_json::Value;
 
 const PLAYBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/docker-tls.yaml");
 
-/// A lab with fresh hosts (an earlier run may have applied them).
 fn fresh_lab(name: &str, hosts: usize) -> TestLab {
-    assert_success(&TestLab::named(name).dockhand(&["lab", "down"]), "lab down");
-    TestLab::up(name, hosts)
+    TestLab::fresh(name, hosts, Release::Bookworm)
 }
 
 fn dockhand(lab: &TestLab, pki: &Path, args: &[&str]) -> Output {
-    lab.dockhand_with(args, &[("DOCKHAND_PKI_DIR", pki.as_os_str())])
+    dockhand_pki(lab, pki, args)
 }
 
 fn apply_json(
@@ -57,35 +55,20 @@ fn plan_exit_code(lab: &TestLab, pki: &Path, inventory: &Path) -> Option<i32> {
     .code()
 }
 
-/// The docker CLI: the machine's, or else the one in the lab's Debian base.
-fn docker_cli() -> PathBuf {
-    if let Some(path) = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("docker"))
-            .find(|d| d.is_file())
-    }) {
-        return path;
-    }
-    std::fs::read_dir("/var/cache/dockhand")
-        .unwrap()
-        .flatten()
-        .map(|e| e.path().join("usr/bin/docker"))
-        .find(|p| p.is_file())
-        .expect("a docker CLI")
-}
-
-fn active_since(lab: &TestLab, host: &str) -> String {
-    lab.ssh(
-        host,
-        "systemctl show docker -p ActiveEnterTimestampMonotonic --value",
-    )
-    .trim()
-    .to_string()
+#[test]
+fn apply_secures_fresh_bookworm_hosts_and_reruns_change_nothing() {
+    secures_fresh_hosts_and_reruns_change_nothing("apply", Release::Bookworm);
 }
 
 #[test]
-fn apply_secures_fresh_hosts_and_reruns_change_nothing() {
-    let lab = fresh_lab("apply", 3);
+fn apply_secures_fresh_trixie_hosts_and_reruns_change_nothing() {
+    secures_fresh_hosts_and_reruns_change_nothing("apply-tx", Release::Trixie);
+}
+
+/// apply, checked with the docker CLI, curl, stat and `sshd -T`; verify;
+/// a no-op re-run; a hand edit put right on that host alone.
+fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
+    let lab = TestLab::fresh(name, 3, release);
     let dir = tempfile::tempdir().unwrap();
     let inventory = lab.inventory_file(dir.path());
     let pki = dir.path().join("pki");
@@ -117,16 +100,23 @@ fn apply_secures_fresh_hosts_and_reruns_change_nothing() {
     );
     assert_eq!(key_mode & 0o777, 0o600);
     let state = lab.state();
+    let expected_major = match release {
+        Release::Bookworm => "20.",
+        Release::Trixie => "26.",
+    };
     for host in &state.hosts {
-        let docker = Command::new(docker_cli())
-            .args(["version", "--format", "{{.Server.Version}}"])
-            .env("DOCKER_HOST", format!("tcp://{}:2376", host.address))
-            .env("DOCKER_TLS_VERIFY", "1")
-            .env("DOCKER_CERT_PATH", &bundle)
-            .output()
-            .unwrap();
+        let docker = docker_over_tls(
+            &host.address.to_string(),
+            &bundle,
+            &["version", "--format", "{{.Server.Version}}"],
+        );
         assert_success(&docker, &format!("docker version against {}", host.name));
-        assert!(!docker.stdout.is_empty());
+        assert!(
+            String::from_utf8_lossy(&docker.stdout).starts_with(expected_major),
+            "{}: dockerd {}",
+            host.name,
+            String::from_utf8_lossy(&docker.stdout)
+        );
 
         let curl = Command::new("curl")
             .args(["-sS", "--max-time", "10", "--cacert"])
@@ -145,14 +135,51 @@ fn apply_secures_fresh_hosts_and_reruns_change_nothing() {
             modes,
             "/etc/docker/tls/ca.pem root:root 444\n/etc/docker/tls/server-cert.pem root:root 444\n/etc/docker/tls/server-key.pem root:root 400\n"
         );
-        assert!(
-            lab.ssh(&host.name, "sshd -T")
-                .lines()
-                .any(|l| l == "passwordauthentication no")
-        );
+        let sshd = lab.ssh(&host.name, "sshd -T");
+        for line in [
+            "passwordauthentication no",
+            "kbdinteractiveauthentication no",
+            "permitrootlogin without-password",
+            "maxauthtries 3",
+        ] {
+            assert!(sshd.lines().any(|l| l == line), "{}: {line}", host.name);
+        }
+        if release == Release::Trixie {
+            // OpenSSH 10: sessions run in sshd-session, and every lab.ssh
+            // call above was a fresh login served by it after the reload.
+            assert!(
+                lab.ssh(&host.name, "sshd -V 2>&1 || ssh -V 2>&1")
+                    .contains("OpenSSH_10")
+            );
+            assert_eq!(
+                lab.ssh(
+                    &host.name,
+                    "test -x /usr/lib/openssh/sshd-session && echo split"
+                )
+                .trim(),
+                "split"
+            );
+        }
         // No backup or temp file is left behind.
         assert_eq!(lab.ssh(&host.name, "ls -A /etc/docker/tls /etc/systemd/system/docker.service.d | grep -c dockhand || true").trim(), "0");
     }
+
+    // verify, on its own, passes every check on every host.
+    let verify = dockhand(
+        &lab,
+        &pki,
+        &[
+            "verify",
+            "-i",
+            &inventory.to_string_lossy(),
+            PLAYBOOK,
+            "--format",
+            "json",
+        ],
+    );
+    let verified: Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(verify.status.code(), Some(0), "{verified:#}");
+    assert_eq!(verified["summary"]["unchanged"], 3, "{verified:#}");
 
     // A second apply changes nothing and restarts nothing.
     let before: Vec<String> = state
@@ -213,21 +240,48 @@ fn apply_secures_fresh_hosts_and_reruns_change_nothing() {
         lab.ssh(edited, "cat /etc/docker/daemon.json")
             .contains("\"icc\": false")
     );
+
+    // verify fails, naming the host and the step, when a daemon is down.
+    let stopped = &state.hosts[2].name;
+    lab.ssh(stopped, "systemctl stop docker.socket docker.service");
+    let verify = dockhand(
+        &lab,
+        &pki,
+        &["verify", "-i", &inventory.to_string_lossy(), PLAYBOOK],
+    );
+    let text = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(verify.status.code(), Some(1), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(stopped.as_str()) && l.contains("mutual-TLS GET /version")),
+        "{text}"
+    );
+    lab.ssh(stopped, "systemctl start docker.service");
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }
 
 #[test]
-fn apply_through_the_sudo_user_gives_the_same_end_state_as_root() {
-    let lab = fresh_lab("become", 2);
+fn apply_through_the_sudo_user_gives_the_same_end_state_as_root_on_bookworm() {
+    become_gives_the_same_end_state_as_root("become", Release::Bookworm);
+}
+
+#[test]
+fn apply_through_the_sudo_user_gives_the_same_end_state_as_root_on_trixie() {
+    become_gives_the_same_end_state_as_root("become-tx", Release::Trixie);
+}
+
+fn become_gives_the_same_end_state_as_root(name: &str, release: Release) {
+    let lab = TestLab::fresh(name, 2, release);
+    let (first, second) = (format!("{name}-01"), format!("{name}-02"));
     let dir = tempfile::tempdir().unwrap();
     let inventory = lab.inventory_file(dir.path());
     let pki = dir.path().join("pki");
     let text = std::fs::read_to_string(&inventory).unwrap();
-    // become-02 is reached as the sudo user; become-01 as root.
+    // The second host is reached as the sudo user; the first as root.
     let text = text.replacen(
-        "  become-02:\n",
+        &format!("  {second}:\n"),
         &format!(
-            "  become-02:\n    ssh: {{ user: {}, become: true }}\n",
+            "  {second}:\n    ssh: {{ user: {}, become: true }}\n",
             dockhand::lab::SUDO_USER
         ),
         1,
@@ -247,7 +301,7 @@ fn apply_through_the_sudo_user_gives_the_same_end_state_as_root() {
              systemctl is-active docker; sshd -T | grep -E '^(passwordauthentication|kbdinteractiveauthentication|x11forwarding|maxauthtries) '",
         )
     };
-    assert_eq!(end_state("become-01"), end_state("become-02"));
+    assert_eq!(end_state(&first), end_state(&second));
     let (code, report, _) = apply_json(&lab, &pki, &inventory, &[]);
     assert_eq!(
         (code, report["summary"]["unchanged"].as_u64()),
@@ -461,9 +515,20 @@ fn broken_playbook(dir: &Path) -> PathBuf {
 }
 
 #[test]
-fn a_host_whose_daemon_will_not_start_is_rolled_back_and_reported() {
-    let lab = fresh_lab("rollback", 1);
-    let host = "rollback-01";
+fn a_bookworm_host_whose_daemon_will_not_start_is_rolled_back_and_reported() {
+    daemon_that_will_not_start_is_rolled_back("rollback", Release::Bookworm);
+}
+
+/// dockerd 26's `--validate` accepts an unknown log driver, so on trixie
+/// too it is the restart that fails and the rollback that puts it right.
+#[test]
+fn a_trixie_host_whose_daemon_will_not_start_is_rolled_back_and_reported() {
+    daemon_that_will_not_start_is_rolled_back("rollback-tx", Release::Trixie);
+}
+
+fn daemon_that_will_not_start_is_rolled_back(name: &str, release: Release) {
+    let lab = TestLab::fresh(name, 1, release);
+    let host = &format!("{name}-01");
     let dir = tempfile::tempdir().unwrap();
     let inventory = lab.inventory_file(dir.path());
     let pki = dir.path().join("pki");
@@ -647,6 +712,85 @@ fn a_file_its_validation_rejects_replaces_nothing() {
         lab.ssh(host, "cat /etc/motd"),
         "welcome to {{ inventory_hostname }}\n",
         "not a template"
+    );
+    assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}
+
+/// The shipped playbook with a daemon.json key no dockerd knows.
+fn unknown_key_playbook(dir: &Path) -> PathBuf {
+    let path = dir.join("unknown-key.yaml");
+    let text = std::fs::read_to_string(PLAYBOOK).unwrap().replace(
+        "    log-level: info",
+        "    log-level: info\n    no-such-option: 1",
+    );
+    assert!(text.contains("no-such-option"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// dockerd 26 checks the candidate daemon.json, with the TLS files it names
+/// and the new drop-in's flags, before anything is replaced: a setting it
+/// rejects never reaches a host, converged or fresh, and docker is not
+/// restarted.
+#[test]
+fn on_trixie_a_daemon_setting_dockerd_rejects_is_never_installed() {
+    let lab = TestLab::fresh("reject-tx", 2, Release::Trixie);
+    let (converged, fresh) = ("reject-tx-01", "reject-tx-02");
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = lab.inventory_file(dir.path());
+    let pki = dir.path().join("pki");
+    let (code, report, stderr) = apply_json(&lab, &pki, &inventory, &["--limit", converged]);
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+
+    let look = |host: &str| {
+        lab.ssh(
+            host,
+            "cd /etc && for f in docker/daemon.json docker/tls/ca.pem docker/tls/server-cert.pem docker/tls/server-key.pem \
+               systemd/system/docker.service.d/override.conf; do [ -e $f ] && sha256sum $f || echo \"absent $f\"; done; \
+             ls -d docker/tls systemd/system/docker.service.d 2>&1; ls -A docker docker/tls 2>/dev/null | grep -c dockhand || true",
+        )
+    };
+    let before: Vec<(String, String)> = [converged, fresh]
+        .iter()
+        .map(|h| (look(h), active_since(&lab, h)))
+        .collect();
+
+    let rejected = unknown_key_playbook(dir.path());
+    let output = dockhand(
+        &lab,
+        &pki,
+        &[
+            "apply",
+            "-i",
+            &inventory.to_string_lossy(),
+            &rejected.to_string_lossy(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    for host in [converged, fresh] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(host) && l.contains("failed"))
+            .unwrap_or_else(|| panic!("{host} reported failed:\n{stdout}"));
+        assert!(
+            line.contains("validate /etc/docker/daemon.json")
+                && line.contains("don't match any configuration option: no-such-option"),
+            "{line}"
+        );
+    }
+    let after: Vec<(String, String)> = [converged, fresh]
+        .iter()
+        .map(|h| (look(h), active_since(&lab, h)))
+        .collect();
+    assert_eq!(
+        before, after,
+        "daemon.json and the TLS files are byte-for-byte as they were, no directory was left behind, docker was not restarted"
+    );
+    assert!(
+        before[1].0.contains("absent docker/daemon.json"),
+        "{}",
+        before[1].0
     );
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }

@@ -9,7 +9,7 @@ mod common;
 use std::ffi::OsStr;
 use std::path::Path;
 
-use common::TestLab;
+use common::{Release, TestLab};
 use dockhand::core::inventory::Inventory;
 use dockhand::pki::PkiStore;
 use serde_json::Value;
@@ -69,15 +69,25 @@ fn change<'a>(entry: &'a Value, path: &str) -> &'a Value {
 }
 
 #[test]
-fn fresh_hosts_get_the_secure_set_planned_and_stay_untouched() {
-    let lab = TestLab::up(LAB, HOSTS);
+fn fresh_bookworm_hosts_get_the_secure_set_planned_and_stay_untouched() {
+    fresh_hosts_planned(TestLab::up(LAB, HOSTS));
+}
+
+#[test]
+fn fresh_trixie_hosts_get_the_secure_set_planned_and_stay_untouched() {
+    fresh_hosts_planned(TestLab::fresh("plan-tx", 2, Release::Trixie));
+}
+
+fn fresh_hosts_planned(lab: TestLab) {
     let dir = tempfile::tempdir().unwrap();
     let inventory = lab.inventory_file(dir.path());
     let pki = dir.path().join("pki");
-    let hosts = ["plan-01", "plan-02"];
+    let names = lab.host_names();
+    let hosts = [names[0].as_str(), names[1].as_str()];
     let before: Vec<String> = hosts.iter().map(|h| lab.fingerprint(h)).collect();
 
-    let (code, plan, _) = plan_json(&lab, &inventory, &pki, &["--limit", "plan-01,plan-02"]);
+    let limit = hosts.join(",");
+    let (code, plan, _) = plan_json(&lab, &inventory, &pki, &["--limit", &limit]);
     assert_eq!(code, Some(2), "changes pending");
     assert_eq!(plan["summary"]["with_changes"], 2);
     for host in hosts {
@@ -149,7 +159,7 @@ fn fresh_hosts_get_the_secure_set_planned_and_stay_untouched() {
             &inventory.to_string_lossy(),
             PLAYBOOK,
             "--limit",
-            "plan-0[12]",
+            &format!("{}-0[12]", lab.name),
             "--detailed-exitcode",
         ],
         &[("DOCKHAND_PKI_DIR", pki.as_os_str())],
@@ -170,6 +180,10 @@ fn fresh_hosts_get_the_secure_set_planned_and_stay_untouched() {
     let after: Vec<String> = hosts.iter().map(|h| lab.fingerprint(h)).collect();
     assert_eq!(before, after, "hosts are byte-for-byte unchanged");
     assert!(!pki.exists(), "plan never creates the CA");
+    if lab.name != LAB {
+        // The other tests share the bookworm lab; this one is its own.
+        common::assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+    }
 }
 
 /// Converges `host` by hand with OpenSSH, from the plan's own desired

@@ -319,16 +319,19 @@ fn restore_lines(work: &Work) -> String {
             "if [ -e {backup} ]; then mv -f -- {backup} {path}; elif [ -e {absent} ]; then rm -f -- {path} {absent}; fi\n"
         ));
     }
-    // Deepest first; a directory that holds anything else stays.
+    text.push_str(&remove_created_directories(work));
+    text
+}
+
+/// Removes the directories this apply created, deepest first; one that
+/// holds anything else stays.
+fn remove_created_directories(work: &Work) -> String {
     let mut created = work.created_directories.clone();
     created.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
-    for dir in created {
-        text.push_str(&format!(
-            "rmdir -- {} 2>/dev/null || :\n",
-            shell_quote(&dir)
-        ));
-    }
-    text
+    created
+        .iter()
+        .map(|dir| format!("rmdir -- {} 2>/dev/null || :\n", shell_quote(dir)))
+        .collect()
 }
 
 /// The commit script: validate, back up, rename, check, handlers. Its
@@ -345,13 +348,19 @@ pub fn commit_script(work: &Work) -> String {
         .collect();
     s.push_str(&format!("cleanup() {{\n{cleanup}:\n}}\n"));
     s.push_str(&format!("rollback() {{\n{}:\n}}\n", restore_lines(work)));
+    // Nothing was replaced yet when a check of the staged files fails:
+    // the temps go, and so do the directories staging created.
+    s.push_str(&format!(
+        "refused() {{\ncleanup\n{}:\n}}\n",
+        remove_created_directories(work)
+    ));
     // Pre-commit validation on the staged files.
     for file in &work.files {
         if let Some(check) = file.validate.as_deref().filter(|c| c.contains("%s")) {
             let checked = file.check_copy.as_ref().map_or(&file.temp, |(t, _)| t);
             let command = check.replace("%s", &shell_quote(checked));
             s.push_str(&format!(
-                "if ! out=$( {command} 2>&1 ); then msg=$(printf '%s' \"$out\" | grep -v 'level=info' | tail -n 3 | tr '\\n' ' '); printf 'error validate %s: %s\\n' {path} \"${{msg:-the check failed without a message}}\"; cleanup; exit 1; fi\n",
+                "if ! out=$( {command} 2>&1 ); then msg=$(printf '%s' \"$out\" | grep -v 'level=info' | tail -n 3 | tr '\\n' ' '); printf 'error validate %s: %s\\n' {path} \"${{msg:-the check failed without a message}}\"; refused; exit 1; fi\n",
                 path = shell_quote(&file.path)
             ));
         }

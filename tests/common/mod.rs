@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+pub use dockhand::lab::Release;
 use dockhand::lab::{HostRecord, LabPaths, LabState};
 use dockhand::transport::Target;
 
@@ -30,10 +31,37 @@ impl TestLab {
     /// Brings lab `name` to `hosts` running hosts (idempotent: tests that
     /// share a lab all call this, and only the first boots anything).
     pub fn up(name: &str, hosts: usize) -> TestLab {
+        TestLab::up_on(name, hosts, Release::Bookworm)
+    }
+
+    /// The same with hosts of `release` (Debian 12 or 13).
+    pub fn up_on(name: &str, hosts: usize, release: Release) -> TestLab {
         let lab = TestLab::named(name);
-        let output = lab.dockhand(&["lab", "up", &hosts.to_string()]);
+        let output = lab.dockhand(&[
+            "lab",
+            "up",
+            &hosts.to_string(),
+            "--release",
+            release.suite(),
+        ]);
         assert_success(&output, "lab up");
+        assert!(
+            lab.state().hosts.iter().all(|h| h.release == release),
+            "lab {name} runs {release}"
+        );
         lab
+    }
+
+    /// A lab with fresh hosts of `release`: an earlier run may have
+    /// changed them, so any that are up are replaced.
+    pub fn fresh(name: &str, hosts: usize, release: Release) -> TestLab {
+        assert_success(&TestLab::named(name).dockhand(&["lab", "down"]), "lab down");
+        TestLab::up_on(name, hosts, release)
+    }
+
+    /// The host names of the lab, in order.
+    pub fn host_names(&self) -> Vec<String> {
+        self.state().hosts.into_iter().map(|h| h.name).collect()
     }
 
     /// A handle on lab `name` without changing it.
@@ -158,6 +186,51 @@ pub fn assert_success(output: &Output, what: &str) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Runs dockhand against a lab with the PKI kept in `pki`.
+pub fn dockhand_pki(lab: &TestLab, pki: &std::path::Path, args: &[&str]) -> Output {
+    lab.dockhand_with(args, &[("DOCKHAND_PKI_DIR", pki.as_os_str())])
+}
+
+/// The docker CLI: the machine's, or else the one in the lab's Debian 12
+/// base (Debian 13's docker.io only recommends it).
+pub fn docker_cli() -> PathBuf {
+    if let Some(path) = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("docker"))
+            .find(|d| d.is_file())
+    }) {
+        return path;
+    }
+    std::fs::read_dir("/var/cache/dockhand")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("usr/bin/docker"))
+        .find(|p| p.is_file())
+        .expect("a docker CLI")
+}
+
+/// The docker CLI against `address` with the client bundle in `bundle`.
+pub fn docker_over_tls(address: &str, bundle: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(docker_cli())
+        .args(args)
+        .env("DOCKER_HOST", format!("tcp://{address}:2376"))
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", bundle)
+        .output()
+        .expect("run the docker CLI")
+}
+
+/// When docker last became active on `host` (monotonic): unchanged means
+/// docker was not restarted.
+pub fn active_since(lab: &TestLab, host: &str) -> String {
+    lab.ssh(
+        host,
+        "systemctl show docker -p ActiveEnterTimestampMonotonic --value",
+    )
+    .trim()
+    .to_string()
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
