@@ -287,7 +287,22 @@ fn handler_script(handlers: &[Handler], ssh_unit: &str) -> String {
                  i=0; until answers; do \
                    i=$((i+1)); [ $i -lt 120 ] || { echo 'docker did not answer on its socket within 60s'; exit 1; }; sleep 0.5; done"
                 .to_string(),
-            Handler::ReloadSsh => format!("sshd -t && systemctl reload {}", shell_quote(ssh_unit)),
+            // sshd re-executes itself on a reload: for a moment nothing
+            // listens, and a login then is refused. The reload is done
+            // when the listening socket is a new one (its inode, read from
+            // /proc/net, changed), so the next login, ours or a user's,
+            // finds sshd. A socket-activated sshd keeps systemd's socket.
+            Handler::ReloadSsh => format!(
+                "port=$(sshd -T 2>/dev/null | awk '$1==\"port\" {{printf \"%04X\", $2; exit}}'); \
+                 listeners() {{ cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v p=\":${{port:-0016}}\" '$4==\"0A\" && substr($2, length($2)-4)==p {{print $10}}' | sort | tr '\\n' ' '; }}; \
+                 before=$(listeners); \
+                 sshd -t && systemctl reload {unit} || exit 1; \
+                 if [ -n \"$before\" ] && [ \"$(systemctl is-active ssh.socket sshd.socket 2>/dev/null | grep -c '^active')\" = 0 ]; then \
+                   i=0; while now=$(listeners); [ -z \"$now\" ] || [ \"$now\" = \"$before\" ]; do \
+                     i=$((i+1)); [ $i -lt 100 ] || {{ echo 'sshd did not listen again within 10s of the reload'; exit 1; }}; sleep 0.1; done; \
+                 fi",
+                unit = shell_quote(ssh_unit)
+            ),
         };
         script.push_str(&format!(
             "if ( {command} ) >/tmp/.dockhand-handler.$$ 2>&1; then printf 'handler {name} ok\\n'; \
@@ -711,6 +726,15 @@ mod tests {
             check < removed && removed < script.find("ln -f --").unwrap(),
             "{script}"
         );
+    }
+
+    #[test]
+    fn a_reload_of_sshd_waits_until_it_listens_again() {
+        let script = handler_script(&[Handler::ReloadSsh], "ssh.service");
+        let reload = script.find("systemctl reload 'ssh.service'").unwrap();
+        assert!(script.find("before=$(listeners)").unwrap() < reload);
+        assert!(script.find("did not listen again").unwrap() > reload);
+        assert!(script.contains("/proc/net/tcp /proc/net/tcp6"));
     }
 
     #[test]
