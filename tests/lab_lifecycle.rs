@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{BIN, TestLab, assert_success, runtime, state_root};
+use common::{BIN, Release, TestLab, assert_success, runtime, state_root};
 use dockhand::error::Error;
 use dockhand::lab::LabState;
 use dockhand::transport::SshSession;
@@ -210,6 +210,42 @@ fn up_is_idempotent_recovers_from_a_killed_lab_and_down_leaves_nothing() {
     // Up after down, then a killed lab cleaned up by down itself.
     let lab = TestLab::up("life", 1);
     assert_hosts_answer(&lab, 1);
+
+    // Another release replaces the host; `up` without --release keeps the
+    // lab's release; status, the inventory and the host itself say which.
+    let bookworm = lab.state();
+    let lab = TestLab::up_on("life", 1, Release::Trixie);
+    let trixie = lab.state();
+    assert_ne!(trixie.hosts[0].uuid, bookworm.hosts[0].uuid, "replaced");
+    assert_success(&lab.dockhand(&["lab", "up", "1"]), "lab up");
+    let kept = lab.state();
+    assert_eq!(
+        (kept.release, &kept.hosts[0].uuid),
+        (Release::Trixie, &trixie.hosts[0].uuid),
+        "kept, still trixie"
+    );
+    assert_eq!(
+        lab.ssh("life-01", ". /etc/os-release && echo $VERSION_ID")
+            .trim(),
+        "13"
+    );
+    let status = String::from_utf8_lossy(&lab.dockhand(&["lab", "status"]).stdout).into_owned();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.contains("life-01") && l.contains("trixie")),
+        "{status}"
+    );
+    let inventory =
+        String::from_utf8_lossy(&lab.dockhand(&["lab", "inventory"]).stdout).into_owned();
+    assert!(
+        inventory.contains("      lab_release: trixie\n      debian_version: \"13\"\n"),
+        "{inventory}"
+    );
+    assert!(
+        inventory.contains("  trixie:\n    hosts:\n      - life-01\n"),
+        "{inventory}"
+    );
     let state = lab.state();
     kill_hard(&nspawn_pids(&state));
     down(&lab);

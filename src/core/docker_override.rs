@@ -135,7 +135,7 @@ pub fn build(
         } else {
             out.notes.push(format!(
                 "`{}` ({origin}) is dropped: daemon.json sets `{key}`, and dockerd refuses to start with both; daemon.json wins",
-                option.text()
+                mask_credentials(&option.text())
             ));
         }
     }
@@ -179,8 +179,10 @@ pub fn build(
                 kept.push(word.clone());
                 command.extend(own.iter().map(|i| expanded[*i].text.clone()));
                 if !own.is_empty() {
-                    let values: Vec<&str> =
-                        own.iter().map(|i| expanded[*i].text.as_str()).collect();
+                    let values: Vec<String> = own
+                        .iter()
+                        .map(|i| mask_credentials(&expanded[*i].text))
+                        .collect();
                     out.notes.push(format!(
                         "keeps ${name} from {} (`{}`)",
                         source_of(name),
@@ -194,6 +196,15 @@ pub fn build(
                     .filter(|i| !dropped_words.contains(*i))
                     .map(|i| expanded[*i].text.as_str())
                     .collect();
+                let shown: Vec<String> = left.iter().map(|w| mask_credentials(w)).collect();
+                if shown.iter().zip(&left).any(|(shown, word)| shown != word) {
+                    // Written out, it would land in a world-readable unit
+                    // file and in plan's diff.
+                    return Err(format!(
+                        "${name} from {} holds an option that clashes with daemon.json, so it would have to be written into {own_path},                          but it also holds a password in a URL, which dockhand does not copy there: remove the clashing option from ${name}",
+                        source_of(name)
+                    ));
+                }
                 kept.extend(left.iter().map(|w| systemd_quote(w)));
                 command.extend(left.iter().map(|w| w.to_string()));
                 out.notes.push(format!(
@@ -203,7 +214,7 @@ pub fn build(
                     if left.is_empty() {
                         "nothing else in it is kept".to_string()
                     } else {
-                        format!("its other options (`{}`) are written into {own_path}", left.join(" "))
+                        format!("its other options (`{}`) are written into {own_path}", shown.join(" "))
                     }
                 ));
             }
@@ -225,6 +236,23 @@ pub fn build(
         kept.join(" ")
     );
     Ok(out)
+}
+
+/// A word as plan may show it: the password of a URL (`--registry-mirror
+/// https://user:secret@…`, a proxy) is never printed.
+fn mask_credentials(word: &str) -> String {
+    let Some(scheme_end) = word.find("://") else {
+        return word.to_string();
+    };
+    let rest = &word[scheme_end + 3..];
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..host_end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &word[..scheme_end + 3], &rest[at..])
+        }
+        None => word.to_string(),
+    }
 }
 
 /// Quotes a word for an ExecStart line when it needs it.
@@ -424,6 +452,33 @@ mod tests {
                 .command
                 .iter()
                 .any(|w| w.contains("2375") || w.contains("icc"))
+        );
+    }
+
+    #[test]
+    fn passwords_in_urls_are_never_shown() {
+        for (word, shown) in [
+            (
+                "--registry-mirror=https://ops:s3cret@mirror.invalid/v2",
+                "--registry-mirror=https://ops:***@mirror.invalid/v2",
+            ),
+            ("http://proxy.invalid:3128", "http://proxy.invalid:3128"),
+            ("--dns", "--dns"),
+        ] {
+            assert_eq!(mask_credentials(word), shown);
+        }
+        let facts = facts(
+            &[("/lib/systemd/system/docker.service", PACKAGED)],
+            &[(
+                "/etc/default/docker",
+                "DOCKER_OPTS=\"--registry-mirror https://ops:s3cret@mirror.invalid\"\n",
+            )],
+        );
+        let built = build(&facts, OURS, &managed_keys(), &hosts()).unwrap();
+        let notes = built.notes.join("\n");
+        assert!(
+            !notes.contains("s3cret") && notes.contains("https://ops:***@mirror.invalid"),
+            "{notes}"
         );
     }
 
