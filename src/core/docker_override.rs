@@ -220,7 +220,7 @@ pub fn build(
             }
             None => {
                 if !own.iter().any(|i| dropped_words.contains(i)) {
-                    kept.push(word.clone());
+                    kept.push(quote_word(word));
                     command.extend(own.iter().map(|i| expanded[*i].text.clone()));
                 }
             }
@@ -255,21 +255,23 @@ fn mask_credentials(word: &str) -> String {
     }
 }
 
-/// Quotes a word for an ExecStart line when it needs it.
+/// Quotes a value for an ExecStart line when it needs it; its `$` is
+/// literal (a value from an environment file is not expanded again).
 fn systemd_quote(word: &str) -> String {
+    quote_word(&word.replace('$', "$$"))
+}
+
+/// Quotes a word of the unit's own command line again, as it was written
+/// there: its `${NAME}` still expands.
+fn quote_word(word: &str) -> String {
     if !word.is_empty()
         && word
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%${}".contains(c))
     {
         word.to_string()
     } else {
-        format!(
-            "\"{}\"",
-            word.replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('$', "$$")
-        )
+        format!("\"{}\"", word.replace('\\', "\\\\").replace('"', "\\\""))
     }
 }
 
@@ -390,7 +392,7 @@ mod tests {
 
     #[test]
     fn a_docker_machine_drop_in_has_its_plain_listener_closed_and_options_kept() {
-        let machine = "[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H tcp://0.0.0.0:2375 -H unix:///var/run/docker.sock --storage-driver overlay2 --label provider=generic $DOCKER_OPTS\nEnvironment=\n";
+        let machine = "[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H tcp://0.0.0.0:2375 -H unix:///var/run/docker.sock --storage-driver overlay2 --label \"provider=generic lab\" $DOCKER_OPTS\nEnvironment=\n";
         let facts = facts(
             &[
                 ("/lib/systemd/system/docker.service", PACKAGED),
@@ -404,7 +406,7 @@ mod tests {
         let built = build(&facts, OURS, &managed_keys(), &hosts()).unwrap();
         assert_eq!(
             exec_line(&built.text),
-            "ExecStart=/usr/sbin/dockerd --storage-driver overlay2 --label provider=generic $DOCKER_OPTS"
+            "ExecStart=/usr/sbin/dockerd --storage-driver overlay2 --label \"provider=generic lab\" $DOCKER_OPTS"
         );
         let closed = built
             .notes
