@@ -27,9 +27,8 @@ enum Command {
         /// The inventory file (YAML).
         #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
         inventory: PathBuf,
-        /// How many hosts to connect to at once.
-        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
-        forks: u32,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Show, per host, what applying the playbook would change: unified
     /// diffs, modes, owners, handlers. Never writes to a host.
@@ -41,21 +40,18 @@ enum Command {
         /// Exit 2 when changes are pending (0: nothing to do, 1: error).
         #[arg(long)]
         detailed_exitcode: bool,
-        /// Also show each host's connection and gathering steps (stderr).
-        #[arg(short, long)]
-        verbose: bool,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Apply the playbook: write atomically, run the notified handlers,
     /// verify each host, and roll a host back if it does not verify.
     Apply {
         #[command(flatten)]
         selection: SelectionArgs,
-        /// How many hosts to work on at once.
-        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
-        forks: u32,
-        /// Rolling batches: N hosts, or P% of them, each batch finished
-        /// (applied and verified) before the next starts.
-        #[arg(long, value_name = "N|P%")]
+        /// Rolling batches: N hosts, P% of them, or a list whose last size
+        /// repeats (1,10%,100%: a canary, then growing batches); each batch
+        /// is finished (applied and verified) before the next starts.
+        #[arg(long, value_name = "N|P%|LIST")]
         serial: Option<crate::core::rollout::Serial>,
         /// Stop when more than P% of a batch failed; later batches are not touched.
         #[arg(long, value_name = "P", value_parser = clap::value_parser!(u8).range(0..=100))]
@@ -65,9 +61,8 @@ enum Command {
         /// Do not show the plan and ask first (only asked on a terminal).
         #[arg(short = 'y', long)]
         yes: bool,
-        /// Also show each host's steps (stderr).
-        #[arg(short, long)]
-        verbose: bool,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Check every host without changing anything: mutual TLS to the
     /// daemon, clients without a certificate refused, sshd -T, SSH login.
@@ -76,6 +71,8 @@ enum Command {
         selection: SelectionArgs,
         #[arg(long, value_enum, default_value_t = FormatArg::Human)]
         format: FormatArg,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// The local CA and client certificate bundles.
     Pki {
@@ -127,9 +124,52 @@ struct SelectionArgs {
     limit: Option<String>,
 }
 
-impl From<SelectionArgs> for commands::plan::Selection {
+/// How a command that visits hosts runs: shared by ping, plan, apply, verify.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// How many hosts to work on at once.
+    #[arg(long, default_value_t = commands::FORKS as u32, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    forks: u32,
+    /// The deadline of each remote step, in seconds (default: 60, and 300
+    /// for replacing files and restarting services).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    timeout: Option<u64>,
+    /// Progress on stderr: bars on a terminal, plain lines elsewhere (auto).
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    progress: ProgressArg,
+    /// Also show when each step ends, and how long it took.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ProgressArg {
+    Auto,
+    Bars,
+    Plain,
+    None,
+}
+
+impl From<RunArgs> for commands::Run {
+    fn from(args: RunArgs) -> Self {
+        use crate::report::progress::Mode;
+        commands::Run {
+            forks: args.forks as usize,
+            progress: match args.progress {
+                ProgressArg::Auto => Mode::Auto,
+                ProgressArg::Bars => Mode::Bars,
+                ProgressArg::Plain => Mode::Plain,
+                ProgressArg::None => Mode::None,
+            },
+            verbose: args.verbose,
+            timeout: args.timeout.map(std::time::Duration::from_secs),
+        }
+    }
+}
+
+impl From<SelectionArgs> for crate::engine::load::Selection {
     fn from(args: SelectionArgs) -> Self {
-        commands::plan::Selection {
+        crate::engine::load::Selection {
             inventory: args.inventory,
             playbook: args.playbook,
             limit: args.limit,
@@ -217,44 +257,47 @@ pub fn run() -> Result<i32> {
         }
     };
     match cli.command {
-        Command::Ping { inventory, forks } => commands::ping::run(&commands::ping::Options {
+        Command::Ping { inventory, run } => commands::ping::run(&commands::ping::Options {
             inventory,
-            forks: forks as usize,
+            run: run.into(),
         }),
         Command::Plan {
             selection,
             format,
             detailed_exitcode,
-            verbose,
+            run,
         } => commands::plan::run(&commands::plan::Options {
             selection: selection.into(),
             format: format.into(),
             detailed_exitcode,
-            verbose,
+            run: run.into(),
         }),
         Command::Apply {
             selection,
-            forks,
             serial,
             max_fail_percent,
             format,
             yes,
-            verbose,
+            run,
         } => commands::apply::run(&commands::apply::Options {
             selection: selection.into(),
-            forks: forks as usize,
-            serial,
-            max_fail_percent,
+            rollout: crate::engine::fleet::Rollout {
+                serial,
+                max_fail_percent,
+            },
             format: format.into(),
             yes,
-            verbose,
+            run: run.into(),
         }),
-        Command::Verify { selection, format } => {
-            commands::verify::run(&commands::verify::Options {
-                selection: selection.into(),
-                format: format.into(),
-            })
-        }
+        Command::Verify {
+            selection,
+            format,
+            run,
+        } => commands::verify::run(&commands::verify::Options {
+            selection: selection.into(),
+            format: format.into(),
+            run: run.into(),
+        }),
         Command::Pki { action, playbook } => match action {
             PkiAction::Init => commands::pki::init(playbook.as_deref()),
             PkiAction::Client { name, out } => {

@@ -93,9 +93,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// A remote step did not end within its deadline.
+    #[error("{host}: {step}: no answer within {seconds}s (the step's deadline; --timeout sets it)")]
+    Deadline {
+        host: String,
+        step: String,
+        seconds: f64,
+    },
+
     /// A host left alone because the rollout stopped before reaching it.
     #[error("{host}: skipped: {reason}")]
     Skipped { host: String, reason: String },
+
+    /// A host abandoned in the middle by a second interrupt.
+    #[error(
+        "{host}: aborted: abandoned in the middle by a second interrupt; it may be mid-change, run apply again"
+    )]
+    Aborted { host: String },
 
     /// The lab needs root on the machine.
     #[error(

@@ -262,7 +262,7 @@ fn a_changed_host_key_is_refused() {
         SshSession::connect(&target)
             .await
             .unwrap()
-            .close()
+            .disconnect()
             .await
             .unwrap();
     });

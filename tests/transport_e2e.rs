@@ -75,7 +75,7 @@ fn runs_commands_on_every_host_over_one_connection() {
                 ("a\n".into(), "b\n".into())
             );
 
-            session.close().await.unwrap();
+            session.disconnect().await.unwrap();
         }
     });
 }
@@ -99,7 +99,7 @@ fn the_sudo_user_logs_in_and_sudo_needs_no_password() {
             );
             let root = session.run("sudo id", "sudo -n id -u", b"").await.unwrap();
             assert_eq!(root.stdout_text().trim(), "0");
-            session.close().await.unwrap();
+            session.disconnect().await.unwrap();
         }
     });
 }
@@ -122,7 +122,7 @@ fn an_unknown_host_key_is_refused_when_strict_and_recorded_with_accept_new() {
 
         target.host_key_policy = HostKeyPolicy::AcceptNew;
         let session = SshSession::connect(&target).await.unwrap();
-        session.close().await.unwrap();
+        session.disconnect().await.unwrap();
         let recorded = std::fs::read_to_string(&known_hosts).unwrap();
         assert!(recorded.contains(&target.address), "{recorded}");
 
@@ -131,7 +131,7 @@ fn an_unknown_host_key_is_refused_when_strict_and_recorded_with_accept_new() {
         SshSession::connect(&target)
             .await
             .unwrap()
-            .close()
+            .disconnect()
             .await
             .unwrap();
     });

@@ -108,7 +108,7 @@ async fn wait_for_host(target: &Target, deadline: Instant) -> Result<()> {
         let attempt = match SshSession::connect(target).await {
             Ok(session) => {
                 let result = wait_for_docker(&session, deadline).await;
-                let _ = session.close().await;
+                session.close().await;
                 result
             }
             Err(err) => Err(err),

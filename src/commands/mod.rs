@@ -6,49 +6,68 @@ pub mod lab;
 pub mod ping;
 pub mod pki;
 pub mod plan;
-mod target;
 pub mod verify;
 
-pub use target::Targets;
+use std::time::Duration;
 
-use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
+use crate::engine::fleet::{Deadlines, Ended, Fleet, Interrupt};
 use crate::error::{Error, Result};
+use crate::report::progress::Progress;
 
 /// Hosts handled at once unless `--forks` says otherwise.
 pub const FORKS: usize = 50;
 
-/// Runs `work` for every job, at most `forks` at a time, and returns the
-/// results in the jobs' order (the inventory's), whatever order they end in.
-pub async fn for_each_host<J, F, Fut, T>(jobs: Vec<J>, forks: usize, work: F) -> Vec<T>
-where
-    J: Send + 'static,
-    T: Send + 'static,
-    F: Fn(J) -> Fut,
-    Fut: Future<Output = T> + Send + 'static,
-{
-    let limit = Arc::new(tokio::sync::Semaphore::new(forks.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, job) in jobs.into_iter().enumerate() {
-        let limit = limit.clone();
-        let future = work(job);
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            (index, future.await)
-        });
+/// The options every command that visits hosts has.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    pub forks: usize,
+    pub progress: crate::report::progress::Mode,
+    /// Also render when each step ends.
+    pub verbose: bool,
+    /// `--timeout`: one deadline for every remote step.
+    pub timeout: Option<Duration>,
+}
+
+impl Run {
+    /// The fleet runner for these options, reporting to `progress`.
+    fn progress(&self) -> Progress {
+        Progress::start(self.progress, self.verbose)
     }
-    let mut results = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(result) => results.push(result),
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => {}
+
+    fn fleet(&self, progress: &Progress) -> Fleet {
+        Fleet {
+            forks: self.forks,
+            sink: progress.sink(),
+            deadlines: self.timeout.map(Deadlines::uniform).unwrap_or_default(),
+            interrupt: Interrupt::default(),
         }
     }
-    results.sort_by_key(|(index, _)| *index);
-    results.into_iter().map(|(_, result)| result).collect()
+}
+
+/// A host's end as a result: skipped and abandoned hosts are errors that
+/// say so.
+fn result_of<T>(host: &str, ended: Ended<T>) -> Result<T> {
+    match ended {
+        Ended::Ran(result) => result,
+        Ended::Skipped(reason) => Err(Error::Skipped {
+            host: host.to_string(),
+            reason,
+        }),
+        Ended::Aborted => Err(Error::Aborted {
+            host: host.to_string(),
+        }),
+    }
+}
+
+/// The status and one line for a host that failed.
+fn failure(err: &Error) -> (crate::core::event::HostStatus, String) {
+    use crate::core::event::HostStatus;
+    let status = if err.is_unreachable() {
+        HostStatus::Unreachable
+    } else {
+        HostStatus::Failed
+    };
+    (status, err.to_string())
 }
 
 /// The multi-threaded runtime every networked command runs on.
@@ -57,17 +76,4 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))
-}
-
-pub(crate) fn home_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-}
-
-/// Reads and parses an inventory file.
-pub fn load_inventory(path: &Path) -> Result<crate::core::inventory::Inventory> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::file(path, format!("cannot read the inventory: {e}")))?;
-    crate::core::inventory::Inventory::parse(path, &text, home_dir().as_deref())
 }

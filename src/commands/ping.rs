@@ -3,15 +3,16 @@
 //! the host's name, the login user, sudo (when `become` is set) and
 //! docker's state, or why the host could not be reached.
 
-use std::time::{Duration, Instant};
-
+use crate::core::event::{HostStatus, Phase};
+use crate::engine::fleet::HostRun;
+use crate::engine::load;
 use crate::error::Result;
 use crate::report::{self, PingOutcome, PingReply};
-use crate::transport::{SshSession, Target, Transport};
+use crate::transport::{Connector, Ssh, Target, Transport};
 
 pub struct Options {
     pub inventory: std::path::PathBuf,
-    pub forks: usize,
+    pub run: super::Run,
 }
 
 /// Everything is asked in one round trip. `sudo -n` never prompts: a host
@@ -22,47 +23,70 @@ const SUDO_PROBE: &str =
     "; if sudo -n true 2>/dev/null; then echo sudo=ok; else echo sudo=refused; fi";
 
 pub fn run(options: &Options) -> Result<i32> {
-    let inventory = super::load_inventory(&options.inventory)?;
-    let targets = super::Targets::from_environment()?;
-    let jobs = inventory
-        .hosts
-        .iter()
-        .map(|host| {
-            Ok((
-                targets.for_host(host)?,
-                host.ssh.become_root.unwrap_or(false),
-            ))
+    let jobs = load::targets(&options.inventory)?
+        .into_iter()
+        .map(|(host, target)| {
+            let sudo = host.ssh.become_root.unwrap_or(false);
+            (host.name, (target, sudo))
         })
-        .collect::<Result<Vec<(Target, bool)>>>()?;
-    let outcomes = super::runtime()?.block_on(super::for_each_host(
+        .collect();
+    let progress = options.run.progress();
+    let fleet = options.run.fleet(&progress);
+    let ended = super::runtime()?.block_on(fleet.run(
+        "ping",
         jobs,
-        options.forks,
-        |(target, check_sudo)| async move {
-            let started = Instant::now();
-            let reply = ping(&target, check_sudo).await;
-            let outcome = PingOutcome {
-                host: target.name.clone(),
-                elapsed: started.elapsed(),
-                reply,
-            };
-            report::ping_line(&outcome);
-            outcome
+        describe,
+        |(target, check_sudo): (Target, bool), run| async move {
+            ping(&Ssh, &target, check_sudo, &run).await
         },
     ));
+    drop(fleet);
+    progress.finish();
+    let outcomes: Vec<PingOutcome> = ended
+        .into_iter()
+        .map(|f| PingOutcome {
+            reply: super::result_of(&f.host, f.ended),
+            host: f.host,
+        })
+        .collect();
     let failed = outcomes.iter().filter(|o| o.reply.is_err()).count();
     report::ping_summary(&outcomes);
     Ok(if failed == 0 { 0 } else { 1 })
 }
 
-async fn ping(target: &Target, check_sudo: bool) -> Result<PingReply> {
-    let session = SshSession::connect(target).await?;
+fn describe(reply: &Result<PingReply>) -> (HostStatus, String) {
+    match reply {
+        Ok(reply) => (
+            HostStatus::Ok,
+            format!("user={} docker={}", reply.user, reply.docker),
+        ),
+        Err(err) => super::failure(err),
+    }
+}
+
+async fn ping<C: Connector>(
+    connector: &C,
+    target: &Target,
+    check_sudo: bool,
+    run: &HostRun,
+) -> Result<PingReply> {
+    let limit = target.connect_timeout + std::time::Duration::from_secs(5);
+    let session = run
+        .step(Phase::Connecting, limit, connector.connect(target))
+        .await?;
     let command = if check_sudo {
         format!("{PROBE}{SUDO_PROBE}")
     } else {
         PROBE.to_string()
     };
-    let output = session.run("probe", &command, b"").await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), session.close()).await;
+    let output = run
+        .step(
+            Phase::Probing,
+            run.deadlines.step,
+            session.run("probe", &command, b""),
+        )
+        .await;
+    session.close().await;
     let text = output?.stdout_text();
     let field = |key: &str| {
         text.lines()

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::pki::{Outcome, PkiStore, write_atomic as write_file};
 use crate::report;
 
-use super::plan::{load_playbook, now};
+use crate::engine::load::{now, playbook as load_playbook};
 
 /// The store, with settings from a playbook's `pki` section if one is given.
 pub fn store(playbook: Option<&Path>) -> Result<PkiStore> {

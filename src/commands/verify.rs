@@ -6,26 +6,27 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::core::event::HostStatus;
+use crate::core::outcome::Applied;
 use crate::core::resources::TlsMaterial;
-use crate::engine::pipeline::{self, Applied, HostJob};
+use crate::engine::load::{self, Selection};
+use crate::engine::pipeline::{self, HostJob};
 use crate::error::{Error, Result};
 use crate::report::{self, ApplyOutcome, Format};
-use crate::transport::SshSession;
-
-use super::apply::{checks, verification_client};
-use super::plan::{Selection, load};
+use crate::transport::{Ssh, Transport};
 
 pub struct Options {
     pub selection: Selection,
     pub format: Format,
+    pub run: super::Run,
 }
 
 pub fn run(options: &Options) -> Result<i32> {
-    let loaded = load(&options.selection)?;
+    let loaded = load::load(&options.selection)?;
     let playbook = loaded.playbook.clone();
     let client = match &loaded.store {
         Some(store) => {
-            let name = verification_client(&playbook);
+            let name = load::verification_client(&playbook);
             Some(store.client(&name)?.ok_or_else(|| {
                 Error::Usage(format!(
                     "no client certificate `{name}` in {}: run `dockhand apply` (or `dockhand pki client {name}`) first",
@@ -35,57 +36,69 @@ pub fn run(options: &Options) -> Result<i32> {
         }
         None => None,
     };
-    let checks = Arc::new(checks(&playbook, loaded.store.as_ref(), client)?);
-    let mut jobs = Vec::new();
-    for (host, target) in &loaded.hosts {
-        jobs.push(HostJob {
-            target: target.clone(),
-            host: host.clone(),
-            tls: TlsMaterial::CaPending,
-        });
-    }
+    let checks = Arc::new(load::checks(&playbook, loaded.store.as_ref(), client)?);
+    let jobs: Vec<(String, HostJob)> = loaded
+        .hosts
+        .iter()
+        .map(|(host, target)| {
+            let job = HostJob {
+                target: target.clone(),
+                host: host.clone(),
+                tls: TlsMaterial::CaPending,
+            };
+            (host.name.clone(), job)
+        })
+        .collect();
+    let addresses: Vec<String> = loaded
+        .hosts
+        .iter()
+        .map(|(h, _)| h.address.clone())
+        .collect();
     let started = Instant::now();
-    let outcomes = super::runtime()?.block_on(super::for_each_host(
+    let progress = options.run.progress();
+    let fleet = options.run.fleet(&progress);
+    let ended = super::runtime()?.block_on(fleet.run(
+        "verify",
         jobs,
-        super::FORKS,
-        move |job: HostJob| {
+        describe,
+        move |job: HostJob, run| {
             let checks = checks.clone();
             let playbook = playbook.clone();
             async move {
-                let host_started = Instant::now();
-                let result = async {
-                    let desired = pipeline::expand_before_gathering(&playbook, &job)?;
-                    let session = SshSession::connect(&job.target).await?;
-                    let verified = pipeline::verify(&session, &job, &desired, &checks).await;
-                    let _ = session.close().await;
-                    verified
-                }
-                .await;
-                if let Ok(passed) = &result {
-                    report::step(
-                        &job.host.name,
-                        &pipeline::Step::Verified {
-                            checks: passed.clone(),
-                        },
-                    );
-                }
-                let outcome = ApplyOutcome {
-                    host: job.host.name.clone(),
-                    address: job.host.address.clone(),
-                    elapsed: host_started.elapsed(),
-                    warnings: Vec::new(),
-                    notes: Vec::new(),
-                    result: result.map(|_| (Applied::Unchanged, Vec::new())),
-                };
-                report::apply::progress(&outcome);
-                outcome
+                let desired = pipeline::expand_before_gathering(&playbook, &job)?;
+                let session = pipeline::connect(&Ssh, &job, &run).await?;
+                let verified =
+                    pipeline::verify(&Ssh, &session, &job, &desired, &checks, &run).await;
+                session.close().await;
+                verified
             }
         },
     ));
+    drop(fleet);
+    progress.finish();
+    let outcomes: Vec<ApplyOutcome> = ended
+        .into_iter()
+        .zip(addresses)
+        .map(|(f, address)| ApplyOutcome {
+            result: super::result_of(&f.host, f.ended).map(|_| (Applied::Unchanged, Vec::new())),
+            host: f.host,
+            address,
+            elapsed: f.elapsed,
+            warnings: Vec::new(),
+            notes: Vec::new(),
+        })
+        .collect();
     report::apply::print(&outcomes, options.format, started.elapsed());
     Ok(if outcomes.iter().all(|o| o.result.is_ok()) {
         0
     } else {
         1
     })
+}
+
+fn describe(checks: &Result<Vec<String>>) -> (HostStatus, String) {
+    match checks {
+        Ok(passed) => (HostStatus::Ok, format!("verified: {}", passed.join("; "))),
+        Err(err) => super::failure(err),
+    }
 }

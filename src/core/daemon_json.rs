@@ -86,6 +86,17 @@ pub fn key_changes(before: &Map<String, Value>, after: &Map<String, Value>) -> V
     changes
 }
 
+/// The keys dockerd compares with its flags: the top-level keys, and the
+/// keys inside `proxies`, which it reads as if they were top-level
+/// (`--http-proxy` clashes with `"proxies": {"http-proxy": …}`).
+pub fn clash_keys(document: &Map<String, Value>) -> std::collections::BTreeSet<String> {
+    let mut keys: std::collections::BTreeSet<String> = document.keys().cloned().collect();
+    if let Some(Value::Object(proxies)) = document.get("proxies") {
+        keys.extend(proxies.keys().cloned());
+    }
+    keys
+}
+
 /// Settings of a daemon.json that undo part of what the docker role
 /// secures, each as a sentence saying where it comes from (`managed`: the
 /// keys the playbook sets; any other key was set by hand and is kept).

@@ -37,30 +37,34 @@ pub struct Override {
     pub warnings: Vec<String>,
 }
 
-/// Builds the drop-in at `own_path` for a daemon.json with `daemon_keys`,
-/// whose listeners are `hosts`.
-pub fn build(
-    facts: &Facts,
-    own_path: &str,
-    daemon_keys: &BTreeSet<String>,
-    hosts: &[String],
-) -> Result<Override, String> {
+/// What the drop-in is built for: where it goes, and the daemon.json
+/// dockhand writes (its path, its keys, its listeners).
+pub struct Target<'a> {
+    pub own_path: &'a str,
+    pub daemon_json: &'a str,
+    pub daemon_keys: &'a BTreeSet<String>,
+    pub hosts: &'a [String],
+}
+
+/// Builds the drop-in.
+pub fn build(facts: &Facts, target: &Target) -> Result<Override, String> {
+    let (own_path, daemon_keys, hosts) = (target.own_path, target.daemon_keys, target.hosts);
     let mut out = Override::default();
-    let own_is_ours = facts
+    // The drop-in at dockhand's path is never part of what it is built
+    // from (else a second run would build from the first one's output).
+    // One that dockhand did not write (`systemctl edit docker` makes
+    // override.conf) is replaced whole: plan says what goes with it.
+    if let Some(foreign) = facts
         .docker_unit_files
         .iter()
-        .find(|f| f.path == own_path)
-        .map(|f| f.text.starts_with(MANAGED.trim_end()));
-    if own_is_ours == Some(false) {
-        out.warnings.push(format!(
-            "{own_path} was not written by dockhand: it is replaced as a whole, and what it sets besides ExecStart goes with it \
-             (move such settings to a drop-in of another name to keep them)"
-        ));
+        .find(|f| f.path == own_path && !f.text.starts_with(MANAGED.trim_end()))
+    {
+        out.warnings.push(foreign_drop_in(foreign));
     }
     let base_files: Vec<&UnitFile> = facts
         .docker_unit_files
         .iter()
-        .filter(|f| !(f.path == own_path && own_is_ours == Some(true)))
+        .filter(|f| f.path != own_path)
         .collect();
     let own_name = file_name(own_path);
     for file in &base_files {
@@ -121,14 +125,23 @@ pub fn build(
             Some(name) => format!("${name} from {}", source_of(name)),
             None => format!("ExecStart in {source}"),
         };
+        let words = option.first..option.first + option.words.len();
+        if option.name == "config-file" && option.value() != Some(target.daemon_json) {
+            words.clone().for_each(|i| {
+                dropped_words.insert(i);
+            });
+            out.notes.push(format!(
+                "`{}` ({origin}) is dropped: dockerd must read the daemon.json dockhand writes, {}",
+                option.text(),
+                target.daemon_json
+            ));
+            continue;
+        }
         let clash = option.daemon_key().filter(|key| daemon_keys.contains(*key));
         let Some(key) = clash else { continue };
-        (option.first..option.first + option.words.len()).for_each(|i| {
+        words.clone().for_each(|i| {
             dropped_words.insert(i);
         });
-        if let Some(name) = &variable {
-            inlined_variables.insert(name.clone());
-        }
         if key == "hosts" {
             let value = option.value().unwrap_or("");
             listeners.push((value.to_string(), origin.clone()));
@@ -142,6 +155,12 @@ pub fn build(
     let tls_on_command_line = options
         .iter()
         .any(|o| o.name == "tlsverify" && !o.text().ends_with("=false"));
+    // A variable with any dropped word in it can no longer be passed whole.
+    for index in &dropped_words {
+        if let Some(name) = &expanded[*index].variable {
+            inlined_variables.insert(name.clone());
+        }
+    }
     for (value, origin) in &listeners {
         if value.starts_with("tcp://") && !tls_on_command_line {
             out.notes.push(format!(
@@ -161,19 +180,11 @@ pub fn build(
     // references unless they had to be written out.
     let mut kept = vec![program.clone()];
     let mut command = vec![program.clone()];
-    let mut index = 0;
-    for word in args {
+    for (position, word) in args.iter().enumerate() {
         let name = docker_unit::whole_variable(word).or_else(|| docker_unit::braced_variable(word));
-        let count = match name {
-            Some(_) if docker_unit::braced_variable(word).is_some() => 1,
-            Some(name) => expanded[index..]
-                .iter()
-                .take_while(|w| w.variable.as_deref() == Some(name))
-                .count(),
-            None => 1,
-        };
-        let own: Vec<usize> = (index..index + count).collect();
-        index += count;
+        let own: Vec<usize> = (0..expanded.len())
+            .filter(|i| expanded[*i].source == position)
+            .collect();
         match name {
             Some(name) if !inlined_variables.contains(name) => {
                 kept.push(word.clone());
@@ -236,6 +247,31 @@ pub fn build(
         kept.join(" ")
     );
     Ok(out)
+}
+
+/// What plan says of a drop-in at dockhand's path that dockhand did not
+/// write: it is replaced whole, and what it set goes with it.
+fn foreign_drop_in(file: &UnitFile) -> String {
+    let show = |text: &str| {
+        text.split(' ')
+            .map(mask_credentials)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let settings: Vec<String> = docker_unit::service_assignments(&file.text)
+        .into_iter()
+        .filter(|(key, value)| !(key == "ExecStart" && value.is_empty()))
+        .map(|(key, value)| format!("`{key}={}`", show(&value)))
+        .collect();
+    let lost = if settings.is_empty() {
+        "nothing it sets in [Service] is lost".to_string()
+    } else {
+        format!("{} go with it", settings.join(", "))
+    };
+    format!(
+        "{} was not written by dockhand and is replaced whole: {lost}; to keep a setting, move it to a drop-in of another name (such as 10-local.conf) first",
+        file.path
+    )
 }
 
 /// A word as plan may show it: the password of a URL (`--registry-mirror
@@ -331,6 +367,18 @@ mod tests {
         ]
     }
 
+    fn target() -> Target<'static> {
+        use std::sync::LazyLock;
+        static KEYS: LazyLock<BTreeSet<String>> = LazyLock::new(managed_keys);
+        static HOSTS: LazyLock<Vec<String>> = LazyLock::new(hosts);
+        Target {
+            own_path: OURS,
+            daemon_json: "/etc/docker/daemon.json",
+            daemon_keys: &KEYS,
+            hosts: &HOSTS,
+        }
+    }
+
     fn exec_line(text: &str) -> &str {
         text.lines().rfind(|l| l.starts_with("ExecStart=")).unwrap()
     }
@@ -341,7 +389,7 @@ mod tests {
             &[("/lib/systemd/system/docker.service", PACKAGED)],
             &[("/etc/default/docker", "DOCKER_OPTS=\"--dns 192.0.2.53\"\n")],
         );
-        let built = build(&facts, OURS, &managed_keys(), &hosts()).unwrap();
+        let built = build(&facts, &target()).unwrap();
         assert_eq!(
             exec_line(&built.text),
             "ExecStart=/usr/sbin/dockerd --containerd=/run/containerd/containerd.sock $DOCKER_OPTS"
@@ -376,9 +424,7 @@ mod tests {
         // The packaged file alone, without DOCKER_OPTS: nothing to keep.
         let bare = build(
             &self::facts(&[("/lib/systemd/system/docker.service", PACKAGED)], &[]),
-            OURS,
-            &managed_keys(),
-            &hosts(),
+            &target(),
         )
         .unwrap();
         assert_eq!(
@@ -403,7 +449,7 @@ mod tests {
             ],
             &[("/etc/default/docker", "DOCKER_OPTS=\"--dns 192.0.2.53\"\n")],
         );
-        let built = build(&facts, OURS, &managed_keys(), &hosts()).unwrap();
+        let built = build(&facts, &target()).unwrap();
         assert_eq!(
             exec_line(&built.text),
             "ExecStart=/usr/sbin/dockerd --storage-driver overlay2 --label \"provider=generic lab\" $DOCKER_OPTS"
@@ -437,10 +483,10 @@ mod tests {
                 "DOCKER_OPTS=\"-H tcp://0.0.0.0:2375 --icc=true --dns 192.0.2.53 --label 'a b'\"\n",
             )],
         );
-        let built = build(&facts, OURS, &managed_keys(), &hosts()).unwrap();
+        let built = build(&facts, &target()).unwrap();
         assert_eq!(
             exec_line(&built.text),
-            "ExecStart=/usr/sbin/dockerd --containerd=/run/containerd/containerd.sock --dns 192.0.2.53 --label \"'a\" \"b'\""
+            "ExecStart=/usr/sbin/dockerd --containerd=/run/containerd/containerd.sock --dns 192.0.2.53 --label \"a b\""
         );
         let notes = built.notes.join("\n");
         assert!(notes.contains("`--icc=true` ($DOCKER_OPTS from /etc/default/docker) is dropped: daemon.json sets `icc`"), "{notes}");
@@ -476,7 +522,7 @@ mod tests {
                 "DOCKER_OPTS=\"--registry-mirror https://ops:s3cret@mirror.invalid\"\n",
             )],
         );
-        let built = build(&facts, OURS, &managed_keys(), &hosts()).unwrap();
+        let built = build(&facts, &target()).unwrap();
         let notes = built.notes.join("\n");
         assert!(
             !notes.contains("s3cret") && notes.contains("https://ops:***@mirror.invalid"),
@@ -485,12 +531,42 @@ mod tests {
     }
 
     #[test]
+    fn a_variable_with_any_dropped_word_is_written_out_and_config_file_goes() {
+        let unit = "[Service]\nEnvironmentFile=-/etc/default/docker\n\
+            ExecStart=/usr/bin/dockerd -H fd:// -H ${DOCKER_HOST} --config-file /etc/docker/other.json $A ${A}\n";
+        let facts = facts(
+            &[("/lib/systemd/system/docker.service", unit)],
+            &[(
+                "/etc/default/docker",
+                "DOCKER_HOST=tcp://0.0.0.0:2375\nA=--debug\n",
+            )],
+        );
+        let built = build(&facts, &target()).unwrap();
+        assert_eq!(exec_line(&built.text), "ExecStart=/usr/bin/dockerd $A ${A}");
+        assert!(
+            built
+                .notes
+                .iter()
+                .any(|n| n.contains("`--config-file /etc/docker/other.json`")
+                    && n.contains("is dropped")),
+            "{:?}",
+            built.notes
+        );
+        assert!(
+            built
+                .notes
+                .iter()
+                .any(|n| n.contains("tcp://0.0.0.0:2375") && n.contains("is closed")),
+            "{:?}",
+            built.notes
+        );
+    }
+
+    #[test]
     fn a_converged_host_gives_the_same_drop_in_again() {
         let first = build(
             &facts(&[("/lib/systemd/system/docker.service", PACKAGED)], &[]),
-            OURS,
-            &managed_keys(),
-            &hosts(),
+            &target(),
         )
         .unwrap();
         let again = build(
@@ -501,9 +577,7 @@ mod tests {
                 ],
                 &[],
             ),
-            OURS,
-            &managed_keys(),
-            &hosts(),
+            &target(),
         )
         .unwrap();
         assert_eq!(first.text, again.text);
@@ -512,7 +586,7 @@ mod tests {
 
     #[test]
     fn foreign_and_later_drop_ins_are_warned_about() {
-        let foreign = "[Service]\nEnvironment=HTTP_PROXY=http://proxy.invalid:3128\n";
+        let foreign = "[Service]\nEnvironment=HTTP_PROXY=http://ops:s3cret@proxy.invalid:3128\nExecStart=\nExecStart=/usr/bin/dockerd -H fd:// --data-root /srv/docker\n";
         let later = "[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H fd://\n";
         let built = build(
             &facts(
@@ -523,13 +597,14 @@ mod tests {
                 ],
                 &[],
             ),
-            OURS,
-            &managed_keys(),
-            &hosts(),
+            &target(),
         )
         .unwrap();
         assert_eq!(built.warnings.len(), 2, "{:?}", built.warnings);
-        assert!(built.warnings[0].contains("was not written by dockhand"));
+        assert!(built.warnings[0].contains("was not written by dockhand and is replaced whole: `Environment=HTTP_PROXY=http://ops:***@proxy.invalid:3128`, `ExecStart=/usr/bin/dockerd -H fd:// --data-root /srv/docker` go with it"), "{}", built.warnings[0]);
+        // Built without the replaced file, as every later run will be
+        // (here the later drop-in's command line is the base).
+        assert_eq!(exec_line(&built.text), "ExecStart=/usr/sbin/dockerd");
         assert!(built.warnings[1].contains("zz-late.conf sets ExecStart and is read after"));
     }
 
@@ -544,20 +619,18 @@ mod tests {
             ],
             ..Facts::default()
         };
-        let built = build(&effective, OURS, &managed_keys(), &hosts()).unwrap();
+        let built = build(&effective, &target()).unwrap();
         assert_eq!(exec_line(&built.text), "ExecStart=/usr/bin/dockerd --debug");
         let from_path = build(
             &Facts {
                 dockerd_path: Some("/opt/dockerd".into()),
                 ..Facts::default()
             },
-            OURS,
-            &managed_keys(),
-            &hosts(),
+            &target(),
         )
         .unwrap();
         assert_eq!(exec_line(&from_path.text), "ExecStart=/opt/dockerd");
-        let none = build(&Facts::default(), OURS, &managed_keys(), &hosts()).unwrap_err();
+        let none = build(&Facts::default(), &target()).unwrap_err();
         assert!(none.contains("dockerd is not installed"));
     }
 }

@@ -115,13 +115,14 @@ impl ServiceSettings {
 
 /// `(key, value)` of every assignment in the `[Service]` section, with
 /// continuation lines joined and comments skipped.
-fn service_assignments(text: &str) -> Vec<(String, String)> {
+pub fn service_assignments(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut section = String::new();
     let mut pending = String::new();
     for raw in text.lines() {
         let line = raw.trim();
-        if pending.is_empty() && (line.starts_with('#') || line.starts_with(';')) {
+        // A comment line is skipped even inside a continued line (systemd.syntax).
+        if line.starts_with('#') || line.starts_with(';') {
             continue;
         }
         if let Some(head) = line.strip_suffix('\\') {
@@ -225,11 +226,13 @@ fn unquote(value: &str) -> String {
 pub struct ExpandedWord {
     pub text: String,
     pub variable: Option<String>,
+    /// Index of the word of the command line it came from.
+    pub source: usize,
 }
 
-/// Expands `$NAME` (a whole word: split on whitespace into several words,
-/// none when empty) and `${NAME}` (kept as one word), as systemd does for
-/// ExecStart.
+/// Expands `$NAME` (a whole word: split into several words as systemd
+/// splits them, quotes respected, none when empty) and `${NAME}` (kept as
+/// one word), as systemd does for ExecStart.
 pub fn expand(words: &[String], variables: &[Sourced<(String, String)>]) -> Vec<ExpandedWord> {
     let lookup = |name: &str| {
         variables
@@ -239,19 +242,26 @@ pub fn expand(words: &[String], variables: &[Sourced<(String, String)>]) -> Vec<
             .unwrap_or_default()
     };
     let mut out = Vec::new();
-    for word in words {
+    for (source, word) in words.iter().enumerate() {
         if let Some(name) = whole_variable(word) {
-            out.extend(lookup(name).split_whitespace().map(|w| ExpandedWord {
-                text: w.to_string(),
-                variable: Some(name.to_string()),
-            }));
+            out.extend(
+                split_words(&lookup(name))
+                    .into_iter()
+                    .map(|w| ExpandedWord {
+                        text: w,
+                        variable: Some(name.to_string()),
+                        source,
+                    }),
+            );
         } else if let Some(name) = braced_variable(word) {
             out.push(ExpandedWord {
                 text: lookup(name),
                 variable: Some(name.to_string()),
+                source,
             });
         } else {
             out.push(ExpandedWord {
+                source,
                 text: word.clone(),
                 variable: None,
             });
@@ -311,6 +321,18 @@ mod tests {
 
         let settings = ServiceSettings::read(&[&unit, &machine]);
         let exec = settings.exec_start.unwrap();
+        let commented = file(
+            "/c.conf",
+            "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H fd:// \\\n#  --iptables=false \\\n  --containerd=/c.sock\n",
+        );
+        assert_eq!(
+            ServiceSettings::read(&[&commented])
+                .exec_start
+                .unwrap()
+                .value,
+            ["/usr/bin/dockerd", "-H", "fd://", "--containerd=/c.sock"],
+            "a comment inside a continued line is skipped"
+        );
         assert_eq!(exec.source, machine.path);
         assert_eq!(
             exec.value,

@@ -5,6 +5,7 @@ pub mod daemon_json;
 pub mod docker_override;
 pub mod docker_unit;
 pub mod dockerd_flags;
+pub mod event;
 pub mod inventory;
 pub mod limit;
 pub mod outcome;

@@ -302,9 +302,12 @@ pub fn expand(
             .unwrap_or_default();
         let unit = docker_override::build(
             facts,
-            &docker.unit_drop_in,
-            &document.keys().cloned().collect(),
-            &hosts,
+            &docker_override::Target {
+                own_path: &docker.unit_drop_in,
+                daemon_json: &docker.daemon_json_path,
+                daemon_keys: &daemon_json::clash_keys(&document),
+                hosts: &hosts,
+            },
         )?;
         out.warnings.extend(unit.warnings.iter().cloned());
         out.notes.extend(

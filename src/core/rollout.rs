@@ -4,44 +4,69 @@
 //! hosts in a batch exceeds P, the rollout stops and the hosts not reached
 //! are left untouched. Pure.
 
-/// How big each batch is.
+/// How big one batch is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Serial {
+pub enum Size {
     Hosts(usize),
     Percent(u8),
 }
+
+impl Size {
+    /// Hosts in a batch of this size out of `total` (a percentage rounds
+    /// down, but a batch has one host at least).
+    fn of(self, total: usize) -> usize {
+        match self {
+            Size::Hosts(n) => n,
+            Size::Percent(p) => total * usize::from(p) / 100,
+        }
+        .max(1)
+    }
+}
+
+/// `--serial`: one size for every batch (`5`, `25%`), or a list whose
+/// last size repeats (`1,10%,100%`: a canary host, then growing batches).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Serial(pub Vec<Size>);
 
 impl std::str::FromStr for Serial {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("{text:?}: expected a number of hosts (5) or a percentage (25%)");
-        match text.strip_suffix('%') {
-            Some(percent) => match percent.trim().parse::<u8>() {
-                Ok(p) if (1..=100).contains(&p) => Ok(Serial::Percent(p)),
-                _ => Err(bad()),
-            },
-            None => match text.trim().parse::<usize>() {
-                Ok(n) if n >= 1 => Ok(Serial::Hosts(n)),
-                _ => Err(bad()),
-            },
-        }
+        let bad = |item: &str| {
+            format!(
+                "{item:?}: expected a number of hosts (5), a percentage (25%), or a list of them (1,10%,100%)"
+            )
+        };
+        let sizes = text
+            .split(',')
+            .map(|item| match item.trim().strip_suffix('%') {
+                Some(percent) => match percent.trim().parse::<u8>() {
+                    Ok(p) if (1..=100).contains(&p) => Ok(Size::Percent(p)),
+                    _ => Err(bad(item)),
+                },
+                None => match item.trim().parse::<usize>() {
+                    Ok(n) if n >= 1 => Ok(Size::Hosts(n)),
+                    _ => Err(bad(item)),
+                },
+            })
+            .collect::<Result<Vec<Size>, String>>()?;
+        Ok(Serial(sizes))
     }
 }
 
-/// Batch sizes for `total` hosts (a percentage rounds down, but a batch
-/// has one host at least). Without `--serial`, one batch of all hosts.
-pub fn batches(total: usize, serial: Option<Serial>) -> Vec<usize> {
-    let size = match serial {
-        None => total,
-        Some(Serial::Hosts(n)) => n,
-        Some(Serial::Percent(p)) => total * usize::from(p) / 100,
-    }
-    .clamp(1, total.max(1));
+/// Batch sizes for `total` hosts. Without `--serial`, one batch of all.
+pub fn batches(total: usize, serial: Option<&Serial>) -> Vec<usize> {
     let mut out = Vec::new();
     let mut left = total;
     while left > 0 {
-        let batch = size.min(left);
+        let size = match serial {
+            None => total,
+            Some(Serial(sizes)) => {
+                let size = sizes.get(out.len()).or(sizes.last()).copied();
+                size.map_or(total, |s| s.of(total))
+            }
+        };
+        let batch = size.clamp(1, left);
         out.push(batch);
         left -= batch;
     }
@@ -67,26 +92,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn serial_parses_numbers_and_percentages() {
-        assert_eq!("5".parse(), Ok(Serial::Hosts(5)));
-        assert_eq!("25%".parse(), Ok(Serial::Percent(25)));
-        for bad in ["0", "0%", "101%", "x", "-1", ""] {
+    fn serial_parses_numbers_percentages_and_lists() {
+        assert_eq!("5".parse(), Ok(Serial(vec![Size::Hosts(5)])));
+        assert_eq!("25%".parse(), Ok(Serial(vec![Size::Percent(25)])));
+        assert_eq!(
+            "1, 10%,100%".parse(),
+            Ok(Serial(vec![
+                Size::Hosts(1),
+                Size::Percent(10),
+                Size::Percent(100)
+            ]))
+        );
+        for bad in ["0", "0%", "101%", "x", "-1", "", "1,,2", "1,x"] {
             assert!(bad.parse::<Serial>().is_err(), "{bad}");
         }
     }
 
     #[test]
     fn batches_cover_every_host_once() {
+        let serial = |text: &str| Some(text.parse::<Serial>().unwrap());
         let cases = [
             (10, None, vec![10]),
-            (10, Some(Serial::Hosts(3)), vec![3, 3, 3, 1]),
-            (10, Some(Serial::Percent(25)), vec![2, 2, 2, 2, 2]),
-            (3, Some(Serial::Percent(10)), vec![1, 1, 1]),
-            (3, Some(Serial::Hosts(10)), vec![3]),
+            (10, serial("3"), vec![3, 3, 3, 1]),
+            (10, serial("25%"), vec![2, 2, 2, 2, 2]),
+            (3, serial("10%"), vec![1, 1, 1]),
+            (3, serial("10"), vec![3]),
             (0, None, vec![]),
+            // A canary, then growing batches; the last size repeats.
+            (20, serial("1,10%,50%"), vec![1, 2, 10, 7]),
+            (8, serial("1,50%,100%"), vec![1, 4, 3]),
+            (1, serial("1,50%,100%"), vec![1]),
+            (5, serial("2,1"), vec![2, 1, 1, 1]),
         ];
         for (total, serial, expected) in cases {
-            assert_eq!(batches(total, serial), expected, "{total} {serial:?}");
+            assert_eq!(
+                batches(total, serial.as_ref()),
+                expected,
+                "{total} {serial:?}"
+            );
         }
     }
 

@@ -20,15 +20,22 @@
 use base64::Engine as _;
 
 use super::gather::shell_quote;
+use crate::core::event::Phase;
 use crate::core::plan::{ContentChange, HostPlan};
 use crate::core::playbook::Handler;
 use crate::core::resources::{Content, Resources};
 use crate::error::{Error, Result};
 use crate::transport::Transport;
 
+use super::fleet::HostRun;
+
 /// Prefix of staged temp files and suffix of backups, both hidden.
 const TEMP_MARK: &str = ".dockhand-new-";
 const BACKUP_MARK: &str = ".dockhand-backup";
+
+/// The process group of a running commit, so that a rollback after its
+/// deadline can stop it (a handler may hang: a docker that never starts).
+pub const COMMIT_GROUP: &str = "/var/lib/dockhand/commit.pgid";
 
 /// Handlers owed by a commit, recorded on the host before any file is
 /// replaced and cleared once they ran: a run killed in between leaves them
@@ -289,16 +296,19 @@ fn handler_script(handlers: &[Handler], ssh_unit: &str) -> String {
                 .to_string(),
             // sshd re-executes itself on a reload: for a moment nothing
             // listens, and a login then is refused. The reload is done
-            // when the listening socket is a new one (its inode, read from
-            // /proc/net, changed), so the next login, ours or a user's,
-            // finds sshd. A socket-activated sshd keeps systemd's socket.
+            // when every listening socket is a new one (no inode from
+            // before, read from /proc/net, and as many as before: IPv4 and
+            // IPv6), so the next login, ours or a user's, finds sshd. A
+            // socket-activated sshd keeps systemd's socket.
             Handler::ReloadSsh => format!(
                 "port=$(sshd -T 2>/dev/null | awk '$1==\"port\" {{printf \"%04X\", $2; exit}}'); \
                  listeners() {{ cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v p=\":${{port:-0016}}\" '$4==\"0A\" && substr($2, length($2)-4)==p {{print $10}}' | sort | tr '\\n' ' '; }}; \
                  before=$(listeners); \
                  sshd -t && systemctl reload {unit} || exit 1; \
                  if [ -n \"$before\" ] && [ \"$(systemctl is-active ssh.socket sshd.socket 2>/dev/null | grep -c '^active')\" = 0 ]; then \
-                   i=0; while now=$(listeners); [ -z \"$now\" ] || [ \"$now\" = \"$before\" ]; do \
+                   renewed() {{ [ -n \"$now\" ] || return 1; for old in $before; do case \" $now \" in *\" $old \"*) return 1;; esac; done; \
+                     [ \"$(echo $now | wc -w)\" -ge \"$(echo $before | wc -w)\" ]; }}; \
+                   i=0; while now=$(listeners); ! renewed; do \
                      i=$((i+1)); [ $i -lt 100 ] || {{ echo 'sshd did not listen again within 10s of the reload'; exit 1; }}; sleep 0.1; done; \
                  fi",
                 unit = shell_quote(ssh_unit)
@@ -355,6 +365,14 @@ pub fn commit_script(work: &Work) -> String {
     let mut s = String::from(
         "set -u; umask 077\nexport LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nhandler_failed=0\n",
     );
+    // Who runs this commit (process group and its start time, so a stale
+    // record never names another process), for a rollback that must stop
+    // a commit past its deadline.
+    s.push_str(&format!(
+        "mkdir -p -- {dir} && g=$(cut -d' ' -f5 /proc/$$/stat) && printf '%s %s\\n' \"$g\" \"$(cut -d' ' -f22 /proc/$g/stat)\" > {COMMIT_GROUP} 2>/dev/null || :\n\
+         trap 'rm -f -- {COMMIT_GROUP}' EXIT\n",
+        dir = COMMIT_GROUP.rsplit_once('/').map(|(d, _)| d).unwrap_or("/"),
+    ));
     let cleanup: String = work
         .files
         .iter()
@@ -447,6 +465,12 @@ pub fn rollback_script(work: &Work) -> String {
     let mut s = String::from(
         "set -u\nexport LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nhandler_failed=0\n",
     );
+    // A commit still running (it missed its deadline: a handler hangs) is
+    // stopped first, so it cannot go on replacing files under the rollback.
+    s.push_str(&format!(
+        "if read -r g start < {COMMIT_GROUP} 2>/dev/null && [ \"$g\" -gt 1 ] 2>/dev/null \
+           && [ \"$(cut -d' ' -f22 /proc/$g/stat 2>/dev/null)\" = \"$start\" ]; then kill -TERM -- \"-$g\" 2>/dev/null; sleep 0.2; kill -KILL -- \"-$g\" 2>/dev/null; fi; rm -f -- {COMMIT_GROUP}\n"
+    ));
     s.push_str(&restore_lines(work));
     s.push_str(&handler_script(&work.handlers, &work.ssh_unit));
     s.push_str(&format!(
@@ -492,20 +516,36 @@ fn check(host: &str, step: &str, output: &crate::transport::ExecOutput) -> Resul
 /// far as replacing files and then failed (a handler: dockerd would not
 /// start with the new settings), the previous files are restored and the
 /// handlers run again before the error is returned.
-pub async fn apply(transport: &impl Transport, work: &Work, become_root: bool) -> Result<()> {
+pub async fn apply(
+    transport: &impl Transport,
+    work: &Work,
+    become_root: bool,
+    run: &HostRun,
+) -> Result<()> {
     if !work.directories.is_empty() || !work.files.is_empty() {
         let command = format!(
             "{}sh -c {}",
             if become_root { "sudo -n " } else { "" },
             shell_quote(&stage_script())
         );
-        let output = transport.exec(&command, &stage_input(work)).await?;
+        let input = stage_input(work);
+        let output = run
+            .step(
+                Phase::Staging,
+                run.deadlines.step,
+                transport.exec(&command, &input),
+            )
+            .await?;
         check(transport.host(), "stage files", &output)?;
     }
-    let output = transport
-        .exec(
-            super::gather::command(become_root),
-            commit_script(work).as_bytes(),
+    let script = commit_script(work);
+    let output = run
+        .step(
+            Phase::Committing {
+                handlers: work.handlers.clone(),
+            },
+            run.deadlines.handlers,
+            transport.exec(super::gather::command(become_root), script.as_bytes()),
         )
         .await?;
     match check(transport.host(), "commit", &output) {
@@ -514,7 +554,14 @@ pub async fn apply(transport: &impl Transport, work: &Work, become_root: bool) -
             if output.stdout_text().lines().any(|l| l == "ok committed")
                 && !output.stdout_text().contains("rolled-back") =>
         {
-            let restored = match rollback(transport, work, become_root).await {
+            let restored = match run
+                .step(
+                    Phase::RollingBack,
+                    run.deadlines.handlers,
+                    rollback(transport, work, become_root),
+                )
+                .await
+            {
                 Ok(()) => "the previous files were restored".to_string(),
                 Err(e) => format!("restoring the previous files failed too: {e}"),
             };

@@ -3,5 +3,8 @@
 //! finish or roll back after verification.
 
 pub mod apply;
+pub mod fleet;
 pub mod gather;
+pub mod load;
 pub mod pipeline;
+mod target;

@@ -1,23 +1,22 @@
 //! One host's pipeline: connect → gather (one round trip) → expand → plan;
 //! then, for apply, write atomically → handlers → verify → keep or roll
-//! back. The engine never prints: it reports [`Step`]s to a callback.
+//! back. Every remote step runs under its deadline and is reported through
+//! the host's [`HostRun`]; the engine never prints.
 
-use std::time::Instant;
+pub use crate::core::outcome::Applied;
 
-pub use crate::core::outcome::{Applied, Step};
-
+use crate::core::event::Phase;
 use crate::core::inventory::Host;
 use crate::core::plan::{self, HostPlan};
 use crate::core::playbook::Playbook;
 use crate::core::resources::{self, Resources, TlsMaterial};
 use crate::core::state::{ActualState, Facts};
 use crate::error::{Error, Result};
-use crate::transport::{SshSession, Target, Transport};
+use crate::transport::{Connector, Target, Transport};
 use crate::verify::{self, TlsProbe};
 
+use super::fleet::HostRun;
 use super::{apply, gather};
-
-pub type Events<'a> = &'a (dyn Fn(&str, Step) + Send + Sync);
 
 /// Everything known about a host before connecting.
 #[derive(Clone)]
@@ -34,8 +33,8 @@ impl HostJob {
 }
 
 /// A host connected, gathered and planned; the session stays open for apply.
-pub struct Prepared {
-    pub session: SshSession,
+pub struct Prepared<S> {
+    pub session: S,
     pub desired: Resources,
     pub actual: ActualState,
     pub plan: HostPlan,
@@ -64,35 +63,62 @@ pub fn expand_before_gathering(playbook: &Playbook, job: &HostJob) -> Result<Res
         .map_err(|reason| host_error(&job.host.name, "expand the playbook", reason))
 }
 
-pub async fn prepare(playbook: &Playbook, job: &HostJob, events: Events<'_>) -> Result<Prepared> {
+/// Connects to the host, within its connect timeout.
+pub async fn connect<C: Connector>(
+    connector: &C,
+    job: &HostJob,
+    run: &HostRun,
+) -> Result<C::Session> {
+    // The target's own timeout bounds the connection; this one only
+    // guards against a transport that ignores it.
+    let limit = job.target.connect_timeout + std::time::Duration::from_secs(5);
+    run.step(Phase::Connecting, limit, connector.connect(&job.target))
+        .await
+}
+
+/// Connects, gathers in one round trip, and plans.
+pub async fn prepare<C: Connector>(
+    connector: &C,
+    playbook: &Playbook,
+    job: &HostJob,
+    run: &HostRun,
+) -> Result<Prepared<C::Session>> {
     let name = &job.host.name;
-    let started = Instant::now();
-    let session = SshSession::connect(&job.target).await?;
-    events(
-        name,
-        Step::Connected {
-            user: job.target.user.clone(),
-            seconds: started.elapsed().as_secs_f64(),
-        },
-    );
     let paths = expand_before_gathering(playbook, job)?.paths();
-    let actual = gather::gather(&session, &paths, job.become_root()).await?;
-    events(
-        name,
-        Step::Gathered {
-            paths: paths.len(),
-            seconds: started.elapsed().as_secs_f64(),
-        },
-    );
-    let desired = resources::expand(playbook, &job.host.vars, &actual, &job.tls)
-        .map_err(|reason| host_error(name, "expand the playbook", reason))?;
-    let plan = plan::plan(&desired, &actual).map_err(|reason| host_error(name, "plan", reason))?;
-    Ok(Prepared {
-        session,
-        desired,
-        actual,
-        plan,
-    })
+    let session = connect(connector, job, run).await?;
+    let gathered = run
+        .step(
+            Phase::Gathering,
+            run.deadlines.step,
+            gather::gather(&session, &paths, job.become_root()),
+        )
+        .await;
+    let actual = match gathered {
+        Ok(actual) => actual,
+        Err(err) => {
+            session.close().await;
+            return Err(err);
+        }
+    };
+    let planned = resources::expand(playbook, &job.host.vars, &actual, &job.tls)
+        .map_err(|reason| host_error(name, "expand the playbook", reason))
+        .and_then(|desired| {
+            plan::plan(&desired, &actual)
+                .map(|plan| (desired, plan))
+                .map_err(|reason| host_error(name, "plan", reason))
+        });
+    match planned {
+        Ok((desired, plan)) => Ok(Prepared {
+            session,
+            desired,
+            actual,
+            plan,
+        }),
+        Err(err) => {
+            session.close().await;
+            Err(err)
+        }
+    }
 }
 
 /// What verification checks, besides a fresh SSH login.
@@ -102,19 +128,33 @@ pub struct Checks {
     pub tls: Option<(TlsProbe, u16, serde_json::Map<String, serde_json::Value>)>,
 }
 
-/// Applies the plan, verifies, and keeps the change or rolls it back.
-pub async fn apply_and_verify(
-    prepared: Prepared,
+/// Applies the plan, verifies, and keeps the change or rolls it back. The
+/// session is closed at the end, whatever happened.
+pub async fn apply_and_verify<C: Connector>(
+    connector: &C,
+    prepared: Prepared<C::Session>,
     job: &HostJob,
     checks: &Checks,
-    events: Events<'_>,
+    run: &HostRun,
+) -> Result<Applied> {
+    let session = &prepared.session;
+    let result = apply_on(connector, session, &prepared, job, checks, run).await;
+    prepared.session.close().await;
+    result
+}
+
+async fn apply_on<C: Connector>(
+    connector: &C,
+    session: &C::Session,
+    prepared: &Prepared<C::Session>,
+    job: &HostJob,
+    checks: &Checks,
+    run: &HostRun,
 ) -> Result<Applied> {
     let name = &job.host.name;
     let become_root = job.become_root();
-    let session = &prepared.session;
     if prepared.plan.is_empty() {
-        let verified = verify(session, job, &prepared.desired, checks).await?;
-        events(name, Step::Verified { checks: verified });
+        verify(connector, session, job, &prepared.desired, checks, run).await?;
         return Ok(Applied::Unchanged);
     }
     let work = apply::work(
@@ -124,26 +164,30 @@ pub async fn apply_and_verify(
         &mut apply::random_suffix,
     )
     .map_err(|reason| host_error(name, "prepare the writes", reason))?;
-    apply::apply(session, &work, become_root).await?;
-    events(
-        name,
-        Step::Written {
-            files: work.files.len() + work.attributes.len(),
-            directories: work.directories.len(),
-        },
-    );
-    if !work.handlers.is_empty() {
-        events(
-            name,
-            Step::HandlersRan {
-                handlers: work.handlers.clone(),
-            },
-        );
+    let committed = apply::apply(session, &work, become_root, run).await;
+    if let Err(err) = committed {
+        // A commit that missed its deadline may have replaced files and
+        // left a handler hanging: stop it and restore, on a fresh channel.
+        if let Error::Deadline { step, seconds, .. } = &err {
+            let restored = roll_back(session, &work, become_root, run).await;
+            return Err(host_error(
+                name,
+                step,
+                format!(
+                    "no answer within {seconds}s (the step's deadline; --timeout sets it); {restored}"
+                ),
+            ));
+        }
+        return Err(err);
     }
-    match verify(session, job, &prepared.desired, checks).await {
-        Ok(verified) => {
-            apply::finish(session, &work, become_root).await?;
-            events(name, Step::Verified { checks: verified });
+    match verify(connector, session, job, &prepared.desired, checks, run).await {
+        Ok(_) => {
+            run.step(
+                Phase::RemovingBackups,
+                run.deadlines.step,
+                apply::finish(session, &work, become_root),
+            )
+            .await?;
             Ok(Applied::Changed {
                 changes: prepared.plan.changes.len(),
                 handlers: work.handlers,
@@ -151,25 +195,36 @@ pub async fn apply_and_verify(
         }
         Err(err) => {
             let reason = err.to_string();
-            let restored = apply::rollback(session, &work, become_root).await;
-            events(
-                name,
-                Step::RolledBack {
-                    reason: reason.clone(),
-                },
-            );
+            let restored = roll_back(session, &work, become_root, run).await;
             Err(host_error(
                 name,
                 "verify",
-                match restored {
-                    Ok(()) => format!("{}; the previous files were restored", strip(name, &reason)),
-                    Err(e) => format!(
-                        "{}; restoring the previous files failed too: {e}",
-                        strip(name, &reason)
-                    ),
-                },
+                format!("{}; {restored}", strip(name, &reason)),
             ))
         }
+    }
+}
+
+/// Restores the previous files and runs the handlers again; says how it went.
+async fn roll_back<S: Transport>(
+    session: &S,
+    work: &apply::Work,
+    become_root: bool,
+    run: &HostRun,
+) -> String {
+    match run
+        .step(
+            Phase::RollingBack,
+            run.deadlines.handlers,
+            apply::rollback(session, work, become_root),
+        )
+        .await
+    {
+        Ok(()) => "the previous files were restored".to_string(),
+        Err(e) => format!(
+            "restoring the previous files failed too: {}",
+            strip(&run.host, &e.to_string())
+        ),
     }
 }
 
@@ -180,8 +235,25 @@ fn strip(host: &str, text: &str) -> String {
 }
 
 /// Checks a host as its users will meet it; returns what passed.
-pub async fn verify(
-    session: &SshSession,
+pub async fn verify<C: Connector>(
+    connector: &C,
+    session: &C::Session,
+    job: &HostJob,
+    desired: &Resources,
+    checks: &Checks,
+    run: &HostRun,
+) -> Result<Vec<String>> {
+    run.step(
+        Phase::Verifying,
+        run.deadlines.step,
+        verify_checks(connector, session, job, desired, checks),
+    )
+    .await
+}
+
+async fn verify_checks<C: Connector>(
+    connector: &C,
+    session: &C::Session,
     job: &HostJob,
     desired: &Resources,
     checks: &Checks,
@@ -250,11 +322,12 @@ pub async fn verify(
         ));
     }
     // A fresh login, on a new connection: the change must not lock us out.
-    let fresh = SshSession::connect(&job.target)
+    let fresh = connector
+        .connect(&job.target)
         .await
         .map_err(|e| host_error(name, "fresh SSH login", strip(name, &e.to_string())))?;
     let login = fresh.run("fresh SSH login", "true", b"").await;
-    let _ = fresh.close().await;
+    fresh.close().await;
     login?;
     passed.push("a fresh SSH login works".into());
     Ok(passed)

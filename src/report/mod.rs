@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod plan;
+pub mod progress;
 
 use std::io::Write;
 use std::time::Duration;
@@ -116,7 +117,6 @@ pub struct PingReply {
 #[derive(Debug)]
 pub struct PingOutcome {
     pub host: String,
-    pub elapsed: Duration,
     pub reply: Result<PingReply>,
 }
 
@@ -195,26 +195,6 @@ pub fn lab_status(name: &str, hosts: &[HostStatus]) {
             host.name, host.address, host.release
         );
     }
-}
-
-/// A progress line as each host answers.
-pub fn ping_line(outcome: &PingOutcome) {
-    let line = match &outcome.reply {
-        Ok(reply) => format!(
-            "{} {} ({:.2}s) user={} docker={}",
-            outcome.host,
-            style("ok").green().for_stderr(),
-            outcome.elapsed.as_secs_f64(),
-            reply.user,
-            reply.docker
-        ),
-        Err(err) => format!(
-            "{} {} {err}",
-            outcome.host,
-            style("failed").red().for_stderr()
-        ),
-    };
-    eprintln!("{line}");
 }
 
 /// The result table, sorted by host, and the totals.

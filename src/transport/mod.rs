@@ -84,6 +84,32 @@ impl ExecOutput {
     }
 }
 
+/// Opens connections: russh ([`Ssh`]) for real hosts; a scripted fake in
+/// the engine's unit tests. Everything above the transport (the pipeline,
+/// the fleet runner) works over any implementation.
+pub trait Connector: Send + Sync + 'static {
+    type Session: Transport + 'static;
+
+    /// Connects, checks the host key and authenticates, within the
+    /// target's connect timeout.
+    fn connect(
+        &self,
+        target: &Target,
+    ) -> impl std::future::Future<Output = Result<Self::Session>> + Send;
+}
+
+/// The real transport: one russh connection per host.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ssh;
+
+impl Connector for Ssh {
+    type Session = SshSession;
+
+    async fn connect(&self, target: &Target) -> Result<SshSession> {
+        SshSession::connect(target).await
+    }
+}
+
 /// A connection to one host that runs commands.
 ///
 /// Commands are shell command lines (the remote user's login shell runs
@@ -102,6 +128,11 @@ pub trait Transport: Send + Sync {
         command: &str,
         stdin: &[u8],
     ) -> impl std::future::Future<Output = Result<ExecOutput>> + Send;
+
+    /// Ends the connection, politely where it can; never fails the run.
+    fn close(self) -> impl std::future::Future<Output = ()> + Send
+    where
+        Self: Sized;
 
     /// Runs `command` and requires it to succeed; `step` names it in the error.
     fn run(

@@ -284,7 +284,7 @@ impl SshSession {
     }
 
     /// Ends the connection politely.
-    pub async fn close(self) -> Result<()> {
+    pub async fn disconnect(self) -> Result<()> {
         self.handle
             .disconnect(Disconnect::ByApplication, "", "en")
             .await
@@ -306,6 +306,11 @@ enum AgentAttempt {
 impl Transport for SshSession {
     fn host(&self) -> &str {
         &self.host
+    }
+
+    /// A host that does not answer the goodbye does not hold the run.
+    async fn close(self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.disconnect()).await;
     }
 
     async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput> {

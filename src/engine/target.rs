@@ -24,7 +24,7 @@ impl Targets {
     /// Reads `~/.ssh/config` if there is one (`DOCKHAND_SSH_CONFIG`
     /// points elsewhere; an empty value means none).
     pub fn from_environment() -> Result<Targets> {
-        let home = super::home_dir();
+        let home = super::load::home_dir();
         let path = match std::env::var_os("DOCKHAND_SSH_CONFIG") {
             Some(path) if path.is_empty() => None,
             Some(path) => Some(PathBuf::from(path)),

@@ -1,0 +1,136 @@
+//! What a run reports while it goes: typed events that the engine's fleet
+//! runner sends over a channel and `report` renders (bars on a terminal,
+//! plain lines off one). Plain data, so the renderers depend on the core
+//! alone and are tested without hosts.
+
+use super::playbook::Handler;
+
+/// The step a host is at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    Connecting,
+    Gathering,
+    /// `ping`'s one command.
+    Probing,
+    Staging,
+    /// Replacing files and running the handlers they notify.
+    Committing {
+        handlers: Vec<Handler>,
+    },
+    Verifying,
+    RemovingBackups,
+    RollingBack,
+}
+
+impl Phase {
+    /// What a person reads while the step runs.
+    pub fn label(&self) -> String {
+        match self {
+            Phase::Connecting => "connecting".into(),
+            Phase::Gathering => "gathering".into(),
+            Phase::Probing => "probing".into(),
+            Phase::Staging => "staging files".into(),
+            Phase::Committing { handlers } if handlers.contains(&Handler::RestartDocker) => {
+                "replacing files, restarting docker".into()
+            }
+            Phase::Committing { handlers } if handlers.contains(&Handler::ReloadSsh) => {
+                "replacing files, reloading ssh".into()
+            }
+            Phase::Committing { .. } => "replacing files".into(),
+            Phase::Verifying => "verifying".into(),
+            Phase::RemovingBackups => "removing backups".into(),
+            Phase::RollingBack => "rolling back".into(),
+        }
+    }
+}
+
+/// How a host ended, as the summary counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostStatus {
+    /// Answered (ping), or planned with changes pending.
+    Ok,
+    Changed,
+    Unchanged,
+    Failed,
+    Unreachable,
+    /// Never started: the rollout stopped, or the run was interrupted.
+    Skipped,
+    /// Stopped in the middle by a second interrupt: may be mid-change.
+    Aborted,
+}
+
+impl HostStatus {
+    pub fn word(self) -> &'static str {
+        match self {
+            HostStatus::Ok => "ok",
+            HostStatus::Changed => "changed",
+            HostStatus::Unchanged => "unchanged",
+            HostStatus::Failed => "failed",
+            HostStatus::Unreachable => "unreachable",
+            HostStatus::Skipped => "skipped",
+            HostStatus::Aborted => "aborted",
+        }
+    }
+
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            HostStatus::Failed | HostStatus::Unreachable | HostStatus::Aborted
+        )
+    }
+}
+
+/// One thing that happened in a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The run begins: how many hosts, in how many batches.
+    Started {
+        action: String,
+        hosts: usize,
+        batches: usize,
+    },
+    /// A batch of a rolling rollout begins (1-based).
+    BatchStarted {
+        number: usize,
+        of: usize,
+        hosts: usize,
+    },
+    StepStarted {
+        host: String,
+        phase: Phase,
+    },
+    StepFinished {
+        host: String,
+        phase: Phase,
+        seconds: f64,
+    },
+    /// Something to look at, for a host or for the run.
+    Warning {
+        host: Option<String>,
+        message: String,
+    },
+    /// The local PKI issued or created something.
+    Certificate {
+        message: String,
+    },
+    HostFinished {
+        host: String,
+        status: HostStatus,
+        detail: String,
+        seconds: f64,
+    },
+    /// A batch ended; `stop` says why the rollout stops after it.
+    BatchFinished {
+        number: usize,
+        failed: usize,
+        hosts: usize,
+        stop: Option<String>,
+    },
+    /// Ctrl-C or SIGTERM: the first lets hosts in flight finish, the
+    /// second (`again`) abandons them.
+    Interrupted {
+        again: bool,
+        in_flight: Vec<String>,
+    },
+}

@@ -1,0 +1,160 @@
+//! Loading what a command works on, before any host is contacted: the
+//! inventory, the playbook, `--limit`, each host's transport target, the
+//! local PKI, and what verification checks. Every mistake in what the user
+//! wrote is found here.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::core::inventory::{Host, Inventory};
+use crate::core::pki::Sans;
+use crate::core::playbook::Playbook;
+use crate::error::{Error, Result};
+use crate::pki::PkiStore;
+use crate::transport::Target;
+use crate::verify::TlsProbe;
+
+use super::pipeline::Checks;
+use super::target::Targets;
+
+/// Which hosts, and what they should be: the inputs of plan, apply, verify.
+pub struct Selection {
+    pub inventory: PathBuf,
+    pub playbook: PathBuf,
+    pub limit: Option<String>,
+}
+
+/// What a command starts from.
+pub struct Loaded {
+    pub playbook: Arc<Playbook>,
+    /// The selected hosts and how to reach each.
+    pub hosts: Vec<(Host, Target)>,
+    pub store: Option<PkiStore>,
+}
+
+pub(crate) fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Reads and parses an inventory file.
+pub fn inventory(path: &Path) -> Result<Inventory> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::file(path, format!("cannot read the inventory: {e}")))?;
+    Inventory::parse(path, &text, home_dir().as_deref())
+}
+
+pub fn playbook(path: &Path) -> Result<Playbook> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::file(path, format!("cannot read the playbook: {e}")))?;
+    Playbook::parse(path, &text)
+}
+
+/// Every host of an inventory with its target (ping: no playbook).
+pub fn targets(inventory_path: &Path) -> Result<Vec<(Host, Target)>> {
+    let inventory = inventory(inventory_path)?;
+    let targets = Targets::from_environment()?;
+    inventory
+        .hosts
+        .into_iter()
+        .map(|host| targets.for_host(&host).map(|target| (host, target)))
+        .collect()
+}
+
+/// Reads inventory and playbook and applies `--limit`.
+pub fn load(selection: &Selection) -> Result<Loaded> {
+    let (inventory_path, playbook_path) = (&selection.inventory, &selection.playbook);
+    let inventory_data = inventory(inventory_path)?;
+    let playbook = playbook(playbook_path)?;
+    let hosts: Vec<Host> = match selection.limit.as_deref() {
+        Some(pattern) => crate::core::limit::select(&inventory_data.hosts, pattern)?
+            .into_iter()
+            .cloned()
+            .collect(),
+        None => inventory_data.hosts.clone(),
+    };
+    if hosts.is_empty() {
+        return Err(Error::Usage(format!(
+            "{}: the inventory has no hosts",
+            inventory_path.display()
+        )));
+    }
+    let store = playbook
+        .pki
+        .as_ref()
+        .map(|settings| PkiStore::new(PkiStore::locate(settings, playbook_path), settings.clone()));
+    // Every target is resolved here, so a bad jump spec is bad input too.
+    let targets = Targets::from_environment()?;
+    let hosts = hosts
+        .into_iter()
+        .map(|host| targets.for_host(&host).map(|target| (host, target)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Loaded {
+        playbook: Arc::new(playbook),
+        hosts,
+        store,
+    })
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The names that go into a host's server certificate.
+pub fn host_sans(host: &Host) -> Sans {
+    Sans::for_host(
+        &host.name,
+        &host.address,
+        &host.tls.names,
+        &host.tls.addresses,
+    )
+}
+
+/// The client certificate dockhand itself presents when it verifies.
+pub fn verification_client(playbook: &Playbook) -> String {
+    playbook
+        .pki
+        .as_ref()
+        .and_then(|p| p.clients.first().cloned())
+        .unwrap_or_else(|| "admin".into())
+}
+
+/// The port dockerd's TLS listener uses (`tcp://ADDR:PORT`).
+pub fn listen_port(listen: &str) -> Result<u16> {
+    listen
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "docker.listen {listen:?}: expected tcp://ADDRESS:PORT"
+            ))
+        })
+}
+
+/// The checks verification runs, from the playbook and the local PKI.
+pub fn checks(
+    playbook: &Playbook,
+    store: Option<&PkiStore>,
+    client: Option<crate::pki::Pair>,
+) -> Result<Checks> {
+    let tls = match (&playbook.docker, store, client) {
+        (Some(docker), Some(store), Some(client)) => {
+            let ca = store
+                .ca()?
+                .ok_or_else(|| Error::Usage("no CA yet: run `dockhand apply` first".into()))?;
+            let daemon = crate::core::resources::daemon_settings(docker);
+            Some((
+                TlsProbe {
+                    ca_pem: ca.cert_pem,
+                    client_cert_pem: client.cert_pem,
+                    client_key_pem: client.key_pem,
+                },
+                listen_port(&docker.listen)?,
+                daemon.into_iter().collect(),
+            ))
+        }
+        _ => None,
+    };
+    Ok(Checks { tls })
+}
