@@ -425,3 +425,7 @@ fn finished_event(host: &str, status: HostStatus, detail: &str, seconds: f64) ->
         seconds,
     }
 }
+
+#[cfg(test)]
+#[path = "fleet_tests.rs"]
+mod tests;

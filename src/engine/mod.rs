@@ -3,6 +3,8 @@
 //! finish or roll back after verification.
 
 pub mod apply;
+#[cfg(test)]
+pub mod fake;
 pub mod fleet;
 pub mod gather;
 pub mod load;

@@ -1,0 +1,236 @@
+//! A scripted in-memory fleet for unit tests of the runner and the
+//! pipeline: each host answers the gather from the files it holds, takes
+//! staged writes and commits them, and can be told to be unreachable, to
+//! hang at a step, or to fail one. It records every step it saw, so a test
+//! can tell what was touched. No root, no lab, no network.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+
+use crate::error::{Error, Result};
+use crate::transport::{Connector, ExecOutput, ExitStatus, Target, Transport};
+
+/// A step of the engine's remote work, told apart by its script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Step {
+    Gather,
+    Stage,
+    Commit,
+    Finish,
+    Rollback,
+    Login,
+}
+
+/// What a host does at a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    /// Never answers.
+    Hang,
+    /// Answers `error …` (a commit that fails has replaced nothing).
+    Fail,
+    /// Answers after a while.
+    Slow(Duration),
+}
+
+#[derive(Debug, Default)]
+pub struct HostState {
+    pub unreachable: bool,
+    pub acts: HashMap<Step, Act>,
+    /// Files as the host has them: path → content.
+    pub files: BTreeMap<String, Vec<u8>>,
+    staged: BTreeMap<String, Vec<u8>>,
+    before_commit: Option<BTreeMap<String, Vec<u8>>>,
+    /// Every step seen, in order.
+    pub seen: Vec<Step>,
+}
+
+/// The fleet: a [`Connector`] whose sessions reach these hosts.
+#[derive(Clone, Default)]
+pub struct FakeFleet {
+    hosts: Arc<Mutex<HashMap<String, HostState>>>,
+}
+
+impl FakeFleet {
+    pub fn with_hosts(names: &[&str]) -> FakeFleet {
+        let fleet = FakeFleet::default();
+        for name in names {
+            fleet
+                .hosts
+                .lock()
+                .unwrap()
+                .insert(name.to_string(), HostState::default());
+        }
+        fleet
+    }
+
+    /// Changes a host.
+    pub fn set(&self, host: &str, change: impl FnOnce(&mut HostState)) {
+        change(
+            self.hosts
+                .lock()
+                .unwrap()
+                .get_mut(host)
+                .expect("a fake host"),
+        );
+    }
+
+    /// Reads a host.
+    pub fn get<R>(&self, host: &str, read: impl FnOnce(&HostState) -> R) -> R {
+        read(self.hosts.lock().unwrap().get(host).expect("a fake host"))
+    }
+
+    /// Whether anything was ever written on the host.
+    pub fn touched(&self, host: &str) -> bool {
+        self.get(host, |h| {
+            h.seen
+                .iter()
+                .any(|s| matches!(s, Step::Stage | Step::Commit | Step::Rollback))
+        })
+    }
+}
+
+pub struct FakeSession {
+    host: String,
+    fleet: FakeFleet,
+}
+
+impl Connector for FakeFleet {
+    type Session = FakeSession;
+
+    async fn connect(&self, target: &Target) -> Result<FakeSession> {
+        if self.get(&target.name, |h| h.unreachable) {
+            return Err(Error::Unreachable {
+                host: target.name.clone(),
+                addr: format!("{}:{}", target.address, target.port),
+                reason: "connection refused".into(),
+            });
+        }
+        Ok(FakeSession {
+            host: target.name.clone(),
+            fleet: self.clone(),
+        })
+    }
+}
+
+fn step_of(command: &str, stdin: &[u8]) -> Step {
+    let script = String::from_utf8_lossy(stdin);
+    if command.contains("dd bs=") {
+        Step::Stage
+    } else if script.contains("echo '@facts'") {
+        Step::Gather
+    } else if script.contains("ok committed") {
+        Step::Commit
+    } else if script.contains("ok rolled-back") {
+        Step::Rollback
+    } else if script.contains("ok finished") {
+        Step::Finish
+    } else {
+        Step::Login
+    }
+}
+
+impl Transport for FakeSession {
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    async fn close(self) {}
+
+    async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput> {
+        let step = step_of(command, stdin);
+        let act = self.fleet.get(&self.host, |h| h.acts.get(&step).copied());
+        self.fleet.set(&self.host, |h| h.seen.push(step));
+        match act {
+            Some(Act::Hang) => std::future::pending::<()>().await,
+            Some(Act::Slow(pause)) => tokio::time::sleep(pause).await,
+            _ => {}
+        }
+        let failed = act == Some(Act::Fail);
+        let stdout = self
+            .fleet
+            .hosts
+            .lock()
+            .unwrap()
+            .get_mut(&self.host)
+            .map(|host| match (step, failed) {
+                (_, true) => format!("error {step:?} failed on purpose\n"),
+                (Step::Gather, _) => gather_answer(host, stdin),
+                (Step::Stage, _) => {
+                    host.staged = staged_files(stdin);
+                    "done\n".into()
+                }
+                (Step::Commit, _) => {
+                    host.before_commit = Some(host.files.clone());
+                    let staged = std::mem::take(&mut host.staged);
+                    host.files.extend(staged);
+                    "ok committed\nok handlers\n".into()
+                }
+                (Step::Rollback, _) => {
+                    if let Some(before) = host.before_commit.take() {
+                        host.files = before;
+                    }
+                    "ok rolled-back\n".into()
+                }
+                (Step::Finish, _) => "ok finished\n".into(),
+                (Step::Login, _) => String::new(),
+            });
+        Ok(ExecOutput {
+            stdout: stdout.unwrap_or_default().into_bytes(),
+            stderr: Vec::new(),
+            status: ExitStatus::Code(if failed { 1 } else { 0 }),
+        })
+    }
+}
+
+/// The gather's answer for the paths its script asks about.
+fn gather_answer(host: &HostState, script: &[u8]) -> String {
+    let script = String::from_utf8_lossy(script);
+    let mut out = String::new();
+    for line in script.lines() {
+        let Some(rest) = line.strip_prefix("report_path '") else {
+            continue;
+        };
+        let path = &rest[..rest.find('\'').unwrap_or(rest.len())];
+        out.push_str(&format!("@path {path}\n"));
+        match host.files.get(path) {
+            None => out.push_str("missing\n"),
+            Some(bytes) => {
+                out.push_str(&format!(
+                    "stat file 644 root root {}\nsha256 {}\ncontent {}\n",
+                    bytes.len(),
+                    crate::core::plan::sha256_hex(bytes),
+                    base64::engine::general_purpose::STANDARD.encode(bytes)
+                ));
+            }
+        }
+    }
+    out.push_str("@facts\nos debian 13\n@sshd\n@sshd_status 0\n");
+    out
+}
+
+/// The files a staging input carries: `F size mode owner group temp path`
+/// records, each followed by its bytes.
+fn staged_files(input: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut at = 0;
+    while at < input.len() {
+        let end = input[at..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(input.len(), |p| at + p);
+        let line = String::from_utf8_lossy(&input[at..end]).into_owned();
+        at = end + 1;
+        let fields: Vec<&str> = line.splitn(7, ' ').collect();
+        if fields[0] == "F" && fields.len() == 7 {
+            let size: usize = fields[1].parse().unwrap_or(0);
+            if !fields[5].contains("-check-") {
+                files.insert(fields[6].to_string(), input[at..at + size].to_vec());
+            }
+            at += size;
+        }
+    }
+    files
+}

@@ -1,0 +1,455 @@
+//! The fleet runner over the scripted fake fleet: batches and the stop
+//! rule, deadlines, interrupts, and what the plain renderer prints, all
+//! without root, a lab or a network.
+
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::core::event::{Event, HostStatus};
+use crate::core::outcome::Applied;
+use crate::core::playbook::Playbook;
+use crate::core::resources::TlsMaterial;
+use crate::engine::fake::{Act, FakeFleet, Step};
+use crate::engine::pipeline::{self, Checks, HostJob};
+use crate::transport::{HostKeyPolicy, Target};
+
+const PLAYBOOK: &str = "files:\n  - path: /etc/motd\n    content: \"hello\\n\"\n";
+
+fn playbook() -> Arc<Playbook> {
+    Arc::new(Playbook::parse("p.yaml".as_ref(), PLAYBOOK).unwrap())
+}
+
+fn jobs(names: &[&str]) -> Vec<(String, HostJob)> {
+    let text: String = std::iter::once("hosts:\n".to_string())
+        .chain(
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| format!("  {n}: {{ address: 198.18.250.{} }}\n", i + 1)),
+        )
+        .collect();
+    let inventory =
+        crate::core::inventory::Inventory::parse("i.yaml".as_ref(), &text, None).unwrap();
+    inventory
+        .hosts
+        .into_iter()
+        .map(|host| {
+            let target = Target {
+                name: host.name.clone(),
+                address: host.address.clone(),
+                port: 22,
+                user: "root".into(),
+                identity_files: Vec::new(),
+                use_agent: false,
+                known_hosts: Vec::new(),
+                host_key_policy: HostKeyPolicy::Strict,
+                host_key_alias: None,
+                connect_timeout: Duration::from_secs(1),
+                jump: None,
+            };
+            let job = HostJob {
+                host: host.clone(),
+                target,
+                tls: TlsMaterial::CaPending,
+            };
+            (host.name, job)
+        })
+        .collect()
+}
+
+fn fleet(forks: usize, deadlines: Deadlines) -> (Fleet, Receiver<Option<Event>>) {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let fleet = Fleet {
+        forks,
+        sink: Sink::new(sender),
+        deadlines,
+        interrupt: Interrupt::default(),
+    };
+    (fleet, receiver)
+}
+
+fn events(receiver: &Receiver<Option<Event>>) -> Vec<Event> {
+    receiver.try_iter().flatten().collect()
+}
+
+fn describe(result: &Result<Applied>) -> (HostStatus, String) {
+    match result {
+        Ok(Applied::Unchanged) => (HostStatus::Unchanged, String::new()),
+        Ok(Applied::Changed { .. }) => (HostStatus::Changed, String::new()),
+        Err(e) => (HostStatus::Failed, e.to_string()),
+    }
+}
+
+/// What `apply` does: plan every host, then roll out in batches.
+async fn apply(
+    fake: &FakeFleet,
+    fleet: &Fleet,
+    names: &[&str],
+    rollout: Rollout,
+) -> Vec<Finished<Applied>> {
+    let playbook = playbook();
+    let prepared = fleet
+        .run("plan", jobs(names), |_| (HostStatus::Ok, String::new()), {
+            let fake = fake.clone();
+            move |job: HostJob, run| {
+                let (fake, playbook) = (fake.clone(), playbook.clone());
+                async move {
+                    let prepared = pipeline::prepare(&fake, &playbook, &job, &run).await?;
+                    Ok((job, prepared))
+                }
+            }
+        })
+        .await;
+    let jobs = prepared
+        .into_iter()
+        .map(|f| {
+            let result = match f.ended {
+                Ended::Ran(result) => result,
+                _ => Err(crate::error::Error::Skipped {
+                    host: f.host.clone(),
+                    reason: "not planned".into(),
+                }),
+            };
+            (f.host, result)
+        })
+        .collect();
+    let checks = Arc::new(Checks { tls: None });
+    fleet
+        .roll_out("apply", jobs, &rollout, describe, {
+            let fake = fake.clone();
+            move |prepared: Result<(
+                HostJob,
+                pipeline::Prepared<crate::engine::fake::FakeSession>,
+            )>,
+                  run| {
+                let (fake, checks) = (fake.clone(), checks.clone());
+                async move {
+                    let (job, prepared) = prepared?;
+                    pipeline::apply_and_verify(&fake, prepared, &job, &checks, &run).await
+                }
+            }
+        })
+        .await
+}
+
+fn statuses<T>(finished: &[Finished<T>]) -> Vec<(&str, &'static str)> {
+    finished
+        .iter()
+        .map(|f| {
+            let status = match &f.ended {
+                Ended::Ran(Ok(_)) => "ok",
+                Ended::Ran(Err(_)) => "failed",
+                Ended::Skipped(_) => "skipped",
+                Ended::Aborted => "aborted",
+            };
+            (f.host.as_str(), status)
+        })
+        .collect()
+}
+
+fn error<T: std::fmt::Debug>(finished: &Finished<T>) -> String {
+    match &finished.ended {
+        Ended::Ran(Err(e)) => e.to_string(),
+        other => panic!("{}: not an error: {other:?}", finished.host),
+    }
+}
+
+#[tokio::test]
+async fn batches_follow_the_serial_list_in_order() {
+    let names = ["h1", "h2", "h3", "h4"];
+    let fake = FakeFleet::with_hosts(&names);
+    let (fleet, receiver) = fleet(10, Deadlines::default());
+    let rollout = Rollout {
+        serial: Some("1,50%,100%".parse().unwrap()),
+        max_fail_percent: Some(0),
+    };
+    let done = apply(&fake, &fleet, &names, rollout).await;
+    assert_eq!(
+        statuses(&done),
+        [("h1", "ok"), ("h2", "ok"), ("h3", "ok"), ("h4", "ok")]
+    );
+    for name in names {
+        assert_eq!(fake.get(name, |h| h.files["/etc/motd"].clone()), b"hello\n");
+    }
+    let batches: Vec<(usize, usize)> = events(&receiver)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::BatchStarted { number, hosts, .. } => Some((number, hosts)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(batches, [(1, 1), (2, 2), (3, 1)]);
+}
+
+#[tokio::test]
+async fn a_failed_canary_stops_the_rollout_before_anything_else_is_touched() {
+    let names = ["canary", "h2", "h3", "h4"];
+    let fake = FakeFleet::with_hosts(&names);
+    fake.set("canary", |h| {
+        h.acts.insert(Step::Commit, Act::Fail);
+    });
+    let (fleet, receiver) = fleet(10, Deadlines::default());
+    let rollout = Rollout {
+        serial: Some("1,50%,100%".parse().unwrap()),
+        max_fail_percent: Some(0),
+    };
+    let done = apply(&fake, &fleet, &names, rollout).await;
+    assert_eq!(
+        statuses(&done),
+        [
+            ("canary", "failed"),
+            ("h2", "skipped"),
+            ("h3", "skipped"),
+            ("h4", "skipped")
+        ]
+    );
+    for host in ["h2", "h3", "h4"] {
+        assert!(!fake.touched(host), "{host} was touched");
+    }
+    let stop = events(&receiver).into_iter().find_map(|e| match e {
+        Event::BatchFinished { stop, .. } => stop,
+        _ => None,
+    });
+    assert_eq!(
+        stop.as_deref(),
+        Some("not reached: 1 of 1 host(s) in batch 1 failed, over --max-fail-percent 0")
+    );
+}
+
+#[tokio::test]
+async fn without_max_fail_a_batch_stops_the_rollout_only_when_all_of_it_failed() {
+    let names = ["h1", "h2", "h3", "h4"];
+    let fake = FakeFleet::with_hosts(&names);
+    fake.set("h1", |h| {
+        h.acts.insert(Step::Commit, Act::Fail);
+    });
+    let (fleet, _) = fleet(10, Deadlines::default());
+    let rollout = Rollout {
+        serial: Some("2".parse().unwrap()),
+        max_fail_percent: None,
+    };
+    let done = apply(&fake, &fleet, &names, rollout).await;
+    assert_eq!(
+        statuses(&done),
+        [("h1", "failed"), ("h2", "ok"), ("h3", "ok"), ("h4", "ok")]
+    );
+}
+
+#[tokio::test]
+async fn a_host_that_never_answers_is_failed_at_its_step_and_holds_nobody() {
+    let names = ["h1", "hung", "h3"];
+    let fake = FakeFleet::with_hosts(&names);
+    fake.set("hung", |h| {
+        h.acts.insert(Step::Gather, Act::Hang);
+    });
+    let deadlines = Deadlines {
+        step: Duration::from_millis(200),
+        handlers: Duration::from_millis(200),
+    };
+    let (fleet, _) = fleet(10, deadlines);
+    let started = Instant::now();
+    let playbook = playbook();
+    let done = fleet
+        .run("plan", jobs(&names), |_| (HostStatus::Ok, String::new()), {
+            let fake = fake.clone();
+            move |job: HostJob, run| {
+                let (fake, playbook) = (fake.clone(), playbook.clone());
+                async move {
+                    let prepared = pipeline::prepare(&fake, &playbook, &job, &run).await?;
+                    Ok(prepared.plan)
+                }
+            }
+        })
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        statuses(&done),
+        [("h1", "ok"), ("hung", "failed"), ("h3", "ok")]
+    );
+    assert_eq!(
+        error(&done[1]),
+        "hung: gathering: no answer within 0.2s (the step's deadline; --timeout sets it)"
+    );
+}
+
+#[tokio::test]
+async fn a_commit_past_its_deadline_is_rolled_back_on_a_fresh_channel() {
+    let names = ["h1", "hung"];
+    let fake = FakeFleet::with_hosts(&names);
+    fake.set("hung", |h| {
+        h.files.insert("/etc/motd".into(), b"old\n".to_vec());
+        h.acts.insert(Step::Commit, Act::Hang);
+    });
+    let deadlines = Deadlines {
+        step: Duration::from_secs(5),
+        handlers: Duration::from_millis(300),
+    };
+    let (fleet, _) = fleet(10, deadlines);
+    let done = apply(&fake, &fleet, &names, Rollout::default()).await;
+    assert_eq!(statuses(&done), [("h1", "ok"), ("hung", "failed")]);
+    assert_eq!(
+        error(&done[1]),
+        "hung: replacing files: no answer within 0.3s (the step's deadline; --timeout sets it); the previous files were restored"
+    );
+    assert_eq!(
+        fake.get("hung", |h| h.seen.clone()),
+        [Step::Gather, Step::Stage, Step::Commit, Step::Rollback]
+    );
+    assert_eq!(fake.get("hung", |h| h.files["/etc/motd"].clone()), b"old\n");
+}
+
+#[tokio::test]
+async fn an_interrupt_lets_hosts_in_flight_finish_and_skips_the_rest() {
+    let names = ["h1", "h2", "h3"];
+    let fake = FakeFleet::with_hosts(&names);
+    for name in names {
+        fake.set(name, |h| {
+            h.acts
+                .insert(Step::Commit, Act::Slow(Duration::from_millis(300)));
+        });
+    }
+    let (fleet, receiver) = fleet(1, Deadlines::default());
+    let interrupt = fleet.interrupt.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        interrupt.trigger();
+    });
+    let done = apply(&fake, &fleet, &names, Rollout::default()).await;
+    assert_eq!(
+        statuses(&done),
+        [("h1", "ok"), ("h2", "skipped"), ("h3", "skipped")]
+    );
+    assert!(!fake.touched("h2") && !fake.touched("h3"));
+    let interrupted = events(&receiver).into_iter().find_map(|e| match e {
+        Event::Interrupted { again, in_flight } => Some((again, in_flight)),
+        _ => None,
+    });
+    assert_eq!(interrupted, Some((false, vec!["h1".to_string()])));
+    // Interrupted before a batch starts: nothing starts at all.
+    let (fleet, _) = self::fleet(1, Deadlines::default());
+    fleet.interrupt.trigger();
+    let done = apply(&fake, &fleet, &["h2"], Rollout::default()).await;
+    assert_eq!(statuses(&done), [("h2", "skipped")]);
+    assert!(!fake.touched("h2"));
+}
+
+#[tokio::test]
+async fn a_second_interrupt_abandons_the_hosts_in_flight_at_once() {
+    let names = ["h1", "h2", "h3"];
+    let fake = FakeFleet::with_hosts(&names);
+    for name in ["h1", "h2"] {
+        fake.set(name, |h| {
+            h.acts.insert(Step::Commit, Act::Hang);
+        });
+    }
+    let (fleet, receiver) = fleet(2, Deadlines::default());
+    let interrupt = fleet.interrupt.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        interrupt.trigger();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        interrupt.trigger();
+    });
+    let started = Instant::now();
+    let done = apply(&fake, &fleet, &names, Rollout::default()).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        statuses(&done),
+        [("h1", "aborted"), ("h2", "aborted"), ("h3", "skipped")]
+    );
+    let again = events(&receiver).into_iter().find_map(|e| match e {
+        Event::Interrupted {
+            again: true,
+            in_flight,
+        } => Some(in_flight),
+        _ => None,
+    });
+    assert_eq!(again, Some(vec!["h1".to_string(), "h2".to_string()]));
+}
+
+#[tokio::test]
+async fn unreachable_hosts_fail_at_connecting_and_the_others_go_on() {
+    let names = ["h1", "gone"];
+    let fake = FakeFleet::with_hosts(&names);
+    fake.set("gone", |h| h.unreachable = true);
+    let (fleet, _) = fleet(10, Deadlines::default());
+    let playbook = playbook();
+    let done = fleet
+        .run("plan", jobs(&names), |_| (HostStatus::Ok, String::new()), {
+            let fake = fake.clone();
+            move |job: HostJob, run| {
+                let (fake, playbook) = (fake.clone(), playbook.clone());
+                async move { Ok(pipeline::prepare(&fake, &playbook, &job, &run).await?.plan) }
+            }
+        })
+        .await;
+    assert_eq!(statuses(&done), [("h1", "ok"), ("gone", "failed")]);
+    match &done[1].ended {
+        Ended::Ran(Err(e)) => assert!(e.is_unreachable(), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_plain_renderer_says_each_step_of_a_run_in_order() {
+    let names = ["h1", "h2"];
+    let fake = FakeFleet::with_hosts(&names);
+    fake.set("h2", |h| {
+        h.files.insert("/etc/motd".into(), b"hello\n".to_vec());
+    });
+    let (fleet, receiver) = fleet(1, Deadlines::default());
+    apply(&fake, &fleet, &names, Rollout::default()).await;
+    let lines: Vec<String> = events(&receiver)
+        .into_iter()
+        .map(|event| match event {
+            // Durations vary from run to run; the renderer's text does not.
+            Event::StepFinished { host, phase, .. } => Event::StepFinished {
+                host,
+                phase,
+                seconds: 0.0,
+            },
+            Event::HostFinished {
+                host,
+                status,
+                detail,
+                ..
+            } => Event::HostFinished {
+                host,
+                status,
+                detail,
+                seconds: 0.0,
+            },
+            other => other,
+        })
+        .filter_map(|e| crate::report::progress::plain_line(Duration::ZERO, &e))
+        .collect();
+    let expected = [
+        "[   0.00s] plan: 2 host(s)",
+        "[   0.00s] h1: connecting",
+        "[   0.00s] h1: connecting done (0.00s)",
+        "[   0.00s] h1: gathering",
+        "[   0.00s] h1: gathering done (0.00s)",
+        "[   0.00s] h1: ok",
+        "[   0.00s] h2: connecting",
+        "[   0.00s] h2: connecting done (0.00s)",
+        "[   0.00s] h2: gathering",
+        "[   0.00s] h2: gathering done (0.00s)",
+        "[   0.00s] h2: ok",
+        "[   0.00s] apply: 2 host(s)",
+        "[   0.00s] h1: staging files",
+        "[   0.00s] h1: staging files done (0.00s)",
+        "[   0.00s] h1: replacing files",
+        "[   0.00s] h1: replacing files done (0.00s)",
+        "[   0.00s] h1: verifying",
+        "[   0.00s] h1: verifying done (0.00s)",
+        "[   0.00s] h1: removing backups",
+        "[   0.00s] h1: removing backups done (0.00s)",
+        "[   0.00s] h1: changed",
+        "[   0.00s] h2: verifying",
+        "[   0.00s] h2: verifying done (0.00s)",
+        "[   0.00s] h2: unchanged",
+    ];
+    assert_eq!(lines, expected);
+}
