@@ -249,7 +249,7 @@ impl From<ReleaseArg> for crate::lab::Release {
 pub fn run() -> Result<i32> {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        // clap would exit 2 on bad usage; DESIGN.md keeps 2 for pending
+        // clap would exit 2 on bad usage; the contract keeps 2 for pending
         // changes under `plan --detailed-exitcode`, and bad input is 1.
         Err(err) => {
             let _ = err.print();

@@ -159,7 +159,7 @@ fn input_message(file: &std::path::Path, line: usize, column: usize, message: &s
 }
 
 impl Error {
-    /// The process exit code for this error. DESIGN.md: `1` for a failed or
+    /// The process exit code for this error. The contract (README): `1` for a failed or
     /// unreachable host and for bad input; `2` is reserved for
     /// `plan --detailed-exitcode` and is never an error.
     pub fn exit_code(&self) -> i32 {

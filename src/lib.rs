@@ -1,10 +1,11 @@
 //! dockhand: a declarative provisioning engine, applied over SSH, that
 //! secures Docker daemons across a fleet.
 //!
-//! The layers follow `DESIGN.md`: `cli` (clap, sealed) → `commands` (one
-//! file per subcommand) → `core` (pure) / `transport` (SSH) / `lab`
-//! (disposable hosts), with `report` the only place that writes to the
-//! terminal besides `main`.
+//! The layers are mapped in `docs/ARCHITECTURE.md`: `cli` (clap, sealed)
+//! → `commands` (one file per subcommand) → `engine` (loading, the fleet
+//! runner, one host's pipeline) → `core` (pure) / `transport` (SSH), with
+//! `lab` for disposable hosts and `report` the only place that writes to
+//! the terminal besides `main`.
 
 pub mod cli;
 pub mod commands;

@@ -76,6 +76,12 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
     let (code, report, stderr) = apply_json(&lab, &pki, &inventory, &[]);
     assert_eq!(code, Some(0), "{report:#}\n{stderr}");
     assert_eq!(report["summary"]["changed"], 3, "{report:#}");
+    // Off a terminal, progress is plain lines: no colour, no cursor moves.
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\r'),
+        "control characters off a terminal:\n{stderr:?}"
+    );
+    assert!(stderr.contains("] apply: 3 host(s)"), "{stderr}");
     for host in report["hosts"].as_array().unwrap() {
         assert_eq!(
             host["handlers"],
@@ -498,6 +504,14 @@ fn on_a_terminal_apply_shows_the_plan_and_only_yes_proceeds() {
     let unasked = on_terminal("", "--yes");
     let text = String::from_utf8_lossy(&unasked.stdout);
     assert_eq!(unasked.status.code(), Some(0), "{text}");
+    // On a terminal the progress is drawn as bars: the rollout's, with the
+    // finished host printed above it.
+    assert!(text.contains("/1 hosts"), "bars on a terminal:\n{text}");
+    assert!(text.contains("confirm-01: changed: "), "{text}");
+    assert!(
+        text.contains("\u{1b}["),
+        "terminal control sequences:\n{text}"
+    );
     assert!(!text.contains("Apply these changes?"), "{text}");
     assert_eq!(plan_code(), Some(0));
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
@@ -602,7 +616,7 @@ fn a_rolling_apply_stops_when_a_batch_fails_too_much_and_leaves_the_rest_alone()
         &inventory_arg,
         &broken,
         "--serial",
-        "1",
+        "1,50%,100%",
         "--max-fail-percent",
         "0",
         "--format",

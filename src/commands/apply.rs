@@ -38,8 +38,7 @@ pub struct Options {
 pub fn run(options: &Options) -> Result<i32> {
     let loaded = load::load(&options.selection)?;
     let playbook = loaded.playbook.clone();
-    let progress = options.run.progress();
-    let fleet = options.run.fleet(&progress);
+    let (runtime, progress, fleet) = options.run.start()?;
     let (jobs, client) = issue(loaded.store.as_ref(), &playbook, &loaded.hosts, &fleet.sink)?;
     let checks = Arc::new(load::checks(&playbook, loaded.store.as_ref(), client)?);
     let addresses: HashMap<String, String> = loaded
@@ -47,7 +46,6 @@ pub fn run(options: &Options) -> Result<i32> {
         .iter()
         .map(|(h, _)| (h.name.clone(), h.address.clone()))
         .collect();
-    let runtime = super::runtime()?;
 
     // Phase one: connect, gather and plan every host.
     let prepared = runtime.block_on(fleet.run("plan", jobs, describe_plan, {
@@ -71,7 +69,8 @@ pub fn run(options: &Options) -> Result<i32> {
     // On a terminal, show the plan and ask; elsewhere, never wait for input.
     let pending = plans.values().any(|p| !p.is_empty());
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    if pending && interactive && !options.yes {
+    let interrupted = || fleet.interrupt.count() > 0;
+    if pending && interactive && !options.yes && !interrupted() {
         let outcomes: Vec<HostOutcome> = prepared
             .iter()
             .map(|f| HostOutcome {
@@ -86,7 +85,7 @@ pub fn run(options: &Options) -> Result<i32> {
             .collect();
         let yes = progress.suspend(|| {
             report::plan::print(&outcomes, Format::Human);
-            report::confirm("Apply these changes?")
+            report::confirm("Apply these changes?", &interrupted)
         })?;
         if !yes {
             runtime.block_on(async {
@@ -103,8 +102,7 @@ pub fn run(options: &Options) -> Result<i32> {
     }
 
     // Phase two, batch by batch: apply, handlers, verify; keep or roll
-    // back. From here on Ctrl-C lets the hosts in flight finish.
-    runtime.block_on(async { fleet.interrupt.listen_for_signals() })?;
+    // back. An interrupt before this point skips every host.
     let started = Instant::now();
     let jobs: Vec<(String, Result<Planned>)> = prepared
         .into_iter()

@@ -30,17 +30,20 @@ pub struct Run {
 
 impl Run {
     /// The fleet runner for these options, reporting to `progress`.
-    fn progress(&self) -> Progress {
-        Progress::start(self.progress, self.verbose)
-    }
-
-    fn fleet(&self, progress: &Progress) -> Fleet {
-        Fleet {
+    /// The runtime, the renderer and the fleet runner of a command. From
+    /// here on, Ctrl-C and SIGTERM are the runner's: no new host starts,
+    /// hosts in flight finish; a second one abandons them.
+    fn start(&self) -> Result<(tokio::runtime::Runtime, Progress, Fleet)> {
+        let runtime = runtime()?;
+        let progress = Progress::start(self.progress, self.verbose);
+        let fleet = Fleet {
             forks: self.forks,
             sink: progress.sink(),
             deadlines: self.timeout.map(Deadlines::uniform).unwrap_or_default(),
             interrupt: Interrupt::default(),
-        }
+        };
+        runtime.block_on(async { fleet.interrupt.listen_for_signals() })?;
+        Ok((runtime, progress, fleet))
     }
 }
 

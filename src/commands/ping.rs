@@ -30,9 +30,8 @@ pub fn run(options: &Options) -> Result<i32> {
             (host.name, (target, sudo))
         })
         .collect();
-    let progress = options.run.progress();
-    let fleet = options.run.fleet(&progress);
-    let ended = super::runtime()?.block_on(fleet.run(
+    let (runtime, progress, fleet) = options.run.start()?;
+    let ended = runtime.block_on(fleet.run(
         "ping",
         jobs,
         describe,

@@ -41,10 +41,9 @@ pub fn run(options: &Options) -> Result<i32> {
         .iter()
         .map(|(h, _)| h.address.clone())
         .collect();
-    let progress = options.run.progress();
-    let fleet = options.run.fleet(&progress);
+    let (runtime, progress, fleet) = options.run.start()?;
     let playbook = loaded.playbook.clone();
-    let ended = super::runtime()?.block_on(fleet.run("plan", jobs, describe, move |job, run| {
+    let ended = runtime.block_on(fleet.run("plan", jobs, describe, move |job, run| {
         let playbook = playbook.clone();
         async move {
             let prepared = pipeline::prepare(&Ssh, &playbook, &job, &run).await?;

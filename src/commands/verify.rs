@@ -55,13 +55,9 @@ pub fn run(options: &Options) -> Result<i32> {
         .map(|(h, _)| h.address.clone())
         .collect();
     let started = Instant::now();
-    let progress = options.run.progress();
-    let fleet = options.run.fleet(&progress);
-    let ended = super::runtime()?.block_on(fleet.run(
-        "verify",
-        jobs,
-        describe,
-        move |job: HostJob, run| {
+    let (runtime, progress, fleet) = options.run.start()?;
+    let ended = runtime.block_on(
+        fleet.run("verify", jobs, describe, move |job: HostJob, run| {
             let checks = checks.clone();
             let playbook = playbook.clone();
             async move {
@@ -72,8 +68,8 @@ pub fn run(options: &Options) -> Result<i32> {
                 session.close().await;
                 verified
             }
-        },
-    ));
+        }),
+    );
     drop(fleet);
     progress.finish();
     let outcomes: Vec<ApplyOutcome> = ended

@@ -460,10 +460,11 @@ pub fn finish_script(work: &Work) -> String {
     s
 }
 
-/// After a failed verification: restore and run the handlers again.
-pub fn rollback_script(work: &Work) -> String {
+/// After a failed verification, or a commit that failed or missed its
+/// deadline: stop a commit still running, and restore the previous files.
+pub fn restore_script(work: &Work) -> String {
     let mut s = String::from(
-        "set -u\nexport LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nhandler_failed=0\n",
+        "set -u\nexport LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
     );
     // A commit still running (it missed its deadline: a handler hangs) is
     // stopped first, so it cannot go on replacing files under the rollback.
@@ -472,6 +473,15 @@ pub fn rollback_script(work: &Work) -> String {
            && [ \"$(cut -d' ' -f22 /proc/$g/stat 2>/dev/null)\" = \"$start\" ]; then kill -TERM -- \"-$g\" 2>/dev/null; sleep 0.2; kill -KILL -- \"-$g\" 2>/dev/null; fi; rm -f -- {COMMIT_GROUP}\n"
     ));
     s.push_str(&restore_lines(work));
+    s.push_str("printf 'ok restored\\n'\n");
+    s
+}
+
+/// Then the handlers again, so the restored files are in effect.
+pub fn rollback_script(work: &Work) -> String {
+    let mut s = String::from(
+        "set -u\nexport LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nhandler_failed=0\n",
+    );
     s.push_str(&handler_script(&work.handlers, &work.ssh_unit));
     s.push_str(&format!(
         "[ \"$handler_failed\" = 0 ] && rm -f -- {PENDING_HANDLERS}\nprintf 'ok rolled-back\\n'\n"
@@ -554,17 +564,7 @@ pub async fn apply(
             if output.stdout_text().lines().any(|l| l == "ok committed")
                 && !output.stdout_text().contains("rolled-back") =>
         {
-            let restored = match run
-                .step(
-                    Phase::RollingBack,
-                    run.deadlines.handlers,
-                    rollback(transport, work, become_root),
-                )
-                .await
-            {
-                Ok(()) => "the previous files were restored".to_string(),
-                Err(e) => format!("restoring the previous files failed too: {e}"),
-            };
+            let restored = rollback(transport, work, become_root, run).await;
             let Error::Host { host, step, reason } = err else {
                 return Err(err);
             };
@@ -596,10 +596,58 @@ pub async fn finish(transport: &impl Transport, work: &Work, become_root: bool) 
     .map(|_| ())
 }
 
-pub async fn rollback(transport: &impl Transport, work: &Work, become_root: bool) -> Result<()> {
-    run_script(transport, "roll back", become_root, &rollback_script(work))
+/// Restores the previous files (under the step deadline), then runs the
+/// handlers again with them (under the handlers' deadline); says in words
+/// how it went, for the host's error.
+pub async fn rollback(
+    transport: &impl Transport,
+    work: &Work,
+    become_root: bool,
+    run: &HostRun,
+) -> String {
+    let strip = |e: Error| {
+        let text = e.to_string();
+        text.strip_prefix(&format!("{}: ", run.host))
+            .map(str::to_string)
+            .unwrap_or(text)
+    };
+    let restored = run
+        .step(
+            Phase::RollingBack,
+            run.deadlines.step,
+            run_script(
+                transport,
+                "restore the previous files",
+                become_root,
+                &restore_script(work),
+            ),
+        )
+        .await;
+    if let Err(e) = restored {
+        return format!("restoring the previous files failed too: {}", strip(e));
+    }
+    if work.handlers.is_empty() {
+        return "the previous files were restored".into();
+    }
+    match run
+        .step(
+            Phase::RollingBack,
+            run.deadlines.handlers,
+            run_script(
+                transport,
+                "run the handlers again",
+                become_root,
+                &rollback_script(work),
+            ),
+        )
         .await
-        .map(|_| ())
+    {
+        Ok(_) => "the previous files were restored".into(),
+        Err(e) => format!(
+            "the previous files were restored, but putting them in effect failed: {}",
+            strip(e)
+        ),
+    }
 }
 
 /// Random hex for temp names (not secret; unique).
@@ -672,6 +720,7 @@ mod tests {
             stage_script(),
             commit_script(&work),
             finish_script(&work),
+            restore_script(&work),
             rollback_script(&work),
         ] {
             assert!(!script.contains("SECRET"), "{script}");
@@ -682,7 +731,7 @@ mod tests {
     fn the_commit_backs_up_renames_checks_and_runs_handlers_in_order() {
         let work = fresh_work();
         assert_eq!(work.created_directories, vec!["/etc/t".to_string()]);
-        assert!(rollback_script(&work).contains("rmdir -- '/etc/t' 2>/dev/null || :"));
+        assert!(restore_script(&work).contains("rmdir -- '/etc/t' 2>/dev/null || :"));
         assert_eq!(
             work.post_checks,
             vec![(

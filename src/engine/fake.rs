@@ -123,7 +123,7 @@ fn step_of(command: &str, stdin: &[u8]) -> Step {
         Step::Gather
     } else if script.contains("ok committed") {
         Step::Commit
-    } else if script.contains("ok rolled-back") {
+    } else if script.contains("ok rolled-back") || script.contains("ok restored") {
         Step::Rollback
     } else if script.contains("ok finished") {
         Step::Finish

@@ -212,20 +212,7 @@ async fn roll_back<S: Transport>(
     become_root: bool,
     run: &HostRun,
 ) -> String {
-    match run
-        .step(
-            Phase::RollingBack,
-            run.deadlines.handlers,
-            apply::rollback(session, work, become_root),
-        )
-        .await
-    {
-        Ok(()) => "the previous files were restored".to_string(),
-        Err(e) => format!(
-            "restoring the previous files failed too: {}",
-            strip(&run.host, &e.to_string())
-        ),
-    }
+    apply::rollback(session, work, become_root, run).await
 }
 
 fn strip(host: &str, text: &str) -> String {

@@ -22,33 +22,6 @@ fn status(outcome: &ApplyOutcome) -> &'static str {
     }
 }
 
-pub fn progress(outcome: &ApplyOutcome) {
-    let seconds = outcome.elapsed.as_secs_f64();
-    let line = match &outcome.result {
-        Ok((Applied::Unchanged, _)) => {
-            format!("{}: unchanged, verified ({seconds:.2}s)", outcome.host)
-        }
-        Ok((Applied::Changed { changes, handlers }, _)) => format!(
-            "{}: changed ({changes} change(s){}), verified ({seconds:.2}s)",
-            outcome.host,
-            if handlers.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; ran {}",
-                    handlers
-                        .iter()
-                        .map(|h| h.describe())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            }
-        ),
-        Err(err) => format!("{}: {}: {err}", outcome.host, status(outcome)),
-    };
-    eprintln!("{line}");
-}
-
 #[derive(Serialize, Default, PartialEq, Debug)]
 pub struct Summary {
     pub hosts: usize,

@@ -68,40 +68,32 @@ pub fn pki_list(entries: &[crate::pki::Entry]) {
 }
 
 /// Asks a yes/no question on the terminal; only `yes` is yes (as in
-/// Terraform: a stray `y` or Enter must not change a fleet).
-pub fn confirm(question: &str) -> Result<bool> {
+/// Terraform: a stray `y` or Enter must not change a fleet). An interrupt
+/// while it waits (`cancelled`) is a no.
+pub fn confirm(question: &str, cancelled: &dyn Fn() -> bool) -> Result<bool> {
     eprint!("{question} Only 'yes' is accepted: ");
     let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .map_err(|e| Error::Usage(format!("cannot read the answer: {e}")))?;
-    Ok(answer.trim() == "yes")
-}
-
-/// A step of a host's pipeline (stderr).
-pub fn step(host: &str, step: &crate::core::outcome::Step) {
-    use crate::core::outcome::Step;
-    let message = match step {
-        Step::Connected { user, seconds } => format!("connected as {user} ({seconds:.2}s)"),
-        Step::Gathered { paths, seconds } => {
-            format!("gathered {paths} path(s) and the facts in one round trip ({seconds:.2}s)")
+    let (sender, answer) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let read = std::io::stdin().read_line(&mut line).map(|_| line);
+        let _ = sender.send(read);
+    });
+    loop {
+        match answer.recv_timeout(Duration::from_millis(100)) {
+            Ok(read) => {
+                let line =
+                    read.map_err(|e| Error::Usage(format!("cannot read the answer: {e}")))?;
+                return Ok(line.trim() == "yes");
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if cancelled() => {
+                eprintln!();
+                return Ok(false);
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(false),
         }
-        Step::Written { files, directories } => {
-            format!("wrote {files} file(s), {directories} director(y/ies) atomically")
-        }
-        Step::HandlersRan { handlers } => format!(
-            "ran {}",
-            handlers
-                .iter()
-                .map(|h| h.describe())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Step::Verified { checks } => format!("verified: {}", checks.join("; ")),
-        Step::RolledBack { reason } => format!("verification failed, rolled back: {reason}"),
-    };
-    eprintln!("{host}: {message}");
+    }
 }
 
 /// One host's answer to `ping`.

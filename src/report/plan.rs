@@ -5,7 +5,6 @@
 //! carries only "secret" for it.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use console::{Style, style};
 use serde::Serialize;
@@ -16,21 +15,6 @@ use crate::core::daemon_json::KeyChange;
 use crate::core::plan::{Action, Change, ContentChange, HostPlan};
 use crate::core::state::PathKind;
 use crate::error::{Error, Result};
-
-/// A progress line as each host's plan is ready (stderr).
-pub fn progress(host: &str, plan: &Result<HostPlan>, elapsed: Duration) {
-    let seconds = elapsed.as_secs_f64();
-    let line = match plan {
-        Ok(plan) if plan.is_empty() => format!("{host}: planned, no changes ({seconds:.2}s)"),
-        Ok(plan) => format!(
-            "{host}: planned, {} change(s) ({seconds:.2}s)",
-            plan.changes.len()
-        ),
-        Err(err) if err.is_unreachable() => format!("{host}: {}", strip_host(host, err)),
-        Err(err) => format!("{host}: failed: {}", strip_host(host, err)),
-    };
-    eprintln!("{line}");
-}
 
 /// The error's text without the leading `host: ` (the line names it).
 fn strip_host(host: &str, err: &Error) -> String {

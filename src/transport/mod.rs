@@ -2,7 +2,7 @@
 //!
 //! The engine talks to hosts only through [`Transport`], so it never sees
 //! russh. One [`Target`] holds everything needed to open one connection;
-//! one connection serves every command of a run on that host (DESIGN.md:
+//! one connection serves every command of a run on that host (docs/ARCHITECTURE.md:
 //! no per-task connection churn).
 
 pub mod known_hosts;

@@ -1,0 +1,179 @@
+//! End to end: the fleet runner on real lab hosts. A host whose docker
+//! never finishes restarting holds nobody past `--timeout` and is put back
+//! as it was; Ctrl-C in the middle of a rollout lets the hosts in flight
+//! finish and leaves every other host untouched and listed as skipped.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Release, TestLab, assert_success, dockhand_pki};
+use serde_json::Value;
+
+const PLAYBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/docker-tls.yaml");
+
+/// The managed files of a host: their digests, or that they are absent.
+fn managed_state(lab: &TestLab, host: &str) -> String {
+    lab.ssh(
+        host,
+        "cd /etc && for f in docker/daemon.json docker/tls/ca.pem docker/tls/server-cert.pem docker/tls/server-key.pem \
+           systemd/system/docker.service.d/override.conf ssh/sshd_config.d/00-dockhand.conf; do \
+           [ -e $f ] && sha256sum $f || echo \"absent $f\"; done",
+    )
+}
+
+fn plan_code(lab: &TestLab, pki: &Path, inventory: &Path, host: &str) -> Option<i32> {
+    dockhand_pki(
+        lab,
+        pki,
+        &[
+            "plan",
+            "-i",
+            &inventory.to_string_lossy(),
+            PLAYBOOK,
+            "--limit",
+            host,
+            "--detailed-exitcode",
+        ],
+    )
+    .status
+    .code()
+}
+
+#[test]
+fn a_host_whose_docker_never_restarts_is_failed_at_its_deadline_and_put_back() {
+    let lab = TestLab::fresh("hang", 4, Release::Bookworm);
+    let hung = "hang-04";
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = lab.inventory_file(dir.path());
+    let pki = dir.path().join("pki");
+    // A start that never ends: systemd waits for ExecStartPre forever.
+    lab.ssh(
+        hung,
+        "mkdir -p /etc/systemd/system/docker.service.d && \
+         printf '[Service]\\nExecStartPre=/bin/sleep infinity\\nTimeoutStartSec=infinity\\n' > /etc/systemd/system/docker.service.d/hang.conf && \
+         systemctl daemon-reload",
+    );
+    let before = managed_state(&lab, hung);
+
+    let started = Instant::now();
+    let output = dockhand_pki(
+        &lab,
+        &pki,
+        &[
+            "apply",
+            "-i",
+            &inventory.to_string_lossy(),
+            PLAYBOOK,
+            "--timeout",
+            "20",
+            "--format",
+            "json",
+        ],
+    );
+    let elapsed = started.elapsed();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    assert!(
+        elapsed < Duration::from_secs(90),
+        "took {elapsed:?}: a hung host held the run"
+    );
+    for host in report["hosts"].as_array().unwrap() {
+        let name = host["host"].as_str().unwrap();
+        if name == hung {
+            assert_eq!(host["status"], "failed");
+            let error = host["error"].as_str().unwrap();
+            assert!(
+                error.contains(
+                    "replacing files, restarting docker: no answer within 20s (the step's deadline; --timeout sets it)"
+                ) && error.contains("the previous files were restored"),
+                "{error}"
+            );
+        } else {
+            assert_eq!(host["status"], "changed", "{host:#}");
+        }
+    }
+    assert_eq!(
+        managed_state(&lab, hung),
+        before,
+        "the hung host's managed files are back as they were"
+    );
+    for healthy in ["hang-01", "hang-02", "hang-03"] {
+        assert_eq!(plan_code(&lab, &pki, &inventory, healthy), Some(0));
+    }
+    lab.ssh(
+        hung,
+        "rm -f /etc/systemd/system/docker.service.d/hang.conf; systemctl daemon-reload",
+    );
+    assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}
+
+#[test]
+fn ctrl_c_lets_hosts_in_flight_finish_and_leaves_the_rest_untouched() {
+    let lab = TestLab::fresh("sigint", 8, Release::Bookworm);
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = lab.inventory_file(dir.path());
+    let pki = dir.path().join("pki");
+    let child = Command::new(common::BIN)
+        .args(["apply", "-i", &inventory.to_string_lossy(), PLAYBOOK])
+        .args(["--forks", "2", "--format", "json"])
+        .env("DOCKHAND_LAB", &lab.name)
+        .env("DOCKHAND_LAB_DIR", common::state_root())
+        .env("DOCKHAND_PKI_DIR", &pki)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    // SIGINT to this child alone, by its pid, as Ctrl-C would send it.
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{stderr}", String::from_utf8_lossy(&output.stdout)));
+    assert_eq!(output.status.code(), Some(1), "{report:#}\n{stderr}");
+    assert!(
+        stderr.contains("interrupted: no new host starts"),
+        "{stderr}"
+    );
+    let mut skipped = 0;
+    for host in report["hosts"].as_array().unwrap() {
+        let name = host["host"].as_str().unwrap();
+        match host["status"].as_str().unwrap() {
+            "changed" => assert_eq!(
+                plan_code(&lab, &pki, &inventory, name),
+                Some(0),
+                "{name} is fully converged"
+            ),
+            "skipped" => {
+                skipped += 1;
+                assert!(
+                    host["error"]
+                        .as_str()
+                        .unwrap()
+                        .contains("the run was interrupted"),
+                    "{host:#}"
+                );
+                assert_eq!(
+                    plan_code(&lab, &pki, &inventory, name),
+                    Some(2),
+                    "{name} is untouched: everything still pending"
+                );
+                assert_eq!(
+                    lab.ssh(name, "ls -A /etc/docker/tls 2>/dev/null | wc -l")
+                        .trim(),
+                    "0"
+                );
+            }
+            other => panic!("{name}: {other}: {host:#}"),
+        }
+    }
+    assert!(skipped >= 1, "some hosts were never started: {report:#}");
+    assert_eq!(report["summary"]["skipped"], skipped);
+    assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}
