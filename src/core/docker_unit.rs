@@ -188,15 +188,16 @@ pub fn split_words(text: &str) -> Vec<String> {
     words
 }
 
-/// `NAME=value` lines of an environment file (`/etc/default/docker`):
-/// comments and blank lines skipped, an optional `export `, and the value's
-/// quotes removed, as systemd reads such files.
+/// `NAME=value` lines of an environment file (`/etc/default/docker`), as
+/// systemd reads them: comments and blank lines skipped, one pair of
+/// quotes around the value removed. A line systemd would not take (an
+/// `export NAME=…` left from the sysvinit days, a bad name) is skipped:
+/// dockerd never saw it either.
 pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
         .filter_map(|line| {
-            let line = line.strip_prefix("export ").unwrap_or(line);
             let (name, value) = line.split_once('=')?;
             let name = name.trim();
             let valid = !name.is_empty()
@@ -213,11 +214,7 @@ fn unquote(value: &str) -> String {
             return value[1..value.len() - 1].to_string();
         }
     }
-    // An unquoted value ends at a comment.
-    match value.find(" #") {
-        Some(at) => value[..at].trim_end().to_string(),
-        None => value.to_string(),
-    }
+    value.to_string()
 }
 
 /// One word of a command line after variable expansion: its text, and the
@@ -362,7 +359,7 @@ mod tests {
         let settings = ServiceSettings::read(&[&unit]);
         let env = |path: &str| {
             (path == "/etc/default/docker").then(|| {
-                "# comment\nDOCKER_OPTS=\"--dns 192.0.2.53 --data-root /srv/docker\"\nexport HTTP_PROXY=http://proxy.invalid:3128 # set by ops\n1BAD=x\n".to_string()
+                "# comment\nDOCKER_OPTS=\"--dns 192.0.2.53 --data-root /srv/docker\"\nHTTP_PROXY=http://proxy.invalid:3128\nexport OLD=--debug\n1BAD=x\n".to_string()
             })
         };
         let variables = settings.variables(&env);
@@ -375,6 +372,10 @@ mod tests {
         assert_eq!(find("OTHER").source, "/u");
         assert_eq!(find("HTTP_PROXY").value.1, "http://proxy.invalid:3128");
         assert!(!variables.iter().any(|v| v.value.0 == "1BAD"));
+        assert!(
+            !variables.iter().any(|v| v.value.0.contains("OLD")),
+            "systemd ignores `export` lines, and so does dockhand"
+        );
     }
 
     #[test]
