@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Release, TestLab, assert_success, dockhand_pki};
+use common::{Release, Scene, TestLab, assert_success, dockhand_pki};
 use serde_json::Value;
 
 const PLAYBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/docker-tls.yaml");
@@ -44,11 +44,9 @@ fn plan_code(lab: &TestLab, pki: &Path, inventory: &Path, host: &str) -> Option<
 
 #[test]
 fn a_host_whose_docker_never_restarts_is_failed_at_its_deadline_and_put_back() {
-    let lab = TestLab::fresh("hang", 4, Release::Bookworm);
+    let scene = Scene::fresh("hang", 4, Release::Bookworm);
+    let (lab, inventory, pki) = (&scene.lab, &scene.inventory, &scene.pki);
     let hung = "hang-04";
-    let dir = tempfile::tempdir().unwrap();
-    let inventory = lab.inventory_file(dir.path());
-    let pki = dir.path().join("pki");
     // A start that never ends: systemd waits for ExecStartPre forever.
     lab.ssh(
         hung,
@@ -56,12 +54,12 @@ fn a_host_whose_docker_never_restarts_is_failed_at_its_deadline_and_put_back() {
          printf '[Service]\\nExecStartPre=/bin/sleep infinity\\nTimeoutStartSec=infinity\\n' > /etc/systemd/system/docker.service.d/hang.conf && \
          systemctl daemon-reload",
     );
-    let before = managed_state(&lab, hung);
+    let before = managed_state(lab, hung);
 
     let started = Instant::now();
     let output = dockhand_pki(
-        &lab,
-        &pki,
+        lab,
+        pki,
         &[
             "apply",
             "-i",
@@ -96,12 +94,12 @@ fn a_host_whose_docker_never_restarts_is_failed_at_its_deadline_and_put_back() {
         }
     }
     assert_eq!(
-        managed_state(&lab, hung),
+        managed_state(lab, hung),
         before,
         "the hung host's managed files are back as they were"
     );
     for healthy in ["hang-01", "hang-02", "hang-03"] {
-        assert_eq!(plan_code(&lab, &pki, &inventory, healthy), Some(0));
+        assert_eq!(plan_code(lab, pki, inventory, healthy), Some(0));
     }
     lab.ssh(
         hung,
@@ -112,16 +110,14 @@ fn a_host_whose_docker_never_restarts_is_failed_at_its_deadline_and_put_back() {
 
 #[test]
 fn ctrl_c_lets_hosts_in_flight_finish_and_leaves_the_rest_untouched() {
-    let lab = TestLab::fresh("sigint", 8, Release::Bookworm);
-    let dir = tempfile::tempdir().unwrap();
-    let inventory = lab.inventory_file(dir.path());
-    let pki = dir.path().join("pki");
+    let scene = Scene::fresh("sigint", 8, Release::Bookworm);
+    let (lab, inventory, pki) = (&scene.lab, &scene.inventory, &scene.pki);
     let child = Command::new(common::BIN)
         .args(["apply", "-i", &inventory.to_string_lossy(), PLAYBOOK])
         .args(["--forks", "2", "--format", "json"])
         .env("DOCKHAND_LAB", &lab.name)
         .env("DOCKHAND_LAB_DIR", common::state_root())
-        .env("DOCKHAND_PKI_DIR", &pki)
+        .env("DOCKHAND_PKI_DIR", pki)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -146,7 +142,7 @@ fn ctrl_c_lets_hosts_in_flight_finish_and_leaves_the_rest_untouched() {
         let name = host["host"].as_str().unwrap();
         match host["status"].as_str().unwrap() {
             "changed" => assert_eq!(
-                plan_code(&lab, &pki, &inventory, name),
+                plan_code(lab, pki, inventory, name),
                 Some(0),
                 "{name} is fully converged"
             ),
@@ -160,7 +156,7 @@ fn ctrl_c_lets_hosts_in_flight_finish_and_leaves_the_rest_untouched() {
                     "{host:#}"
                 );
                 assert_eq!(
-                    plan_code(&lab, &pki, &inventory, name),
+                    plan_code(lab, pki, inventory, name),
                     Some(2),
                     "{name} is untouched: everything still pending"
                 );

@@ -11,7 +11,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Release, TestLab, active_since, assert_success, docker_over_tls, dockhand_pki};
+use common::{
+    Release, Scene, TestLab, active_since, assert_success, docker_over_tls, dockhand_pki,
+};
 use serde_json::Value;
 
 const PLAYBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/docker-tls.yaml");
@@ -71,13 +73,11 @@ fn a_docker_machine_host_on_trixie_keeps_its_options_and_loses_its_plain_listene
 }
 
 fn docker_machine_host(name: &str, release: Release) {
-    let lab = TestLab::fresh(name, 1, release);
+    let scene = Scene::fresh(name, 1, release);
+    let (lab, dir, pki) = (&scene.lab, scene.dir.path(), &scene.pki);
     let host = &format!("{name}-01");
-    let address = lab.record(host).address.to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let inventory = lab.inventory_file(dir.path());
-    let inventory = inventory.to_string_lossy();
-    let pki = dir.path().join("pki");
+    let address = scene.address(host);
+    let inventory = scene.inventory.to_string_lossy();
     lab.ssh(host, DOCKER_MACHINE);
     assert!(
         plain_api_answers(&address),
@@ -85,7 +85,7 @@ fn docker_machine_host(name: &str, release: Release) {
     );
 
     // plan names the drop-in's listener and the option it keeps.
-    let (code, plan, stderr) = json(&lab, &pki, &["plan", "-i", &inventory, PLAYBOOK]);
+    let (code, plan, stderr) = json(lab, pki, &["plan", "-i", &inventory, PLAYBOOK]);
     assert_eq!(code, Some(0), "{plan:#}\n{stderr}");
     let notes = strings(&plan["hosts"][0]["notes"]).join("\n");
     assert!(
@@ -96,14 +96,14 @@ fn docker_machine_host(name: &str, release: Release) {
         notes.contains("keeps $DOCKER_OPTS from /etc/default/docker (`--dns 192.0.2.53`)"),
         "{notes}"
     );
-    let human = dockhand_pki(&lab, &pki, &["plan", "-i", &inventory, PLAYBOOK]);
+    let human = dockhand_pki(lab, pki, &["plan", "-i", &inventory, PLAYBOOK]);
     let human = String::from_utf8_lossy(&human.stdout);
     assert!(
         human.contains("note: override.conf: the plain-TCP listener tcp://0.0.0.0:2375"),
         "{human}"
     );
 
-    let (code, report, stderr) = json(&lab, &pki, &["apply", "-i", &inventory, PLAYBOOK]);
+    let (code, report, stderr) = json(lab, pki, &["apply", "-i", &inventory, PLAYBOOK]);
     assert_eq!(code, Some(0), "{report:#}\n{stderr}");
     assert!(
         strings(&report["hosts"][0]["notes"])
@@ -126,11 +126,11 @@ fn docker_machine_host(name: &str, release: Release) {
         .contains("$DOCKER_OPTS")
     );
     assert!(!plain_api_answers(&address), "port 2375 no longer answers");
-    let bundle = dir.path().join("bundle");
+    let bundle = dir.join("bundle");
     assert_success(
         &dockhand_pki(
-            &lab,
-            &pki,
+            lab,
+            pki,
             &["pki", "client", "t", "--out", &bundle.to_string_lossy()],
         ),
         "pki client",
@@ -160,17 +160,17 @@ fn docker_machine_host(name: &str, release: Release) {
     );
 
     // A re-run is a no-op.
-    let since = active_since(&lab, host);
-    let (code, report, _) = json(&lab, &pki, &["apply", "-i", &inventory, PLAYBOOK]);
+    let since = active_since(lab, host);
+    let (code, report, _) = json(lab, pki, &["apply", "-i", &inventory, PLAYBOOK]);
     assert_eq!(
         (code, report["summary"]["unchanged"].as_u64()),
         (Some(0), Some(1)),
         "{report:#}"
     );
-    assert_eq!(active_since(&lab, host), since, "docker was not restarted");
+    assert_eq!(active_since(lab, host), since, "docker was not restarted");
     let plan = dockhand_pki(
-        &lab,
-        &pki,
+        lab,
+        pki,
         &["plan", "-i", &inventory, PLAYBOOK, "--detailed-exitcode"],
     );
     assert_eq!(plan.status.code(), Some(0));
@@ -188,19 +188,17 @@ fn hand_set_insecure_registries_on_trixie_are_warned_about_and_kept() {
 }
 
 fn insecure_registries_kept(name: &str, release: Release) {
-    let lab = TestLab::fresh(name, 1, release);
+    let scene = Scene::fresh(name, 1, release);
+    let (lab, dir, pki) = (&scene.lab, scene.dir.path(), &scene.pki);
     let host = &format!("{name}-01");
-    let address = lab.record(host).address.to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let inventory = lab.inventory_file(dir.path());
-    let inventory = inventory.to_string_lossy();
-    let pki = dir.path().join("pki");
+    let address = scene.address(host);
+    let inventory = scene.inventory.to_string_lossy();
     lab.ssh(
         host,
         "mkdir -p /etc/docker && echo '{\"insecure-registries\": [\"registry.invalid:5000\"], \"debug\": true}' > /etc/docker/daemon.json && systemctl restart docker",
     );
 
-    let (_, plan, _) = json(&lab, &pki, &["plan", "-i", &inventory, PLAYBOOK]);
+    let (_, plan, _) = json(lab, pki, &["plan", "-i", &inventory, PLAYBOOK]);
     let warnings = strings(&plan["hosts"][0]["warnings"]);
     assert!(
         warnings.iter().any(|w| w.starts_with(
@@ -209,7 +207,7 @@ fn insecure_registries_kept(name: &str, release: Release) {
         "{warnings:#?}"
     );
 
-    let (code, report, stderr) = json(&lab, &pki, &["apply", "-i", &inventory, PLAYBOOK]);
+    let (code, report, stderr) = json(lab, pki, &["apply", "-i", &inventory, PLAYBOOK]);
     assert_eq!(code, Some(0), "{report:#}\n{stderr}");
     assert!(
         strings(&report["hosts"][0]["warnings"])
@@ -226,11 +224,11 @@ fn insecure_registries_kept(name: &str, release: Release) {
     assert_eq!(daemon["debug"], true);
     assert_eq!(daemon["tlsverify"], true);
     // The running daemon has it too, as its own API says.
-    let bundle = dir.path().join("bundle");
+    let bundle = dir.join("bundle");
     assert_success(
         &dockhand_pki(
-            &lab,
-            &pki,
+            lab,
+            pki,
             &["pki", "client", "t", "--out", &bundle.to_string_lossy()],
         ),
         "pki client",
@@ -244,10 +242,10 @@ fn insecure_registries_kept(name: &str, release: Release) {
     assert!(String::from_utf8_lossy(&info.stdout).contains("registry.invalid:5000"));
 
     // With own_daemon_json the playbook owns the whole file: the key goes.
-    let owned = owned_playbook(dir.path());
+    let owned = owned_playbook(dir);
     let (code, report, _) = json(
-        &lab,
-        &pki,
+        lab,
+        pki,
         &["apply", "-i", &inventory, &owned.to_string_lossy()],
     );
     assert_eq!(code, Some(0), "{report:#}");

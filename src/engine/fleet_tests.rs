@@ -82,6 +82,24 @@ fn describe(result: &Result<Applied>) -> (HostStatus, String) {
     }
 }
 
+/// What `plan` does: every host connected, gathered and planned.
+async fn plan(
+    fake: &FakeFleet,
+    fleet: &Fleet,
+    names: &[&str],
+) -> Vec<Finished<crate::core::plan::HostPlan>> {
+    let playbook = playbook();
+    fleet
+        .run("plan", jobs(names), |_| (HostStatus::Ok, String::new()), {
+            let fake = fake.clone();
+            move |job: HostJob, run| {
+                let (fake, playbook) = (fake.clone(), playbook.clone());
+                async move { Ok(pipeline::prepare(&fake, &playbook, &job, &run).await?.plan) }
+            }
+        })
+        .await
+}
+
 /// What `apply` does: plan every host, then roll out in batches.
 async fn apply(
     fake: &FakeFleet,
@@ -250,19 +268,7 @@ async fn a_host_that_never_answers_is_failed_at_its_step_and_holds_nobody() {
     };
     let (fleet, _) = fleet(10, deadlines);
     let started = Instant::now();
-    let playbook = playbook();
-    let done = fleet
-        .run("plan", jobs(&names), |_| (HostStatus::Ok, String::new()), {
-            let fake = fake.clone();
-            move |job: HostJob, run| {
-                let (fake, playbook) = (fake.clone(), playbook.clone());
-                async move {
-                    let prepared = pipeline::prepare(&fake, &playbook, &job, &run).await?;
-                    Ok(prepared.plan)
-                }
-            }
-        })
-        .await;
+    let done = plan(&fake, &fleet, &names).await;
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(
         statuses(&done),
@@ -375,16 +381,7 @@ async fn unreachable_hosts_fail_at_connecting_and_the_others_go_on() {
     let fake = FakeFleet::with_hosts(&names);
     fake.set("gone", |h| h.unreachable = true);
     let (fleet, _) = fleet(10, Deadlines::default());
-    let playbook = playbook();
-    let done = fleet
-        .run("plan", jobs(&names), |_| (HostStatus::Ok, String::new()), {
-            let fake = fake.clone();
-            move |job: HostJob, run| {
-                let (fake, playbook) = (fake.clone(), playbook.clone());
-                async move { Ok(pipeline::prepare(&fake, &playbook, &job, &run).await?.plan) }
-            }
-        })
-        .await;
+    let done = plan(&fake, &fleet, &names).await;
     assert_eq!(statuses(&done), [("h1", "ok"), ("gone", "failed")]);
     match &done[1].ended {
         Ended::Ran(Err(e)) => assert!(e.is_unreachable(), "{e}"),

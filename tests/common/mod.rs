@@ -178,6 +178,35 @@ impl TestLab {
     }
 }
 
+/// A fresh lab with its inventory and an empty local PKI, both in a
+/// temporary directory that lives as long as the scene.
+pub struct Scene {
+    pub lab: TestLab,
+    pub dir: tempfile::TempDir,
+    pub inventory: PathBuf,
+    pub pki: PathBuf,
+}
+
+impl Scene {
+    pub fn fresh(name: &str, hosts: usize, release: Release) -> Scene {
+        let lab = TestLab::fresh(name, hosts, release);
+        let dir = tempfile::tempdir().unwrap();
+        let inventory = lab.inventory_file(dir.path());
+        let pki = dir.path().join("pki");
+        Scene {
+            lab,
+            dir,
+            inventory,
+            pki,
+        }
+    }
+
+    /// The address of a host of the lab.
+    pub fn address(&self, host: &str) -> String {
+        self.lab.record(host).address.to_string()
+    }
+}
+
 pub fn assert_success(output: &Output, what: &str) {
     assert!(
         output.status.success(),
