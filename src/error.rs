@@ -45,6 +45,17 @@ pub enum Error {
         line: usize,
     },
 
+    /// The host presented a key that a known_hosts file marks `@revoked`.
+    #[error(
+        "{host}: host key {presented} is REVOKED: {file}:{line} marks it @revoked, so it is never accepted"
+    )]
+    HostKeyRevoked {
+        host: String,
+        presented: String,
+        file: PathBuf,
+        line: usize,
+    },
+
     /// The host's key is in no known_hosts file and the policy is strict.
     #[error(
         "{host}: host key {presented} is not known (looked in {files}); add it to known_hosts, \

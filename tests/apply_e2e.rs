@@ -721,12 +721,60 @@ fn a_file_its_validation_rejects_replaces_nothing() {
     );
 
     write("welcome to {{ inventory_hostname }}");
+    // plan shows the check that will run before the file is replaced.
+    let plan = dockhand(
+        &lab,
+        &pki,
+        &[
+            "plan",
+            "-i",
+            &inventory.to_string_lossy(),
+            &playbook.to_string_lossy(),
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&plan.stdout)
+            .contains("checked before it replaces the old one, with: grep -q '^welcome' %s"),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
     assert_success(&dockhand(&lab, &pki, &args), "apply with valid content");
     assert_eq!(
         lab.ssh(host, "cat /etc/motd"),
         "welcome to {{ inventory_hostname }}\n",
         "not a template"
     );
+
+    // Paths with spaces are staged, committed and re-applied like any other.
+    let spaced = dir.path().join("spaced.yaml");
+    std::fs::write(
+        &spaced,
+        "directories:\n  - path: /etc/dockhand test\n    mode: \"0750\"\n\
+         files:\n  - path: /etc/dockhand test/with space.conf\n    content: \"spaced out\\n\"\n    mode: \"0640\"\n",
+    )
+    .unwrap();
+    let spaced_args = [
+        "apply",
+        "-i",
+        &inventory.to_string_lossy(),
+        &spaced.to_string_lossy(),
+    ];
+    let spaced_args: Vec<&str> = spaced_args.iter().map(|s| s.as_ref()).collect();
+    assert_success(
+        &dockhand(&lab, &pki, &spaced_args),
+        "apply with spaces in paths",
+    );
+    assert_eq!(
+        lab.ssh(host, "stat -c '%a %U' '/etc/dockhand test' '/etc/dockhand test/with space.conf'; cat '/etc/dockhand test/with space.conf'"),
+        "750 root\n640 root\nspaced out\n"
+    );
+    let again = dockhand(
+        &lab,
+        &pki,
+        &[&spaced_args[..], &["--format", "json"]].concat(),
+    );
+    let report: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(report["summary"]["unchanged"], 1, "{report:#}");
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }
 

@@ -464,6 +464,67 @@ fn bad_input_is_refused_with_its_position_before_any_host_is_contacted() {
             "PLAY:2:13: pki.key_type: unknown variant `rsa-1024`",
         ),
         (good_inventory, "pki: [\n", &[], "PLAY:"),
+        // What would reach a root shell or a file name is checked at load.
+        (
+            good_inventory,
+            "files:\n  - path: /etc/x\n    content: x\n    owner: \"root; touch /tmp/pwned\"\n",
+            &[],
+            "PLAY:2:5: files[0]: \"root; touch /tmp/pwned\" is not a user or group name",
+        ),
+        (
+            good_inventory,
+            "files:\n  - path: \"/etc/a\\nb\"\n    content: x\n",
+            &[],
+            "PLAY:2:5: files[0]: \"/etc/a\\nb\" has a control character in it",
+        ),
+        (
+            good_inventory,
+            "files:\n  - path: /etc/x\n    content: x\n  - path: /etc/x\n    content: y\n",
+            &[],
+            "PLAY:2:3: files: the path `/etc/x` is listed twice",
+        ),
+        (
+            "hosts:\n  web1: {address: 198.18.255.250}\n  web1: {address: 198.18.255.251}\n",
+            &good_playbook,
+            &[],
+            "INV:2:3: hosts: `web1` appears twice",
+        ),
+        (
+            good_inventory,
+            "pki: {}\ndocker:\n  listen: garbage\n",
+            &[],
+            "PLAY:3:3: docker: \"garbage\": expected tcp://ADDRESS:PORT",
+        ),
+        (
+            good_inventory,
+            "pki:\n  cert_validity_days: 4e9\n",
+            &[],
+            "PLAY:2:3: pki: cert_validity_days: expected a whole number of days",
+        ),
+        (
+            good_inventory,
+            "pki:\n  ca_validity_days: 0\n",
+            &[],
+            "PLAY:2:3: pki: ca_validity_days: 0 days is out of range: 1 to 36500",
+        ),
+        (
+            good_inventory,
+            "pki:\n  clients: [\"../x\"]\n",
+            &[],
+            "PLAY:2:3: pki: \"../x\" is not a client name",
+        ),
+        (
+            good_inventory,
+            "sshd:\n  settings:\n    Banner: \"a\\nb\"\n",
+            &[],
+            "PLAY:2:3: sshd: the value of sshd setting Banner has a control character in it",
+        ),
+        (
+            good_inventory,
+            "files:\n  - path: /etc/motd\n    content: \"{{ site }}\"\n    template: true\n",
+            &[],
+            "PLAY:2:5: template of /etc/motd: unknown variable `site` for host web1",
+        ),
         (
             good_inventory,
             "",

@@ -138,6 +138,55 @@ fn an_unknown_host_key_is_refused_when_strict_and_recorded_with_accept_new() {
 }
 
 #[test]
+fn a_revoked_host_key_is_refused_and_openssh_agrees() {
+    let lab = TestLab::up(LAB, HOSTS);
+    let dir = tempfile::tempdir().unwrap();
+    let known_hosts = dir.path().join("known_hosts");
+    let mut target = lab.target(&host(1), "root");
+    // The lab's own records, plus the host's ed25519 key marked revoked.
+    let recorded = std::fs::read_to_string(lab.paths().known_hosts()).unwrap();
+    let line = recorded
+        .lines()
+        .find(|l| l.starts_with(&format!("{},", host(1))) && l.contains("ssh-ed25519"))
+        .unwrap();
+    let key: Vec<&str> = line.split_whitespace().collect();
+    std::fs::write(
+        &known_hosts,
+        format!("{recorded}@revoked * {} {}\n", key[1], key[2]),
+    )
+    .unwrap();
+    target.known_hosts = vec![known_hosts.clone()];
+    for policy in [HostKeyPolicy::Strict, HostKeyPolicy::AcceptNew] {
+        target.host_key_policy = policy;
+        let err = runtime()
+            .block_on(SshSession::connect(&target))
+            .err()
+            .expect("a revoked key is refused");
+        assert!(matches!(err, Error::HostKeyRevoked { .. }), "{err}");
+        assert!(err.to_string().contains("REVOKED"), "{err}");
+    }
+    // OpenSSH refuses it too.
+    let ssh = std::process::Command::new("ssh")
+        .args(["-i", &lab.paths().key().to_string_lossy()])
+        .args([
+            "-o",
+            &format!("UserKnownHostsFile={}", known_hosts.display()),
+        ])
+        .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
+        .args(["-o", "HostKeyAlgorithms=ssh-ed25519"])
+        .arg(format!("root@{}", target.address))
+        .arg("true")
+        .output()
+        .unwrap();
+    assert!(!ssh.status.success());
+    assert!(
+        String::from_utf8_lossy(&ssh.stderr).contains("REVOKED"),
+        "{}",
+        String::from_utf8_lossy(&ssh.stderr)
+    );
+}
+
+#[test]
 fn a_wrong_key_fails_authentication_with_what_was_tried() {
     let lab = TestLab::up(LAB, HOSTS);
     let dir = tempfile::tempdir().unwrap();

@@ -123,9 +123,9 @@ struct GroupEntry {
 struct InventoryFile {
     #[serde(default)]
     defaults: Defaults,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::fields::unique_keys")]
     hosts: IndexMap<String, Option<HostEntry>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::fields::unique_keys")]
     groups: IndexMap<String, GroupEntry>,
 }
 

@@ -6,6 +6,7 @@ pub mod docker_override;
 pub mod docker_unit;
 pub mod dockerd_flags;
 pub mod event;
+pub mod fields;
 pub mod inventory;
 pub mod limit;
 pub mod outcome;

@@ -63,6 +63,10 @@ pub struct Change {
     pub owner: Option<AttributeChange>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<AttributeChange>,
+    /// The command that checks new content before it replaces the old
+    /// (`%s`: the new file), shown so a reviewer sees what will run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validate: Option<String>,
 }
 
 /// One host's plan.
@@ -141,10 +145,12 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
         if content.is_some() {
             handlers.extend(file.notify.iter().copied());
         }
+        let validate = content.as_ref().and(file.validate.clone());
         match (content, attributes) {
             (None, None) => {}
             (content, Some(mut change)) => {
                 change.content = content;
+                change.validate = validate;
                 out.changes.push(change);
             }
             (Some(content), None) => out.changes.push(Change {
@@ -156,6 +162,7 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
                 mode: None,
                 owner: None,
                 group: None,
+                validate,
             }),
         }
     }
@@ -261,6 +268,7 @@ fn attributes(
         mode: differs(have.exists.then(|| mode_text(have.mode)), mode_text(mode)),
         owner: differs(present(&have.owner), owner.to_string()),
         group: differs(present(&have.group), group.to_string()),
+        validate: None,
     };
     (change.action == Action::Create
         || change.mode.is_some()

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};
 
+use super::fields;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -18,9 +19,9 @@ pub struct Playbook {
     pub pki: Option<PkiRole>,
     pub docker: Option<DockerRole>,
     pub sshd: Option<SshdRole>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::unique_paths")]
     pub files: Vec<FileSpec>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::unique_paths")]
     pub directories: Vec<DirectorySpec>,
 }
 
@@ -42,11 +43,15 @@ pub struct PkiRole {
     pub dir: Option<PathBuf>,
     pub key_type: KeyType,
     pub ca_common_name: String,
+    #[serde(deserialize_with = "fields::ca_validity_days")]
     pub ca_validity_days: u32,
+    #[serde(deserialize_with = "fields::cert_validity_days")]
     pub cert_validity_days: u32,
     /// Certificates expiring within this many days are reissued.
+    #[serde(deserialize_with = "fields::renew_before_days")]
     pub renew_before_days: u32,
     /// Client certificates to keep issued (names, e.g. `admin`).
+    #[serde(deserialize_with = "fields::client_names")]
     pub clients: Vec<String>,
 }
 
@@ -68,8 +73,10 @@ impl Default for PkiRole {
 #[serde(deny_unknown_fields, default)]
 pub struct DockerRole {
     /// Directory on the host for ca.pem, server-cert.pem, server-key.pem.
+    #[serde(deserialize_with = "fields::host_path")]
     pub tls_dir: String,
     /// Where dockerd listens for TLS clients (besides the unix socket).
+    #[serde(deserialize_with = "fields::listen")]
     pub listen: String,
     /// Settings merged into daemon.json over the role's secure defaults;
     /// a key set to null drops that default.
@@ -77,7 +84,9 @@ pub struct DockerRole {
     /// True: daemon.json is wholly ours, keys set by hand are removed.
     /// False (default): keys the playbook does not manage are kept.
     pub own_daemon_json: bool,
+    #[serde(deserialize_with = "fields::host_path")]
     pub daemon_json_path: String,
+    #[serde(deserialize_with = "fields::host_path")]
     pub unit_drop_in: String,
 }
 
@@ -104,6 +113,29 @@ pub enum SshdValue {
     List(Vec<String>),
 }
 
+/// sshd settings: keywords are words, and no value has a control
+/// character (a newline would write a second line into the drop-in).
+fn sshd_settings<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<IndexMap<String, Option<SshdValue>>, D::Error> {
+    use serde::de::Error as _;
+    let settings: IndexMap<String, Option<SshdValue>> = fields::unique_keys(deserializer)?;
+    for (key, value) in &settings {
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(D::Error::custom(format!(
+                "sshd keyword {key:?} is not a word of letters and digits"
+            )));
+        }
+        let text = value.as_ref().map(SshdValue::render).unwrap_or_default();
+        if text.chars().any(char::is_control) {
+            return Err(D::Error::custom(format!(
+                "the value of sshd setting {key} has a control character in it"
+            )));
+        }
+    }
+    Ok(settings)
+}
+
 impl SshdValue {
     /// As sshd_config spells it.
     pub fn render(&self) -> String {
@@ -122,8 +154,10 @@ impl SshdValue {
 pub struct SshdRole {
     /// The drop-in; its name must sort before the others in the directory,
     /// because sshd keeps the first value it reads for most keywords.
+    #[serde(deserialize_with = "fields::host_path")]
     pub drop_in: String,
     /// Settings over the role's hardening defaults; null drops a default.
+    #[serde(deserialize_with = "sshd_settings")]
     pub settings: IndexMap<String, Option<SshdValue>>,
 }
 
@@ -217,13 +251,14 @@ fn default_dir_mode() -> Mode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSpec {
+    #[serde(deserialize_with = "fields::host_path")]
     pub path: String,
     pub content: String,
     #[serde(default = "default_file_mode")]
     pub mode: Mode,
-    #[serde(default = "default_root")]
+    #[serde(default = "default_root", deserialize_with = "fields::account")]
     pub owner: String,
-    #[serde(default = "default_root")]
+    #[serde(default = "default_root", deserialize_with = "fields::account")]
     pub group: String,
     /// Never shown in a diff; compared by digest.
     #[serde(default)]
@@ -241,13 +276,26 @@ pub struct FileSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirectorySpec {
+    #[serde(deserialize_with = "fields::host_path")]
     pub path: String,
     #[serde(default = "default_dir_mode")]
     pub mode: Mode,
-    #[serde(default = "default_root")]
+    #[serde(default = "default_root", deserialize_with = "fields::account")]
     pub owner: String,
-    #[serde(default = "default_root")]
+    #[serde(default = "default_root", deserialize_with = "fields::account")]
     pub group: String,
+}
+
+impl fields::HasPath for FileSpec {
+    fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+impl fields::HasPath for DirectorySpec {
+    fn path(&self) -> &str {
+        &self.path
+    }
 }
 
 impl Playbook {
@@ -267,19 +315,7 @@ impl Playbook {
             column: 0,
             message,
         };
-        let absolute = |what: &str, path: &str| {
-            if path.starts_with('/') && !path.split('/').any(|c| c == "..") {
-                Ok(())
-            } else {
-                Err(fail(format!(
-                    "{what} `{path}` must be an absolute path without `..`"
-                )))
-            }
-        };
         if let Some(docker) = &self.docker {
-            absolute("docker.tls_dir", &docker.tls_dir)?;
-            absolute("docker.daemon_json_path", &docker.daemon_json_path)?;
-            absolute("docker.unit_drop_in", &docker.unit_drop_in)?;
             for key in super::resources::DOCKER_TLS_KEYS {
                 if docker.daemon.contains_key(*key) {
                     return Err(fail(format!(
@@ -292,15 +328,6 @@ impl Playbook {
                     "the docker role needs the pki role (its certificates)".into(),
                 ));
             }
-        }
-        if let Some(sshd) = &self.sshd {
-            absolute("sshd.drop_in", &sshd.drop_in)?;
-        }
-        for spec in &self.files {
-            absolute("files.path", &spec.path)?;
-        }
-        for spec in &self.directories {
-            absolute("directories.path", &spec.path)?;
         }
         if let Some(pki) = &self.pki
             && pki.renew_before_days >= pki.cert_validity_days
@@ -375,7 +402,7 @@ mod tests {
             ),
             (
                 "files:\n  - path: relative\n    content: x\n",
-                "`relative` must be an absolute path",
+                "play.yaml:2:5: files[0]: \"relative\" must be an absolute path",
             ),
             (
                 "pki: {}\ndocker:\n  daemon: { hosts: [] }\n",

@@ -138,7 +138,7 @@ pub fn work(
             }
         };
         let (dir, base) = file.path.rsplit_once('/').unwrap_or(("", &file.path));
-        let temp = format!("{dir}/.{base}{TEMP_MARK}{}", random());
+        let temp = format!("{dir}/.{}{TEMP_MARK}{}", word_safe(base), random());
         if let Some(check) = &file.validate {
             if check.contains("%s") {
                 // Checked on the staged file, before anything is replaced.
@@ -168,7 +168,7 @@ pub fn work(
         if is_daemon_json && validated_staged {
             let copy = daemon_json_check_copy(&work.files[index].content, &work.files)?;
             let (dir, base) = work.files[index].path.rsplit_once('/').unwrap_or(("", ""));
-            let temp = format!("{dir}/.{base}{TEMP_MARK}check-{}", random());
+            let temp = format!("{dir}/.{}{TEMP_MARK}check-{}", word_safe(base), random());
             work.files[index].check_copy = Some((temp, copy));
         }
     }
@@ -191,6 +191,25 @@ fn daemon_json_check_copy(content: &[u8], files: &[FileWrite]) -> Result<Vec<u8>
     Ok(crate::core::daemon_json::render(&document).into_bytes())
 }
 
+/// The last component of a path.
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// A file name as one word of a staging record: temp names are made from
+/// it, and a record's fields are separated by spaces.
+fn word_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// The staging command: reads `D`/`F` records (and each file's bytes)
 /// from stdin. `dd iflag=fullblock` reads exactly a file's bytes, no more.
 const STAGE: &str = r#"set -u; umask 077
@@ -202,6 +221,7 @@ while IFS=' ' read -r kind a b c d e path; do
        for old in "$path"/.*TEMPMARK* "$path"/.*BACKUPMARK*; do [ -e "$old" ] && rm -f -- "$old"; done
        printf 'dir %s\n' "$path" ;;
     F) [ -d "$(dirname -- "$path")" ] || fail "no directory for $path"
+       e="$(dirname -- "$path")/$e"
        ( set -C; : > "$e" ) 2>/dev/null || fail "cannot create a temp file beside $path"
        if [ "$a" -gt 0 ]; then dd bs="$a" count=1 iflag=fullblock of="$e" conv=notrunc status=none || fail "write $path"; fi
        [ "$(stat -c %s -- "$e")" = "$a" ] || fail "short write for $path"
@@ -221,7 +241,10 @@ fn stage_script() -> String {
 }
 
 /// The records for the staging command. For a file: `F size mode owner
-/// group temp path`, then exactly `size` bytes.
+/// group temp path`, then exactly `size` bytes. Every field but the last
+/// is one word (the temp is a name in the path's directory, made of safe
+/// characters; owners and modes are checked at load), and the path is the
+/// rest of the line, spaces and all.
 pub fn stage_input(work: &Work) -> Vec<u8> {
     let mut out = Vec::new();
     for (path, mode, owner, group) in &work.directories {
@@ -243,7 +266,7 @@ pub fn stage_input(work: &Work) -> Vec<u8> {
                 file.mode,
                 file.owner,
                 file.group,
-                file.temp,
+                file_name(&file.temp),
                 file.path
             )
             .as_bytes(),
@@ -252,7 +275,13 @@ pub fn stage_input(work: &Work) -> Vec<u8> {
         if let Some((temp, copy)) = &file.check_copy {
             // Private to root: it is read by the check only.
             out.extend(
-                format!("F {} 0600 root root {temp} {}\n", copy.len(), file.path).as_bytes(),
+                format!(
+                    "F {} 0600 root root {} {}\n",
+                    copy.len(),
+                    file_name(temp),
+                    file.path
+                )
+                .as_bytes(),
             );
             out.extend(copy);
         }
@@ -428,7 +457,8 @@ pub fn commit_script(work: &Work) -> String {
     for (path, mode, owner, group) in &work.attributes {
         let path = shell_quote(path);
         s.push_str(&format!(
-            "chown -- {owner}:{group} {path} && chmod -- {mode:04o} {path} || {{ printf 'error attributes %s\\n' {path}; rollback; exit 1; }}\n"
+            "chown -- {owner_group} {path} && chmod -- {mode:04o} {path} || {{ printf 'error attributes %s\\n' {path}; rollback; exit 1; }}\n",
+            owner_group = shell_quote(&format!("{owner}:{group}"))
         ));
     }
     s.push_str("sync\nprintf 'ok committed\\n'\n");
@@ -715,7 +745,12 @@ mod tests {
         assert_eq!(work.files[0].temp, "/etc/t/.key.pem.dockhand-new-r1");
         let input = stage_input(&work);
         let text = String::from_utf8_lossy(&input);
-        assert!(text.contains("F 17 0400 root root /etc/t/.key.pem.dockhand-new-r1 /etc/t/key.pem\nSECRET KEY BYTES\n"), "{text}");
+        assert!(
+            text.contains(
+                "F 17 0400 root root .key.pem.dockhand-new-r1 /etc/t/key.pem\nSECRET KEY BYTES\n"
+            ),
+            "{text}"
+        );
         for script in [
             stage_script(),
             commit_script(&work),
@@ -810,7 +845,7 @@ mod tests {
         assert_eq!(checked["tlscacert"], "/etc/other/ca.pem");
         let input = String::from_utf8_lossy(&stage_input(&work)).into_owned();
         assert!(input.contains(&format!(
-            "F {} 0600 root root {copy} /etc/t/daemon.json\n",
+            "F {} 0600 root root .daemon.json.dockhand-new-check-r4 /etc/t/daemon.json\n",
             bytes.len()
         )));
         let script = commit_script(&work);

@@ -80,6 +80,7 @@ pub fn load(selection: &Selection) -> Result<Loaded> {
             inventory_path.display()
         )));
     }
+    check_templates(&playbook, playbook_path, &hosts)?;
     let store = playbook
         .pki
         .as_ref()
@@ -95,6 +96,44 @@ pub fn load(selection: &Selection) -> Result<Loaded> {
         hosts,
         store,
     })
+}
+
+/// Every template renders for every selected host: a variable the
+/// inventory does not give a host is bad input, found before any host is
+/// contacted, at the file's entry in the playbook.
+fn check_templates(playbook: &Playbook, path: &Path, hosts: &[Host]) -> Result<()> {
+    for spec in playbook.files.iter().filter(|f| f.template) {
+        for host in hosts {
+            if let Err(e) = crate::core::template::render(&spec.content, &host.vars) {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                let (line, column) = position_of_path(&text, &spec.path);
+                return Err(Error::Input {
+                    file: path.to_path_buf(),
+                    line,
+                    column,
+                    message: format!(
+                        "template of {}: {e} for host {} (set it in the inventory's vars)",
+                        spec.path, host.name
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where a `path:` entry with this value is in the playbook's text
+/// (line 0 when it cannot be told).
+fn position_of_path(text: &str, wanted: &str) -> (usize, usize) {
+    for (index, line) in text.lines().enumerate() {
+        if let Some(at) = line.find("path:") {
+            let value = line[at + 5..].trim().trim_matches(['"', '\'']);
+            if value == wanted {
+                return (index + 1, at + 1);
+            }
+        }
+    }
+    (0, 0)
 }
 
 pub fn now() -> i64 {

@@ -115,16 +115,28 @@ pub fn print(outcomes: &[ApplyOutcome], format: Format, elapsed: Duration) {
                         .collect::<Vec<_>>()
                         .join(", "),
                     Ok(_) => String::new(),
-                    Err(err) => err.to_string(),
+                    Err(err) => super::escape(&err.to_string()),
                 };
                 let _ = writeln!(out, "{:<16} {label:<11} {detail}", outcome.host);
                 if matches!(outcome.result, Ok((Applied::Changed { .. }, _))) {
                     for note in &outcome.notes {
-                        let _ = writeln!(out, "{:<16} {} {note}", "", style("note:").cyan());
+                        let _ = writeln!(
+                            out,
+                            "{:<16} {} {}",
+                            "",
+                            style("note:").cyan(),
+                            super::escape(note)
+                        );
                     }
                 }
                 for warning in &outcome.warnings {
-                    let _ = writeln!(out, "{:<16} {} {warning}", "", style("warning:").yellow());
+                    let _ = writeln!(
+                        out,
+                        "{:<16} {} {}",
+                        "",
+                        style("warning:").yellow(),
+                        super::escape(warning)
+                    );
                 }
             }
             let _ = writeln!(

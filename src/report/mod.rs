@@ -113,7 +113,27 @@ pub struct PingOutcome {
 }
 
 pub fn error(err: &Error) {
-    eprintln!("{} {err}", style("error:").red().bold().for_stderr());
+    eprintln!(
+        "{} {}",
+        style("error:").red().bold().for_stderr(),
+        escape(&err.to_string())
+    );
+}
+
+/// Text that came from a host (file content, command output, names) as it
+/// may reach a terminal: control characters become visible escapes
+/// (`\u{1b}`), so a host can never move the cursor, recolour or rewrite
+/// what the user reads. Tabs stay.
+pub fn escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| -> Box<dyn Iterator<Item = char>> {
+            if c.is_control() && c != '\t' {
+                Box::new(c.escape_unicode())
+            } else {
+                Box::new(std::iter::once(c))
+            }
+        })
+        .collect()
 }
 
 pub fn raw_stdout(text: &str) {
@@ -202,8 +222,12 @@ pub fn ping_summary(outcomes: &[PingOutcome]) {
                     .map(|s| format!(" sudo={s}"))
                     .unwrap_or_default();
                 println!(
-                    "{:<16} ok          hostname={} user={} docker={}{sudo}",
-                    outcome.host, reply.hostname, reply.user, reply.docker
+                    "{:<16} ok          hostname={} user={} docker={}{}",
+                    outcome.host,
+                    escape(&reply.hostname),
+                    escape(&reply.user),
+                    escape(&reply.docker),
+                    escape(&sudo)
                 );
             }
             Err(err) => {
@@ -214,7 +238,11 @@ pub fn ping_summary(outcomes: &[PingOutcome]) {
                     failed += 1;
                     "failed"
                 };
-                println!("{:<16} {kind:<11} {err}", outcome.host);
+                println!(
+                    "{:<16} {kind:<11} {}",
+                    outcome.host,
+                    escape(&err.to_string())
+                );
             }
         }
     }

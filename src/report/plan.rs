@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use console::{Style, style};
 use serde::Serialize;
+use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
 use super::{Format, HostOutcome};
@@ -19,9 +20,7 @@ use crate::error::{Error, Result};
 /// The error's text without the leading `host: ` (the line names it).
 fn strip_host(host: &str, err: &Error) -> String {
     let text = err.to_string();
-    text.strip_prefix(&format!("{host}: "))
-        .map(str::to_string)
-        .unwrap_or(text)
+    super::escape(text.strip_prefix(&format!("{host}: ")).unwrap_or(&text))
 }
 
 pub fn print(outcomes: &[HostOutcome], format: Format) {
@@ -178,10 +177,15 @@ fn host_section(out: &mut String, outcome: &HostOutcome) {
         let _ = writeln!(out, "  {} {}", style("handlers:").cyan(), names.join(", "));
     }
     for note in &plan.notes {
-        let _ = writeln!(out, "  {} {note}", style("note:").cyan());
+        let _ = writeln!(out, "  {} {}", style("note:").cyan(), super::escape(note));
     }
     for warning in &plan.warnings {
-        let _ = writeln!(out, "  {} {warning}", style("warning:").yellow());
+        let _ = writeln!(
+            out,
+            "  {} {}",
+            style("warning:").yellow(),
+            super::escape(warning)
+        );
     }
     out.push('\n');
 }
@@ -227,7 +231,7 @@ fn change_lines(out: &mut String, change: &Change) {
             let _ = writeln!(out, "      content changes (secret: not shown)");
         }
         Some(ContentChange::Pending { reason }) => {
-            let _ = writeln!(out, "      content: {reason}");
+            let _ = writeln!(out, "      content: {}", super::escape(reason));
         }
         Some(ContentChange::Opaque {
             before_sha256,
@@ -243,13 +247,13 @@ fn change_lines(out: &mut String, change: &Change) {
             for key in keys {
                 let line = match key {
                     KeyChange::Added { key, value } => {
-                        style(format!("+ \"{key}\": {value}")).green()
+                        style(format!("+ {}: {value}", Value::from(key.as_str()))).green()
                     }
                     KeyChange::Changed { key, from, to } => {
-                        style(format!("~ \"{key}\": {from} -> {to}")).yellow()
+                        style(format!("~ {}: {from} -> {to}", Value::from(key.as_str()))).yellow()
                     }
                     KeyChange::Removed { key, value } => {
-                        style(format!("- \"{key}\": {value}")).red()
+                        style(format!("- {}: {value}", Value::from(key.as_str()))).red()
                     }
                 };
                 let _ = writeln!(out, "      {line}");
@@ -258,6 +262,14 @@ fn change_lines(out: &mut String, change: &Change) {
         Some(ContentChange::Text { before, after }) => {
             unified_diff(out, &change.path, before, after)
         }
+    }
+    if let Some(check) = &change.validate {
+        let _ = writeln!(
+            out,
+            "      {} {}",
+            style("checked before it replaces the old one, with:").cyan(),
+            super::escape(check)
+        );
     }
 }
 
@@ -272,7 +284,7 @@ fn unified_diff(out: &mut String, path: &str, before: &str, after: &str) {
     for hunk in diff.unified_diff().context_radius(3).iter_hunks() {
         let _ = writeln!(out, "      {}", style(hunk.header()).cyan());
         for change in hunk.iter_changes() {
-            let text = change.value().trim_end_matches('\n');
+            let text = super::escape(change.value().trim_end_matches('\n'));
             let line = match change.tag() {
                 ChangeTag::Delete => style(format!("-{text}")).red(),
                 ChangeTag::Insert => style(format!("+{text}")).green(),
@@ -280,5 +292,58 @@ fn unified_diff(out: &mut String, path: &str, before: &str, after: &str) {
             };
             let _ = writeln!(out, "      {line}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::plan::{Action, Change, ContentChange, HostPlan};
+    use crate::core::state::PathKind;
+
+    #[test]
+    fn bytes_from_a_host_never_reach_the_terminal_raw() {
+        let change = Change {
+            path: "/etc/motd".into(),
+            kind: PathKind::File,
+            action: Action::Update,
+            secret: false,
+            content: Some(ContentChange::Text {
+                before: "hello\u{1b}]0;owned\u{7}\u{1b}[2J\r\n".into(),
+                after: "hello\n".into(),
+            }),
+            mode: None,
+            owner: None,
+            group: None,
+            validate: Some("grep -q hello %s".into()),
+        };
+        let outcome = HostOutcome {
+            host: "web1".into(),
+            address: "198.18.0.11".into(),
+            plan: Ok(HostPlan {
+                changes: vec![change],
+                warnings: vec!["evil \u{1b}[31mred".into()],
+                ..HostPlan::default()
+            }),
+        };
+        let text = human(&[outcome]);
+        assert!(
+            !text.contains('\u{1b}') || console::colors_enabled(),
+            "{text:?}"
+        );
+        let plain = console::strip_ansi_codes(&text).into_owned();
+        assert!(
+            !plain.contains('\u{7}') && !plain.contains('\r'),
+            "{plain:?}"
+        );
+        assert!(
+            plain.contains("-hello\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{d}"),
+            "{plain}"
+        );
+        assert!(plain.contains("warning: evil \\u{1b}[31mred"), "{plain}");
+        assert!(
+            plain.contains("checked before it replaces the old one, with: grep -q hello %s"),
+            "{plain}"
+        );
     }
 }

@@ -234,18 +234,7 @@ fn host_line(host: &str, status: HostStatus, detail: &str, seconds: f64) -> Stri
     line
 }
 
-/// Control characters as visible escapes (`\u{1b}`), never raw.
-pub fn escape(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| -> Box<dyn Iterator<Item = char>> {
-            if c.is_control() {
-                Box::new(c.escape_unicode())
-            } else {
-                Box::new(std::iter::once(c))
-            }
-        })
-        .collect()
-}
+pub use super::escape;
 
 /// The bars: one for the rollout, one per host in flight.
 struct Bars {

@@ -79,6 +79,74 @@ fn real_line_number(file: &Path, entry_number: usize) -> usize {
         .unwrap_or(entry_number)
 }
 
+/// The `@revoked` line (file, line number) that marks `key` as revoked for
+/// `host`:`port`, if any. OpenSSH never accepts such a key, whatever else
+/// the files say; nor does dockhand, and `accept-new` never records it.
+/// Host patterns are names, addresses and globs (`*`, `?`, `!negation`,
+/// `[host]:port`); hashed names on revoked lines are not matched.
+pub fn revoked(
+    files: &[PathBuf],
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+) -> Option<(PathBuf, usize)> {
+    let wanted = key.to_openssh().ok()?;
+    let wanted_b64 = wanted.split_whitespace().nth(1)?.to_string();
+    let name = if port == 22 {
+        host.to_string()
+    } else {
+        format!("[{host}]:{port}")
+    };
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for (index, line) in text.lines().enumerate() {
+            let mut fields = line.split_whitespace();
+            if fields.next() != Some("@revoked") {
+                continue;
+            }
+            let (Some(patterns), Some(_kind), Some(b64)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            if b64 == wanted_b64 && host_matches(patterns, &name) {
+                return Some((file.clone(), index + 1));
+            }
+        }
+    }
+    None
+}
+
+/// OpenSSH's host pattern list: any positive match, and no negated one.
+fn host_matches(patterns: &str, name: &str) -> bool {
+    let glob = |pattern: &str| wildcard(pattern.as_bytes(), name.as_bytes());
+    let mut matched = false;
+    for pattern in patterns.split(',') {
+        match pattern.strip_prefix('!') {
+            Some(negated) if glob(negated) => return false,
+            Some(_) => {}
+            None => matched |= glob(pattern),
+        }
+    }
+    matched
+}
+
+/// `*` (any run) and `?` (any one character); everything else literal, as
+/// in OpenSSH's `match_pattern`.
+fn wildcard(pattern: &[u8], text: &[u8]) -> bool {
+    match (pattern.first(), text.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => {
+            wildcard(&pattern[1..], text) || (!text.is_empty() && wildcard(pattern, &text[1..]))
+        }
+        (Some(b'?'), Some(_)) => wildcard(&pattern[1..], &text[1..]),
+        (Some(p), Some(t)) if p.eq_ignore_ascii_case(t) => wildcard(&pattern[1..], &text[1..]),
+        _ => false,
+    }
+}
+
 /// Applies the policy to a lookup, turning refusals into errors that name
 /// the host, the key's fingerprint and the record it contradicts.
 pub fn decide(
@@ -89,6 +157,14 @@ pub fn decide(
     port: u16,
     key: &PublicKey,
 ) -> Result<()> {
+    if let Some((file, line)) = revoked(files, lookup_host, port, key) {
+        return Err(Error::HostKeyRevoked {
+            host: host_label.to_string(),
+            presented: fingerprint(key),
+            file,
+            line,
+        });
+    }
     match lookup(files, lookup_host, port, key)? {
         Verdict::Known => Ok(()),
         Verdict::Changed { file, line } => Err(Error::HostKeyChanged {
@@ -181,6 +257,54 @@ mod tests {
                 "{host}:{port}"
             );
         }
+    }
+
+    #[test]
+    fn a_revoked_key_is_refused_under_every_policy_and_never_recorded() {
+        let text = format!(
+            "web1 ssh-ed25519 {KEY_A}\n@revoked web*,!web7,[web8]:2222 ssh-ed25519 {KEY_A}\n"
+        );
+        let (_dir, path) = file_with(&text);
+        let files = vec![path.clone()];
+        for policy in [HostKeyPolicy::Strict, HostKeyPolicy::AcceptNew] {
+            let err = decide(&files, policy, "web1", "web1", 22, &key(KEY_A)).unwrap_err();
+            assert!(
+                matches!(&err, Error::HostKeyRevoked { line: 2, .. }),
+                "{err}"
+            );
+            assert!(err.to_string().contains("REVOKED"), "{err}");
+        }
+        let err = decide(
+            &files,
+            HostKeyPolicy::AcceptNew,
+            "web3",
+            "web3",
+            22,
+            &key(KEY_A),
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::HostKeyRevoked { .. }));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            text,
+            "accept-new never records a revoked key"
+        );
+        assert!(
+            revoked(&files, "web7", 22, &key(KEY_A)).is_none(),
+            "negated"
+        );
+        assert!(
+            revoked(&files, "web8", 2222, &key(KEY_A)).is_some(),
+            "with a port"
+        );
+        assert!(
+            revoked(&files, "db1", 22, &key(KEY_A)).is_none(),
+            "other hosts"
+        );
+        assert!(
+            revoked(&files, "web1", 22, &key(KEY_B)).is_none(),
+            "other keys"
+        );
     }
 
     #[test]
