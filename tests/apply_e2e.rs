@@ -778,30 +778,41 @@ fn a_file_its_validation_rejects_replaces_nothing() {
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }
 
-/// The shipped playbook with a daemon.json key no dockerd knows.
-fn unknown_key_playbook(dir: &Path) -> PathBuf {
-    let path = dir.join("unknown-key.yaml");
+/// The shipped playbook with one more daemon setting.
+fn with_daemon_setting(dir: &Path, name: &str, setting: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
     let text = std::fs::read_to_string(PLAYBOOK).unwrap().replace(
         "    log-level: info",
-        "    log-level: info\n    no-such-option: 1",
+        &format!("    log-level: info\n    {setting}"),
     );
-    assert!(text.contains("no-such-option"));
+    assert!(text.contains(setting));
     std::fs::write(&path, text).unwrap();
     path
 }
 
-/// dockerd 26 checks the candidate daemon.json, with the TLS files it names
-/// and the new drop-in's flags, before anything is replaced: a setting it
-/// rejects never reaches a host, converged or fresh, and docker is not
-/// restarted.
+#[test]
+fn on_bookworm_a_daemon_setting_dockerd_rejects_is_never_installed() {
+    daemon_setting_rejected_is_never_installed("reject", Release::Bookworm);
+}
+
 #[test]
 fn on_trixie_a_daemon_setting_dockerd_rejects_is_never_installed() {
-    let lab = TestLab::fresh("reject-tx", 2, Release::Trixie);
-    let (converged, fresh) = ("reject-tx-01", "reject-tx-02");
+    daemon_setting_rejected_is_never_installed("reject-tx", Release::Trixie);
+}
+
+/// An unknown daemon.json key and a wrongly typed value are plan errors
+/// for the host on every release (the core knows dockerd's options); on
+/// trixie, a value only dockerd itself can judge is refused by
+/// `dockerd --validate` against the staged files and the new drop-in's
+/// flags. Either way nothing is installed on a host, converged or fresh,
+/// and docker is not restarted.
+fn daemon_setting_rejected_is_never_installed(name: &str, release: Release) {
+    let lab = TestLab::fresh(name, 2, release);
+    let (converged, fresh) = (format!("{name}-01"), format!("{name}-02"));
     let dir = tempfile::tempdir().unwrap();
     let inventory = lab.inventory_file(dir.path());
     let pki = dir.path().join("pki");
-    let (code, report, stderr) = apply_json(&lab, &pki, &inventory, &["--limit", converged]);
+    let (code, report, stderr) = apply_json(&lab, &pki, &inventory, &["--limit", &converged]);
     assert_eq!(code, Some(0), "{report:#}\n{stderr}");
 
     let look = |host: &str| {
@@ -812,47 +823,120 @@ fn on_trixie_a_daemon_setting_dockerd_rejects_is_never_installed() {
              ls -d docker/tls systemd/system/docker.service.d 2>&1; ls -A docker docker/tls 2>/dev/null | grep -c dockhand || true",
         )
     };
-    let before: Vec<(String, String)> = [converged, fresh]
+    let hosts = [converged.as_str(), fresh.as_str()];
+    let before: Vec<(String, String)> = hosts
         .iter()
         .map(|h| (look(h), active_since(&lab, h)))
         .collect();
-
-    let rejected = unknown_key_playbook(dir.path());
-    let output = dockhand(
-        &lab,
-        &pki,
-        &[
-            "apply",
-            "-i",
-            &inventory.to_string_lossy(),
-            &rejected.to_string_lossy(),
-        ],
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
-    for host in [converged, fresh] {
-        let line = stdout
-            .lines()
-            .find(|l| l.starts_with(host) && l.contains("failed"))
-            .unwrap_or_else(|| panic!("{host} reported failed:\n{stdout}"));
-        assert!(
-            line.contains("validate /etc/docker/daemon.json")
-                && line.contains("don't match any configuration option: no-such-option"),
-            "{line}"
-        );
-    }
-    let after: Vec<(String, String)> = [converged, fresh]
-        .iter()
-        .map(|h| (look(h), active_since(&lab, h)))
-        .collect();
-    assert_eq!(
-        before, after,
-        "daemon.json and the TLS files are byte-for-byte as they were, no directory was left behind, docker was not restarted"
-    );
     assert!(
         before[1].0.contains("absent docker/daemon.json"),
         "{}",
         before[1].0
     );
+
+    let mut cases = vec![
+        (
+            "unknown-key",
+            "no-such-option: 1",
+            "plan: /etc/docker/daemon.json: the playbook sets `no-such-option`, which dockerd",
+        ),
+        (
+            "wrong-type",
+            "max-concurrent-downloads: \"many\"",
+            "`max-concurrent-downloads: \"many\"`: expected a whole number",
+        ),
+    ];
+    if release == Release::Trixie {
+        cases.push((
+            "bad-level",
+            "debug: true\n    log-format: xml",
+            "validate /etc/docker/daemon.json: ",
+        ));
+    }
+    for (case, setting, reason) in cases {
+        let playbook = with_daemon_setting(dir.path(), case, setting);
+        let output = dockhand(
+            &lab,
+            &pki,
+            &[
+                "apply",
+                "-i",
+                &inventory.to_string_lossy(),
+                &playbook.to_string_lossy(),
+            ],
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(1), "{case}: {stdout}");
+        for host in hosts {
+            let line = stdout
+                .lines()
+                .find(|l| l.starts_with(host) && l.contains("failed"))
+                .unwrap_or_else(|| panic!("{case}: {host} reported failed:\n{stdout}"));
+            assert!(line.contains(reason), "{case}: {line}");
+        }
+        let after: Vec<(String, String)> = hosts
+            .iter()
+            .map(|h| (look(h), active_since(&lab, h)))
+            .collect();
+        assert_eq!(
+            before, after,
+            "{case}: daemon.json and the TLS files are byte-for-byte as they were, no directory was left behind, docker was not restarted"
+        );
+    }
+    assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}
+
+/// The shipped playbook plus one generic file of the given mode.
+fn with_file_mode(dir: &Path, mode: &str) -> PathBuf {
+    let path = dir.join(format!("mode-{mode}.yaml"));
+    let text = std::fs::read_to_string(PLAYBOOK).unwrap()
+        + &format!(
+            "\nfiles:\n  - path: /etc/dockhand-mode.conf\n    content: \"kept\\n\"\n    mode: \"{mode}\"\n"
+        );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_mode_only_change_whose_verification_fails_is_reverted() {
+    let scene = common::Scene::fresh("modes", 1, Release::Bookworm);
+    let (lab, pki, host) = (&scene.lab, &scene.pki, "modes-01");
+    let inventory = scene.inventory.to_string_lossy();
+    let open = with_file_mode(scene.dir.path(), "0644");
+    let closed = with_file_mode(scene.dir.path(), "0600");
+    assert_success(
+        &dockhand(
+            lab,
+            pki,
+            &["apply", "-i", &inventory, &open.to_string_lossy()],
+        ),
+        "apply",
+    );
+    let stat = || lab.ssh(host, "stat -c '%a %U:%G' /etc/dockhand-mode.conf");
+    assert_eq!(stat(), "644 root:root\n");
+    // Only the mode changes; the daemon is down, so verification fails.
+    lab.ssh(host, "systemctl stop docker.socket docker.service");
+    let output = dockhand(
+        lab,
+        pki,
+        &["apply", "-i", &inventory, &closed.to_string_lossy()],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("verify") && stdout.contains("the previous files were restored"),
+        "{stdout}"
+    );
+    assert_eq!(stat(), "644 root:root\n", "the old mode is back");
+    lab.ssh(host, "systemctl start docker.service");
+    assert_success(
+        &dockhand(
+            lab,
+            pki,
+            &["apply", "-i", &inventory, &closed.to_string_lossy()],
+        ),
+        "apply once docker answers",
+    );
+    assert_eq!(stat(), "600 root:root\n");
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }

@@ -2,6 +2,7 @@
 //! Nothing here does I/O, so all of it is tested without hosts.
 
 pub mod daemon_json;
+pub mod daemon_schema;
 pub mod docker_override;
 pub mod docker_unit;
 pub mod dockerd_flags;

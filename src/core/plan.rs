@@ -133,6 +133,19 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
         }
         let content = content_change(file.secret, &file.content, &have)
             .map_err(|e| format!("{}: {e}", file.path))?;
+        if let Content::DaemonJson {
+            managed,
+            own_whole_file,
+        } = &file.content
+        {
+            out.warnings.extend(check_daemon_json(
+                &file.path,
+                managed,
+                *own_whole_file,
+                &have,
+                actual,
+            )?);
+        }
         let attributes = attributes(
             &file.path,
             PathKind::File,
@@ -196,6 +209,41 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
         .map(|(path, note)| format!("{}: {note}", file_name(path)))
         .collect();
     Ok(out)
+}
+
+/// The daemon.json the host will have, checked against the options of its
+/// dockerd: an unknown key or a wrongly typed value is this host's plan
+/// error (dockerd would refuse to start); a key dockerd ignores is a
+/// warning.
+fn check_daemon_json(
+    path: &str,
+    managed: &serde_json::Map<String, serde_json::Value>,
+    own_whole_file: bool,
+    have: &ActualPath,
+    actual: &ActualState,
+) -> Result<Vec<String>, String> {
+    let Ok(document) = daemon_json::desired(have.content.as_deref(), managed, own_whole_file)
+    else {
+        return Ok(Vec::new()); // content_change has said what is wrong
+    };
+    let family = if actual.facts.dockerd_can_validate {
+        super::daemon_schema::Family::Modern
+    } else {
+        super::daemon_schema::Family::Legacy
+    };
+    let origin = |key: &str| {
+        if managed.contains_key(key) {
+            "the playbook sets".to_string()
+        } else {
+            format!("{path} on the host has")
+        }
+    };
+    let (errors, warnings) = super::daemon_schema::check(&document, family, &origin);
+    if errors.is_empty() {
+        Ok(warnings)
+    } else {
+        Err(format!("{path}: {}", errors.join("; ")))
+    }
 }
 
 fn file_name(path: &str) -> &str {
@@ -492,6 +540,40 @@ mod tests {
         );
         // A file's notes come with its change, named by the file.
         assert_eq!(plan.notes, ["daemon.json: a listener is closed"]);
+    }
+
+    #[test]
+    fn a_daemon_json_dockerd_would_refuse_is_a_plan_error() {
+        let mut resources = desired();
+        let Content::DaemonJson { managed, .. } = &mut resources.files[2].content else {
+            panic!()
+        };
+        managed.insert("no-such-option".into(), json!(1));
+        let err = plan(&resources, &ActualState::default()).unwrap_err();
+        assert!(
+            err.starts_with("/etc/t/daemon.json: the playbook sets `no-such-option`, which dockerd 20.10 does not know"),
+            "{err}"
+        );
+        // A key set by hand on the host is named as the host's.
+        let mut state = converged();
+        state.paths.get_mut("/etc/t/daemon.json").unwrap().content =
+            Some(br#"{"icc": false, "ICC": true}"#.to_vec());
+        let err = plan(&desired(), &state).unwrap_err();
+        assert!(
+            err.contains("/etc/t/daemon.json on the host has `ICC`"),
+            "{err}"
+        );
+        // A key dockerd ignores is a warning.
+        state.paths.get_mut("/etc/t/daemon.json").unwrap().content =
+            Some(br#"{"icc": false, "label": ["a=b"]}"#.to_vec());
+        let planned = plan(&desired(), &state).unwrap();
+        assert!(
+            planned
+                .warnings
+                .iter()
+                .any(|w| w.contains("did you mean `labels`")),
+            "{planned:?}"
+        );
     }
 
     #[test]

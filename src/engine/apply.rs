@@ -68,6 +68,9 @@ pub struct Work {
     pub files: Vec<FileWrite>,
     /// Files whose mode/owner/group alone change (no new content).
     pub attributes: Vec<(String, u32, String, String)>,
+    /// What a rollback puts back on paths whose mode, owner or group this
+    /// apply changes in place (files and existing directories).
+    pub previous_attributes: Vec<(String, u32, String, String)>,
     pub handlers: Vec<Handler>,
     /// Run after the renames; a failure rolls back.
     pub post_checks: Vec<(String, String)>,
@@ -110,6 +113,9 @@ pub fn work(
             ));
             if change.action == crate::core::plan::Action::Create {
                 work.created_directories.push(dir.path.clone());
+            } else {
+                work.previous_attributes
+                    .push(previous(change, dir.mode, &dir.owner, &dir.group));
             }
             continue;
         }
@@ -125,6 +131,12 @@ pub fn work(
                     file.mode,
                     file.owner.clone(),
                     file.group.clone(),
+                ));
+                work.previous_attributes.push(previous(
+                    change,
+                    file.mode,
+                    &file.owner,
+                    &file.group,
                 ));
                 continue;
             }
@@ -189,6 +201,33 @@ fn daemon_json_check_copy(content: &[u8], files: &[FileWrite]) -> Result<Vec<u8>
         }
     }
     Ok(crate::core::daemon_json::render(&document).into_bytes())
+}
+
+/// A path's mode, owner and group before this change (what the plan saw).
+fn previous(
+    change: &crate::core::plan::Change,
+    mode: u32,
+    owner: &str,
+    group: &str,
+) -> (String, u32, String, String) {
+    let before = |attribute: &Option<crate::core::plan::AttributeChange>, now: &str| {
+        attribute
+            .as_ref()
+            .and_then(|a| a.from.clone())
+            .unwrap_or_else(|| now.to_string())
+    };
+    let old_mode = change
+        .mode
+        .as_ref()
+        .and_then(|m| m.from.as_deref())
+        .and_then(|m| u32::from_str_radix(m, 8).ok())
+        .unwrap_or(mode);
+    (
+        change.path.clone(),
+        old_mode,
+        before(&change.owner, owner),
+        before(&change.group, group),
+    )
 }
 
 /// The last component of a path.
@@ -343,10 +382,13 @@ fn handler_script(handlers: &[Handler], ssh_unit: &str) -> String {
                 unit = shell_quote(ssh_unit)
             ),
         };
+        // The handler's output goes to a private temp file (mktemp, 0600
+        // under the script's umask), never to a name others can predict.
         script.push_str(&format!(
-            "if ( {command} ) >/tmp/.dockhand-handler.$$ 2>&1; then printf 'handler {name} ok\\n'; \
-             else printf 'error handler {name} failed: %s\\n' \"$(tail -n 5 /tmp/.dockhand-handler.$$ | tr '\\n' ' ')\"; rm -f /tmp/.dockhand-handler.$$; handler_failed=1; fi\n\
-             rm -f /tmp/.dockhand-handler.$$\n",
+            "log=$(mktemp) || {{ printf 'error handler {name}: no temp file\\n'; exit 1; }}\n\
+             if ( {command} ) >\"$log\" 2>&1; then printf 'handler {name} ok\\n'; \
+             else printf 'error handler {name} failed: %s\\n' \"$(tail -n 5 \"$log\" | tr '\\n' ' ')\"; handler_failed=1; fi\n\
+             rm -f -- \"$log\"\n",
             name = handler.name(),
         ));
     }
@@ -371,6 +413,13 @@ fn restore_lines(work: &Work) -> String {
         let backup = shell_quote(&backup);
         text.push_str(&format!(
             "if [ -e {backup} ]; then mv -f -- {backup} {path}; elif [ -e {absent} ]; then rm -f -- {path} {absent}; fi\n"
+        ));
+    }
+    // Modes and owners changed in place go back to what they were.
+    for (path, mode, owner, group) in &work.previous_attributes {
+        let (path, owner_group) = (shell_quote(path), shell_quote(&format!("{owner}:{group}")));
+        text.push_str(&format!(
+            "chown -- {owner_group} {path} 2>/dev/null; chmod -- {mode:04o} {path} 2>/dev/null\n"
         ));
     }
     text.push_str(&remove_created_directories(work));
@@ -912,6 +961,23 @@ mod tests {
                 "root".to_string(),
                 "root".to_string()
             )]
+        );
+        // A rollback puts the old mode back.
+        assert_eq!(
+            work.previous_attributes,
+            vec![(
+                "/etc/t/key.pem".to_string(),
+                0o644,
+                "root".to_string(),
+                "root".to_string()
+            )]
+        );
+        assert!(
+            restore_script(&work).contains(
+                "chown -- 'root:root' '/etc/t/key.pem' 2>/dev/null; chmod -- 0644 '/etc/t/key.pem'"
+            ),
+            "{}",
+            restore_script(&work)
         );
         assert!(commit_script(&work).contains("chmod -- 0400 '/etc/t/key.pem'"));
     }
