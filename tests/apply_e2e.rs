@@ -486,6 +486,10 @@ fn on_a_terminal_apply_shows_the_plan_and_only_yes_proceeds() {
         "{text}"
     );
     assert_eq!(plan_code(), Some(2), "a declined apply changes nothing");
+    assert!(
+        !pki.exists(),
+        "a declined apply writes nothing locally either: no CA, no certificate"
+    );
 
     let accepted = on_terminal("yes\n", "");
     assert_eq!(

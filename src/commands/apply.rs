@@ -24,8 +24,8 @@ use crate::transport::{Ssh, SshSession, Target, Transport};
 /// A host connected and planned, ready for phase two.
 type Planned = (HostJob, Prepared<SshSession>);
 
-/// Each host's job, and the client certificate verification presents.
-type Issued = (Vec<(String, HostJob)>, Option<crate::pki::Pair>);
+/// Each host's TLS files, and the client certificate verification presents.
+type Issued = (HashMap<String, TlsMaterial>, Option<crate::pki::Pair>);
 
 pub struct Options {
     pub selection: Selection,
@@ -39,8 +39,15 @@ pub fn run(options: &Options) -> Result<i32> {
     let loaded = load::load(&options.selection)?;
     let playbook = loaded.playbook.clone();
     let (runtime, progress, fleet) = options.run.start()?;
-    let (jobs, client) = issue(loaded.store.as_ref(), &playbook, &loaded.hosts, &fleet.sink)?;
-    let checks = Arc::new(load::checks(&playbook, loaded.store.as_ref(), client)?);
+    // Phase one plans with what the local PKI has (as `plan` does): nothing
+    // is written, on the hosts or here, before the answer is yes.
+    let (jobs, ca_warning) = load::jobs(&loaded)?;
+    if let Some(message) = ca_warning {
+        fleet.sink.send(Event::Warning {
+            host: None,
+            message,
+        });
+    }
     let addresses: HashMap<String, String> = loaded
         .hosts
         .iter()
@@ -101,12 +108,39 @@ pub fn run(options: &Options) -> Result<i32> {
         }
     }
 
+    // Then the local PKI issues what the hosts need: a CA, a certificate per
+    // host, the clients.
+    let planned_hosts: Vec<(Host, Target)> = loaded
+        .hosts
+        .iter()
+        .filter(|(host, _)| plans.contains_key(&host.name))
+        .cloned()
+        .collect();
+    let (issued, client) = if interrupted() {
+        (HashMap::new(), None)
+    } else {
+        issue(
+            loaded.store.as_ref(),
+            &playbook,
+            &planned_hosts,
+            &fleet.sink,
+        )?
+    };
+    let checks = Arc::new(load::checks(&playbook, loaded.store.as_ref(), client)?);
+
     // Phase two, batch by batch: apply, handlers, verify; keep or roll
     // back. An interrupt before this point skips every host.
     let started = Instant::now();
     let jobs: Vec<(String, Result<Planned>)> = prepared
         .into_iter()
-        .map(|f| (f.host.clone(), super::result_of(&f.host, f.ended)))
+        .map(|f| {
+            let tls = issued.get(&f.host).cloned();
+            let planned = super::result_of(&f.host, f.ended).map(|(job, prepared)| match tls {
+                Some(tls) => (HostJob { tls, ..job }, prepared),
+                None => (job, prepared),
+            });
+            (f.host.clone(), planned)
+        })
         .collect();
     let applied = runtime.block_on(fleet.roll_out(
         "apply",
@@ -114,9 +148,12 @@ pub fn run(options: &Options) -> Result<i32> {
         &options.rollout,
         describe_applied,
         move |prepared: Result<Planned>, run| {
-            let checks = checks.clone();
+            let (checks, playbook) = (checks.clone(), playbook.clone());
             async move {
                 let (job, prepared) = prepared?;
+                // The issued certificates are known now: the same gathered
+                // state, planned again with them (pure, no round trip).
+                let prepared = pipeline::replan(&playbook, &job, prepared)?;
                 pipeline::apply_and_verify(&Ssh, prepared, &job, &checks, &run).await
             }
         },
@@ -149,57 +186,49 @@ pub fn run(options: &Options) -> Result<i32> {
     })
 }
 
-/// The local PKI first: a CA, a certificate per host, the clients. Returns
-/// each host's job, and the client certificate verification presents.
+/// The local PKI issues what is missing: the CA, a certificate per host,
+/// the clients. Returns each host's TLS files, and the client certificate
+/// verification presents.
 fn issue(
     store: Option<&PkiStore>,
     playbook: &crate::core::playbook::Playbook,
     hosts: &[(Host, Target)],
     sink: &Sink,
 ) -> Result<Issued> {
+    let Some(store) = store else {
+        return Ok((HashMap::new(), None));
+    };
     let say = |message: String| sink.send(Event::Certificate { message });
-    let mut client = None;
-    if let Some(store) = store {
-        if store.ensure_ca()?.1 {
-            say(format!("created the CA in {}", store.dir().display()));
-        }
-        let clients = playbook.pki.as_ref().map(|p| p.clients.clone());
-        for name in clients.unwrap_or_default() {
-            if let (_, Outcome::Issued(reason)) = store.ensure_client(&name, load::now())? {
-                say(format!("issued the client certificate `{name}` ({reason})"));
-            }
-        }
-        let verifier = load::verification_client(playbook);
-        client = Some(store.ensure_client(&verifier, load::now())?.0);
+    if store.ensure_ca()?.1 {
+        say(format!("created the CA in {}", store.dir().display()));
     }
-    let mut jobs = Vec::new();
-    for (host, target) in hosts {
-        let tls = match store {
-            Some(store) => {
-                let sans = load::host_sans(host);
-                let (pair, outcome) = store.ensure_server(&host.name, &sans, load::now())?;
-                if let Outcome::Issued(reason) = outcome {
-                    say(format!(
-                        "issued the server certificate of {} ({reason})",
-                        host.name
-                    ));
-                }
-                TlsMaterial::Ready {
-                    ca_pem: store.ca()?.expect("created above").cert_pem,
-                    cert_pem: pair.cert_pem,
-                    key_pem: pair.key_pem,
-                }
-            }
-            None => TlsMaterial::CaPending,
-        };
-        let job = HostJob {
-            target: target.clone(),
-            host: host.clone(),
-            tls,
-        };
-        jobs.push((host.name.clone(), job));
+    let clients = playbook.pki.as_ref().map(|p| p.clients.clone());
+    for name in clients.unwrap_or_default() {
+        if let (_, Outcome::Issued(reason)) = store.ensure_client(&name, load::now())? {
+            say(format!("issued the client certificate `{name}` ({reason})"));
+        }
     }
-    Ok((jobs, client))
+    let verifier = load::verification_client(playbook);
+    let client = Some(store.ensure_client(&verifier, load::now())?.0);
+    let ca_pem = store.ca()?.expect("created above").cert_pem;
+    let mut issued = HashMap::new();
+    for (host, _) in hosts {
+        let sans = load::host_sans(host);
+        let (pair, outcome) = store.ensure_server(&host.name, &sans, load::now())?;
+        if let Outcome::Issued(reason) = outcome {
+            say(format!(
+                "issued the server certificate of {} ({reason})",
+                host.name
+            ));
+        }
+        let tls = TlsMaterial::Ready {
+            ca_pem: ca_pem.clone(),
+            cert_pem: pair.cert_pem,
+            key_pem: pair.key_pem,
+        };
+        issued.insert(host.name.clone(), tls);
+    }
+    Ok((issued, client))
 }
 
 fn describe_plan(prepared: &Result<Planned>) -> (HostStatus, String) {

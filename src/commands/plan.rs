@@ -7,9 +7,8 @@
 
 use crate::core::event::HostStatus;
 use crate::core::plan::HostPlan;
-use crate::core::resources::TlsMaterial;
 use crate::engine::load::{self, Selection};
-use crate::engine::pipeline::{self, HostJob};
+use crate::engine::pipeline;
 use crate::error::Result;
 use crate::report::{self, Format, HostOutcome};
 use crate::transport::{Ssh, Transport};
@@ -23,25 +22,19 @@ pub struct Options {
 
 pub fn run(options: &Options) -> Result<i32> {
     let loaded = load::load(&options.selection)?;
-    let mut jobs = Vec::new();
-    for (host, target) in &loaded.hosts {
-        let tls = match &loaded.store {
-            Some(store) => store.tls_for_host(&host.name, &load::host_sans(host), load::now())?,
-            None => TlsMaterial::CaPending,
-        };
-        let job = HostJob {
-            target: target.clone(),
-            host: host.clone(),
-            tls,
-        };
-        jobs.push((host.name.clone(), job));
-    }
+    let (jobs, ca_warning) = load::jobs(&loaded)?;
     let addresses: Vec<String> = loaded
         .hosts
         .iter()
         .map(|(h, _)| h.address.clone())
         .collect();
     let (runtime, progress, fleet) = options.run.start()?;
+    if let Some(message) = ca_warning {
+        fleet.sink.send(crate::core::event::Event::Warning {
+            host: None,
+            message,
+        });
+    }
     let playbook = loaded.playbook.clone();
     let ended = runtime.block_on(fleet.run("plan", jobs, describe, move |job, run| {
         let playbook = playbook.clone();

@@ -14,8 +14,9 @@ use crate::pki::PkiStore;
 use crate::transport::Target;
 use crate::verify::TlsProbe;
 
-use super::pipeline::Checks;
+use super::pipeline::{Checks, HostJob};
 use super::target::Targets;
+use crate::core::resources::TlsMaterial;
 
 /// Which hosts, and what they should be: the inputs of plan, apply, verify.
 pub struct Selection {
@@ -134,6 +135,33 @@ fn position_of_path(text: &str, wanted: &str) -> (usize, usize) {
         }
     }
     (0, 0)
+}
+
+/// The jobs of a run, by host name, in inventory order.
+pub type Jobs = Vec<(String, HostJob)>;
+
+/// Each selected host's job with the TLS files the local PKI has for it
+/// now (read only: what is missing is "to be issued"), and a warning when
+/// the CA itself is about to expire.
+pub fn jobs(loaded: &Loaded) -> Result<(Jobs, Option<String>)> {
+    let mut jobs = Vec::new();
+    for (host, target) in &loaded.hosts {
+        let tls = match &loaded.store {
+            Some(store) => store.tls_for_host(&host.name, &host_sans(host), now())?,
+            None => TlsMaterial::CaPending,
+        };
+        let job = HostJob {
+            target: target.clone(),
+            host: host.clone(),
+            tls,
+        };
+        jobs.push((host.name.clone(), job));
+    }
+    let warning = match &loaded.store {
+        Some(store) => store.ca_warning(now())?,
+        None => None,
+    };
+    Ok((jobs, warning))
 }
 
 pub fn now() -> i64 {

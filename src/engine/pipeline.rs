@@ -121,6 +121,21 @@ pub async fn prepare<C: Connector>(
     }
 }
 
+/// Plans a prepared host again for `job` (its TLS files issued since):
+/// the same gathered state, a new plan; pure, no round trip.
+pub fn replan<S>(playbook: &Playbook, job: &HostJob, prepared: Prepared<S>) -> Result<Prepared<S>> {
+    let name = &job.host.name;
+    let desired = resources::expand(playbook, &job.host.vars, &prepared.actual, &job.tls)
+        .map_err(|reason| host_error(name, "expand the playbook", reason))?;
+    let plan = plan::plan(&desired, &prepared.actual)
+        .map_err(|reason| host_error(name, "plan", reason))?;
+    Ok(Prepared {
+        desired,
+        plan,
+        ..prepared
+    })
+}
+
 /// What verification checks, besides a fresh SSH login.
 #[derive(Clone)]
 pub struct Checks {

@@ -8,7 +8,10 @@
 //! ```
 //!
 //! Reading (for `plan`) never writes; issuing decides with
-//! `core::pki::decide` and writes each key with 0600 from the start.
+//! `core::pki::decide` and writes each key with 0600 from the start. Every
+//! run that writes holds an exclusive lock on the store, so concurrent runs
+//! never mix one CA's key with another's certificate; every key is checked
+//! to belong to its certificate; the directories are 0700.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -31,6 +34,11 @@ const BACKDATE_SECONDS: i64 = 300;
 pub struct PkiStore {
     dir: PathBuf,
     settings: PkiRole,
+}
+
+/// The store's lock; released when dropped.
+pub struct StoreLock {
+    _file: std::fs::File,
 }
 
 /// A certificate and its key, as PEM.
@@ -104,10 +112,79 @@ impl PkiStore {
         (dir.join("cert.pem"), dir.join("key.pem"))
     }
 
-    /// The CA, if it exists.
+    /// The CA, if it exists. Half a CA (one file without the other), or a
+    /// key that does not belong to the certificate, is an error that says
+    /// what to do: never a reason to make a new CA silently.
     pub fn ca(&self) -> Result<Option<Pair>> {
         let (cert, key) = self.ca_paths();
-        read_pair(&cert, &key)
+        match (cert.exists(), key.exists()) {
+            (false, false) => return Ok(None),
+            (true, false) | (false, true) => {
+                let (have, missing) = if cert.exists() {
+                    (&cert, &key)
+                } else {
+                    (&key, &cert)
+                };
+                return Err(Error::file(
+                    &self.dir,
+                    format!(
+                        "the CA is incomplete: {} is there but {} is missing. Restore it from your backup; \
+                         or, to start over with a new CA (every host's and client's certificate is then reissued), \
+                         move {} away first",
+                        have.display(),
+                        missing.display(),
+                        have.display()
+                    ),
+                ));
+            }
+            (true, true) => {}
+        }
+        let pair = read_pair(&cert, &key)?.expect("both files exist");
+        key_matches(&pair).map_err(|reason| {
+            Error::file(
+                &self.dir,
+                format!(
+                    "the CA is broken: {reason} ({} and {}). Restore both from your backup, or move both away to start over with a new CA",
+                    cert.display(),
+                    key.display()
+                ),
+            )
+        })?;
+        Ok(Some(pair))
+    }
+
+    /// A warning when the CA itself expires within the renewal window:
+    /// every certificate it signed stops being trusted then.
+    pub fn ca_warning(&self, now: i64) -> Result<Option<String>> {
+        let Some(ca) = self.ca()? else {
+            return Ok(None);
+        };
+        let info =
+            pki::read_certificate(&ca.cert_pem, None).map_err(|e| Error::file(&self.dir, e))?;
+        let days_left = (info.not_after - now).div_euclid(86_400);
+        Ok((days_left <= i64::from(self.settings.renew_before_days)).then(|| {
+            format!(
+                "the CA in {} expires in {days_left} day(s): every certificate it signed stops being trusted then; rotate the CA before",
+                self.dir.display()
+            )
+        }))
+    }
+
+    /// An exclusive lock on the store, held until dropped: every run that
+    /// writes takes it before it decides anything.
+    pub fn lock(&self) -> Result<StoreLock> {
+        private_dir(&self.dir)?;
+        let path = self.dir.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::file(&path, e))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| Error::file(&path, e))?;
+        Ok(StoreLock { _file: file })
     }
 
     /// A client certificate, if issued (never issues).
@@ -178,7 +255,10 @@ impl PkiStore {
         sans: Option<&Sans>,
         now: i64,
     ) -> Decision {
-        let parsed = existing.map(|pair| pki::read_certificate(&pair.cert_pem, Some(&ca.cert_pem)));
+        let parsed = existing.map(|pair| {
+            key_matches(pair)
+                .and_then(|()| pki::read_certificate(&pair.cert_pem, Some(&ca.cert_pem)))
+        });
         let existing = parsed.as_ref().map(|r| r.as_ref().map_err(String::as_str));
         pki::decide(
             existing,
@@ -191,6 +271,11 @@ impl PkiStore {
 
     /// The CA, created if missing.
     pub fn ensure_ca(&self) -> Result<(Pair, bool)> {
+        let _lock = self.lock()?;
+        self.ensure_ca_locked()
+    }
+
+    fn ensure_ca_locked(&self) -> Result<(Pair, bool)> {
         if let Some(ca) = self.ca()? {
             return Ok((ca, false));
         }
@@ -236,7 +321,8 @@ impl PkiStore {
         now: i64,
     ) -> Result<(Pair, Outcome)> {
         validate_name(name_)?;
-        let (ca, _) = self.ensure_ca()?;
+        let _lock = self.lock()?;
+        let (ca, _) = self.ensure_ca_locked()?;
         let (cert_path, key_path) = self.pair_paths(kind, name_);
         let existing = read_pair(&cert_path, &key_path)?;
         let reason = match self.decide(existing.as_ref(), &ca, purpose, sans, now) {
@@ -353,7 +439,7 @@ fn read_pair(cert: &Path, key: &Path) -> Result<Option<Pair>> {
 /// into place, so a crash leaves the old pair or the new, never half.
 fn write_pair(cert: &Path, key: &Path, pair: &Pair) -> Result<()> {
     let dir = key.parent().expect("pki paths have a parent");
-    std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e))?;
+    private_dir(dir)?;
     write_atomic(key, &pair.key_pem, 0o600)?;
     write_atomic(cert, &pair.cert_pem, 0o644)
 }
@@ -361,17 +447,67 @@ fn write_pair(cert: &Path, key: &Path, pair: &Pair) -> Result<()> {
 /// Writes a file through a temp file created with its final mode (so a key
 /// is never readable by others), fsynced, then renamed into place.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
+    let mut suffix = [0u8; 8];
+    crate::random::fill(&mut suffix);
+    let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{suffix}"));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
         .open(&tmp)
         .map_err(|e| Error::file(&tmp, e))?;
-    file.write_all(bytes).map_err(|e| Error::file(&tmp, e))?;
-    file.sync_all().map_err(|e| Error::file(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::file(path, e))
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::file(path, e));
+    }
+    // The rename itself is made durable with the directory.
+    if let Some(dir) = path.parent()
+        && let Ok(dir) = std::fs::File::open(dir)
+    {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+/// A directory of the store: created if missing, and 0700, so nobody else
+/// even lists the names of the keys.
+fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::file(dir, e))?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::file(dir, e))
+}
+
+/// Whether a key belongs to its certificate: the certificate's public key
+/// is the key's.
+fn key_matches(pair: &Pair) -> std::result::Result<(), String> {
+    let key = KeyPair::from_pem(&String::from_utf8_lossy(&pair.key_pem))
+        .map_err(|e| format!("the key cannot be read: {e}"))?;
+    let (_, block) = x509_parser::pem::parse_x509_pem(&pair.cert_pem)
+        .map_err(|e| format!("not a PEM certificate: {e}"))?;
+    let cert = block
+        .parse_x509()
+        .map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    if cert.public_key().subject_public_key.data.as_ref() == key.public_key_raw() {
+        Ok(())
+    } else {
+        Err("the key does not belong to the certificate".into())
+    }
 }
 
 #[cfg(test)]
