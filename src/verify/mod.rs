@@ -78,7 +78,7 @@ async fn get(
         let mut tls = tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await
-            .map_err(|e| format!("TLS handshake: {e}"))?;
+            .map_err(|e| with_refusal(format!("TLS handshake: {e}"), &e))?;
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {server_name}:{port}\r\nUser-Agent: dockhand\r\nConnection: close\r\n\r\n"
         );
@@ -91,7 +91,7 @@ async fn get(
             // Some servers close without close_notify; what came is whole
             // if the HTTP framing says so (checked below).
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
-            Err(e) => return Err(format!("read: {e}")),
+            Err(e) => return Err(with_refusal(format!("read: {e}"), &e)),
         }
         parse_http(&response)
     };
@@ -103,6 +103,26 @@ async fn get(
                 PROBE_TIMEOUT.as_secs()
             )
         })?
+}
+
+/// Marks an error as the server's refusal of our certificate (or of its
+/// absence), which TLS says with an alert: `certificate_required` (TLS
+/// 1.3, on the first read), `handshake_failure` or `bad_certificate` (TLS
+/// 1.2, in the handshake). Anything else (a reset, garbage, a plain HTTP
+/// answer) is not a refusal.
+const REFUSED: &str = "refused by TLS alert: ";
+
+fn with_refusal(message: String, error: &std::io::Error) -> String {
+    use rustls::AlertDescription as A;
+    match error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::AlertReceived(
+            alert @ (A::CertificateRequired | A::HandshakeFailure | A::BadCertificate),
+        )) => format!("{REFUSED}{alert:?} ({message})"),
+        _ => message,
+    }
 }
 
 /// Status and body of an HTTP/1.1 response (plain or chunked).
@@ -172,8 +192,9 @@ pub async fn query_daemon(
     Ok(DaemonAnswer { version, info })
 }
 
-/// Ok when a client without a certificate is refused (at the handshake or
-/// on the first read); Err when the daemon answers it.
+/// Ok when a client without a certificate is refused by the TLS layer
+/// (an alert at the handshake or on the first read); Err for anything else:
+/// an answer of any kind, a reset, garbage.
 pub async fn refuses_anonymous_clients(
     address: &str,
     port: u16,
@@ -185,10 +206,10 @@ pub async fn refuses_anonymous_clients(
         Ok((status, _)) => Err(format!(
             "a client without a certificate got an answer (HTTP {status})"
         )),
-        Err(refusal) if refusal.starts_with("connect to") || refusal.starts_with("no answer") => {
-            Err(refusal)
-        }
-        Err(refusal) => Ok(refusal),
+        Err(refusal) if refusal.starts_with(REFUSED) => Ok(refusal),
+        Err(other) => Err(format!(
+            "a client without a certificate was not refused by TLS: {other}"
+        )),
     }
 }
 
@@ -220,6 +241,123 @@ pub fn info_mismatches(info: &Value, daemon: &serde_json::Map<String, Value>) ->
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A CA, a server certificate for 127.0.0.1 and a client certificate.
+    fn pki() -> (TlsProbe, Vec<u8>, Vec<u8>) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let issue = |names: Vec<String>| {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(names)
+                .unwrap()
+                .signed_by(&key, &issuer)
+                .unwrap();
+            (cert.pem().into_bytes(), key.serialize_pem().into_bytes())
+        };
+        let (server_cert, server_key) = issue(vec!["127.0.0.1".into()]);
+        let (client_cert, client_key) = issue(vec!["client".into()]);
+        let probe = TlsProbe {
+            ca_pem: ca.pem().into_bytes(),
+            client_cert_pem: client_cert,
+            client_key_pem: client_key,
+        };
+        (probe, server_cert, server_key)
+    }
+
+    /// A local TLS server for one connection: with `require_client_cert`,
+    /// as dockerd with tlsverify; without, it answers `reply` to anyone.
+    async fn serve(
+        probe: &TlsProbe,
+        cert: &[u8],
+        key: &[u8],
+        require_client_cert: bool,
+        reply: &'static [u8],
+    ) -> u16 {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = if require_client_cert {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_slice_iter(&probe.ca_pem) {
+                roots.add(c.unwrap()).unwrap();
+            }
+            builder.with_client_cert_verifier(
+                rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .unwrap(),
+            )
+        } else {
+            builder.with_no_client_auth()
+        };
+        let chain = CertificateDer::pem_slice_iter(cert)
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let config = builder
+            .with_single_cert(chain, PrivateKeyDer::from_pem_slice(key).unwrap())
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut tls) = acceptor.accept(tcp).await {
+                        let mut buffer = [0u8; 1024];
+                        let _ = tls.read(&mut buffer).await;
+                        let _ = tls.write_all(reply).await;
+                        let _ = tls.shutdown().await;
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn only_a_tls_refusal_counts_as_refusing_anonymous_clients() {
+        let (probe, cert, key) = pki();
+        let verified = serve(
+            &probe,
+            &cert,
+            &key,
+            true,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+        )
+        .await;
+        let refusal = refuses_anonymous_clients("127.0.0.1", verified, "127.0.0.1", &probe)
+            .await
+            .unwrap();
+        assert!(refusal.contains("CertificateRequired"), "{refusal}");
+        // The same server answers a client with a certificate.
+        assert!(
+            query_daemon("127.0.0.1", verified, "127.0.0.1", &probe)
+                .await
+                .is_ok()
+        );
+
+        for (reply, needle) in [
+            (
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"[..],
+                "got an answer (HTTP 200)",
+            ),
+            (&b"HTTP/1.0 200"[..], "was not refused by TLS"),
+        ] {
+            let open = serve(&probe, &cert, &key, false, reply).await;
+            let err = refuses_anonymous_clients("127.0.0.1", open, "127.0.0.1", &probe)
+                .await
+                .unwrap_err();
+            assert!(err.contains(needle), "{err}");
+        }
+    }
 
     #[test]
     fn http_answers_plain_and_chunked() {
