@@ -87,6 +87,19 @@ pub fn renew_before_days<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u
     days_in(deserializer, "renew_before_days", true)
 }
 
+/// The sshd dead-man switch's delay: 10 seconds to an hour.
+pub fn revert_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let seconds = u64::deserialize(deserializer)
+        .map_err(|_| D::Error::custom("revert_after: expected a whole number of seconds"))?;
+    if (10..=3600).contains(&seconds) {
+        Ok(seconds as u32)
+    } else {
+        Err(D::Error::custom(format!(
+            "revert_after: {seconds} seconds is out of range: 10 to 3600"
+        )))
+    }
+}
+
 /// Names of client certificates: they become file names and certificate
 /// subjects (`[A-Za-z0-9._-]`, not starting with `.`), each once.
 pub fn client_names<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {

@@ -477,6 +477,7 @@ mod tests {
             warnings: vec![],
             notes: vec![("/etc/t/daemon.json".into(), "a listener is closed".into())],
             sshd_expected: None,
+            sshd_revert_after: 120,
         }
     }
 

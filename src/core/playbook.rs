@@ -159,6 +159,11 @@ pub struct SshdRole {
     /// Settings over the role's hardening defaults; null drops a default.
     #[serde(deserialize_with = "sshd_settings")]
     pub settings: IndexMap<String, Option<SshdValue>>,
+    /// The dead-man switch: before ssh is reloaded, the host arms a timer
+    /// that puts the previous drop-in back and reloads ssh after this many
+    /// seconds, unless a fresh login has succeeded and dockhand disarmed it.
+    #[serde(deserialize_with = "fields::revert_seconds")]
+    pub revert_after: u32,
 }
 
 impl Default for SshdRole {
@@ -166,6 +171,7 @@ impl Default for SshdRole {
         SshdRole {
             drop_in: "/etc/ssh/sshd_config.d/00-dockhand.conf".into(),
             settings: IndexMap::new(),
+            revert_after: 120,
         }
     }
 }

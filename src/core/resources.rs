@@ -169,6 +169,9 @@ pub struct Resources {
     /// The sshd drop-in's path and the effective values (`sshd -T`
     /// keywords, lower-case) it is meant to produce.
     pub sshd_expected: Option<(String, Vec<(String, String)>)>,
+    /// Seconds after which the host puts the previous sshd drop-in back
+    /// unless dockhand disarms the switch after a fresh login.
+    pub sshd_revert_after: u32,
 }
 
 impl Resources {
@@ -365,6 +368,7 @@ pub fn expand(
                 }
             }
         }
+        out.sshd_revert_after = sshd.revert_after;
         out.sshd_expected = Some((
             sshd.drop_in.clone(),
             settings

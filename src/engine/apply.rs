@@ -75,6 +75,20 @@ pub struct Work {
     /// Run after the renames; a failure rolls back.
     pub post_checks: Vec<(String, String)>,
     pub ssh_unit: String,
+    /// The sshd dead-man switch, when this apply reloads ssh with a new
+    /// drop-in.
+    pub sshd_switch: Option<SshdSwitch>,
+}
+
+/// A transient systemd timer, armed before ssh is reloaded, that puts the
+/// previous sshd drop-in back and reloads ssh after `seconds`; disarmed
+/// once a fresh login has succeeded (or by a rollback, which restores the
+/// drop-in itself). A lost session or a lockout undoes itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SshdSwitch {
+    pub drop_in: String,
+    pub unit: String,
+    pub seconds: u32,
 }
 
 impl Work {
@@ -184,7 +198,47 @@ pub fn work(
             work.files[index].check_copy = Some((temp, copy));
         }
     }
+    if work.handlers.contains(&Handler::ReloadSsh)
+        && let Some((drop_in, _)) = &desired.sshd_expected
+        && work.files.iter().any(|f| &f.path == drop_in)
+    {
+        work.sshd_switch = Some(SshdSwitch {
+            drop_in: drop_in.clone(),
+            unit: format!("dockhand-sshd-revert-{}", random()),
+            seconds: desired.sshd_revert_after,
+        });
+    }
     Ok(work)
+}
+
+/// Arms the dead-man switch (before the handlers reload ssh).
+fn arm_switch(switch: &SshdSwitch, ssh_unit: &str) -> String {
+    let backup = backup_of(&switch.drop_in);
+    let revert = format!(
+        "if [ -e {backup} ]; then mv -f -- {backup} {path}; elif [ -e {absent} ]; then rm -f -- {path} {absent}; fi; systemctl reload {unit}",
+        backup = shell_quote(&backup),
+        absent = shell_quote(&format!("{backup}.dockhand-absent")),
+        path = shell_quote(&switch.drop_in),
+        unit = shell_quote(ssh_unit),
+    );
+    format!(
+        "systemd-run --quiet --collect --unit={unit} --on-active={seconds} --timer-property=AccuracySec=1s /bin/sh -c {revert} >/dev/null 2>&1 \
+         || {{ printf 'error arm the sshd dead-man switch (systemd-run)\\n'; rollback; exit 1; }}\nprintf 'ok armed {unit}\\n'\n",
+        unit = shell_quote(&switch.unit),
+        seconds = switch.seconds,
+        revert = shell_quote(&revert),
+    )
+}
+
+/// Disarms the switch: its timer goes, and its service if it ran.
+fn disarm_switch(work: &Work) -> String {
+    match &work.sshd_switch {
+        Some(switch) => format!(
+            "systemctl stop {unit}.timer 2>/dev/null; systemctl reset-failed {unit}.service 2>/dev/null; :\n",
+            unit = shell_quote(&switch.unit)
+        ),
+        None => String::new(),
+    }
 }
 
 /// daemon.json with every path that names a file of this write (the TLS
@@ -517,6 +571,9 @@ pub fn commit_script(work: &Work) -> String {
             path = shell_quote(path)
         ));
     }
+    if let Some(switch) = &work.sshd_switch {
+        s.push_str(&arm_switch(switch, &work.ssh_unit));
+    }
     s.push_str(&handler_script(&work.handlers, &work.ssh_unit));
     s.push_str(&format!(
         "[ \"$handler_failed\" = 0 ] || exit 1\nrm -f -- {PENDING_HANDLERS}\nprintf 'ok handlers\\n'\n"
@@ -526,7 +583,9 @@ pub fn commit_script(work: &Work) -> String {
 
 /// After verification: drop the backups.
 pub fn finish_script(work: &Work) -> String {
-    let mut s = String::new();
+    // The fresh login worked: the switch is disarmed before the backups it
+    // would restore from go.
+    let mut s = disarm_switch(work);
     for file in &work.files {
         let backup = backup_of(&file.path);
         s.push_str(&format!(
@@ -551,6 +610,7 @@ pub fn restore_script(work: &Work) -> String {
         "if read -r g start < {COMMIT_GROUP} 2>/dev/null && [ \"$g\" -gt 1 ] 2>/dev/null \
            && [ \"$(cut -d' ' -f22 /proc/$g/stat 2>/dev/null)\" = \"$start\" ]; then kill -TERM -- \"-$g\" 2>/dev/null; sleep 0.2; kill -KILL -- \"-$g\" 2>/dev/null; fi; rm -f -- {COMMIT_GROUP}\n"
     ));
+    s.push_str(&disarm_switch(work));
     s.push_str(&restore_lines(work));
     s.push_str("printf 'ok restored\\n'\n");
     s
@@ -906,6 +966,37 @@ mod tests {
             check < removed && removed < script.find("ln -f --").unwrap(),
             "{script}"
         );
+    }
+
+    #[test]
+    fn a_dead_man_switch_is_armed_before_ssh_reloads_and_disarmed_after() {
+        let mut desired = resources();
+        desired.sshd_expected = Some(("/etc/t/sshd.conf".into(), Vec::new()));
+        desired.sshd_revert_after = 90;
+        let plan = plan::plan(&desired, &ActualState::default()).unwrap();
+        let work = work(&desired, &plan, "ssh.service", &mut || "r".into()).unwrap();
+        let switch = work.sshd_switch.clone().expect("armed");
+        assert_eq!(
+            (switch.unit.as_str(), switch.seconds),
+            ("dockhand-sshd-revert-r", 90)
+        );
+        let commit = commit_script(&work);
+        let arm = commit
+            .find("systemd-run --quiet --collect --unit='dockhand-sshd-revert-r' --on-active=90")
+            .unwrap();
+        assert!(arm < commit.find("systemctl reload 'ssh.service'").unwrap());
+        assert!(
+            commit[arm..].contains("mv -f -- '\\''/etc/t/.sshd.conf.dockhand-backup'\\''"),
+            "{commit}"
+        );
+        let finish = finish_script(&work);
+        assert!(
+            finish.starts_with("systemctl stop 'dockhand-sshd-revert-r'.timer"),
+            "{finish}"
+        );
+        assert!(restore_script(&work).contains("systemctl stop 'dockhand-sshd-revert-r'.timer"));
+        // Without an sshd drop-in among the writes there is nothing to arm.
+        assert!(fresh_work().sshd_switch.is_none());
     }
 
     #[test]

@@ -1,0 +1,139 @@
+//! End to end: sshd changes never lock anyone out. A setting that locks
+//! out the login (`AllowUsers nobody`) is rolled back by apply itself;
+//! and when dockhand is gone right after the reload (killed, or its
+//! session lost), the host's dead-man switch puts the previous sshd
+//! configuration back by itself within its delay.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Release, Scene, assert_success, dockhand_pki};
+
+/// An sshd role that locks out every login, with a short dead-man switch.
+fn lockout_playbook(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("lockout.yaml");
+    std::fs::write(
+        &path,
+        "sshd:\n  revert_after: 15\n  settings:\n    AllowUsers: nobody\n",
+    )
+    .unwrap();
+    path
+}
+
+/// Whether OpenSSH's client logs in as root right now.
+fn login_works(scene: &Scene, host: &str) -> bool {
+    scene
+        .lab
+        .ssh_command(host, "true")
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+fn drop_in(scene: &Scene, host: &str) -> String {
+    scene.lab.ssh(
+        host,
+        "cat /etc/ssh/sshd_config.d/00-dockhand.conf 2>/dev/null || echo absent",
+    )
+}
+
+#[test]
+fn a_lockout_is_rolled_back_and_a_fresh_login_still_works() {
+    let scene = Scene::fresh("lockout", 1, Release::Bookworm);
+    let host = "lockout-01";
+    let playbook = lockout_playbook(scene.dir.path());
+    let before = drop_in(&scene, host);
+    let output = dockhand_pki(
+        &scene.lab,
+        &scene.pki,
+        &[
+            "apply",
+            "-i",
+            &scene.inventory.to_string_lossy(),
+            &playbook.to_string_lossy(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("fresh SSH login") && stdout.contains("the previous files were restored"),
+        "{stdout}"
+    );
+    assert!(
+        login_works(&scene, host),
+        "a fresh login works after the rollback"
+    );
+    assert_eq!(drop_in(&scene, host), before);
+    // The switch was disarmed: nothing is left to fire later.
+    assert_eq!(
+        scene
+            .lab
+            .ssh(
+                host,
+                "systemctl list-timers --all --no-legend | grep -c dockhand-sshd-revert || true"
+            )
+            .trim(),
+        "0"
+    );
+    assert_success(&scene.lab.dockhand(&["lab", "down"]), "lab down");
+}
+
+#[test]
+fn a_host_whose_dockhand_died_right_after_the_reload_reverts_by_itself() {
+    let scene = Scene::fresh("deadman", 1, Release::Bookworm);
+    let host = "deadman-01";
+    let playbook = lockout_playbook(scene.dir.path());
+    let before = drop_in(&scene, host);
+    let mut child = Command::new(common::BIN)
+        .args(["apply", "-i", &scene.inventory.to_string_lossy()])
+        .arg(&playbook)
+        .args(["--progress", "plain", "-v"])
+        .env("DOCKHAND_LAB", &scene.lab.name)
+        .env("DOCKHAND_LAB_DIR", common::state_root())
+        .env("DOCKHAND_PKI_DIR", &scene.pki)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // As soon as ssh has been reloaded with the lockout, dockhand dies:
+    // nobody is left to verify or roll back.
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let reloaded = line.contains("replacing files, reloading ssh done");
+        seen.push(line);
+        if reloaded {
+            child.kill().unwrap();
+            break;
+        }
+    }
+    child.wait().unwrap();
+    assert!(
+        seen.iter().any(|l| l.contains("reloading ssh done")),
+        "{seen:#?}"
+    );
+    assert!(
+        !login_works(&scene, host),
+        "locked out right after the reload"
+    );
+    let started = Instant::now();
+    while !login_works(&scene, host) {
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "the host did not revert within the switch's 15 s"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_eq!(
+        drop_in(&scene, host),
+        before,
+        "the previous drop-in is back"
+    );
+    assert_success(&scene.lab.dockhand(&["lab", "down"]), "lab down");
+}
