@@ -173,3 +173,70 @@ fn ctrl_c_lets_hosts_in_flight_finish_and_leaves_the_rest_untouched() {
     assert_eq!(report["summary"]["skipped"], skipped);
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }
+
+#[test]
+fn two_applies_never_interleave_on_one_host() {
+    let scene = Scene::fresh("lock", 1, Release::Bookworm);
+    let (lab, pki) = (&scene.lab, &scene.pki);
+    let host = "lock-01";
+    // A write whose check takes three seconds: the first apply holds the
+    // host that long.
+    let slow = scene.dir.path().join("slow.yaml");
+    std::fs::write(
+        &slow,
+        "files:\n  - path: /etc/dockhand-lock.conf\n    content: \"one\\n\"\n    validate: sleep 3; test -s %s\n",
+    )
+    .unwrap();
+    let other = scene.dir.path().join("other.yaml");
+    std::fs::write(
+        &other,
+        "files:\n  - path: /etc/dockhand-lock.conf\n    content: \"two\\n\"\n",
+    )
+    .unwrap();
+    let apply = |playbook: &std::path::Path| {
+        Command::new(common::BIN)
+            .args(["apply", "-i", &scene.inventory.to_string_lossy()])
+            .arg(playbook)
+            .env("DOCKHAND_LAB", &lab.name)
+            .env("DOCKHAND_LAB_DIR", common::state_root())
+            .env("DOCKHAND_PKI_DIR", pki)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = apply(&slow);
+    std::thread::sleep(Duration::from_millis(1500));
+    let second = apply(&other).wait_with_output().unwrap();
+    let first = first.wait_with_output().unwrap();
+    let second_out = String::from_utf8_lossy(&second.stdout);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stdout)
+    );
+    assert_eq!(second.status.code(), Some(1), "{second_out}");
+    assert!(
+        second_out.contains("lock the host: another dockhand apply is working on this host"),
+        "{second_out}"
+    );
+    assert_eq!(lab.ssh(host, "cat /etc/dockhand-lock.conf"), "one\n");
+    // The lock went with the first apply's connection.
+    let again = dockhand_pki(
+        lab,
+        pki,
+        &[
+            "apply",
+            "-i",
+            &scene.inventory.to_string_lossy(),
+            &slow.to_string_lossy(),
+            "--format",
+            "json",
+        ],
+    );
+    let report: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(report["summary"]["unchanged"], 1, "{report:#}");
+    assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}

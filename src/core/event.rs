@@ -12,6 +12,8 @@ pub enum Phase {
     Gathering,
     /// `ping`'s one command.
     Probing,
+    /// Taking the host's apply lock.
+    Locking,
     Staging,
     /// Replacing files and running the handlers they notify.
     Committing {
@@ -29,6 +31,7 @@ impl Phase {
             Phase::Connecting => "connecting".into(),
             Phase::Gathering => "gathering".into(),
             Phase::Probing => "probing".into(),
+            Phase::Locking => "locking the host".into(),
             Phase::Staging => "staging files".into(),
             Phase::Committing { handlers } if handlers.contains(&Handler::RestartDocker) => {
                 "replacing files, restarting docker".into()

@@ -33,6 +33,43 @@ use super::fleet::HostRun;
 const TEMP_MARK: &str = ".dockhand-new-";
 const BACKUP_MARK: &str = ".dockhand-backup";
 
+/// The lock an apply holds on a host from before its first write until its
+/// connection closes: two applies never interleave on one host.
+pub const HOST_LOCK: &str = "/var/lib/dockhand/apply.lock";
+
+/// Takes the host's apply lock, held by a command that lives as long as
+/// this connection (`flock` on the lock file, then waiting on its input):
+/// however dockhand ends, the lock goes with its connection.
+pub async fn lock_host(transport: &impl Transport, become_root: bool) -> Result<()> {
+    let holder = format!(
+        "mkdir -p -- {dir} && exec flock -n -E 75 {lock} sh -c 'echo locked; exec cat >/dev/null'",
+        dir = HOST_LOCK.rsplit_once('/').map(|(d, _)| d).unwrap_or("/"),
+        lock = shell_quote(HOST_LOCK)
+    );
+    let command = format!(
+        "{}sh -c {}",
+        if become_root { "sudo -n " } else { "" },
+        shell_quote(&holder)
+    );
+    match transport.hold(&command).await? {
+        None => Ok(()),
+        Some(output) if output.status == crate::transport::ExitStatus::Code(75) => {
+            Err(Error::Host {
+                host: transport.host().to_string(),
+                step: "lock the host".into(),
+                reason: format!(
+                    "another dockhand apply is working on this host (it holds {HOST_LOCK}); run again when it has finished"
+                ),
+            })
+        }
+        Some(output) => Err(Error::Host {
+            host: transport.host().to_string(),
+            step: "lock the host".into(),
+            reason: format!("{}: {}", output.status, output.stderr_text().trim()),
+        }),
+    }
+}
+
 /// The process group of a running commit, so that a rollback after its
 /// deadline can stop it (a handler may hang: a docker that never starts).
 pub const COMMIT_GROUP: &str = "/var/lib/dockhand/commit.pgid";

@@ -22,6 +22,8 @@ pub enum Step {
     Finish,
     Rollback,
     Login,
+    /// The host lock of an apply.
+    Lock,
 }
 
 /// What a host does at a step.
@@ -38,6 +40,8 @@ pub enum Act {
 #[derive(Debug, Default)]
 pub struct HostState {
     pub unreachable: bool,
+    /// Another apply holds the host.
+    pub locked: bool,
     pub acts: HashMap<Step, Act>,
     /// Files as the host has them: path → content.
     pub files: BTreeMap<String, Vec<u8>>,
@@ -95,6 +99,8 @@ impl FakeFleet {
 pub struct FakeSession {
     host: String,
     fleet: FakeFleet,
+    /// Whether this session holds the host's lock (released on close).
+    holds_lock: std::sync::atomic::AtomicBool,
 }
 
 impl Connector for FakeFleet {
@@ -111,6 +117,7 @@ impl Connector for FakeFleet {
         Ok(FakeSession {
             host: target.name.clone(),
             fleet: self.clone(),
+            holds_lock: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
@@ -137,7 +144,33 @@ impl Transport for FakeSession {
         &self.host
     }
 
-    async fn close(self) {}
+    async fn close(self) {
+        if self.holds_lock.load(std::sync::atomic::Ordering::SeqCst) {
+            self.fleet.set(&self.host, |h| h.locked = false);
+        }
+    }
+
+    async fn hold(&self, _command: &str) -> Result<Option<ExecOutput>> {
+        if self
+            .fleet
+            .get(&self.host, |h| h.acts.get(&Step::Lock) == Some(&Act::Hang))
+        {
+            std::future::pending::<()>().await;
+        }
+        let busy = self.fleet.get(&self.host, |h| h.locked);
+        self.fleet.set(&self.host, |h| {
+            h.seen.push(Step::Lock);
+            h.locked = true;
+        });
+        if !busy {
+            self.holds_lock
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(busy.then(|| ExecOutput {
+            status: ExitStatus::Code(75),
+            ..ExecOutput::default()
+        }))
+    }
 
     async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput> {
         let step = step_of(command, stdin);
@@ -175,7 +208,8 @@ impl Transport for FakeSession {
                     "ok rolled-back\n".into()
                 }
                 (Step::Finish, _) => "ok finished\n".into(),
-                (Step::Login, _) => String::new(),
+                // Locks are taken with `hold`, never with `exec`.
+                (Step::Login | Step::Lock, _) => String::new(),
             });
         Ok(ExecOutput {
             stdout: stdout.unwrap_or_default().into_bytes(),

@@ -301,7 +301,13 @@ async fn a_commit_past_its_deadline_is_rolled_back_on_a_fresh_channel() {
     );
     assert_eq!(
         fake.get("hung", |h| h.seen.clone()),
-        [Step::Gather, Step::Stage, Step::Commit, Step::Rollback]
+        [
+            Step::Gather,
+            Step::Lock,
+            Step::Stage,
+            Step::Commit,
+            Step::Rollback
+        ]
     );
     assert_eq!(fake.get("hung", |h| h.files["/etc/motd"].clone()), b"old\n");
 }
@@ -376,6 +382,27 @@ async fn a_second_interrupt_abandons_the_hosts_in_flight_at_once() {
 }
 
 #[tokio::test]
+async fn a_host_another_apply_holds_is_left_alone_with_a_clear_message() {
+    let names = ["h1", "busy"];
+    let fake = FakeFleet::with_hosts(&names);
+    fake.set("busy", |h| h.locked = true);
+    let (fleet, _) = fleet(10, Deadlines::default());
+    let done = apply(&fake, &fleet, &names, Rollout::default()).await;
+    assert_eq!(statuses(&done), [("h1", "ok"), ("busy", "failed")]);
+    assert!(
+        error(&done[1]).contains("lock the host: another dockhand apply is working on this host"),
+        "{}",
+        error(&done[1])
+    );
+    assert!(
+        !fake.get("busy", |h| h.seen.contains(&Step::Stage)),
+        "nothing written"
+    );
+    // h1's lock went with its connection: a second apply takes it again.
+    assert!(!fake.get("h1", |h| h.locked));
+}
+
+#[tokio::test]
 async fn unreachable_hosts_fail_at_connecting_and_the_others_go_on() {
     let names = ["h1", "gone"];
     let fake = FakeFleet::with_hosts(&names);
@@ -435,6 +462,8 @@ async fn the_plain_renderer_says_each_step_of_a_run_in_order() {
         "[   0.00s] h2: gathering done (0.00s)",
         "[   0.00s] h2: ok",
         "[   0.00s] apply: 2 host(s)",
+        "[   0.00s] h1: locking the host",
+        "[   0.00s] h1: locking the host done (0.00s)",
         "[   0.00s] h1: staging files",
         "[   0.00s] h1: staging files done (0.00s)",
         "[   0.00s] h1: replacing files",

@@ -179,6 +179,12 @@ async fn apply_on<C: Connector>(
         &mut apply::random_suffix,
     )
     .map_err(|reason| host_error(name, "prepare the writes", reason))?;
+    run.step(
+        Phase::Locking,
+        run.deadlines.step,
+        apply::lock_host(session, become_root),
+    )
+    .await?;
     let committed = apply::apply(session, &work, become_root, run).await;
     if let Err(err) = committed {
         // A commit that missed its deadline may have replaced files and

@@ -129,6 +129,15 @@ pub trait Transport: Send + Sync {
         stdin: &[u8],
     ) -> impl std::future::Future<Output = Result<ExecOutput>> + Send;
 
+    /// Starts `command` and leaves it running for as long as the connection
+    /// lives, once it has printed its first line (a lock it holds then goes
+    /// when the connection goes, however dockhand ends). Returns `None`
+    /// when it runs, or its output when it ended before that line.
+    fn hold(
+        &self,
+        command: &str,
+    ) -> impl std::future::Future<Output = Result<Option<ExecOutput>>> + Send;
+
     /// Ends the connection, politely where it can; never fails the run.
     fn close(self) -> impl std::future::Future<Output = ()> + Send
     where

@@ -27,6 +27,9 @@ const KEEPALIVE_MAX: usize = 4;
 pub struct SshSession {
     handle: client::Handle<HostKeyChecker>,
     host: String,
+    /// Commands kept running for as long as the connection lives (a lock
+    /// held on the host); they end when it closes, however it closes.
+    held: std::sync::Mutex<Vec<russh::Channel<client::Msg>>>,
     _jump: Option<Box<SshSession>>,
 }
 
@@ -179,6 +182,7 @@ impl SshSession {
         let mut session = SshSession {
             handle,
             host: target.name.clone(),
+            held: std::sync::Mutex::new(Vec::new()),
             _jump: jump,
         };
         session.authenticate(target).await?;
@@ -306,6 +310,31 @@ enum AgentAttempt {
 impl Transport for SshSession {
     fn host(&self) -> &str {
         &self.host
+    }
+
+    async fn hold(&self, command: &str) -> Result<Option<ExecOutput>> {
+        let step = |e: russh::Error| self.ssh_error("exec", e);
+        let mut channel = self.handle.channel_open_session().await.map_err(step)?;
+        channel.exec(true, command).await.map_err(step)?;
+        let mut output = ExecOutput::default();
+        while let Some(message) = channel.wait().await {
+            match message {
+                ChannelMsg::Data { data } => {
+                    output.stdout.extend_from_slice(&data);
+                    if output.stdout.contains(&b'\n') {
+                        // Running: it stays so until the connection closes.
+                        self.held.lock().unwrap().push(channel);
+                        return Ok(None);
+                    }
+                }
+                ChannelMsg::ExtendedData { data, ext: 1 } => output.stderr.extend_from_slice(&data),
+                ChannelMsg::ExitStatus { exit_status } => {
+                    output.status = ExitStatus::Code(exit_status)
+                }
+                _ => {}
+            }
+        }
+        Ok(Some(output))
     }
 
     /// A host that does not answer the goodbye does not hold the run.
