@@ -5,6 +5,8 @@ mod common;
 
 use common::{TestLab, assert_success};
 
+const PLAYBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/docker-tls.yaml");
+
 #[test]
 fn a_host_reachable_only_through_a_jump_host_is_reached_through_it() {
     // Fresh hosts: the test leaves the inner host closed to the machine.
@@ -17,10 +19,17 @@ fn a_host_reachable_only_through_a_jump_host_is_reached_through_it() {
     let (bastion, inner) = (&state.hosts[0], &state.hosts[1]);
     let gateway = format!("198.18.{}.1", inner.address.octets()[2]);
 
-    // The inner host refuses SSH from the machine: only the bastion gets in.
-    let rule =
-        format!("INPUT -s {gateway} -p tcp --dport 22 --syn -j REJECT --reject-with tcp-reset");
-    lab.ssh(&inner.name, &format!("iptables -I {rule}"));
+    // The inner host refuses SSH and the Docker port from the machine: only
+    // the bastion gets in.
+    let rules: Vec<String> = [2376, 22]
+        .iter()
+        .map(|port| {
+            format!(
+                "iptables -I INPUT -s {gateway} -p tcp --dport {port} --syn -j REJECT --reject-with tcp-reset"
+            )
+        })
+        .collect();
+    lab.ssh(&inner.name, &rules.join(" && "));
     let direct = lab.ssh_command(&inner.name, "true").output().unwrap();
     assert!(
         !direct.status.success(),
@@ -48,6 +57,38 @@ fn a_host_reachable_only_through_a_jump_host_is_reached_through_it() {
     assert!(
         stdout.contains(&format!("hostname={} user=root docker=active", inner.name)),
         "{stdout}"
+    );
+
+    // apply and verify reach dockerd's TLS port through the jump host too:
+    // the mutual-TLS probe takes the path SSH takes.
+    let pki = dir.path().join("pki");
+    let pki_env = [("DOCKHAND_PKI_DIR", pki.as_os_str())];
+    let apply = lab.dockhand_with(
+        &["apply", "-i", &inventory.to_string_lossy(), PLAYBOOK],
+        &pki_env,
+    );
+    assert_success(&apply, "apply through the jump host");
+    let verify = lab.dockhand_with(
+        &[
+            "verify",
+            "-i",
+            &inventory.to_string_lossy(),
+            PLAYBOOK,
+            "-v",
+            "--progress",
+            "plain",
+        ],
+        &pki_env,
+    );
+    assert_success(&verify, "verify through the jump host");
+    let stderr = String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        stderr.contains("answers over mutual TLS on port 2376"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("a client without a certificate is refused"),
+        "{stderr}"
     );
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }

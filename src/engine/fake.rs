@@ -150,6 +150,10 @@ impl Transport for FakeSession {
         }
     }
 
+    async fn tunnel(&self, _port: u16) -> Result<Option<Box<dyn crate::transport::Stream>>> {
+        Ok(None)
+    }
+
     async fn hold(&self, _command: &str) -> Result<Option<ExecOutput>> {
         if self
             .fleet

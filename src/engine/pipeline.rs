@@ -270,7 +270,24 @@ async fn verify_checks<C: Connector>(
     let mut passed = Vec::new();
     if let Some((probe, port, daemon)) = &checks.tls {
         let address = &job.target.address;
-        let answer = verify::query_daemon(address, *port, address, probe)
+        // Through the jump host when the host is reached through one, so
+        // the probe takes the path SSH takes; the certificate is checked
+        // against the host's address either way.
+        let straight = verify::direct(address.clone(), *port);
+        let port_ = *port;
+        let dial = move || -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = std::result::Result<Box<dyn crate::transport::Stream>, String>> + Send + '_>,
+        > {
+            let straight = straight();
+            Box::pin(async move {
+                match session.tunnel(port_).await {
+                    Ok(Some(stream)) => Ok(stream),
+                    Ok(None) => straight.await,
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+        };
+        let answer = verify::query_daemon(&dial, *port, address, probe)
             .await
             .map_err(|e| host_error(name, "mutual-TLS GET /version and /info", e))?;
         let problems = verify::info_mismatches(&answer.info, daemon);
@@ -281,7 +298,7 @@ async fn verify_checks<C: Connector>(
             "docker {} answers over mutual TLS on port {port}",
             answer.version["Version"].as_str().unwrap_or("?")
         ));
-        verify::refuses_anonymous_clients(address, *port, address, probe)
+        verify::refuses_anonymous_clients(&dial, *port, address, probe)
             .await
             .map_err(|e| host_error(name, "refuse clients without a certificate", e))?;
         passed.push("a client without a certificate is refused".into());

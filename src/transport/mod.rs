@@ -110,6 +110,10 @@ impl Connector for Ssh {
     }
 }
 
+/// A byte stream to a port of a host, carried over SSH.
+pub trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
 /// A connection to one host that runs commands.
 ///
 /// Commands are shell command lines (the remote user's login shell runs
@@ -137,6 +141,14 @@ pub trait Transport: Send + Sync {
         &self,
         command: &str,
     ) -> impl std::future::Future<Output = Result<Option<ExecOutput>>> + Send;
+
+    /// For a host reached through a jump host: a stream to `port` of the
+    /// host, opened by the jump host (a direct-tcpip channel), so probes
+    /// take the path SSH takes. `None` for a host reached directly.
+    fn tunnel(
+        &self,
+        port: u16,
+    ) -> impl std::future::Future<Output = Result<Option<Box<dyn Stream>>>> + Send;
 
     /// Ends the connection, politely where it can; never fails the run.
     fn close(self) -> impl std::future::Future<Output = ()> + Send

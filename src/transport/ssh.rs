@@ -27,6 +27,8 @@ const KEEPALIVE_MAX: usize = 4;
 pub struct SshSession {
     handle: client::Handle<HostKeyChecker>,
     host: String,
+    /// The host's address as its jump host dials it.
+    address: String,
     /// Commands kept running for as long as the connection lives (a lock
     /// held on the host); they end when it closes, however it closes.
     held: std::sync::Mutex<Vec<russh::Channel<client::Msg>>>,
@@ -182,6 +184,7 @@ impl SshSession {
         let mut session = SshSession {
             handle,
             host: target.name.clone(),
+            address: target.address.clone(),
             held: std::sync::Mutex::new(Vec::new()),
             _jump: jump,
         };
@@ -335,6 +338,18 @@ impl Transport for SshSession {
             }
         }
         Ok(Some(output))
+    }
+
+    async fn tunnel(&self, port: u16) -> Result<Option<Box<dyn super::Stream>>> {
+        let Some(jump) = &self._jump else {
+            return Ok(None);
+        };
+        let channel = jump
+            .handle
+            .channel_open_direct_tcpip(self.address.clone(), u32::from(port), "127.0.0.1", 0)
+            .await
+            .map_err(|e| self.ssh_error(&format!("open a channel to port {port}"), e))?;
+        Ok(Some(Box::new(channel.into_stream())))
     }
 
     /// A host that does not answer the goodbye does not hold the run.

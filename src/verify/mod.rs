@@ -61,9 +61,39 @@ fn config(probe: &TlsProbe, with_client_cert: bool) -> Result<rustls::ClientConf
     }
 }
 
+/// How a probe reaches the daemon's port: a new stream each time it is
+/// called (straight over TCP, or through the host's jump host).
+pub type Dial<'a> = &'a (
+        dyn Fn() -> std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<Box<dyn crate::transport::Stream>, String>>
+            + Send
+            + 'a,
+    >,
+> + Sync
+    );
+
+/// A dialer that connects straight to `address`:`port` over TCP.
+pub fn direct(
+    address: String,
+    port: u16,
+) -> impl Fn() -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Box<dyn crate::transport::Stream>, String>> + Send>,
+> + Sync {
+    move || {
+        let address = address.clone();
+        Box::pin(async move {
+            TcpStream::connect((address.as_str(), port))
+                .await
+                .map(|tcp| Box::new(tcp) as Box<dyn crate::transport::Stream>)
+                .map_err(|e| format!("connect to {address}:{port}: {e}"))
+        })
+    }
+}
+
 /// One HTTPS GET; returns the status and body.
 async fn get(
-    address: &str,
+    dial: Dial<'_>,
     port: u16,
     server_name: &str,
     config: Arc<rustls::ClientConfig>,
@@ -71,10 +101,9 @@ async fn get(
 ) -> Result<(u16, Vec<u8>), String> {
     let name = ServerName::try_from(server_name.to_string())
         .map_err(|e| format!("{server_name:?}: {e}"))?;
+    let address = server_name;
     let attempt = async {
-        let tcp = TcpStream::connect((address, port))
-            .await
-            .map_err(|e| format!("connect to {address}:{port}: {e}"))?;
+        let tcp = dial().await?;
         let mut tls = tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await
@@ -170,7 +199,7 @@ pub fn parse_http(response: &[u8]) -> Result<(u16, Vec<u8>), String> {
 
 /// `GET /version` and `GET /info` with the client certificate.
 pub async fn query_daemon(
-    address: &str,
+    dial: Dial<'_>,
     port: u16,
     server_name: &str,
     probe: &TlsProbe,
@@ -178,7 +207,7 @@ pub async fn query_daemon(
     let config = Arc::new(config(probe, true)?);
     let mut answers = Vec::new();
     for path in ["/version", "/info"] {
-        let (status, body) = get(address, port, server_name, config.clone(), path).await?;
+        let (status, body) = get(dial, port, server_name, config.clone(), path).await?;
         if status != 200 {
             return Err(format!("GET {path}: HTTP {status}"));
         }
@@ -196,13 +225,13 @@ pub async fn query_daemon(
 /// (an alert at the handshake or on the first read); Err for anything else:
 /// an answer of any kind, a reset, garbage.
 pub async fn refuses_anonymous_clients(
-    address: &str,
+    dial: Dial<'_>,
     port: u16,
     server_name: &str,
     probe: &TlsProbe,
 ) -> Result<String, String> {
     let config = Arc::new(config(probe, false)?);
-    match get(address, port, server_name, config, "/version").await {
+    match get(dial, port, server_name, config, "/version").await {
         Ok((status, _)) => Err(format!(
             "a client without a certificate got an answer (HTTP {status})"
         )),
@@ -333,9 +362,14 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
         )
         .await;
-        let refusal = refuses_anonymous_clients("127.0.0.1", verified, "127.0.0.1", &probe)
-            .await
-            .unwrap();
+        let refusal = refuses_anonymous_clients(
+            &direct("127.0.0.1".into(), verified),
+            verified,
+            "127.0.0.1",
+            &probe,
+        )
+        .await
+        .unwrap();
         assert!(refusal.contains("CertificateRequired"), "{refusal}");
         // The same server answers a client with a certificate.
         assert!(
@@ -352,9 +386,14 @@ mod tests {
             (&b"HTTP/1.0 200"[..], "was not refused by TLS"),
         ] {
             let open = serve(&probe, &cert, &key, false, reply).await;
-            let err = refuses_anonymous_clients("127.0.0.1", open, "127.0.0.1", &probe)
-                .await
-                .unwrap_err();
+            let err = refuses_anonymous_clients(
+                &direct("127.0.0.1".into(), open),
+                open,
+                "127.0.0.1",
+                &probe,
+            )
+            .await
+            .unwrap_err();
             assert!(err.contains(needle), "{err}");
         }
     }
