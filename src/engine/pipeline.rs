@@ -275,9 +275,7 @@ async fn verify_checks<C: Connector>(
         // against the host's address either way.
         let straight = verify::direct(address.clone(), *port);
         let port_ = *port;
-        let dial = move || -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = std::result::Result<Box<dyn crate::transport::Stream>, String>> + Send + '_>,
-        > {
+        let dial = move || -> verify::Dialed<'_> {
             let straight = straight();
             Box::pin(async move {
                 match session.tunnel(port_).await {

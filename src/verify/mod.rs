@@ -61,25 +61,21 @@ fn config(probe: &TlsProbe, with_client_cert: bool) -> Result<rustls::ClientConf
     }
 }
 
-/// How a probe reaches the daemon's port: a new stream each time it is
-/// called (straight over TCP, or through the host's jump host).
-pub type Dial<'a> = &'a (
-        dyn Fn() -> std::pin::Pin<
+/// A stream being opened to the daemon's port.
+pub type Dialed<'a> = std::pin::Pin<
     Box<
         dyn std::future::Future<Output = Result<Box<dyn crate::transport::Stream>, String>>
             + Send
             + 'a,
     >,
-> + Sync
-    );
+>;
+
+/// How a probe reaches the daemon's port: a new stream each time it is
+/// called (straight over TCP, or through the host's jump host).
+pub type Dial<'f> = dyn Fn() -> Dialed<'f> + Sync + 'f;
 
 /// A dialer that connects straight to `address`:`port` over TCP.
-pub fn direct(
-    address: String,
-    port: u16,
-) -> impl Fn() -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<Box<dyn crate::transport::Stream>, String>> + Send>,
-> + Sync {
+pub fn direct(address: String, port: u16) -> impl Fn() -> Dialed<'static> + Sync {
     move || {
         let address = address.clone();
         Box::pin(async move {
@@ -92,8 +88,8 @@ pub fn direct(
 }
 
 /// One HTTPS GET; returns the status and body.
-async fn get(
-    dial: Dial<'_>,
+async fn get<'f>(
+    dial: &Dial<'f>,
     port: u16,
     server_name: &str,
     config: Arc<rustls::ClientConfig>,
@@ -198,8 +194,8 @@ pub fn parse_http(response: &[u8]) -> Result<(u16, Vec<u8>), String> {
 }
 
 /// `GET /version` and `GET /info` with the client certificate.
-pub async fn query_daemon(
-    dial: Dial<'_>,
+pub async fn query_daemon<'f>(
+    dial: &Dial<'f>,
     port: u16,
     server_name: &str,
     probe: &TlsProbe,
@@ -224,8 +220,8 @@ pub async fn query_daemon(
 /// Ok when a client without a certificate is refused by the TLS layer
 /// (an alert at the handshake or on the first read); Err for anything else:
 /// an answer of any kind, a reset, garbage.
-pub async fn refuses_anonymous_clients(
-    dial: Dial<'_>,
+pub async fn refuses_anonymous_clients<'f>(
+    dial: &Dial<'f>,
     port: u16,
     server_name: &str,
     probe: &TlsProbe,
@@ -362,18 +358,14 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
         )
         .await;
-        let refusal = refuses_anonymous_clients(
-            &direct("127.0.0.1".into(), verified),
-            verified,
-            "127.0.0.1",
-            &probe,
-        )
-        .await
-        .unwrap();
+        let dial = direct("127.0.0.1".into(), verified);
+        let refusal = refuses_anonymous_clients(&dial, verified, "127.0.0.1", &probe)
+            .await
+            .unwrap();
         assert!(refusal.contains("CertificateRequired"), "{refusal}");
         // The same server answers a client with a certificate.
         assert!(
-            query_daemon("127.0.0.1", verified, "127.0.0.1", &probe)
+            query_daemon(&dial, verified, "127.0.0.1", &probe)
                 .await
                 .is_ok()
         );
@@ -386,14 +378,10 @@ mod tests {
             (&b"HTTP/1.0 200"[..], "was not refused by TLS"),
         ] {
             let open = serve(&probe, &cert, &key, false, reply).await;
-            let err = refuses_anonymous_clients(
-                &direct("127.0.0.1".into(), open),
-                open,
-                "127.0.0.1",
-                &probe,
-            )
-            .await
-            .unwrap_err();
+            let dial = direct("127.0.0.1".into(), open);
+            let err = refuses_anonymous_clients(&dial, open, "127.0.0.1", &probe)
+                .await
+                .unwrap_err();
             assert!(err.contains(needle), "{err}");
         }
     }
