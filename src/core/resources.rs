@@ -437,7 +437,8 @@ pub fn expand(
     Ok(out)
 }
 
-/// Single-quotes a word for the shell.
+/// Single-quotes a word for the shell (the validate command the core
+/// builds for daemon.json); the engine's scripts use `engine::script`.
 pub fn shell_quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', "'\\''"))
 }

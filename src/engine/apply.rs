@@ -19,7 +19,7 @@
 
 use base64::Engine as _;
 
-use super::gather::shell_quote;
+use super::script::{self, quote as shell_quote};
 use crate::core::event::Phase;
 use crate::core::plan::{ContentChange, HostPlan};
 use crate::core::playbook::Handler;
@@ -46,11 +46,7 @@ pub async fn lock_host(transport: &impl Transport, become_root: bool) -> Result<
         dir = HOST_LOCK.rsplit_once('/').map(|(d, _)| d).unwrap_or("/"),
         lock = shell_quote(HOST_LOCK)
     );
-    let command = format!(
-        "{}sh -c {}",
-        if become_root { "sudo -n " } else { "" },
-        shell_quote(&holder)
-    );
+    let command = script::inline(become_root, &holder);
     match transport.hold(&command).await? {
         None => Ok(()),
         Some(output) if output.status == crate::transport::ExitStatus::Code(75) => {
@@ -342,9 +338,7 @@ fn word_safe(name: &str) -> String {
 
 /// The staging command: reads `D`/`F` records (and each file's bytes)
 /// from stdin. `dd iflag=fullblock` reads exactly a file's bytes, no more.
-const STAGE: &str = r#"set -u; umask 077
-export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-fail() { printf 'error %s\n' "$*"; exit 1; }
+const STAGE: &str = r#"fail() { printf 'error %s\n' "$*"; exit 1; }
 while IFS=' ' read -r kind a b c d e path; do
   case "$kind" in
     D) if [ "$a" != - ]; then mkdir -p -- "$path" && chown -- "$b:$c" "$path" && chmod -- "$a" "$path" || fail "directory $path"; fi
@@ -365,9 +359,10 @@ done
 fail "input ended early""#;
 
 fn stage_script() -> String {
-    STAGE
-        .replace("TEMPMARK", TEMP_MARK)
-        .replace("BACKUPMARK", BACKUP_MARK)
+    script::preamble()
+        + &STAGE
+            .replace("TEMPMARK", TEMP_MARK)
+            .replace("BACKUPMARK", BACKUP_MARK)
 }
 
 /// The records for the staging command. For a file: `F size mode owner
@@ -531,9 +526,7 @@ fn remove_created_directories(work: &Work) -> String {
 /// The commit script: validate, back up, rename, check, handlers. Its
 /// output lines are `ok ...`, `handler NAME ok`, or `error ...`.
 pub fn commit_script(work: &Work) -> String {
-    let mut s = String::from(
-        "set -u; umask 077\nexport LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nhandler_failed=0\n",
-    );
+    let mut s = format!("{}handler_failed=0\n", script::preamble());
     // Who runs this commit (process group and its start time, so a stale
     // record never names another process), for a rollback that must stop
     // a commit past its deadline.
@@ -638,9 +631,7 @@ pub fn finish_script(work: &Work) -> String {
 /// After a failed verification, or a commit that failed or missed its
 /// deadline: stop a commit still running, and restore the previous files.
 pub fn restore_script(work: &Work) -> String {
-    let mut s = String::from(
-        "set -u\nexport LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
-    );
+    let mut s = script::preamble();
     // A commit still running (it missed its deadline: a handler hangs) is
     // stopped first, so it cannot go on replacing files under the rollback.
     s.push_str(&format!(
@@ -655,9 +646,7 @@ pub fn restore_script(work: &Work) -> String {
 
 /// Then the handlers again, so the restored files are in effect.
 pub fn rollback_script(work: &Work) -> String {
-    let mut s = String::from(
-        "set -u\nexport LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nhandler_failed=0\n",
-    );
+    let mut s = format!("{}handler_failed=0\n", script::preamble());
     s.push_str(&handler_script(&work.handlers, &work.ssh_unit));
     s.push_str(&format!(
         "[ \"$handler_failed\" = 0 ] && rm -f -- {PENDING_HANDLERS}\nprintf 'ok rolled-back\\n'\n"
@@ -674,7 +663,7 @@ async fn run_script(
     script: &str,
 ) -> Result<String> {
     let output = transport
-        .exec(super::gather::command(become_root), script.as_bytes())
+        .exec(script::from_stdin(become_root), script.as_bytes())
         .await?;
     check(transport.host(), step, &output)
 }
@@ -709,11 +698,7 @@ pub async fn apply(
     run: &HostRun,
 ) -> Result<()> {
     if !work.directories.is_empty() || !work.files.is_empty() {
-        let command = format!(
-            "{}sh -c {}",
-            if become_root { "sudo -n " } else { "" },
-            shell_quote(&stage_script())
-        );
+        let command = script::inline(become_root, &stage_script());
         let input = stage_input(work);
         let output = run
             .step(
@@ -731,7 +716,7 @@ pub async fn apply(
                 handlers: work.handlers.clone(),
             },
             run.deadlines.handlers,
-            transport.exec(super::gather::command(become_root), script.as_bytes()),
+            transport.exec(script::from_stdin(become_root), script.as_bytes()),
         )
         .await?;
     match check(transport.host(), "commit", &output) {

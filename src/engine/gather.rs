@@ -13,9 +13,7 @@ use crate::transport::Transport;
 const MAX_CONTENT_BYTES: u64 = 1 << 20;
 
 /// The script's fixed part: a helper that reports one path, and the facts.
-const PRELUDE: &str = r#"export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-umask 077
-report_path() {
+const PRELUDE: &str = r#"report_path() {
   printf '@path %s\n' "$1"
   if [ ! -e "$1" ] && [ ! -L "$1" ]; then echo 'missing'; return; fi
   if [ -L "$1" ]; then kind=other; elif [ -d "$1" ]; then kind=directory; elif [ -f "$1" ]; then kind=file; else kind=other; fi
@@ -56,11 +54,12 @@ echo '@sshd'
 sshd -T 2>&1; printf '@sshd_status %s\n' "$?"
 "#;
 
-pub use crate::core::resources::shell_quote;
+pub use super::script::quote as shell_quote;
 
 /// The whole script for these paths (`true`: secret, never shown).
 pub fn script(paths: &[(String, bool)]) -> String {
-    let mut text = PRELUDE.replace("MAX_CONTENT", &MAX_CONTENT_BYTES.to_string());
+    let mut text = super::script::preamble().replace("set -u; ", "");
+    text.push_str(&PRELUDE.replace("MAX_CONTENT", &MAX_CONTENT_BYTES.to_string()));
     for (path, secret) in paths {
         text.push_str(&format!(
             "report_path {} {}\n",
@@ -75,11 +74,7 @@ pub fn script(paths: &[(String, bool)]) -> String {
 /// The command that runs the script read from stdin, through sudo when
 /// `become` is set (`-n`: never wait for a password prompt).
 pub fn command(become_root: bool) -> &'static str {
-    if become_root {
-        "sudo -n /bin/sh -s"
-    } else {
-        "/bin/sh -s"
-    }
+    super::script::from_stdin(become_root)
 }
 
 /// Runs the gather script on a host.

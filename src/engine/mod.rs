@@ -9,4 +9,5 @@ pub mod fleet;
 pub mod gather;
 pub mod load;
 pub mod pipeline;
+pub mod script;
 mod target;

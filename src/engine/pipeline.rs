@@ -302,12 +302,8 @@ async fn verify_checks<C: Connector>(
         passed.push("a client without a certificate is refused".into());
     }
     if let Some((drop_in, expected)) = &desired.sshd_expected {
-        let command = if job.become_root() {
-            "sudo -n sshd -T"
-        } else {
-            "sshd -T"
-        };
-        let output = session.run("sshd -T", command, b"").await?;
+        let command = super::script::inline(job.become_root(), "sshd -T");
+        let output = session.run("sshd -T", &command, b"").await?;
         let effective: std::collections::BTreeMap<String, String> = output
             .stdout_text()
             .lines()
