@@ -85,6 +85,9 @@ pub struct FileWrite {
     pub owner: String,
     pub group: String,
     pub validate: Option<String>,
+    /// A secret's check never has its output shown: it could quote the
+    /// secret.
+    pub secret: bool,
     /// What validation checks instead of the staged file, when the file
     /// names other files of this write (daemon.json names the TLS files):
     /// a private temp copy that names their staged versions, so the check
@@ -213,6 +216,7 @@ pub fn work(
             owner: file.owner.clone(),
             group: file.group.clone(),
             validate: file.validate.clone(),
+            secret: file.secret,
             check_copy: None,
         });
     }
@@ -554,8 +558,13 @@ pub fn commit_script(work: &Work) -> String {
         if let Some(check) = file.validate.as_deref().filter(|c| c.contains("%s")) {
             let checked = file.check_copy.as_ref().map_or(&file.temp, |(t, _)| t);
             let command = check.replace("%s", &shell_quote(checked));
+            let message = if file.secret {
+                "msg='the check failed (its output is not shown: the file is secret)'"
+            } else {
+                "msg=$(printf '%s' \"$out\" | grep -v 'level=info' | tail -n 3 | tr '\\n' ' ')"
+            };
             s.push_str(&format!(
-                "if ! out=$( {command} 2>&1 ); then msg=$(printf '%s' \"$out\" | grep -v 'level=info' | tail -n 3 | tr '\\n' ' '); printf 'error validate %s: %s\\n' {path} \"${{msg:-the check failed without a message}}\"; refused; exit 1; fi\n",
+                "if ! out=$( {command} 2>&1 ); then {message}; printf 'error validate %s: %s\\n' {path} \"${{msg:-the check failed without a message}}\"; refused; exit 1; fi\n",
                 path = shell_quote(&file.path)
             ));
         }
@@ -1028,6 +1037,24 @@ mod tests {
         assert!(script.find("before=$(listeners)").unwrap() < reload);
         assert!(script.find("did not listen again").unwrap() > reload);
         assert!(script.contains("/proc/net/tcp /proc/net/tcp6"));
+    }
+
+    #[test]
+    fn a_secret_s_check_never_shows_its_output() {
+        let mut desired = resources();
+        desired.files[0].validate = Some("grep -q BEGIN %s".into());
+        let plan = plan::plan(&desired, &ActualState::default()).unwrap();
+        let work = work(&desired, &plan, "ssh.service", &mut || "r".into()).unwrap();
+        let script = commit_script(&work);
+        let line = script
+            .lines()
+            .find(|l| l.contains("grep -q BEGIN"))
+            .unwrap();
+        assert!(
+            line.contains("its output is not shown: the file is secret"),
+            "{line}"
+        );
+        assert!(!line.contains("tail -n 3"), "{line}");
     }
 
     #[test]
