@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{Release, TestLab, active_since, assert_success, docker_over_tls, dockhand_pki};
+use common::{
+    Release, Scene, TestLab, active_since, assert_success, docker_over_tls, dockhand_pki,
+};
 use serde_json::Value;
 
 const PLAYBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/docker-tls.yaml");
@@ -55,25 +57,20 @@ fn plan_exit_code(lab: &TestLab, pki: &Path, inventory: &Path) -> Option<i32> {
     .code()
 }
 
-#[test]
-fn apply_secures_fresh_bookworm_hosts_and_reruns_change_nothing() {
-    secures_fresh_hosts_and_reruns_change_nothing("apply", Release::Bookworm);
-}
-
-#[test]
-fn apply_secures_fresh_trixie_hosts_and_reruns_change_nothing() {
-    secures_fresh_hosts_and_reruns_change_nothing("apply-tx", Release::Trixie);
-}
+on_both_releases!(
+    secures_fresh_hosts_and_reruns_change_nothing,
+    "apply",
+    apply_secures_fresh_bookworm_hosts_and_reruns_change_nothing,
+    apply_secures_fresh_trixie_hosts_and_reruns_change_nothing
+);
 
 /// apply, checked with the docker CLI, curl, stat and `sshd -T`; verify;
 /// a no-op re-run; a hand edit put right on that host alone.
 fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
-    let lab = TestLab::fresh(name, 3, release);
-    let dir = tempfile::tempdir().unwrap();
-    let inventory = lab.inventory_file(dir.path());
-    let pki = dir.path().join("pki");
+    let scene = Scene::fresh(name, 3, release);
+    let (lab, dir, inventory, pki) = (&scene.lab, scene.dir.path(), &scene.inventory, &scene.pki);
 
-    let (code, report, stderr) = apply_json(&lab, &pki, &inventory, &[]);
+    let (code, report, stderr) = apply_json(lab, pki, inventory, &[]);
     assert_eq!(code, Some(0), "{report:#}\n{stderr}");
     assert_eq!(report["summary"]["changed"], 3, "{report:#}");
     // Off a terminal, progress is plain lines: no colour, no cursor moves.
@@ -90,11 +87,11 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
     }
 
     // Independent clients: the docker CLI with a client bundle, curl without one.
-    let bundle = dir.path().join("bundle");
+    let bundle = dir.join("bundle");
     assert_success(
         &dockhand(
-            &lab,
-            &pki,
+            lab,
+            pki,
             &["pki", "client", "ci", "--out", &bundle.to_string_lossy()],
         ),
         "pki client",
@@ -172,8 +169,8 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
 
     // verify, on its own, passes every check on every host.
     let verify = dockhand(
-        &lab,
-        &pki,
+        lab,
+        pki,
         &[
             "verify",
             "-i",
@@ -191,9 +188,9 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
     let before: Vec<String> = state
         .hosts
         .iter()
-        .map(|h| active_since(&lab, &h.name))
+        .map(|h| active_since(lab, &h.name))
         .collect();
-    let (code, report, _) = apply_json(&lab, &pki, &inventory, &[]);
+    let (code, report, _) = apply_json(lab, pki, inventory, &[]);
     assert_eq!(code, Some(0));
     assert_eq!(report["summary"]["unchanged"], 3, "{report:#}");
     assert!(
@@ -206,10 +203,10 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
     let after: Vec<String> = state
         .hosts
         .iter()
-        .map(|h| active_since(&lab, &h.name))
+        .map(|h| active_since(lab, &h.name))
         .collect();
     assert_eq!(before, after, "docker was not restarted");
-    assert_eq!(plan_exit_code(&lab, &pki, &inventory), Some(0));
+    assert_eq!(plan_exit_code(lab, pki, inventory), Some(0));
 
     // One host edited by hand: only it changes, and docker restarts only there.
     let edited = &state.hosts[1].name;
@@ -217,7 +214,7 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
         edited,
         "sed -i 's/\"icc\": false/\"icc\": true/' /etc/docker/daemon.json",
     );
-    let (code, report, _) = apply_json(&lab, &pki, &inventory, &[]);
+    let (code, report, _) = apply_json(lab, pki, inventory, &[]);
     assert_eq!(code, Some(0));
     assert_eq!(report["summary"]["changed"], 1, "{report:#}");
     for (host, since) in report["hosts"].as_array().unwrap().iter().zip(&after) {
@@ -229,14 +226,14 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
             );
             assert_eq!(host["handlers"], serde_json::json!(["restart-docker"]));
             assert_ne!(
-                &active_since(&lab, name),
+                &active_since(lab, name),
                 since,
                 "docker restarted on the edited host"
             );
         } else {
             assert_eq!(host["status"], "unchanged");
             assert_eq!(
-                &active_since(&lab, name),
+                &active_since(lab, name),
                 since,
                 "{name}: docker not restarted"
             );
@@ -251,8 +248,8 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
     let stopped = &state.hosts[2].name;
     lab.ssh(stopped, "systemctl stop docker.socket docker.service");
     let verify = dockhand(
-        &lab,
-        &pki,
+        lab,
+        pki,
         &["verify", "-i", &inventory.to_string_lossy(), PLAYBOOK],
     );
     let text = String::from_utf8_lossy(&verify.stdout);
@@ -266,23 +263,18 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }
 
-#[test]
-fn apply_through_the_sudo_user_gives_the_same_end_state_as_root_on_bookworm() {
-    become_gives_the_same_end_state_as_root("become", Release::Bookworm);
-}
-
-#[test]
-fn apply_through_the_sudo_user_gives_the_same_end_state_as_root_on_trixie() {
-    become_gives_the_same_end_state_as_root("become-tx", Release::Trixie);
-}
+on_both_releases!(
+    become_gives_the_same_end_state_as_root,
+    "become",
+    apply_through_the_sudo_user_gives_the_same_end_state_as_root_on_bookworm,
+    apply_through_the_sudo_user_gives_the_same_end_state_as_root_on_trixie
+);
 
 fn become_gives_the_same_end_state_as_root(name: &str, release: Release) {
-    let lab = TestLab::fresh(name, 2, release);
+    let scene = Scene::fresh(name, 2, release);
+    let (lab, inventory, pki) = (&scene.lab, &scene.inventory, &scene.pki);
     let (first, second) = (format!("{name}-01"), format!("{name}-02"));
-    let dir = tempfile::tempdir().unwrap();
-    let inventory = lab.inventory_file(dir.path());
-    let pki = dir.path().join("pki");
-    let text = std::fs::read_to_string(&inventory).unwrap();
+    let text = std::fs::read_to_string(inventory).unwrap();
     // The second host is reached as the sudo user; the first as root.
     let text = text.replacen(
         &format!("  {second}:\n"),
@@ -292,8 +284,8 @@ fn become_gives_the_same_end_state_as_root(name: &str, release: Release) {
         ),
         1,
     );
-    std::fs::write(&inventory, text).unwrap();
-    let (code, report, stderr) = apply_json(&lab, &pki, &inventory, &[]);
+    std::fs::write(inventory, text).unwrap();
+    let (code, report, stderr) = apply_json(lab, pki, inventory, &[]);
     assert_eq!(code, Some(0), "{report:#}\n{stderr}");
     assert_eq!(report["summary"]["changed"], 2);
 
@@ -308,7 +300,7 @@ fn become_gives_the_same_end_state_as_root(name: &str, release: Release) {
         )
     };
     assert_eq!(end_state(&first), end_state(&second));
-    let (code, report, _) = apply_json(&lab, &pki, &inventory, &[]);
+    let (code, report, _) = apply_json(lab, pki, inventory, &[]);
     assert_eq!(
         (code, report["summary"]["unchanged"].as_u64()),
         (Some(0), Some(2))
@@ -532,25 +524,20 @@ fn broken_playbook(dir: &Path) -> PathBuf {
     broken
 }
 
-#[test]
-fn a_bookworm_host_whose_daemon_will_not_start_is_rolled_back_and_reported() {
-    daemon_that_will_not_start_is_rolled_back("rollback", Release::Bookworm);
-}
+on_both_releases!(
+    daemon_that_will_not_start_is_rolled_back,
+    "rollback",
+    a_bookworm_host_whose_daemon_will_not_start_is_rolled_back_and_reported,
+    a_trixie_host_whose_daemon_will_not_start_is_rolled_back_and_reported
+);
 
 /// dockerd 26's `--validate` accepts an unknown log driver, so on trixie
 /// too it is the restart that fails and the rollback that puts it right.
-#[test]
-fn a_trixie_host_whose_daemon_will_not_start_is_rolled_back_and_reported() {
-    daemon_that_will_not_start_is_rolled_back("rollback-tx", Release::Trixie);
-}
-
 fn daemon_that_will_not_start_is_rolled_back(name: &str, release: Release) {
-    let lab = TestLab::fresh(name, 1, release);
+    let scene = Scene::fresh(name, 1, release);
+    let (lab, dir, inventory, pki) = (&scene.lab, scene.dir.path(), &scene.inventory, &scene.pki);
     let host = &format!("{name}-01");
-    let dir = tempfile::tempdir().unwrap();
-    let inventory = lab.inventory_file(dir.path());
-    let pki = dir.path().join("pki");
-    let broken = broken_playbook(dir.path());
+    let broken = broken_playbook(dir);
     let managed = "/etc/docker/daemon.json /etc/docker/tls/ca.pem /etc/docker/tls/server-cert.pem /etc/docker/tls/server-key.pem \
                    /etc/systemd/system/docker.service.d/override.conf /etc/ssh/sshd_config.d/00-dockhand.conf";
     let state_of = |host: &str| {
@@ -566,8 +553,8 @@ fn daemon_that_will_not_start_is_rolled_back(name: &str, release: Release) {
     let before = state_of(host);
 
     let output = dockhand(
-        &lab,
-        &pki,
+        lab,
+        pki,
         &[
             "apply",
             "-i",
@@ -595,8 +582,8 @@ fn daemon_that_will_not_start_is_rolled_back(name: &str, release: Release) {
     // The good playbook still applies.
     assert_success(
         &dockhand(
-            &lab,
-            &pki,
+            lab,
+            pki,
             &["apply", "-i", &inventory.to_string_lossy(), PLAYBOOK],
         ),
         "apply",
@@ -794,15 +781,12 @@ fn with_daemon_setting(dir: &Path, name: &str, setting: &str) -> PathBuf {
     path
 }
 
-#[test]
-fn on_bookworm_a_daemon_setting_dockerd_rejects_is_never_installed() {
-    daemon_setting_rejected_is_never_installed("reject", Release::Bookworm);
-}
-
-#[test]
-fn on_trixie_a_daemon_setting_dockerd_rejects_is_never_installed() {
-    daemon_setting_rejected_is_never_installed("reject-tx", Release::Trixie);
-}
+on_both_releases!(
+    daemon_setting_rejected_is_never_installed,
+    "reject",
+    on_bookworm_a_daemon_setting_dockerd_rejects_is_never_installed,
+    on_trixie_a_daemon_setting_dockerd_rejects_is_never_installed
+);
 
 /// An unknown daemon.json key and a wrongly typed value are plan errors
 /// for the host on every release (the core knows dockerd's options); on
@@ -811,12 +795,10 @@ fn on_trixie_a_daemon_setting_dockerd_rejects_is_never_installed() {
 /// flags. Either way nothing is installed on a host, converged or fresh,
 /// and docker is not restarted.
 fn daemon_setting_rejected_is_never_installed(name: &str, release: Release) {
-    let lab = TestLab::fresh(name, 2, release);
+    let scene = Scene::fresh(name, 2, release);
+    let (lab, dir, inventory, pki) = (&scene.lab, scene.dir.path(), &scene.inventory, &scene.pki);
     let (converged, fresh) = (format!("{name}-01"), format!("{name}-02"));
-    let dir = tempfile::tempdir().unwrap();
-    let inventory = lab.inventory_file(dir.path());
-    let pki = dir.path().join("pki");
-    let (code, report, stderr) = apply_json(&lab, &pki, &inventory, &["--limit", &converged]);
+    let (code, report, stderr) = apply_json(lab, pki, inventory, &["--limit", &converged]);
     assert_eq!(code, Some(0), "{report:#}\n{stderr}");
 
     let look = |host: &str| {
@@ -830,7 +812,7 @@ fn daemon_setting_rejected_is_never_installed(name: &str, release: Release) {
     let hosts = [converged.as_str(), fresh.as_str()];
     let before: Vec<(String, String)> = hosts
         .iter()
-        .map(|h| (look(h), active_since(&lab, h)))
+        .map(|h| (look(h), active_since(lab, h)))
         .collect();
     assert!(
         before[1].0.contains("absent docker/daemon.json"),
@@ -858,10 +840,10 @@ fn daemon_setting_rejected_is_never_installed(name: &str, release: Release) {
         ));
     }
     for (case, setting, reason) in cases {
-        let playbook = with_daemon_setting(dir.path(), case, setting);
+        let playbook = with_daemon_setting(dir, case, setting);
         let output = dockhand(
-            &lab,
-            &pki,
+            lab,
+            pki,
             &[
                 "apply",
                 "-i",
@@ -880,7 +862,7 @@ fn daemon_setting_rejected_is_never_installed(name: &str, release: Release) {
         }
         let after: Vec<(String, String)> = hosts
             .iter()
-            .map(|h| (look(h), active_since(&lab, h)))
+            .map(|h| (look(h), active_since(lab, h)))
             .collect();
         assert_eq!(
             before, after,

@@ -179,24 +179,25 @@ fn two_applies_never_interleave_on_one_host() {
     let scene = Scene::fresh("lock", 1, Release::Bookworm);
     let (lab, pki) = (&scene.lab, &scene.pki);
     let host = "lock-01";
-    // A write whose check takes three seconds: the first apply holds the
-    // host that long.
+    // A write whose check takes four seconds, and which leaves a mark of
+    // when it ran: the first apply holds the host that long.
     let slow = scene.dir.path().join("slow.yaml");
     std::fs::write(
         &slow,
-        "files:\n  - path: /etc/dockhand-lock.conf\n    content: \"one\\n\"\n    validate: sleep 3; test -s %s\n",
+        "files:\n  - path: /etc/dockhand-lock.conf\n    content: \"one\\n\"\n    validate: echo first-start >> /root/lock.log; sleep 4; echo first-end >> /root/lock.log; test -s %s\n",
     )
     .unwrap();
     let other = scene.dir.path().join("other.yaml");
     std::fs::write(
         &other,
-        "files:\n  - path: /etc/dockhand-lock.conf\n    content: \"two\\n\"\n",
+        "files:\n  - path: /etc/dockhand-lock.conf\n    content: \"two\\n\"\n    validate: echo second >> /root/lock.log; test -s %s\n",
     )
     .unwrap();
     let apply = |playbook: &std::path::Path| {
         Command::new(common::BIN)
             .args(["apply", "-i", &scene.inventory.to_string_lossy()])
             .arg(playbook)
+            .args(["--progress", "plain"])
             .env("DOCKHAND_LAB", &lab.name)
             .env("DOCKHAND_LAB_DIR", common::state_root())
             .env("DOCKHAND_PKI_DIR", pki)
@@ -208,22 +209,26 @@ fn two_applies_never_interleave_on_one_host() {
     };
     let first = apply(&slow);
     std::thread::sleep(Duration::from_millis(1500));
+    // The second waits for the first to let go, then goes on.
     let second = apply(&other).wait_with_output().unwrap();
     let first = first.wait_with_output().unwrap();
-    let second_out = String::from_utf8_lossy(&second.stdout);
+    for (name, output) in [("first", &first), ("second", &second)] {
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{name}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert!(String::from_utf8_lossy(&second.stderr).contains("lock-01: locking the host"));
     assert_eq!(
-        first.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&first.stdout)
+        lab.ssh(host, "cat /root/lock.log"),
+        "first-start\nfirst-end\nsecond\n",
+        "the second apply's writes came after the first's, never between"
     );
-    assert_eq!(second.status.code(), Some(1), "{second_out}");
-    assert!(
-        second_out.contains("lock the host: another dockhand apply is working on this host"),
-        "{second_out}"
-    );
-    assert_eq!(lab.ssh(host, "cat /etc/dockhand-lock.conf"), "one\n");
-    // The lock went with the first apply's connection.
+    assert_eq!(lab.ssh(host, "cat /etc/dockhand-lock.conf"), "two\n");
+    // The lock went with the connections: a third apply goes straight on.
     let again = dockhand_pki(
         lab,
         pki,
@@ -231,7 +236,7 @@ fn two_applies_never_interleave_on_one_host() {
             "apply",
             "-i",
             &scene.inventory.to_string_lossy(),
-            &slow.to_string_lossy(),
+            &other.to_string_lossy(),
             "--format",
             "json",
         ],

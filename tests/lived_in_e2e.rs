@@ -62,15 +62,12 @@ fn plain_api_answers(address: &str) -> bool {
         .success()
 }
 
-#[test]
-fn a_docker_machine_host_on_bookworm_keeps_its_options_and_loses_its_plain_listener() {
-    docker_machine_host("machine", Release::Bookworm);
-}
-
-#[test]
-fn a_docker_machine_host_on_trixie_keeps_its_options_and_loses_its_plain_listener() {
-    docker_machine_host("machine-tx", Release::Trixie);
-}
+on_both_releases!(
+    docker_machine_host,
+    "machine",
+    a_docker_machine_host_on_bookworm_keeps_its_options_and_loses_its_plain_listener,
+    a_docker_machine_host_on_trixie_keeps_its_options_and_loses_its_plain_listener
+);
 
 fn docker_machine_host(name: &str, release: Release) {
     let scene = Scene::fresh(name, 1, release);
@@ -177,15 +174,12 @@ fn docker_machine_host(name: &str, release: Release) {
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }
 
-#[test]
-fn hand_set_insecure_registries_on_bookworm_are_warned_about_and_kept() {
-    insecure_registries_kept("insecure", Release::Bookworm);
-}
-
-#[test]
-fn hand_set_insecure_registries_on_trixie_are_warned_about_and_kept() {
-    insecure_registries_kept("insecure-tx", Release::Trixie);
-}
+on_both_releases!(
+    insecure_registries_kept,
+    "insecure",
+    hand_set_insecure_registries_on_bookworm_are_warned_about_and_kept,
+    hand_set_insecure_registries_on_trixie_are_warned_about_and_kept
+);
 
 fn insecure_registries_kept(name: &str, release: Release) {
     let scene = Scene::fresh(name, 1, release);

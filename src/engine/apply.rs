@@ -37,12 +37,16 @@ const BACKUP_MARK: &str = ".dockhand-backup";
 /// connection closes: two applies never interleave on one host.
 pub const HOST_LOCK: &str = "/var/lib/dockhand/apply.lock";
 
+/// How long an apply waits for another one to let go of the host (a run
+/// just before this one may still be closing its connection).
+pub const HOST_LOCK_WAIT: u32 = 30;
+
 /// Takes the host's apply lock, held by a command that lives as long as
 /// this connection (`flock` on the lock file, then waiting on its input):
 /// however dockhand ends, the lock goes with its connection.
 pub async fn lock_host(transport: &impl Transport, become_root: bool) -> Result<()> {
     let holder = format!(
-        "mkdir -p -- {dir} && exec flock -n -E 75 {lock} sh -c 'echo locked; exec cat >/dev/null'",
+        "mkdir -p -- {dir} && exec flock -w {HOST_LOCK_WAIT} -E 75 {lock} sh -c 'echo locked; exec cat >/dev/null'",
         dir = HOST_LOCK.rsplit_once('/').map(|(d, _)| d).unwrap_or("/"),
         lock = shell_quote(HOST_LOCK)
     );
@@ -54,7 +58,7 @@ pub async fn lock_host(transport: &impl Transport, become_root: bool) -> Result<
                 host: transport.host().to_string(),
                 step: "lock the host".into(),
                 reason: format!(
-                    "another dockhand apply is working on this host (it holds {HOST_LOCK}); run again when it has finished"
+                    "another dockhand apply is working on this host (it has held {HOST_LOCK} for over {HOST_LOCK_WAIT}s); run again when it has finished"
                 ),
             })
         }

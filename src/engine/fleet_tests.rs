@@ -390,7 +390,8 @@ async fn a_host_another_apply_holds_is_left_alone_with_a_clear_message() {
     let done = apply(&fake, &fleet, &names, Rollout::default()).await;
     assert_eq!(statuses(&done), [("h1", "ok"), ("busy", "failed")]);
     assert!(
-        error(&done[1]).contains("lock the host: another dockhand apply is working on this host"),
+        error(&done[1])
+            .contains("lock the host: another dockhand apply is working on this host (it has held"),
         "{}",
         error(&done[1])
     );

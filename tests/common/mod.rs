@@ -207,6 +207,24 @@ impl Scene {
     }
 }
 
+/// Two tests of one scenario, one on Debian 12 hosts and one on Debian 13
+/// (its lab named with `-tx`): `on_both_releases!(scenario, "lab",
+/// bookworm_test_name, trixie_test_name)` where `scenario(lab, release)`.
+#[macro_export]
+macro_rules! on_both_releases {
+    ($scenario:ident, $lab:literal, $bookworm:ident, $trixie:ident) => {
+        #[test]
+        fn $bookworm() {
+            $scenario($lab, common::Release::Bookworm);
+        }
+
+        #[test]
+        fn $trixie() {
+            $scenario(concat!($lab, "-tx"), common::Release::Trixie);
+        }
+    };
+}
+
 pub fn assert_success(output: &Output, what: &str) {
     assert!(
         output.status.success(),
