@@ -102,8 +102,10 @@ fn nspawn_pids(state: &LabState) -> Vec<i32> {
 }
 
 /// The container init of each nspawn (its child), as a killed lab would
-/// leave it: killing nspawn alone orphans the container.
+/// leave it: killing nspawn alone orphans the container. Returns once the
+/// killed processes are gone (a process killed under load lingers a moment).
 fn kill_hard(pids: &[i32]) {
+    let mut killed = Vec::new();
     for pid in pids {
         let children =
             std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
@@ -112,9 +114,25 @@ fn kill_hard(pids: &[i32]) {
             .map(|child| child.parse::<i32>().unwrap())
             .chain([*pid]);
         for target in targets {
-            let target = rustix::process::Pid::from_raw(target).unwrap();
-            rustix::process::kill_process(target, rustix::process::Signal::KILL).unwrap();
+            let process = rustix::process::Pid::from_raw(target).unwrap();
+            rustix::process::kill_process(process, rustix::process::Signal::KILL).unwrap();
+            killed.push(target);
         }
+    }
+    let gone = |pid: &i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|stat| {
+                stat.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !killed.iter().all(gone) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
