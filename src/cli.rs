@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::commands;
 use crate::error::Result;
@@ -82,6 +82,15 @@ enum Command {
         #[arg(long, short = 'p', global = true, value_name = "PLAYBOOK")]
         playbook: Option<PathBuf>,
     },
+    /// Print a shell completion script (bash, zsh or fish) on stdout, e.g.
+    /// `dockhand completions bash > /etc/bash_completion.d/dockhand`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout, e.g.
+    /// `dockhand man > /usr/local/share/man/man1/dockhand.1`.
+    Man,
     /// Disposable local Debian hosts (systemd, OpenSSH, dockerd) to try
     /// playbooks on; needs root.
     Lab {
@@ -298,6 +307,22 @@ pub fn run() -> Result<i32> {
             format: format.into(),
             run: run.into(),
         }),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "dockhand", &mut out);
+            crate::report::raw_stdout(&String::from_utf8_lossy(&out));
+            Ok(0)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
+                .map_err(|e| {
+                    crate::error::Error::Usage(format!("cannot render the manual: {e}"))
+                })?;
+            crate::report::raw_stdout(&String::from_utf8_lossy(&out));
+            Ok(0)
+        }
         Command::Pki { action, playbook } => match action {
             PkiAction::Init => commands::pki::init(playbook.as_deref()),
             PkiAction::Client { name, out } => {

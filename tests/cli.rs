@@ -50,3 +50,33 @@ fn usage_errors_exit_1_and_help_exits_0() {
         assert!(text.contains(needle), "{args:?}: {text}");
     }
 }
+
+#[test]
+fn completions_and_the_manual_come_from_the_command_line_definitions() {
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(BIN).args(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let bash = run(&["completions", "bash"]);
+    assert!(bash.contains("_dockhand()") && bash.contains("--max-fail-percent"));
+    // The script is valid bash.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("dockhand.bash");
+    std::fs::write(&script, &bash).unwrap();
+    assert!(
+        std::process::Command::new("bash")
+            .arg("-n")
+            .arg(&script)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(run(&["completions", "zsh"]).starts_with("#compdef dockhand"));
+    assert!(run(&["completions", "fish"]).contains("complete -c dockhand"));
+    let manual = run(&["man"]);
+    assert!(manual.contains(".TH dockhand 1"), "{manual}");
+    for subcommand in ["plan", "apply", "verify", "pki", "lab"] {
+        assert!(manual.contains(subcommand), "{subcommand}");
+    }
+}
