@@ -206,14 +206,29 @@ enum PkiAction {
     /// Create the CA if there is none.
     Init,
     /// Issue (or reuse) a client certificate and write ca.pem, cert.pem and
-    /// key.pem (0600) to DIR, for DOCKER_CERT_PATH.
+    /// key.pem (0600) to DIR, for DOCKER_CERT_PATH; print the exports for
+    /// the docker CLI, and create docker contexts with --context.
     Client {
         name: String,
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// The inventory of the hosts the exports and contexts name.
+        #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
+        inventory: Option<PathBuf>,
+        /// Print DOCKER_HOST for this host of the inventory too.
+        #[arg(long, value_name = "HOST")]
+        host: Option<String>,
+        /// Create (or update) a docker context per host of the inventory
+        /// (only --host's with --host), with the docker CLI.
+        #[arg(long)]
+        context: bool,
     },
-    /// List the CA and the issued certificates with their expiry.
-    List,
+    /// List the CA and every certificate: subject, SANs, issuer, expiry and
+    /// days left.
+    List {
+        #[arg(long, value_enum, default_value_t = FormatArg::Human)]
+        format: FormatArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -325,10 +340,23 @@ pub fn run() -> Result<i32> {
         }
         Command::Pki { action, playbook } => match action {
             PkiAction::Init => commands::pki::init(playbook.as_deref()),
-            PkiAction::Client { name, out } => {
-                commands::pki::client(playbook.as_deref(), &name, &out)
-            }
-            PkiAction::List => commands::pki::list(playbook.as_deref()),
+            PkiAction::Client {
+                name,
+                out,
+                inventory,
+                host,
+                context,
+            } => commands::pki::client(
+                playbook.as_deref(),
+                &commands::pki::ClientOptions {
+                    name,
+                    out,
+                    inventory,
+                    host,
+                    context,
+                },
+            ),
+            PkiAction::List { format } => commands::pki::list(playbook.as_deref(), format.into()),
         },
         Command::Lab {
             action,

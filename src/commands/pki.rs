@@ -32,7 +32,43 @@ pub fn init(playbook: Option<&Path>) -> Result<i32> {
     Ok(0)
 }
 
-pub fn client(playbook: Option<&Path>, name: &str, out: &Path) -> Result<i32> {
+/// `pki client`: what to write, and for which hosts.
+pub struct ClientOptions {
+    pub name: String,
+    pub out: std::path::PathBuf,
+    /// The inventory whose hosts the exports and contexts name.
+    pub inventory: Option<std::path::PathBuf>,
+    /// The host `DOCKER_HOST` points at.
+    pub host: Option<String>,
+    /// Create a docker context per host (or for `host`).
+    pub context: bool,
+}
+
+pub fn client(playbook: Option<&Path>, options: &ClientOptions) -> Result<i32> {
+    let (name, out) = (&options.name, &options.out);
+    // What the hosts are, checked before anything is written.
+    let hosts = match &options.inventory {
+        Some(path) => crate::engine::load::inventory(path)?.hosts,
+        None if options.host.is_some() || options.context => {
+            return Err(Error::Usage(
+                "--host and --context need the inventory: add -i INVENTORY".into(),
+            ));
+        }
+        None => Vec::new(),
+    };
+    let chosen: Vec<_> = match &options.host {
+        Some(wanted) => vec![hosts.iter().find(|h| &h.name == wanted).ok_or_else(|| {
+            Error::Usage(format!("--host {wanted:?}: no such host in the inventory"))
+        })?],
+        None => hosts.iter().collect(),
+    };
+    let port = match playbook {
+        Some(path) => match load_playbook(path)?.docker {
+            Some(docker) => crate::engine::load::listen_port(&docker.listen)?,
+            None => 2376,
+        },
+        None => 2376,
+    };
     let store = store(playbook)?;
     let (ca, _) = store.ensure_ca()?;
     let (pair, outcome) = store.ensure_client(name, now())?;
@@ -45,25 +81,44 @@ pub fn client(playbook: Option<&Path>, name: &str, out: &Path) -> Result<i32> {
         Outcome::Issued(reason) => format!("issued a client certificate ({reason})"),
     };
     report::pki_event(&format!("{what} `{name}`; bundle in {}", out.display()));
+    let bundle = out.canonicalize().unwrap_or_else(|_| out.to_path_buf());
+    let endpoint = |address: &str| match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => format!("tcp://[{v6}]:{port}"),
+        _ => format!("tcp://{address}:{port}"),
+    };
+    let docker_host = match &options.host {
+        Some(_) => format!("DOCKER_HOST={} ", endpoint(&chosen[0].address)),
+        None => String::new(),
+    };
     report::raw_stdout(&format!(
-        "export DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={}\n",
-        out.canonicalize()
-            .unwrap_or_else(|_| out.to_path_buf())
-            .display()
+        "export {docker_host}DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={}\n",
+        bundle.display()
     ));
+    if options.context {
+        for host in &chosen {
+            let created =
+                crate::pki::context::create(&host.name, &endpoint(&host.address), &bundle)?;
+            report::pki_event(&format!(
+                "{created} the docker context `{}` ({}): docker --context {} version",
+                host.name,
+                endpoint(&host.address),
+                host.name
+            ));
+        }
+    }
     Ok(0)
 }
 
-pub fn list(playbook: Option<&Path>) -> Result<i32> {
+pub fn list(playbook: Option<&Path>, format: report::Format) -> Result<i32> {
     let store = store(playbook)?;
-    let entries = store.list()?;
-    if entries.is_empty() {
+    let entries = store.list(now())?;
+    if entries.is_empty() && format == report::Format::Human {
         report::pki_event(&format!(
             "no CA in {} yet: run `dockhand pki init` or `dockhand apply`",
             store.dir().display()
         ));
         return Ok(0);
     }
-    report::pki_list(&entries);
+    report::pki_list(&entries, format);
     Ok(0)
 }

@@ -59,6 +59,11 @@ pub struct CertInfo {
     pub client_auth: bool,
     /// Whether the signature verifies with the given CA's public key.
     pub signed_by_ca: bool,
+    /// Subject and issuer as RFC 4514 text (`CN=web1`).
+    pub subject: String,
+    pub issuer: String,
+    /// SHA-256 of the DER certificate, `AB:CD:…` as openssl prints it.
+    pub fingerprint: String,
 }
 
 /// Reads a PEM certificate; `ca_pem` is the CA it should be signed by.
@@ -98,6 +103,12 @@ pub fn read_certificate(pem: &[u8], ca_pem: Option<&[u8]>) -> Result<CertInfo, S
         }
         None => false,
     };
+    use sha2::Digest as _;
+    let fingerprint = sha2::Sha256::digest(&block.contents)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
     Ok(CertInfo {
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
@@ -106,6 +117,9 @@ pub fn read_certificate(pem: &[u8], ca_pem: Option<&[u8]>) -> Result<CertInfo, S
         server_auth,
         client_auth,
         signed_by_ca,
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        fingerprint,
     })
 }
 
@@ -268,6 +282,9 @@ mod tests {
             server_auth: true,
             client_auth: false,
             signed_by_ca: true,
+            subject: "CN=web1".into(),
+            issuer: "CN=dockhand CA".into(),
+            fingerprint: String::new(),
         }
     }
 

@@ -13,6 +13,8 @@
 //! never mix one CA's key with another's certificate; every key is checked
 //! to belong to its certificate; the directories are 0700.
 
+pub mod context;
+
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -49,23 +51,57 @@ pub struct Pair {
 }
 
 /// One certificate of the store, as `pki list` shows it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Entry {
     pub kind: String,
     pub name: String,
-    /// Unix seconds, or the reason the certificate cannot be read.
-    pub not_after: std::result::Result<i64, String>,
-    pub sans: String,
+    /// The certificate as read, or why it cannot be.
+    #[serde(flatten)]
+    pub details: EntryDetails,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(untagged)]
+pub enum EntryDetails {
+    Read {
+        subject: String,
+        issuer: String,
+        sans: String,
+        /// Unix seconds, and RFC 3339 for people.
+        not_after: i64,
+        expires: String,
+        days_left: i64,
+        fingerprint: String,
+    },
+    Unreadable {
+        error: String,
+    },
 }
 
 impl Entry {
-    fn read(kind: &str, name: &str, cert_pem: &[u8], ca_pem: Option<&[u8]>) -> Entry {
-        let info = pki::read_certificate(cert_pem, ca_pem);
+    fn read(kind: &str, name: &str, cert_pem: &[u8], ca_pem: Option<&[u8]>, now: i64) -> Entry {
+        let details = match pki::read_certificate(cert_pem, ca_pem) {
+            Ok(info) => EntryDetails::Read {
+                expires: time::OffsetDateTime::from_unix_timestamp(info.not_after)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_default(),
+                days_left: (info.not_after - now).div_euclid(86_400),
+                not_after: info.not_after,
+                subject: info.subject,
+                issuer: info.issuer,
+                sans: info.sans.describe(),
+                fingerprint: info.fingerprint,
+            },
+            Err(error) => EntryDetails::Unreadable { error },
+        };
         Entry {
             kind: kind.to_string(),
             name: name.to_string(),
-            not_after: info.as_ref().map(|i| i.not_after).map_err(Clone::clone),
-            sans: info.map(|i| i.sans.describe()).unwrap_or_default(),
+            details,
         }
     }
 }
@@ -195,11 +231,11 @@ impl PkiStore {
     }
 
     /// Every certificate in the store, CA first.
-    pub fn list(&self) -> Result<Vec<Entry>> {
+    pub fn list(&self, now: i64) -> Result<Vec<Entry>> {
         let Some(ca) = self.ca()? else {
             return Ok(Vec::new());
         };
-        let mut entries = vec![Entry::read("ca", "CA", &ca.cert_pem, None)];
+        let mut entries = vec![Entry::read("ca", "CA", &ca.cert_pem, None, now)];
         for kind in ["servers", "clients"] {
             let Ok(dirs) = std::fs::read_dir(self.dir.join(kind)) else {
                 continue;
@@ -217,6 +253,7 @@ impl PkiStore {
                         &name,
                         &pair.cert_pem,
                         Some(&ca.cert_pem),
+                        now,
                     ));
                 }
             }

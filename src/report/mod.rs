@@ -49,20 +49,44 @@ pub fn pki_event(message: &str) {
     eprintln!("{} {message}", style("pki:").cyan().for_stderr());
 }
 
-/// `pki list`: one line per certificate (stdout).
-pub fn pki_list(entries: &[crate::pki::Entry]) {
-    let mut out = String::new();
+/// `pki list`: a table of every certificate (stdout), or one JSON document.
+pub fn pki_list(entries: &[crate::pki::Entry], format: Format) {
+    use crate::pki::EntryDetails;
+    if format == Format::Json {
+        let text = serde_json::to_string_pretty(&serde_json::json!({ "certificates": entries }))
+            .expect("entries serialise");
+        raw_stdout(&(text + "\n"));
+        return;
+    }
+    let mut out = format!(
+        "{:<7} {:<16} {:<24} {:<20} {:<11} {:>9}  {}\n",
+        "KIND", "NAME", "SUBJECT", "ISSUER", "EXPIRES", "DAYS LEFT", "SANS"
+    );
     for entry in entries {
-        let expiry = match &entry.not_after {
-            Ok(seconds) => time::OffsetDateTime::from_unix_timestamp(*seconds)
-                .map(|t| format!("expires {}", t.date()))
-                .unwrap_or_else(|_| "expiry unknown".into()),
-            Err(reason) => format!("unreadable: {reason}"),
+        let line = match &entry.details {
+            EntryDetails::Read {
+                subject,
+                issuer,
+                sans,
+                expires,
+                days_left,
+                ..
+            } => format!(
+                "{:<7} {:<16} {:<24} {:<20} {:<11} {:>9}  {}",
+                entry.kind,
+                entry.name,
+                subject,
+                issuer,
+                expires.get(..10).unwrap_or(expires),
+                days_left,
+                sans
+            ),
+            EntryDetails::Unreadable { error } => {
+                format!("{:<7} {:<16} unreadable: {error}", entry.kind, entry.name)
+            }
         };
-        out.push_str(&format!(
-            "{:<7} {:<24} {expiry}  {}\n",
-            entry.kind, entry.name, entry.sans
-        ));
+        out.push_str(&escape(&line));
+        out.push('\n');
     }
     raw_stdout(&out);
 }

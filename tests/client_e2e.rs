@@ -1,0 +1,159 @@
+//! End to end: client access the way Docker users expect it. After apply,
+//! `pki client` writes a bundle and prints the exports for a host, and
+//! `--context` makes a docker context per host; the real docker CLI works
+//! through both. `pki list` describes every certificate.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Release, Scene, assert_success, docker_cli, dockhand_pki};
+use serde_json::Value;
+
+const PLAYBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/docker-tls.yaml");
+
+#[test]
+fn the_docker_cli_works_through_the_printed_exports_and_a_created_context() {
+    let scene = Scene::fresh("client", 1, Release::Bookworm);
+    let (lab, pki) = (&scene.lab, &scene.pki);
+    let host = "client-01";
+    let inventory = scene.inventory.to_string_lossy().into_owned();
+    assert_success(
+        &dockhand_pki(lab, pki, &["apply", "-i", &inventory, PLAYBOOK]),
+        "apply",
+    );
+    // The docker CLI keeps its contexts here, not in root's home.
+    let docker_config = scene.dir.path().join("docker-config");
+    let bundle = scene.dir.path().join("ops");
+    let output = lab.dockhand_with(
+        &[
+            "pki",
+            "client",
+            "ops",
+            "--out",
+            &bundle.to_string_lossy(),
+            "-i",
+            &inventory,
+            "--host",
+            host,
+            "--context",
+        ],
+        &[
+            ("DOCKHAND_PKI_DIR", pki.as_os_str()),
+            ("DOCKER_CONFIG", docker_config.as_os_str()),
+        ],
+    );
+    assert_success(&output, "pki client");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("created the docker context `{host}`")),
+        "{stderr}"
+    );
+
+    // `eval "$(dockhand pki client …)"` as a user would, then the CLI.
+    let exports = stdout
+        .trim()
+        .strip_prefix("export ")
+        .expect("an export line");
+    let mut docker = Command::new(docker_cli());
+    docker.env("DOCKER_CONFIG", &docker_config);
+    for assignment in exports.split(' ') {
+        let (key, value) = assignment.split_once('=').unwrap();
+        docker.env(key, value);
+    }
+    let address = scene.address(host);
+    assert!(
+        exports.contains(&format!("DOCKER_HOST=tcp://{address}:2376")),
+        "{exports}"
+    );
+    let version = docker
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .unwrap();
+    assert_success(&version, "docker version through the exports");
+
+    let through_context = Command::new(docker_cli())
+        .env("DOCKER_CONFIG", &docker_config)
+        .args([
+            "--context",
+            host,
+            "version",
+            "--format",
+            "{{.Server.Version}}",
+        ])
+        .output()
+        .unwrap();
+    assert_success(&through_context, "docker --context version");
+    assert_eq!(through_context.stdout, version.stdout);
+
+    // Run again: the context is updated, not duplicated.
+    let again = lab.dockhand_with(
+        &[
+            "pki",
+            "client",
+            "ops",
+            "--out",
+            &bundle.to_string_lossy(),
+            "-i",
+            &inventory,
+            "--host",
+            host,
+            "--context",
+        ],
+        &[
+            ("DOCKHAND_PKI_DIR", pki.as_os_str()),
+            ("DOCKER_CONFIG", docker_config.as_os_str()),
+        ],
+    );
+    assert_success(&again, "pki client again");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("updated the docker context"));
+
+    // pki list: every certificate with subject, SANs, issuer, expiry, days left.
+    let list = dockhand_pki(lab, pki, &["pki", "list", "--format", "json"]);
+    assert_success(&list, "pki list");
+    let listed: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let certificates = listed["certificates"].as_array().unwrap();
+    let server = certificates
+        .iter()
+        .find(|c| c["kind"] == "server" && c["name"] == host)
+        .expect("the host's certificate");
+    assert_eq!(server["subject"], format!("CN={host}"));
+    assert_eq!(server["issuer"], "CN=dockhand CA");
+    assert!(
+        server["sans"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("IP:{address}"))
+    );
+    assert!(server["days_left"].as_i64().unwrap() > 360, "{server:#}");
+    assert!(
+        certificates
+            .iter()
+            .any(|c| c["kind"] == "client" && c["name"] == "ops")
+    );
+    let human = dockhand_pki(lab, pki, &["pki", "list"]);
+    let table = String::from_utf8_lossy(&human.stdout);
+    assert!(table.starts_with("KIND "), "{table}");
+    assert!(table.contains(&format!("CN={host}")), "{table}");
+
+    // Bad input touches nothing.
+    let unknown = lab.dockhand_with(
+        &[
+            "pki",
+            "client",
+            "x",
+            "--out",
+            "/nonexistent",
+            "-i",
+            &inventory,
+            "--host",
+            "nope",
+        ],
+        &[("DOCKHAND_PKI_DIR", pki.as_os_str())],
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no such host in the inventory"));
+    assert!(!pki.join("clients/x").exists());
+    assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}
