@@ -157,3 +157,113 @@ fn the_docker_cli_works_through_the_printed_exports_and_a_created_context() {
     assert!(!pki.join("clients/x").exists());
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }
+
+/// The shipped playbook with other certificate lifetimes.
+fn lifetimes(dir: &std::path::Path, validity: u32, renew: u32) -> std::path::PathBuf {
+    let path = dir.join(format!("lifetime-{validity}.yaml"));
+    let text = std::fs::read_to_string(PLAYBOOK)
+        .unwrap()
+        .replace(
+            "cert_validity_days: 365",
+            &format!("cert_validity_days: {validity}"),
+        )
+        .replace(
+            "renew_before_days: 30 ",
+            &format!("renew_before_days: {renew} "),
+        );
+    assert!(text.contains(&format!("cert_validity_days: {validity}")));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The SHA-256 fingerprint of the certificate a TLS server presents, as an
+/// independent client (openssl) sees it.
+fn served_fingerprint(address: &str) -> String {
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {address}:2376 </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn a_certificate_inside_the_renewal_window_is_reissued_and_served() {
+    let scene = Scene::fresh("renew", 1, Release::Bookworm);
+    let (lab, pki) = (&scene.lab, &scene.pki);
+    let host = "renew-01";
+    let address = scene.address(host);
+    let inventory = scene.inventory.to_string_lossy().into_owned();
+    let short = lifetimes(scene.dir.path(), 31, 30);
+    assert_success(
+        &dockhand_pki(
+            lab,
+            pki,
+            &["apply", "-i", &inventory, &short.to_string_lossy()],
+        ),
+        "apply with 31-day certificates",
+    );
+    let first = served_fingerprint(&address);
+    assert_eq!(first.len(), 95, "{first}");
+
+    // A 40-day renewal window puts the 31-day certificate inside it.
+    let longer = lifetimes(scene.dir.path(), 60, 40);
+    let plan = dockhand_pki(
+        lab,
+        pki,
+        &["plan", "-i", &inventory, &longer.to_string_lossy()],
+    );
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.contains(
+            "server certificate to be issued: the existing certificate expires in 30 day(s)"
+        ) || text.contains(
+            "server certificate to be issued: the existing certificate expires in 31 day(s)"
+        ),
+        "{text}"
+    );
+    assert_success(
+        &dockhand_pki(
+            lab,
+            pki,
+            &["apply", "-i", &inventory, &longer.to_string_lossy()],
+        ),
+        "apply reissues",
+    );
+    let served = served_fingerprint(&address);
+    assert_ne!(served, first, "the host serves a new certificate");
+    let list = dockhand_pki(lab, pki, &["pki", "list", "--format", "json"]);
+    let listed: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let server = listed["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "server")
+        .unwrap()
+        .clone();
+    assert_eq!(server["fingerprint"], served, "the one in the store");
+    assert!(server["days_left"].as_i64().unwrap() >= 59, "{server:#}");
+
+    // The docker CLI still works with a client bundle.
+    let bundle = scene.dir.path().join("bundle");
+    assert_success(
+        &dockhand_pki(
+            lab,
+            pki,
+            &["pki", "client", "t", "--out", &bundle.to_string_lossy()],
+        ),
+        "pki client",
+    );
+    assert_success(
+        &common::docker_over_tls(&address, &bundle, &["version"]),
+        "docker version after the renewal",
+    );
+    assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}

@@ -38,6 +38,13 @@ pub enum ContentChange {
         before: String,
         after: String,
     },
+    /// A certificate: what a reviewer reads of it, old and new (never
+    /// base64 lines).
+    Certificate {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        before: Option<Box<CertSummary>>,
+        after: Box<CertSummary>,
+    },
     /// A secret: only that it changes.
     Secret,
     /// Bytes that are not text, or too large to show.
@@ -47,6 +54,42 @@ pub enum ContentChange {
     },
     /// Known only once apply issues it.
     Pending { reason: String },
+}
+
+/// A certificate as a reviewer reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertSummary {
+    pub subject: String,
+    pub issuer: String,
+    pub sans: String,
+    /// `YYYY-MM-DD`, UTC.
+    pub not_before: String,
+    pub not_after: String,
+    /// SHA-256 of the DER certificate.
+    pub fingerprint: String,
+}
+
+impl CertSummary {
+    /// A summary of a PEM certificate, or None when it is not one.
+    pub fn of(pem: &[u8]) -> Option<CertSummary> {
+        if !pem.starts_with(b"-----BEGIN CERTIFICATE-----") {
+            return None;
+        }
+        let info = super::pki::read_certificate(pem, None).ok()?;
+        let date = |seconds: i64| {
+            time::OffsetDateTime::from_unix_timestamp(seconds)
+                .map(|t| t.date().to_string())
+                .unwrap_or_default()
+        };
+        Some(CertSummary {
+            subject: info.subject,
+            issuer: info.issuer,
+            sans: info.sans.describe(),
+            not_before: date(info.not_before),
+            not_after: date(info.not_after),
+            fingerprint: info.fingerprint,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -375,6 +418,16 @@ fn content_change(
             if secret {
                 return Ok(Some(ContentChange::Secret));
             }
+            if let Some(after) = CertSummary::of(bytes) {
+                return Ok(Some(ContentChange::Certificate {
+                    before: have
+                        .content
+                        .as_deref()
+                        .and_then(CertSummary::of)
+                        .map(Box::new),
+                    after: Box::new(after),
+                }));
+            }
             let is_text = |b: &[u8]| std::str::from_utf8(b).is_ok();
             let before_known = !have.exists || have.content.as_deref().is_some_and(is_text);
             if before_known && is_text(bytes) && (bytes.len() as u64) <= MAX_DIFF_BYTES {
@@ -541,6 +594,46 @@ mod tests {
         );
         // A file's notes come with its change, named by the file.
         assert_eq!(plan.notes, ["daemon.json: a listener is closed"]);
+    }
+
+    #[test]
+    fn a_certificate_change_is_shown_as_a_reviewer_reads_it() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let issue = |names: Vec<String>| {
+            rcgen::CertificateParams::new(names)
+                .unwrap()
+                .self_signed(&key)
+                .unwrap()
+                .pem()
+                .into_bytes()
+        };
+        let old = issue(vec!["web1".into()]);
+        let new = issue(vec!["web1".into(), "192.0.2.7".into()]);
+        let mut resources = desired();
+        resources.files[1].content = Content::Bytes(new.clone());
+        let mut state = converged();
+        let have = state.paths.get_mut("/etc/t/cert.pem").unwrap();
+        have.content = Some(old.clone());
+        have.sha256 = Some(sha256_hex(&old));
+        let planned = plan(&resources, &state).unwrap();
+        let change = planned
+            .changes
+            .iter()
+            .find(|c| c.path == "/etc/t/cert.pem")
+            .unwrap();
+        let Some(ContentChange::Certificate { before, after }) = &change.content else {
+            panic!("{change:?}")
+        };
+        let before = before.as_ref().expect("the old one is read too");
+        assert_eq!(before.sans, "DNS:web1");
+        assert_eq!(after.sans, "DNS:web1, IP:192.0.2.7");
+        assert_ne!(before.fingerprint, after.fingerprint);
+        assert_eq!(after.fingerprint.len(), 95, "{}", after.fingerprint);
+        assert!(
+            !serde_json::to_string(change)
+                .unwrap()
+                .contains("BEGIN CERTIFICATE")
+        );
     }
 
     #[test]

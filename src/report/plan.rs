@@ -13,7 +13,7 @@ use similar::{ChangeTag, TextDiff};
 
 use super::{Format, HostOutcome};
 use crate::core::daemon_json::KeyChange;
-use crate::core::plan::{Action, Change, ContentChange, HostPlan};
+use crate::core::plan::{Action, CertSummary, Change, ContentChange, HostPlan};
 use crate::core::state::PathKind;
 use crate::error::{Error, Result};
 
@@ -227,6 +227,26 @@ fn change_lines(out: &mut String, change: &Change) {
     );
     match &change.content {
         None => {}
+        Some(ContentChange::Certificate { before, after }) => {
+            let fields = |c: &CertSummary| {
+                [
+                    ("subject", c.subject.clone()),
+                    ("SANs", c.sans.clone()),
+                    ("issuer", c.issuer.clone()),
+                    ("not after", c.not_after.clone()),
+                    ("sha256", c.fingerprint.clone()),
+                ]
+            };
+            let old = before.as_deref().map(fields);
+            let _ = writeln!(out, "      certificate (valid from {}):", after.not_before);
+            for (index, (label, new)) in fields(after).into_iter().enumerate() {
+                let line = match old.as_ref().map(|o| &o[index].1) {
+                    Some(old) if *old != new => format!("{label}: {old} -> {new}"),
+                    _ => format!("{label}: {new}"),
+                };
+                let _ = writeln!(out, "        {}", super::escape(&line));
+            }
+        }
         Some(ContentChange::Secret) => {
             let _ = writeln!(out, "      content changes (secret: not shown)");
         }
@@ -300,6 +320,46 @@ mod tests {
     use super::*;
     use crate::core::plan::{Action, Change, ContentChange, HostPlan};
     use crate::core::state::PathKind;
+
+    #[test]
+    fn a_certificate_change_reads_old_to_new() {
+        let summary = |sans: &str, fingerprint: &str| CertSummary {
+            subject: "CN=web1".into(),
+            issuer: "CN=dockhand CA".into(),
+            sans: sans.into(),
+            not_before: "2026-11-22".into(),
+            not_after: "2027-11-22".into(),
+            fingerprint: fingerprint.into(),
+        };
+        let change = Change {
+            path: "/etc/docker/tls/server-cert.pem".into(),
+            kind: PathKind::File,
+            action: Action::Update,
+            secret: false,
+            content: Some(ContentChange::Certificate {
+                before: Some(Box::new(summary("DNS:web1", "AA"))),
+                after: Box::new(summary("DNS:web1, IP:192.0.2.7", "BB")),
+            }),
+            mode: None,
+            owner: None,
+            group: None,
+            validate: None,
+        };
+        let mut out = String::new();
+        change_lines(&mut out, &change);
+        let plain = console::strip_ansi_codes(&out).into_owned();
+        for line in [
+            "      certificate (valid from 2026-11-22):",
+            "        subject: CN=web1",
+            "        SANs: DNS:web1 -> DNS:web1, IP:192.0.2.7",
+            "        issuer: CN=dockhand CA",
+            "        not after: 2027-11-22",
+            "        sha256: AA -> BB",
+        ] {
+            assert!(plain.lines().any(|l| l == line), "{line:?} in\n{plain}");
+        }
+        assert!(!plain.contains("BEGIN"));
+    }
 
     #[test]
     fn bytes_from_a_host_never_reach_the_terminal_raw() {
