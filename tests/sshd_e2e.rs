@@ -137,3 +137,89 @@ fn a_host_whose_dockhand_died_right_after_the_reload_reverts_by_itself() {
     );
     assert_success(&scene.lab.dockhand(&["lab", "down"]), "lab down");
 }
+
+/// ssh-audit, as `scripts/setup-machine` installs it.
+fn ssh_audit() -> std::path::PathBuf {
+    std::env::var_os("DOCKHAND_SSH_AUDIT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("target/tools/ssh-audit/bin/ssh-audit")
+        })
+}
+
+on_both_releases!(
+    outside_auditors_find_no_fail_level_algorithm,
+    "audited",
+    an_outside_auditor_finds_no_fail_level_algorithm_on_bookworm,
+    an_outside_auditor_finds_no_fail_level_algorithm_on_trixie
+);
+
+fn outside_auditors_find_no_fail_level_algorithm(name: &str, release: Release) {
+    let scene = Scene::fresh(name, 1, release);
+    let host = &format!("{name}-01");
+    assert_success(
+        &dockhand_pki(
+            &scene.lab,
+            &scene.pki,
+            &[
+                "apply",
+                "-i",
+                &scene.inventory.to_string_lossy(),
+                concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/docker-tls.yaml"),
+            ],
+        ),
+        "apply",
+    );
+    // Only the intended host keys are offered, and key exchange follows
+    // the host's OpenSSH; OpenSSH's own client with an Ed25519 key logs in.
+    let effective = scene.lab.ssh(host, "sshd -T");
+    let value = |keyword: &str| {
+        effective
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{keyword} ")))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(value("hostkeyalgorithms"), "ssh-ed25519");
+    let first_kex = match release {
+        Release::Trixie => "mlkem768x25519-sha256,",
+        Release::Bookworm => "sntrup761x25519-sha512",
+    };
+    assert!(
+        value("kexalgorithms").starts_with(first_kex),
+        "{}",
+        value("kexalgorithms")
+    );
+
+    // The auditor runs last: OpenSSH 10 penalises its many half-done
+    // connections for a while.
+    let output = Command::new(ssh_audit())
+        .arg("-j")
+        .arg(scene.address(host))
+        .output()
+        .expect("ssh-audit (scripts/setup-machine installs it)");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "ssh-audit JSON: {e}: {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
+    let mut failures = Vec::new();
+    for section in ["kex", "key", "enc", "mac"] {
+        for entry in report[section].as_array().cloned().unwrap_or_default() {
+            if entry["notes"]["fail"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty())
+            {
+                failures.push(format!(
+                    "{section} {}: {}",
+                    entry["algorithm"], entry["notes"]["fail"]
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(!report["key"].as_array().unwrap().is_empty(), "{report:#}");
+    assert_success(&scene.lab.dockhand(&["lab", "down"]), "lab down");
+}

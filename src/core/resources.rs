@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::daemon_json;
 use super::playbook::{DockerRole, Handler, Playbook, SshdValue};
-use super::state::ActualState;
+use super::state::{ActualState, Facts};
 
 /// daemon.json keys the docker role sets from `listen` and `tls_dir`.
 pub const DOCKER_TLS_KEYS: &[&str] = &[
@@ -84,16 +84,47 @@ pub fn default_sshd_settings() -> IndexMap<String, SshdValue> {
                 "umac-128-etm@openssh.com",
             ]),
         ),
-        (
-            "KexAlgorithms",
-            list(&[
-                "sntrup761x25519-sha512@openssh.com",
-                "curve25519-sha256",
-                "curve25519-sha256@libssh.org",
-                "diffie-hellman-group16-sha512",
-                "diffie-hellman-group18-sha512",
-            ]),
-        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The settings of the sshd role that depend on the host: the host keys
+/// offered (Ed25519; RSA-SHA2 only where the host keeps an RSA key, never
+/// ECDSA on NIST curves) and key exchange by what the host's OpenSSH
+/// knows (the post-quantum ML-KEM hybrid first, then sntrup761, then
+/// curve25519 for older clients).
+pub fn host_sshd_settings(facts: &Facts) -> IndexMap<String, SshdValue> {
+    let list = |items: Vec<&str>| SshdValue::List(items.into_iter().map(String::from).collect());
+    let has_key = |name: &str| facts.ssh_host_keys.iter().any(|k| k.ends_with(name));
+    let mut keys = vec!["/etc/ssh/ssh_host_ed25519_key"];
+    let mut algorithms = vec!["ssh-ed25519"];
+    if has_key("/ssh_host_rsa_key") {
+        keys.push("/etc/ssh/ssh_host_rsa_key");
+        algorithms.extend(["rsa-sha2-512", "rsa-sha2-256"]);
+    }
+    let known = |name: &str| facts.ssh_kex.is_empty() || facts.ssh_kex.iter().any(|k| k == name);
+    let kex: Vec<&str> = [
+        "mlkem768x25519-sha256",
+        "sntrup761x25519-sha512",
+        "sntrup761x25519-sha512@openssh.com",
+        "curve25519-sha256",
+        "curve25519-sha256@libssh.org",
+    ]
+    .into_iter()
+    .filter(|name| match *name {
+        // Unknown hosts (no facts yet) get what every OpenSSH since 9.0 has.
+        "mlkem768x25519-sha256" | "sntrup761x25519-sha512" => {
+            !facts.ssh_kex.is_empty() && known(name)
+        }
+        other => known(other),
+    })
+    .collect();
+    [
+        ("HostKey", list(keys)),
+        ("HostKeyAlgorithms", list(algorithms)),
+        ("KexAlgorithms", list(kex)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -358,6 +389,7 @@ pub fn expand(
     }
     if let Some(sshd) = &playbook.sshd {
         let mut settings = default_sshd_settings();
+        settings.extend(host_sshd_settings(facts));
         for (key, value) in &sshd.settings {
             match value {
                 None => {
@@ -373,13 +405,24 @@ pub fn expand(
             sshd.drop_in.clone(),
             settings
                 .iter()
+                // `sshd -T` lists each host key on a line of its own; the
+                // algorithms offered are checked through HostKeyAlgorithms.
+                .filter(|(k, _)| !k.eq_ignore_ascii_case("HostKey"))
                 .map(|(k, v)| (k.to_ascii_lowercase(), v.render()))
                 .collect(),
         ));
         let mut text = String::from(MANAGED);
         text.push_str("# sshd keeps the first value it reads: this file sorts first.\n");
         for (key, value) in &settings {
-            text.push_str(&format!("{key} {}\n", value.render()));
+            match value {
+                // A keyword sshd takes once per value.
+                SshdValue::List(items) if key.eq_ignore_ascii_case("HostKey") => {
+                    for item in items {
+                        text.push_str(&format!("{key} {item}\n"));
+                    }
+                }
+                value => text.push_str(&format!("{key} {}\n", value.render())),
+            }
         }
         out.directories.push(DirectoryResource {
             path: parent(&sshd.drop_in).to_string(),

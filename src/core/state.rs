@@ -59,6 +59,10 @@ pub struct Facts {
     pub sshd_error: Option<String>,
     /// Files in the sshd drop-in directory, sorted as sshd reads them.
     pub sshd_drop_ins: Vec<String>,
+    /// The key exchange algorithms the host's OpenSSH knows (`ssh -Q kex`).
+    pub ssh_kex: Vec<String>,
+    /// The host's SSH host key files (`/etc/ssh/ssh_host_*_key`).
+    pub ssh_host_keys: Vec<String>,
     /// Whether `dockerd --validate` exists (dockerd 23 and later).
     pub dockerd_can_validate: bool,
     /// Handlers an interrupted run owed (names, as recorded on the host).

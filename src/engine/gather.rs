@@ -48,6 +48,8 @@ ssh_unit=$(systemctl show -p Id --value sshd.service 2>/dev/null); [ -n "$ssh_un
 printf 'ssh_unit %s\n' "$ssh_unit"
 printf 'ssh_active %s\n' "$(systemctl is-active "$ssh_unit" 2>/dev/null)"
 for f in /etc/ssh/sshd_config.d/*.conf; do [ -e "$f" ] && printf 'sshd_drop_in %s\n' "$f"; done
+printf 'ssh_kex %s\n' "$(ssh -Q kex 2>/dev/null | tr '\n' ' ')"
+for f in /etc/ssh/ssh_host_*_key; do [ -e "$f" ] && printf 'ssh_host_key %s\n' "$f"; done
 if dockerd --help 2>/dev/null | grep -q -- '--validate'; then echo 'dockerd_validate yes'; fi
 [ -f PENDING ] && sort -u PENDING | sed 's/^/pending_handler /'
 echo '@sshd'
@@ -240,6 +242,8 @@ fn parse_fact_line(facts: &mut Facts, line: &str) {
         "ssh_unit" => facts.ssh_unit = rest.to_string(),
         "ssh_active" => facts.ssh_active = rest.to_string(),
         "sshd_drop_in" => facts.sshd_drop_ins.push(rest.to_string()),
+        "ssh_kex" => facts.ssh_kex = rest.split_whitespace().map(String::from).collect(),
+        "ssh_host_key" => facts.ssh_host_keys.push(rest.to_string()),
         "dockerd_validate" => facts.dockerd_can_validate = true,
         "pending_handler" => facts.pending_handlers.push(rest.to_string()),
         _ => {}
