@@ -74,6 +74,21 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Audit every host without changing anything: the CIS Docker
+    /// Benchmark's daemon and file checks (from the daemon's effective
+    /// configuration) and sshd's effective settings. Exit 1 on any FAIL.
+    Audit {
+        /// The inventory file (YAML).
+        #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
+        inventory: PathBuf,
+        /// Host names, group names and globs, comma-separated.
+        #[arg(long, value_name = "PATTERN")]
+        limit: Option<String>,
+        #[arg(long, value_enum, default_value_t = FormatArg::Human)]
+        format: FormatArg,
+        #[command(flatten)]
+        run: RunArgs,
+    },
     /// The local CA and client certificate bundles.
     Pki {
         #[command(subcommand)]
@@ -319,6 +334,17 @@ pub fn run() -> Result<i32> {
             run,
         } => commands::verify::run(&commands::verify::Options {
             selection: selection.into(),
+            format: format.into(),
+            run: run.into(),
+        }),
+        Command::Audit {
+            inventory,
+            limit,
+            format,
+            run,
+        } => commands::audit::run(&commands::audit::Options {
+            inventory,
+            limit,
             format: format.into(),
             run: run.into(),
         }),

@@ -2,6 +2,7 @@
 //! core, the transport and the lab, and hands what happened to `report`.
 
 pub mod apply;
+pub mod audit;
 pub mod lab;
 pub mod ping;
 pub mod pki;

@@ -1,6 +1,7 @@
 //! The pure core: what the user asked for and what it means for each host.
 //! Nothing here does I/O, so all of it is tested without hosts.
 
+pub mod audit;
 pub mod daemon_json;
 pub mod daemon_schema;
 pub mod docker_override;

@@ -54,10 +54,21 @@ pub fn playbook(path: &Path) -> Result<Playbook> {
 
 /// Every host of an inventory with its target (ping: no playbook).
 pub fn targets(inventory_path: &Path) -> Result<Vec<(Host, Target)>> {
+    selected_targets(inventory_path, None)
+}
+
+/// The hosts `--limit` selects (all without it), with their targets.
+pub fn selected_targets(inventory_path: &Path, limit: Option<&str>) -> Result<Vec<(Host, Target)>> {
     let inventory = inventory(inventory_path)?;
+    let hosts: Vec<Host> = match limit {
+        Some(pattern) => crate::core::limit::select(&inventory.hosts, pattern)?
+            .into_iter()
+            .cloned()
+            .collect(),
+        None => inventory.hosts,
+    };
     let targets = Targets::from_environment()?;
-    inventory
-        .hosts
+    hosts
         .into_iter()
         .map(|host| targets.for_host(&host).map(|target| (host, target)))
         .collect()

@@ -44,6 +44,90 @@ pub struct ApplyOutcome {
     )>,
 }
 
+/// One host's audit: its findings, or why it could not be audited.
+#[derive(Debug)]
+pub struct AuditOutcome {
+    pub host: String,
+    pub findings: Result<Vec<crate::core::audit::Finding>>,
+}
+
+/// The audit: a table per host (the worst first), or one JSON document.
+pub fn audit(outcomes: &[AuditOutcome], format: Format) {
+    use crate::core::audit::Verdict;
+    let mut totals = std::collections::BTreeMap::new();
+    for outcome in outcomes {
+        for finding in outcome.findings.as_deref().unwrap_or(&[]) {
+            *totals
+                .entry(format!("{:?}", finding.verdict).to_lowercase())
+                .or_insert(0) += 1;
+        }
+    }
+    let unreachable = outcomes.iter().filter(|o| o.findings.is_err()).count();
+    if format == Format::Json {
+        let hosts: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|o| match &o.findings {
+                Ok(findings) => serde_json::json!({"host": o.host, "findings": findings}),
+                Err(e) => serde_json::json!({"host": o.host, "error": e.to_string()}),
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&serde_json::json!({
+            "hosts": hosts,
+            "summary": {"verdicts": totals, "not_audited": unreachable},
+        }))
+        .expect("audit serialises");
+        raw_stdout(&(text + "\n"));
+        return;
+    }
+    let mut out = String::new();
+    for outcome in outcomes {
+        out.push_str(&format!("{}\n", style(&outcome.host).bold()));
+        match &outcome.findings {
+            Err(e) => out.push_str(&format!(
+                "  {} {}\n",
+                style("error:").red(),
+                escape(&e.to_string())
+            )),
+            Ok(findings) => {
+                let mut sorted: Vec<_> = findings.iter().collect();
+                sorted.sort_by_key(|f| std::cmp::Reverse(f.verdict));
+                for f in sorted {
+                    let verdict = match f.verdict {
+                        Verdict::Fail => style("FAIL").red().bold(),
+                        Verdict::Warn => style("WARN").yellow(),
+                        Verdict::Info => style("INFO").cyan(),
+                        Verdict::Pass => style("PASS").green(),
+                    };
+                    out.push_str(&format!(
+                        "  {verdict:<4} {:<10} {}: {}\n",
+                        f.id,
+                        f.title,
+                        escape(&f.reason)
+                    ));
+                    if !f.fix.is_empty() {
+                        out.push_str(&format!("       {:<10} fix: {}\n", "", escape(&f.fix)));
+                    }
+                }
+            }
+        }
+    }
+    out.push_str(&format!(
+        "{} {} host(s): {} fail, {} warn, {} pass, {} info{}\n",
+        style("Audit:").bold(),
+        outcomes.len(),
+        totals.get("fail").unwrap_or(&0),
+        totals.get("warn").unwrap_or(&0),
+        totals.get("pass").unwrap_or(&0),
+        totals.get("info").unwrap_or(&0),
+        if unreachable > 0 {
+            format!(", {unreachable} not audited")
+        } else {
+            String::new()
+        }
+    ));
+    raw_stdout(&out);
+}
+
 /// Something the local PKI did (stderr).
 pub fn pki_event(message: &str) {
     eprintln!("{} {message}", style("pki:").cyan().for_stderr());

@@ -1,0 +1,844 @@
+//! `dockhand audit`: where a host stands, judged from what one gather
+//! saw. The rules follow the CIS Docker Benchmark's daemon configuration
+//! (section 2) and daemon configuration files (section 3) where they can
+//! be judged over SSH, read from the daemon's *effective* configuration
+//! (daemon.json, then the unit's flags and environment, then dockerd's
+//! defaults), plus sshd's effective settings (`sshd -T`) against current
+//! guidance. Pure: a table of rules over gathered state.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::docker_unit::{self, ServiceSettings};
+use super::dockerd_flags;
+use super::state::{ActualPath, ActualState, PathKind};
+
+/// How a rule came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    Pass,
+    Info,
+    Warn,
+    Fail,
+}
+
+/// One finding: the rule's ID (the CIS number where there is one), the
+/// verdict, a one-line reason and the fix.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub verdict: Verdict,
+    pub reason: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub fix: String,
+}
+
+/// Where the files the rules look at are.
+pub const DAEMON_JSON: &str = "/etc/docker/daemon.json";
+pub const DEFAULT_ENV: &str = "/etc/default/docker";
+pub const DOCKER_DIR: &str = "/etc/docker";
+pub const DOCKER_SOCK: &str = "/var/run/docker.sock";
+pub const UNIT_DIRS: [&str; 3] = [
+    "/etc/systemd/system",
+    "/lib/systemd/system",
+    "/usr/lib/systemd/system",
+];
+
+/// Every path an audit gathers: the unit files where they may be, the
+/// configuration files, the socket and the default TLS files.
+pub fn paths() -> Vec<(String, bool)> {
+    let mut out: Vec<(String, bool)> = Vec::new();
+    for dir in UNIT_DIRS {
+        out.push((format!("{dir}/docker.service"), false));
+        out.push((format!("{dir}/docker.socket"), false));
+    }
+    for path in [DOCKER_DIR, DAEMON_JSON, DEFAULT_ENV, DOCKER_SOCK] {
+        out.push((path.into(), false));
+    }
+    for (path, secret) in tls_defaults() {
+        out.push((path.into(), secret));
+    }
+    out
+}
+
+fn tls_defaults() -> [(&'static str, bool); 3] {
+    [
+        ("/etc/docker/tls/ca.pem", false),
+        ("/etc/docker/tls/server-cert.pem", false),
+        ("/etc/docker/tls/server-key.pem", true),
+    ]
+}
+
+/// The daemon's effective settings: what daemon.json says, and what the
+/// unit's command line and environment pass as flags.
+pub struct Effective {
+    pub file: Map<String, Value>,
+    /// Flag name → values (`--dns a --dns b`), from the running command line.
+    pub flags: Vec<(String, Option<String>)>,
+}
+
+impl Effective {
+    pub fn read(actual: &ActualState) -> Effective {
+        let file = actual
+            .path(DAEMON_JSON)
+            .content
+            .and_then(|bytes| super::daemon_json::parse(&bytes).ok())
+            .unwrap_or_default();
+        let files: Vec<&docker_unit::UnitFile> = actual.facts.docker_unit_files.iter().collect();
+        let settings = ServiceSettings::read(&files);
+        let words = settings
+            .exec_start
+            .as_ref()
+            .map(|e| e.value.clone())
+            .or_else(|| actual.facts.docker_exec_start.last().cloned())
+            .unwrap_or_default();
+        let variables = settings.variables(&|path| {
+            actual
+                .facts
+                .docker_env_files
+                .iter()
+                .find(|f| f.path == path)
+                .map(|f| f.text.clone())
+        });
+        let expanded: Vec<String> = docker_unit::expand(words.get(1..).unwrap_or(&[]), &variables)
+            .into_iter()
+            .map(|w| w.text)
+            .collect();
+        let flags = dockerd_flags::options(&expanded)
+            .into_iter()
+            .map(|o| (o.name.clone(), o.value().map(str::to_string)))
+            .collect();
+        Effective { file, flags }
+    }
+
+    /// A boolean setting: daemon.json, else a flag (`--icc=false`,
+    /// `--live-restore`), else dockerd's default.
+    fn flag_bool(&self, key: &str, default: bool) -> bool {
+        if let Some(value) = self.file.get(key).and_then(Value::as_bool) {
+            return value;
+        }
+        match self.flags.iter().rev().find(|(name, _)| name == key) {
+            Some((_, Some(value))) => value != "false",
+            Some((_, None)) => true,
+            None => default,
+        }
+    }
+
+    fn text(&self, key: &str, flag: &str) -> Option<String> {
+        self.file
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| {
+                self.flags
+                    .iter()
+                    .rev()
+                    .find(|(name, _)| name == flag)
+                    .and_then(|(_, v)| v.clone())
+            })
+    }
+
+    fn list(&self, key: &str, flag: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .file
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.extend(
+            self.flags
+                .iter()
+                .filter(|(name, _)| name == flag)
+                .filter_map(|(_, v)| v.clone()),
+        );
+        out
+    }
+}
+
+/// Every finding for a host, in rule order.
+pub fn audit(actual: &ActualState) -> Vec<Finding> {
+    let effective = Effective::read(actual);
+    let mut out = daemon_rules(actual, &effective);
+    out.extend(file_rules(actual, &effective));
+    out.extend(sshd_rules(actual));
+    out
+}
+
+fn finding(
+    id: &'static str,
+    title: &'static str,
+    verdict: Verdict,
+    reason: impl Into<String>,
+    fix: &str,
+) -> Finding {
+    Finding {
+        id,
+        title,
+        verdict,
+        reason: reason.into(),
+        fix: if verdict == Verdict::Pass {
+            String::new()
+        } else {
+            fix.to_string()
+        },
+    }
+}
+
+fn daemon_rules(actual: &ActualState, d: &Effective) -> Vec<Finding> {
+    use Verdict::*;
+    let mut out = Vec::new();
+    if actual.facts.docker_unit_files.is_empty() && actual.facts.docker_exec_start.is_empty() {
+        out.push(finding(
+            "2.0",
+            "docker is installed",
+            Info,
+            "no docker.service on the host: the daemon rules do not apply",
+            "",
+        ));
+        return out;
+    }
+    let icc = d.flag_bool("icc", true);
+    out.push(finding(
+        "2.2",
+        "network traffic between containers on the default bridge is restricted",
+        if icc { Fail } else { Pass },
+        format!("icc is {icc}"),
+        "set `icc: false` in daemon.json (the docker role does)",
+    ));
+    let level = d
+        .text("log-level", "log-level")
+        .unwrap_or_else(|| "info".into());
+    out.push(finding(
+        "2.3",
+        "the logging level is info",
+        if level == "info" { Pass } else { Warn },
+        format!("log-level is {level}"),
+        "set `log-level: info`",
+    ));
+    let iptables = d.flag_bool("iptables", true);
+    out.push(finding(
+        "2.4",
+        "Docker may make changes to iptables",
+        if iptables { Pass } else { Fail },
+        format!("iptables is {iptables}"),
+        "remove `iptables: false`",
+    ));
+    let insecure = d.list("insecure-registries", "insecure-registry");
+    out.push(finding(
+        "2.5",
+        "insecure registries are not used",
+        if insecure.is_empty() { Pass } else { Fail },
+        if insecure.is_empty() {
+            "none".to_string()
+        } else {
+            format!("insecure registries: {}", insecure.join(", "))
+        },
+        "remove `insecure-registries` and use registries with TLS",
+    ));
+    let hosts = d.list("hosts", "host");
+    let tcp: Vec<&String> = hosts.iter().filter(|h| h.starts_with("tcp://")).collect();
+    let verify = d.flag_bool("tlsverify", false);
+    let tls_files = d.text("tlscacert", "tlscacert").is_some()
+        && d.text("tlscert", "tlscert").is_some()
+        && d.text("tlskey", "tlskey").is_some();
+    out.push(if tcp.is_empty() {
+        finding(
+            "2.7",
+            "TLS authentication is configured where TCP is exposed",
+            Pass,
+            "the daemon listens on no TCP socket",
+            "",
+        )
+    } else if verify && tls_files {
+        finding(
+            "2.7",
+            "TLS authentication is configured where TCP is exposed",
+            Pass,
+            format!(
+                "{} with tlsverify and certificates",
+                tcp.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "",
+        )
+    } else {
+        finding(
+            "2.7",
+            "TLS authentication is configured where TCP is exposed",
+            Fail,
+            format!(
+                "{} without client verification",
+                tcp.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "set tls, tlsverify and the certificate paths (`dockhand apply` with the docker role)",
+        )
+    });
+    let userns = d.text("userns-remap", "userns-remap").unwrap_or_default();
+    out.push(finding(
+        "2.9",
+        "user namespaces are enabled",
+        if userns.is_empty() { Warn } else { Pass },
+        if userns.is_empty() {
+            "userns-remap is not set: root in a container is root on the host".to_string()
+        } else {
+            format!("userns-remap is {userns}")
+        },
+        "set `userns-remap: default`",
+    ));
+    let nnp = d.flag_bool("no-new-privileges", false);
+    out.push(finding(
+        "2.14",
+        "containers are restricted from acquiring new privileges",
+        if nnp { Pass } else { Fail },
+        format!("no-new-privileges is {nnp}"),
+        "set `no-new-privileges: true`",
+    ));
+    let live = d.flag_bool("live-restore", false);
+    out.push(finding(
+        "2.15",
+        "live restore is enabled",
+        if live { Pass } else { Fail },
+        format!("live-restore is {live}"),
+        "set `live-restore: true`",
+    ));
+    let proxy = d.flag_bool("userland-proxy", true);
+    out.push(finding(
+        "2.16",
+        "the userland proxy is disabled",
+        if proxy { Fail } else { Pass },
+        format!("userland-proxy is {proxy}"),
+        "set `userland-proxy: false`",
+    ));
+    let experimental = d.flag_bool("experimental", false);
+    out.push(finding(
+        "2.18",
+        "experimental features are off",
+        if experimental { Warn } else { Pass },
+        format!("experimental is {experimental}"),
+        "remove `experimental: true`",
+    ));
+    out
+}
+
+/// Ownership and a mode no wider than `mode`, for a path that should exist
+/// (FAIL when wrong) or may be absent (INFO then).
+fn file_rule(
+    id: &'static str,
+    title: &'static str,
+    path: &str,
+    have: &ActualPath,
+    owner: &str,
+    widest: u32,
+) -> Finding {
+    if !have.exists {
+        return finding(id, title, Verdict::Info, format!("{path} is not there"), "");
+    }
+    let (want_owner, want_group) = owner.split_once(':').unwrap_or((owner, owner));
+    let owned = have.owner == want_owner && have.group == want_group;
+    let mode = have.mode & 0o7777;
+    let narrow = mode & !widest == 0;
+    let reason = format!("{path} is {}:{} {:04o}", have.owner, have.group, mode);
+    if owned && narrow {
+        finding(id, title, Verdict::Pass, reason, "")
+    } else {
+        let fix = format!("chown {owner} {path}; chmod {widest:04o} {path}");
+        Finding {
+            fix,
+            ..finding(id, title, Verdict::Fail, reason, "")
+        }
+    }
+}
+
+fn file_rules(actual: &ActualState, d: &Effective) -> Vec<Finding> {
+    let first = |name: &str| {
+        UNIT_DIRS
+            .iter()
+            .map(|dir| format!("{dir}/{name}"))
+            .find(|p| actual.path(p).exists)
+            .unwrap_or_else(|| format!("/lib/systemd/system/{name}"))
+    };
+    let service = first("docker.service");
+    let socket = first("docker.socket");
+    let tls = |key: &str, default: &str| d.text(key, key).unwrap_or_else(|| default.to_string());
+    let [(ca, _), (cert, _), (key, _)] = tls_defaults();
+    let (ca, cert, key) = (
+        tls("tlscacert", ca),
+        tls("tlscert", cert),
+        tls("tlskey", key),
+    );
+    let mut out = vec![
+        file_rule(
+            "3.1+3.2",
+            "docker.service is root:root and 0644 or narrower",
+            &service,
+            &actual.path(&service),
+            "root:root",
+            0o644,
+        ),
+        file_rule(
+            "3.3+3.4",
+            "docker.socket is root:root and 0644 or narrower",
+            &socket,
+            &actual.path(&socket),
+            "root:root",
+            0o644,
+        ),
+        file_rule(
+            "3.5+3.6",
+            "/etc/docker is root:root and 0755 or narrower",
+            DOCKER_DIR,
+            &actual.path(DOCKER_DIR),
+            "root:root",
+            0o755,
+        ),
+        file_rule(
+            "3.9+3.10",
+            "the TLS CA certificate is root:root and 0444 or narrower",
+            &ca,
+            &actual.path(&ca),
+            "root:root",
+            0o444,
+        ),
+        file_rule(
+            "3.11+3.12",
+            "the server certificate is root:root and 0444 or narrower",
+            &cert,
+            &actual.path(&cert),
+            "root:root",
+            0o444,
+        ),
+        file_rule(
+            "3.13+3.14",
+            "the server key is root:root and exactly 0400",
+            &key,
+            &actual.path(&key),
+            "root:root",
+            0o400,
+        ),
+        file_rule(
+            "3.15+3.16",
+            "docker.sock is root:docker and 0660 or narrower",
+            DOCKER_SOCK,
+            &actual.path(DOCKER_SOCK),
+            "root:docker",
+            0o660,
+        ),
+        file_rule(
+            "3.17+3.18",
+            "daemon.json is root:root and 0644 or narrower",
+            DAEMON_JSON,
+            &actual.path(DAEMON_JSON),
+            "root:root",
+            0o644,
+        ),
+        file_rule(
+            "3.19+3.20",
+            "/etc/default/docker is root:root and 0644 or narrower",
+            DEFAULT_ENV,
+            &actual.path(DEFAULT_ENV),
+            "root:root",
+            0o644,
+        ),
+    ];
+    // The key is never readable by anyone but root, not even by its group.
+    if let Some(key_finding) = out.iter_mut().find(|f| f.id == "3.13+3.14")
+        && key_finding.verdict == Verdict::Pass
+        && actual.path(&key).mode & 0o777 != 0o400
+    {
+        key_finding.verdict = Verdict::Fail;
+        key_finding.fix = format!("chmod 0400 {key}");
+    }
+    let _ = PathKind::File;
+    out
+}
+
+/// Algorithms current guidance (and ssh-audit) rejects outright.
+const WEAK: &[(&str, &[&str])] = &[
+    (
+        "ciphers",
+        &["cbc", "3des", "arcfour", "blowfish", "cast128"],
+    ),
+    ("macs", &["md5", "sha1", "umac-64", "ripemd"]),
+    (
+        "kexalgorithms",
+        &[
+            "group1-sha1",
+            "group14-sha1",
+            "group-exchange-sha1",
+            "ecdh-sha2-nistp",
+        ],
+    ),
+    (
+        "hostkeyalgorithms",
+        &["ssh-rsa", "ssh-dss", "ecdsa-sha2-nistp", "sk-ecdsa"],
+    ),
+];
+
+fn sshd_rules(actual: &ActualState) -> Vec<Finding> {
+    use Verdict::*;
+    let sshd = &actual.facts.sshd_effective;
+    if sshd.is_empty() {
+        return vec![finding(
+            "SSH-0",
+            "sshd's effective settings can be read",
+            Warn,
+            actual
+                .facts
+                .sshd_error
+                .clone()
+                .unwrap_or_else(|| "`sshd -T` said nothing".into()),
+            "fix sshd's configuration so that `sshd -T` works",
+        )];
+    }
+    let get = |key: &str| sshd.get(key).map(String::as_str).unwrap_or("");
+    let mut out = vec![
+        finding(
+            "SSH-1",
+            "passwords are not accepted",
+            if get("passwordauthentication") == "no" {
+                Pass
+            } else {
+                Fail
+            },
+            format!("passwordauthentication {}", get("passwordauthentication")),
+            "PasswordAuthentication no (the sshd role sets it)",
+        ),
+        finding(
+            "SSH-2",
+            "keyboard-interactive logins are off",
+            if get("kbdinteractiveauthentication") == "no" {
+                Pass
+            } else {
+                Fail
+            },
+            format!(
+                "kbdinteractiveauthentication {}",
+                get("kbdinteractiveauthentication")
+            ),
+            "KbdInteractiveAuthentication no",
+        ),
+        finding(
+            "SSH-3",
+            "root logs in by key only, if at all",
+            match get("permitrootlogin") {
+                "no" | "prohibit-password" | "without-password" | "forced-commands-only" => Pass,
+                _ => Fail,
+            },
+            format!("permitrootlogin {}", get("permitrootlogin")),
+            "PermitRootLogin prohibit-password",
+        ),
+        finding(
+            "SSH-4",
+            "few authentication attempts per connection",
+            match get("maxauthtries").parse::<u32>() {
+                Ok(n) if n <= 4 => Pass,
+                _ => Warn,
+            },
+            format!("maxauthtries {}", get("maxauthtries")),
+            "MaxAuthTries 3",
+        ),
+    ];
+    for (index, (keyword, weak)) in WEAK.iter().enumerate() {
+        let offered: Vec<&str> = get(keyword).split(',').filter(|s| !s.is_empty()).collect();
+        let bad: Vec<&str> = offered
+            .iter()
+            .copied()
+            .filter(|alg| weak.iter().any(|w| alg.contains(w)))
+            .collect();
+        let id = ["SSH-5", "SSH-6", "SSH-7", "SSH-8"][index];
+        let title = [
+            "only strong ciphers are offered",
+            "only strong MACs are offered",
+            "only strong key exchange is offered",
+            "only strong host key algorithms are offered",
+        ][index];
+        out.push(finding(
+            id,
+            title,
+            if bad.is_empty() { Pass } else { Fail },
+            if bad.is_empty() {
+                format!("{keyword}: {}", offered.join(","))
+            } else {
+                format!("{keyword} offers {}", bad.join(", "))
+            },
+            "use the sshd role's algorithm lists (Ciphers, MACs, KexAlgorithms, HostKeyAlgorithms)",
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::state::{Facts, UnitFile};
+
+    const PACKAGED: &str = "[Service]\nEnvironmentFile=-/etc/default/docker\nExecStart=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS\n";
+
+    fn file(mode: u32, owner: &str, group: &str, content: Option<&str>) -> ActualPath {
+        ActualPath {
+            exists: true,
+            kind: Some(PathKind::File),
+            mode,
+            owner: owner.into(),
+            group: group.into(),
+            content: content.map(|c| c.as_bytes().to_vec()),
+            ..ActualPath::default()
+        }
+    }
+
+    /// A Debian host as installed: packaged unit, no daemon.json, sshd's defaults.
+    fn fresh() -> ActualState {
+        let mut state = ActualState {
+            facts: Facts {
+                docker_unit_files: vec![UnitFile {
+                    path: "/lib/systemd/system/docker.service".into(),
+                    text: PACKAGED.into(),
+                }],
+                ..Facts::default()
+            },
+            ..ActualState::default()
+        };
+        for (path, mode, group) in [
+            ("/lib/systemd/system/docker.service", 0o644, "root"),
+            ("/lib/systemd/system/docker.socket", 0o644, "root"),
+            ("/etc/default/docker", 0o644, "root"),
+            ("/var/run/docker.sock", 0o660, "docker"),
+        ] {
+            state
+                .paths
+                .insert(path.into(), file(mode, "root", group, None));
+        }
+        state.paths.insert(
+            DOCKER_DIR.into(),
+            ActualPath {
+                kind: Some(PathKind::Directory),
+                ..file(0o755, "root", "root", None)
+            },
+        );
+        for (key, value) in [
+            ("passwordauthentication", "yes"),
+            ("kbdinteractiveauthentication", "no"),
+            ("permitrootlogin", "without-password"),
+            ("maxauthtries", "6"),
+            (
+                "ciphers",
+                "chacha20-poly1305@openssh.com,aes128-ctr,aes256-gcm@openssh.com",
+            ),
+            (
+                "macs",
+                "umac-64-etm@openssh.com,hmac-sha2-256-etm@openssh.com,hmac-sha1",
+            ),
+            (
+                "kexalgorithms",
+                "sntrup761x25519-sha512@openssh.com,curve25519-sha256,ecdh-sha2-nistp256",
+            ),
+            (
+                "hostkeyalgorithms",
+                "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512",
+            ),
+        ] {
+            state.facts.sshd_effective.insert(key.into(), value.into());
+        }
+        state
+    }
+
+    fn verdicts(state: &ActualState) -> Vec<(&'static str, Verdict)> {
+        audit(state)
+            .into_iter()
+            .map(|f| (f.id, f.verdict))
+            .collect()
+    }
+
+    #[test]
+    fn a_fresh_host_fails_what_a_user_would_expect() {
+        use Verdict::*;
+        let found = verdicts(&fresh());
+        for (id, expected) in [
+            ("2.2", Fail),
+            ("2.3", Pass),
+            ("2.4", Pass),
+            ("2.5", Pass),
+            ("2.7", Pass),
+            ("2.9", Warn),
+            ("2.14", Fail),
+            ("2.15", Fail),
+            ("2.16", Fail),
+            ("2.18", Pass),
+            ("3.1+3.2", Pass),
+            ("3.5+3.6", Pass),
+            ("3.13+3.14", Info),
+            ("3.15+3.16", Pass),
+            ("3.17+3.18", Info),
+            ("SSH-1", Fail),
+            ("SSH-2", Pass),
+            ("SSH-3", Pass),
+            ("SSH-4", Warn),
+            ("SSH-5", Pass),
+            ("SSH-6", Fail),
+            ("SSH-7", Fail),
+            ("SSH-8", Fail),
+        ] {
+            assert!(found.contains(&(id, expected)), "{id}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn each_daemon_rule_is_read_from_the_effective_configuration() {
+        use Verdict::*;
+        let cases: &[(&str, &str, &str, Verdict)] = &[
+            // (daemon.json, DOCKER_OPTS, rule, verdict)
+            (r#"{"icc": false}"#, "", "2.2", Pass),
+            ("{}", "--icc=false", "2.2", Pass),
+            (r#"{"log-level": "debug"}"#, "", "2.3", Warn),
+            (r#"{"iptables": false}"#, "", "2.4", Fail),
+            ("{}", "--insecure-registry r:5000", "2.5", Fail),
+            (r#"{"hosts": ["tcp://0.0.0.0:2375"]}"#, "", "2.7", Fail),
+            (
+                r#"{"hosts": ["tcp://0.0.0.0:2376"], "tlsverify": true, "tlscacert": "/a", "tlscert": "/b", "tlskey": "/c"}"#,
+                "",
+                "2.7",
+                Pass,
+            ),
+            ("{}", "-H tcp://0.0.0.0:2375", "2.7", Fail),
+            (r#"{"userns-remap": "default"}"#, "", "2.9", Pass),
+            ("{}", "--no-new-privileges", "2.14", Pass),
+            (r#"{"live-restore": true}"#, "", "2.15", Pass),
+            (r#"{"userland-proxy": false}"#, "", "2.16", Pass),
+            (r#"{"experimental": true}"#, "", "2.18", Warn),
+        ];
+        for (json, opts, id, expected) in cases {
+            let mut state = fresh();
+            state
+                .paths
+                .insert(DAEMON_JSON.into(), file(0o644, "root", "root", Some(json)));
+            state.facts.docker_env_files = vec![UnitFile {
+                path: DEFAULT_ENV.into(),
+                text: format!("DOCKER_OPTS=\"{opts}\"\n"),
+            }];
+            let found = verdicts(&state);
+            assert!(
+                found.contains(&(*id, *expected)),
+                "{json} {opts}: {id} in {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_file_rule_fails_on_wrong_owners_and_wide_modes() {
+        let cases: &[(&str, u32, &str, &str, &str)] = &[
+            (
+                "/lib/systemd/system/docker.service",
+                0o664,
+                "root",
+                "root",
+                "3.1+3.2",
+            ),
+            (
+                "/lib/systemd/system/docker.socket",
+                0o644,
+                "nobody",
+                "root",
+                "3.3+3.4",
+            ),
+            (DOCKER_DIR, 0o777, "root", "root", "3.5+3.6"),
+            ("/etc/docker/tls/ca.pem", 0o644, "root", "root", "3.9+3.10"),
+            (
+                "/etc/docker/tls/server-cert.pem",
+                0o444,
+                "root",
+                "staff",
+                "3.11+3.12",
+            ),
+            (
+                "/etc/docker/tls/server-key.pem",
+                0o440,
+                "root",
+                "root",
+                "3.13+3.14",
+            ),
+            (
+                "/etc/docker/tls/server-key.pem",
+                0o000,
+                "root",
+                "root",
+                "3.13+3.14",
+            ),
+            (DOCKER_SOCK, 0o666, "root", "docker", "3.15+3.16"),
+            (DAEMON_JSON, 0o664, "root", "root", "3.17+3.18"),
+            (DEFAULT_ENV, 0o644, "root", "users", "3.19+3.20"),
+        ];
+        for (path, mode, owner, group, id) in cases {
+            let mut state = fresh();
+            state
+                .paths
+                .insert(path.to_string(), file(*mode, owner, group, Some("{}")));
+            let finding = audit(&state).into_iter().find(|f| f.id == *id).unwrap();
+            assert_eq!(
+                finding.verdict,
+                Verdict::Fail,
+                "{path} {mode:o}: {finding:?}"
+            );
+            assert!(
+                finding.fix.contains("chmod") || finding.fix.contains("chown"),
+                "{finding:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_sshd_rule_fails_on_what_guidance_rejects() {
+        let cases: &[(&str, &str, &str, Verdict)] = &[
+            ("passwordauthentication", "no", "SSH-1", Verdict::Pass),
+            (
+                "kbdinteractiveauthentication",
+                "yes",
+                "SSH-2",
+                Verdict::Fail,
+            ),
+            ("permitrootlogin", "yes", "SSH-3", Verdict::Fail),
+            ("maxauthtries", "3", "SSH-4", Verdict::Pass),
+            ("ciphers", "aes256-ctr,aes128-cbc", "SSH-5", Verdict::Fail),
+            (
+                "macs",
+                "hmac-sha2-512-etm@openssh.com",
+                "SSH-6",
+                Verdict::Pass,
+            ),
+            (
+                "kexalgorithms",
+                "mlkem768x25519-sha256,curve25519-sha256",
+                "SSH-7",
+                Verdict::Pass,
+            ),
+            ("hostkeyalgorithms", "ssh-ed25519", "SSH-8", Verdict::Pass),
+            (
+                "hostkeyalgorithms",
+                "ssh-ed25519,ssh-rsa",
+                "SSH-8",
+                Verdict::Fail,
+            ),
+        ];
+        for (key, value, id, expected) in cases {
+            let mut state = fresh();
+            state
+                .facts
+                .sshd_effective
+                .insert(key.to_string(), value.to_string());
+            assert!(
+                verdicts(&state).contains(&(*id, *expected)),
+                "{key} {value}"
+            );
+        }
+    }
+}
