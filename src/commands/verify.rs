@@ -61,11 +61,19 @@ pub fn run(options: &Options) -> Result<i32> {
             let checks = checks.clone();
             let playbook = playbook.clone();
             async move {
-                let desired = pipeline::expand_before_gathering(&playbook, &job)?;
-                let session = pipeline::connect(&Ssh, &job, &run).await?;
-                let verified =
-                    pipeline::verify(&Ssh, &session, &job, &desired, &checks, &run).await;
-                session.close().await;
+                // What the playbook means for this host depends on its facts
+                // (its OpenSSH's key exchange, its host keys): gathered first.
+                let prepared = pipeline::prepare(&Ssh, &playbook, &job, &run).await?;
+                let verified = pipeline::verify(
+                    &Ssh,
+                    &prepared.session,
+                    &job,
+                    &prepared.desired,
+                    &checks,
+                    &run,
+                )
+                .await;
+                prepared.session.close().await;
                 verified
             }
         }),
