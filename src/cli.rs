@@ -238,6 +238,13 @@ enum PkiAction {
         #[arg(long)]
         context: bool,
     },
+    /// Rotate the CA in three steps, each followed by an apply: `start`
+    /// (a new CA trusted beside the old), `switch` (the new CA issues; the
+    /// old still trusted), `finish` (the old CA dropped).
+    Rotate {
+        #[arg(value_parser = ["start", "switch", "finish"])]
+        step: String,
+    },
     /// List the CA and every certificate: subject, SANs, issuer, expiry and
     /// days left.
     List {
@@ -383,6 +390,7 @@ pub fn run() -> Result<i32> {
                 },
             ),
             PkiAction::List { format } => commands::pki::list(playbook.as_deref(), format.into()),
+            PkiAction::Rotate { step } => commands::pki::rotate(playbook.as_deref(), &step),
         },
         Command::Lab {
             action,

@@ -267,3 +267,78 @@ fn a_certificate_inside_the_renewal_window_is_reissued_and_served() {
     );
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }
+
+#[test]
+fn a_ca_rotation_keeps_every_host_reachable_at_every_step() {
+    let scene = Scene::fresh("rotate", 1, Release::Bookworm);
+    let (lab, pki) = (&scene.lab, &scene.pki);
+    let address = scene.address("rotate-01");
+    let inventory = scene.inventory.to_string_lossy().into_owned();
+    let run = |args: &[&str], what: &str| assert_success(&dockhand_pki(lab, pki, args), what);
+    let apply = || run(&["apply", "-i", &inventory, PLAYBOOK], "apply");
+    let bundle = |name: &str| {
+        let dir = scene.dir.path().join(name);
+        run(
+            &["pki", "client", "ops", "--out", &dir.to_string_lossy()],
+            "pki client",
+        );
+        dir
+    };
+    let docker_works = |bundle: &std::path::Path, step: &str| {
+        assert_success(
+            &common::docker_over_tls(&address, bundle, &["version"]),
+            &format!("docker version {step}"),
+        );
+    };
+    let ca_count = || {
+        lab.ssh(
+            "rotate-01",
+            "grep -c 'BEGIN CERTIFICATE' /etc/docker/tls/ca.pem",
+        )
+        .trim()
+        .parse::<u32>()
+        .unwrap()
+    };
+
+    apply();
+    let first = bundle("b0");
+    docker_works(&first, "before the rotation");
+    let old_served = served_fingerprint(&address);
+
+    // 1. A new CA is trusted beside the old one; nothing is reissued.
+    run(&["pki", "rotate", "start"], "rotate start");
+    docker_works(&first, "after start, before apply");
+    apply();
+    assert_eq!(ca_count(), 2, "the host trusts both CAs");
+    assert_eq!(served_fingerprint(&address), old_served);
+    docker_works(&first, "after start and apply");
+    let both = bundle("b1");
+    docker_works(&both, "with a bundle that trusts both CAs");
+
+    // 2. The new CA issues: the host's certificate is reissued, and clients
+    //    whose bundle trusts both CAs keep working, old client cert and all.
+    run(&["pki", "rotate", "switch"], "rotate switch");
+    docker_works(&both, "after switch, before apply");
+    apply();
+    assert_ne!(
+        served_fingerprint(&address),
+        old_served,
+        "a certificate of the new CA"
+    );
+    docker_works(&both, "after switch and apply");
+
+    // 3. The old CA goes: a fresh bundle works, and certificates of the
+    //    old CA are refused once the host stops trusting it.
+    run(&["pki", "rotate", "finish"], "rotate finish");
+    let new = bundle("b2");
+    docker_works(&new, "after finish, before apply");
+    apply();
+    assert_eq!(ca_count(), 1, "the host trusts the new CA alone");
+    docker_works(&new, "after finish and apply");
+    let old_client = common::docker_over_tls(&address, &both, &["version"]);
+    assert!(
+        !old_client.status.success(),
+        "a client certificate of the old CA is refused"
+    );
+    assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}

@@ -210,7 +210,7 @@ fn issue(
     }
     let verifier = load::verification_client(playbook);
     let client = Some(store.ensure_client(&verifier, load::now())?.0);
-    let ca_pem = store.ca()?.expect("created above").cert_pem;
+    let ca_pem = store.trust_bundle()?.expect("created above");
     let mut issued = HashMap::new();
     for (host, _) in hosts {
         let sans = load::host_sans(host);

@@ -70,12 +70,14 @@ pub fn client(playbook: Option<&Path>, options: &ClientOptions) -> Result<i32> {
         None => 2376,
     };
     let store = store(playbook)?;
-    let (ca, _) = store.ensure_ca()?;
+    store.ensure_ca()?;
     let (pair, outcome) = store.ensure_client(name, now())?;
+    // The CAs the client trusts: during a rotation, the old and the new.
+    let trusted = store.trust_bundle()?.expect("created above");
     std::fs::create_dir_all(out).map_err(|e| Error::file(out, e))?;
     write_file(&out.join("key.pem"), &pair.key_pem, 0o600)?;
     write_file(&out.join("cert.pem"), &pair.cert_pem, 0o644)?;
-    write_file(&out.join("ca.pem"), &ca.cert_pem, 0o644)?;
+    write_file(&out.join("ca.pem"), &trusted, 0o644)?;
     let what = match outcome {
         Outcome::Reused => "reused the client certificate".to_string(),
         Outcome::Issued(reason) => format!("issued a client certificate ({reason})"),
@@ -106,6 +108,32 @@ pub fn client(playbook: Option<&Path>, options: &ClientOptions) -> Result<i32> {
             ));
         }
     }
+    Ok(0)
+}
+
+/// `pki rotate start|switch|finish`: a CA rotation in three steps, each
+/// followed by an apply, with every host reachable throughout.
+pub fn rotate(playbook: Option<&Path>, step: &str) -> Result<i32> {
+    let store = store(playbook)?;
+    let said = match step {
+        "start" => {
+            store.rotate_start()?;
+            "started a CA rotation: a new CA is trusted beside the current one from the next apply on. \
+             Next: `dockhand apply`, then `dockhand pki client` for every client bundle (its ca.pem now \
+             holds both CAs), then `dockhand pki rotate switch`"
+        }
+        "switch" => {
+            store.rotate_switch()?;
+            "switched: the new CA issues from now on, the old one is still trusted. Next: `dockhand apply` \
+             (every server certificate is reissued), `dockhand pki client` again, then `dockhand pki rotate finish`"
+        }
+        _ => {
+            store.rotate_finish()?;
+            "finished: the old CA is no longer trusted and its key is deleted. Next: `dockhand apply`, \
+             after which only certificates of the new CA are accepted"
+        }
+    };
+    report::pki_event(said);
     Ok(0)
 }
 

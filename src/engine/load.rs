@@ -219,12 +219,12 @@ pub fn checks(
     let tls = match (&playbook.docker, store, client) {
         (Some(docker), Some(store), Some(client)) => {
             let ca = store
-                .ca()?
+                .trust_bundle()?
                 .ok_or_else(|| Error::Usage("no CA yet: run `dockhand apply` first".into()))?;
             let daemon = crate::core::resources::daemon_settings(docker);
             Some((
                 TlsProbe {
-                    ca_pem: ca.cert_pem,
+                    ca_pem: ca,
                     client_cert_pem: client.cert_pem,
                     client_key_pem: client.key_pem,
                 },

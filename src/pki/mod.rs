@@ -143,6 +143,112 @@ impl PkiStore {
         (self.dir.join("ca.pem"), self.dir.join("ca-key.pem"))
     }
 
+    /// The CA that takes over during a rotation (`pki rotate start`).
+    fn next_dir(&self) -> PathBuf {
+        self.dir.join("rotation/next")
+    }
+
+    /// The CA that was replaced, still trusted until `pki rotate finish`.
+    fn previous_dir(&self) -> PathBuf {
+        self.dir.join("rotation/previous")
+    }
+
+    /// The CA certificates hosts and clients trust: the current CA, and
+    /// during a rotation the one coming (after `start`) or going (after
+    /// `switch`), so every certificate in use stays valid throughout.
+    pub fn trust_bundle(&self) -> Result<Option<Vec<u8>>> {
+        let Some(ca) = self.ca()? else {
+            return Ok(None);
+        };
+        let mut bundle = ca.cert_pem;
+        for dir in [self.next_dir(), self.previous_dir()] {
+            if let Ok(pem) = std::fs::read(dir.join("ca.pem")) {
+                if !bundle.ends_with(b"\n") {
+                    bundle.push(b'\n');
+                }
+                bundle.extend(pem);
+            }
+        }
+        Ok(Some(bundle))
+    }
+
+    /// Where a rotation stands: `None`, `Some("started")` (a next CA is
+    /// trusted beside the current one) or `Some("switched")` (the new CA
+    /// issues; the old one is still trusted).
+    pub fn rotation(&self) -> Option<&'static str> {
+        if self.next_dir().join("ca.pem").exists() {
+            Some("started")
+        } else if self.previous_dir().join("ca.pem").exists() {
+            Some("switched")
+        } else {
+            None
+        }
+    }
+
+    /// `pki rotate start`: a new CA, trusted beside the current one from the
+    /// next apply on; nothing it issues yet.
+    pub fn rotate_start(&self) -> Result<()> {
+        let _lock = self.lock()?;
+        self.ca()?.ok_or_else(|| {
+            Error::Usage("there is no CA to rotate: run `dockhand pki init`".into())
+        })?;
+        if let Some(stage) = self.rotation() {
+            return Err(Error::Usage(format!(
+                "a CA rotation is already {stage}: go on with `dockhand pki rotate {}`",
+                if stage == "started" {
+                    "switch"
+                } else {
+                    "finish"
+                }
+            )));
+        }
+        let (cert, key) = (
+            self.next_dir().join("ca.pem"),
+            self.next_dir().join("ca-key.pem"),
+        );
+        let pair = self.new_ca()?;
+        write_pair(&cert, &key, &pair)
+    }
+
+    /// `pki rotate switch`: the new CA becomes the one that issues; the old
+    /// one stays trusted. The next apply reissues every server certificate.
+    pub fn rotate_switch(&self) -> Result<()> {
+        let _lock = self.lock()?;
+        if self.rotation() != Some("started") {
+            return Err(Error::Usage(
+                "no CA rotation to switch: start one with `dockhand pki rotate start`".into(),
+            ));
+        }
+        let (current_cert, current_key) = self.ca_paths();
+        let previous = self.previous_dir();
+        private_dir(&previous)?;
+        let moves = [
+            (current_cert.clone(), previous.join("ca.pem")),
+            (current_key.clone(), previous.join("ca-key.pem")),
+            (self.next_dir().join("ca.pem"), current_cert),
+            (self.next_dir().join("ca-key.pem"), current_key),
+        ];
+        for (from, to) in moves {
+            std::fs::rename(&from, &to).map_err(|e| Error::file(&from, e))?;
+        }
+        let _ = std::fs::remove_dir(self.next_dir());
+        Ok(())
+    }
+
+    /// `pki rotate finish`: the old CA is no longer trusted, and its key is
+    /// gone.
+    pub fn rotate_finish(&self) -> Result<()> {
+        let _lock = self.lock()?;
+        if self.rotation() != Some("switched") {
+            return Err(Error::Usage(
+                "no switched CA rotation to finish: `dockhand pki rotate switch` (and an apply) come first".into(),
+            ));
+        }
+        std::fs::remove_dir_all(self.previous_dir())
+            .map_err(|e| Error::file(self.previous_dir(), e))?;
+        let _ = std::fs::remove_dir(self.dir.join("rotation"));
+        Ok(())
+    }
     fn pair_paths(&self, kind: &str, name: &str) -> (PathBuf, PathBuf) {
         let dir = self.dir.join(kind).join(name);
         (dir.join("cert.pem"), dir.join("key.pem"))
@@ -236,6 +342,14 @@ impl PkiStore {
             return Ok(Vec::new());
         };
         let mut entries = vec![Entry::read("ca", "CA", &ca.cert_pem, None, now)];
+        for (name, dir) in [
+            ("next CA", self.next_dir()),
+            ("old CA", self.previous_dir()),
+        ] {
+            if let Ok(pem) = std::fs::read(dir.join("ca.pem")) {
+                entries.push(Entry::read("ca", name, &pem, None, now));
+            }
+        }
         for kind in ["servers", "clients"] {
             let Ok(dirs) = std::fs::read_dir(self.dir.join(kind)) else {
                 continue;
@@ -268,17 +382,18 @@ impl PkiStore {
         };
         let (cert_path, key_path) = self.pair_paths("servers", host);
         let existing = read_pair(&cert_path, &key_path)?;
+        let bundle = self.trust_bundle()?.expect("the CA exists");
         match self.decide(existing.as_ref(), &ca, Purpose::Server, Some(sans), now) {
             Decision::Reuse => {
                 let pair = existing.expect("reuse implies a pair");
                 Ok(TlsMaterial::Ready {
-                    ca_pem: ca.cert_pem,
+                    ca_pem: bundle,
                     cert_pem: pair.cert_pem,
                     key_pem: pair.key_pem,
                 })
             }
             Decision::Issue(reason) => Ok(TlsMaterial::CertPending {
-                ca_pem: ca.cert_pem,
+                ca_pem: bundle,
                 reason: reason.to_string(),
             }),
         }
@@ -316,6 +431,14 @@ impl PkiStore {
         if let Some(ca) = self.ca()? {
             return Ok((ca, false));
         }
+        let pair = self.new_ca()?;
+        let (cert_path, key_path) = self.ca_paths();
+        write_pair(&cert_path, &key_path, &pair)?;
+        Ok((pair, true))
+    }
+
+    /// A new self-signed CA (not written anywhere yet).
+    fn new_ca(&self) -> Result<Pair> {
         let key = self.new_key()?;
         let mut params = CertificateParams::default();
         params.distinguished_name = name(&self.settings.ca_common_name);
@@ -329,13 +452,10 @@ impl PkiStore {
         let cert = params
             .self_signed(&key)
             .map_err(|e| self.error("create the CA", e))?;
-        let pair = Pair {
+        Ok(Pair {
             cert_pem: cert.pem().into_bytes(),
             key_pem: key.serialize_pem().into_bytes(),
-        };
-        let (cert_path, key_path) = self.ca_paths();
-        write_pair(&cert_path, &key_path, &pair)?;
-        Ok((pair, true))
+        })
     }
 
     /// A host's server certificate, issued when missing, expiring, from
@@ -564,6 +684,58 @@ mod tests {
 
     fn now() -> i64 {
         time::OffsetDateTime::now_utc().unix_timestamp()
+    }
+
+    #[test]
+    fn a_ca_rotation_trusts_both_cas_until_it_is_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path(), KeyType::EcdsaP256);
+        let count = |bundle: Vec<u8>| {
+            String::from_utf8(bundle)
+                .unwrap()
+                .matches("BEGIN CERTIFICATE")
+                .count()
+        };
+        assert!(store.rotate_start().is_err(), "no CA to rotate yet");
+        let (old, _) = store.ensure_ca().unwrap();
+        let sans = Sans::for_host("web1", "192.0.2.1", &[], &[]);
+        let (server, _) = store.ensure_server("web1", &sans, now()).unwrap();
+        assert_eq!(count(store.trust_bundle().unwrap().unwrap()), 1);
+        assert!(
+            store.rotate_switch().is_err() && store.rotate_finish().is_err(),
+            "out of order"
+        );
+
+        store.rotate_start().unwrap();
+        assert_eq!(store.rotation(), Some("started"));
+        assert_eq!(count(store.trust_bundle().unwrap().unwrap()), 2);
+        assert!(store.rotate_start().is_err(), "one rotation at a time");
+        // Nothing is reissued yet: the old CA still issues.
+        assert_eq!(
+            store.ensure_server("web1", &sans, now()).unwrap().1,
+            Outcome::Reused
+        );
+
+        store.rotate_switch().unwrap();
+        assert_eq!(store.rotation(), Some("switched"));
+        let new = store.ca().unwrap().unwrap();
+        assert_ne!(new.cert_pem, old.cert_pem);
+        let bundle = String::from_utf8(store.trust_bundle().unwrap().unwrap()).unwrap();
+        assert!(
+            bundle.contains(String::from_utf8_lossy(&old.cert_pem).trim()),
+            "the old CA is still trusted"
+        );
+        let (reissued, outcome) = store.ensure_server("web1", &sans, now()).unwrap();
+        assert_eq!(outcome, Outcome::Issued(pki::IssueReason::NotFromThisCa));
+        assert_ne!(reissued.cert_pem, server.cert_pem);
+
+        store.rotate_finish().unwrap();
+        assert_eq!(store.rotation(), None);
+        assert_eq!(store.trust_bundle().unwrap().unwrap(), new.cert_pem);
+        assert!(
+            !dir.path().join("rotation").exists(),
+            "the old CA's key is gone"
+        );
     }
 
     #[test]
