@@ -12,11 +12,17 @@ use serde_json::Value;
 
 const PLAYBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/docker-tls.yaml");
 
-#[test]
-fn the_docker_cli_works_through_the_printed_exports_and_a_created_context() {
-    let scene = Scene::fresh("client", 1, Release::Bookworm);
+on_both_releases!(
+    exports_and_contexts,
+    "client",
+    the_docker_cli_works_through_the_exports_and_a_context_on_bookworm,
+    the_docker_cli_works_through_the_exports_and_a_context_on_trixie
+);
+
+fn exports_and_contexts(name: &str, release: Release) {
+    let scene = Scene::fresh(name, 1, release);
     let (lab, pki) = (&scene.lab, &scene.pki);
-    let host = "client-01";
+    let host = &format!("{name}-01");
     let inventory = scene.inventory.to_string_lossy().into_owned();
     assert_success(
         &dockhand_pki(lab, pki, &["apply", "-i", &inventory, PLAYBOOK]),
@@ -116,7 +122,7 @@ fn the_docker_cli_works_through_the_printed_exports_and_a_created_context() {
     let certificates = listed["certificates"].as_array().unwrap();
     let server = certificates
         .iter()
-        .find(|c| c["kind"] == "server" && c["name"] == host)
+        .find(|c| c["kind"] == "server" && c["name"] == host.as_str())
         .expect("the host's certificate");
     assert_eq!(server["subject"], format!("CN={host}"));
     assert_eq!(server["issuer"], "CN=dockhand CA");
@@ -194,11 +200,17 @@ fn served_fingerprint(address: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn a_certificate_inside_the_renewal_window_is_reissued_and_served() {
-    let scene = Scene::fresh("renew", 1, Release::Bookworm);
+on_both_releases!(
+    renewal,
+    "renew",
+    a_certificate_inside_the_renewal_window_is_reissued_and_served_on_bookworm,
+    a_certificate_inside_the_renewal_window_is_reissued_and_served_on_trixie
+);
+
+fn renewal(name: &str, release: Release) {
+    let scene = Scene::fresh(name, 1, release);
     let (lab, pki) = (&scene.lab, &scene.pki);
-    let host = "renew-01";
+    let host = &format!("{name}-01");
     let address = scene.address(host);
     let inventory = scene.inventory.to_string_lossy().into_owned();
     let short = lifetimes(scene.dir.path(), 31, 30);
@@ -268,11 +280,18 @@ fn a_certificate_inside_the_renewal_window_is_reissued_and_served() {
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }
 
-#[test]
-fn a_ca_rotation_keeps_every_host_reachable_at_every_step() {
-    let scene = Scene::fresh("rotate", 1, Release::Bookworm);
+on_both_releases!(
+    rotation,
+    "rotate",
+    a_ca_rotation_keeps_every_bookworm_host_reachable_at_every_step,
+    a_ca_rotation_keeps_every_trixie_host_reachable_at_every_step
+);
+
+fn rotation(name: &str, release: Release) {
+    let scene = Scene::fresh(name, 1, release);
     let (lab, pki) = (&scene.lab, &scene.pki);
-    let address = scene.address("rotate-01");
+    let host = format!("{name}-01");
+    let address = scene.address(&host);
     let inventory = scene.inventory.to_string_lossy().into_owned();
     let run = |args: &[&str], what: &str| assert_success(&dockhand_pki(lab, pki, args), what);
     let apply = || run(&["apply", "-i", &inventory, PLAYBOOK], "apply");
@@ -291,13 +310,10 @@ fn a_ca_rotation_keeps_every_host_reachable_at_every_step() {
         );
     };
     let ca_count = || {
-        lab.ssh(
-            "rotate-01",
-            "grep -c 'BEGIN CERTIFICATE' /etc/docker/tls/ca.pem",
-        )
-        .trim()
-        .parse::<u32>()
-        .unwrap()
+        lab.ssh(&host, "grep -c 'BEGIN CERTIFICATE' /etc/docker/tls/ca.pem")
+            .trim()
+            .parse::<u32>()
+            .unwrap()
     };
 
     apply();
