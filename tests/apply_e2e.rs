@@ -57,6 +57,18 @@ fn plan_exit_code(lab: &TestLab, pki: &Path, inventory: &Path) -> Option<i32> {
     .code()
 }
 
+/// Public-key logins sshd has logged on `host` so far, as its journal has
+/// them (the counting login included: the journal is read a second later).
+fn logins(lab: &TestLab, host: &str) -> u32 {
+    lab.ssh(
+        host,
+        "sleep 1; journalctl -q -o cat -t sshd -t sshd-session --grep 'Accepted publickey' | wc -l",
+    )
+    .trim()
+    .parse()
+    .unwrap()
+}
+
 on_both_releases!(
     secures_fresh_hosts_and_reruns_change_nothing,
     "apply",
@@ -184,13 +196,25 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
     assert_eq!(verify.status.code(), Some(0), "{verified:#}");
     assert_eq!(verified["summary"]["unchanged"], 3, "{verified:#}");
 
-    // A second apply changes nothing and restarts nothing.
+    // A second apply changes nothing and restarts nothing, and logs in
+    // once per host: no second connection when nothing changed.
     let before: Vec<String> = state
         .hosts
         .iter()
         .map(|h| active_since(lab, &h.name))
         .collect();
+    let logins_before: Vec<u32> = state.hosts.iter().map(|h| logins(lab, &h.name)).collect();
     let (code, report, _) = apply_json(lab, pki, inventory, &[]);
+    let logins_after: Vec<u32> = state.hosts.iter().map(|h| logins(lab, &h.name)).collect();
+    for ((host, before), after) in state.hosts.iter().zip(&logins_before).zip(&logins_after) {
+        // One login by dockhand, one by the counting ssh itself.
+        assert_eq!(
+            after - before,
+            2,
+            "{}: SSH logins during a no-op",
+            host.name
+        );
+    }
     assert_eq!(code, Some(0));
     assert_eq!(report["summary"]["unchanged"], 3, "{report:#}");
     assert!(

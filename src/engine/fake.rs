@@ -49,6 +49,8 @@ pub struct HostState {
     before_commit: Option<BTreeMap<String, Vec<u8>>>,
     /// Every step seen, in order.
     pub seen: Vec<Step>,
+    /// SSH connections made to the host.
+    pub connections: usize,
 }
 
 /// The fleet: a [`Connector`] whose sessions reach these hosts.
@@ -114,6 +116,7 @@ impl Connector for FakeFleet {
                 reason: "connection refused".into(),
             });
         }
+        self.set(&target.name, |h| h.connections += 1);
         Ok(FakeSession {
             host: target.name.clone(),
             fleet: self.clone(),

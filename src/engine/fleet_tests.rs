@@ -404,6 +404,36 @@ async fn a_host_another_apply_holds_is_left_alone_with_a_clear_message() {
 }
 
 #[tokio::test]
+async fn a_no_op_apply_verifies_on_its_one_connection_and_a_change_logs_in_afresh() {
+    let names = ["h1"];
+    let fake = FakeFleet::with_hosts(&names);
+    let (fleet, _) = fleet(10, Deadlines::default());
+    let done = apply(&fake, &fleet, &names, Rollout::default()).await;
+    assert_eq!(statuses(&done), [("h1", "ok")]);
+    assert!(matches!(
+        done[0].ended,
+        Ended::Ran(Ok(Applied::Changed { .. }))
+    ));
+    // A change: a second connection proves a fresh login still works.
+    assert_eq!(fake.get("h1", |h| h.connections), 2);
+    assert_eq!(
+        fake.get("h1", |h| h.seen.last().copied()),
+        Some(Step::Finish)
+    );
+    assert!(fake.get("h1", |h| h.seen.contains(&Step::Login)));
+
+    fake.set("h1", |h| {
+        h.connections = 0;
+        h.seen.clear();
+    });
+    let done = apply(&fake, &fleet, &names, Rollout::default()).await;
+    assert!(matches!(done[0].ended, Ended::Ran(Ok(Applied::Unchanged))));
+    // Nothing changed: one connection, one gather, nothing else on the host.
+    assert_eq!(fake.get("h1", |h| h.connections), 1);
+    assert_eq!(fake.get("h1", |h| h.seen.clone()), [Step::Gather]);
+}
+
+#[tokio::test]
 async fn unreachable_hosts_fail_at_connecting_and_the_others_go_on() {
     let names = ["h1", "gone"];
     let fake = FakeFleet::with_hosts(&names);

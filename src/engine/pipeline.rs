@@ -169,7 +169,19 @@ async fn apply_on<C: Connector>(
     let name = &job.host.name;
     let become_root = job.become_root();
     if prepared.plan.is_empty() {
-        verify(connector, session, job, &prepared.desired, checks, run).await?;
+        // Nothing changed since the gather: sshd's settings are the ones it
+        // saw, and this run's own login proves a login works.
+        let seen = Seen::Unchanged(&prepared.actual.facts);
+        verify_as(
+            connector,
+            session,
+            job,
+            &prepared.desired,
+            checks,
+            seen,
+            run,
+        )
+        .await?;
         return Ok(Applied::Unchanged);
     }
     let work = apply::work(
@@ -242,6 +254,18 @@ fn strip(host: &str, text: &str) -> String {
         .to_string()
 }
 
+/// What verification may take as already seen on a host.
+#[derive(Clone, Copy)]
+enum Seen<'a> {
+    /// Something may have changed: everything is checked afresh, sshd's
+    /// settings by a new `sshd -T`, logins by a new connection.
+    Nothing,
+    /// Nothing was written since these facts were gathered on this very
+    /// connection: sshd's settings are read from them and no second login
+    /// is made. The daemon is still probed over mutual TLS.
+    Unchanged(&'a Facts),
+}
+
 /// Checks a host as its users will meet it; returns what passed.
 pub async fn verify<C: Connector>(
     connector: &C,
@@ -251,10 +275,22 @@ pub async fn verify<C: Connector>(
     checks: &Checks,
     run: &HostRun,
 ) -> Result<Vec<String>> {
+    verify_as(connector, session, job, desired, checks, Seen::Nothing, run).await
+}
+
+async fn verify_as<C: Connector>(
+    connector: &C,
+    session: &C::Session,
+    job: &HostJob,
+    desired: &Resources,
+    checks: &Checks,
+    seen: Seen<'_>,
+    run: &HostRun,
+) -> Result<Vec<String>> {
     run.step(
         Phase::Verifying,
         run.deadlines.step,
-        verify_checks(connector, session, job, desired, checks),
+        verify_checks(connector, session, job, desired, checks, seen),
     )
     .await
 }
@@ -265,6 +301,7 @@ async fn verify_checks<C: Connector>(
     job: &HostJob,
     desired: &Resources,
     checks: &Checks,
+    seen: Seen<'_>,
 ) -> Result<Vec<String>> {
     let name = &job.host.name;
     let mut passed = Vec::new();
@@ -302,16 +339,21 @@ async fn verify_checks<C: Connector>(
         passed.push("a client without a certificate is refused".into());
     }
     if let Some((drop_in, expected)) = &desired.sshd_expected {
-        let command = super::script::inline(job.become_root(), "sshd -T");
-        let output = session.run("sshd -T", &command, b"").await?;
-        let effective: std::collections::BTreeMap<String, String> = output
-            .stdout_text()
-            .lines()
-            .filter_map(|l| {
-                l.split_once(' ')
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-            })
-            .collect();
+        let effective: std::collections::BTreeMap<String, String> = match seen {
+            Seen::Unchanged(facts) => facts.sshd_effective.clone(),
+            Seen::Nothing => {
+                let command = super::script::inline(job.become_root(), "sshd -T");
+                let output = session.run("sshd -T", &command, b"").await?;
+                output
+                    .stdout_text()
+                    .lines()
+                    .filter_map(|l| {
+                        l.split_once(' ')
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                    })
+                    .collect()
+            }
+        };
         let wrong: Vec<String> = expected
             .iter()
             .filter(|(k, want)| {
@@ -339,6 +381,10 @@ async fn verify_checks<C: Connector>(
             "sshd -T shows the {} settings of {drop_in}",
             expected.len()
         ));
+    }
+    if let Seen::Unchanged(_) = seen {
+        passed.push("nothing changed since this run's own SSH login".into());
+        return Ok(passed);
     }
     // A fresh login, on a new connection: the change must not lock us out.
     let fresh = connector
