@@ -64,12 +64,15 @@ pub fn run(options: &Options) -> Result<i32> {
                 // What the playbook means for this host depends on its facts
                 // (its OpenSSH's key exchange, its host keys): gathered first.
                 let prepared = pipeline::prepare(&Ssh, &playbook, &job, &run).await?;
+                // The facts were gathered on this run's own connection, a
+                // fresh login a moment ago: sshd's settings are read from them.
                 let verified = pipeline::verify(
                     &Ssh,
                     &prepared.session,
                     &job,
                     &prepared.desired,
                     &checks,
+                    pipeline::Seen::Unchanged(&prepared.actual.facts),
                     &run,
                 )
                 .await;

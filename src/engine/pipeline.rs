@@ -172,7 +172,7 @@ async fn apply_on<C: Connector>(
         // Nothing changed since the gather: sshd's settings are the ones it
         // saw, and this run's own login proves a login works.
         let seen = Seen::Unchanged(&prepared.actual.facts);
-        verify_as(
+        verify(
             connector,
             session,
             job,
@@ -213,7 +213,17 @@ async fn apply_on<C: Connector>(
         }
         return Err(err);
     }
-    match verify(connector, session, job, &prepared.desired, checks, run).await {
+    match verify(
+        connector,
+        session,
+        job,
+        &prepared.desired,
+        checks,
+        Seen::Nothing,
+        run,
+    )
+    .await
+    {
         Ok(_) => {
             run.step(
                 Phase::RemovingBackups,
@@ -256,29 +266,19 @@ fn strip(host: &str, text: &str) -> String {
 
 /// What verification may take as already seen on a host.
 #[derive(Clone, Copy)]
-enum Seen<'a> {
+pub enum Seen<'a> {
     /// Something may have changed: everything is checked afresh, sshd's
     /// settings by a new `sshd -T`, logins by a new connection.
     Nothing,
     /// Nothing was written since these facts were gathered on this very
-    /// connection: sshd's settings are read from them and no second login
-    /// is made. The daemon is still probed over mutual TLS.
+    /// connection, itself a fresh login: sshd's settings are read from
+    /// them and no second login is made. The daemon is still probed over
+    /// mutual TLS.
     Unchanged(&'a Facts),
 }
 
 /// Checks a host as its users will meet it; returns what passed.
 pub async fn verify<C: Connector>(
-    connector: &C,
-    session: &C::Session,
-    job: &HostJob,
-    desired: &Resources,
-    checks: &Checks,
-    run: &HostRun,
-) -> Result<Vec<String>> {
-    verify_as(connector, session, job, desired, checks, Seen::Nothing, run).await
-}
-
-async fn verify_as<C: Connector>(
     connector: &C,
     session: &C::Session,
     job: &HostJob,
@@ -383,7 +383,7 @@ async fn verify_checks<C: Connector>(
         ));
     }
     if let Seen::Unchanged(_) = seen {
-        passed.push("nothing changed since this run's own SSH login".into());
+        passed.push("this run's own SSH login works".into());
         return Ok(passed);
     }
     // A fresh login, on a new connection: the change must not lock us out.
