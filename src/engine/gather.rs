@@ -17,12 +17,13 @@ const PRELUDE: &str = r#"report_path() {
   printf '@path %s\n' "$1"
   if [ ! -e "$1" ] && [ ! -L "$1" ]; then echo 'missing'; return; fi
   if [ -L "$1" ]; then kind=other; elif [ -d "$1" ]; then kind=directory; elif [ -f "$1" ]; then kind=file; else kind=other; fi
-  stat -c "stat $kind %a %U %G %s" -- "$1" || echo 'error cannot stat'
+  st=$(stat -c '%a %U %G %s' -- "$1") || { echo 'error cannot stat'; return; }
+  echo "stat $kind $st"
   if [ "$kind" = file ]; then
     if [ -r "$1" ]; then
-      printf 'sha256 %s\n' "$(sha256sum -- "$1" | cut -d' ' -f1)"
-      if [ "$2" = show ] && [ "$(stat -c %s -- "$1")" -le MAX_CONTENT ]; then
-        printf 'content '; base64 -w0 -- "$1"; echo
+      printf 'sha256 '; sha256sum < "$1"
+      if [ "$2" = show ] && [ "${st##* }" -le MAX_CONTENT ]; then
+        printf 'content '; base64 -w0 < "$1"; echo
       fi
     else
       echo 'error not readable (run as root, or set become: true)'
@@ -33,24 +34,45 @@ const PRELUDE: &str = r#"report_path() {
 
 const FACTS: &str = r#"echo '@facts'
 . /etc/os-release 2>/dev/null; printf 'os %s %s\n' "${ID:-unknown}" "${VERSION_ID:-unknown}"
-printf 'dockerd %s\n' "$(command -v dockerd || true)"
-systemctl show docker.service -p ExecStart --value 2>/dev/null | sed -n 's/.*argv\[\]=\([^;]*\) ;.*/exec_start \1/p'
-drop_ins=$(systemctl show docker.service -p DropInPaths --value 2>/dev/null)
-printf '%s\n' $drop_ins | sed -n 's/^\(\/.*\)/docker_drop_in \1/p'
-for f in $(systemctl show docker.service -p FragmentPath --value 2>/dev/null) $drop_ins; do
+dockerd_bin=$(command -v dockerd || true)
+printf 'dockerd %s\n' "$dockerd_bin"
+docker_show=$(systemctl show docker.service -p ExecStart -p DropInPaths -p FragmentPath -p EnvironmentFiles -p ActiveState 2>/dev/null)
+drop_ins=; fragment=; env_files=; docker_state=
+while IFS= read -r l; do
+  case $l in
+    ExecStart=*argv*) l=${l#*argv\[\]=}; printf 'exec_start %s\n' "${l%% ;*}" ;;
+    DropInPaths=*) drop_ins=${l#DropInPaths=} ;;
+    FragmentPath=*) fragment=${l#FragmentPath=} ;;
+    EnvironmentFiles=/*) l=${l#EnvironmentFiles=}; env_files="$env_files ${l%% (ignore_errors*}" ;;
+    ActiveState=*) docker_state=${l#ActiveState=} ;;
+  esac
+done <<DOCKER_SHOW
+$docker_show
+DOCKER_SHOW
+for f in $drop_ins; do case $f in /*) printf 'docker_drop_in %s\n' "$f" ;; esac; done
+for f in $fragment $drop_ins; do
   [ -f "$f" ] && [ -r "$f" ] && { b=$(base64 -w0 -- "$f"); printf 'docker_unit_file %s %s\n' "${b:-=}" "$f"; }
 done
-for f in $(systemctl show docker.service -p EnvironmentFiles --value 2>/dev/null | grep -o '/[^ ]* (ignore_errors' | cut -d' ' -f1); do
+for f in $env_files; do
   [ -f "$f" ] && [ -r "$f" ] && { b=$(base64 -w0 -- "$f"); printf 'docker_env_file %s %s\n' "${b:-=}" "$f"; }
 done
-printf 'docker_active %s\n' "$(systemctl is-active docker.service 2>/dev/null)"
+printf 'docker_active %s\n' "${docker_state:-inactive}"
 ssh_unit=$(systemctl show -p Id --value sshd.service 2>/dev/null); [ -n "$ssh_unit" ] || ssh_unit=ssh.service
 printf 'ssh_unit %s\n' "$ssh_unit"
 printf 'ssh_active %s\n' "$(systemctl is-active "$ssh_unit" 2>/dev/null)"
 for f in /etc/ssh/sshd_config.d/*.conf; do [ -e "$f" ] && printf 'sshd_drop_in %s\n' "$f"; done
 printf 'ssh_kex %s\n' "$(ssh -Q kex 2>/dev/null | tr '\n' ' ')"
 for f in /etc/ssh/ssh_host_*_key; do [ -e "$f" ] && printf 'ssh_host_key %s\n' "$f"; done
-if dockerd --help 2>/dev/null | grep -q -- '--validate'; then echo 'dockerd_validate yes'; fi
+dockerd_packaged=
+case $dockerd_bin in /usr/bin/dockerd|/usr/sbin/dockerd)
+  pkgs=$(dpkg-query -W -f='${db:Status-Abbrev} ${Version}\n' docker.io docker-ce moby-engine 2>/dev/null)
+  while read -r status version; do
+    case $status in ii) printf 'dockerd_package %s\n' "$version"; dockerd_packaged=yes ;; esac
+  done <<PKGS
+$pkgs
+PKGS
+;; esac
+if [ -z "$dockerd_packaged" ] && [ -n "$dockerd_bin" ] && dockerd --help 2>/dev/null | grep -q -- '--validate'; then echo 'dockerd_validate yes'; fi
 [ -f PENDING ] && sort -u PENDING | sed 's/^/pending_handler /'
 echo '@sshd'
 sshd -T 2>&1; printf '@sshd_status %s\n' "$?"
@@ -192,7 +214,8 @@ fn parse_path_line(
             actual.group = group.to_string();
             actual.size = size.parse().unwrap_or(0);
         }
-        "sha256" => actual.sha256 = Some(rest.to_string()),
+        // `sha256sum` read the file on stdin: `HASH  -`.
+        "sha256" => actual.sha256 = Some(rest.split_whitespace().next().unwrap_or("").to_string()),
         "content" => {
             actual.content = Some(
                 base64::engine::general_purpose::STANDARD
@@ -204,6 +227,18 @@ fn parse_path_line(
         _ => return Err(format!("{path}: unexpected line {line:?}")),
     }
     Ok(())
+}
+
+/// Whether the packaged dockerd of this Debian version has `--validate`
+/// (23.0 and later). Asking dpkg costs a few milliseconds of the host's
+/// CPU; starting the Go binary for its `--help` costs about 45.
+fn package_validates(version: &str) -> bool {
+    let without_epoch = version.split_once(':').map_or(version, |(_, v)| v);
+    without_epoch
+        .split('.')
+        .next()
+        .and_then(|major| major.parse::<u32>().ok())
+        .is_some_and(|major| major >= 23)
 }
 
 /// `BASE64 PATH` (`=` for an empty file) as a unit file.
@@ -245,6 +280,7 @@ fn parse_fact_line(facts: &mut Facts, line: &str) {
         "ssh_kex" => facts.ssh_kex = rest.split_whitespace().map(String::from).collect(),
         "ssh_host_key" => facts.ssh_host_keys.push(rest.to_string()),
         "dockerd_validate" => facts.dockerd_can_validate = true,
+        "dockerd_package" => facts.dockerd_can_validate |= package_validates(rest),
         "pending_handler" => facts.pending_handlers.push(rest.to_string()),
         _ => {}
     }
@@ -253,6 +289,21 @@ fn parse_fact_line(facts: &mut Facts, line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_packaged_dockerd_validates_from_23_on() {
+        for (version, validates) in [
+            ("20.10.24+dfsg1-1+deb12u1", false),
+            ("26.1.5+dfsg1-9+b9", true),
+            ("5:27.3.1-1~debian.12~bookworm", true),
+            ("5:20.10.24~3-0~debian-bullseye", false),
+            ("23.0.0", true),
+            ("", false),
+            ("garbage", false),
+        ] {
+            assert_eq!(package_validates(version), validates, "{version}");
+        }
+    }
 
     #[test]
     fn quoting_survives_any_path() {
