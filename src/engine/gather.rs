@@ -57,9 +57,14 @@ for f in $env_files; do
   [ -f "$f" ] && [ -r "$f" ] && { b=$(base64 -w0 -- "$f"); printf 'docker_env_file %s %s\n' "${b:-=}" "$f"; }
 done
 printf 'docker_active %s\n' "${docker_state:-inactive}"
-ssh_unit=$(systemctl show -p Id --value sshd.service 2>/dev/null); [ -n "$ssh_unit" ] || ssh_unit=ssh.service
-printf 'ssh_unit %s\n' "$ssh_unit"
-printf 'ssh_active %s\n' "$(systemctl is-active "$ssh_unit" 2>/dev/null)"
+ssh_unit=; ssh_state=
+while IFS= read -r l; do
+  case $l in Id=*) ssh_unit=${l#Id=} ;; ActiveState=*) ssh_state=${l#ActiveState=} ;; esac
+done <<SSH_SHOW
+$(systemctl show -p Id -p ActiveState sshd.service 2>/dev/null)
+SSH_SHOW
+printf 'ssh_unit %s\n' "${ssh_unit:-ssh.service}"
+printf 'ssh_active %s\n' "${ssh_state:-inactive}"
 for f in /etc/ssh/sshd_config.d/*.conf; do [ -e "$f" ] && printf 'sshd_drop_in %s\n' "$f"; done
 printf 'ssh_kex %s\n' "$(ssh -Q kex 2>/dev/null | tr '\n' ' ')"
 for f in /etc/ssh/ssh_host_*_key; do [ -e "$f" ] && printf 'ssh_host_key %s\n' "$f"; done
