@@ -3,6 +3,8 @@
 //! content unless secret) and the facts the roles need, in a line format
 //! that is parsed here. Secret files are only ever digested on the host.
 
+use std::collections::BTreeMap;
+
 use base64::Engine as _;
 
 use crate::core::state::{ActualPath, ActualState, Facts, PathKind, UnitFile};
@@ -179,18 +181,22 @@ pub fn parse(text: &str) -> std::result::Result<ActualState, String> {
         return Err("the gather script did not finish (output cut short)".into());
     }
     if sshd_status == Some(0) {
-        for line in sshd_lines {
-            if let Some((key, value)) = line.split_once(' ') {
-                state
-                    .facts
-                    .sshd_effective
-                    .insert(key.to_string(), value.to_string());
-            }
-        }
+        state.facts.sshd_effective = sshd_settings(sshd_lines);
     } else {
         state.facts.sshd_error = Some(sshd_lines.join("\n"));
     }
     Ok(state)
+}
+
+/// `sshd -T` output as keyword → value (keywords come lower-case).
+pub fn sshd_settings<'a>(lines: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, String> {
+    lines
+        .into_iter()
+        .filter_map(|line| {
+            line.split_once(' ')
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+        })
+        .collect()
 }
 
 fn parse_path_line(

@@ -339,19 +339,12 @@ async fn verify_checks<C: Connector>(
         passed.push("a client without a certificate is refused".into());
     }
     if let Some((drop_in, expected)) = &desired.sshd_expected {
-        let effective: std::collections::BTreeMap<String, String> = match seen {
-            Seen::Unchanged(facts) => facts.sshd_effective.clone(),
+        let effective = match seen {
+            Seen::Unchanged(facts) => std::borrow::Cow::Borrowed(&facts.sshd_effective),
             Seen::Nothing => {
                 let command = super::script::inline(job.become_root(), "sshd -T");
                 let output = session.run("sshd -T", &command, b"").await?;
-                output
-                    .stdout_text()
-                    .lines()
-                    .filter_map(|l| {
-                        l.split_once(' ')
-                            .map(|(k, v)| (k.to_string(), v.to_string()))
-                    })
-                    .collect()
+                std::borrow::Cow::Owned(gather::sshd_settings(output.stdout_text().lines()))
             }
         };
         let wrong: Vec<String> = expected
