@@ -50,7 +50,9 @@ impl std::fmt::Display for Release {
 }
 
 /// What every host has: systemd as PID 1, OpenSSH, dockerd from Debian,
-/// sudo, and python3 so peers such as Ansible run on the same hosts.
+/// sudo, and a full python3 (not python3-minimal: Ansible's modules need
+/// its standard library) so peers such as Ansible and pyinfra run on the
+/// same hosts.
 const PACKAGES: &[&str] = &[
     "systemd",
     "systemd-sysv",
@@ -60,7 +62,7 @@ const PACKAGES: &[&str] = &[
     "iproute2",
     "ca-certificates",
     "sudo",
-    "python3-minimal",
+    "python3",
 ];
 
 /// The unprivileged user with passwordless sudo, present on every host.

@@ -1,0 +1,349 @@
+"""dockhand, Ansible and pyinfra doing the same job on the same lab hosts.
+
+For each fleet size asked for, boots that many Debian 12 lab hosts and, in
+each of `--runs` rounds:
+
+  fresh hosts     the OpenSSH floor (one `ssh` exec per host, all at once),
+                  dockhand plan, dockhand apply (converge), dockhand apply
+                  again (no-op), dockhand plan (converged), the restart
+                  floor (`ssh HOST systemctl restart docker`, all at once)
+  fresh hosts     ansible-playbook --check --diff, converge, no-op
+  fresh hosts     pyinfra converge, no-op
+
+"Fresh" means the lab is taken down and booted again from its base, so each
+converge starts from the same state. After every converge, dockhand plan
+must find nothing to change and dockhand verify must pass (untimed): the
+peers did the same job. Wall time is from start to exit; dockhand's peak
+memory is its maximum resident set, from wait4.
+
+Results go to bench/results/: results.json (every sample, merged across
+invocations by fleet size), summary.md (medians, spread, ratios) and
+wall-time.png (wall time against hosts for the three tools).
+
+Run through bench/run, which makes the virtual environment and builds
+dockhand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+DOCKHAND = ROOT / "target/release/dockhand"
+PLAYBOOK = ROOT / "playbooks/docker-tls.yaml"
+VENV_BIN = Path(sys.executable).parent
+LAB = "bench"
+STATE = ROOT / "target/bench-labs"
+WORK = ROOT / "target/bench-work"
+
+# What each measurement is called in results.json, in the order shown.
+MEASURES = [
+    ("floor_exec", "OpenSSH floor: one exec per host, all at once"),
+    ("floor_restart", "floor: `systemctl restart docker` on every host at once"),
+    ("dockhand_plan_fresh", "dockhand plan, fresh hosts"),
+    ("dockhand_converge", "dockhand apply, converge (verification included)"),
+    ("dockhand_noop", "dockhand apply, no-op (verification included)"),
+    ("dockhand_plan_converged", "dockhand plan, converged hosts"),
+    ("ansible_check", "Ansible --check --diff, fresh hosts"),
+    ("ansible_converge", "Ansible converge (verification included)"),
+    ("ansible_noop", "Ansible no-op (verification included)"),
+    ("pyinfra_converge", "pyinfra converge (no verification)"),
+    ("pyinfra_noop", "pyinfra no-op"),
+]
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def dockhand_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DOCKHAND_LAB=LAB,
+        DOCKHAND_LAB_DIR=str(STATE),
+        DOCKHAND_PKI_DIR=str(WORK / "pki"),
+        NO_COLOR="1",
+    )
+    return env
+
+
+def timed(name: str, argv: list[str], env: dict[str, str] | None = None, ok=(0,)) -> dict:
+    """Runs argv to its end; returns seconds, exit code and peak RSS (KiB).
+    Output goes to a log per measurement, for when something fails."""
+    logfile = WORK / "logs" / f"{name}.log"
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    with open(logfile, "w") as out:
+        started = time.perf_counter()
+        child = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    child.returncode = code
+    if code not in ok:
+        raise BenchError(f"{name}: {shlex.join(argv)} exited {code}; see {logfile}")
+    return {"seconds": seconds, "exit": code, "peak_kib": usage.ru_maxrss}
+
+
+def lab(*args: str) -> str:
+    done = subprocess.run(
+        [str(DOCKHAND), "lab", *args], env=dockhand_env(), capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise BenchError(f"dockhand lab {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def fresh_hosts(count: int) -> list[tuple[str, str]]:
+    """Takes the lab down and boots `count` hosts from the base again."""
+    started = time.perf_counter()
+    lab("down")
+    lab("up", str(count), "--release", "bookworm")
+    inventory = yaml.safe_load((STATE / LAB / "inventory.yaml").read_text())
+    hosts = [(name, spec["address"]) for name, spec in inventory["hosts"].items()]
+    if len(hosts) != count:
+        raise BenchError(f"the lab inventory lists {len(hosts)} hosts, not {count}")
+    log(f"{count} fresh hosts in {time.perf_counter() - started:.1f}s")
+    return hosts
+
+
+def ssh_base() -> list[str]:
+    lab_dir = STATE / LAB
+    return [
+        "ssh",
+        "-i", str(lab_dir / "id_ed25519"),
+        "-o", f"UserKnownHostsFile={lab_dir / 'known_hosts'}",
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", "BatchMode=yes",
+        "-o", "ControlMaster=no",
+        "-o", "ControlPath=none",
+    ]
+
+
+def parallel_ssh(name: str, hosts: list[tuple[str, str]], command: str) -> dict:
+    """One OpenSSH client per host, all started at once; timed until the
+    last one exits. Every one must succeed."""
+    logdir = WORK / "logs" / name
+    logdir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    children = []
+    for host, address in hosts:
+        out = open(logdir / f"{host}.log", "w")
+        argv = ssh_base() + [f"root@{address}", command]
+        children.append((host, subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL), out))
+    failed = []
+    for host, child, out in children:
+        if child.wait() != 0:
+            failed.append(host)
+        out.close()
+    seconds = time.perf_counter() - started
+    if failed:
+        raise BenchError(f"{name}: ssh failed on {', '.join(failed)}; see {logdir}")
+    return {"seconds": seconds, "exit": 0}
+
+
+def dockhand(name: str, *args: str, ok=(0,)) -> dict:
+    inventory = STATE / LAB / "inventory.yaml"
+    argv = [str(DOCKHAND), *args[:1], "-i", str(inventory), str(PLAYBOOK), *args[1:], "--progress", "none"]
+    return timed(name, argv, env=dockhand_env(), ok=ok)
+
+
+def assert_converged(tool: str) -> None:
+    """Untimed: after `tool` converged, dockhand finds nothing to change and
+    the daemons pass verification (mutual TLS, sshd's settings)."""
+    result = dockhand(f"{tool}_check_plan", "plan", "--detailed-exitcode", ok=(0, 2))
+    if result["exit"] != 0:
+        raise BenchError(
+            f"after {tool}'s converge, dockhand plan still finds changes: the jobs differ; "
+            f"see {WORK / 'logs' / (tool + '_check_plan.log')}"
+        )
+    dockhand(f"{tool}_check_verify", "verify")
+
+
+def ansible_inventory(hosts: list[tuple[str, str]]) -> Path:
+    lab_dir = STATE / LAB
+    lines = ["[bench]"]
+    lines += [f"{name} ansible_host={address}" for name, address in hosts]
+    lines += [
+        "",
+        "[bench:vars]",
+        "ansible_user=root",
+        f"ansible_ssh_private_key_file={lab_dir / 'id_ed25519'}",
+        f"ansible_ssh_common_args='-o UserKnownHostsFile={lab_dir / 'known_hosts'} -o StrictHostKeyChecking=yes'",
+        "ansible_python_interpreter=/usr/bin/python3",
+    ]
+    path = WORK / "ansible-inventory.ini"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def ansible(name: str, hosts: list[tuple[str, str]], *extra: str) -> dict:
+    control = tempfile.mkdtemp(prefix="cp-", dir=WORK)
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_FORKS=str(len(hosts)),
+        ANSIBLE_PIPELINING="True",
+        ANSIBLE_HOST_KEY_CHECKING="True",
+        ANSIBLE_RETRY_FILES_ENABLED="False",
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_SSH_CONTROL_PATH_DIR=control,
+        ANSIBLE_LOCAL_TEMP=str(WORK / "ansible-tmp"),
+        ANSIBLE_HOME=str(WORK / "ansible-home"),
+    )
+    argv = [
+        str(VENV_BIN / "ansible-playbook"),
+        "-i", str(ansible_inventory(hosts)),
+        "-e", f"pki_dir={WORK / 'pki'}",
+        *extra,
+        str(BENCH / "ansible/docker-tls.yml"),
+    ]
+    return timed(name, argv, env=env)
+
+
+def recap_changed(name: str) -> int:
+    """Hosts Ansible's recap shows with changed > 0."""
+    text = (WORK / "logs" / f"{name}.log").read_text()
+    return sum(1 for line in text.splitlines() if " : ok=" in line and "changed=0" not in line)
+
+
+def pyinfra(name: str, hosts: list[tuple[str, str]]) -> dict:
+    lab_dir = STATE / LAB
+    inventory = WORK / "pyinfra_inventory.py"
+    common = {
+        "ssh_user": "root",
+        "ssh_key": str(lab_dir / "id_ed25519"),
+        "ssh_known_hosts_file": str(lab_dir / "known_hosts"),
+        "ssh_strict_host_key_checking": "yes",
+        "ssh_allow_agent": False,
+        "ssh_look_for_keys": False,
+        "pki_dir": str(WORK / "pki"),
+    }
+    entries = [(n, {"ssh_hostname": a, **common}) for n, a in hosts]
+    inventory.write_text(f"bench = {entries!r}\n")
+    argv = [
+        str(VENV_BIN / "pyinfra"),
+        "-y",
+        "--parallel", str(len(hosts)),
+        str(inventory),
+        str(BENCH / "pyinfra/deploy.py"),
+    ]
+    return timed(name, argv, env=dict(os.environ, NO_COLOR="1"))
+
+
+def one_round(count: int, round_number: int) -> dict:
+    samples: dict = {}
+
+    def record(key: str, result: dict) -> None:
+        samples[key] = result
+        memory = f", peak {result['peak_kib'] / 1024:.1f} MiB" if key.startswith("dockhand") else ""
+        log(f"  {key}: {result['seconds']:.2f}s{memory}")
+
+    log(f"{count} hosts, round {round_number}: dockhand and the floors")
+    hosts = fresh_hosts(count)
+    probe = "cat /etc/os-release >/dev/null; stat -c '%a %U %G %n' /etc/docker /etc/ssh/sshd_config.d; systemctl is-active docker ssh"
+    record("floor_exec", parallel_ssh("floor_exec", hosts, probe))
+    record("dockhand_plan_fresh", dockhand("dockhand_plan_fresh", "plan", "--detailed-exitcode", ok=(2,)))
+    record("dockhand_converge", dockhand("dockhand_converge", "apply", "--yes"))
+    record("dockhand_noop", dockhand("dockhand_noop", "apply", "--yes"))
+    record("dockhand_plan_converged", dockhand("dockhand_plan_converged", "plan", "--detailed-exitcode"))
+    record("floor_restart", parallel_ssh("floor_restart", hosts, "systemctl restart docker"))
+
+    log(f"{count} hosts, round {round_number}: Ansible")
+    hosts = fresh_hosts(count)
+    record("ansible_check", ansible("ansible_check", hosts, "--check", "--diff"))
+    record("ansible_converge", ansible("ansible_converge", hosts))
+    record("ansible_noop", ansible("ansible_noop", hosts))
+    if (changed := recap_changed("ansible_noop")) != 0:
+        raise BenchError(f"Ansible's no-op changed {changed} hosts")
+    assert_converged("ansible")
+
+    log(f"{count} hosts, round {round_number}: pyinfra")
+    hosts = fresh_hosts(count)
+    record("pyinfra_converge", pyinfra("pyinfra_converge", hosts))
+    record("pyinfra_noop", pyinfra("pyinfra_noop", hosts))
+    assert_converged("pyinfra")
+    return samples
+
+
+def load_results() -> dict:
+    path = RESULTS / "results.json"
+    return json.loads(path.read_text()) if path.exists() else {"sizes": {}}
+
+
+def save_results(results: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+
+
+def versions() -> dict:
+    def first_line(argv: list[str]) -> str:
+        done = subprocess.run(argv, capture_output=True, text=True)
+        return (done.stdout or done.stderr).splitlines()[0].strip()
+
+    return {
+        "dockhand": first_line([str(DOCKHAND), "--version"]),
+        "ansible": first_line([str(VENV_BIN / "ansible-playbook"), "--version"]),
+        "pyinfra": first_line([str(VENV_BIN / "pyinfra"), "--version"]),
+        "openssh": first_line(["ssh", "-V"]),
+        "cpus": os.cpu_count(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("hosts", nargs="*", type=int, help="fleet sizes (default: 50)")
+    parser.add_argument("--runs", type=int, default=3, help="rounds per fleet size (default: 3)")
+    parser.add_argument("--report", action="store_true", help="only rewrite summary.md and wall-time.png")
+    args = parser.parse_args()
+    sizes = args.hosts or ([] if args.report else [50])
+    if os.geteuid() != 0:
+        print("bench: the lab needs root", file=sys.stderr)
+        return 1
+    if any(n < 1 or n > 200 for n in sizes) or args.runs < 1:
+        print("bench: fleet sizes are 1 to 200 hosts, and --runs at least 1", file=sys.stderr)
+        return 1
+
+    results = load_results()
+    WORK.mkdir(parents=True, exist_ok=True)
+    try:
+        for count in sizes:
+            rounds = []
+            for number in range(1, args.runs + 1):
+                rounds.append(one_round(count, number))
+            results["sizes"][str(count)] = {
+                "rounds": rounds,
+                "versions": versions(),
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            }
+            save_results(results)
+    except BenchError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if sizes:
+            lab("down")
+
+    from report import write_report
+
+    write_report(results, RESULTS, MEASURES)
+    print((RESULTS / "summary.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
