@@ -440,18 +440,23 @@ fn handler_script(handlers: &[Handler], ssh_unit: &str) -> String {
             // started without it (our override) bound /var/run/docker.sock
             // itself and removed it on exit, so the socket unit's path is
             // gone. With our override the socket is left alone.
-            // The start blocks until docker is up or systemd gave up
-            // (Type=notify: active means ready); then it must answer, asked
-            // with whatever client the host has: the docker CLI is not
-            // always there (Debian 13's docker.io only recommends it), and
-            // without CLI and curl, systemd's readiness is the answer.
+            // The start blocks until docker is up or systemd gave up. A
+            // Type=notify unit (Debian's docker.io, docker-ce) is active
+            // only once dockerd sent READY=1, which it does after its API
+            // listeners serve: that is the answer, and the verification
+            // that follows asks the daemon over mutual TLS anyway. Any
+            // other unit must answer on its socket, asked with whatever
+            // client the host has: curl, else the docker CLI (a Go binary
+            // that costs the host about 45 ms to start), else systemd's
+            // word.
             Handler::RestartDocker => "systemctl reset-failed docker.service docker.socket 2>/dev/null; \
                  systemctl stop docker.service; \
-                 if systemctl show -p ExecStart --value docker.service | grep -q 'fd://' \
-                    && systemctl cat docker.socket >/dev/null 2>&1; then systemctl restart docker.socket; fi; \
+                 props=$(systemctl show -p Type -p ExecStart docker.service); \
+                 case $props in *fd://*) systemctl cat docker.socket >/dev/null 2>&1 && systemctl restart docker.socket ;; esac; \
                  systemctl start docker.service || { journalctl -u docker.service -n 3 --no-pager -o cat; exit 1; }; \
-                 if command -v docker >/dev/null; then answers() { docker version >/dev/null 2>&1; }; \
-                 elif command -v curl >/dev/null; then answers() { curl -sf --max-time 2 --unix-socket /var/run/docker.sock http://docker/_ping >/dev/null; }; \
+                 case $props in *Type=notify*) exit 0 ;; esac; \
+                 if command -v curl >/dev/null; then answers() { curl -sf --max-time 2 --unix-socket /var/run/docker.sock http://docker/_ping >/dev/null; }; \
+                 elif command -v docker >/dev/null; then answers() { docker version >/dev/null 2>&1; }; \
                  else answers() { systemctl is-active --quiet docker.service; }; fi; \
                  i=0; until answers; do \
                    i=$((i+1)); [ $i -lt 120 ] || { echo 'docker did not answer on its socket within 60s'; exit 1; }; sleep 0.5; done"

@@ -226,28 +226,37 @@ impl Transport for FakeSession {
     }
 }
 
-/// The gather's answer for the paths its script asks about.
+/// The gather's answer for the paths its script asks about (the words
+/// of its one `stat`), in the script's format: every file is shown.
 fn gather_answer(host: &HostState, script: &[u8]) -> String {
     let script = String::from_utf8_lossy(script);
-    let mut out = String::new();
-    for line in script.lines() {
-        let Some(rest) = line.strip_prefix("report_path '") else {
-            continue;
-        };
-        let path = &rest[..rest.find('\'').unwrap_or(rest.len())];
-        out.push_str(&format!("@path {path}\n"));
-        match host.files.get(path) {
-            None => out.push_str("missing\n"),
-            Some(bytes) => {
-                out.push_str(&format!(
-                    "stat file 644 root root {}\nsha256 {}\ncontent {}\n",
-                    bytes.len(),
-                    crate::core::plan::sha256_hex(bytes),
-                    base64::engine::general_purpose::STANDARD.encode(bytes)
-                ));
-            }
-        }
+    let paths: Vec<&str> = script
+        .lines()
+        .find_map(|line| line.strip_prefix("st=$(stat -c '%F|%a|%U|%G|%s|%n' -- "))
+        .map(|words| words.split('\'').skip(1).step_by(2).collect())
+        .unwrap_or_default();
+    let present: Vec<(&str, &Vec<u8>)> = paths
+        .iter()
+        .filter_map(|path| host.files.get(*path).map(|bytes| (*path, bytes)))
+        .collect();
+    let mut out = String::from("@stat\n");
+    for (path, bytes) in &present {
+        out.push_str(&format!("regular file|644|root|root|{}|{path}\n", bytes.len()));
     }
+    out.push_str("@sha256\n");
+    for (path, bytes) in &present {
+        out.push_str(&format!("{}  {path}\n", crate::core::plan::sha256_hex(bytes)));
+    }
+    out.push_str("@content\n");
+    let mut blob = Vec::new();
+    for (path, bytes) in &present {
+        out.push_str(&format!("{path}\n"));
+        blob.extend_from_slice(bytes);
+    }
+    out.push_str(&format!(
+        "@blob\n{}\n",
+        base64::engine::general_purpose::STANDARD.encode(blob)
+    ));
     out.push_str("@facts\nos debian 13\n@sshd\n@sshd_status 0\n");
     out
 }
