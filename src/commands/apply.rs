@@ -1,6 +1,7 @@
-//! `dockhand apply`: issue what the local PKI lacks, plan every host over
-//! its one connection, ask (on a terminal, unless `--yes`), then write, run
-//! the handlers, verify, and keep or roll back, batch by batch. Exit 0 when
+//! `dockhand apply`: plan every host over its one connection, ask (on a
+//! terminal, unless `--yes`), issue what the local PKI lacks, then write,
+//! run the handlers, verify, and keep or roll back, batch by batch. When
+//! nobody is asked, each host does all of it in one pass. Exit 0 when
 //! every host is applied and verified, 1 otherwise.
 
 use std::collections::HashMap;
@@ -13,16 +14,20 @@ use crate::core::inventory::Host;
 use crate::core::outcome::Applied;
 use crate::core::plan::HostPlan;
 use crate::core::resources::TlsMaterial;
-use crate::engine::fleet::{Rollout, Sink};
+use crate::engine::fleet::{Ended, Finished, Fleet, Rollout, Sink};
 use crate::engine::load::{self, Selection};
 use crate::engine::pipeline::{self, HostJob, Prepared};
 use crate::error::{Error, Result};
 use crate::pki::{Outcome, PkiStore};
+use crate::report::progress::Progress;
 use crate::report::{self, ApplyOutcome, Format, HostOutcome};
 use crate::transport::{Ssh, SshSession, Target, Transport};
 
 /// A host connected and planned, ready for phase two.
 type Planned = (HostJob, Prepared<SshSession>);
+
+/// What a host's apply ended with, and the plan it carried out.
+type AppliedHost = (Applied, HostPlan);
 
 /// Each host's TLS files, and the client certificate verification presents.
 type Issued = (HashMap<String, TlsMaterial>, Option<crate::pki::Pair>);
@@ -37,10 +42,7 @@ pub struct Options {
 
 pub fn run(options: &Options) -> Result<i32> {
     let loaded = load::load(&options.selection)?;
-    let playbook = loaded.playbook.clone();
     let (runtime, progress, fleet) = options.run.start()?;
-    // Phase one plans with what the local PKI has (as `plan` does): nothing
-    // is written, on the hosts or here, before the answer is yes.
     let (jobs, ca_warning) = load::jobs(&loaded)?;
     if let Some(message) = ca_warning {
         fleet.sink.send(Event::Warning {
@@ -53,121 +55,29 @@ pub fn run(options: &Options) -> Result<i32> {
         .iter()
         .map(|(h, _)| (h.name.clone(), h.address.clone()))
         .collect();
-
-    // Phase one: connect, gather and plan every host.
-    let prepared = runtime.block_on(fleet.run("plan", jobs, describe_plan, {
-        let playbook = playbook.clone();
-        move |job: HostJob, run| {
-            let playbook = playbook.clone();
-            async move {
-                let prepared = pipeline::prepare(&Ssh, &playbook, &job, &run).await?;
-                Ok((job, prepared))
-            }
-        }
-    }));
-    let plans: HashMap<String, HostPlan> = prepared
-        .iter()
-        .filter_map(|f| match &f.ended {
-            crate::engine::fleet::Ended::Ran(Ok((_, p))) => Some((f.host.clone(), p.plan.clone())),
-            _ => None,
-        })
-        .collect();
-
-    // On a terminal, show the plan and ask; elsewhere, never wait for input.
-    let pending = plans.values().any(|p| !p.is_empty());
-    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let interrupted = || fleet.interrupt.count() > 0;
-    if pending && interactive && !options.yes && !interrupted() {
-        let outcomes: Vec<HostOutcome> = prepared
-            .iter()
-            .map(|f| HostOutcome {
-                host: f.host.clone(),
-                address: addresses[&f.host].clone(),
-                plan: match &f.ended {
-                    crate::engine::fleet::Ended::Ran(Ok((_, p))) => Ok(p.plan.clone()),
-                    crate::engine::fleet::Ended::Ran(Err(e)) => Err(Error::Usage(e.to_string())),
-                    _ => Err(Error::Usage(format!("{}: not planned", f.host))),
-                },
-            })
-            .collect();
-        let yes = progress.suspend(|| {
-            report::plan::print(&outcomes, Format::Human);
-            report::confirm("Apply these changes?", &interrupted)
-        })?;
-        if !yes {
-            runtime.block_on(async {
-                for f in prepared {
-                    if let crate::engine::fleet::Ended::Ran(Ok((_, p))) = f.ended {
-                        p.session.close().await;
-                    }
-                }
-            });
+    let asks = !options.yes && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let started = Instant::now();
+    let applied = if asks {
+        let Some(applied) = plan_ask_apply(options, &loaded, jobs, &runtime, &progress, &fleet)?
+        else {
             drop(fleet);
             progress.finish();
             return Err(Error::Usage("apply cancelled: nothing was changed".into()));
-        }
-    }
-
-    // Then the local PKI issues what the hosts need: a CA, a certificate per
-    // host, the clients.
-    let planned_hosts: Vec<(Host, Target)> = loaded
-        .hosts
-        .iter()
-        .filter(|(host, _)| plans.contains_key(&host.name))
-        .cloned()
-        .collect();
-    let (issued, client) = if interrupted() {
-        (HashMap::new(), None)
+        };
+        applied
     } else {
-        issue(
-            loaded.store.as_ref(),
-            &playbook,
-            &planned_hosts,
-            &fleet.sink,
-        )?
+        apply_in_one_pass(options, &loaded, jobs, &runtime, &fleet)?
     };
-    let checks = Arc::new(load::checks(&playbook, loaded.store.as_ref(), client)?);
-
-    // Phase two, batch by batch: apply, handlers, verify; keep or roll
-    // back. An interrupt before this point skips every host.
-    let started = Instant::now();
-    let jobs: Vec<(String, Result<Planned>)> = prepared
-        .into_iter()
-        .map(|f| {
-            let tls = issued.get(&f.host).cloned();
-            let planned = super::result_of(&f.host, f.ended).map(|(job, prepared)| match tls {
-                Some(tls) => (HostJob { tls, ..job }, prepared),
-                None => (job, prepared),
-            });
-            (f.host.clone(), planned)
-        })
-        .collect();
-    let applied = runtime.block_on(fleet.roll_out(
-        "apply",
-        jobs,
-        &options.rollout,
-        describe_applied,
-        move |prepared: Result<Planned>, run| {
-            let (checks, playbook) = (checks.clone(), playbook.clone());
-            async move {
-                let (job, prepared) = prepared?;
-                // The issued certificates are known now: the same gathered
-                // state, planned again with them (pure, no round trip).
-                let prepared = pipeline::replan(&playbook, &job, prepared)?;
-                pipeline::apply_and_verify(&Ssh, prepared, &job, &checks, &run).await
-            }
-        },
-    ));
     drop(fleet);
     progress.finish();
     let outcomes: Vec<ApplyOutcome> = applied
         .into_iter()
         .map(|f| {
-            let plan = plans.get(&f.host).cloned().unwrap_or_default();
-            let result = super::result_of(&f.host, f.ended).map(|applied| match applied {
-                Applied::Unchanged => (Applied::Unchanged, Vec::new()),
-                changed => (changed, plan.changes.clone()),
-            });
+            let (result, plan) = match super::result_of(&f.host, f.ended) {
+                Ok((Applied::Unchanged, plan)) => (Ok((Applied::Unchanged, Vec::new())), plan),
+                Ok((changed, plan)) => (Ok((changed, plan.changes.clone())), plan),
+                Err(err) => (Err(err), HostPlan::default()),
+            };
             ApplyOutcome {
                 address: addresses[&f.host].clone(),
                 host: f.host,
@@ -184,6 +94,171 @@ pub fn run(options: &Options) -> Result<i32> {
     } else {
         1
     })
+}
+
+/// When nobody is asked (`--yes`, or no terminal), each host goes through
+/// connect, gather, plan, apply, verify in one pass, batch by batch, and
+/// closes its connection when done: no host waits for the slowest gather
+/// of the fleet, and no more than `forks` connections are open at once,
+/// however large the fleet. The PKI issues every host's certificate first.
+fn apply_in_one_pass(
+    options: &Options,
+    loaded: &load::Loaded,
+    jobs: Vec<(String, HostJob)>,
+    runtime: &tokio::runtime::Runtime,
+    fleet: &Fleet,
+) -> Result<Vec<Finished<AppliedHost>>> {
+    let playbook = loaded.playbook.clone();
+    let (issued, client) = issue(loaded.store.as_ref(), &playbook, &loaded.hosts, &fleet.sink)?;
+    let checks = Arc::new(load::checks(&playbook, loaded.store.as_ref(), client)?);
+    let jobs: Vec<(String, HostJob)> = jobs
+        .into_iter()
+        .map(|(name, job)| match issued.get(&name) {
+            Some(tls) => (
+                name,
+                HostJob {
+                    tls: tls.clone(),
+                    ..job
+                },
+            ),
+            None => (name, job),
+        })
+        .collect();
+    Ok(runtime.block_on(fleet.roll_out(
+        "apply",
+        jobs,
+        &options.rollout,
+        describe_applied,
+        move |job: HostJob, run| {
+            let (checks, playbook) = (checks.clone(), playbook.clone());
+            async move {
+                let prepared = pipeline::prepare(&Ssh, &playbook, &job, &run).await?;
+                let plan = prepared.plan.clone();
+                let applied =
+                    pipeline::apply_and_verify(&Ssh, prepared, &job, &checks, &run).await?;
+                Ok((applied, plan))
+            }
+        },
+    )))
+}
+
+/// On a terminal, unless `--yes`: phase one plans every host with what the
+/// local PKI has (as `plan` does) and keeps its connection; the plan is
+/// shown and the user asked. Nothing is written, on the hosts or here,
+/// before the answer is yes. Phase two issues the certificates and applies,
+/// batch by batch, on the connections phase one opened. `None`: the answer
+/// was no.
+fn plan_ask_apply(
+    options: &Options,
+    loaded: &load::Loaded,
+    jobs: Vec<(String, HostJob)>,
+    runtime: &tokio::runtime::Runtime,
+    progress: &Progress,
+    fleet: &Fleet,
+) -> Result<Option<Vec<Finished<AppliedHost>>>> {
+    let playbook = loaded.playbook.clone();
+    let prepared = runtime.block_on(fleet.run("plan", jobs, describe_plan, {
+        let playbook = playbook.clone();
+        move |job: HostJob, run| {
+            let playbook = playbook.clone();
+            async move {
+                let prepared = pipeline::prepare(&Ssh, &playbook, &job, &run).await?;
+                Ok((job, prepared))
+            }
+        }
+    }));
+    let planned: Vec<&str> = prepared
+        .iter()
+        .filter(|f| f.ended.is_ok())
+        .map(|f| f.host.as_str())
+        .collect();
+    let pending = prepared
+        .iter()
+        .any(|f| matches!(&f.ended, Ended::Ran(Ok((_, p))) if !p.plan.is_empty()));
+    let interrupted = || fleet.interrupt.count() > 0;
+    if pending && !interrupted() {
+        let outcomes: Vec<HostOutcome> = prepared
+            .iter()
+            .map(|f| HostOutcome {
+                host: f.host.clone(),
+                address: loaded
+                    .hosts
+                    .iter()
+                    .find(|(h, _)| h.name == f.host)
+                    .map(|(h, _)| h.address.clone())
+                    .unwrap_or_default(),
+                plan: match &f.ended {
+                    Ended::Ran(Ok((_, p))) => Ok(p.plan.clone()),
+                    Ended::Ran(Err(e)) => Err(Error::Usage(e.to_string())),
+                    _ => Err(Error::Usage(format!("{}: not planned", f.host))),
+                },
+            })
+            .collect();
+        let yes = progress.suspend(|| {
+            report::plan::print(&outcomes, Format::Human);
+            report::confirm("Apply these changes?", &interrupted)
+        })?;
+        if !yes {
+            runtime.block_on(async {
+                for f in prepared {
+                    if let Ended::Ran(Ok((_, p))) = f.ended {
+                        p.session.close().await;
+                    }
+                }
+            });
+            return Ok(None);
+        }
+    }
+
+    // Then the local PKI issues what the planned hosts need. An interrupt
+    // before this point skips every host.
+    let planned_hosts: Vec<(Host, Target)> = loaded
+        .hosts
+        .iter()
+        .filter(|(host, _)| planned.contains(&host.name.as_str()))
+        .cloned()
+        .collect();
+    let (issued, client) = if interrupted() {
+        (HashMap::new(), None)
+    } else {
+        issue(
+            loaded.store.as_ref(),
+            &playbook,
+            &planned_hosts,
+            &fleet.sink,
+        )?
+    };
+    let checks = Arc::new(load::checks(&playbook, loaded.store.as_ref(), client)?);
+    let jobs: Vec<(String, Result<Planned>)> = prepared
+        .into_iter()
+        .map(|f| {
+            let tls = issued.get(&f.host).cloned();
+            let planned = super::result_of(&f.host, f.ended).map(|(job, prepared)| match tls {
+                Some(tls) => (HostJob { tls, ..job }, prepared),
+                None => (job, prepared),
+            });
+            (f.host.clone(), planned)
+        })
+        .collect();
+    Ok(Some(runtime.block_on(fleet.roll_out(
+        "apply",
+        jobs,
+        &options.rollout,
+        describe_applied,
+        move |prepared: Result<Planned>, run| {
+            let (checks, playbook) = (checks.clone(), playbook.clone());
+            async move {
+                let (job, prepared) = prepared?;
+                // The issued certificates are known now: the same gathered
+                // state, planned again with them (pure, no round trip).
+                let prepared = pipeline::replan(&playbook, &job, prepared)?;
+                let plan = prepared.plan.clone();
+                let applied =
+                    pipeline::apply_and_verify(&Ssh, prepared, &job, &checks, &run).await?;
+                Ok((applied, plan))
+            }
+        },
+    ))))
 }
 
 /// The local PKI issues what is missing: the CA, a certificate per host,
@@ -242,10 +317,10 @@ fn describe_plan(prepared: &Result<Planned>) -> (HostStatus, String) {
     }
 }
 
-fn describe_applied(applied: &Result<Applied>) -> (HostStatus, String) {
+fn describe_applied(applied: &Result<AppliedHost>) -> (HostStatus, String) {
     match applied {
-        Ok(Applied::Unchanged) => (HostStatus::Unchanged, "verified".into()),
-        Ok(Applied::Changed { changes, handlers }) => {
+        Ok((Applied::Unchanged, _)) => (HostStatus::Unchanged, "verified".into()),
+        Ok((Applied::Changed { changes, handlers }, _)) => {
             let ran = if handlers.is_empty() {
                 String::new()
             } else {

@@ -241,11 +241,17 @@ fn gather_answer(host: &HostState, script: &[u8]) -> String {
         .collect();
     let mut out = String::from("@stat\n");
     for (path, bytes) in &present {
-        out.push_str(&format!("regular file|644|root|root|{}|{path}\n", bytes.len()));
+        out.push_str(&format!(
+            "regular file|644|root|root|{}|{path}\n",
+            bytes.len()
+        ));
     }
     out.push_str("@sha256\n");
     for (path, bytes) in &present {
-        out.push_str(&format!("{}  {path}\n", crate::core::plan::sha256_hex(bytes)));
+        out.push_str(&format!(
+            "{}  {path}\n",
+            crate::core::plan::sha256_hex(bytes)
+        ));
     }
     out.push_str("@content\n");
     let mut blob = Vec::new();

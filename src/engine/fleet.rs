@@ -320,48 +320,50 @@ impl Fleet {
         W: Fn(J, HostRun) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
     {
-        let limit = Arc::new(tokio::sync::Semaphore::new(self.forks.max(1)));
+        let forks = self.forks.max(1);
         let in_flight = Arc::new(Mutex::new(BTreeSet::new()));
         let names: Vec<String> = batch.iter().map(|(h, _)| h.clone()).collect();
         let mut slots: Vec<Option<(Ended<T>, Duration)>> = names.iter().map(|_| None).collect();
         let mut tasks = tokio::task::JoinSet::new();
-        for (index, (host, job)) in batch.into_iter().enumerate() {
-            let run = HostRun {
-                host: host.clone(),
-                sink: self.sink.clone(),
-                deadlines: self.deadlines,
-            };
-            let future = work(job, run);
-            let (limit, in_flight, interrupt, sink) = (
-                limit.clone(),
-                in_flight.clone(),
-                self.interrupt.clone(),
-                self.sink.clone(),
-            );
-            tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                if interrupt.count() > 0 {
-                    let reason = "not started: the run was interrupted".to_string();
-                    sink.send(finished_event(&host, HostStatus::Skipped, &reason, 0.0));
-                    return (index, (Ended::Skipped(reason), Duration::ZERO));
-                }
-                in_flight.lock().unwrap().insert(host.clone());
-                let started = Instant::now();
-                let result = future.await;
-                in_flight.lock().unwrap().remove(&host);
-                let (status, detail) = describe(&result);
-                let elapsed = started.elapsed();
-                sink.send(finished_event(
-                    &host,
-                    status,
-                    &detail,
-                    elapsed.as_secs_f64(),
-                ));
-                (index, (Ended::Ran(result), elapsed))
-            });
-        }
+        // A host's work is made and spawned only when a fork is free: a
+        // host's future and its connection weigh about 100 KiB, and a
+        // fleet of thousands must not hold them all while it waits.
+        let mut waiting = batch.into_iter().enumerate();
         let mut signals = self.interrupt.subscribe();
         loop {
+            while tasks.len() < forks {
+                let Some((index, (host, job))) = waiting.next() else {
+                    break;
+                };
+                if self.interrupt.count() > 0 {
+                    let reason = "not started: the run was interrupted";
+                    self.finished(&host, HostStatus::Skipped, reason, 0.0);
+                    slots[index] = Some((Ended::Skipped(reason.to_string()), Duration::ZERO));
+                    continue;
+                }
+                let run = HostRun {
+                    host: host.clone(),
+                    sink: self.sink.clone(),
+                    deadlines: self.deadlines,
+                };
+                let future = work(job, run);
+                let (in_flight, sink) = (in_flight.clone(), self.sink.clone());
+                in_flight.lock().unwrap().insert(host.clone());
+                tasks.spawn(async move {
+                    let started = Instant::now();
+                    let result = future.await;
+                    in_flight.lock().unwrap().remove(&host);
+                    let (status, detail) = describe(&result);
+                    let elapsed = started.elapsed();
+                    sink.send(finished_event(
+                        &host,
+                        status,
+                        &detail,
+                        elapsed.as_secs_f64(),
+                    ));
+                    (index, (Ended::Ran(result), elapsed))
+                });
+            }
             tokio::select! {
                 joined = tasks.join_next() => match joined {
                     Some(Ok((index, end))) => slots[index] = Some(end),

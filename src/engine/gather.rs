@@ -409,9 +409,7 @@ mod tests {
 
     #[test]
     fn the_paths_cost_the_same_few_forks_however_many_there_are() {
-        let paths: Vec<(String, bool)> = (0..20)
-            .map(|i| (format!("/etc/f{i}"), i == 3))
-            .collect();
+        let paths: Vec<(String, bool)> = (0..20).map(|i| (format!("/etc/f{i}"), i == 3)).collect();
         let text = script(&paths);
         let paths_part = &text[..text.find("echo '@facts'").unwrap()];
         for command in ["stat -c", "sha256sum --", "cat --", "base64"] {
@@ -497,7 +495,10 @@ mod tests {
     fn digest_lines_of_odd_names_are_unescaped() {
         for (line, path) in [
             (format!("{HASH_A}  /etc/plain name"), "/etc/plain name"),
-            (format!("\\{HASH_A}  /etc/back\\\\slash"), "/etc/back\\slash"),
+            (
+                format!("\\{HASH_A}  /etc/back\\\\slash"),
+                "/etc/back\\slash",
+            ),
             (format!("\\{HASH_A}  /etc/two\\nlines"), "/etc/two\nlines"),
         ] {
             assert_eq!(
@@ -539,11 +540,18 @@ mod tests {
         std::fs::write(at("big"), vec![b'x'; MAX_CONTENT_BYTES as usize + 1]).unwrap();
         std::fs::create_dir(at("dir")).unwrap();
         std::os::unix::fs::symlink(at("shown.json"), at("link")).unwrap();
-        let names = ["shown.json", "secret.pem", "empty", "odd name|x's", "big", "dir", "link", "missing"];
-        let paths: Vec<(String, bool)> = names
-            .iter()
-            .map(|n| (at(n), *n == "secret.pem"))
-            .collect();
+        let names = [
+            "shown.json",
+            "secret.pem",
+            "empty",
+            "odd name|x's",
+            "big",
+            "dir",
+            "link",
+            "missing",
+        ];
+        let paths: Vec<(String, bool)> =
+            names.iter().map(|n| (at(n), *n == "secret.pem")).collect();
         let output = std::process::Command::new("/bin/sh")
             .arg("-c")
             .arg(script(&paths))
@@ -554,9 +562,15 @@ mod tests {
         assert_eq!(shown.content.as_deref(), Some(&b"{\"a\": 1}\n"[..]));
         assert_eq!(shown.size, 9);
         let secret = state.path(&at("secret.pem"));
-        assert_eq!((secret.content, secret.sha256.map(|d| d.len())), (None, Some(64)));
+        assert_eq!(
+            (secret.content, secret.sha256.map(|d| d.len())),
+            (None, Some(64))
+        );
         assert_eq!(state.path(&at("empty")).content, Some(Vec::new()));
-        assert_eq!(state.path(&at("odd name|x's")).content.as_deref(), Some(&b"odd"[..]));
+        assert_eq!(
+            state.path(&at("odd name|x's")).content.as_deref(),
+            Some(&b"odd"[..])
+        );
         let big = state.path(&at("big"));
         assert_eq!((big.content, big.sha256.is_some()), (None, true));
         assert_eq!(state.path(&at("dir")).kind, Some(PathKind::Directory));
