@@ -118,7 +118,12 @@ def fresh_hosts(count: int) -> list[tuple[str, str]]:
     hosts = [(name, spec["address"]) for name, spec in inventory["hosts"].items()]
     if len(hosts) != count:
         raise BenchError(f"the lab inventory lists {len(hosts)} hosts, not {count}")
-    log(f"{count} fresh hosts in {time.perf_counter() - started:.1f}s")
+    available = next(
+        int(line.split()[1]) // 1024
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemAvailable:")
+    )
+    log(f"{count} fresh hosts in {time.perf_counter() - started:.1f}s; {available} MiB of memory available")
     return hosts
 
 
@@ -221,6 +226,15 @@ def recap_changed(name: str) -> int:
     return sum(1 for line in text.splitlines() if " : ok=" in line and "changed=0" not in line)
 
 
+def pyinfra_changed(name: str) -> int:
+    """Operations pyinfra's summary counts as a success (a change): the
+    columns of its `Grand total` line are hosts, success, error, no
+    change."""
+    text = (WORK / "logs" / f"{name}.log").read_text()
+    total = next(line.split() for line in text.splitlines() if line.strip().startswith("Grand total"))
+    return 0 if total[3] == "-" else int(total[3])
+
+
 def pyinfra(name: str, hosts: list[tuple[str, str]]) -> dict:
     lab_dir = STATE / LAB
     inventory = WORK / "pyinfra_inventory.py"
@@ -276,6 +290,8 @@ def one_round(count: int, round_number: int) -> dict:
     hosts = fresh_hosts(count)
     record("pyinfra_converge", pyinfra("pyinfra_converge", hosts))
     record("pyinfra_noop", pyinfra("pyinfra_noop", hosts))
+    if (changed := pyinfra_changed("pyinfra_noop")) != 0:
+        raise BenchError(f"pyinfra's no-op changed something ({changed} operations)")
     assert_converged("pyinfra")
     return samples
 

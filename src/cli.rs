@@ -151,7 +151,8 @@ struct SelectionArgs {
 /// How a command that visits hosts runs: shared by ping, plan, apply, verify.
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// How many hosts to work on at once.
+    /// How many hosts to work on at once. Each one in flight holds an SSH
+    /// connection and costs dockhand about 100 KiB.
     #[arg(long, default_value_t = commands::FORKS as u32, value_parser = clap::value_parser!(u32).range(1..=1000))]
     forks: u32,
     /// The deadline of each remote step, in seconds (default: 60, and 300

@@ -283,7 +283,7 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
             .any(|l| l.starts_with(stopped.as_str()) && l.contains("mutual-TLS GET /version")),
         "{text}"
     );
-    lab.ssh(stopped, "systemctl start docker.service");
+    lab.start_docker(stopped);
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }
 
@@ -938,7 +938,7 @@ fn a_mode_only_change_whose_verification_fails_is_reverted() {
         "{stdout}"
     );
     assert_eq!(stat(), "644 root:root\n", "the old mode is back");
-    lab.ssh(host, "systemctl start docker.service");
+    lab.start_docker(host);
     assert_success(
         &dockhand(
             lab,

@@ -444,6 +444,13 @@ fn handler_script(handlers: &[Handler], ssh_unit: &str) -> String {
             // started without it (our override) bound /var/run/docker.sock
             // itself and removed it on exit, so the socket unit's path is
             // gone. With our override the socket is left alone.
+            // When the start fails but dockerd did not fail (no exit status
+            // of its own, 1 to 199), systemd could not set it up: seen on
+            // nspawn hosts under load when a unit starts right after it
+            // stopped, as 219/CGROUP of docker.socket's or dockerd's
+            // process (the old cgroup still going away). dockerd's
+            // settings are not to blame, and the start is tried once more,
+            // a second later.
             // The start blocks until docker is up or systemd gave up. A
             // Type=notify unit (Debian's docker.io, docker-ce) is active
             // only once dockerd sent READY=1, which it does after its API
@@ -457,7 +464,14 @@ fn handler_script(handlers: &[Handler], ssh_unit: &str) -> String {
                  systemctl stop docker.service; \
                  props=$(systemctl show -p Type -p ExecStart docker.service); \
                  case $props in *fd://*) systemctl cat docker.socket >/dev/null 2>&1 && systemctl restart docker.socket ;; esac; \
-                 systemctl start docker.service || { journalctl -u docker.service -n 3 --no-pager -o cat; exit 1; }; \
+                 if ! systemctl start docker.service; then \
+                   st=$(systemctl show -p ExecMainStatus --value docker.service); \
+                   case $st in \
+                     [1-9]|[1-9][0-9]|1[0-9][0-9]) false ;; \
+                     *) echo \"docker did not start, and dockerd did not fail (exit status ${st:-none}): starting it once more\"; \
+                        sleep 1; systemctl reset-failed docker.service docker.socket; systemctl start docker.service ;; \
+                   esac || { journalctl -u docker.service -u docker.socket -n 4 --no-pager -o cat; exit 1; }; \
+                 fi; \
                  case $props in *Type=notify*) exit 0 ;; esac; \
                  if command -v curl >/dev/null; then answers() { curl -sf --max-time 2 --unix-socket /var/run/docker.sock http://docker/_ping >/dev/null; }; \
                  elif command -v docker >/dev/null; then answers() { docker version >/dev/null 2>&1; }; \

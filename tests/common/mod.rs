@@ -152,6 +152,22 @@ impl TestLab {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// Starts docker on a host the test stopped it on. Started right after
+    /// it stopped, on a loaded machine, systemd in an nspawn host sometimes
+    /// cannot set up docker.socket's or dockerd's process (219/CGROUP: the
+    /// old cgroup is still going away). When dockerd itself did not fail,
+    /// the start is tried once more, as dockhand's restart handler does.
+    pub fn start_docker(&self, host: &str) {
+        self.ssh(
+            host,
+            "systemctl start docker.service || \
+               case $(systemctl show -p ExecMainStatus --value docker.service) in \
+                 [1-9]|[1-9][0-9]|1[0-9][0-9]) false ;; \
+                 *) sleep 1; systemctl reset-failed docker.service docker.socket; \
+                    systemctl start docker.service ;; esac",
+        );
+    }
+
     /// OpenSSH's client, ready to run `command` on `host` as root with the
     /// lab's key and known_hosts, strictly and never asking anything.
     pub fn ssh_command(&self, host: &str, command: &str) -> Command {
