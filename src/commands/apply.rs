@@ -14,7 +14,7 @@ use crate::core::inventory::Host;
 use crate::core::outcome::Applied;
 use crate::core::plan::HostPlan;
 use crate::core::resources::TlsMaterial;
-use crate::engine::fleet::{Ended, Finished, Fleet, Rollout, Sink};
+use crate::engine::fleet::{Ended, Finished, Fleet, HostRun, Rollout, Sink};
 use crate::engine::load::{self, Selection};
 use crate::engine::pipeline::{self, HostJob, Prepared};
 use crate::error::{Error, Result};
@@ -113,15 +113,9 @@ fn apply_in_one_pass(
     let checks = Arc::new(load::checks(&playbook, loaded.store.as_ref(), client)?);
     let jobs: Vec<(String, HostJob)> = jobs
         .into_iter()
-        .map(|(name, job)| match issued.get(&name) {
-            Some(tls) => (
-                name,
-                HostJob {
-                    tls: tls.clone(),
-                    ..job
-                },
-            ),
-            None => (name, job),
+        .map(|(name, job)| {
+            let job = with_issued(job, &issued);
+            (name, job)
         })
         .collect();
     Ok(runtime.block_on(fleet.roll_out(
@@ -133,10 +127,7 @@ fn apply_in_one_pass(
             let (checks, playbook) = (checks.clone(), playbook.clone());
             async move {
                 let prepared = pipeline::prepare(&Ssh, &playbook, &job, &run).await?;
-                let plan = prepared.plan.clone();
-                let applied =
-                    pipeline::apply_and_verify(&Ssh, prepared, &job, &checks, &run).await?;
-                Ok((applied, plan))
+                apply_prepared(prepared, &job, &checks, &run).await
             }
         },
     )))
@@ -232,11 +223,8 @@ fn plan_ask_apply(
     let jobs: Vec<(String, Result<Planned>)> = prepared
         .into_iter()
         .map(|f| {
-            let tls = issued.get(&f.host).cloned();
-            let planned = super::result_of(&f.host, f.ended).map(|(job, prepared)| match tls {
-                Some(tls) => (HostJob { tls, ..job }, prepared),
-                None => (job, prepared),
-            });
+            let planned = super::result_of(&f.host, f.ended)
+                .map(|(job, prepared)| (with_issued(job, &issued), prepared));
             (f.host.clone(), planned)
         })
         .collect();
@@ -252,13 +240,34 @@ fn plan_ask_apply(
                 // The issued certificates are known now: the same gathered
                 // state, planned again with them (pure, no round trip).
                 let prepared = pipeline::replan(&playbook, &job, prepared)?;
-                let plan = prepared.plan.clone();
-                let applied =
-                    pipeline::apply_and_verify(&Ssh, prepared, &job, &checks, &run).await?;
-                Ok((applied, plan))
+                apply_prepared(prepared, &job, &checks, &run).await
             }
         },
     ))))
+}
+
+/// The job with the TLS files the PKI issued for its host, if any.
+fn with_issued(job: HostJob, issued: &HashMap<String, TlsMaterial>) -> HostJob {
+    match issued.get(&job.host.name) {
+        Some(tls) => HostJob {
+            tls: tls.clone(),
+            ..job
+        },
+        None => job,
+    }
+}
+
+/// Applies a planned host and verifies it; returns the outcome with the
+/// plan it carried out, for the report.
+async fn apply_prepared(
+    prepared: Prepared<SshSession>,
+    job: &HostJob,
+    checks: &pipeline::Checks,
+    run: &HostRun,
+) -> Result<AppliedHost> {
+    let plan = prepared.plan.clone();
+    let applied = pipeline::apply_and_verify(&Ssh, prepared, job, checks, run).await?;
+    Ok((applied, plan))
 }
 
 /// The local PKI issues what is missing: the CA, a certificate per host,
