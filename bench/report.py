@@ -45,8 +45,13 @@ def targets(size: dict) -> list[tuple[str, str, bool | None]]:
     def row(name: str, slow_key: str, fast_key: str, needed: float) -> None:
         slow, fast = m(slow_key), m(fast_key)
         met = None if slow is None or fast is None else slow / fast >= needed
-        figure = ratio(slow, fast)
-        rows.append((name, figure if figure == "—" else f"dockhand {figure} faster", met))
+        if slow is None or fast is None or slow == 0 or fast == 0:
+            figure = "—"
+        elif slow >= fast:
+            figure = f"dockhand {slow / fast:.1f}× faster"
+        else:
+            figure = f"dockhand {fast / slow:.1f}× slower"
+        rows.append((name, figure, met))
 
     row("no-op ≥ 1.5× faster than pyinfra's", "pyinfra_noop", "dockhand_noop", 1.5)
     row("no-op ≥ 30× faster than Ansible's", "ansible_noop", "dockhand_noop", 30)

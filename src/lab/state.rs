@@ -32,8 +32,13 @@ pub struct LabPaths {
 }
 
 impl LabPaths {
+    /// The paths are made absolute: mounts are found by their absolute
+    /// paths in /proc/self/mountinfo, and with a relative DOCKHAND_LAB_DIR
+    /// `down` would not see a host's overlay and could not remove it.
     pub fn new(name: &str, state_root: PathBuf, cache: PathBuf) -> Result<Self> {
         validate_name(name)?;
+        let absolute = |path: PathBuf| std::path::absolute(&path).map_err(|e| Error::file(&path, e));
+        let (state_root, cache) = (absolute(state_root)?, absolute(cache)?);
         Ok(LabPaths {
             name: name.to_string(),
             dir: state_root.join(name),
@@ -243,6 +248,15 @@ pub fn random_uuid() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_state_and_cache_dirs_are_made_absolute() {
+        let paths =
+            LabPaths::new("lab", PathBuf::from("target/labs"), PathBuf::from("cache")).unwrap();
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(paths.dir, here.join("target/labs/lab"));
+        assert_eq!(paths.cache, here.join("cache"));
+    }
 
     #[test]
     fn names_are_checked() {
