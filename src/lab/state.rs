@@ -37,7 +37,8 @@ impl LabPaths {
     /// `down` would not see a host's overlay and could not remove it.
     pub fn new(name: &str, state_root: PathBuf, cache: PathBuf) -> Result<Self> {
         validate_name(name)?;
-        let absolute = |path: PathBuf| std::path::absolute(&path).map_err(|e| Error::file(&path, e));
+        let absolute =
+            |path: PathBuf| std::path::absolute(&path).map_err(|e| Error::file(&path, e));
         let (state_root, cache) = (absolute(state_root)?, absolute(cache)?);
         Ok(LabPaths {
             name: name.to_string(),
