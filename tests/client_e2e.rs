@@ -31,24 +31,28 @@ fn exports_and_contexts(name: &str, release: Release) {
     // The docker CLI keeps its contexts here, not in root's home.
     let docker_config = scene.dir.path().join("docker-config");
     let bundle = scene.dir.path().join("ops");
-    let output = lab.dockhand_with(
-        &[
-            "pki",
-            "client",
-            "ops",
-            "--out",
-            &bundle.to_string_lossy(),
-            "-i",
-            &inventory,
-            "--host",
-            host,
-            "--context",
-        ],
-        &[
-            ("DOCKHAND_PKI_DIR", pki.as_os_str()),
-            ("DOCKER_CONFIG", docker_config.as_os_str()),
-        ],
-    );
+    // `pki client --context`, run twice: the second run updates the context.
+    let client_with_context = || {
+        lab.dockhand_with(
+            &[
+                "pki",
+                "client",
+                "ops",
+                "--out",
+                &bundle.to_string_lossy(),
+                "-i",
+                &inventory,
+                "--host",
+                host,
+                "--context",
+            ],
+            &[
+                ("DOCKHAND_PKI_DIR", pki.as_os_str()),
+                ("DOCKER_CONFIG", docker_config.as_os_str()),
+            ],
+        )
+    };
+    let output = client_with_context();
     assert_success(&output, "pki client");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -94,24 +98,7 @@ fn exports_and_contexts(name: &str, release: Release) {
     assert_eq!(through_context.stdout, version.stdout);
 
     // Run again: the context is updated, not duplicated.
-    let again = lab.dockhand_with(
-        &[
-            "pki",
-            "client",
-            "ops",
-            "--out",
-            &bundle.to_string_lossy(),
-            "-i",
-            &inventory,
-            "--host",
-            host,
-            "--context",
-        ],
-        &[
-            ("DOCKHAND_PKI_DIR", pki.as_os_str()),
-            ("DOCKER_CONFIG", docker_config.as_os_str()),
-        ],
-    );
+    let again = client_with_context();
     assert_success(&again, "pki client again");
     assert!(String::from_utf8_lossy(&again.stderr).contains("updated the docker context"));
 
@@ -264,15 +251,7 @@ fn renewal(name: &str, release: Release) {
     assert!(server["days_left"].as_i64().unwrap() >= 59, "{server:#}");
 
     // The docker CLI still works with a client bundle.
-    let bundle = scene.dir.path().join("bundle");
-    assert_success(
-        &dockhand_pki(
-            lab,
-            pki,
-            &["pki", "client", "t", "--out", &bundle.to_string_lossy()],
-        ),
-        "pki client",
-    );
+    let bundle = common::client_bundle(lab, pki, scene.dir.path().join("bundle"));
     assert_success(
         &common::docker_over_tls(&address, &bundle, &["version"]),
         "docker version after the renewal",

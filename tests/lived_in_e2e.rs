@@ -123,15 +123,7 @@ fn docker_machine_host(name: &str, release: Release) {
         .contains("$DOCKER_OPTS")
     );
     assert!(!plain_api_answers(&address), "port 2375 no longer answers");
-    let bundle = dir.join("bundle");
-    assert_success(
-        &dockhand_pki(
-            lab,
-            pki,
-            &["pki", "client", "t", "--out", &bundle.to_string_lossy()],
-        ),
-        "pki client",
-    );
+    let bundle = common::client_bundle(lab, pki, dir.join("bundle"));
     assert_success(
         &docker_over_tls(&address, &bundle, &["version"]),
         "docker over mutual TLS on 2376",
@@ -218,15 +210,7 @@ fn insecure_registries_kept(name: &str, release: Release) {
     assert_eq!(daemon["debug"], true);
     assert_eq!(daemon["tlsverify"], true);
     // The running daemon has it too, as its own API says.
-    let bundle = dir.join("bundle");
-    assert_success(
-        &dockhand_pki(
-            lab,
-            pki,
-            &["pki", "client", "t", "--out", &bundle.to_string_lossy()],
-        ),
-        "pki client",
-    );
+    let bundle = common::client_bundle(lab, pki, dir.join("bundle"));
     let info = docker_over_tls(
         &address,
         &bundle,

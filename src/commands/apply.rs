@@ -58,7 +58,9 @@ pub fn run(options: &Options) -> Result<i32> {
     let asks = !options.yes && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let started = Instant::now();
     let applied = if asks {
-        let Some(applied) = plan_ask_apply(options, &loaded, jobs, &runtime, &progress, &fleet)?
+        let Some(applied) = plan_ask_apply(
+            options, &loaded, &addresses, jobs, &runtime, &progress, &fleet,
+        )?
         else {
             drop(fleet);
             progress.finish();
@@ -142,6 +144,7 @@ fn apply_in_one_pass(
 fn plan_ask_apply(
     options: &Options,
     loaded: &load::Loaded,
+    addresses: &HashMap<String, String>,
     jobs: Vec<(String, HostJob)>,
     runtime: &tokio::runtime::Runtime,
     progress: &Progress,
@@ -158,7 +161,7 @@ fn plan_ask_apply(
             }
         }
     }));
-    let planned: Vec<&str> = prepared
+    let planned: std::collections::HashSet<&str> = prepared
         .iter()
         .filter(|f| f.ended.is_ok())
         .map(|f| f.host.as_str())
@@ -172,12 +175,7 @@ fn plan_ask_apply(
             .iter()
             .map(|f| HostOutcome {
                 host: f.host.clone(),
-                address: loaded
-                    .hosts
-                    .iter()
-                    .find(|(h, _)| h.name == f.host)
-                    .map(|(h, _)| h.address.clone())
-                    .unwrap_or_default(),
+                address: addresses[&f.host].clone(),
                 plan: match &f.ended {
                     Ended::Ran(Ok((_, p))) => Ok(p.plan.clone()),
                     Ended::Ran(Err(e)) => Err(Error::Usage(e.to_string())),

@@ -427,6 +427,21 @@ pub fn stage_input(work: &Work) -> Vec<u8> {
     out
 }
 
+/// Starts docker.service, and when that fails but dockerd did not (no
+/// exit status of its own, 1 to 199), once more a second later: systemd
+/// could not set it up (219/CGROUP of docker.socket's or dockerd's
+/// process, seen on nspawn hosts under load when a unit starts right
+/// after it stopped). Exits 1 with the journal's last lines otherwise.
+/// The restart handler uses it, and so do the tests that stop docker.
+pub const START_DOCKER: &str = "if ! systemctl start docker.service; then \
+       st=$(systemctl show -p ExecMainStatus --value docker.service); \
+       case $st in \
+         [1-9]|[1-9][0-9]|1[0-9][0-9]) false ;; \
+         *) echo \"docker did not start, and dockerd did not fail (exit status ${st:-none}): starting it once more\"; \
+            sleep 1; systemctl reset-failed docker.service docker.socket; systemctl start docker.service ;; \
+       esac || { journalctl -u docker.service -u docker.socket -n 4 --no-pager -o cat; exit 1; }; \
+     fi";
+
 /// Handler commands, in their fixed order. A restart of docker waits until
 /// the daemon answers on its socket.
 fn handler_script(handlers: &[Handler], ssh_unit: &str) -> String {
@@ -444,13 +459,8 @@ fn handler_script(handlers: &[Handler], ssh_unit: &str) -> String {
             // started without it (our override) bound /var/run/docker.sock
             // itself and removed it on exit, so the socket unit's path is
             // gone. With our override the socket is left alone.
-            // When the start fails but dockerd did not fail (no exit status
-            // of its own, 1 to 199), systemd could not set it up: seen on
-            // nspawn hosts under load when a unit starts right after it
-            // stopped, as 219/CGROUP of docker.socket's or dockerd's
-            // process (the old cgroup still going away). dockerd's
-            // settings are not to blame, and the start is tried once more,
-            // a second later.
+            // The start is START_DOCKER, tried once more when systemd
+            // rather than dockerd failed.
             // The start blocks until docker is up or systemd gave up. A
             // Type=notify unit (Debian's docker.io, docker-ce) is active
             // only once dockerd sent READY=1, which it does after its API
@@ -460,25 +470,20 @@ fn handler_script(handlers: &[Handler], ssh_unit: &str) -> String {
             // client the host has: curl, else the docker CLI (a Go binary
             // that costs the host about 45 ms to start), else systemd's
             // word.
-            Handler::RestartDocker => "systemctl reset-failed docker.service docker.socket 2>/dev/null; \
+            Handler::RestartDocker => [
+                "systemctl reset-failed docker.service docker.socket 2>/dev/null; \
                  systemctl stop docker.service; \
                  props=$(systemctl show -p Type -p ExecStart docker.service); \
-                 case $props in *fd://*) systemctl cat docker.socket >/dev/null 2>&1 && systemctl restart docker.socket ;; esac; \
-                 if ! systemctl start docker.service; then \
-                   st=$(systemctl show -p ExecMainStatus --value docker.service); \
-                   case $st in \
-                     [1-9]|[1-9][0-9]|1[0-9][0-9]) false ;; \
-                     *) echo \"docker did not start, and dockerd did not fail (exit status ${st:-none}): starting it once more\"; \
-                        sleep 1; systemctl reset-failed docker.service docker.socket; systemctl start docker.service ;; \
-                   esac || { journalctl -u docker.service -u docker.socket -n 4 --no-pager -o cat; exit 1; }; \
-                 fi; \
-                 case $props in *Type=notify*) exit 0 ;; esac; \
+                 case $props in *fd://*) systemctl cat docker.socket >/dev/null 2>&1 && systemctl restart docker.socket ;; esac; ",
+                START_DOCKER,
+                "; case $props in *Type=notify*) exit 0 ;; esac; \
                  if command -v curl >/dev/null; then answers() { curl -sf --max-time 2 --unix-socket /var/run/docker.sock http://docker/_ping >/dev/null; }; \
                  elif command -v docker >/dev/null; then answers() { docker version >/dev/null 2>&1; }; \
                  else answers() { systemctl is-active --quiet docker.service; }; fi; \
                  i=0; until answers; do \
-                   i=$((i+1)); [ $i -lt 120 ] || { echo 'docker did not answer on its socket within 60s'; exit 1; }; sleep 0.5; done"
-                .to_string(),
+                   i=$((i+1)); [ $i -lt 120 ] || { echo 'docker did not answer on its socket within 60s'; exit 1; }; sleep 0.5; done",
+            ]
+            .concat(),
             // sshd re-executes itself on a reload: for a moment nothing
             // listens, and a login then is refused. The reload is done
             // when every listening socket is a new one (no inode from

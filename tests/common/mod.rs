@@ -152,20 +152,11 @@ impl TestLab {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    /// Starts docker on a host the test stopped it on. Started right after
-    /// it stopped, on a loaded machine, systemd in an nspawn host sometimes
-    /// cannot set up docker.socket's or dockerd's process (219/CGROUP: the
-    /// old cgroup is still going away). When dockerd itself did not fail,
-    /// the start is tried once more, as dockhand's restart handler does.
+    /// Starts docker on a host the test stopped it on, as dockhand's
+    /// restart handler does: once more when systemd, not dockerd, failed
+    /// (219/CGROUP on a loaded machine, the old cgroup still going away).
     pub fn start_docker(&self, host: &str) {
-        self.ssh(
-            host,
-            "systemctl start docker.service || \
-               case $(systemctl show -p ExecMainStatus --value docker.service) in \
-                 [1-9]|[1-9][0-9]|1[0-9][0-9]) false ;; \
-                 *) sleep 1; systemctl reset-failed docker.service docker.socket; \
-                    systemctl start docker.service ;; esac",
-        );
+        self.ssh(host, dockhand::engine::apply::START_DOCKER);
     }
 
     /// OpenSSH's client, ready to run `command` on `host` as root with the
@@ -272,6 +263,20 @@ pub fn docker_cli() -> PathBuf {
         .map(|e| e.path().join("usr/bin/docker"))
         .find(|p| p.is_file())
         .expect("a docker CLI")
+}
+
+/// Writes the client bundle of the certificate `t` into `dir` with `pki
+/// client`, for `docker_over_tls`; returns `dir`.
+pub fn client_bundle(lab: &TestLab, pki: &std::path::Path, dir: PathBuf) -> PathBuf {
+    assert_success(
+        &dockhand_pki(
+            lab,
+            pki,
+            &["pki", "client", "t", "--out", &dir.to_string_lossy()],
+        ),
+        "pki client",
+    );
+    dir
 }
 
 /// The docker CLI against `address` with the client bundle in `bundle`.
