@@ -400,6 +400,7 @@ fn a_killed_apply_never_leaves_files_half_written_or_open_and_a_rerun_converges(
             kills += 1;
         }
         child.wait().unwrap();
+        lab.wait_for_sshd(host);
         if delay_ms % 120 == 0 {
             lab.ssh(host, reset);
         }

@@ -489,15 +489,18 @@ fn handler_script(handlers: &[Handler], ssh_unit: &str) -> String {
             // when every listening socket is a new one (no inode from
             // before, read from /proc/net, and as many as before: IPv4 and
             // IPv6), so the next login, ours or a user's, finds sshd. A
-            // socket-activated sshd keeps systemd's socket.
+            // socket-activated sshd keeps systemd's socket. Each look is one
+            // awk and builtins: on a loaded host sshd's re-exec can take a
+            // second, and a poll that forks five processes every 100 ms
+            // adds to the load it waits out.
             Handler::ReloadSsh => format!(
                 "port=$(sshd -T 2>/dev/null | awk '$1==\"port\" {{printf \"%04X\", $2; exit}}'); \
-                 listeners() {{ cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v p=\":${{port:-0016}}\" '$4==\"0A\" && substr($2, length($2)-4)==p {{print $10}}' | sort | tr '\\n' ' '; }}; \
+                 listeners() {{ awk -v p=\":${{port:-0016}}\" '$4==\"0A\" && substr($2, length($2)-4)==p {{printf \"%s \", $10}}' /proc/net/tcp /proc/net/tcp6 2>/dev/null; }}; \
                  before=$(listeners); \
                  sshd -t && systemctl reload {unit} || exit 1; \
                  if [ -n \"$before\" ] && [ \"$(systemctl is-active ssh.socket sshd.socket 2>/dev/null | grep -c '^active')\" = 0 ]; then \
                    renewed() {{ [ -n \"$now\" ] || return 1; for old in $before; do case \" $now \" in *\" $old \"*) return 1;; esac; done; \
-                     [ \"$(echo $now | wc -w)\" -ge \"$(echo $before | wc -w)\" ]; }}; \
+                     set -- $now; n=$#; set -- $before; [ \"$n\" -ge $# ]; }}; \
                    i=0; while now=$(listeners); ! renewed; do \
                      i=$((i+1)); [ $i -lt 100 ] || {{ echo 'sshd did not listen again within 10s of the reload'; exit 1; }}; sleep 0.1; done; \
                  fi",

@@ -152,6 +152,24 @@ impl TestLab {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// Waits until `host`'s sshd takes logins again, for up to 10 s. An
+    /// apply killed on purpose may have just sent sshd its reload and not
+    /// lived to wait for the new listeners, so for a moment while sshd
+    /// re-executes itself nothing listens on port 22. Only connection
+    /// refusals are waited out; any other failure fails at once.
+    pub fn wait_for_sshd(&self, host: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let output = self.ssh_command(host, "true").output().expect("run ssh");
+            let refused = String::from_utf8_lossy(&output.stderr).contains("Connection refused");
+            if output.status.success() || !refused || std::time::Instant::now() > deadline {
+                assert_success(&output, &format!("ssh {host} after an interrupted apply"));
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Starts docker on a host the test stopped it on, as dockhand's
     /// restart handler does: once more when systemd, not dockerd, failed
     /// (219/CGROUP on a loaded machine, the old cgroup still going away).
