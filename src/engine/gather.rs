@@ -52,19 +52,22 @@ const FACTS: &str = r#"echo '@facts'
 . /etc/os-release 2>/dev/null; printf 'os %s %s\n' "${ID:-unknown}" "${VERSION_ID:-unknown}"
 dockerd_bin=$(command -v dockerd || true)
 printf 'dockerd %s\n' "$dockerd_bin"
-docker_show=$(systemctl show docker.service -p ExecStart -p DropInPaths -p FragmentPath -p EnvironmentFiles -p ActiveState 2>/dev/null)
-drop_ins=; fragment=; env_files=; docker_state=
+units_show=$(systemctl show -p Id -p ExecStart -p DropInPaths -p FragmentPath -p EnvironmentFiles -p ActiveState docker.service sshd.service 2>/dev/null)
+drop_ins=; fragment=; env_files=; docker_state=; ssh_unit=; ssh_state=; unit=docker
 while IFS= read -r l; do
-  case $l in
-    ExecStart=*argv*) l=${l#*argv\[\]=}; printf 'exec_start %s\n' "${l%% ;*}" ;;
-    DropInPaths=*) drop_ins=${l#DropInPaths=} ;;
-    FragmentPath=*) fragment=${l#FragmentPath=} ;;
-    EnvironmentFiles=/*) l=${l#EnvironmentFiles=}; env_files="$env_files ${l%% (ignore_errors*}" ;;
-    ActiveState=*) docker_state=${l#ActiveState=} ;;
+  case $unit/$l in
+    */) unit=ssh ;;
+    docker/ExecStart=*argv*) l=${l#*argv\[\]=}; printf 'exec_start %s\n' "${l%% ;*}" ;;
+    docker/DropInPaths=*) drop_ins=${l#DropInPaths=} ;;
+    docker/FragmentPath=*) fragment=${l#FragmentPath=} ;;
+    docker/EnvironmentFiles=/*) l=${l#EnvironmentFiles=}; env_files="$env_files ${l%% (ignore_errors*}" ;;
+    docker/ActiveState=*) docker_state=${l#ActiveState=} ;;
+    ssh/Id=*) ssh_unit=${l#Id=} ;;
+    ssh/ActiveState=*) ssh_state=${l#ActiveState=} ;;
   esac
-done <<DOCKER_SHOW
-$docker_show
-DOCKER_SHOW
+done <<UNITS_SHOW
+$units_show
+UNITS_SHOW
 for f in $drop_ins; do case $f in /*) printf 'docker_drop_in %s\n' "$f" ;; esac; done
 for f in $fragment $drop_ins; do
   [ -f "$f" ] && [ -r "$f" ] && { b=$(base64 -w0 -- "$f"); printf 'docker_unit_file %s %s\n' "${b:-=}" "$f"; }
@@ -73,16 +76,10 @@ for f in $env_files; do
   [ -f "$f" ] && [ -r "$f" ] && { b=$(base64 -w0 -- "$f"); printf 'docker_env_file %s %s\n' "${b:-=}" "$f"; }
 done
 printf 'docker_active %s\n' "${docker_state:-inactive}"
-ssh_unit=; ssh_state=
-while IFS= read -r l; do
-  case $l in Id=*) ssh_unit=${l#Id=} ;; ActiveState=*) ssh_state=${l#ActiveState=} ;; esac
-done <<SSH_SHOW
-$(systemctl show -p Id -p ActiveState sshd.service 2>/dev/null)
-SSH_SHOW
 printf 'ssh_unit %s\n' "${ssh_unit:-ssh.service}"
 printf 'ssh_active %s\n' "${ssh_state:-inactive}"
 for f in /etc/ssh/sshd_config.d/*.conf; do [ -e "$f" ] && printf 'sshd_drop_in %s\n' "$f"; done
-printf 'ssh_kex %s\n' "$(ssh -Q kex 2>/dev/null | tr '\n' ' ')"
+kex=$(ssh -Q kex 2>/dev/null); printf 'ssh_kex %s\n' "$(echo $kex)"
 for f in /etc/ssh/ssh_host_*_key; do [ -e "$f" ] && printf 'ssh_host_key %s\n' "$f"; done
 dockerd_packaged=
 case $dockerd_bin in /usr/bin/dockerd|/usr/sbin/dockerd)
