@@ -194,7 +194,15 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
     );
     let verified: Value = serde_json::from_slice(&verify.stdout).unwrap();
     assert_eq!(verify.status.code(), Some(0), "{verified:#}");
-    assert_eq!(verified["summary"]["unchanged"], 3, "{verified:#}");
+    assert_eq!(verified["summary"]["verified"], 3, "{verified:#}");
+    assert!(
+        verified["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["status"] == "verified"),
+        "{verified:#}"
+    );
 
     // A second apply changes nothing and restarts nothing, and logs in
     // once per host: no second connection when nothing changed.

@@ -90,7 +90,12 @@ pub fn run(options: &Options) -> Result<i32> {
             }
         })
         .collect();
-    report::apply::print(&outcomes, options.format, started.elapsed());
+    report::apply::print(
+        &outcomes,
+        report::apply::Run::Apply,
+        options.format,
+        started.elapsed(),
+    );
     Ok(if outcomes.iter().all(|o| o.result.is_ok()) {
         0
     } else {

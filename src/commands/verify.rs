@@ -95,7 +95,12 @@ pub fn run(options: &Options) -> Result<i32> {
             notes: Vec::new(),
         })
         .collect();
-    report::apply::print(&outcomes, options.format, started.elapsed());
+    report::apply::print(
+        &outcomes,
+        report::apply::Run::Verify,
+        options.format,
+        started.elapsed(),
+    );
     Ok(if outcomes.iter().all(|o| o.result.is_ok()) {
         0
     } else {

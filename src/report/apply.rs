@@ -12,8 +12,17 @@ use super::{ApplyOutcome, Format};
 use crate::core::outcome::Applied;
 use crate::core::playbook::Handler;
 
-fn status(outcome: &ApplyOutcome) -> &'static str {
+/// Which command's outcomes these are: verify reports a host that passed
+/// as `verified`, never as `unchanged`, which would suggest an apply ran.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Run {
+    Apply,
+    Verify,
+}
+
+fn status(outcome: &ApplyOutcome, run: Run) -> &'static str {
     match &outcome.result {
+        Ok(_) if run == Run::Verify => "verified",
         Ok((Applied::Unchanged, _)) => "unchanged",
         Ok((Applied::Changed { .. }, _)) => "changed",
         Err(err) if err.is_unreachable() => "unreachable",
@@ -22,28 +31,42 @@ fn status(outcome: &ApplyOutcome) -> &'static str {
     }
 }
 
+/// The counts: an apply's have `changed` and `unchanged`, a verify's
+/// `verified`.
 #[derive(Serialize, Default, PartialEq, Debug)]
 pub struct Summary {
     pub hosts: usize,
-    pub changed: usize,
-    pub unchanged: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unchanged: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<usize>,
     pub failed: usize,
     pub unreachable: usize,
     pub skipped: usize,
 }
 
-pub fn summarize(outcomes: &[ApplyOutcome]) -> Summary {
+pub fn summarize(outcomes: &[ApplyOutcome], run: Run) -> Summary {
+    let zero = |wanted: bool| wanted.then_some(0);
     let mut summary = Summary {
         hosts: outcomes.len(),
+        changed: zero(run == Run::Apply),
+        unchanged: zero(run == Run::Apply),
+        verified: zero(run == Run::Verify),
         ..Summary::default()
     };
     for outcome in outcomes {
-        match status(outcome) {
-            "changed" => summary.changed += 1,
-            "unchanged" => summary.unchanged += 1,
-            "unreachable" => summary.unreachable += 1,
-            "skipped" => summary.skipped += 1,
-            _ => summary.failed += 1,
+        let count = match status(outcome, run) {
+            "changed" => summary.changed.as_mut(),
+            "unchanged" => summary.unchanged.as_mut(),
+            "verified" => summary.verified.as_mut(),
+            "unreachable" => Some(&mut summary.unreachable),
+            "skipped" => Some(&mut summary.skipped),
+            _ => Some(&mut summary.failed),
+        };
+        if let Some(count) = count {
+            *count += 1;
         }
     }
     summary
@@ -63,8 +86,8 @@ struct JsonHost<'a> {
     notes: &'a [String],
 }
 
-pub fn print(outcomes: &[ApplyOutcome], format: Format, elapsed: Duration) {
-    let summary = summarize(outcomes);
+pub fn print(outcomes: &[ApplyOutcome], run: Run, format: Format, elapsed: Duration) {
+    let summary = summarize(outcomes, run);
     let text = match format {
         Format::Json => {
             let hosts: Vec<JsonHost> = outcomes
@@ -72,7 +95,7 @@ pub fn print(outcomes: &[ApplyOutcome], format: Format, elapsed: Duration) {
                 .map(|o| JsonHost {
                     host: &o.host,
                     address: &o.address,
-                    status: status(o),
+                    status: status(o, run),
                     seconds: o.elapsed.as_secs_f64(),
                     error: o.result.as_ref().err().map(|e| e.to_string()),
                     changes: o
@@ -103,9 +126,10 @@ pub fn print(outcomes: &[ApplyOutcome], format: Format, elapsed: Duration) {
         Format::Human => {
             let mut out = String::new();
             for outcome in outcomes {
-                let label = match status(outcome) {
+                let label = match status(outcome, run) {
                     "changed" => style("changed").yellow(),
                     "unchanged" => style("unchanged").green(),
+                    "verified" => style("verified").green(),
                     other => style(other).red().bold(),
                 };
                 let detail = match &outcome.result {
@@ -139,13 +163,25 @@ pub fn print(outcomes: &[ApplyOutcome], format: Format, elapsed: Duration) {
                     );
                 }
             }
+            let (title, counts) = match run {
+                Run::Apply => (
+                    "Apply:",
+                    format!(
+                        "{} changed, {} unchanged",
+                        summary.changed.unwrap_or(0),
+                        summary.unchanged.unwrap_or(0)
+                    ),
+                ),
+                Run::Verify => (
+                    "Verify:",
+                    format!("{} verified", summary.verified.unwrap_or(0)),
+                ),
+            };
             let _ = writeln!(
                 out,
-                "{} {} host(s): {} changed, {} unchanged, {} failed, {} unreachable{} ({:.1}s)",
-                style("Apply:").bold(),
+                "{} {} host(s): {counts}, {} failed, {} unreachable{} ({:.1}s)",
+                style(title).bold(),
                 summary.hosts,
-                summary.changed,
-                summary.unchanged,
                 summary.failed,
                 summary.unreachable,
                 if summary.skipped > 0 {
@@ -159,4 +195,54 @@ pub fn print(outcomes: &[ApplyOutcome], format: Format, elapsed: Duration) {
         }
     };
     super::raw_stdout(&text);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    fn outcome(result: crate::error::Result<Applied>) -> ApplyOutcome {
+        ApplyOutcome {
+            host: "h".into(),
+            address: "192.0.2.1".into(),
+            elapsed: Duration::ZERO,
+            warnings: Vec::new(),
+            notes: Vec::new(),
+            result: result.map(|applied| (applied, Vec::new())),
+        }
+    }
+
+    #[test]
+    fn apply_counts_changes_and_verify_counts_hosts_that_passed() {
+        let outcomes = [
+            outcome(Ok(Applied::Unchanged)),
+            outcome(Ok(Applied::Unchanged)),
+            outcome(Err(Error::Host {
+                host: "h".into(),
+                step: "verify".into(),
+                reason: "refused".into(),
+            })),
+            outcome(Err(Error::Skipped {
+                host: "h".into(),
+                reason: "interrupted".into(),
+            })),
+        ];
+        let cases = [
+            (
+                Run::Apply,
+                serde_json::json!({"hosts": 4, "changed": 0, "unchanged": 2, "failed": 1, "unreachable": 0, "skipped": 1}),
+            ),
+            (
+                Run::Verify,
+                serde_json::json!({"hosts": 4, "verified": 2, "failed": 1, "unreachable": 0, "skipped": 1}),
+            ),
+        ];
+        for (run, want) in cases {
+            let summary = serde_json::to_value(summarize(&outcomes, run)).unwrap();
+            assert_eq!(summary, want, "{run:?}");
+        }
+        assert_eq!(status(&outcomes[0], Run::Verify), "verified");
+        assert_eq!(status(&outcomes[0], Run::Apply), "unchanged");
+    }
 }
