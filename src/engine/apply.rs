@@ -433,6 +433,7 @@ fn staged_check(work: &Work) -> String {
     };
     let paths = |group: &[&Temp]| {
         let mut paths: Vec<&str> = group.iter().map(|t| t.path).collect();
+        paths.sort_unstable();
         paths.dedup();
         paths.join(", ")
     };
@@ -452,6 +453,12 @@ fn staged_check(work: &Work) -> String {
         ));
     }
     s.push_str("  fail 'short write'\nfi\n");
+    // Each temp must still be the regular file staging created, not a
+    // symlink put in its place, before root hands it to its owner (`-h`:
+    // never through a link). Shell builtins: no fork.
+    s.push_str(&format!(
+        "for t in {all}; do [ -f \"$t\" ] && [ ! -L \"$t\" ] || fail \"not a regular file: $t\"; done\n"
+    ));
     let mut owners: BTreeMap<&str, Vec<&Temp>> = BTreeMap::new();
     let mut modes: BTreeMap<u32, Vec<&Temp>> = BTreeMap::new();
     for temp in &temps {
@@ -460,7 +467,7 @@ fn staged_check(work: &Work) -> String {
     }
     for (owner, group) in &owners {
         s.push_str(&format!(
-            "chown -- {} {} || fail {}\n",
+            "chown -h -- {} {} || fail {}\n",
             shell_quote(owner),
             names(group),
             shell_quote(&format!("owner of {}", paths(group)))
@@ -478,7 +485,9 @@ fn staged_check(work: &Work) -> String {
 }
 
 /// The records for the staging command. For a file: `F size mode owner
-/// group temp path`, then exactly `size` bytes. Every field but the last
+/// group temp path`, then exactly `size` bytes (mode, owner and group are
+/// for the record: the script sets them from [`staged_check`], which knows
+/// them too). Every field but the last
 /// is one word (the temp is a name in the path's directory, made of safe
 /// characters; owners and modes are checked at load), and the path is the
 /// rest of the line, spaces and all.
@@ -688,7 +697,8 @@ pub fn commit_script(work: &Work) -> String {
     // Who runs this commit (process group and its start time, so a stale
     // record never names another process), for a rollback that must stop
     // a commit past its deadline. Fields 5 and 22 of /proc/PID/stat, read
-    // by the shell itself (the name, field 2, is `sh`: no spaces).
+    // by the shell itself (the name, field 2, is the shell's or sudo's: no
+    // spaces); the rollback reads them the same way.
     s.push_str(&format!(
         "{{ [ -d {dir} ] || mkdir -p -- {dir}; }} && read -r _ _ _ _ g _ < /proc/$$/stat && read -r {skip} start _ < /proc/$g/stat \
          && printf '%s %s\\n' \"$g\" \"$start\" > {COMMIT_GROUP} 2>/dev/null || :\n\
@@ -801,7 +811,8 @@ pub fn restore_script(work: &Work) -> String {
     // stopped first, so it cannot go on replacing files under the rollback.
     s.push_str(&format!(
         "if read -r g start < {COMMIT_GROUP} 2>/dev/null && [ \"$g\" -gt 1 ] 2>/dev/null \
-           && [ \"$(cut -d' ' -f22 /proc/$g/stat 2>/dev/null)\" = \"$start\" ]; then kill -TERM -- \"-$g\" 2>/dev/null; sleep 0.2; kill -KILL -- \"-$g\" 2>/dev/null; fi; rm -f -- {COMMIT_GROUP}\n"
+           && read -r {skip} now _ 2>/dev/null < /proc/$g/stat && [ \"$now\" = \"$start\" ]; then kill -TERM -- \"-$g\" 2>/dev/null; sleep 0.2; kill -KILL -- \"-$g\" 2>/dev/null; fi; rm -f -- {COMMIT_GROUP}\n",
+        skip = ["_"; 21].join(" "),
     ));
     s.push_str(&disarm_switch(work));
     s.push_str(&restore_lines(work));

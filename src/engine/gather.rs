@@ -56,7 +56,7 @@ units_show=$(systemctl show -p Id -p ExecStart -p DropInPaths -p FragmentPath -p
 drop_ins=; fragment=; env_files=; docker_state=; ssh_unit=; ssh_state=; unit=docker
 while IFS= read -r l; do
   case $unit/$l in
-    */) unit=ssh ;;
+    docker/) unit=ssh ;;
     docker/ExecStart=*argv*) l=${l#*argv\[\]=}; printf 'exec_start %s\n' "${l%% ;*}" ;;
     docker/DropInPaths=*) drop_ins=${l#DropInPaths=} ;;
     docker/FragmentPath=*) fragment=${l#FragmentPath=} ;;
@@ -79,7 +79,7 @@ printf 'docker_active %s\n' "${docker_state:-inactive}"
 printf 'ssh_unit %s\n' "${ssh_unit:-ssh.service}"
 printf 'ssh_active %s\n' "${ssh_state:-inactive}"
 for f in /etc/ssh/sshd_config.d/*.conf; do [ -e "$f" ] && printf 'sshd_drop_in %s\n' "$f"; done
-kex=$(ssh -Q kex 2>/dev/null); printf 'ssh_kex %s\n' "$(echo $kex)"
+kex=$(ssh -Q kex 2>/dev/null); set -f; set -- $kex; set +f; printf 'ssh_kex %s\n' "$*"
 for f in /etc/ssh/ssh_host_*_key; do [ -e "$f" ] && printf 'ssh_host_key %s\n' "$f"; done
 dockerd_packaged=
 case $dockerd_bin in /usr/bin/dockerd|/usr/sbin/dockerd)

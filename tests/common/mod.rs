@@ -152,17 +152,35 @@ impl TestLab {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    /// Waits until `host`'s sshd takes logins again, for up to 10 s. An
-    /// apply killed on purpose may have just sent sshd its reload and not
-    /// lived to wait for the new listeners, so for a moment while sshd
-    /// re-executes itself nothing listens on port 22. Only connection
-    /// refusals are waited out; any other failure fails at once.
+    /// Waits, for up to 20 s, until an apply killed on purpose has nothing
+    /// left running on `host` and its sshd takes logins. Killing dockhand
+    /// does not stop its commit on the host at once (it goes on until it
+    /// next writes to the closed channel), and a commit killed after ssh's
+    /// reload did not live to wait for the new listeners: while sshd
+    /// re-executes itself a login is refused or reset. Those two answers
+    /// are waited out; any other failure fails at once.
     pub fn wait_for_sshd(&self, host: &str) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let commit_done = format!(
+            "i=0; while [ $i -lt 200 ] && read -r g start < {} 2>/dev/null \
+             && [ \"$(cut -d' ' -f22 /proc/$g/stat 2>/dev/null)\" = \"$start\" ]; do i=$((i+1)); sleep 0.1; done",
+            dockhand::engine::apply::COMMIT_GROUP
+        );
         loop {
-            let output = self.ssh_command(host, "true").output().expect("run ssh");
-            let refused = String::from_utf8_lossy(&output.stderr).contains("Connection refused");
-            if output.status.success() || !refused || std::time::Instant::now() > deadline {
+            let output = self
+                .ssh_command(host, &commit_done)
+                .output()
+                .expect("run ssh");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let transient = output.status.code() == Some(255)
+                && [
+                    "Connection refused",
+                    "Connection reset",
+                    "Connection closed",
+                ]
+                .iter()
+                .any(|m| stderr.contains(m));
+            if output.status.success() || !transient || std::time::Instant::now() > deadline {
                 assert_success(&output, &format!("ssh {host} after an interrupted apply"));
                 return;
             }
