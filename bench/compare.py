@@ -16,6 +16,13 @@ must find nothing to change and dockhand verify must pass (untimed): the
 peers did the same job. Wall time is from start to exit; dockhand's peak
 memory is its VmHWM, read every few milliseconds while it runs.
 
+With `--scaling N`, dockhand alone is measured on one lab of N hosts that
+stays up throughout, so the machine carries the same load at every size:
+converges of fresh, disjoint subsets of 10, 40 and N-50 hosts, then
+no-ops of the first 10, 50 and all N hosts, each with its wall time,
+dockhand's own CPU time and the machine's busy CPU time. That is the time
+per extra host with the number of booted hosts held still.
+
 Results go to bench/results/: results.json (every sample, merged across
 invocations by fleet size), summary.md (medians, spread, ratios) and
 wall-time.png (wall time against hosts for the three tools).
@@ -29,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -312,6 +320,60 @@ def one_round(count: int, round_number: int) -> dict:
     return samples
 
 
+def machine_busy_seconds() -> float:
+    """CPU time the machine spent not idle since boot, all cores (the hosts'
+    work and the tools' alike)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - fields[3] - fields[4]) / ticks
+
+
+def dockhand_on(name: str, hosts: list[str], *args: str) -> dict:
+    """dockhand on `hosts` only (--limit), with its own CPU time and the
+    machine's busy CPU time over the run."""
+    before, busy = resource.getrusage(resource.RUSAGE_CHILDREN), machine_busy_seconds()
+    result = dockhand(name, *args, "--limit", ",".join(hosts))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["cpu_seconds"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result["machine_cpu_seconds"] = machine_busy_seconds() - busy
+    result["hosts"] = len(hosts)
+    log(f"  {name} on {len(hosts)} hosts: {result['seconds']:.2f}s, dockhand CPU {result['cpu_seconds']:.2f}s, machine CPU {result['machine_cpu_seconds']:.1f}s")
+    return result
+
+
+def scaling(count: int, runs: int) -> dict:
+    """See `--scaling` in this file's doc."""
+    log(f"scaling on one lab of {count} hosts")
+    hosts = fresh_hosts(count)
+    names = [name for name, _ in hosts]
+    subsets = ((0, 10), (10, 50), (50, count))
+    converges = []
+    for start, end in subsets:
+        converges.append(dockhand_on(f"scaling_converge_{end - start}", names[start:end], "apply", "--yes"))
+    noops = []
+    for _ in range(runs):
+        noops.append([dockhand_on(f"scaling_noop_{n}", names[:n], "apply", "--yes") for n in (10, 50, count)])
+    # The restart floor on the same subsets: how the hosts' own work per
+    # host grows when more of them restart docker at once.
+    restarts = []
+    for start, end in subsets:
+        busy = machine_busy_seconds()
+        result = parallel_ssh(f"scaling_restart_{end - start}", hosts[start:end], "systemctl restart docker")
+        result["machine_cpu_seconds"] = machine_busy_seconds() - busy
+        result["hosts"] = end - start
+        log(f"  restart floor on {end - start} hosts: {result['seconds']:.2f}s, machine CPU {result['machine_cpu_seconds']:.1f}s")
+        restarts.append(result)
+    assert_converged("scaling")
+    return {
+        "hosts": count,
+        "converge": converges,
+        "noop": noops,
+        "restart": restarts,
+        "versions": versions(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
 def load_results() -> dict:
     path = RESULTS / "results.json"
     return json.loads(path.read_text()) if path.exists() else {"sizes": {}}
@@ -341,8 +403,12 @@ def main() -> int:
     parser.add_argument("hosts", nargs="*", type=int, help="fleet sizes (default: 50)")
     parser.add_argument("--runs", type=int, default=3, help="rounds per fleet size (default: 3)")
     parser.add_argument("--report", action="store_true", help="only rewrite summary.md and wall-time.png")
+    parser.add_argument("--scaling", type=int, metavar="N", help="only dockhand's time per extra host on one lab of N hosts (at least 100)")
     args = parser.parse_args()
-    sizes = args.hosts or ([] if args.report else [50])
+    sizes = args.hosts or ([] if args.report or args.scaling else [50])
+    if args.scaling is not None and not 100 <= args.scaling <= 200:
+        print("bench: --scaling takes 100 to 200 hosts", file=sys.stderr)
+        return 1
     if os.geteuid() != 0:
         print("bench: the lab needs root", file=sys.stderr)
         return 1
@@ -353,6 +419,9 @@ def main() -> int:
     results = load_results()
     WORK.mkdir(parents=True, exist_ok=True)
     try:
+        if args.scaling:
+            results["scaling"] = scaling(args.scaling, args.runs)
+            save_results(results)
         for count in sizes:
             rounds = []
             for number in range(1, args.runs + 1):
@@ -367,7 +436,7 @@ def main() -> int:
         print(f"bench: {error}", file=sys.stderr)
         return 1
     finally:
-        if sizes:
+        if sizes or args.scaling:
             lab("down")
 
     from report import write_report

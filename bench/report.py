@@ -110,9 +110,52 @@ def write_report(results: dict, out: Path, measures: list[tuple[str, str]]) -> N
                 cells.append("—" if ta is None or tb is None else f"{(tb - ta) / (int(b) - int(a)) * 1000:.0f} ms")
             lines.append(f"| {title} | " + " | ".join(cells) + " |")
         lines.append("")
+    if "scaling" in results:
+        lines.extend(scaling_lines(results["scaling"]))
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.md").write_text("\n".join(lines))
     plot(results, out / "wall-time.png")
+
+
+def scaling_lines(scaling: dict) -> list[str]:
+    """dockhand's time per extra host on one lab whose size stays put: the
+    machine's load is the same at every subset size."""
+    count = scaling["hosts"]
+    v = scaling["versions"]
+    lines = [f"## Time per extra host on one lab of {count} hosts ({scaling['date']})", ""]
+    lines.append(
+        f"`bench/run --scaling {count}`: all {count} hosts stay up; dockhand works on subsets of them (`--limit`). "
+        "Converges are on fresh, disjoint subsets; no-ops on the first hosts, median over "
+        f"{len(scaling['noop'])} rounds. CPU time is dockhand's own (user + system) and the whole machine's "
+        f"(hosts included). {v['dockhand']}; {v['cpus']} CPUs."
+    )
+    lines.append("")
+    lines.append("| run | hosts | wall time | time per extra host | dockhand CPU per host | machine CPU per host |")
+    lines.append("| --- | --- | --- | --- | --- | --- |")
+
+    def rows(title: str, samples: list[dict]) -> None:
+        previous = None
+        for sample in samples:
+            n = sample["hosts"]
+            extra = "—" if previous is None else f"{(sample['seconds'] - previous['seconds']) / (n - previous['hosts']) * 1000:.0f} ms"
+            own = f"{sample['cpu_seconds'] / n * 1000:.1f} ms" if "cpu_seconds" in sample else "—"
+            lines.append(
+                f"| {title} | {n} | {sample['seconds']:.2f} s | {extra} | "
+                f"{own} | {sample['machine_cpu_seconds'] / n * 1000:.0f} ms |"
+            )
+            previous = sample
+
+    rows("dockhand apply, converge (verification included)", scaling["converge"])
+    noops = []
+    for index in range(len(scaling["noop"][0])):
+        column = [run[index] for run in scaling["noop"]]
+        middle = sorted(column, key=lambda s: s["seconds"])[len(column) // 2]
+        noops.append(middle)
+    rows("dockhand apply, no-op (verification included)", noops)
+    if "restart" in scaling:
+        rows("floor: `systemctl restart docker` on every host at once", scaling["restart"])
+    lines.append("")
+    return lines
 
 
 def plot(results: dict, path: Path) -> None:
