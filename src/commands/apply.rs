@@ -120,10 +120,7 @@ fn apply_in_one_pass(
     let checks = Arc::new(load::checks(&playbook, loaded.store.as_ref(), client)?);
     let jobs: Vec<(String, HostJob)> = jobs
         .into_iter()
-        .map(|(name, job)| {
-            let job = with_issued(job, &issued);
-            (name, job)
-        })
+        .map(|(name, job)| (name, with_issued(job, &issued)))
         .collect();
     Ok(runtime.block_on(fleet.roll_out(
         "apply",

@@ -256,13 +256,10 @@ pub fn work(
 
 /// Arms the dead-man switch (before the handlers reload ssh).
 fn arm_switch(switch: &SshdSwitch, ssh_unit: &str) -> String {
-    let backup = backup_of(&switch.drop_in);
     let revert = format!(
-        "if [ -e {backup} ]; then mv -f -- {backup} {path}; elif [ -e {absent} ]; then rm -f -- {path} {absent}; fi; systemctl reload {unit}",
-        backup = shell_quote(&backup),
-        absent = shell_quote(&format!("{backup}.dockhand-absent")),
-        path = shell_quote(&switch.drop_in),
-        unit = shell_quote(ssh_unit),
+        "{}; systemctl reload {}",
+        restore_line(&switch.drop_in),
+        shell_quote(ssh_unit)
     );
     format!(
         "systemd-run --quiet --collect --unit={unit} --on-active={seconds} --timer-property=AccuracySec=1s /bin/sh -c {revert} >/dev/null 2>&1 \
@@ -638,10 +635,9 @@ fn backup_names(work: &Work) -> String {
     work.files
         .iter()
         .flat_map(|file| {
-            let backup = backup_of(&file.path);
             [
-                shell_quote(&format!("{backup}.dockhand-absent")),
-                shell_quote(&backup),
+                shell_quote(&absent_of(&file.path)),
+                shell_quote(&backup_of(&file.path)),
             ]
         })
         .collect::<Vec<_>>()
@@ -653,20 +649,31 @@ fn backup_of(path: &str) -> String {
     format!("{dir}/.{base}{BACKUP_MARK}")
 }
 
+/// The marker beside a backup that says the file did not exist before.
+fn absent_of(path: &str) -> String {
+    format!("{}.dockhand-absent", backup_of(path))
+}
+
+/// Puts `path` back as it was before this apply: its backup, or no file
+/// where there was none. The rollback and the sshd dead-man switch use it.
+fn restore_line(path: &str) -> String {
+    let (backup, absent, path) = (
+        shell_quote(&backup_of(path)),
+        shell_quote(&absent_of(path)),
+        shell_quote(path),
+    );
+    format!(
+        "if [ -e {backup} ]; then mv -f -- {backup} {path}; elif [ -e {absent} ]; then rm -f -- {path} {absent}; fi"
+    )
+}
+
 /// Restores every replaced file from its backup (or removes it where it
 /// did not exist before).
 fn restore_lines(work: &Work) -> String {
     let mut text = String::new();
     for file in &work.files {
-        let backup = backup_of(&file.path);
-        let (path, absent) = (
-            shell_quote(&file.path),
-            shell_quote(&format!("{backup}.dockhand-absent")),
-        );
-        let backup = shell_quote(&backup);
-        text.push_str(&format!(
-            "if [ -e {backup} ]; then mv -f -- {backup} {path}; elif [ -e {absent} ]; then rm -f -- {path} {absent}; fi\n"
-        ));
+        text.push_str(&restore_line(&file.path));
+        text.push('\n');
     }
     // Modes and owners changed in place go back to what they were.
     for (path, mode, owner, group) in &work.previous_attributes {
@@ -690,21 +697,30 @@ fn remove_created_directories(work: &Work) -> String {
         .collect()
 }
 
+/// Reads the start time of process `$g` (field 22 of /proc/$g/stat) into
+/// `variable` with the shell's own `read`; the commit records it and the
+/// rollback compares it in the same way. The name, field 2, is the
+/// shell's or sudo's: no spaces to shift the fields.
+fn read_start_time(variable: &str) -> String {
+    format!(
+        "read -r {} {variable} _ 2>/dev/null < /proc/$g/stat",
+        ["_"; 21].join(" ")
+    )
+}
+
 /// The commit script: validate, back up, rename, check, handlers. Its
 /// output lines are `ok ...`, `handler NAME ok`, or `error ...`.
 pub fn commit_script(work: &Work) -> String {
     let mut s = format!("{}handler_failed=0\n", script::preamble());
     // Who runs this commit (process group and its start time, so a stale
     // record never names another process), for a rollback that must stop
-    // a commit past its deadline. Fields 5 and 22 of /proc/PID/stat, read
-    // by the shell itself (the name, field 2, is the shell's or sudo's: no
-    // spaces); the rollback reads them the same way.
+    // a commit past its deadline: fields 5 and 22 of /proc/PID/stat.
     s.push_str(&format!(
-        "{{ [ -d {dir} ] || mkdir -p -- {dir}; }} && read -r _ _ _ _ g _ < /proc/$$/stat && read -r {skip} start _ < /proc/$g/stat \
+        "{{ [ -d {dir} ] || mkdir -p -- {dir}; }} && read -r _ _ _ _ g _ < /proc/$$/stat && {read_start} \
          && printf '%s %s\\n' \"$g\" \"$start\" > {COMMIT_GROUP} 2>/dev/null || :\n\
          trap 'rm -f -- {COMMIT_GROUP}' EXIT\n",
         dir = COMMIT_GROUP.rsplit_once('/').map(|(d, _)| d).unwrap_or("/"),
-        skip = ["_"; 21].join(" "),
+        read_start = read_start_time("start"),
     ));
     let cleanup: String = work
         .files
@@ -754,7 +770,7 @@ pub fn commit_script(work: &Work) -> String {
     }
     for file in &work.files {
         let (path, backup) = (shell_quote(&file.path), shell_quote(&backup_of(&file.path)));
-        let absent = shell_quote(&format!("{}.dockhand-absent", backup_of(&file.path)));
+        let absent = shell_quote(&absent_of(&file.path));
         s.push_str(&format!(
             "if [ -e {path} ]; then ln -f -- {path} {backup} || {{ printf 'error backup %s\\n' {path}; cleanup; exit 1; }}; else : > {absent}; fi\n"
         ));
@@ -811,8 +827,8 @@ pub fn restore_script(work: &Work) -> String {
     // stopped first, so it cannot go on replacing files under the rollback.
     s.push_str(&format!(
         "if read -r g start < {COMMIT_GROUP} 2>/dev/null && [ \"$g\" -gt 1 ] 2>/dev/null \
-           && read -r {skip} now _ 2>/dev/null < /proc/$g/stat && [ \"$now\" = \"$start\" ]; then kill -TERM -- \"-$g\" 2>/dev/null; sleep 0.2; kill -KILL -- \"-$g\" 2>/dev/null; fi; rm -f -- {COMMIT_GROUP}\n",
-        skip = ["_"; 21].join(" "),
+           && {read_now} && [ \"$now\" = \"$start\" ]; then kill -TERM -- \"-$g\" 2>/dev/null; sleep 0.2; kill -KILL -- \"-$g\" 2>/dev/null; fi; rm -f -- {COMMIT_GROUP}\n",
+        read_now = read_start_time("now"),
     ));
     s.push_str(&disarm_switch(work));
     s.push_str(&restore_lines(work));

@@ -88,13 +88,8 @@ pub struct HostStatus {
 
 impl Lab {
     pub fn new(name: &str, state_root: PathBuf, cache: PathBuf) -> Result<Lab> {
-        // Absolute, because mounts are found by their absolute paths in
-        // /proc/self/mountinfo: with a relative DOCKHAND_LAB_DIR, `down`
-        // would not see a host's overlay and could not remove its files.
-        let absolute =
-            |path: PathBuf| std::path::absolute(&path).map_err(|e| Error::file(&path, e));
         Ok(Lab {
-            paths: LabPaths::new(name, absolute(state_root)?, absolute(cache)?)?,
+            paths: LabPaths::new(name, state_root, cache)?,
         })
     }
 
