@@ -277,17 +277,23 @@ enum LabAction {
 /// `lab up --release`.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum ReleaseArg {
+    /// Debian 11: dockerd 20.10, OpenSSH 8.4.
+    Bullseye,
     /// Debian 12: dockerd 20.10, OpenSSH 9.2.
     Bookworm,
     /// Debian 13: dockerd 26.1 (with `--validate`), OpenSSH 10.0.
     Trixie,
+    /// Debian 14 (testing): dockerd 28, OpenSSH 10.6.
+    Forky,
 }
 
 impl From<ReleaseArg> for crate::lab::Release {
     fn from(arg: ReleaseArg) -> Self {
         match arg {
+            ReleaseArg::Bullseye => crate::lab::Release::Bullseye,
             ReleaseArg::Bookworm => crate::lab::Release::Bookworm,
             ReleaseArg::Trixie => crate::lab::Release::Trixie,
+            ReleaseArg::Forky => crate::lab::Release::Forky,
         }
     }
 }

@@ -69,11 +69,13 @@ fn logins(lab: &TestLab, host: &str) -> u32 {
     .unwrap()
 }
 
-on_both_releases!(
+on_all_releases!(
     secures_fresh_hosts_and_reruns_change_nothing,
     "apply",
+    apply_secures_fresh_bullseye_hosts_and_reruns_change_nothing,
     apply_secures_fresh_bookworm_hosts_and_reruns_change_nothing,
-    apply_secures_fresh_trixie_hosts_and_reruns_change_nothing
+    apply_secures_fresh_trixie_hosts_and_reruns_change_nothing,
+    apply_secures_fresh_forky_hosts_and_reruns_change_nothing
 );
 
 /// apply, checked with the docker CLI, curl, stat and `sshd -T`; verify;
@@ -116,8 +118,9 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
     assert_eq!(key_mode & 0o777, 0o600);
     let state = lab.state();
     let expected_major = match release {
-        Release::Bookworm => "20.",
+        Release::Bullseye | Release::Bookworm => "20.",
         Release::Trixie => "26.",
+        Release::Forky => "28.",
     };
     for host in &state.hosts {
         let docker = docker_over_tls(
@@ -150,16 +153,28 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
             modes,
             "/etc/docker/tls/ca.pem root:root 444\n/etc/docker/tls/server-cert.pem root:root 444\n/etc/docker/tls/server-key.pem root:root 400\n"
         );
-        let sshd = lab.ssh(&host.name, "sshd -T");
-        for line in [
-            "passwordauthentication no",
-            "kbdinteractiveauthentication no",
-            "permitrootlogin without-password",
-            "maxauthtries 3",
+        // Keywords as the host prints them: lower case up to OpenSSH 10.5,
+        // mixed case (`PasswordAuthentication no`) from 10.6 on.
+        let sshd = common::sshd_effective(lab, &host.name);
+        for (keyword, value) in [
+            ("passwordauthentication", "no"),
+            ("kbdinteractiveauthentication", "no"),
+            ("maxauthtries", "3"),
         ] {
-            assert!(sshd.lines().any(|l| l == line), "{}: {line}", host.name);
+            assert_eq!(
+                sshd.get(keyword).map(String::as_str),
+                Some(value),
+                "{}: {keyword}",
+                host.name
+            );
         }
-        if release == Release::Trixie {
+        assert!(
+            ["without-password", "prohibit-password"].contains(&sshd["permitrootlogin"].as_str()),
+            "{}: permitrootlogin {}",
+            host.name,
+            sshd["permitrootlogin"]
+        );
+        if matches!(release, Release::Trixie | Release::Forky) {
             // OpenSSH 10: sessions run in sshd-session, and every lab.ssh
             // call above was a fresh login served by it after the reload.
             assert!(

@@ -52,11 +52,13 @@ fn assert_verdicts(found: &BTreeMap<String, String>, expected: &[(&str, &str)], 
     }
 }
 
-on_both_releases!(
+on_all_releases!(
     audit_fresh_applied_and_broken,
     "audit",
+    audit_reports_a_bullseye_host_before_and_after_apply_and_each_broken_rule,
     audit_reports_a_bookworm_host_before_and_after_apply_and_each_broken_rule,
-    audit_reports_a_trixie_host_before_and_after_apply_and_each_broken_rule
+    audit_reports_a_trixie_host_before_and_after_apply_and_each_broken_rule,
+    audit_reports_a_forky_host_before_and_after_apply_and_each_broken_rule
 );
 
 fn audit_fresh_applied_and_broken(name: &str, release: common::Release) {

@@ -148,11 +148,13 @@ fn ssh_audit() -> std::path::PathBuf {
         })
 }
 
-on_both_releases!(
+on_all_releases!(
     outside_auditors_find_no_fail_level_algorithm,
     "audited",
+    an_outside_auditor_finds_no_fail_level_algorithm_on_bullseye,
     an_outside_auditor_finds_no_fail_level_algorithm_on_bookworm,
-    an_outside_auditor_finds_no_fail_level_algorithm_on_trixie
+    an_outside_auditor_finds_no_fail_level_algorithm_on_trixie,
+    an_outside_auditor_finds_no_fail_level_algorithm_on_forky
 );
 
 fn outside_auditors_find_no_fail_level_algorithm(name: &str, release: Release) {
@@ -173,18 +175,14 @@ fn outside_auditors_find_no_fail_level_algorithm(name: &str, release: Release) {
     );
     // Only the intended host keys are offered, and key exchange follows
     // the host's OpenSSH; OpenSSH's own client with an Ed25519 key logs in.
-    let effective = scene.lab.ssh(host, "sshd -T");
-    let value = |keyword: &str| {
-        effective
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{keyword} ")))
-            .unwrap_or("")
-            .to_string()
-    };
+    let effective = common::sshd_effective(&scene.lab, host);
+    let value = |keyword: &str| effective.get(keyword).cloned().unwrap_or_default();
     assert_eq!(value("hostkeyalgorithms"), "ssh-ed25519");
+    // By the host's OpenSSH: the ML-KEM hybrid first where it has one
+    // (9.9 and later), else sntrup761 (under whichever name it knows).
     let first_kex = match release {
-        Release::Trixie => "mlkem768x25519-sha256,",
-        Release::Bookworm => "sntrup761x25519-sha512",
+        Release::Trixie | Release::Forky => "mlkem768x25519-sha256,",
+        Release::Bullseye | Release::Bookworm => "sntrup761x25519-sha512",
     };
     assert!(
         value("kexalgorithms").starts_with(first_kex),

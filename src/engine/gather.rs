@@ -222,13 +222,15 @@ pub fn parse(text: &str) -> std::result::Result<ActualState, String> {
     Ok(state)
 }
 
-/// `sshd -T` output as keyword → value (keywords come lower-case).
+/// `sshd -T` output as keyword → value, keywords lower-cased: OpenSSH up to
+/// 10.5 prints them in lower case, 10.6 in their canonical mixed case
+/// (`PasswordAuthentication no`), and sshd itself reads them either way.
 pub fn sshd_settings<'a>(lines: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, String> {
     lines
         .into_iter()
         .filter_map(|line| {
             line.split_once(' ')
-                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .map(|(key, value)| (key.to_ascii_lowercase(), value.to_string()))
         })
         .collect()
 }

@@ -1,8 +1,14 @@
 //! The shared, read-only root file system every lab host boots from: one
-//! `debootstrap` per Debian release (12 bookworm, 13 trixie), made once and
+//! `debootstrap` per Debian release (11 bullseye to 14 forky), made once and
 //! cached, then prepared so each host can be told apart (no machine-id, no
 //! SSH host keys of its own) and carries the unprivileged sudo user the
 //! tests and users log in as.
+//!
+//! A base is built once, whoever asks: the build holds an exclusive lock
+//! beside the cache entry, so a second `lab up` (of any lab, in any
+//! process) waits for the first and then uses its base. A build that died
+//! leaves only its `.building` directory, which the next builder unmounts
+//! and removes before it starts again.
 
 use std::path::{Path, PathBuf};
 
@@ -12,33 +18,58 @@ use super::system;
 use crate::error::{Error, Result};
 
 /// The Debian releases a lab host can run. They differ where dockhand must
-/// care: bookworm ships dockerd 20.10 (no `--validate`) and OpenSSH 9.2;
-/// trixie ships dockerd 26.1 (with `--validate`) and OpenSSH 10.0 (sshd
-/// split into `sshd` and `sshd-session`).
+/// care: bullseye ships dockerd 20.10 and OpenSSH 8.4 (sntrup761 only under
+/// its `@openssh.com` name); bookworm dockerd 20.10 (no `--validate`) and
+/// OpenSSH 9.2; trixie dockerd 26.1 (with `--validate`) and OpenSSH 10.0
+/// (sshd split into `sshd` and `sshd-session`); forky, today's testing,
+/// dockerd 28 and OpenSSH 10.6, whose `sshd -T` prints keywords in mixed
+/// case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Release {
+    Bullseye,
     #[default]
     Bookworm,
     Trixie,
+    Forky,
 }
 
 impl Release {
-    pub const ALL: [Release; 2] = [Release::Bookworm, Release::Trixie];
+    pub const ALL: [Release; 4] = [
+        Release::Bullseye,
+        Release::Bookworm,
+        Release::Trixie,
+        Release::Forky,
+    ];
 
     /// The Debian suite name, as debootstrap and apt know it.
     pub fn suite(self) -> &'static str {
         match self {
+            Release::Bullseye => "bullseye",
             Release::Bookworm => "bookworm",
             Release::Trixie => "trixie",
+            Release::Forky => "forky",
         }
     }
 
-    /// The Debian version number (`VERSION_ID` in /etc/os-release).
+    /// The Debian version number (`VERSION_ID` in /etc/os-release; testing
+    /// has none yet, but this is the number it will be released as).
     pub fn version(self) -> &'static str {
         match self {
+            Release::Bullseye => "11",
             Release::Bookworm => "12",
             Release::Trixie => "13",
+            Release::Forky => "14",
+        }
+    }
+
+    /// The suite whose debootstrap script builds this one when the
+    /// machine's debootstrap is older than the release (Debian 12's has no
+    /// `forky`): testing is built like unstable.
+    fn derives_from(self) -> Option<&'static str> {
+        match self {
+            Release::Forky => Some("sid"),
+            _ => None,
         }
     }
 }
@@ -85,47 +116,110 @@ fn complete_marker(base: &Path) -> PathBuf {
     base.join(".dockhand-base-complete")
 }
 
-pub fn is_cached(cache: &Path, release: Release) -> bool {
-    complete_marker(&base_dir(cache, release)).exists()
+/// What [`ensure`] tells its caller while it works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseProgress {
+    /// Another process builds this base: waiting for it.
+    Waiting,
+    /// No usable base: building it (now, with the lock held).
+    Building,
 }
 
-/// Returns the cached base, building it first if needed. The build goes to
-/// a temporary directory that is renamed only once complete, so an
-/// interrupted build is never mistaken for a good one.
-pub fn ensure(cache: &Path, release: Release) -> Result<PathBuf> {
+/// Returns the cached base, building it first if needed. The build holds
+/// the base's lock, so concurrent callers build it once; it goes to a
+/// temporary directory renamed only once complete, so an interrupted build
+/// is never mistaken for a good one, and the next builder clears it away.
+pub fn ensure(cache: &Path, release: Release, progress: &dyn Fn(BaseProgress)) -> Result<PathBuf> {
     let base = base_dir(cache, release);
     if complete_marker(&base).exists() {
         return Ok(base);
     }
     std::fs::create_dir_all(cache).map_err(|e| Error::file(cache, e))?;
-    let building = cache.join(format!(
-        "{}.building",
-        base.file_name().unwrap().to_string_lossy()
-    ));
-    if building.exists() {
-        std::fs::remove_dir_all(&building).map_err(|e| Error::file(&building, e))?;
+    let lock_path = sibling(&base, "lock");
+    let lock = match super::state::try_lock(&lock_path)? {
+        Some(lock) => lock,
+        None => {
+            progress(BaseProgress::Waiting);
+            super::state::lock(&lock_path)?
+        }
+    };
+    // The build we waited for may have finished it.
+    if complete_marker(&base).exists() {
+        return Ok(base);
     }
-    let mirror = apt_mirror(release)?;
-    let include = format!("--include={}", PACKAGES.join(","));
-    let target = building.to_string_lossy().into_owned();
-    system::run(
-        &format!("build the {release} base with debootstrap"),
-        "debootstrap",
-        &[
-            "--variant=minbase",
-            &include,
-            release.suite(),
-            &target,
-            &mirror,
-        ],
-    )?;
-    prepare(&building)?;
-    if base.exists() {
-        std::fs::remove_dir_all(&base).map_err(|e| Error::file(&base, e))?;
+    progress(BaseProgress::Building);
+    let building = sibling(&base, "building");
+    remove_tree(&building)?;
+    remove_tree(&base)?;
+    let built = debootstrap(release, &building, &lock).and_then(|()| prepare(&building));
+    if let Err(e) = built {
+        // Leave nothing half-built behind, mounted or not.
+        let _ = remove_tree(&building);
+        return Err(e);
     }
     std::fs::rename(&building, &base).map_err(|e| Error::file(&base, e))?;
     std::fs::write(complete_marker(&base), b"").map_err(|e| Error::file(&base, e))?;
     Ok(base)
+}
+
+/// `DIR.SUFFIX` beside a base directory.
+fn sibling(base: &Path, suffix: &str) -> PathBuf {
+    let mut name = base.file_name().unwrap_or_default().to_os_string();
+    name.push(".");
+    name.push(suffix);
+    base.with_file_name(name)
+}
+
+/// Removes a directory tree that a dead build may have left with file
+/// systems mounted inside (debootstrap mounts /proc and /sys in its target:
+/// deleting through them fails with "Operation not permitted").
+fn remove_tree(dir: &Path) -> Result<()> {
+    for mount_point in system::mounts_under(dir) {
+        let target = mount_point.to_string_lossy().into_owned();
+        system::run_quietly("umount", &["--lazy", &target]);
+    }
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::file(dir, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Runs debootstrap into `target`. It dies with dockhand (a parent-death
+/// signal) and holds the base's lock too, so no other builder can start
+/// while any part of it still writes there.
+fn debootstrap(release: Release, target: &Path, lock: &super::state::LockGuard) -> Result<()> {
+    let mirror = apt_mirror(release)?;
+    let include = format!("--include={}", PACKAGES.join(","));
+    let target = target.to_string_lossy().into_owned();
+    let mut args = vec![
+        "--variant=minbase".to_string(),
+        include,
+        release.suite().to_string(),
+        target,
+        mirror,
+    ];
+    if let Some(script) = fallback_script(release, Path::new(DEBOOTSTRAP_SCRIPTS)) {
+        args.push(script.to_string_lossy().into_owned());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    system::run_holding(
+        &format!("build the {release} base with debootstrap"),
+        "debootstrap",
+        &args,
+        lock.fd(),
+    )
+}
+
+/// Where Debian's debootstrap keeps one script per suite it knows.
+const DEBOOTSTRAP_SCRIPTS: &str = "/usr/share/debootstrap/scripts";
+
+/// The script to pass when debootstrap has none named after the suite:
+/// that of the suite it derives from (forky is built with `sid`'s).
+fn fallback_script(release: Release, scripts: &Path) -> Option<PathBuf> {
+    if scripts.join(release.suite()).exists() {
+        return None;
+    }
+    release.derives_from().map(|parent| scripts.join(parent))
 }
 
 /// Makes the fresh root file system a template rather than a machine.
@@ -350,6 +444,46 @@ mod tests {
             Some("http://a.invalid/debian")
         );
         assert_eq!(pick_mirror(Vec::new(), Release::Bookworm), None);
+    }
+
+    #[test]
+    fn releases_know_their_suite_version_and_script() {
+        let scripts = tempfile::tempdir().unwrap();
+        std::fs::write(scripts.path().join("sid"), "").unwrap();
+        for release in Release::ALL {
+            std::fs::write(scripts.path().join(release.suite()), "").unwrap();
+        }
+        let cases = [
+            (Release::Bullseye, "bullseye", "11"),
+            (Release::Bookworm, "bookworm", "12"),
+            (Release::Trixie, "trixie", "13"),
+            (Release::Forky, "forky", "14"),
+        ];
+        for (release, suite, version) in cases {
+            assert_eq!((release.suite(), release.version()), (suite, version));
+            // Where debootstrap knows the suite, its own script is used.
+            assert_eq!(fallback_script(release, scripts.path()), None, "{suite}");
+        }
+        // A debootstrap without a forky script builds it with sid's.
+        std::fs::remove_file(scripts.path().join("forky")).unwrap();
+        assert_eq!(
+            fallback_script(Release::Forky, scripts.path()),
+            Some(scripts.path().join("sid"))
+        );
+        std::fs::remove_file(scripts.path().join("trixie")).unwrap();
+        assert_eq!(fallback_script(Release::Trixie, scripts.path()), None);
+    }
+
+    #[test]
+    fn the_lock_and_the_build_sit_beside_the_base() {
+        let base = base_dir(Path::new("/cache"), Release::Forky);
+        let lock = sibling(&base, "lock");
+        assert_eq!(lock.parent(), Some(Path::new("/cache")));
+        assert!(lock.to_string_lossy().ends_with(".lock"));
+        assert_eq!(
+            sibling(&base, "building").file_name().unwrap().len(),
+            base.file_name().unwrap().len() + ".building".len()
+        );
     }
 
     #[test]

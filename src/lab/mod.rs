@@ -19,7 +19,7 @@ mod system;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use base::{Release, SUDO_USER};
+pub use base::{Release, SUDO_USER, base_dir};
 pub use state::{HostRecord, LabPaths, LabState, MAX_HOSTS};
 
 use crate::error::{Error, Result};
@@ -43,6 +43,11 @@ const BOOT_SPACING: Duration = Duration::from_millis(300);
 #[derive(Debug, Clone)]
 pub enum LabEvent {
     BuildingBase {
+        dir: PathBuf,
+        release: Release,
+    },
+    /// Another `lab up` builds the same base; this one waits for it.
+    WaitingForBase {
         dir: PathBuf,
         release: Release,
     },
@@ -123,7 +128,14 @@ impl Lab {
                 // made before the lock is let go, so no other lab can pick
                 // the same subnet in between.
                 let _machine_lock = state::lock(Path::new(MACHINE_LOCK))?;
-                let index = state::allocate_index(&self.paths, net::link_exists)?;
+                // A bridge of an index may belong to a lab kept under
+                // another state directory (the test suite's, say), and a
+                // range may be held by something that is no lab at all.
+                let in_use = net::networks_in_use();
+                let index = state::allocate_index(&self.paths, |plan| {
+                    net::link_exists(&plan.bridge())
+                        || in_use.iter().any(|n| n.overlaps(&plan.subnet()))
+                })?;
                 net::ensure_bridge(&NetPlan { index })?;
                 LabState {
                     name: self.paths.name.clone(),
@@ -148,13 +160,14 @@ impl Lab {
         });
 
         raise_inotify_limits();
-        if !base::is_cached(&self.paths.cache, release) {
-            events(LabEvent::BuildingBase {
-                dir: base::base_dir(&self.paths.cache, release),
-                release,
-            });
-        }
-        let base = base::ensure(&self.paths.cache, release)?;
+        let base_dir = base::base_dir(&self.paths.cache, release);
+        let base = base::ensure(&self.paths.cache, release, &|progress| {
+            let dir = base_dir.clone();
+            events(match progress {
+                base::BaseProgress::Waiting => LabEvent::WaitingForBase { dir, release },
+                base::BaseProgress::Building => LabEvent::BuildingBase { dir, release },
+            })
+        })?;
         events(LabEvent::BaseReady { dir: base.clone() });
         let public_key = self.ensure_key()?;
         net::ensure_bridge(&plan)?;

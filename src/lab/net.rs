@@ -109,6 +109,22 @@ pub fn remove_host_network(plan: &NetPlan, netns: &str, number: usize) {
     run_quietly("ip", &["link", "del", &plan.veth(number)]);
 }
 
+/// The addresses and routed networks the machine already uses (any table):
+/// a lab must not take a range that something else holds.
+pub fn networks_in_use() -> Vec<super::state::Ipv4Net> {
+    let mut text = String::new();
+    for args in [
+        &["-o", "-4", "addr", "show"][..],
+        &["-4", "route", "show", "table", "all"][..],
+    ] {
+        if let Ok(out) = run("read the machine's addresses and routes", "ip", args) {
+            text.push_str(&out);
+            text.push('\n');
+        }
+    }
+    super::state::networks_in(&text)
+}
+
 pub fn link_exists(name: &str) -> bool {
     run_quietly("ip", &["link", "show", "dev", name])
 }

@@ -179,27 +179,51 @@ pub fn host_name(lab: &str, number: usize) -> String {
 
 /// An exclusive `flock` held until dropped.
 pub struct LockGuard {
-    _file: File,
+    file: File,
 }
 
+impl LockGuard {
+    /// The locked descriptor, for a child that must hold the lock too.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.file)
+    }
+}
+
+/// Takes the lock, waiting for whoever holds it.
 pub fn lock(path: &Path) -> Result<LockGuard> {
+    let file = lock_file(path)?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| Error::file(path, e))?;
+    Ok(LockGuard { file })
+}
+
+/// Takes the lock if it is free; None when someone else holds it.
+pub fn try_lock(path: &Path) -> Result<Option<LockGuard>> {
+    let file = lock_file(path)?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(LockGuard { file })),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(Error::file(path, e)),
+    }
+}
+
+fn lock_file(path: &Path) -> Result<File> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| Error::file(parent, e))?;
     }
-    let file = File::options()
+    File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(|e| Error::file(path, e))?;
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| Error::file(path, e))?;
-    Ok(LockGuard { _file: file })
+        .map_err(|e| Error::file(path, e))
 }
 
-/// Picks the lowest lab index that no other lab of this machine records.
-/// Call with the machine-wide lock held.
-pub fn allocate_index(paths: &LabPaths, link_exists: impl Fn(&str) -> bool) -> Result<u8> {
+/// Picks the lowest lab index that no other lab of this machine records
+/// and that `taken` does not rule out (a bridge of that index, or its
+/// subnet already in use on the machine). Call with the machine-wide lock
+/// held.
+pub fn allocate_index(paths: &LabPaths, taken: impl Fn(&NetPlan) -> bool) -> Result<u8> {
     let mut used = Vec::new();
     if let Ok(entries) = std::fs::read_dir(&paths.state_root) {
         for entry in entries.flatten() {
@@ -216,16 +240,61 @@ pub fn allocate_index(paths: &LabPaths, link_exists: impl Fn(&str) -> bool) -> R
             }
         }
     }
-    // A bridge of that index may belong to a lab kept under another state
-    // directory (the test suite's, say): its subnet is taken as well.
     (0..MAX_LABS)
-        .find(|index| !used.contains(index) && !link_exists(&NetPlan { index: *index }.bridge()))
+        .find(|index| !used.contains(index) && !taken(&NetPlan { index: *index }))
         .ok_or_else(|| {
             Error::lab(
                 "allocate a subnet",
-                "every 198.18.K.0/24 is taken by another lab",
+                "every 198.18.K.0/24 is taken by another lab or already in use on this machine",
             )
         })
+}
+
+/// An IPv4 network, `address/prefix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Net {
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Ipv4Net {
+    fn mask(prefix: u8) -> u32 {
+        u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
+    }
+
+    /// True when the two networks share at least one address.
+    pub fn overlaps(&self, other: &Ipv4Net) -> bool {
+        let mask = Self::mask(self.prefix.min(other.prefix));
+        u32::from(self.address) & mask == u32::from(other.address) & mask
+    }
+}
+
+impl NetPlan {
+    /// The lab's subnet, `198.18.K.0/24`.
+    pub fn subnet(&self) -> Ipv4Net {
+        Ipv4Net {
+            address: Ipv4Addr::new(198, 18, self.index, 0),
+            prefix: 24,
+        }
+    }
+}
+
+/// Every address and network named in the output of `ip -o -4 addr` and
+/// `ip -4 route show table all`: an address counts as a /32, a route as
+/// its network; default routes say nothing about a range and are skipped.
+pub fn networks_in(text: &str) -> Vec<Ipv4Net> {
+    text.split_whitespace()
+        .filter_map(|word| {
+            let (address, prefix) = match word.split_once('/') {
+                Some((address, prefix)) => (address, prefix.parse::<u8>().ok()?),
+                None => (word, 32),
+            };
+            let address: Ipv4Addr = address.parse().ok()?;
+            (1..=32)
+                .contains(&prefix)
+                .then_some(Ipv4Net { address, prefix })
+        })
+        .collect()
 }
 
 /// A random uuid in nspawn's dashed form, as it appears in the container's
@@ -317,7 +386,39 @@ mod tests {
         let mine = LabPaths::new("mine", root.path().to_path_buf(), cache).unwrap();
         assert_eq!(allocate_index(&mine, |_| false).unwrap(), 1);
         assert_eq!(
-            allocate_index(&mine, |bridge| bridge == "dhlab1").unwrap(),
+            allocate_index(&mine, |plan| plan.bridge() == "dhlab1").unwrap(),
+            2
+        );
+    }
+
+    #[test]
+    fn ranges_in_use_on_the_machine_are_skipped() {
+        // What `ip -o -4 addr` and `ip -4 route show table all` print on a
+        // machine where an unrelated bridge holds 198.18.1.0/24.
+        let text = "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever\n\
+                    7: br-x    inet 198.18.1.1/24 brd 198.18.1.255 scope global br-x\n\
+                    default via 10.0.2.2 dev eth0\n\
+                    198.18.1.0/24 dev br-x proto kernel scope link src 198.18.1.1\n\
+                    local 198.18.1.1 dev br-x table local proto kernel scope host src 198.18.1.1\n\
+                    198.19.64.0/18 via 10.0.2.3 dev eth0\n";
+        let in_use = networks_in(text);
+        assert!(!in_use.iter().any(|n| n.prefix == 0), "{in_use:?}");
+        let taken = |index: u8| {
+            in_use
+                .iter()
+                .any(|n| n.overlaps(&NetPlan { index }.subnet()))
+        };
+        assert!(!taken(0));
+        assert!(taken(1));
+        assert!(!taken(2));
+        // A wide route covering the lab's range takes every index in it.
+        let wide = networks_in("198.18.0.0/16 dev tun0");
+        assert!(wide[0].overlaps(&NetPlan { index: 200 }.subnet()));
+        assert!(!networks_in("198.19.0.0/16 dev tun0")[0].overlaps(&NetPlan { index: 3 }.subnet()));
+        let root = tempfile::tempdir().unwrap();
+        let mine = LabPaths::new("mine", root.path().to_path_buf(), root.path().join("c")).unwrap();
+        assert_eq!(
+            allocate_index(&mine, |plan| taken(plan.index) || plan.index == 0).unwrap(),
             2
         );
     }

@@ -75,6 +75,54 @@ pub fn run(step: &str, program: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// Like [`run`], for a long job whose work must end with dockhand's: the
+/// child gets a parent-death signal, and inherits `held` (a lock's file
+/// descriptor, close-on-exec cleared) so the lock stays taken while the
+/// child or anything it started still runs.
+pub fn run_holding(
+    step: &str,
+    program: &str,
+    args: &[&str],
+    held: std::os::fd::BorrowedFd<'_>,
+) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let fd = held.as_raw_fd();
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    // SAFETY: between fork and exec only async-signal-safe system calls
+    // (prctl, fcntl) run, on a descriptor that stays open in the child.
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+            Ok(())
+        });
+    }
+    let output = command
+        .output()
+        .map_err(|e| Error::lab(step, format!("cannot run {program}: {e}")))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    // debootstrap writes its story to stderr; the last lines say why.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: Vec<&str> = stderr.trim().lines().rev().take(8).collect();
+    Err(Error::lab(
+        step,
+        format!(
+            "`{program} {}` failed ({}): {}",
+            args.join(" "),
+            output.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        ),
+    ))
+}
+
 /// Runs a program whose failure is expected and harmless (removing
 /// something that may already be gone).
 pub fn run_quietly(program: &str, args: &[&str]) -> bool {

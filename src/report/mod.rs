@@ -256,6 +256,10 @@ pub fn lab_event(event: &LabEvent) {
             "building the lab's Debian {release} base in {} (once per release; about two minutes)",
             dir.display()
         ),
+        LabEvent::WaitingForBase { dir, release } => format!(
+            "waiting for another lab up, which builds the Debian {release} base in {}",
+            dir.display()
+        ),
         LabEvent::BaseReady { dir } => format!("base: {}", dir.display()),
         LabEvent::HostKept { name } => format!("{name}: running, kept"),
         LabEvent::HostStale { name } => format!("{name}: not running, replacing it"),

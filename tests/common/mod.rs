@@ -3,8 +3,10 @@
 //! independent clients (OpenSSH's `ssh`) used to check what dockhand did.
 //!
 //! Test labs keep their state under the target directory, so they never
-//! touch a user's own lab; the Debian base is shared through the machine's
-//! cache, so it is built once per machine.
+//! touch a user's own lab. The Debian bases are cached in
+//! `DOCKHAND_LAB_CACHE` (`scripts/test` sets it to `target/lab-cache`, so a
+//! clean clone builds them cold, as a newcomer's machine does), and every
+//! dockhand the tests start is given the same cache.
 
 #![allow(dead_code)]
 
@@ -21,6 +23,15 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_dockhand");
 /// Where every test lab keeps its state.
 pub fn state_root() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("labs")
+}
+
+/// Where the test labs' Debian bases are cached: `DOCKHAND_LAB_CACHE`, or
+/// else the target directory's own `lab-cache` (never the machine's
+/// cache unless the developer points there).
+pub fn lab_cache() -> PathBuf {
+    std::env::var_os("DOCKHAND_LAB_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../lab-cache"))
 }
 
 pub struct TestLab {
@@ -83,6 +94,7 @@ impl TestLab {
             .args(args)
             .env("DOCKHAND_LAB", &self.name)
             .env("DOCKHAND_LAB_DIR", state_root())
+            .env("DOCKHAND_LAB_CACHE", lab_cache())
             .env("NO_COLOR", "1");
         for (key, value) in env {
             command.env(key, value);
@@ -111,12 +123,7 @@ impl TestLab {
     }
 
     pub fn paths(&self) -> LabPaths {
-        LabPaths::new(
-            &self.name,
-            state_root(),
-            PathBuf::from("/var/cache/dockhand"),
-        )
-        .unwrap()
+        LabPaths::new(&self.name, state_root(), lab_cache()).unwrap()
     }
 
     pub fn state(&self) -> LabState {
@@ -250,6 +257,26 @@ impl Scene {
     }
 }
 
+/// Four tests of one scenario, one per release the lab boots (labs named
+/// `-bu`, ``, `-tx`, `-fk`): `on_all_releases!(scenario, "lab", bullseye,
+/// bookworm, trixie, forky)` where `scenario(lab, release)`.
+#[macro_export]
+macro_rules! on_all_releases {
+    ($scenario:ident, $lab:literal, $bullseye:ident, $bookworm:ident, $trixie:ident, $forky:ident) => {
+        #[test]
+        fn $bullseye() {
+            $scenario(concat!($lab, "-bu"), common::Release::Bullseye);
+        }
+
+        $crate::on_both_releases!($scenario, $lab, $bookworm, $trixie);
+
+        #[test]
+        fn $forky() {
+            $scenario(concat!($lab, "-fk"), common::Release::Forky);
+        }
+    };
+}
+
 /// Two tests of one scenario, one on Debian 12 hosts and one on Debian 13
 /// (its lab named with `-tx`): `on_both_releases!(scenario, "lab",
 /// bookworm_test_name, trixie_test_name)` where `scenario(lab, release)`.
@@ -283,8 +310,8 @@ pub fn dockhand_pki(lab: &TestLab, pki: &std::path::Path, args: &[&str]) -> Outp
     lab.dockhand_with(args, &[("DOCKHAND_PKI_DIR", pki.as_os_str())])
 }
 
-/// The docker CLI: the machine's, or else the one in the lab's Debian 12
-/// base (Debian 13's docker.io only recommends it).
+/// The docker CLI: the machine's, or else the one in a lab base that has
+/// it (Debian 13's docker.io only recommends it).
 pub fn docker_cli() -> PathBuf {
     if let Some(path) = std::env::var_os("PATH").and_then(|p| {
         std::env::split_paths(&p)
@@ -293,7 +320,7 @@ pub fn docker_cli() -> PathBuf {
     }) {
         return path;
     }
-    std::fs::read_dir("/var/cache/dockhand")
+    std::fs::read_dir(lab_cache())
         .unwrap()
         .flatten()
         .map(|e| e.path().join("usr/bin/docker"))
@@ -324,6 +351,16 @@ pub fn docker_over_tls(address: &str, bundle: &std::path::Path, args: &[&str]) -
         .env("DOCKER_CERT_PATH", bundle)
         .output()
         .expect("run the docker CLI")
+}
+
+/// The host's effective sshd settings (`sshd -T` over OpenSSH's client),
+/// keywords lower-cased: OpenSSH 10.6 prints them in mixed case.
+pub fn sshd_effective(lab: &TestLab, host: &str) -> std::collections::BTreeMap<String, String> {
+    lab.ssh(host, "sshd -T")
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect()
 }
 
 /// When docker last became active on `host` (monotonic): unchanged means
