@@ -92,9 +92,10 @@ pub fn default_sshd_settings() -> IndexMap<String, SshdValue> {
 
 /// The settings of the sshd role that depend on the host: the host keys
 /// offered (Ed25519; RSA-SHA2 only where the host keeps an RSA key, never
-/// ECDSA on NIST curves) and key exchange by what the host's OpenSSH
-/// knows (the post-quantum ML-KEM hybrid first, then sntrup761, then
-/// curve25519 for older clients).
+/// ECDSA on NIST curves) and key exchange by the host's OpenSSH version
+/// (the post-quantum ML-KEM hybrid first, then sntrup761, then curve25519
+/// for older clients), narrowed to what its `ssh -Q kex` lists where a
+/// client is installed.
 pub fn host_sshd_settings(facts: &Facts) -> IndexMap<String, SshdValue> {
     let list = |items: Vec<&str>| SshdValue::List(items.into_iter().map(String::from).collect());
     let has_key = |name: &str| facts.ssh_host_keys.iter().any(|k| k.ends_with(name));
@@ -104,23 +105,16 @@ pub fn host_sshd_settings(facts: &Facts) -> IndexMap<String, SshdValue> {
         keys.push("/etc/ssh/ssh_host_rsa_key");
         algorithms.extend(["rsa-sha2-512", "rsa-sha2-256"]);
     }
-    let known = |name: &str| facts.ssh_kex.is_empty() || facts.ssh_kex.iter().any(|k| k == name);
-    let kex: Vec<&str> = [
-        "mlkem768x25519-sha256",
-        "sntrup761x25519-sha512",
-        "sntrup761x25519-sha512@openssh.com",
-        "curve25519-sha256",
-        "curve25519-sha256@libssh.org",
-    ]
-    .into_iter()
-    .filter(|name| match *name {
-        // Unknown hosts (no facts yet) get what every OpenSSH since 9.0 has.
-        "mlkem768x25519-sha256" | "sntrup761x25519-sha512" => {
-            !facts.ssh_kex.is_empty() && known(name)
-        }
-        other => known(other),
-    })
-    .collect();
+    let kex: Vec<&str> = KEX_BY_VERSION
+        .iter()
+        .filter(|(_, since)| match facts.openssh_version {
+            Some(version) => version >= *since,
+            // Unknown hosts (no facts yet) get what every OpenSSH since 9.0 has.
+            None => *since <= (9, 0) || !facts.ssh_kex.is_empty(),
+        })
+        .map(|(name, _)| *name)
+        .filter(|name| facts.ssh_kex.is_empty() || facts.ssh_kex.iter().any(|k| k == name))
+        .collect();
     [
         ("HostKey", list(keys)),
         ("HostKeyAlgorithms", list(algorithms)),
@@ -130,6 +124,17 @@ pub fn host_sshd_settings(facts: &Facts) -> IndexMap<String, SshdValue> {
     .map(|(k, v)| (k.to_string(), v))
     .collect()
 }
+
+/// The key exchanges the role offers, best first, with the OpenSSH release
+/// that brought each: ML-KEM and sntrup761's plain name came in 9.9,
+/// sntrup761 itself in 8.5 (8.4 has only the older sntrup4591761).
+const KEX_BY_VERSION: [(&str, (u32, u32)); 5] = [
+    ("mlkem768x25519-sha256", (9, 9)),
+    ("sntrup761x25519-sha512", (9, 9)),
+    ("sntrup761x25519-sha512@openssh.com", (8, 5)),
+    ("curve25519-sha256", (7, 4)),
+    ("curve25519-sha256@libssh.org", (6, 5)),
+];
 
 /// What a file should contain.
 #[derive(Debug, Clone, PartialEq)]

@@ -59,8 +59,11 @@ pub struct Facts {
     pub sshd_error: Option<String>,
     /// Files in the sshd drop-in directory, sorted as sshd reads them.
     pub sshd_drop_ins: Vec<String>,
-    /// The key exchange algorithms the host's OpenSSH knows (`ssh -Q kex`).
+    /// The key exchange algorithms the host's OpenSSH client knows (`ssh -Q
+    /// kex`; empty where no client is installed, as on Debian 14).
     pub ssh_kex: Vec<String>,
+    /// The version of the host's sshd (`sshd -V`), major and minor.
+    pub openssh_version: Option<(u32, u32)>,
     /// The host's SSH host key files (`/etc/ssh/ssh_host_*_key`).
     pub ssh_host_keys: Vec<String>,
     /// Whether `dockerd --validate` exists (dockerd 23 and later).

@@ -80,6 +80,7 @@ printf 'ssh_unit %s\n' "${ssh_unit:-ssh.service}"
 printf 'ssh_active %s\n' "${ssh_state:-inactive}"
 for f in /etc/ssh/sshd_config.d/*.conf; do [ -e "$f" ] && printf 'sshd_drop_in %s\n' "$f"; done
 kex=$(ssh -Q kex 2>/dev/null); set -f; set -- $kex; set +f; printf 'ssh_kex %s\n' "$*"
+v=$(sshd -V 2>&1); set -f; for w in $v; do case $w in OpenSSH_*) printf 'openssh_version %s\n' "$w"; break ;; esac; done; set +f
 for f in /etc/ssh/ssh_host_*_key; do [ -e "$f" ] && printf 'ssh_host_key %s\n' "$f"; done
 dockerd_packaged=
 case $dockerd_bin in /usr/bin/dockerd|/usr/sbin/dockerd)
@@ -235,6 +236,15 @@ pub fn sshd_settings<'a>(lines: impl IntoIterator<Item = &'a str>) -> BTreeMap<S
         .collect()
 }
 
+/// `OpenSSH_10.6p1` (`sshd -V` prints it first on every release; 8.4, which
+/// has no `-V`, prints it in its usage message) → (10, 6).
+pub fn openssh_version(word: &str) -> Option<(u32, u32)> {
+    let version = word.strip_prefix("OpenSSH_")?;
+    let (major, rest) = version.split_once('.')?;
+    let minor: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
 /// `TYPE|MODE|OWNER|GROUP|SIZE|PATH`, from `stat -c '%F|%a|%U|%G|%s|%n'`.
 fn parse_stat_line(line: &str) -> std::result::Result<(String, ActualPath), String> {
     let fields: Vec<&str> = line.splitn(6, '|').collect();
@@ -373,6 +383,7 @@ fn parse_fact_line(facts: &mut Facts, line: &str) {
         "ssh_active" => facts.ssh_active = rest.to_string(),
         "sshd_drop_in" => facts.sshd_drop_ins.push(rest.to_string()),
         "ssh_kex" => facts.ssh_kex = rest.split_whitespace().map(String::from).collect(),
+        "openssh_version" => facts.openssh_version = openssh_version(rest),
         "ssh_host_key" => facts.ssh_host_keys.push(rest.to_string()),
         "dockerd_validate" => facts.dockerd_can_validate = true,
         "dockerd_package" => facts.dockerd_can_validate |= package_validates(rest),
@@ -384,6 +395,148 @@ fn parse_fact_line(facts: &mut Facts, line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a fresh lab host of each release prints, as captured from it:
+    /// (OpenSSH version, `sshd -T`, `sshd -V 2>&1`, `ssh -Q kex`). Debian
+    /// 14 installs no ssh client, so its `ssh -Q kex` is empty.
+    const RELEASES: [(&str, &str, &str, &str); 4] = [
+        (
+            "8.4",
+            include_str!("../../tests/fixtures/openssh/8.4/sshd-T"),
+            include_str!("../../tests/fixtures/openssh/8.4/sshd-V"),
+            include_str!("../../tests/fixtures/openssh/8.4/ssh-Q-kex"),
+        ),
+        (
+            "9.2",
+            include_str!("../../tests/fixtures/openssh/9.2/sshd-T"),
+            include_str!("../../tests/fixtures/openssh/9.2/sshd-V"),
+            include_str!("../../tests/fixtures/openssh/9.2/ssh-Q-kex"),
+        ),
+        (
+            "10.0",
+            include_str!("../../tests/fixtures/openssh/10.0/sshd-T"),
+            include_str!("../../tests/fixtures/openssh/10.0/sshd-V"),
+            include_str!("../../tests/fixtures/openssh/10.0/ssh-Q-kex"),
+        ),
+        (
+            "10.6",
+            include_str!("../../tests/fixtures/openssh/10.6/sshd-T"),
+            include_str!("../../tests/fixtures/openssh/10.6/sshd-V"),
+            include_str!("../../tests/fixtures/openssh/10.6/ssh-Q-kex"),
+        ),
+    ];
+
+    /// The facts the gather script's lines give for one release.
+    fn release_facts(sshd_t: &str, sshd_v: &str, kex: &str) -> Facts {
+        let mut facts = Facts::default();
+        let words: Vec<&str> = kex.split_whitespace().collect();
+        parse_fact_line(&mut facts, &format!("ssh_kex {}", words.join(" ")));
+        if let Some(word) = sshd_v
+            .split_whitespace()
+            .find(|w| w.starts_with("OpenSSH_"))
+        {
+            parse_fact_line(&mut facts, &format!("openssh_version {word}"));
+        }
+        facts.sshd_effective = sshd_settings(sshd_t.lines());
+        facts
+    }
+
+    #[test]
+    fn sshd_settings_read_alike_whatever_case_openssh_prints() {
+        for (version, sshd_t, sshd_v, kex) in RELEASES {
+            let facts = release_facts(sshd_t, sshd_v, kex);
+            let settings = &facts.sshd_effective;
+            // A fresh Debian host: passwords allowed, root by key only.
+            assert_eq!(settings["passwordauthentication"], "yes", "{version}");
+            assert_eq!(settings["kbdinteractiveauthentication"], "no", "{version}");
+            assert!(
+                ["without-password", "prohibit-password"]
+                    .contains(&settings["permitrootlogin"].as_str()),
+                "{version}"
+            );
+            assert!(
+                settings["kexalgorithms"].contains("curve25519-sha256"),
+                "{version}"
+            );
+            assert!(
+                settings.keys().all(|k| *k == k.to_ascii_lowercase()),
+                "{version}"
+            );
+            let (major, minor) = version.split_once('.').unwrap();
+            assert_eq!(
+                facts.openssh_version,
+                Some((major.parse().unwrap(), minor.parse().unwrap())),
+                "{version}"
+            );
+        }
+        // 10.6 is the one that prints mixed case.
+        assert!(RELEASES[3].1.contains("\nPasswordAuthentication yes\n"));
+    }
+
+    #[test]
+    fn key_exchange_follows_each_release_s_openssh() {
+        let expected = [
+            ("8.4", "curve25519-sha256,curve25519-sha256@libssh.org"),
+            (
+                "9.2",
+                "sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org",
+            ),
+            (
+                "10.0",
+                "mlkem768x25519-sha256,sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org",
+            ),
+            (
+                "10.6",
+                "mlkem768x25519-sha256,sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org",
+            ),
+        ];
+        for ((version, sshd_t, sshd_v, kex), (_, want)) in RELEASES.into_iter().zip(expected) {
+            let facts = release_facts(sshd_t, sshd_v, kex);
+            let settings = crate::core::resources::host_sshd_settings(&facts);
+            assert_eq!(settings["KexAlgorithms"].render(), want, "{version}");
+            // The hardened list is a subset of what that sshd offers.
+            for name in want.split(',') {
+                assert!(
+                    kex.is_empty() || kex.lines().any(|k| k == name),
+                    "{version}: {name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn audit_reads_every_release_s_sshd_as_printed() {
+        for (version, sshd_t, sshd_v, kex) in RELEASES {
+            let state = crate::core::state::ActualState {
+                facts: release_facts(sshd_t, sshd_v, kex),
+                ..Default::default()
+            };
+            let findings = crate::core::audit::audit(&state);
+            let ssh1 = findings.iter().find(|f| f.id == "SSH-1").unwrap();
+            assert_eq!(ssh1.verdict, crate::core::audit::Verdict::Fail, "{version}");
+            assert_eq!(ssh1.reason, "passwordauthentication yes", "{version}");
+            let ssh2 = findings.iter().find(|f| f.id == "SSH-2").unwrap();
+            assert_eq!(ssh2.verdict, crate::core::audit::Verdict::Pass, "{version}");
+        }
+    }
+
+    #[test]
+    fn openssh_versions_are_read_from_sshd_v() {
+        for (word, expected) in [
+            ("OpenSSH_10.6p1", Some((10, 6))),
+            ("OpenSSH_8.4p1", Some((8, 4))),
+            ("OpenSSH_9.2p1", Some((9, 2))),
+            ("OpenSSH_10.0", Some((10, 0))),
+            ("OpenSSH_", None),
+            ("OpenSSH_x.1", None),
+            ("OpenSSH_9", None),
+            ("OpenSSH_99999999999.1", None),
+            ("OpenSSH_9.é", None),
+            ("sshd:", None),
+        ] {
+            assert_eq!(openssh_version(word), expected, "{word}");
+        }
+    }
 
     #[test]
     fn a_packaged_dockerd_validates_from_23_on() {
