@@ -135,30 +135,49 @@ async fn wait_for_host(target: &Target, deadline: Instant) -> Result<()> {
     }
 }
 
+/// Waits until docker is active. On a loaded machine systemd sometimes
+/// fails to set up docker.socket's cgroup at boot (219/CGROUP), and then
+/// docker.service never starts at all: once boot is over, docker is
+/// started as dockhand's restart handler starts it, at most twice.
 async fn wait_for_docker(session: &SshSession, deadline: Instant) -> Result<()> {
+    let mut starts = 0;
     loop {
-        let output = session.exec("systemctl is-active docker", b"").await?;
-        let state = output.stdout_text().trim().to_string();
-        match state.as_str() {
-            "active" => return Ok(()),
-            "failed" => {
-                let journal = session
-                    .exec("journalctl -u docker --no-pager -n 20", b"")
-                    .await
-                    .map(|o| o.stdout_text())
-                    .unwrap_or_default();
-                return Err(Error::lab(
-                    "start docker",
-                    format!("docker failed:\n{journal}"),
-                ));
-            }
-            _ if Instant::now() >= deadline => {
-                return Err(Error::lab(
-                    "start docker",
-                    format!("docker is still `{state}`"),
-                ));
-            }
-            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        let output = session
+            .exec(
+                "systemctl is-active docker; systemctl is-system-running",
+                b"",
+            )
+            .await?;
+        let text = output.stdout_text();
+        let mut lines = text.lines();
+        let state = lines.next().unwrap_or("").trim().to_string();
+        let booted = matches!(lines.next().map(str::trim), Some("running" | "degraded"));
+        if state == "active" {
+            return Ok(());
         }
+        if booted && starts < 2 && (state == "inactive" || state == "failed") {
+            starts += 1;
+            let started = session
+                .exec(crate::engine::apply::START_DOCKER, b"")
+                .await?;
+            if started.success() {
+                continue;
+            }
+        }
+        if state == "failed" || Instant::now() >= deadline {
+            let journal = session
+                .exec(
+                    "journalctl -u docker.service -u docker.socket --no-pager -n 20",
+                    b"",
+                )
+                .await
+                .map(|o| o.stdout_text())
+                .unwrap_or_default();
+            return Err(Error::lab(
+                "start docker",
+                format!("docker is still `{state}`:\n{journal}"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

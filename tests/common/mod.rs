@@ -353,6 +353,52 @@ pub fn docker_over_tls(address: &str, bundle: &std::path::Path, args: &[&str]) -
         .expect("run the docker CLI")
 }
 
+/// Gives `host` the tiny image `mini` (made from the host's own files: no
+/// registry) and one running container per name, started with
+/// `--restart=always` through dockerd's API (Debian 13 and 14 have no
+/// docker CLI); returns their ids in order.
+pub fn run_containers(lab: &TestLab, host: &str, names: &[&str]) -> Vec<String> {
+    let mut ssh = lab.ssh_command(host, &format!("python3 - {}", names.join(" ")));
+    let output = ssh
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(include_bytes!("workload.py"))?;
+            child.wait_with_output()
+        })
+        .expect("run ssh");
+    assert_success(&output, &format!("{host}: run containers {names:?}"));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string())
+        .collect()
+}
+
+/// A container's state on `host` as dockerd reports it: (running, pid,
+/// started at), through the API on its socket.
+pub fn container_state(lab: &TestLab, host: &str, name: &str) -> (bool, u64, String) {
+    let script = format!(
+        "import http.client,socket,json\n\
+         class D(http.client.HTTPConnection):\n  def connect(self):\n    self.sock=socket.socket(socket.AF_UNIX); self.sock.connect('/var/run/docker.sock')\n\
+         c=D('localhost'); c.request('GET','/containers/{name}/json'); r=c.getresponse(); s=json.loads(r.read())['State']\n\
+         print(s['Running'], s['Pid'], s['StartedAt'])\n"
+    );
+    let text = lab.ssh(host, &format!("python3 -c \"{script}\""));
+    let mut words = text.split_whitespace();
+    (
+        words.next() == Some("True"),
+        words.next().and_then(|p| p.parse().ok()).unwrap_or(0),
+        words.next().unwrap_or("").to_string(),
+    )
+}
+
 /// The host's effective sshd settings (`sshd -T` over OpenSSH's client),
 /// keywords lower-cased: OpenSSH 10.6 prints them in mixed case.
 pub fn sshd_effective(lab: &TestLab, host: &str) -> std::collections::BTreeMap<String, String> {
