@@ -193,7 +193,7 @@ fn a_failed_or_killed_build_is_cleared_and_a_busy_range_is_skipped() {
     // next free 198.18.K.0/24) is never taken.
     let busy = first_free_index();
     let bridge = "dhtestbusy";
-    let _ = Command::new("ip").args(["link", "del", bridge]).status();
+    let _ = Command::new("ip").args(["link", "del", bridge]).output();
     run("ip", &["link", "add", bridge, "type", "bridge"]);
     run(
         "ip",
@@ -208,7 +208,7 @@ fn a_failed_or_killed_build_is_cleared_and_a_busy_range_is_skipped() {
     let output = lab_up("broken", cache.path(), &failing, Release::Bullseye)
         .output()
         .unwrap();
-    let _ = Command::new("ip").args(["link", "del", bridge]).status();
+    let _ = Command::new("ip").args(["link", "del", bridge]).output();
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let text = stderr(&output);
     assert!(

@@ -20,6 +20,7 @@ pub mod rollout;
 pub mod ssh_config;
 pub mod state;
 pub mod template;
+pub mod workload;
 
 use std::path::Path;
 

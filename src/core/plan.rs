@@ -121,6 +121,11 @@ pub struct HostPlan {
     /// What the changes do beyond their diffs, in words (a listener
     /// closed, a host's option kept or dropped, and why).
     pub notes: Vec<String>,
+    /// Why apply must leave this host alone (a change that would hide
+    /// what the host's dockerd holds); plan shows it, apply fails the host
+    /// with it before writing anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
 }
 
 impl HostPlan {
@@ -241,6 +246,7 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
     out.handlers = handlers.into_iter().collect();
     out.warnings
         .extend(sshd_warnings(desired, actual, &out.changes));
+    workload_effects(desired, actual, &mut out);
     out.notes = desired
         .notes
         .iter()
@@ -252,6 +258,64 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
         .map(|(path, note)| format!("{}: {note}", file_name(path)))
         .collect();
     Ok(out)
+}
+
+/// What the daemon change does to what the host's dockerd runs and holds:
+/// a new data root hides it (refused unless the playbook allows it), and a
+/// restart without live-restore stops the running containers.
+fn workload_effects(desired: &Resources, actual: &ActualState, out: &mut HostPlan) {
+    let restarts = out.handlers.contains(&Handler::RestartDocker);
+    let facts = &actual.facts;
+    let workload = facts.workload.as_ref();
+    if let Some(moved) = desired.data_root_move.as_ref().filter(|_| restarts) {
+        let hidden = match (workload, &facts.workload_unknown) {
+            (Some(w), _) if w.holds_anything() => Some(format!(
+                "{moved}: {} stay in {}, out of the daemon's sight",
+                w.describe(),
+                w.root_dir
+            )),
+            (Some(_), _) => None,
+            (None, Some(why)) if facts.docker_active == "active" => Some(format!(
+                "{moved}, and what dockerd holds cannot be told ({why}): its containers, images and volumes would be out of its sight"
+            )),
+            (None, _) => None,
+        };
+        if let Some(hidden) = hidden {
+            if desired.allow_new_data_root {
+                out.warnings.push(format!(
+                    "{hidden} (docker.allow_new_data_root: true, so apply makes the change)"
+                ));
+            } else {
+                out.warnings.push(format!(
+                    "{hidden}; apply leaves this host alone unless the playbook sets docker.allow_new_data_root: true"
+                ));
+                out.refusal = Some(hidden);
+            }
+        }
+    }
+    let Some(workload) = workload.filter(|_| restarts) else {
+        return;
+    };
+    let running: Vec<&str> = workload.running().map(|c| c.label()).collect();
+    if running.is_empty() {
+        return;
+    }
+    if desired.data_root_move.is_some() {
+        out.notes.push(format!(
+            "restarting docker stops the running containers {}, and the daemon in its new data root does not know them",
+            running.join(", ")
+        ));
+    } else if !workload.live_restore {
+        out.notes.push(format!(
+            "restarting docker stops the running containers {} (live-restore is not in effect); restart policies bring back only some",
+            running.join(", ")
+        ));
+    } else {
+        out.notes.push(format!(
+            "live-restore is in effect: the running containers {} keep running through docker's restart",
+            running.join(", ")
+        ));
+    }
 }
 
 /// The daemon.json the host will have, checked against the options of its

@@ -88,6 +88,10 @@ pub struct DockerRole {
     pub daemon_json_path: String,
     #[serde(deserialize_with = "fields::host_path")]
     pub unit_drop_in: String,
+    /// True: a daemon change that moves dockerd to another data root
+    /// (`userns-remap`, `data-root`, `storage-driver`) is made even on a
+    /// host whose containers, images or volumes it would hide.
+    pub allow_new_data_root: bool,
 }
 
 impl Default for DockerRole {
@@ -99,6 +103,7 @@ impl Default for DockerRole {
             own_daemon_json: false,
             daemon_json_path: "/etc/docker/daemon.json".into(),
             unit_drop_in: "/etc/systemd/system/docker.service.d/override.conf".into(),
+            allow_new_data_root: false,
         }
     }
 }

@@ -208,6 +208,10 @@ pub struct Resources {
     /// Seconds after which the host puts the previous sshd drop-in back
     /// unless dockhand disarms the switch after a fresh login.
     pub sshd_revert_after: u32,
+    /// Why the daemon.json change moves dockerd to another data root.
+    pub data_root_move: Option<String>,
+    /// The playbook's `docker.allow_new_data_root`.
+    pub allow_new_data_root: bool,
 }
 
 impl Resources {
@@ -320,7 +324,14 @@ pub fn expand(
             .unwrap_or_else(|_| managed.clone());
         out.warnings
             .extend(daemon_json::weakening(&document, &managed));
-        if let Some(before) = now.as_deref().and_then(|b| daemon_json::parse(b).ok()) {
+        let before = now.as_deref().and_then(|b| daemon_json::parse(b).ok());
+        out.data_root_move = super::workload::data_root_move(
+            before.as_ref(),
+            &document,
+            actual.facts.workload.as_ref(),
+        );
+        out.allow_new_data_root = docker.allow_new_data_root;
+        if let Some(before) = before {
             for listener in daemon_json::closed_plain_listeners(&before, &document) {
                 out.notes.push((
                     docker.daemon_json_path.clone(),

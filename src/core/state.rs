@@ -70,6 +70,12 @@ pub struct Facts {
     pub dockerd_can_validate: bool,
     /// Handlers an interrupted run owed (names, as recorded on the host).
     pub pending_handlers: Vec<String>,
+    /// What the running dockerd holds, as it reports it; None where it
+    /// could not be asked (docker not active, or no docker CLI and no
+    /// python3 on the host).
+    pub workload: Option<super::workload::Workload>,
+    /// Why the workload could not be read, when docker was active.
+    pub workload_unknown: Option<String>,
 }
 
 /// Everything gathered from one host.

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 
 use crate::core::state::{ActualPath, ActualState, Facts, PathKind, UnitFile};
+use crate::core::workload::{Container, Workload};
 use crate::error::{Error, Result};
 use crate::transport::Transport;
 
@@ -93,8 +94,41 @@ PKGS
 ;; esac
 if [ -z "$dockerd_packaged" ] && [ -n "$dockerd_bin" ] && dockerd --help 2>/dev/null | grep -q -- '--validate'; then echo 'dockerd_validate yes'; fi
 [ -f PENDING ] && sort -u PENDING | sed 's/^/pending_handler /'
+if [ "$docker_state" = active ]; then
+  if command -v docker >/dev/null 2>&1; then
+    printf 'docker_info %s\n' "$(timeout 10 docker info --format '{{json .}}' 2>&1)"
+    ids=$(timeout 10 docker ps -aq --no-trunc 2>/dev/null)
+    [ -n "$ids" ] && timeout 10 docker inspect --format '{{json .}}' $ids 2>/dev/null | sed -n 's/^/docker_container /; 1,10000p'
+    v=$(timeout 10 docker volume ls -q 2>/dev/null) && { set -f; set -- $v; set +f; printf 'docker_volumes %s\n' $#; }
+  elif command -v python3 >/dev/null 2>&1; then
+    timeout 20 python3 -c "$DOCKER_PY" 2>&1 | sed -n '1,10000p'
+  else
+    echo 'docker_unknown neither a docker CLI nor python3 on the host to ask dockerd with'
+  fi
+fi
 echo '@sshd'
 sshd -T 2>&1; printf '@sshd_status %s\n' "$?"
+"#;
+
+/// dockerd's answers through its API, for hosts without a docker CLI
+/// (Debian 13's docker.io only recommends it): the same lines the CLI
+/// branch prints. HTTP/1.0, so the body is never chunked.
+const DOCKER_PY: &str = r#"import json, socket
+def get(path):
+    s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect("/var/run/docker.sock")
+    s.sendall(("GET " + path + " HTTP/1.0\r\nHost: docker\r\n\r\n").encode())
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk: break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    if b" 200 " not in head.split(b"\r\n")[0]: raise SystemExit("docker_unknown " + head.split(b"\r\n")[0].decode())
+    return json.loads(body)
+print("docker_info " + json.dumps(get("/info")))
+for c in get("/containers/json?all=1"):
+    print("docker_container " + json.dumps(get("/containers/" + c["Id"] + "/json")))
+print("docker_volumes %d" % len(get("/volumes").get("Volumes") or []))
 "#;
 
 pub use super::script::quote as shell_quote;
@@ -125,6 +159,7 @@ pub fn script(paths: &[(String, bool)]) -> String {
                 .replace("MAX_CONTENT", &MAX_CONTENT_BYTES.to_string()),
         );
     }
+    text.push_str(&format!("DOCKER_PY={}\n", shell_quote(DOCKER_PY)));
     text.push_str(&FACTS.replace("PENDING", super::apply::PENDING_HANDLERS));
     text
 }
@@ -362,6 +397,14 @@ fn unit_file(rest: &str) -> Option<UnitFile> {
     })
 }
 
+/// At most 200 characters of what a host said, for a message.
+fn truncated(text: &str) -> String {
+    match text.char_indices().nth(200) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
 fn parse_fact_line(facts: &mut Facts, line: &str) {
     let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
     let rest = rest.trim();
@@ -388,6 +431,24 @@ fn parse_fact_line(facts: &mut Facts, line: &str) {
         "dockerd_validate" => facts.dockerd_can_validate = true,
         "dockerd_package" => facts.dockerd_can_validate |= package_validates(rest),
         "pending_handler" => facts.pending_handlers.push(rest.to_string()),
+        "docker_info" => match Workload::from_info(rest) {
+            Ok(workload) => facts.workload = Some(workload),
+            Err(e) => facts.workload_unknown = Some(format!("{e}: {}", truncated(rest))),
+        },
+        "docker_container" => {
+            if let Some(workload) = facts.workload.as_mut() {
+                match Container::from_inspect(rest) {
+                    Ok(container) => workload.containers.push(container),
+                    Err(e) => facts.workload_unknown = Some(e),
+                }
+            }
+        }
+        "docker_volumes" => {
+            if let Some(workload) = facts.workload.as_mut() {
+                workload.volumes = rest.parse().ok();
+            }
+        }
+        "docker_unknown" => facts.workload_unknown = Some(truncated(rest)),
         _ => {}
     }
 }

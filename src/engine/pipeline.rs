@@ -168,6 +168,15 @@ async fn apply_on<C: Connector>(
 ) -> Result<Applied> {
     let name = &job.host.name;
     let become_root = job.become_root();
+    if let Some(refusal) = &prepared.plan.refusal {
+        return Err(host_error(
+            name,
+            "plan",
+            format!(
+                "{refusal}; nothing was changed (set docker.allow_new_data_root: true in the playbook to make this change anyway)"
+            ),
+        ));
+    }
     if prepared.plan.is_empty() {
         // Nothing changed since the gather: sshd's settings are the ones it
         // saw, and this run's own login proves a login works.
