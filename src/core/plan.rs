@@ -126,6 +126,11 @@ pub struct HostPlan {
     /// with it before writing anything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
+    /// Turn live-restore on before anything else, with a reload that
+    /// stops no container: daemon.json's path and the interim document
+    /// (the host's own with `live-restore: true`).
+    #[serde(skip)]
+    pub live_restore_first: Option<(String, String)>,
 }
 
 impl HostPlan {
@@ -246,7 +251,6 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
     out.handlers = handlers.into_iter().collect();
     out.warnings
         .extend(sshd_warnings(desired, actual, &out.changes));
-    workload_effects(desired, actual, &mut out);
     out.notes = desired
         .notes
         .iter()
@@ -257,6 +261,7 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
         })
         .map(|(path, note)| format!("{}: {note}", file_name(path)))
         .collect();
+    workload_effects(desired, actual, &mut out);
     Ok(out)
 }
 
@@ -306,16 +311,52 @@ fn workload_effects(desired: &Resources, actual: &ActualState, out: &mut HostPla
             running.join(", ")
         ));
     } else if !workload.live_restore {
-        out.notes.push(format!(
-            "restarting docker stops the running containers {} (live-restore is not in effect); restart policies bring back only some",
-            running.join(", ")
-        ));
+        match interim_live_restore(desired, actual) {
+            Some(first) => {
+                out.notes.push(format!(
+                    "live-restore is turned on first, by reloading dockerd (which stops no container), so the running containers {} keep running through docker's restart",
+                    running.join(", ")
+                ));
+                out.live_restore_first = Some(first);
+            }
+            None => out.notes.push(format!(
+                "restarting docker stops the running containers {} (live-restore is neither in effect nor asked for)",
+                running.join(", ")
+            )),
+        }
     } else {
         out.notes.push(format!(
             "live-restore is in effect: the running containers {} keep running through docker's restart",
             running.join(", ")
         ));
     }
+}
+
+/// The interim daemon.json that turns live-restore on alone, when the
+/// daemon.json the playbook asks for has it: the host's own document
+/// (keys and all, so the reload changes nothing else) with
+/// `live-restore: true`.
+fn interim_live_restore(desired: &Resources, actual: &ActualState) -> Option<(String, String)> {
+    desired.files.iter().find_map(|file| {
+        let Content::DaemonJson {
+            managed,
+            own_whole_file,
+        } = &file.content
+        else {
+            return None;
+        };
+        let have = actual.path(&file.path);
+        let after = daemon_json::desired(have.content.as_deref(), managed, *own_whole_file).ok()?;
+        if after.get("live-restore") != Some(&serde_json::Value::Bool(true)) {
+            return None;
+        }
+        let mut interim = match have.content.as_deref() {
+            Some(bytes) if have.exists => daemon_json::parse(bytes).ok()?,
+            _ => serde_json::Map::new(),
+        };
+        interim.insert("live-restore".into(), serde_json::Value::Bool(true));
+        Some((file.path.clone(), daemon_json::render(&interim)))
+    })
 }
 
 /// The daemon.json the host will have, checked against the options of its
@@ -595,6 +636,7 @@ mod tests {
             notes: vec![("/etc/t/daemon.json".into(), "a listener is closed".into())],
             sshd_expected: None,
             sshd_revert_after: 120,
+            ..Resources::default()
         }
     }
 
@@ -625,6 +667,111 @@ mod tests {
             .paths
             .insert("/etc/t/sshd.conf".into(), present(b"A no\n", 0o644));
         state
+    }
+
+    /// A host in use: two containers (one running), an image, a volume;
+    /// live-restore off; its daemon.json says `debug` and `icc` only.
+    fn in_use() -> ActualState {
+        let mut state = converged();
+        state.facts.docker_active = "active".into();
+        state.facts.workload = Some(crate::core::workload::Workload {
+            root_dir: "/var/lib/docker".into(),
+            images: 1,
+            volumes: Some(1),
+            containers: vec![
+                crate::core::workload::Container {
+                    id: "a".repeat(64),
+                    name: "web".into(),
+                    running: true,
+                    ..Default::default()
+                },
+                crate::core::workload::Container {
+                    id: "b".repeat(64),
+                    name: "old".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        });
+        state
+    }
+
+    /// `desired()` with daemon settings added to what it manages.
+    fn with_daemon(settings: serde_json::Value) -> Resources {
+        let mut resources = desired();
+        let Content::DaemonJson { managed, .. } = &mut resources.files[2].content else {
+            unreachable!()
+        };
+        managed.extend(settings.as_object().unwrap().clone());
+        resources
+    }
+
+    #[test]
+    fn a_new_data_root_on_a_host_in_use_is_named_with_counts_and_refused() {
+        let mut desired = with_daemon(json!({"userns-remap": "default"}));
+        desired.data_root_move = Some("userns-remap: default moves the daemon to /var/lib/docker/UID.GID".into());
+        let plan = plan(&desired, &in_use()).unwrap();
+        let refusal = plan.refusal.as_deref().unwrap();
+        assert!(
+            refusal.contains("2 containers (1 running), 1 image and 1 volume stay in /var/lib/docker, out of the daemon's sight"),
+            "{refusal}"
+        );
+        assert!(plan.warnings.iter().any(|w| w.contains("unless the playbook sets docker.allow_new_data_root: true")), "{:?}", plan.warnings);
+        assert!(plan.notes.iter().any(|n| n.contains("stops the running containers web, and the daemon in its new data root does not know them")), "{:?}", plan.notes);
+        assert_eq!(plan.live_restore_first, None);
+
+        // Allowed: said, not refused.
+        desired.allow_new_data_root = true;
+        let plan = super::plan(&desired, &in_use()).unwrap();
+        assert_eq!(plan.refusal, None);
+        assert!(plan.warnings.iter().any(|w| w.contains("allow_new_data_root: true, so apply makes the change")));
+
+        // A fresh host holds nothing: nothing to say.
+        desired.allow_new_data_root = false;
+        let mut fresh = in_use();
+        fresh.facts.workload = Some(Default::default());
+        assert_eq!(super::plan(&desired, &fresh).unwrap().refusal, None);
+
+        // What dockerd holds cannot be told: refused all the same.
+        let mut unknown = in_use();
+        unknown.facts.workload = None;
+        unknown.facts.workload_unknown = Some("neither a docker CLI nor python3".into());
+        let plan = super::plan(&desired, &unknown).unwrap();
+        assert!(plan.refusal.unwrap().contains("cannot be told (neither a docker CLI nor python3)"));
+        // ...unless docker is not running at all.
+        unknown.facts.docker_active = "inactive".into();
+        assert_eq!(super::plan(&desired, &unknown).unwrap().refusal, None);
+    }
+
+    #[test]
+    fn live_restore_goes_first_where_containers_run_without_it() {
+        let plan = plan(&with_daemon(json!({"live-restore": true})), &in_use()).unwrap();
+        assert_eq!(plan.refusal, None);
+        let (path, interim) = plan.live_restore_first.as_ref().unwrap();
+        assert_eq!(path, "/etc/t/daemon.json");
+        // The host's own document, live-restore added, nothing else.
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(interim).unwrap(),
+            json!({"debug": true, "icc": false, "live-restore": true})
+        );
+        assert!(plan.notes.iter().any(|n| n.contains("live-restore is turned on first") && n.contains("web")), "{:?}", plan.notes);
+
+        // Already in effect: nothing to do first.
+        let mut restoring = in_use();
+        restoring.facts.workload.as_mut().unwrap().live_restore = true;
+        let plan = super::plan(&with_daemon(json!({"live-restore": true})), &restoring).unwrap();
+        assert_eq!(plan.live_restore_first, None);
+        assert!(plan.notes.iter().any(|n| n.contains("keep running through docker's restart")));
+
+        // Not asked for: the plan says the restart stops them.
+        let plan = super::plan(&with_daemon(json!({"log-level": "info"})), &in_use()).unwrap();
+        assert_eq!(plan.live_restore_first, None);
+        assert!(plan.notes.iter().any(|n| n.contains("stops the running containers web (live-restore is neither")), "{:?}", plan.notes);
+
+        // No running container: no interim step.
+        let mut idle = in_use();
+        idle.facts.workload.as_mut().unwrap().containers.retain(|c| !c.running);
+        assert_eq!(super::plan(&with_daemon(json!({"live-restore": true})), &idle).unwrap().live_restore_first, None);
     }
 
     #[test]

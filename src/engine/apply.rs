@@ -120,6 +120,10 @@ pub struct Work {
     /// The sshd dead-man switch, when this apply reloads ssh with a new
     /// drop-in.
     pub sshd_switch: Option<SshdSwitch>,
+    /// daemon.json's path and an interim document that turns live-restore
+    /// on, put in place and reloaded before the renames, so docker's
+    /// restart stops no running container.
+    pub live_restore_first: Option<(String, String)>,
 }
 
 /// A transient systemd timer, armed before ssh is reloaded, that puts the
@@ -152,6 +156,7 @@ pub fn work(
 ) -> Result<Work, String> {
     let mut work = Work {
         handlers: plan.handlers.clone(),
+        live_restore_first: plan.live_restore_first.clone(),
         ssh_unit: if ssh_unit.is_empty() {
             "ssh.service".into()
         } else {
@@ -775,6 +780,9 @@ pub fn commit_script(work: &Work) -> String {
             "if [ -e {path} ]; then ln -f -- {path} {backup} || {{ printf 'error backup %s\\n' {path}; cleanup; exit 1; }}; else : > {absent}; fi\n"
         ));
     }
+    if let Some((path, interim)) = &work.live_restore_first {
+        s.push_str(&live_restore_first(path, interim));
+    }
     for file in &work.files {
         s.push_str(&format!(
             "mv -f -- {} {} || {{ printf 'error rename %s\\n' {}; rollback; cleanup; exit 1; }}\n",
@@ -805,6 +813,30 @@ pub fn commit_script(work: &Work) -> String {
         "[ \"$handler_failed\" = 0 ] || exit 1\nrm -f -- {PENDING_HANDLERS} {COMMIT_GROUP}; trap - EXIT\nprintf 'ok handlers\\n'\n"
     ));
     s
+}
+
+/// Puts the interim daemon.json (the host's own with live-restore on) in
+/// place and has dockerd reload it: live-restore is one of the options
+/// dockerd takes on a reload, and a reload stops no container. Waits for
+/// dockerd's own word in the journal that it reloaded; its error, or no
+/// word within 10 s, puts the original back and stops the commit. Runs
+/// after the backups, so a rollback restores the original file.
+fn live_restore_first(path: &str, interim: &str) -> String {
+    let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("/");
+    let temp = shell_quote(&format!("{dir}/{TEMP_MARK}live-restore"));
+    let path = shell_quote(path);
+    format!(
+        "rm -f -- {temp} && cat > {temp} <<'DOCKHAND_LIVE_RESTORE'\n{interim}DOCKHAND_LIVE_RESTORE\n\
+         chown root:root {temp} && chmod 0644 {temp} && mv -f -- {temp} {path} || {{ printf 'error live-restore first: cannot write %s\\n' {path}; rm -f -- {temp}; rollback; printf 'rolled-back\\n'; cleanup; exit 1; }}\n\
+         since=$(date +%s)\n\
+         if ! {{ systemctl reload docker.service 2>/dev/null || kill -HUP \"$(systemctl show -p MainPID --value docker.service)\"; }}; then \
+           printf 'error live-restore first: dockerd could not be asked to reload\\n'; rollback; printf 'rolled-back\\n'; cleanup; exit 1; fi\n\
+         i=0; while :; do \
+           said=$(journalctl -u docker.service --since \"@$since\" -o cat 2>/dev/null | grep -E 'Reloaded configuration|Error reconfiguring' | tail -n 1); \
+           case $said in *Reloaded*) break ;; ?*) printf 'error live-restore first: %s\\n' \"$said\"; rollback; printf 'rolled-back\\n'; cleanup; exit 1 ;; esac; \
+           i=$((i+1)); [ $i -lt 50 ] || {{ printf 'error live-restore first: dockerd did not reload its configuration within 10s\\n'; rollback; printf 'rolled-back\\n'; cleanup; exit 1; }}; sleep 0.2; done\n\
+         printf 'ok live-restore\\n'\n"
+    )
 }
 
 /// After verification: drop the backups.

@@ -11,6 +11,7 @@ use crate::core::plan::{self, HostPlan};
 use crate::core::playbook::Playbook;
 use crate::core::resources::{self, Resources, TlsMaterial};
 use crate::core::state::{ActualState, Facts};
+use crate::core::workload::Container;
 use crate::error::{Error, Result};
 use crate::transport::{Connector, Target, Transport};
 use crate::verify::{self, TlsProbe};
@@ -206,6 +207,14 @@ async fn apply_on<C: Connector>(
         apply::lock_host(session, become_root),
     )
     .await?;
+    // The containers that ran must run afterwards, unless the playbook
+    // chose a new data root, which hides them on purpose.
+    let must_run: Vec<Container> = match &prepared.actual.facts.workload {
+        Some(workload) if prepared.desired.data_root_move.is_none() => {
+            workload.running().cloned().collect()
+        }
+        _ => Vec::new(),
+    };
     let committed = apply::apply(session, &work, become_root, run).await;
     if let Err(err) = committed {
         // A commit that missed its deadline may have replaced files and
@@ -228,7 +237,7 @@ async fn apply_on<C: Connector>(
         job,
         &prepared.desired,
         checks,
-        Seen::Nothing,
+        Seen::Changed(&must_run),
         run,
     )
     .await
@@ -277,8 +286,9 @@ fn strip(host: &str, text: &str) -> String {
 #[derive(Clone, Copy)]
 pub enum Seen<'a> {
     /// Something may have changed: everything is checked afresh, sshd's
-    /// settings by a new `sshd -T`, logins by a new connection.
-    Nothing,
+    /// settings by a new `sshd -T`, logins by a new connection; and these
+    /// containers, which ran before, must still run.
+    Changed(&'a [Container]),
     /// Nothing was written since these facts were gathered on this very
     /// connection, itself a fresh login: sshd's settings are read from
     /// them and no second login is made. The daemon is still probed over
@@ -338,6 +348,26 @@ async fn verify_checks<C: Connector>(
         if !problems.is_empty() {
             return Err(host_error(name, "check /info", problems.join("; ")));
         }
+        if let Seen::Changed(must_run) = seen
+            && !must_run.is_empty()
+        {
+            let stopped = verify::not_running(&answer.containers, must_run);
+            if !stopped.is_empty() {
+                return Err(host_error(
+                    name,
+                    "containers that ran before",
+                    format!(
+                        "{} ran before the rollout and {} not running now",
+                        stopped.join(", "),
+                        if stopped.len() == 1 { "is" } else { "are" }
+                    ),
+                ));
+            }
+            passed.push(format!(
+                "the {} container(s) that ran before still run",
+                must_run.len()
+            ));
+        }
         passed.push(format!(
             "docker {} answers over mutual TLS on port {port}",
             answer.version["Version"].as_str().unwrap_or("?")
@@ -350,7 +380,7 @@ async fn verify_checks<C: Connector>(
     if let Some((drop_in, expected)) = &desired.sshd_expected {
         let effective = match seen {
             Seen::Unchanged(facts) => std::borrow::Cow::Borrowed(&facts.sshd_effective),
-            Seen::Nothing => {
+            Seen::Changed(_) => {
                 let command = super::script::inline(job.become_root(), "sshd -T");
                 let output = session.run("sshd -T", &command, b"").await?;
                 std::borrow::Cow::Owned(gather::sshd_settings(output.stdout_text().lines()))

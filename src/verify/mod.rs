@@ -30,6 +30,8 @@ pub struct TlsProbe {
 pub struct DaemonAnswer {
     pub version: Value,
     pub info: Value,
+    /// `GET /containers/json`: the running containers.
+    pub containers: Value,
 }
 
 fn config(probe: &TlsProbe, with_client_cert: bool) -> Result<rustls::ClientConfig, String> {
@@ -185,7 +187,8 @@ pub fn parse_http(response: &[u8]) -> Result<(u16, Vec<u8>), String> {
         if size == 0 {
             return Ok((status, out));
         }
-        if rest.len() < size + 2 {
+        // A size near usize::MAX from a hostile daemon must not overflow.
+        if rest.len() < size.saturating_add(2) {
             return Err("chunk cut short".into());
         }
         out.extend_from_slice(&rest[..size]);
@@ -193,7 +196,25 @@ pub fn parse_http(response: &[u8]) -> Result<(u16, Vec<u8>), String> {
     }
 }
 
-/// `GET /version` and `GET /info` with the client certificate.
+/// The containers of `must_run` that are not among the running ones of
+/// `GET /containers/json` (`name (short id)` each).
+pub fn not_running(
+    running: &Value,
+    must_run: &[crate::core::workload::Container],
+) -> Vec<String> {
+    let ids: Vec<&str> = running
+        .as_array()
+        .map(|list| list.iter().filter_map(|c| c["Id"].as_str()).collect())
+        .unwrap_or_default();
+    must_run
+        .iter()
+        .filter(|c| !ids.contains(&c.id.as_str()))
+        .map(|c| format!("{} ({})", c.label(), &c.id[..c.id.len().min(12)]))
+        .collect()
+}
+
+/// `GET /version`, `GET /info` and `GET /containers/json` with the client
+/// certificate.
 pub async fn query_daemon<'f>(
     dial: &Dial<'f>,
     port: u16,
@@ -202,7 +223,7 @@ pub async fn query_daemon<'f>(
 ) -> Result<DaemonAnswer, String> {
     let config = Arc::new(config(probe, true)?);
     let mut answers = Vec::new();
-    for path in ["/version", "/info"] {
+    for path in ["/version", "/info", "/containers/json"] {
         let (status, body) = get(dial, port, server_name, config.clone(), path).await?;
         if status != 200 {
             return Err(format!("GET {path}: HTTP {status}"));
@@ -212,9 +233,14 @@ pub async fn query_daemon<'f>(
                 .map_err(|e| format!("GET {path}: not JSON: {e}"))?,
         );
     }
-    let info = answers.pop().expect("two answers");
-    let version = answers.pop().expect("two answers");
-    Ok(DaemonAnswer { version, info })
+    let containers = answers.pop().expect("three answers");
+    let info = answers.pop().expect("three answers");
+    let version = answers.pop().expect("three answers");
+    Ok(DaemonAnswer {
+        version,
+        info,
+        containers,
+    })
 }
 
 /// Ok when a client without a certificate is refused by the TLS layer

@@ -354,9 +354,10 @@ pub fn docker_over_tls(address: &str, bundle: &std::path::Path, args: &[&str]) -
 }
 
 /// Gives `host` the tiny image `mini` (made from the host's own files: no
-/// registry) and one running container per name, started with
-/// `--restart=always` through dockerd's API (Debian 13 and 14 have no
-/// docker CLI); returns their ids in order.
+/// registry) and one running container per name (`NAME` or
+/// `NAME=POLICY`: the restart policy, `always` unless given), started
+/// through dockerd's API (Debian 13 and 14 have no docker CLI); returns
+/// their ids in order.
 pub fn run_containers(lab: &TestLab, host: &str, names: &[&str]) -> Vec<String> {
     let mut ssh = lab.ssh_command(host, &format!("python3 - {}", names.join(" ")));
     let output = ssh

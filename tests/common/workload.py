@@ -2,7 +2,8 @@
 # registry and no docker CLI (Debian 13 and 14 install none): dockerd's API
 # on its unix socket, from the host's own python3. The image holds dash,
 # sleep and the C library, taken from the host itself.
-#   python3 - NAME...   (as root; prints "NAME ID" per container)
+#   python3 - NAME[=POLICY]...   (as root; prints "NAME ID" per container;
+#   the restart policy is `always` unless given, `no` for none)
 import http.client
 import io
 import json
@@ -41,11 +42,11 @@ def image():
          {"Content-Type": "application/x-tar"})
 
 
-def run(name):
+def run(name, policy):
     spec = {
         "Image": "mini:latest",
         "Cmd": ["/bin/dash", "-c", "while :; do /bin/sleep 1; done"],
-        "HostConfig": {"RestartPolicy": {"Name": "always"}},
+        "HostConfig": {"RestartPolicy": {"Name": policy}},
     }
     created = json.loads(call("POST", f"/containers/create?name={name}",
                               json.dumps(spec), {"Content-Type": "application/json"}))
@@ -54,5 +55,6 @@ def run(name):
 
 
 image()
-for name in sys.argv[1:]:
-    print(name, run(name))
+for arg in sys.argv[1:]:
+    name, _, policy = arg.partition("=")
+    print(name, run(name, policy or "always"))
