@@ -37,16 +37,28 @@ fn hosts_run_containers(name: &str, release: Release) {
 
 const PLAYBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/docker-tls.yaml");
 
-/// The shipped playbook with `line` added to its daemon settings.
-fn playbook_with(dir: &Path, name: &str, line: &str) -> PathBuf {
+/// The shipped playbook with the daemon setting `key` set to `value`.
+fn playbook_with(dir: &Path, name: &str, key: &str, value: &str) -> PathBuf {
     let path = dir.join(format!("{name}.yaml"));
-    let text = std::fs::read_to_string(PLAYBOOK).unwrap().replace(
-        "    log-level: info\n",
-        &format!("    log-level: info\n    {line}\n"),
-    );
-    assert!(text.contains(line));
+    let text = with_setting(&std::fs::read_to_string(PLAYBOOK).unwrap(), key, value);
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// A playbook's text with the daemon setting `key` set to `value`.
+fn with_setting(playbook: &str, key: &str, value: &str) -> String {
+    let text: String = playbook
+        .lines()
+        .map(|line| {
+            if line.starts_with(&format!("    {key}:")) {
+                format!("    {key}: {value}\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    assert!(text.contains(&format!("    {key}: {value}\n")), "{key} in the playbook");
+    text
 }
 
 fn run(scene: &Scene, playbook: &Path, command: &str) -> (Option<i32>, Value, String) {
@@ -143,7 +155,7 @@ fn workloads_survive_the_rollout(name: &str, release: Release) {
 
     // Keeping the data root, the host is secured and nothing stops: the
     // same containers, the same processes, never restarted.
-    let keep = playbook_with(scene.dir.path(), "keep", "userns-remap: \"\"");
+    let keep = playbook_with(scene.dir.path(), "keep", "userns-remap", "\"\"");
     let (code, report, stderr) = run(&scene, &keep, "apply");
     assert_eq!(code, Some(0), "{report:#}\n{stderr}");
     assert_eq!(host(&report, busy)["status"], "changed", "{report:#}");
@@ -156,7 +168,7 @@ fn workloads_survive_the_rollout(name: &str, release: Release) {
 
     // A container killed during a rollout: verify fails, the host is put back.
     let killing = scene.dir.path().join("killing.yaml");
-    let text = std::fs::read_to_string(&keep).unwrap().replace("    log-level: info\n", "    log-level: warn\n")
+    let text = with_setting(&std::fs::read_to_string(&keep).unwrap(), "log-level", "warn")
         + &format!(
             "\nfiles:\n  - path: /etc/dockhand-kill.conf\n    content: \"x\\n\"\n    mode: \"0644\"\n    validate: kill -KILL {} && test -e %s\n",
             db.1
