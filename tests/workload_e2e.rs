@@ -57,7 +57,10 @@ fn with_setting(playbook: &str, key: &str, value: &str) -> String {
             }
         })
         .collect();
-    assert!(text.contains(&format!("    {key}: {value}\n")), "{key} in the playbook");
+    assert!(
+        text.contains(&format!("    {key}: {value}\n")),
+        "{key} in the playbook"
+    );
     text
 }
 
@@ -82,6 +85,33 @@ fn run(scene: &Scene, playbook: &Path, command: &str) -> (Option<i32>, Value, St
         )
     });
     (output.status.code(), json, stderr)
+}
+
+fn audit(scene: &Scene) -> (Option<i32>, Value) {
+    let output = dockhand_pki(
+        &scene.lab,
+        &scene.pki,
+        &[
+            "audit",
+            "-i",
+            &scene.inventory.to_string_lossy(),
+            "--format",
+            "json",
+        ],
+    );
+    (
+        output.status.code(),
+        serde_json::from_slice(&output.stdout).expect("audit JSON"),
+    )
+}
+
+fn finding<'a>(audit: &'a Value, host_name: &str, id: &str) -> &'a Value {
+    host(audit, host_name)["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id)
+        .unwrap_or_else(|| panic!("{id} in {audit:#}"))
 }
 
 fn host<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -122,11 +152,18 @@ on_all_releases!(
 fn workloads_survive_the_rollout(name: &str, release: Release) {
     let scene = Scene::fresh(name, 2, release);
     let (busy, fresh) = (&format!("{name}-01"), &format!("{name}-02"));
-    let ids = run_containers(&scene.lab, busy, &["web", "db=no"]);
+    let ids = run_containers(&scene.lab, busy, &["web", "db=no", "agent+sock"]);
     let state = |c: &str| container_state(&scene.lab, busy, c);
     let (web, db) = (state("web"), state("db"));
     assert!(web.0 && db.0, "both run: {web:?} {db:?}");
     let shipped = Path::new(PLAYBOOK);
+
+    // audit names the container that holds the daemon's socket.
+    let (code, audited) = audit(&scene);
+    assert_eq!(code, Some(1));
+    let socket = finding(&audited, busy, "5.31");
+    assert_eq!(socket["verdict"], "FAIL", "{socket:#}");
+    assert_eq!(socket["reason"], "mounted in agent", "{socket:#}");
 
     // plan names the data-root change and what it would hide.
     let (code, plan, _) = run(&scene, shipped, "plan");
@@ -134,10 +171,14 @@ fn workloads_survive_the_rollout(name: &str, release: Release) {
     let warnings = host(&plan, busy)["warnings"].to_string();
     assert!(
         warnings.contains("userns-remap: default moves the daemon to /var/lib/docker/UID.GID")
-            && warnings.contains("2 containers (2 running), 1 image and 0 volumes stay in /var/lib/docker, out of the daemon's sight"),
+            && warnings.contains("3 containers (3 running), 1 image and 0 volumes stay in /var/lib/docker, out of the daemon's sight"),
         "{warnings}"
     );
-    assert!(!host(&plan, fresh)["warnings"].to_string().contains("out of the daemon's sight"));
+    assert!(
+        !host(&plan, fresh)["warnings"]
+            .to_string()
+            .contains("out of the daemon's sight")
+    );
 
     // apply refuses that host and touches nothing there; the other converges.
     let files_before = docker_files(&scene, busy);
@@ -151,7 +192,11 @@ fn workloads_survive_the_rollout(name: &str, release: Release) {
         "{refused:#}"
     );
     assert_eq!(docker_files(&scene, busy), files_before, "nothing written");
-    assert_eq!((state("web"), state("db")), (web.clone(), db.clone()), "untouched");
+    assert_eq!(
+        (state("web"), state("db")),
+        (web.clone(), db.clone()),
+        "untouched"
+    );
 
     // Keeping the data root, the host is secured and nothing stops: the
     // same containers, the same processes, never restarted.
@@ -159,20 +204,51 @@ fn workloads_survive_the_rollout(name: &str, release: Release) {
     let (code, report, stderr) = run(&scene, &keep, "apply");
     assert_eq!(code, Some(0), "{report:#}\n{stderr}");
     assert_eq!(host(&report, busy)["status"], "changed", "{report:#}");
-    assert_eq!((state("web"), state("db")), (web.clone(), db.clone()), "never stopped");
+    assert_eq!(
+        (state("web"), state("db")),
+        (web.clone(), db.clone()),
+        "never stopped"
+    );
     assert!(
-        scene.lab.ssh(busy, "cat /etc/docker/daemon.json").contains("\"live-restore\": true"),
+        scene
+            .lab
+            .ssh(busy, "cat /etc/docker/daemon.json")
+            .contains("\"live-restore\": true"),
     );
     let (code, report, _) = run(&scene, &keep, "apply");
-    assert_eq!((code, &host(&report, busy)["status"]), (Some(0), &Value::from("unchanged")), "{report:#}");
+    assert_eq!(
+        (code, &host(&report, busy)["status"]),
+        (Some(0), &Value::from("unchanged")),
+        "{report:#}"
+    );
+
+    // A CA rotation: a new CA trusted, then new server certificates;
+    // docker restarts for each, and no container stops.
+    for step in ["start", "switch"] {
+        common::assert_success(
+            &dockhand_pki(&scene.lab, &scene.pki, &["pki", "rotate", step]),
+            &format!("pki rotate {step}"),
+        );
+        let (code, report, stderr) = run(&scene, &keep, "apply");
+        assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+        assert_eq!(host(&report, busy)["status"], "changed", "{report:#}");
+        assert_eq!(
+            (state("web"), state("db")),
+            (web.clone(), db.clone()),
+            "rotate {step}: never stopped"
+        );
+    }
 
     // A container killed during a rollout: verify fails, the host is put back.
     let killing = scene.dir.path().join("killing.yaml");
-    let text = with_setting(&std::fs::read_to_string(&keep).unwrap(), "log-level", "warn")
-        + &format!(
-            "\nfiles:\n  - path: /etc/dockhand-kill.conf\n    content: \"x\\n\"\n    mode: \"0644\"\n    validate: kill -KILL {} && test -e %s\n",
-            db.1
-        );
+    let text = with_setting(
+        &std::fs::read_to_string(&keep).unwrap(),
+        "log-level",
+        "warn",
+    ) + &format!(
+        "\nfiles:\n  - path: /etc/dockhand-kill.conf\n    content: \"x\\n\"\n    mode: \"0644\"\n    validate: kill -KILL {} && test -e %s\n",
+        db.1
+    );
     std::fs::write(&killing, text).unwrap();
     let (code, report, stderr) = run(&scene, &killing, "apply");
     assert_eq!(code, Some(1), "{report:#}\n{stderr}");
@@ -182,23 +258,28 @@ fn workloads_survive_the_rollout(name: &str, release: Release) {
         "{error}"
     );
     assert!(
-        scene.lab.ssh(busy, "cat /etc/docker/daemon.json").contains("\"log-level\": \"info\""),
+        scene
+            .lab
+            .ssh(busy, "cat /etc/docker/daemon.json")
+            .contains("\"log-level\": \"info\""),
         "rolled back"
     );
     assert!(!state("db").0, "db stays killed");
     assert_eq!(state("web"), web, "web never stopped");
 
     // The opt-in: the change is made, and apply says what is out of sight.
-    let allow = std::fs::read_to_string(PLAYBOOK)
-        .unwrap()
-        .replace("  own_daemon_json: false\n", "  own_daemon_json: false\n  allow_new_data_root: true\n");
+    let allow = std::fs::read_to_string(PLAYBOOK).unwrap().replace(
+        "  own_daemon_json: false\n",
+        "  own_daemon_json: false\n  allow_new_data_root: true\n",
+    );
     let allow_path = scene.dir.path().join("allow.yaml");
     std::fs::write(&allow_path, allow).unwrap();
     let (code, report, stderr) = run(&scene, &allow_path, "apply");
     assert_eq!(code, Some(0), "{report:#}\n{stderr}");
     let warnings = host(&report, busy)["warnings"].to_string();
     assert!(
-        warnings.contains("out of the daemon's sight") && warnings.contains("apply makes the change"),
+        warnings.contains("out of the daemon's sight")
+            && warnings.contains("apply makes the change"),
         "{warnings}"
     );
     let listed = scene.lab.ssh(
@@ -206,6 +287,16 @@ fn workloads_survive_the_rollout(name: &str, release: Release) {
         "python3 -c \"import socket;s=socket.socket(socket.AF_UNIX);s.connect('/var/run/docker.sock');s.sendall(b'GET /containers/json?all=1 HTTP/1.0\\r\\n\\r\\n');print(s.recv(65536).split(b'\\r\\n\\r\\n',1)[1].decode())\"",
     );
     assert_eq!(listed.trim(), "[]", "the new data root holds nothing yet");
+    // audit says what was left behind.
+    let (_, audited) = audit(&scene);
+    let left = finding(&audited, busy, "DATA-1");
+    assert_eq!(left["verdict"], "WARN", "{left:#}");
+    assert!(
+        left["reason"].as_str().unwrap().starts_with(
+            "3 container(s) in /var/lib/docker, which the daemon (data root /var/lib/docker/"
+        ),
+        "{left:#}"
+    );
     assert!(!ids.is_empty());
     common::assert_success(&scene.lab.dockhand(&["lab", "down"]), "lab down");
 }

@@ -167,6 +167,57 @@ pub fn audit(actual: &ActualState) -> Vec<Finding> {
     let mut out = daemon_rules(actual, &effective);
     out.extend(file_rules(actual, &effective));
     out.extend(sshd_rules(actual));
+    out.extend(workload_rules(actual));
+    out
+}
+
+/// What the daemon runs: containers given the daemon's socket, and
+/// containers left behind in a data root the daemon no longer uses.
+fn workload_rules(actual: &ActualState) -> Vec<Finding> {
+    use Verdict::*;
+    let Some(workload) = &actual.facts.workload else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let exposed: Vec<&str> = workload
+        .containers
+        .iter()
+        .filter(|c| c.mounts_docker_socket)
+        .map(|c| c.label())
+        .collect();
+    out.push(finding(
+        "5.31",
+        "the Docker socket is not mounted inside any container",
+        if exposed.is_empty() { Pass } else { Fail },
+        if exposed.is_empty() {
+            format!("none of {} container(s)", workload.containers.len())
+        } else {
+            format!("mounted in {}", exposed.join(", "))
+        },
+        "recreate those containers without the /var/run/docker.sock mount: it is root on the host",
+    ));
+    let default_root = "/var/lib/docker";
+    let left = actual.facts.default_root_containers;
+    if workload.root_dir != default_root && left > 0 {
+        out.push(finding(
+            "DATA-1",
+            "no containers are left outside the daemon's data root",
+            Warn,
+            format!(
+                "{left} container(s) in {default_root}, which the daemon (data root {}) no longer sees",
+                workload.root_dir
+            ),
+            "move what is still needed to the new data root (docker save/load, volumes by copy), or go back to the old settings",
+        ));
+    } else {
+        out.push(finding(
+            "DATA-1",
+            "no containers are left outside the daemon's data root",
+            Pass,
+            format!("data root {}", workload.root_dir),
+            "",
+        ));
+    }
     out
 }
 
@@ -651,6 +702,47 @@ mod tests {
             state.facts.sshd_effective.insert(key.into(), value.into());
         }
         state
+    }
+
+    #[test]
+    fn workload_rules_name_exposed_sockets_and_containers_left_behind() {
+        use crate::core::workload::{Container, Workload};
+        let find = |state: &ActualState, id: &str| audit(state).into_iter().find(|f| f.id == id);
+        // No workload gathered (docker down): no workload rules.
+        assert!(find(&fresh(), "5.31").is_none());
+        let mut state = fresh();
+        state.facts.workload = Some(Workload {
+            root_dir: "/var/lib/docker".into(),
+            containers: vec![
+                Container {
+                    id: "a".repeat(64),
+                    name: "web".into(),
+                    ..Default::default()
+                },
+                Container {
+                    id: "b".repeat(64),
+                    name: "agent".into(),
+                    mounts_docker_socket: true,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        });
+        state.facts.default_root_containers = 2;
+        let socket = find(&state, "5.31").unwrap();
+        assert_eq!(
+            (socket.verdict, socket.reason.as_str()),
+            (Verdict::Fail, "mounted in agent")
+        );
+        assert_eq!(find(&state, "DATA-1").unwrap().verdict, Verdict::Pass);
+        // Remapped: the daemon's root moved; the two old containers stay behind.
+        let workload = state.facts.workload.as_mut().unwrap();
+        workload.root_dir = "/var/lib/docker/100000.100000".into();
+        workload.containers.clear();
+        let left = find(&state, "DATA-1").unwrap();
+        assert_eq!(left.verdict, Verdict::Warn);
+        assert!(left.reason.starts_with("2 container(s) in /var/lib/docker, which the daemon (data root /var/lib/docker/100000.100000)"), "{}", left.reason);
+        assert_eq!(find(&state, "5.31").unwrap().verdict, Verdict::Pass);
     }
 
     fn verdicts(state: &ActualState) -> Vec<(&'static str, Verdict)> {

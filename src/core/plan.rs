@@ -709,14 +709,21 @@ mod tests {
     #[test]
     fn a_new_data_root_on_a_host_in_use_is_named_with_counts_and_refused() {
         let mut desired = with_daemon(json!({"userns-remap": "default"}));
-        desired.data_root_move = Some("userns-remap: default moves the daemon to /var/lib/docker/UID.GID".into());
+        desired.data_root_move =
+            Some("userns-remap: default moves the daemon to /var/lib/docker/UID.GID".into());
         let plan = plan(&desired, &in_use()).unwrap();
         let refusal = plan.refusal.as_deref().unwrap();
         assert!(
             refusal.contains("2 containers (1 running), 1 image and 1 volume stay in /var/lib/docker, out of the daemon's sight"),
             "{refusal}"
         );
-        assert!(plan.warnings.iter().any(|w| w.contains("unless the playbook sets docker.allow_new_data_root: true")), "{:?}", plan.warnings);
+        assert!(
+            plan.warnings
+                .iter()
+                .any(|w| w.contains("unless the playbook sets docker.allow_new_data_root: true")),
+            "{:?}",
+            plan.warnings
+        );
         assert!(plan.notes.iter().any(|n| n.contains("stops the running containers web, and the daemon in its new data root does not know them")), "{:?}", plan.notes);
         assert_eq!(plan.live_restore_first, None);
 
@@ -724,7 +731,11 @@ mod tests {
         desired.allow_new_data_root = true;
         let plan = super::plan(&desired, &in_use()).unwrap();
         assert_eq!(plan.refusal, None);
-        assert!(plan.warnings.iter().any(|w| w.contains("allow_new_data_root: true, so apply makes the change")));
+        assert!(
+            plan.warnings
+                .iter()
+                .any(|w| w.contains("allow_new_data_root: true, so apply makes the change"))
+        );
 
         // A fresh host holds nothing: nothing to say.
         desired.allow_new_data_root = false;
@@ -737,7 +748,11 @@ mod tests {
         unknown.facts.workload = None;
         unknown.facts.workload_unknown = Some("neither a docker CLI nor python3".into());
         let plan = super::plan(&desired, &unknown).unwrap();
-        assert!(plan.refusal.unwrap().contains("cannot be told (neither a docker CLI nor python3)"));
+        assert!(
+            plan.refusal
+                .unwrap()
+                .contains("cannot be told (neither a docker CLI nor python3)")
+        );
         // ...unless docker is not running at all.
         unknown.facts.docker_active = "inactive".into();
         assert_eq!(super::plan(&desired, &unknown).unwrap().refusal, None);
@@ -754,24 +769,50 @@ mod tests {
             serde_json::from_str::<serde_json::Value>(interim).unwrap(),
             json!({"debug": true, "icc": false, "live-restore": true})
         );
-        assert!(plan.notes.iter().any(|n| n.contains("live-restore is turned on first") && n.contains("web")), "{:?}", plan.notes);
+        assert!(
+            plan.notes
+                .iter()
+                .any(|n| n.contains("live-restore is turned on first") && n.contains("web")),
+            "{:?}",
+            plan.notes
+        );
 
         // Already in effect: nothing to do first.
         let mut restoring = in_use();
         restoring.facts.workload.as_mut().unwrap().live_restore = true;
         let plan = super::plan(&with_daemon(json!({"live-restore": true})), &restoring).unwrap();
         assert_eq!(plan.live_restore_first, None);
-        assert!(plan.notes.iter().any(|n| n.contains("keep running through docker's restart")));
+        assert!(
+            plan.notes
+                .iter()
+                .any(|n| n.contains("keep running through docker's restart"))
+        );
 
         // Not asked for: the plan says the restart stops them.
         let plan = super::plan(&with_daemon(json!({"log-level": "info"})), &in_use()).unwrap();
         assert_eq!(plan.live_restore_first, None);
-        assert!(plan.notes.iter().any(|n| n.contains("stops the running containers web (live-restore is neither")), "{:?}", plan.notes);
+        assert!(
+            plan.notes
+                .iter()
+                .any(|n| n.contains("stops the running containers web (live-restore is neither")),
+            "{:?}",
+            plan.notes
+        );
 
         // No running container: no interim step.
         let mut idle = in_use();
-        idle.facts.workload.as_mut().unwrap().containers.retain(|c| !c.running);
-        assert_eq!(super::plan(&with_daemon(json!({"live-restore": true})), &idle).unwrap().live_restore_first, None);
+        idle.facts
+            .workload
+            .as_mut()
+            .unwrap()
+            .containers
+            .retain(|c| !c.running);
+        assert_eq!(
+            super::plan(&with_daemon(json!({"live-restore": true})), &idle)
+                .unwrap()
+                .live_restore_first,
+            None
+        );
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub struct Facts {
     pub workload: Option<super::workload::Workload>,
     /// Why the workload could not be read, when docker was active.
     pub workload_unknown: Option<String>,
+    /// Containers under /var/lib/docker/containers, whichever data root
+    /// the daemon uses now (left behind by a move to another one).
+    pub default_root_containers: u64,
 }
 
 /// Everything gathered from one host.

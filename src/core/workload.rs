@@ -115,16 +115,17 @@ impl Container {
         }
         let state = value.get("State").and_then(Value::as_object);
         let state_field = |key: &str| state.and_then(|s| s.get(key));
-        let mounts_docker_socket = value
-            .get("Mounts")
-            .and_then(Value::as_array)
-            .is_some_and(|mounts| {
-                mounts.iter().any(|m| {
-                    m.get("Source")
-                        .and_then(Value::as_str)
-                        .is_some_and(|source| DOCKER_SOCKETS.contains(&source))
-                })
-            });
+        let mounts_docker_socket =
+            value
+                .get("Mounts")
+                .and_then(Value::as_array)
+                .is_some_and(|mounts| {
+                    mounts.iter().any(|m| {
+                        m.get("Source")
+                            .and_then(Value::as_str)
+                            .is_some_and(|source| DOCKER_SOCKETS.contains(&source))
+                    })
+                });
         Ok(Container {
             id: id.to_string(),
             name: value
@@ -202,7 +203,10 @@ pub fn data_root_move(
     workload: Option<&Workload>,
 ) -> Option<String> {
     let empty = Map::new();
-    let (old, new) = (Placement::of(before.unwrap_or(&empty)), Placement::of(after));
+    let (old, new) = (
+        Placement::of(before.unwrap_or(&empty)),
+        Placement::of(after),
+    );
     if old == new {
         return None;
     }
@@ -220,12 +224,16 @@ pub fn data_root_move(
         });
     }
     if old.data_root != new.data_root {
-        reasons.push(format!("data-root: {configured_root} moves the daemon there"));
+        reasons.push(format!(
+            "data-root: {configured_root} moves the daemon there"
+        ));
     }
     if old.storage_driver != new.storage_driver {
         reasons.push(format!(
             "storage-driver: {} keeps images and containers apart from those of {}",
-            new.storage_driver.as_deref().unwrap_or("(dockerd's choice)"),
+            new.storage_driver
+                .as_deref()
+                .unwrap_or("(dockerd's choice)"),
             old.storage_driver
                 .as_deref()
                 .or(workload.map(|w| w.storage_driver.as_str()))
@@ -265,12 +273,23 @@ mod tests {
         let line = r#"{"Id":"0123456789abcdef0123","Name":"/web","State":{"Status":"running","Running":true,"Pid":4242,"StartedAt":"2026-11-30T13:00:00.1Z"},"HostConfig":{"RestartPolicy":{"Name":"always","MaximumRetryCount":0}},"Mounts":[{"Type":"bind","Source":"/var/run/docker.sock","Destination":"/var/run/docker.sock"}]}"#;
         let web = Container::from_inspect(line).unwrap();
         assert_eq!(
-            (web.name.as_str(), web.running, web.pid, web.restart_policy.as_str()),
+            (
+                web.name.as_str(),
+                web.running,
+                web.pid,
+                web.restart_policy.as_str()
+            ),
             ("web", true, 4242, "always")
         );
         assert!(web.mounts_docker_socket);
-        let bare = Container::from_inspect(r#"{"Id":"abcdef0123456789","State":{},"HostConfig":{"RestartPolicy":{"Name":""}}}"#).unwrap();
-        assert_eq!((bare.label(), bare.restart_policy.as_str()), ("abcdef012345", "no"));
+        let bare = Container::from_inspect(
+            r#"{"Id":"abcdef0123456789","State":{},"HostConfig":{"RestartPolicy":{"Name":""}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (bare.label(), bare.restart_policy.as_str()),
+            ("abcdef012345", "no")
+        );
         assert!(!bare.running && !bare.mounts_docker_socket);
         for bad in ["", "{}", "[1]", "{\"Id\":\"\"}", "{\"Id\":3}", "\u{0}"] {
             assert!(Container::from_inspect(bad).is_err(), "{bad:?}");
@@ -337,7 +356,9 @@ mod tests {
             (
                 None,
                 r#"{"storage-driver":"overlay2"}"#,
-                Some("storage-driver: overlay2 keeps images and containers apart from those of vfs"),
+                Some(
+                    "storage-driver: overlay2 keeps images and containers apart from those of vfs",
+                ),
             ),
         ];
         let workload = Workload {

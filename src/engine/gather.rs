@@ -94,6 +94,7 @@ PKGS
 ;; esac
 if [ -z "$dockerd_packaged" ] && [ -n "$dockerd_bin" ] && dockerd --help 2>/dev/null | grep -q -- '--validate'; then echo 'dockerd_validate yes'; fi
 [ -f PENDING ] && sort -u PENDING | sed 's/^/pending_handler /'
+set -- /var/lib/docker/containers/*; [ -e "$1" ] && printf 'default_root_containers %s\n' $#
 if [ "$docker_state" = active ]; then
   if command -v docker >/dev/null 2>&1; then
     printf 'docker_info %s\n' "$(timeout 10 docker info --format '{{json .}}' 2>&1)"
@@ -449,6 +450,7 @@ fn parse_fact_line(facts: &mut Facts, line: &str) {
             }
         }
         "docker_unknown" => facts.workload_unknown = Some(truncated(rest)),
+        "default_root_containers" => facts.default_root_containers = rest.parse().unwrap_or(0),
         _ => {}
     }
 }

@@ -2,8 +2,9 @@
 # registry and no docker CLI (Debian 13 and 14 install none): dockerd's API
 # on its unix socket, from the host's own python3. The image holds dash,
 # sleep and the C library, taken from the host itself.
-#   python3 - NAME[=POLICY]...   (as root; prints "NAME ID" per container;
-#   the restart policy is `always` unless given, `no` for none)
+#   python3 - NAME[=POLICY][+sock]...   (as root; prints "NAME ID" per
+#   container; the restart policy is `always` unless given, `no` for none;
+#   `+sock` mounts the daemon's socket into it, as guides warn never to)
 import http.client
 import io
 import json
@@ -42,12 +43,14 @@ def image():
          {"Content-Type": "application/x-tar"})
 
 
-def run(name, policy):
+def run(name, policy, sock):
     spec = {
         "Image": "mini:latest",
         "Cmd": ["/bin/dash", "-c", "while :; do /bin/sleep 1; done"],
         "HostConfig": {"RestartPolicy": {"Name": policy}},
     }
+    if sock:
+        spec["HostConfig"]["Binds"] = ["/var/run/docker.sock:/var/run/docker.sock"]
     created = json.loads(call("POST", f"/containers/create?name={name}",
                               json.dumps(spec), {"Content-Type": "application/json"}))
     call("POST", f"/containers/{name}/start")
@@ -56,5 +59,6 @@ def run(name, policy):
 
 image()
 for arg in sys.argv[1:]:
-    name, _, policy = arg.partition("=")
-    print(name, run(name, policy or "always"))
+    sock = arg.endswith("+sock")
+    name, _, policy = arg.removesuffix("+sock").partition("=")
+    print(name, run(name, policy or "always", sock))
