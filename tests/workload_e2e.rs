@@ -269,9 +269,10 @@ fn workloads_survive_the_rollout(name: &str, release: Release) {
 
     // The opt-in: the change is made, and apply says what is out of sight.
     let allow = std::fs::read_to_string(PLAYBOOK).unwrap().replace(
-        "  own_daemon_json: false\n",
-        "  own_daemon_json: false\n  allow_new_data_root: true\n",
+        "  allow_new_data_root: false\n",
+        "  allow_new_data_root: true\n",
     );
+    assert!(allow.contains("allow_new_data_root: true"));
     let allow_path = scene.dir.path().join("allow.yaml");
     std::fs::write(&allow_path, allow).unwrap();
     let (code, report, stderr) = run(&scene, &allow_path, "apply");
