@@ -9,25 +9,12 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{Scene, assert_success, dockhand_pki};
-use serde_json::Value;
 
 const PLAYBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/docker-tls.yaml");
 
 /// Audit's verdict for each rule ID.
 fn verdicts(scene: &Scene) -> (Option<i32>, BTreeMap<String, String>) {
-    let output = dockhand_pki(
-        &scene.lab,
-        &scene.pki,
-        &[
-            "audit",
-            "-i",
-            &scene.inventory.to_string_lossy(),
-            "--format",
-            "json",
-        ],
-    );
-    let report: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    let (code, report) = common::audit_json(scene);
     let findings = report["hosts"][0]["findings"]
         .as_array()
         .unwrap_or_else(|| panic!("{report:#}"))
@@ -39,7 +26,7 @@ fn verdicts(scene: &Scene) -> (Option<i32>, BTreeMap<String, String>) {
             )
         })
         .collect();
-    (output.status.code(), findings)
+    (code, findings)
 }
 
 fn assert_verdicts(found: &BTreeMap<String, String>, expected: &[(&str, &str)], when: &str) {

@@ -115,6 +115,12 @@ fn entries(cache: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// No build of `cache` is left, mounted or not.
+fn assert_nothing_left(cache: &Path) {
+    assert!(mounts_under(cache).is_empty(), "{:?}", mounts_under(cache));
+    assert!(entries(cache).is_empty(), "{:?}", entries(cache));
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -216,16 +222,7 @@ fn a_failed_or_killed_build_is_cleared_and_a_busy_range_is_skipped() {
         "{text}"
     );
     assert_eq!(failing.calls(), ["clean"]);
-    assert!(
-        mounts_under(cache.path()).is_empty(),
-        "{:?}",
-        mounts_under(cache.path())
-    );
-    assert!(
-        entries(cache.path()).is_empty(),
-        "{:?}",
-        entries(cache.path())
-    );
+    assert_nothing_left(cache.path());
     let record = std::fs::read_to_string(state_root().join("broken/lab.json")).unwrap();
     let state: serde_json::Value = serde_json::from_str(&record).unwrap();
     assert_ne!(state["index"], busy, "the busy range was skipped: {record}");
@@ -275,16 +272,7 @@ fn a_failed_or_killed_build_is_cleared_and_a_busy_range_is_skipped() {
         ["clean", "clean"],
         "the leftover was cleared first"
     );
-    assert!(
-        mounts_under(cache.path()).is_empty(),
-        "{:?}",
-        mounts_under(cache.path())
-    );
-    assert!(
-        entries(cache.path()).is_empty(),
-        "{:?}",
-        entries(cache.path())
-    );
+    assert_nothing_left(cache.path());
     lab_down("broken", cache.path());
 }
 

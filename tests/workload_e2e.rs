@@ -87,24 +87,6 @@ fn run(scene: &Scene, playbook: &Path, command: &str) -> (Option<i32>, Value, St
     (output.status.code(), json, stderr)
 }
 
-fn audit(scene: &Scene) -> (Option<i32>, Value) {
-    let output = dockhand_pki(
-        &scene.lab,
-        &scene.pki,
-        &[
-            "audit",
-            "-i",
-            &scene.inventory.to_string_lossy(),
-            "--format",
-            "json",
-        ],
-    );
-    (
-        output.status.code(),
-        serde_json::from_slice(&output.stdout).expect("audit JSON"),
-    )
-}
-
 fn finding<'a>(audit: &'a Value, host_name: &str, id: &str) -> &'a Value {
     host(audit, host_name)["findings"]
         .as_array()
@@ -159,7 +141,7 @@ fn workloads_survive_the_rollout(name: &str, release: Release) {
     let shipped = Path::new(PLAYBOOK);
 
     // audit names the container that holds the daemon's socket.
-    let (code, audited) = audit(&scene);
+    let (code, audited) = common::audit_json(&scene);
     assert_eq!(code, Some(1));
     let socket = finding(&audited, busy, "5.31");
     assert_eq!(socket["verdict"], "FAIL", "{socket:#}");
@@ -289,7 +271,7 @@ fn workloads_survive_the_rollout(name: &str, release: Release) {
     );
     assert_eq!(listed.trim(), "[]", "the new data root holds nothing yet");
     // audit says what was left behind.
-    let (_, audited) = audit(&scene);
+    let (_, audited) = common::audit_json(&scene);
     let left = finding(&audited, busy, "DATA-1");
     assert_eq!(left["verdict"], "WARN", "{left:#}");
     assert!(

@@ -305,6 +305,25 @@ pub fn assert_success(output: &Output, what: &str) {
     );
 }
 
+/// `audit --format json` over a scene's inventory: the exit code and the
+/// report.
+pub fn audit_json(scene: &Scene) -> (Option<i32>, serde_json::Value) {
+    let output = dockhand_pki(
+        &scene.lab,
+        &scene.pki,
+        &[
+            "audit",
+            "-i",
+            &scene.inventory.to_string_lossy(),
+            "--format",
+            "json",
+        ],
+    );
+    let report = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    (output.status.code(), report)
+}
+
 /// Runs dockhand against a lab with the PKI kept in `pki`.
 pub fn dockhand_pki(lab: &TestLab, pki: &std::path::Path, args: &[&str]) -> Output {
     lab.dockhand_with(args, &[("DOCKHAND_PKI_DIR", pki.as_os_str())])
