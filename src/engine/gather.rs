@@ -637,6 +637,67 @@ mod tests {
     const HASH_A: &str = "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb";
     const HASH_EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
+    /// Byte-level mutations of a full, valid gather output (paths, facts,
+    /// docker's answers, each release's `sshd -T`): whatever a host sends,
+    /// the parser gives a state or an error, never a panic.
+    #[test]
+    fn mutated_host_output_never_panics_the_parser() {
+        let mut sample = format!(
+            "@stat\nregular file|644|root|root|2|/etc/docker/daemon.json\n@sha256\n{HASH_A}  /etc/docker/daemon.json\n\
+             @content\n/etc/docker/daemon.json\n@blob\ne30=\n@facts\nos debian 12\ndocker_active active\n\
+             exec_start /usr/sbin/dockerd -H fd:// $DOCKER_OPTS\ndocker_unit_file W1NlcnZpY2VdCg== /lib/systemd/system/docker.service\n\
+             openssh_version OpenSSH_10.6p1\nssh_kex mlkem768x25519-sha256 curve25519-sha256\ndefault_root_containers 3\n\
+             docker_info {{\"DockerRootDir\":\"/var/lib/docker\",\"Driver\":\"vfs\",\"Images\":5,\"LiveRestoreEnabled\":false,\"SecurityOptions\":[\"name=userns\"]}}\n\
+             docker_container {{\"Id\":\"0123456789abcdef\",\"Name\":\"/web\",\"State\":{{\"Running\":true,\"Pid\":42,\"StartedAt\":\"x\"}},\"HostConfig\":{{\"RestartPolicy\":{{\"Name\":\"always\"}}}},\"Mounts\":[{{\"Source\":\"/var/run/docker.sock\"}}]}}\n\
+             docker_volumes 2\n@sshd\n"
+        );
+        sample.push_str(RELEASES[3].1);
+        sample.push_str("@sshd_status 0\n");
+        assert!(parse(&sample).is_ok(), "the sample itself parses");
+        let alphabet: &[&[u8]] = &[
+            b"\n",
+            b"|",
+            b" ",
+            b"@",
+            b"{",
+            b"\"",
+            b"\xff",
+            "é".as_bytes(),
+            b"18446744073709551616",
+            b"-1",
+            b"@facts\n",
+            b"@sshd_status 0\n",
+            b"docker_container ",
+            b"=",
+        ];
+        let mut random = [0u8; 4096];
+        for _ in 0..3000 {
+            crate::random::fill(&mut random);
+            let mut bytes = sample.clone().into_bytes();
+            for step in 0..(1 + random[0] as usize % 8) {
+                let r = &random[8 + step * 8..16 + step * 8];
+                let at = u32::from_le_bytes([r[0], r[1], r[2], r[3]]) as usize % (bytes.len() + 1);
+                let piece = alphabet[r[4] as usize % alphabet.len()];
+                match r[5] % 3 {
+                    0 => {
+                        bytes.splice(at..at, piece.iter().copied());
+                    }
+                    1 => {
+                        let end = (at + r[6] as usize % 64).min(bytes.len());
+                        bytes.drain(at..end);
+                    }
+                    _ => bytes.truncate(at),
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = parse(&text);
+            let _ = sshd_settings(text.lines());
+            for word in text.split_whitespace().take(50) {
+                let _ = openssh_version(word);
+            }
+        }
+    }
+
     #[test]
     fn output_is_parsed() {
         let output = format!(
