@@ -193,6 +193,16 @@ impl Error {
         }
     }
 
+    /// The message without its leading `host: `, for a line or an error
+    /// that names the host already.
+    pub fn without_host(&self, host: &str) -> String {
+        let text = self.to_string();
+        match text.strip_prefix(host).and_then(|t| t.strip_prefix(": ")) {
+            Some(rest) => rest.to_string(),
+            None => text,
+        }
+    }
+
     /// True when the error means "the host could not be reached", which the
     /// fleet report counts apart from hosts that failed.
     pub fn is_unreachable(&self) -> bool {

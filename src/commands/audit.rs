@@ -10,7 +10,7 @@ use crate::engine::gather;
 use crate::engine::load;
 use crate::error::Result;
 use crate::report::{self, AuditOutcome, Format};
-use crate::transport::{Connector, Ssh, Target, Transport};
+use crate::transport::{Ssh, Target, Transport};
 
 pub struct Options {
     pub inventory: std::path::PathBuf,
@@ -33,13 +33,7 @@ pub fn run(options: &Options) -> Result<i32> {
         jobs,
         describe,
         |(target, become_root, _address): (Target, bool, String), run| async move {
-            let session = run
-                .step(
-                    Phase::Connecting,
-                    target.connect_timeout + std::time::Duration::from_secs(5),
-                    Ssh.connect(&target),
-                )
-                .await?;
+            let session = crate::engine::pipeline::connect_to(&Ssh, &target, &run).await?;
             let gathered = run
                 .step(
                     Phase::Gathering,

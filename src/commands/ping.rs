@@ -69,10 +69,7 @@ async fn ping<C: Connector>(
     check_sudo: bool,
     run: &HostRun,
 ) -> Result<PingReply> {
-    let limit = target.connect_timeout + std::time::Duration::from_secs(5);
-    let session = run
-        .step(Phase::Connecting, limit, connector.connect(target))
-        .await?;
+    let session = crate::engine::pipeline::connect_to(connector, target, run).await?;
     let command = if check_sudo {
         format!("{PROBE}{SUDO_PROBE}")
     } else {

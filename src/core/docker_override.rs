@@ -18,8 +18,8 @@
 use std::collections::BTreeSet;
 
 use super::docker_unit::{self, ServiceSettings, UnitFile};
-use super::dockerd_flags;
 use super::state::Facts;
+use super::{dockerd_flags, file_name};
 
 /// First line of every file dockhand writes whole.
 pub const MANAGED: &str = "# Managed by dockhand; changes made here are overwritten.\n";
@@ -309,10 +309,6 @@ fn quote_word(word: &str) -> String {
     } else {
         format!("\"{}\"", word.replace('\\', "\\\\").replace('"', "\\\""))
     }
-}
-
-fn file_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 #[cfg(test)]

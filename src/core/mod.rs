@@ -26,6 +26,20 @@ use std::path::Path;
 
 use crate::error::Error;
 
+/// The last component of a host path (`/etc/docker/daemon.json` →
+/// `daemon.json`), for messages.
+pub fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Single-quotes a word for the shell: whatever it holds, it stays one
+/// word and nothing in it is expanded. The one quoting of every remote
+/// script (the engine's) and of the commands the core builds (daemon.json's
+/// validation).
+pub fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
 /// A YAML error as `file:line:column: message`.
 pub(crate) fn yaml_error(file: &Path, err: &serde_yaml::Error) -> Error {
     let (line, column) = err

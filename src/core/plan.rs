@@ -9,6 +9,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::daemon_json::{self, KeyChange};
+use super::file_name;
 use super::playbook::Handler;
 use super::resources::{Content, Resources};
 use super::state::{ActualPath, ActualState, PathKind};
@@ -392,10 +393,6 @@ fn check_daemon_json(
     } else {
         Err(format!("{path}: {}", errors.join("; ")))
     }
-}
-
-fn file_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// The honest check of sshd hardening is the effective configuration

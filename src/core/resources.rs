@@ -6,9 +6,9 @@
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
-use super::daemon_json;
 use super::playbook::{DockerRole, Handler, Playbook, SshdValue};
 use super::state::{ActualState, Facts};
+use super::{daemon_json, file_name, shell_quote};
 
 /// daemon.json keys the docker role sets from `listen` and `tls_dir`.
 pub const DOCKER_TLS_KEYS: &[&str] = &[
@@ -496,21 +496,11 @@ pub fn expand(
     Ok(out)
 }
 
-/// Single-quotes a word for the shell (the validate command the core
-/// builds for daemon.json); the engine's scripts use `engine::script`.
-pub fn shell_quote(word: &str) -> String {
-    format!("'{}'", word.replace('\'', "'\\''"))
-}
-
 fn parent(path: &str) -> &str {
     match path.rfind('/') {
         Some(0) | None => "/",
         Some(at) => &path[..at],
     }
-}
-
-fn file_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 #[cfg(test)]

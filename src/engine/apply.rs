@@ -23,6 +23,7 @@ use base64::Engine as _;
 
 use super::script::{self, quote as shell_quote};
 use crate::core::event::Phase;
+use crate::core::file_name;
 use crate::core::plan::{ContentChange, HostPlan};
 use crate::core::playbook::Handler;
 use crate::core::resources::{Content, Resources};
@@ -331,10 +332,6 @@ fn previous(
 }
 
 /// The last component of a path.
-fn file_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
-}
-
 /// A file name as one word of a staging record: temp names are made from
 /// it, and a record's fields are separated by spaces.
 fn word_safe(name: &str) -> String {
@@ -990,12 +987,7 @@ pub async fn rollback(
     become_root: bool,
     run: &HostRun,
 ) -> String {
-    let strip = |e: Error| {
-        let text = e.to_string();
-        text.strip_prefix(&format!("{}: ", run.host))
-            .map(str::to_string)
-            .unwrap_or(text)
-    };
+    let strip = |e: Error| e.without_host(&run.host);
     let restored = run
         .step(
             Phase::RollingBack,

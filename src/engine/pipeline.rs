@@ -70,10 +70,19 @@ pub async fn connect<C: Connector>(
     job: &HostJob,
     run: &HostRun,
 ) -> Result<C::Session> {
-    // The target's own timeout bounds the connection; this one only
-    // guards against a transport that ignores it.
-    let limit = job.target.connect_timeout + std::time::Duration::from_secs(5);
-    run.step(Phase::Connecting, limit, connector.connect(&job.target))
+    connect_to(connector, &job.target, run).await
+}
+
+/// Connects to `target` as the step every command's connection is: the
+/// target's own timeout bounds it, and the step's deadline, 5 s later,
+/// only guards against a transport that ignores it.
+pub async fn connect_to<C: Connector>(
+    connector: &C,
+    target: &Target,
+    run: &HostRun,
+) -> Result<C::Session> {
+    let limit = target.connect_timeout + std::time::Duration::from_secs(5);
+    run.step(Phase::Connecting, limit, connector.connect(target))
         .await
 }
 
@@ -255,12 +264,11 @@ async fn apply_on<C: Connector>(
             })
         }
         Err(err) => {
-            let reason = err.to_string();
             let restored = roll_back(session, &work, become_root, run).await;
             Err(host_error(
                 name,
                 "verify",
-                format!("{}; {restored}", strip(name, &reason)),
+                format!("{}; {restored}", err.without_host(name)),
             ))
         }
     }
@@ -274,12 +282,6 @@ async fn roll_back<S: Transport>(
     run: &HostRun,
 ) -> String {
     apply::rollback(session, work, become_root, run).await
-}
-
-fn strip(host: &str, text: &str) -> String {
-    text.strip_prefix(&format!("{host}: "))
-        .unwrap_or(text)
-        .to_string()
 }
 
 /// What verification may take as already seen on a host.
@@ -422,7 +424,7 @@ async fn verify_checks<C: Connector>(
     let fresh = connector
         .connect(&job.target)
         .await
-        .map_err(|e| host_error(name, "fresh SSH login", strip(name, &e.to_string())))?;
+        .map_err(|e| host_error(name, "fresh SSH login", e.without_host(name)))?;
     let login = fresh.run("fresh SSH login", "true", b"").await;
     fresh.close().await;
     login?;

@@ -15,11 +15,7 @@ pub fn preamble() -> String {
     format!("set -u; umask 077\n{ENVIRONMENT}\n")
 }
 
-/// Single-quotes a word for the shell: whatever it holds, it stays one
-/// word and nothing in it is expanded.
-pub fn quote(word: &str) -> String {
-    format!("'{}'", word.replace('\'', "'\\''"))
-}
+pub use crate::core::shell_quote as quote;
 
 /// The command that runs a script given on standard input, as root
 /// through sudo when `become` is set.

@@ -19,8 +19,7 @@ use crate::error::{Error, Result};
 
 /// The error's text without the leading `host: ` (the line names it).
 fn strip_host(host: &str, err: &Error) -> String {
-    let text = err.to_string();
-    super::escape(text.strip_prefix(&format!("{host}: ")).unwrap_or(&text))
+    super::escape(&err.without_host(host))
 }
 
 pub fn print(outcomes: &[HostOutcome], format: Format) {
