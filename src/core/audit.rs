@@ -198,7 +198,7 @@ fn workload_rules(actual: &ActualState) -> Vec<Finding> {
     ));
     let default_root = "/var/lib/docker";
     let left = actual.facts.default_root_containers;
-    if workload.root_dir != default_root && left > 0 {
+    if !workload.root_dir.is_empty() && workload.root_dir != default_root && left > 0 {
         out.push(finding(
             "DATA-1",
             "no containers are left outside the daemon's data root",
