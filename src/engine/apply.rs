@@ -331,7 +331,6 @@ fn previous(
     )
 }
 
-/// The last component of a path.
 /// A file name as one word of a staging record: temp names are made from
 /// it, and a record's fields are separated by spaces.
 fn word_safe(name: &str) -> String {
