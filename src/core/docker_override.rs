@@ -96,7 +96,9 @@ pub fn build(facts: &Facts, target: &Target) -> Result<Override, String> {
             }
         },
     };
-    let (program, args) = words.split_first().expect("a command line has a program");
+    let Some((program, args)) = words.split_first() else {
+        return Err("the docker unit's ExecStart names no program".into());
+    };
     let variables = settings.variables(&|path| {
         facts
             .docker_env_files

@@ -48,7 +48,12 @@ impl ServiceSettings {
                     "ExecStart" if value.is_empty() => out.exec_start = None,
                     "ExecStart" => {
                         let command = value.trim_start_matches(['-', '@', ':', '+', '!']);
-                        out.exec_start = Some(sourced(split_words(command)));
+                        let words = split_words(command);
+                        // `ExecStart=-` names no program: systemd logs it and
+                        // ignores the line, and so does this.
+                        if !words.is_empty() {
+                            out.exec_start = Some(sourced(words));
+                        }
                     }
                     "Environment" if value.is_empty() => out.environment.clear(),
                     "Environment" => {
@@ -348,6 +353,20 @@ mod tests {
         assert_eq!(settings.environment_files.len(), 1);
         let reset = file("/x.conf", "[Service]\nExecStart=\n");
         assert_eq!(ServiceSettings::read(&[&unit, &reset]).exec_start, None);
+        // A line with a prefix and no program is ignored, as systemd
+        // ignores it: the unit's own command line stays.
+        for line in [
+            "ExecStart=-",
+            "ExecStart=@",
+            "ExecStart=-   ",
+            "ExecStart=+!",
+        ] {
+            let harmless = file("/y.conf", &format!("[Service]\n{line}\n"));
+            let kept = ServiceSettings::read(&[&unit, &harmless])
+                .exec_start
+                .unwrap();
+            assert_eq!(kept.source, unit.path, "{line}");
+        }
     }
 
     #[test]

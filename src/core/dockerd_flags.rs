@@ -154,10 +154,12 @@ impl DockerdOption {
         if let Some((_, value)) = first.split_once('=') {
             return Some(value);
         }
+        // `-Hvalue`: what follows the flag's one letter, whatever the
+        // letter's width in bytes (`-é` is no flag, but a host may say it).
         if let Some(short) = first.strip_prefix('-').filter(|s| !s.starts_with('-'))
-            && short.len() > 1
+            && let Some((at, _)) = short.char_indices().nth(1)
         {
-            return Some(&short[1..]);
+            return Some(&short[at..]);
         }
         self.words.get(1).map(String::as_str)
     }
@@ -255,6 +257,23 @@ mod tests {
             values,
             vec![Some("tcp://0.0.0.0:2375"), Some("unix:///s"), Some("fd://")]
         );
+    }
+
+    #[test]
+    fn words_a_host_may_say_give_values_or_nothing_never_a_panic() {
+        // DOCKER_OPTS="-é --dns 192.0.2.9", and letters wider than a byte.
+        let cases: &[(&str, Option<&str>)] = &[
+            ("-é", None),
+            ("-éx", Some("x")),
+            ("-Hé", Some("é")),
+            ("-😀😀", Some("😀")),
+            ("-", None),
+            ("--=", Some("")),
+        ];
+        for (word, value) in cases {
+            let found = options(&words(word));
+            assert_eq!(found[0].value(), *value, "{word}");
+        }
     }
 
     #[test]

@@ -325,6 +325,9 @@ impl Fleet {
         let names: Vec<String> = batch.iter().map(|(h, _)| h.clone()).collect();
         let mut slots: Vec<Option<(Ended<T>, Duration)>> = names.iter().map(|_| None).collect();
         let mut tasks = tokio::task::JoinSet::new();
+        // Which host each task is, for a task that panics: its result is
+        // lost, and the panic becomes that host's failure alone.
+        let mut task_hosts = std::collections::HashMap::new();
         // A host's work is made and spawned only when a fork is free: a
         // host's future and its connection weigh about 100 KiB, and a
         // fleet of thousands must not hold them all while it waits.
@@ -349,7 +352,8 @@ impl Fleet {
                 let future = work(job, run);
                 let (in_flight, sink) = (in_flight.clone(), self.sink.clone());
                 in_flight.lock().unwrap().insert(host.clone());
-                tasks.spawn(async move {
+                let host_of_task = host.clone();
+                let handle = tasks.spawn(async move {
                     let started = Instant::now();
                     let result = future.await;
                     in_flight.lock().unwrap().remove(&host);
@@ -363,11 +367,25 @@ impl Fleet {
                     ));
                     (index, (Ended::Ran(result), elapsed))
                 });
+                task_hosts.insert(handle.id(), (index, host_of_task, Instant::now()));
             }
             tokio::select! {
                 joined = tasks.join_next() => match joined {
                     Some(Ok((index, end))) => slots[index] = Some(end),
-                    Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Some(Err(e)) if e.is_panic() => {
+                        let Some((index, host, started)) = task_hosts.remove(&e.id()) else {
+                            std::panic::resume_unwind(e.into_panic());
+                        };
+                        in_flight.lock().unwrap().remove(&host);
+                        let reason = format!(
+                            "dockhand failed on this host ({}); the other hosts go on. Please report it",
+                            panic_message(e.into_panic().as_ref())
+                        );
+                        let elapsed = started.elapsed();
+                        self.finished(&host, HostStatus::Failed, &reason, elapsed.as_secs_f64());
+                        let error = Error::Host { host, step: "internal error".into(), reason };
+                        slots[index] = Some((Ended::Ran(Err(error)), elapsed));
+                    }
                     Some(Err(_)) => {}
                     None => break,
                 },
@@ -417,6 +435,15 @@ impl Fleet {
         self.sink
             .send(finished_event(host, status, detail, seconds));
     }
+}
+
+/// What a panic said, when it said it with text.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 fn finished_event(host: &str, status: HostStatus, detail: &str, seconds: f64) -> Event {

@@ -510,3 +510,39 @@ async fn the_plain_renderer_says_each_step_of_a_run_in_order() {
     ];
     assert_eq!(lines, expected);
 }
+
+#[tokio::test]
+async fn a_host_whose_work_panics_fails_alone_and_the_run_ends_normally() {
+    let (fleet, receiver) = fleet(2, Deadlines::default());
+    let jobs: Vec<(String, u32)> = vec![("h1".into(), 1), ("odd".into(), 2), ("h3".into(), 3)];
+    fn describe(result: &Result<u32>) -> (HostStatus, String) {
+        match result {
+            Ok(_) => (HostStatus::Ok, String::new()),
+            Err(e) => (HostStatus::Failed, e.to_string()),
+        }
+    }
+    let done = fleet
+        .run("plan", jobs, describe, |job: u32, _run| async move {
+            if job == 2 {
+                // As a parser would on bytes it did not expect.
+                let word = String::from("é");
+                let _ = &word[1..];
+            }
+            Ok(job)
+        })
+        .await;
+    assert_eq!(
+        statuses(&done),
+        [("h1", "ok"), ("odd", "failed"), ("h3", "ok")]
+    );
+    let message = error(&done[1]);
+    assert!(
+        message.contains("internal error")
+            && message.contains("byte index 1 is not a char boundary"),
+        "{message}"
+    );
+    assert!(events(&receiver).iter().any(|e| matches!(
+        e,
+        Event::HostFinished { host, status: HostStatus::Failed, .. } if host == "odd"
+    )));
+}
