@@ -179,11 +179,11 @@ fn outside_auditors_find_no_fail_level_algorithm(name: &str, release: Release) {
     let value = |keyword: &str| effective.get(keyword).cloned().unwrap_or_default();
     assert_eq!(value("hostkeyalgorithms"), "ssh-ed25519");
     // By the host's OpenSSH: the ML-KEM hybrid first where it has one
-    // (9.9 and later), else sntrup761 (8.5 and later), else curve25519
+    // (Debian 13 and 14), else sntrup761 (Debian 12), else curve25519
     // (8.4 has only the older sntrup4591761, which the role never offers).
     let first_kex = match release {
         Release::Trixie | Release::Forky => "mlkem768x25519-sha256,",
-        Release::Bookworm => "sntrup761x25519-sha512@openssh.com,",
+        Release::Bookworm => "sntrup761x25519-sha512,",
         Release::Bullseye => "curve25519-sha256,",
     };
     assert!(

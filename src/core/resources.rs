@@ -92,10 +92,11 @@ pub fn default_sshd_settings() -> IndexMap<String, SshdValue> {
 
 /// The settings of the sshd role that depend on the host: the host keys
 /// offered (Ed25519; RSA-SHA2 only where the host keeps an RSA key, never
-/// ECDSA on NIST curves) and key exchange by the host's OpenSSH version
+/// ECDSA on NIST curves) and key exchange by what the host's OpenSSH has
 /// (the post-quantum ML-KEM hybrid first, then sntrup761, then curve25519
-/// for older clients), narrowed to what its `ssh -Q kex` lists where a
-/// client is installed.
+/// for older clients): what its `ssh -Q kex` lists where a client is
+/// installed (Debian's builds carry names their upstream version did not
+/// have yet), else what its version (`sshd -V`) brought.
 pub fn host_sshd_settings(facts: &Facts) -> IndexMap<String, SshdValue> {
     let list = |items: Vec<&str>| SshdValue::List(items.into_iter().map(String::from).collect());
     let has_key = |name: &str| facts.ssh_host_keys.iter().any(|k| k.ends_with(name));
@@ -107,13 +108,13 @@ pub fn host_sshd_settings(facts: &Facts) -> IndexMap<String, SshdValue> {
     }
     let kex: Vec<&str> = KEX_BY_VERSION
         .iter()
-        .filter(|(_, since)| match facts.openssh_version {
+        .filter(|(name, since)| match facts.openssh_version {
+            _ if !facts.ssh_kex.is_empty() => facts.ssh_kex.iter().any(|k| k == name),
             Some(version) => version >= *since,
             // Unknown hosts (no facts yet) get what every OpenSSH since 9.0 has.
-            None => *since <= (9, 0) || !facts.ssh_kex.is_empty(),
+            None => *since <= (9, 0),
         })
         .map(|(name, _)| *name)
-        .filter(|name| facts.ssh_kex.is_empty() || facts.ssh_kex.iter().any(|k| k == name))
         .collect();
     [
         ("HostKey", list(keys)),
@@ -125,9 +126,11 @@ pub fn host_sshd_settings(facts: &Facts) -> IndexMap<String, SshdValue> {
     .collect()
 }
 
-/// The key exchanges the role offers, best first, with the OpenSSH release
-/// that brought each: ML-KEM and sntrup761's plain name came in 9.9,
-/// sntrup761 itself in 8.5 (8.4 has only the older sntrup4591761).
+/// The key exchanges the role offers, best first, with the upstream
+/// OpenSSH release that brought each: ML-KEM and sntrup761's plain name
+/// came in 9.9 (Debian 12's 9.2 has the plain name too: its `ssh -Q kex`
+/// says so), sntrup761 itself in 8.5 (8.4 has only the older
+/// sntrup4591761).
 const KEX_BY_VERSION: [(&str, (u32, u32)); 5] = [
     ("mlkem768x25519-sha256", (9, 9)),
     ("sntrup761x25519-sha512", (9, 9)),

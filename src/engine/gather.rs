@@ -557,7 +557,7 @@ mod tests {
             ("8.4", "curve25519-sha256,curve25519-sha256@libssh.org"),
             (
                 "9.2",
-                "sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org",
+                "sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org",
             ),
             (
                 "10.0",
