@@ -87,7 +87,7 @@ printf 'ssh_unit %s\n' "${ssh_unit:-ssh.service}"
 printf 'ssh_active %s\n' "${ssh_state:-inactive}"
 for f in /etc/ssh/sshd_config.d/*.conf; do [ -e "$f" ] && printf 'sshd_drop_in %s\n' "$f"; done
 kex=$(ssh -Q kex 2>/dev/null); set -f; set -- $kex; set +f; printf 'ssh_kex %s\n' "$*"
-v=$(sshd -V 2>&1); set -f; for w in $v; do case $w in OpenSSH_*) printf 'openssh_version %s\n' "$w"; break ;; esac; done; set +f
+[ -z "$kex" ] && { v=$(sshd -V 2>&1); set -f; for w in $v; do case $w in OpenSSH_*) printf 'openssh_version %s\n' "$w"; break ;; esac; done; set +f; }
 for f in /etc/ssh/ssh_host_*_key; do [ -e "$f" ] && printf 'ssh_host_key %s\n' "$f"; done
 dockerd_packaged=
 case $dockerd_bin in /usr/bin/dockerd|/usr/sbin/dockerd)

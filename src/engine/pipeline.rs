@@ -343,16 +343,18 @@ async fn verify_checks<C: Connector>(
                 }
             })
         };
-        let answer = verify::query_daemon(&dial, *port, address, probe)
+        let must_run: &[Container] = match seen {
+            Seen::Changed(must_run) => must_run,
+            Seen::Unchanged(_) => &[],
+        };
+        let answer = verify::query_daemon(&dial, *port, address, probe, !must_run.is_empty())
             .await
             .map_err(|e| host_error(name, "mutual-TLS GET /version and /info", e))?;
         let problems = verify::info_mismatches(&answer.info, daemon);
         if !problems.is_empty() {
             return Err(host_error(name, "check /info", problems.join("; ")));
         }
-        if let Seen::Changed(must_run) = seen
-            && !must_run.is_empty()
-        {
+        if !must_run.is_empty() {
             let stopped = verify::not_running(&answer.containers, must_run);
             if !stopped.is_empty() {
                 return Err(host_error(
