@@ -30,7 +30,9 @@ fn exports_and_contexts(name: &str, release: Release) {
     );
     // The docker CLI keeps its contexts here, not in root's home.
     let docker_config = scene.dir.path().join("docker-config");
-    let bundle = scene.dir.path().join("ops");
+    // A directory name a shell would read more into: the printed line must
+    // keep it inert.
+    let bundle = scene.dir.path().join("ops $(touch pwned) `touch pwned`");
     // `pki client --context`, run twice: the second run updates the context.
     let client_with_context = || {
         lab.dockhand_with(
@@ -62,26 +64,27 @@ fn exports_and_contexts(name: &str, release: Release) {
     );
 
     // `eval "$(dockhand pki client …)"` as a user would, then the CLI.
-    let exports = stdout
-        .trim()
-        .strip_prefix("export ")
-        .expect("an export line");
-    let mut docker = Command::new(docker_cli());
-    docker.env("DOCKER_CONFIG", &docker_config);
-    for assignment in exports.split(' ') {
-        let (key, value) = assignment.split_once('=').unwrap();
-        docker.env(key, value);
-    }
+    let exports = stdout.trim();
+    assert!(exports.starts_with("export "), "{exports}");
     let address = scene.address(host);
     assert!(
-        exports.contains(&format!("DOCKER_HOST=tcp://{address}:2376")),
+        exports.contains(&format!("DOCKER_HOST='tcp://{address}:2376'")),
         "{exports}"
     );
-    let version = docker
-        .args(["version", "--format", "{{.Server.Version}}"])
+    let version = Command::new("sh")
+        .arg("-c")
+        .arg("eval \"$EXPORTS\" && exec \"$DOCKER\" version --format '{{.Server.Version}}'")
+        .current_dir(scene.dir.path())
+        .env("EXPORTS", exports)
+        .env("DOCKER", docker_cli())
+        .env("DOCKER_CONFIG", &docker_config)
         .output()
         .unwrap();
     assert_success(&version, "docker version through the exports");
+    assert!(
+        !scene.dir.path().join("pwned").exists(),
+        "the eval'd line ran nothing"
+    );
 
     let through_context = Command::new(docker_cli())
         .env("DOCKER_CONFIG", &docker_config)

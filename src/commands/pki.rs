@@ -88,13 +88,16 @@ pub fn client(playbook: Option<&Path>, options: &ClientOptions) -> Result<i32> {
         Ok(std::net::IpAddr::V6(v6)) => format!("tcp://[{v6}]:{port}"),
         _ => format!("tcp://{address}:{port}"),
     };
+    // A line users `eval`: every value is quoted, so no byte of an
+    // inventory or a path can run anything.
+    let quote = crate::core::shell_quote;
     let docker_host = match &options.host {
-        Some(_) => format!("DOCKER_HOST={} ", endpoint(&chosen[0].address)),
+        Some(_) => format!("DOCKER_HOST={} ", quote(&endpoint(&chosen[0].address))),
         None => String::new(),
     };
     report::raw_stdout(&format!(
         "export {docker_host}DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={}\n",
-        bundle.display()
+        quote(&bundle.to_string_lossy())
     ));
     if options.context {
         for host in &chosen {

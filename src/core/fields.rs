@@ -130,6 +130,39 @@ pub fn check_client_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// A host's address: an IP address or a DNS name, nothing a shell or an
+/// URL would read more into (it ends up in `DOCKER_HOST` lines users
+/// `eval`, in certificates and in ssh targets).
+pub fn host_address<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    check_host_address(&text).map_err(D::Error::custom)?;
+    Ok(Some(text))
+}
+
+pub fn check_host_address(text: &str) -> Result<(), String> {
+    if text.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    let name = text.strip_suffix('.').unwrap_or(text);
+    if !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(format!(
+            "address {text:?} is neither an IP address nor a DNS name (letters, digits, '-' and '_' in dot-separated labels)"
+        ))
+    }
+}
+
 /// Where dockerd listens for TLS clients: `tcp://ADDRESS:PORT`.
 pub fn listen<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     let text = String::deserialize(deserializer)?;
@@ -312,6 +345,41 @@ mod tests {
                 err.starts_with(&format!("{line}:{column}: ")),
                 "{text}: {err}"
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::check_host_address;
+
+    #[test]
+    fn addresses_are_ip_addresses_or_dns_names() {
+        for good in [
+            "192.0.2.10",
+            "2001:db8::1",
+            "web1",
+            "web-1.example.com",
+            "web_1.internal",
+            "example.com.",
+            "198.18.0.11",
+        ] {
+            assert!(check_host_address(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "h$(touch /tmp/x)",
+            "a b",
+            "`id`",
+            "-oProxyCommand=x",
+            "a..b",
+            "a;b",
+            "x-",
+            "tcp://h",
+            "[::1]",
+            &"a".repeat(64),
+        ] {
+            assert!(check_host_address(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -98,6 +98,7 @@ struct Defaults {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HostEntry {
+    #[serde(default, deserialize_with = "super::fields::host_address")]
     address: Option<String>,
     #[serde(default)]
     ssh: SshSettings,
@@ -265,6 +266,21 @@ mod tests {
                 "invalid IP address",
             ),
             ("hosts:\n  a:\n\tb: 1\n", 3, "cannot start any token"),
+            (
+                "hosts:\n  a:\n    address: \"h$(touch /tmp/x)\"\n",
+                3,
+                "is neither an IP address nor a DNS name",
+            ),
+            (
+                "hosts:\n  a: { address: \"web 1\" }\n",
+                2,
+                "neither an IP address",
+            ),
+            (
+                "hosts:\n  a: { address: \"-oProxyCommand=x\" }\n",
+                2,
+                "neither an IP address",
+            ),
         ];
         for (text, line, needle) in cases {
             let err = parse(text).unwrap_err();
