@@ -65,6 +65,19 @@ fn runs_commands_on_every_host_over_one_connection() {
                 "{text}"
             );
 
+            // A flood is refused at the cap, and the connection still serves.
+            let flood = session
+                .exec("head -c 100000000 /dev/zero; echo done", b"")
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                flood.contains(&name) && flood.contains("sent more than 32 MiB for one command"),
+                "{flood}"
+            );
+            let after = session.exec("echo still here", b"").await.unwrap();
+            assert_eq!(after.stdout_text(), "still here\n");
+
             // Several commands at once on the same connection.
             let (a, b) = tokio::join!(
                 session.exec("sleep 0.3; echo a", b""),

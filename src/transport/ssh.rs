@@ -310,6 +310,36 @@ enum AgentAttempt {
     Tried(String),
 }
 
+/// What one command may send back, stdout and stderr together. The job's
+/// largest answer is the gather's (each shown file at most 1 MiB, base64'd);
+/// a host that sends more fails alone instead of growing dockhand's memory
+/// (a 400 MB EnvironmentFile, a runaway command).
+pub const MAX_OUTPUT_BYTES: usize = 32 << 20;
+
+impl SshSession {
+    /// Appends a host's bytes to `buffer`, refusing past the cap before any
+    /// is kept (so the buffers never grow beyond it).
+    fn take(&self, output: &mut ExecOutput, stderr: bool, data: &[u8]) -> Result<()> {
+        if output.stdout.len() + output.stderr.len() + data.len() > MAX_OUTPUT_BYTES {
+            return Err(Error::Ssh {
+                host: self.host.clone(),
+                step: "exec".into(),
+                reason: format!(
+                    "the host sent more than {} MiB for one command; dockhand stopped reading there",
+                    MAX_OUTPUT_BYTES >> 20
+                ),
+            });
+        }
+        let buffer = if stderr {
+            &mut output.stderr
+        } else {
+            &mut output.stdout
+        };
+        buffer.extend_from_slice(data);
+        Ok(())
+    }
+}
+
 impl Transport for SshSession {
     fn host(&self) -> &str {
         &self.host
@@ -323,14 +353,14 @@ impl Transport for SshSession {
         while let Some(message) = channel.wait().await {
             match message {
                 ChannelMsg::Data { data } => {
-                    output.stdout.extend_from_slice(&data);
+                    self.take(&mut output, false, &data)?;
                     if output.stdout.contains(&b'\n') {
                         // Running: it stays so until the connection closes.
                         self.held.lock().unwrap().push(channel);
                         return Ok(None);
                     }
                 }
-                ChannelMsg::ExtendedData { data, ext: 1 } => output.stderr.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, ext: 1 } => self.take(&mut output, true, &data)?,
                 ChannelMsg::ExitStatus { exit_status } => {
                     output.status = ExitStatus::Code(exit_status)
                 }
@@ -370,8 +400,14 @@ impl Transport for SshSession {
         let mut status = None;
         while let Some(message) = channel.wait().await {
             match message {
-                ChannelMsg::Data { data } => output.stdout.extend_from_slice(&data),
-                ChannelMsg::ExtendedData { data, ext: 1 } => output.stderr.extend_from_slice(&data),
+                ChannelMsg::Data { ref data } | ChannelMsg::ExtendedData { ref data, ext: 1 } => {
+                    let stderr = !matches!(message, ChannelMsg::Data { .. });
+                    if let Err(e) = self.take(&mut output, stderr, data) {
+                        // The command stops with its channel.
+                        let _ = channel.close().await;
+                        return Err(e);
+                    }
+                }
                 ChannelMsg::ExitStatus { exit_status } => {
                     status = Some(ExitStatus::Code(exit_status))
                 }

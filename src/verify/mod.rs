@@ -89,6 +89,10 @@ pub fn direct(address: String, port: u16) -> impl Fn() -> Dialed<'static> + Sync
     }
 }
 
+/// The most of one answer the probe reads (`/containers/json` of a host
+/// with thousands of containers stays well below it).
+const MAX_ANSWER_BYTES: u64 = 16 << 20;
+
 /// One HTTPS GET; returns the status and body.
 async fn get<'f>(
     dial: &Dial<'f>,
@@ -112,8 +116,18 @@ async fn get<'f>(
         tls.write_all(request.as_bytes())
             .await
             .map_err(|e| format!("send: {e}"))?;
+        // A daemon's answer is read up to a cap: one odd host must not grow
+        // dockhand's memory (a byte past it means the answer is too big).
         let mut response = Vec::new();
-        match tls.read_to_end(&mut response).await {
+        let mut limited = (&mut tls).take(MAX_ANSWER_BYTES + 1);
+        let read = limited.read_to_end(&mut response).await;
+        if response.len() as u64 > MAX_ANSWER_BYTES {
+            return Err(format!(
+                "GET {path}: the daemon sent more than {} MiB",
+                MAX_ANSWER_BYTES >> 20
+            ));
+        }
+        match read {
             Ok(_) => {}
             // Some servers close without close_notify; what came is whole
             // if the HTTP framing says so (checked below).
@@ -403,6 +417,21 @@ mod tests {
                 .await
                 .is_ok()
         );
+        // An answer past the cap is an error, read no further.
+        let flood: &'static [u8] = Box::leak(
+            [
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 20000000\r\n\r\n"[..],
+                &vec![b' '; 20_000_000],
+            ]
+            .concat()
+            .into_boxed_slice(),
+        );
+        let flooding = serve(&probe, &cert, &key, true, flood).await;
+        let dial = direct("127.0.0.1".into(), flooding);
+        let err = query_daemon(&dial, flooding, "127.0.0.1", &probe, false)
+            .await
+            .unwrap_err();
+        assert!(err.contains("sent more than 16 MiB"), "{err}");
 
         for (reply, needle) in [
             (
