@@ -72,7 +72,7 @@ fn runs_commands_on_every_host_over_one_connection() {
                 .unwrap_err()
                 .to_string();
             assert!(
-                flood.contains(&name) && flood.contains("sent more than 32 MiB for one command"),
+                flood.contains(&name) && flood.contains("sent more than 16 MiB for one command"),
                 "{flood}"
             );
             let after = session.exec("echo still here", b"").await.unwrap();

@@ -314,7 +314,7 @@ enum AgentAttempt {
 /// largest answer is the gather's (each shown file at most 1 MiB, base64'd);
 /// a host that sends more fails alone instead of growing dockhand's memory
 /// (a 400 MB EnvironmentFile, a runaway command).
-pub const MAX_OUTPUT_BYTES: usize = 32 << 20;
+pub const MAX_OUTPUT_BYTES: usize = 16 << 20;
 
 impl SshSession {
     /// Appends a host's bytes to `buffer`, refusing past the cap before any
