@@ -198,26 +198,21 @@ fn workload_rules(actual: &ActualState) -> Vec<Finding> {
     ));
     let default_root = "/var/lib/docker";
     let left = actual.facts.default_root_containers;
-    if !workload.root_dir.is_empty() && workload.root_dir != default_root && left > 0 {
-        out.push(finding(
-            "DATA-1",
-            "no containers are left outside the daemon's data root",
-            Warn,
+    let moved = !workload.root_dir.is_empty() && workload.root_dir != default_root;
+    out.push(finding(
+        "DATA-1",
+        "no containers are left outside the daemon's data root",
+        if moved && left > 0 { Warn } else { Pass },
+        if moved && left > 0 {
             format!(
                 "{left} container(s) in {default_root}, which the daemon (data root {}) no longer sees",
                 workload.root_dir
-            ),
-            "move what is still needed to the new data root (docker save/load, volumes by copy), or go back to the old settings",
-        ));
-    } else {
-        out.push(finding(
-            "DATA-1",
-            "no containers are left outside the daemon's data root",
-            Pass,
-            format!("data root {}", workload.root_dir),
-            "",
-        ));
-    }
+            )
+        } else {
+            format!("data root {}", workload.root_dir)
+        },
+        "move what is still needed to the new data root (docker save/load, volumes by copy), or go back to the old settings",
+    ));
     out
 }
 

@@ -312,7 +312,7 @@ fn workload_effects(desired: &Resources, actual: &ActualState, out: &mut HostPla
             running.join(", ")
         ));
     } else if !workload.live_restore {
-        match interim_live_restore(desired, actual) {
+        match desired.live_restore_interim.clone() {
             Some(first) => {
                 out.notes.push(format!(
                     "live-restore is turned on first, by reloading dockerd (which stops no container), so the running containers {} keep running through docker's restart",
@@ -331,33 +331,6 @@ fn workload_effects(desired: &Resources, actual: &ActualState, out: &mut HostPla
             running.join(", ")
         ));
     }
-}
-
-/// The interim daemon.json that turns live-restore on alone, when the
-/// daemon.json the playbook asks for has it: the host's own document
-/// (keys and all, so the reload changes nothing else) with
-/// `live-restore: true`.
-fn interim_live_restore(desired: &Resources, actual: &ActualState) -> Option<(String, String)> {
-    desired.files.iter().find_map(|file| {
-        let Content::DaemonJson {
-            managed,
-            own_whole_file,
-        } = &file.content
-        else {
-            return None;
-        };
-        let have = actual.path(&file.path);
-        let after = daemon_json::desired(have.content.as_deref(), managed, *own_whole_file).ok()?;
-        if after.get("live-restore") != Some(&serde_json::Value::Bool(true)) {
-            return None;
-        }
-        let mut interim = match have.content.as_deref() {
-            Some(bytes) if have.exists => daemon_json::parse(bytes).ok()?,
-            _ => serde_json::Map::new(),
-        };
-        interim.insert("live-restore".into(), serde_json::Value::Bool(true));
-        Some((file.path.clone(), daemon_json::render(&interim)))
-    })
 }
 
 /// The daemon.json the host will have, checked against the options of its
@@ -755,16 +728,24 @@ mod tests {
         assert_eq!(super::plan(&desired, &unknown).unwrap().refusal, None);
     }
 
+    /// A playbook asking for live-restore, with the interim document the
+    /// expansion makes from the host's own (`resources` tests that).
+    fn with_live_restore() -> Resources {
+        let mut resources = with_daemon(json!({"live-restore": true}));
+        resources.live_restore_interim = Some((
+            "/etc/t/daemon.json".into(),
+            "{\"debug\": true, \"icc\": false, \"live-restore\": true}\n".into(),
+        ));
+        resources
+    }
+
     #[test]
     fn live_restore_goes_first_where_containers_run_without_it() {
-        let plan = plan(&with_daemon(json!({"live-restore": true})), &in_use()).unwrap();
+        let plan = plan(&with_live_restore(), &in_use()).unwrap();
         assert_eq!(plan.refusal, None);
-        let (path, interim) = plan.live_restore_first.as_ref().unwrap();
-        assert_eq!(path, "/etc/t/daemon.json");
-        // The host's own document, live-restore added, nothing else.
         assert_eq!(
-            serde_json::from_str::<serde_json::Value>(interim).unwrap(),
-            json!({"debug": true, "icc": false, "live-restore": true})
+            plan.live_restore_first,
+            with_live_restore().live_restore_interim
         );
         assert!(
             plan.notes
@@ -777,7 +758,7 @@ mod tests {
         // Already in effect: nothing to do first.
         let mut restoring = in_use();
         restoring.facts.workload.as_mut().unwrap().live_restore = true;
-        let plan = super::plan(&with_daemon(json!({"live-restore": true})), &restoring).unwrap();
+        let plan = super::plan(&with_live_restore(), &restoring).unwrap();
         assert_eq!(plan.live_restore_first, None);
         assert!(
             plan.notes
@@ -805,7 +786,7 @@ mod tests {
             .containers
             .retain(|c| !c.running);
         assert_eq!(
-            super::plan(&with_daemon(json!({"live-restore": true})), &idle)
+            super::plan(&with_live_restore(), &idle)
                 .unwrap()
                 .live_restore_first,
             None

@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
 use super::playbook::{DockerRole, Handler, Playbook, SshdValue};
-use super::state::{ActualState, Facts};
+use super::state::{ActualPath, ActualState, Facts};
 use super::{daemon_json, file_name, shell_quote};
 
 /// daemon.json keys the docker role sets from `listen` and `tls_dir`.
@@ -215,6 +215,11 @@ pub struct Resources {
     pub data_root_move: Option<String>,
     /// The playbook's `docker.allow_new_data_root`.
     pub allow_new_data_root: bool,
+    /// daemon.json's path and the interim document that turns live-restore
+    /// on alone (the host's own with `live-restore: true`), when the
+    /// document the playbook asks for has live-restore; None when the
+    /// host's own cannot be read.
+    pub live_restore_interim: Option<(String, String)>,
 }
 
 impl Resources {
@@ -334,6 +339,12 @@ pub fn expand(
             actual.facts.workload.as_ref(),
         );
         out.allow_new_data_root = docker.allow_new_data_root;
+        out.live_restore_interim = live_restore_interim(
+            &docker.daemon_json_path,
+            &actual.path(&docker.daemon_json_path),
+            before.as_ref(),
+            &document,
+        );
         if let Some(before) = before {
             for listener in daemon_json::closed_plain_listeners(&before, &document) {
                 out.notes.push((
@@ -497,6 +508,37 @@ pub fn expand(
     }
     out.directories.dedup_by(|a, b| a.path == b.path);
     Ok(out)
+}
+
+/// The host's own daemon.json with `live-restore: true` and nothing else
+/// changed, so that a reload turns on live-restore alone; only when the
+/// document the host will have asks for it. A file that exists but cannot
+/// be read or parsed gives none: a reload of anything else would drop the
+/// host's own keys until the restart.
+fn live_restore_interim(
+    path: &str,
+    have: &ActualPath,
+    before: Option<&Map<String, Value>>,
+    after: &Map<String, Value>,
+) -> Option<(String, String)> {
+    if after.get("live-restore") != Some(&Value::Bool(true)) {
+        return None;
+    }
+    let mut interim = match (have.exists, before) {
+        (false, _) => Map::new(),
+        (true, Some(before)) => before.clone(),
+        (true, None)
+            if have
+                .content
+                .as_deref()
+                .is_some_and(|b| b.iter().all(u8::is_ascii_whitespace)) =>
+        {
+            Map::new()
+        }
+        (true, None) => return None,
+    };
+    interim.insert("live-restore".into(), Value::Bool(true));
+    Some((path.to_string(), daemon_json::render(&interim)))
 }
 
 fn parent(path: &str) -> &str {
@@ -669,6 +711,51 @@ mod tests {
             "/etc/docker/daemon.json".to_string(),
             "the plain-TCP listener tcp://0.0.0.0:2375 (`hosts` in daemon.json) is closed: it served the Docker API without TLS".to_string()
         )), "{:#?}", resources.notes);
+    }
+
+    #[test]
+    fn live_restore_is_turned_on_alone_from_the_host_s_own_document() {
+        let playbook = Playbook::parse(
+            "p.yaml".as_ref(),
+            include_str!("../../playbooks/docker-tls.yaml"),
+        )
+        .unwrap();
+        let expand_over = |file: Option<crate::core::state::ActualPath>| {
+            let mut actual = state(debian_facts());
+            if let Some(file) = file {
+                actual.paths.insert("/etc/docker/daemon.json".into(), file);
+            }
+            expand(
+                &playbook,
+                &Default::default(),
+                &actual,
+                &TlsMaterial::CaPending,
+            )
+            .unwrap()
+            .live_restore_interim
+        };
+        let present = |content: Option<&[u8]>| crate::core::state::ActualPath {
+            exists: true,
+            content: content.map(<[u8]>::to_vec),
+            ..Default::default()
+        };
+        let (path, interim) =
+            expand_over(Some(present(Some(br#"{"debug": true, "icc": true}"#)))).unwrap();
+        assert_eq!(path, "/etc/docker/daemon.json");
+        assert_eq!(
+            serde_json::from_str::<Value>(&interim).unwrap(),
+            json!({"debug": true, "icc": true, "live-restore": true})
+        );
+        // No file, or an empty one: live-restore alone.
+        for file in [None, Some(present(Some(b" \n")))] {
+            let (_, interim) = expand_over(file).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Value>(&interim).unwrap(),
+                json!({"live-restore": true})
+            );
+        }
+        // A file whose content was not read: none, rather than drop its keys.
+        assert_eq!(expand_over(Some(present(None))), None);
     }
 
     #[test]

@@ -822,15 +822,16 @@ fn live_restore_first(path: &str, interim: &str) -> String {
     let temp = shell_quote(&format!("{dir}/{TEMP_MARK}live-restore"));
     let path = shell_quote(path);
     format!(
-        "rm -f -- {temp} && cat > {temp} <<'DOCKHAND_LIVE_RESTORE'\n{interim}DOCKHAND_LIVE_RESTORE\n\
-         chown root:root {temp} && chmod 0644 {temp} && mv -f -- {temp} {path} || {{ printf 'error live-restore first: cannot write %s\\n' {path}; rm -f -- {temp}; rollback; printf 'rolled-back\\n'; cleanup; exit 1; }}\n\
+        "abandon() {{ rm -f -- {temp}; printf 'error live-restore first: %s\\n' \"$1\"; rollback; printf 'rolled-back\\n'; cleanup; exit 1; }}\n\
+         rm -f -- {temp} && cat > {temp} <<'DOCKHAND_LIVE_RESTORE'\n{interim}DOCKHAND_LIVE_RESTORE\n\
+         chown root:root {temp} && chmod 0644 {temp} && mv -f -- {temp} {path} || abandon \"cannot write \"{path}\n\
          since=$(date +%s)\n\
-         if ! {{ systemctl reload docker.service 2>/dev/null || kill -HUP \"$(systemctl show -p MainPID --value docker.service)\"; }}; then \
-           printf 'error live-restore first: dockerd could not be asked to reload\\n'; rollback; printf 'rolled-back\\n'; cleanup; exit 1; fi\n\
+         {{ systemctl reload docker.service 2>/dev/null || kill -HUP \"$(systemctl show -p MainPID --value docker.service)\"; }} \
+           || abandon 'dockerd could not be asked to reload'\n\
          i=0; while :; do \
            said=$(journalctl -u docker.service --since \"@$since\" -o cat 2>/dev/null | grep -E 'Reloaded configuration|Error reconfiguring' | tail -n 1); \
-           case $said in *Reloaded*) break ;; ?*) printf 'error live-restore first: %s\\n' \"$said\"; rollback; printf 'rolled-back\\n'; cleanup; exit 1 ;; esac; \
-           i=$((i+1)); [ $i -lt 50 ] || {{ printf 'error live-restore first: dockerd did not reload its configuration within 10s\\n'; rollback; printf 'rolled-back\\n'; cleanup; exit 1; }}; sleep 0.2; done\n\
+           case $said in *Reloaded*) break ;; ?*) abandon \"$said\" ;; esac; \
+           i=$((i+1)); [ $i -lt 50 ] || abandon 'dockerd did not reload its configuration within 10s'; sleep 0.2; done\n\
          printf 'ok live-restore\\n'\n"
     )
 }
