@@ -38,12 +38,17 @@ fn a_link_dropped_while_writing_leaves_no_half_file_and_a_rerun_converges() {
     let playbook = heavy_playbook(scene.dir.path());
     let inventory = scene.inventory.to_string_lossy().into_owned();
 
-    let mut child = Command::new(common::BIN)
-        .args(["apply", "-i", &inventory])
-        .arg(&playbook)
-        .args(["--progress", "plain", "--timeout", "30"])
-        .env("DOCKHAND_LAB", &lab.name)
-        .env("DOCKHAND_LAB_DIR", common::state_root())
+    let mut child = lab
+        .command(&[
+            "apply",
+            "-i",
+            &inventory,
+            &playbook.to_string_lossy(),
+            "--progress",
+            "plain",
+            "--timeout",
+            "30",
+        ])
         .env("DOCKHAND_PKI_DIR", pki)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

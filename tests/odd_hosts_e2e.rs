@@ -7,10 +7,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use common::{BIN, Release, Scene};
+use common::{Release, Scene};
 use serde_json::Value;
 
 const PLAYBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/docker-tls.yaml");
@@ -19,11 +19,9 @@ const PLAYBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/docker-tl
 /// JSON report, stderr, and the peak resident memory seen (VmHWM, KiB),
 /// read from /proc every few milliseconds while it runs.
 fn run_measured(scene: &Scene, args: &[&str]) -> (Option<i32>, Value, String, u64) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("DOCKHAND_LAB", &scene.lab.name)
-        .env("DOCKHAND_LAB_DIR", common::state_root())
-        .env("DOCKHAND_LAB_CACHE", common::lab_cache())
+    let mut child = scene
+        .lab
+        .command(args)
         .env("DOCKHAND_PKI_DIR", &scene.pki)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

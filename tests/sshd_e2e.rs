@@ -88,12 +88,17 @@ fn a_host_whose_dockhand_died_right_after_the_reload_reverts_by_itself() {
     let host = "deadman-01";
     let playbook = lockout_playbook(scene.dir.path());
     let before = drop_in(&scene, host);
-    let mut child = Command::new(common::BIN)
-        .args(["apply", "-i", &scene.inventory.to_string_lossy()])
-        .arg(&playbook)
-        .args(["--progress", "plain", "-v"])
-        .env("DOCKHAND_LAB", &scene.lab.name)
-        .env("DOCKHAND_LAB_DIR", common::state_root())
+    let mut child = scene
+        .lab
+        .command(&[
+            "apply",
+            "-i",
+            &scene.inventory.to_string_lossy(),
+            &playbook.to_string_lossy(),
+            "--progress",
+            "plain",
+            "-v",
+        ])
         .env("DOCKHAND_PKI_DIR", &scene.pki)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -89,6 +89,17 @@ impl TestLab {
 
     /// Runs the dockhand binary with extra environment variables.
     pub fn dockhand_with(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Output {
+        let mut command = self.command(args);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.output().expect("run dockhand")
+    }
+
+    /// The dockhand binary set up to run against this lab (its state and
+    /// base cache, no colour), for a test that spawns it, reads it as it
+    /// runs, or kills it.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(BIN);
         command
             .args(args)
@@ -96,10 +107,7 @@ impl TestLab {
             .env("DOCKHAND_LAB_DIR", state_root())
             .env("DOCKHAND_LAB_CACHE", lab_cache())
             .env("NO_COLOR", "1");
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        command.output().expect("run dockhand")
+        command
     }
 
     /// The lab's inventory, written into `dir`; returns its path.
