@@ -158,7 +158,7 @@ async fn wait_for_docker(session: &SshSession, deadline: Instant) -> Result<()> 
         if booted && starts < 2 && (state == "inactive" || state == "failed") {
             starts += 1;
             let started = session
-                .exec(crate::engine::apply::START_DOCKER, b"")
+                .exec(crate::engine::remote::START_DOCKER, b"")
                 .await?;
             if started.success() {
                 continue;

@@ -5,7 +5,7 @@
 
 use crate::core::event::{HostStatus, Phase};
 use crate::engine::fleet::HostRun;
-use crate::engine::load;
+use crate::engine::{load, remote};
 use crate::error::Result;
 use crate::report::{self, PingOutcome, PingReply};
 use crate::transport::{Connector, Ssh, Target, Transport};
@@ -14,13 +14,6 @@ pub struct Options {
     pub inventory: std::path::PathBuf,
     pub run: super::Run,
 }
-
-/// Everything is asked in one round trip. `sudo -n` never prompts: a host
-/// that would ask for a password fails the check instead of hanging.
-const PROBE: &str = "printf 'hostname=%s\\nuser=%s\\n' \"$(hostname)\" \"$(id -un)\"; \
-                     printf 'docker=%s\\n' \"$(systemctl is-active docker 2>/dev/null || true)\"";
-const SUDO_PROBE: &str =
-    "; if sudo -n true 2>/dev/null; then echo sudo=ok; else echo sudo=refused; fi";
 
 pub fn run(options: &Options) -> Result<i32> {
     let jobs = load::targets(&options.inventory)?
@@ -70,30 +63,14 @@ async fn ping<C: Connector>(
     run: &HostRun,
 ) -> Result<PingReply> {
     let session = crate::engine::pipeline::connect_to(connector, target, run).await?;
-    let command = if check_sudo {
-        format!("{PROBE}{SUDO_PROBE}")
-    } else {
-        PROBE.to_string()
-    };
+    let probe = remote::ping(check_sudo);
     let output = run
         .step(
             Phase::Probing,
             run.deadlines.step,
-            session.run("probe", &command, b""),
+            session.run("probe", &probe.command(false), probe.input()),
         )
         .await;
     session.close().await;
-    let text = output?.stdout_text();
-    let field = |key: &str| {
-        text.lines()
-            .find_map(|line| line.strip_prefix(&format!("{key}=")))
-            .unwrap_or("")
-            .to_string()
-    };
-    Ok(PingReply {
-        hostname: field("hostname"),
-        user: field("user"),
-        docker: field("docker"),
-        sudo: check_sudo.then(|| field("sudo")),
-    })
+    Ok(remote::ping_reply(&output?.stdout_text(), check_sudo))
 }

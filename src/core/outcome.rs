@@ -1,4 +1,4 @@
-//! How apply ended on a host, as the engine reports it and `report`
+//! How apply (and ping) ended on a host, as the engine reports it and `report`
 //! renders it: plain data, so the terminal side depends on the core alone.
 
 use super::playbook::Handler;
@@ -11,4 +11,13 @@ pub enum Applied {
         changes: usize,
         handlers: Vec<Handler>,
     },
+}
+
+/// One host's answer to `ping`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PingReply {
+    pub hostname: String,
+    pub user: String,
+    pub docker: String,
+    pub sudo: Option<String>,
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
+use super::remote::Kind;
 use crate::error::{Error, Result};
 use crate::transport::{Connector, ExecOutput, ExitStatus, Target, Transport};
 
@@ -125,20 +126,16 @@ impl Connector for FakeFleet {
     }
 }
 
+/// The step a script stands for, by its kind.
 fn step_of(command: &str, stdin: &[u8]) -> Step {
-    let script = String::from_utf8_lossy(stdin);
-    if command.contains("dd bs=") {
-        Step::Stage
-    } else if script.contains("echo '@facts'") {
-        Step::Gather
-    } else if script.contains("ok committed") {
-        Step::Commit
-    } else if script.contains("ok rolled-back") || script.contains("ok restored") {
-        Step::Rollback
-    } else if script.contains("ok finished") {
-        Step::Finish
-    } else {
-        Step::Login
+    match Kind::of(command, stdin) {
+        Some(Kind::Stage) => Step::Stage,
+        Some(Kind::Gather) => Step::Gather,
+        Some(Kind::Commit) => Step::Commit,
+        Some(Kind::Restore | Kind::HandlersAgain) => Step::Rollback,
+        Some(Kind::Finish) => Step::Finish,
+        Some(Kind::Lock) => Step::Lock,
+        Some(Kind::Ping | Kind::Login | Kind::SshdSettings) | None => Step::Login,
     }
 }
 

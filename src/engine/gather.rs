@@ -1,7 +1,7 @@
-//! Gathering a host's actual state in one round trip: one POSIX shell
-//! script, sent on stdin, reports every managed path (metadata, digest, and
-//! content unless secret) and the facts the roles need, in a line format
-//! that is parsed here. Secret files are only ever digested on the host.
+//! Gathering a host's actual state in one round trip: the gather script
+//! of [`remote`](super::remote) reports every managed path (metadata,
+//! digest, and content unless secret) and the facts the roles need, in a
+//! line format that is parsed here.
 
 use std::collections::BTreeMap;
 
@@ -12,177 +12,7 @@ use crate::core::workload::{Container, Workload};
 use crate::error::{Error, Result};
 use crate::transport::Transport;
 
-/// Content above this size is not sent (the digest still is).
-const MAX_CONTENT_BYTES: u64 = 1 << 20;
-
-/// What dockerd holds is asked of dockerd itself (`docker info` and
-/// `inspect`, or its API through python3) only where one of its data roots
-/// holds anything, or a data root is set elsewhere: asking costs the host
-/// tens of milliseconds of CPU, and a fleet's no-op pays it on every host.
-/// The look is globs and one grep.
-///
-/// The paths' part, the same few forks however many paths are managed: one
-/// `stat` for all of them, one `sha256sum` for the regular files among them,
-/// and one `cat | base64` for the content of those that are shown (neither
-/// secret nor above [`MAX_CONTENT_BYTES`]), split again by the sizes `stat`
-/// gave. The loops that pick the files are shell builtins: a fork per path
-/// costs the host about a millisecond, and a fleet pays it on every run.
-/// `%n` comes last, so a `|` or a space in a path stays in the name.
-const PATHS: &str = r#"echo '@stat'
-st=$(stat -c '%F|%a|%U|%G|%s|%n' -- PATHS 2>/dev/null)
-[ -n "$st" ] && printf '%s\n' "$st"
-set --
-while IFS='|' read -r type mode user group size name; do
-  case $type in regular*) ;; *) continue ;; esac
-  if [ -r "$name" ]; then set -- "$@" "$name"; else printf '@unreadable %s\n' "$name"; fi
-done <<STAT
-$st
-STAT
-echo '@sha256'
-[ $# -gt 0 ] && sha256sum -- "$@"
-set --
-while IFS='|' read -r type mode user group size name; do
-  case $type in regular*) ;; *) continue ;; esac
-  case $name in SECRETS) continue ;; esac
-  [ -r "$name" ] && [ "$size" -le MAX_CONTENT ] && set -- "$@" "$name"
-done <<STAT
-$st
-STAT
-echo '@content'
-[ $# -gt 0 ] && printf '%s\n' "$@"
-echo '@blob'
-[ $# -gt 0 ] && cat -- "$@" | base64 -w0
-echo
-"#;
-
-const FACTS: &str = r#"echo '@facts'
-. /etc/os-release 2>/dev/null; printf 'os %s %s\n' "${ID:-unknown}" "${VERSION_ID:-unknown}"
-dockerd_bin=$(command -v dockerd || true)
-printf 'dockerd %s\n' "$dockerd_bin"
-units_show=$(systemctl show -p Id -p ExecStart -p DropInPaths -p FragmentPath -p EnvironmentFiles -p ActiveState docker.service sshd.service 2>/dev/null)
-drop_ins=; fragment=; env_files=; docker_state=; ssh_unit=; ssh_state=; unit=docker
-while IFS= read -r l; do
-  case $unit/$l in
-    docker/) unit=ssh ;;
-    docker/ExecStart=*argv*) l=${l#*argv\[\]=}; printf 'exec_start %s\n' "${l%% ;*}" ;;
-    docker/DropInPaths=*) drop_ins=${l#DropInPaths=} ;;
-    docker/FragmentPath=*) fragment=${l#FragmentPath=} ;;
-    docker/EnvironmentFiles=/*) l=${l#EnvironmentFiles=}; env_files="$env_files ${l%% (ignore_errors*}" ;;
-    docker/ActiveState=*) docker_state=${l#ActiveState=} ;;
-    ssh/Id=*) ssh_unit=${l#Id=} ;;
-    ssh/ActiveState=*) ssh_state=${l#ActiveState=} ;;
-  esac
-done <<UNITS_SHOW
-$units_show
-UNITS_SHOW
-for f in $drop_ins; do case $f in /*) printf 'docker_drop_in %s\n' "$f" ;; esac; done
-for f in $fragment $drop_ins; do
-  [ -f "$f" ] && [ -r "$f" ] && { b=$(base64 -w0 -- "$f"); printf 'docker_unit_file %s %s\n' "${b:-=}" "$f"; }
-done
-for f in $env_files; do
-  [ -f "$f" ] && [ -r "$f" ] && { b=$(base64 -w0 -- "$f"); printf 'docker_env_file %s %s\n' "${b:-=}" "$f"; }
-done
-printf 'docker_active %s\n' "${docker_state:-inactive}"
-printf 'ssh_unit %s\n' "${ssh_unit:-ssh.service}"
-printf 'ssh_active %s\n' "${ssh_state:-inactive}"
-for f in /etc/ssh/sshd_config.d/*.conf; do [ -e "$f" ] && printf 'sshd_drop_in %s\n' "$f"; done
-kex=$(ssh -Q kex 2>/dev/null); set -f; set -- $kex; set +f; printf 'ssh_kex %s\n' "$*"
-[ -z "$kex" ] && { v=$(sshd -V 2>&1); set -f; for w in $v; do case $w in OpenSSH_*) printf 'openssh_version %s\n' "$w"; break ;; esac; done; set +f; }
-for f in /etc/ssh/ssh_host_*_key; do [ -e "$f" ] && printf 'ssh_host_key %s\n' "$f"; done
-dockerd_packaged=
-case $dockerd_bin in /usr/bin/dockerd|/usr/sbin/dockerd)
-  pkgs=$(dpkg-query -W -f='${db:Status-Abbrev} ${Version}\n' docker.io docker-ce moby-engine 2>/dev/null)
-  while read -r status version; do
-    case $status in ii) printf 'dockerd_package %s\n' "$version"; dockerd_packaged=yes ;; esac
-  done <<PKGS
-$pkgs
-PKGS
-;; esac
-if [ -z "$dockerd_packaged" ] && [ -n "$dockerd_bin" ] && dockerd --help 2>/dev/null | grep -q -- '--validate'; then echo 'dockerd_validate yes'; fi
-[ -f PENDING ] && sort -u PENDING | sed 's/^/pending_handler /'
-set -- /var/lib/docker/containers/*; [ -e "$1" ] && printf 'default_root_containers %s\n' $#
-holds=
-for d in /var/lib/docker /var/lib/docker/*.*; do
-  for g in "$d"/containers/* "$d"/image/*/imagedb/content/sha256/* "$d"/volumes/*/; do [ -e "$g" ] && holds=yes && break 2; done
-done
-[ -z "$holds" ] && grep -qsE -e '"(data-root|graph)"' -e '--data-root|--graph|(^|[ "=])-g ' /etc/docker/daemon.json /etc/default/docker $fragment $drop_ins $env_files && holds=yes
-if [ "$docker_state" = active ] && [ -z "$holds" ]; then
-  echo 'docker_holds_nothing'
-elif [ "$docker_state" = active ]; then
-  if command -v docker >/dev/null 2>&1; then
-    printf 'docker_info %s\n' "$(timeout 10 docker info --format '{{json .}}' 2>&1)"
-    ids=$(timeout 10 docker ps -aq --no-trunc 2>/dev/null)
-    [ -n "$ids" ] && timeout 10 docker inspect --format '{{json .}}' $ids 2>/dev/null | sed -n 's/^/docker_container /; 1,10000p'
-    v=$(timeout 10 docker volume ls -q 2>/dev/null) && { set -f; set -- $v; set +f; printf 'docker_volumes %s\n' $#; }
-  elif command -v python3 >/dev/null 2>&1; then
-    timeout 20 python3 -c "$DOCKER_PY" 2>&1 | sed -n '1,10000p'
-  else
-    echo 'docker_unknown neither a docker CLI nor python3 on the host to ask dockerd with'
-  fi
-fi
-echo '@sshd'
-sshd -T 2>&1; printf '@sshd_status %s\n' "$?"
-"#;
-
-/// dockerd's answers through its API, for hosts without a docker CLI
-/// (Debian 13's docker.io only recommends it): the same lines the CLI
-/// branch prints. HTTP/1.0, so the body is never chunked.
-const DOCKER_PY: &str = r#"import json, socket
-def get(path):
-    s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect("/var/run/docker.sock")
-    s.sendall(("GET " + path + " HTTP/1.0\r\nHost: docker\r\n\r\n").encode())
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk: break
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    if b" 200 " not in head.split(b"\r\n")[0]: raise SystemExit("docker_unknown " + head.split(b"\r\n")[0].decode())
-    return json.loads(body)
-print("docker_info " + json.dumps(get("/info")))
-for c in get("/containers/json?all=1"):
-    print("docker_container " + json.dumps(get("/containers/" + c["Id"] + "/json")))
-print("docker_volumes %d" % len(get("/volumes").get("Volumes") or []))
-"#;
-
-pub use super::script::quote as shell_quote;
-
-/// The whole script for these paths (`true`: secret, never shown).
-pub fn script(paths: &[(String, bool)]) -> String {
-    let mut text = super::script::preamble().replace("set -u; ", "");
-    if !paths.is_empty() {
-        let quoted = |secret: Option<bool>| {
-            paths
-                .iter()
-                .filter(|(_, s)| secret.is_none_or(|want| *s == want))
-                .map(|(path, _)| shell_quote(path))
-                .collect::<Vec<_>>()
-        };
-        // An empty pattern list would be a syntax error: `''` names no
-        // managed path (they are all absolute).
-        let secrets = quoted(Some(true));
-        let secrets = if secrets.is_empty() {
-            "''".to_string()
-        } else {
-            secrets.join("|")
-        };
-        text.push_str(
-            &PATHS
-                .replace("PATHS", &quoted(None).join(" "))
-                .replace("SECRETS", &secrets)
-                .replace("MAX_CONTENT", &MAX_CONTENT_BYTES.to_string()),
-        );
-    }
-    text.push_str(&format!("DOCKER_PY={}\n", shell_quote(DOCKER_PY)));
-    text.push_str(&FACTS.replace("PENDING", super::apply::PENDING_HANDLERS));
-    text
-}
-
-/// The command that runs the script read from stdin, through sudo when
-/// `become` is set (`-n`: never wait for a password prompt).
-pub fn command(become_root: bool) -> &'static str {
-    super::script::from_stdin(become_root)
-}
+use super::remote::{self, Layout};
 
 /// Runs the gather script on a host.
 pub async fn gather(
@@ -190,8 +20,9 @@ pub async fn gather(
     paths: &[(String, bool)],
     become_root: bool,
 ) -> Result<ActualState> {
+    let script = remote::gather(paths, &Layout::HOST);
     let output = transport
-        .exec(command(become_root), script(paths).as_bytes())
+        .exec(&script.command(become_root), script.input())
         .await?;
     let stderr = output.stderr_text();
     if become_root && !output.success() && stderr.contains("sudo") {
@@ -632,15 +463,9 @@ mod tests {
     }
 
     #[test]
-    fn quoting_survives_any_path() {
-        assert_eq!(shell_quote("/etc/a b"), "'/etc/a b'");
-        assert_eq!(shell_quote("/it's"), "'/it'\\''s'");
-    }
-
-    #[test]
     fn the_paths_cost_the_same_few_forks_however_many_there_are() {
         let paths: Vec<(String, bool)> = (0..20).map(|i| (format!("/etc/f{i}"), i == 3)).collect();
-        let text = script(&paths);
+        let text = remote::gather(&paths, &Layout::HOST).text;
         let paths_part = &text[..text.find("echo '@facts'").unwrap()];
         for command in ["stat -c", "sha256sum --", "cat --", "base64"] {
             assert_eq!(paths_part.matches(command).count(), 1, "{command}");
@@ -828,7 +653,11 @@ mod tests {
         std::fs::write(at("secret.pem"), b"KEY").unwrap();
         std::fs::write(at("empty"), b"").unwrap();
         std::fs::write(at("odd name|x's"), b"odd").unwrap();
-        std::fs::write(at("big"), vec![b'x'; MAX_CONTENT_BYTES as usize + 1]).unwrap();
+        std::fs::write(
+            at("big"),
+            vec![b'x'; remote::MAX_CONTENT_BYTES as usize + 1],
+        )
+        .unwrap();
         std::fs::create_dir(at("dir")).unwrap();
         std::os::unix::fs::symlink(at("shown.json"), at("link")).unwrap();
         let names = [
@@ -845,7 +674,7 @@ mod tests {
             names.iter().map(|n| (at(n), *n == "secret.pem")).collect();
         let output = std::process::Command::new("/bin/sh")
             .arg("-c")
-            .arg(script(&paths))
+            .arg(remote::gather(&paths, &Layout::HOST).text)
             .output()
             .unwrap();
         let state = parse(&String::from_utf8_lossy(&output.stdout)).unwrap();

@@ -9,5 +9,6 @@ pub mod fleet;
 pub mod gather;
 pub mod load;
 pub mod pipeline;
-pub mod script;
+pub mod remote;
 mod target;
+pub mod work;

@@ -17,7 +17,7 @@ use crate::transport::{Connector, Target, Transport};
 use crate::verify::{self, TlsProbe};
 
 use super::fleet::HostRun;
-use super::{apply, gather};
+use super::{apply, gather, remote, work};
 
 /// Everything known about a host before connecting.
 #[derive(Clone)]
@@ -203,11 +203,11 @@ async fn apply_on<C: Connector>(
         .await?;
         return Ok(Applied::Unchanged);
     }
-    let work = apply::work(
+    let work = work::work(
         &prepared.desired,
         &prepared.plan,
         &prepared.actual.facts.ssh_unit,
-        &mut apply::random_suffix,
+        &mut work::random_suffix,
     )
     .map_err(|reason| host_error(name, "prepare the writes", reason))?;
     run.step(
@@ -277,7 +277,7 @@ async fn apply_on<C: Connector>(
 /// Restores the previous files and runs the handlers again; says how it went.
 async fn roll_back<S: Transport>(
     session: &S,
-    work: &apply::Work,
+    work: &work::Work,
     become_root: bool,
     run: &HostRun,
 ) -> String {
@@ -385,8 +385,9 @@ async fn verify_checks<C: Connector>(
         let effective = match seen {
             Seen::Unchanged(facts) => std::borrow::Cow::Borrowed(&facts.sshd_effective),
             Seen::Changed(_) => {
-                let command = super::script::inline(job.become_root(), "sshd -T");
-                let output = session.run("sshd -T", &command, b"").await?;
+                let script = remote::sshd_settings(&remote::Layout::HOST);
+                let command = script.command(job.become_root());
+                let output = session.run("sshd -T", &command, script.input()).await?;
                 std::borrow::Cow::Owned(gather::sshd_settings(output.stdout_text().lines()))
             }
         };
@@ -427,7 +428,10 @@ async fn verify_checks<C: Connector>(
         .connect(&job.target)
         .await
         .map_err(|e| host_error(name, "fresh SSH login", e.without_host(name)))?;
-    let login = fresh.run("fresh SSH login", "true", b"").await;
+    let login = remote::login();
+    let login = fresh
+        .run("fresh SSH login", &login.command(false), login.input())
+        .await;
     fresh.close().await;
     login?;
     passed.push("a fresh SSH login works".into());

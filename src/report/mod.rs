@@ -204,14 +204,7 @@ pub fn confirm(question: &str, cancelled: &dyn Fn() -> bool) -> Result<bool> {
     }
 }
 
-/// One host's answer to `ping`.
-#[derive(Debug)]
-pub struct PingReply {
-    pub hostname: String,
-    pub user: String,
-    pub docker: String,
-    pub sudo: Option<String>,
-}
+pub use crate::core::outcome::PingReply;
 
 /// One host's outcome of `ping`.
 #[derive(Debug)]

@@ -179,7 +179,7 @@ impl TestLab {
         let commit_done = format!(
             "i=0; while [ $i -lt 200 ] && read -r g start < {} 2>/dev/null \
              && [ \"$(cut -d' ' -f22 /proc/$g/stat 2>/dev/null)\" = \"$start\" ]; do i=$((i+1)); sleep 0.1; done",
-            dockhand::engine::apply::COMMIT_GROUP
+            dockhand::engine::remote::COMMIT_GROUP
         );
         loop {
             let output = self
@@ -207,7 +207,7 @@ impl TestLab {
     /// restart handler does: once more when systemd, not dockerd, failed
     /// (219/CGROUP on a loaded machine, the old cgroup still going away).
     pub fn start_docker(&self, host: &str) {
-        self.ssh(host, dockhand::engine::apply::START_DOCKER);
+        self.ssh(host, dockhand::engine::remote::START_DOCKER);
     }
 
     /// OpenSSH's client, ready to run `command` on `host` as root with the

@@ -1,0 +1,73 @@
+echo '@facts'
+# shellcheck source=/dev/null
+. /etc/os-release 2>/dev/null; printf 'os %s %s\n' "${ID:-unknown}" "${VERSION_ID:-unknown}"
+dockerd_bin=$(command -v dockerd || true)
+printf 'dockerd %s\n' "$dockerd_bin"
+units_show=$(systemctl show -p Id -p ExecStart -p DropInPaths -p FragmentPath -p EnvironmentFiles -p ActiveState docker.service sshd.service 2>/dev/null)
+drop_ins=; fragment=; env_files=; docker_state=; ssh_unit=; ssh_state=; unit=docker
+while IFS= read -r l; do
+  case $unit/$l in
+    docker/) unit=ssh ;;
+    docker/ExecStart=*argv*) l=${l#*argv\[\]=}; printf 'exec_start %s\n' "${l%% ;*}" ;;
+    docker/DropInPaths=*) drop_ins=${l#DropInPaths=} ;;
+    docker/FragmentPath=*) fragment=${l#FragmentPath=} ;;
+    docker/EnvironmentFiles=/*) l=${l#EnvironmentFiles=}; env_files="$env_files ${l%% (ignore_errors*}" ;;
+    docker/ActiveState=*) docker_state=${l#ActiveState=} ;;
+    ssh/Id=*) ssh_unit=${l#Id=} ;;
+    ssh/ActiveState=*) ssh_state=${l#ActiveState=} ;;
+  esac
+done <<UNITS_SHOW
+$units_show
+UNITS_SHOW
+for f in $drop_ins; do case $f in /*) printf 'docker_drop_in %s\n' "$f" ;; esac; done
+for f in $fragment $drop_ins; do
+  [ -f "$f" ] && [ -r "$f" ] && { b=$(base64 -w0 -- "$f"); printf 'docker_unit_file %s %s\n' "${b:-=}" "$f"; }
+done
+for f in $env_files; do
+  [ -f "$f" ] && [ -r "$f" ] && { b=$(base64 -w0 -- "$f"); printf 'docker_env_file %s %s\n' "${b:-=}" "$f"; }
+done
+printf 'docker_active %s\n' "${docker_state:-inactive}"
+printf 'ssh_unit %s\n' "${ssh_unit:-ssh.service}"
+printf 'ssh_active %s\n' "${ssh_state:-inactive}"
+for f in /etc/ssh/sshd_config.d/*.conf; do [ -e "$f" ] && printf 'sshd_drop_in %s\n' "$f"; done
+kex=$(ssh -Q kex 2>/dev/null); set -f
+# shellcheck disable=SC2086 # one word each
+set -- $kex; set +f; printf 'ssh_kex %s\n' "$*"
+[ -z "$kex" ] && { v=$(sshd -V 2>&1); set -f; for w in $v; do case $w in OpenSSH_*) printf 'openssh_version %s\n' "$w"; break ;; esac; done; set +f; }
+for f in /etc/ssh/ssh_host_*_key; do [ -e "$f" ] && printf 'ssh_host_key %s\n' "$f"; done
+dockerd_packaged=
+case $dockerd_bin in /usr/bin/dockerd|/usr/sbin/dockerd)
+  pkgs=$(dpkg-query -W -f='${db:Status-Abbrev} ${Version}\n' docker.io docker-ce moby-engine 2>/dev/null)
+  while read -r status version; do
+    case $status in ii) printf 'dockerd_package %s\n' "$version"; dockerd_packaged=yes ;; esac
+  done <<PKGS
+$pkgs
+PKGS
+;; esac
+if [ -z "$dockerd_packaged" ] && [ -n "$dockerd_bin" ] && dockerd --help 2>/dev/null | grep -q -- '--validate'; then echo 'dockerd_validate yes'; fi
+[ -f @PENDING@ ] && sort -u @PENDING@ | sed 's/^/pending_handler /'
+set -- /var/lib/docker/containers/*; [ -e "$1" ] && printf 'default_root_containers %s\n' $#
+holds=
+for d in /var/lib/docker /var/lib/docker/*.*; do
+  for g in "$d"/containers/* "$d"/image/*/imagedb/content/sha256/* "$d"/volumes/*/; do [ -e "$g" ] && holds=yes && break 2; done
+done
+# shellcheck disable=SC2086 # lists of paths, one word each
+[ -z "$holds" ] && grep -qsE -e '"(data-root|graph)"' -e '--data-root|--graph|(^|[ "=])-g ' /etc/docker/daemon.json /etc/default/docker $fragment $drop_ins $env_files && holds=yes
+if [ "$docker_state" = active ] && [ -z "$holds" ]; then
+  echo 'docker_holds_nothing'
+elif [ "$docker_state" = active ]; then
+  if command -v docker >/dev/null 2>&1; then
+    printf 'docker_info %s\n' "$(timeout 10 docker info --format '{{json .}}' 2>&1)"
+    ids=$(timeout 10 docker ps -aq --no-trunc 2>/dev/null)
+    # shellcheck disable=SC2086 # one container ID each
+    [ -n "$ids" ] && timeout 10 docker inspect --format '{{json .}}' $ids 2>/dev/null | sed -n 's/^/docker_container /; 1,10000p'
+    # shellcheck disable=SC2086 # one volume each
+    v=$(timeout 10 docker volume ls -q 2>/dev/null) && { set -f; set -- $v; set +f; printf 'docker_volumes %s\n' $#; }
+  elif command -v python3 >/dev/null 2>&1; then
+    timeout 20 python3 -c "$DOCKER_PY" 2>&1 | sed -n '1,10000p'
+  else
+    echo 'docker_unknown neither a docker CLI nor python3 on the host to ask dockerd with'
+  fi
+fi
+echo '@sshd'
+sshd -T 2>&1; printf '@sshd_status %s\n' "$?"

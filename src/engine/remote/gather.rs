@@ -1,0 +1,68 @@
+//! The gather: one script, sent on stdin, reports every managed path
+//! (metadata, digest, and content unless secret) and the facts the roles
+//! need, in the line format `engine::gather` parses. Secret files are only
+//! ever digested on the host.
+//!
+//! The paths' part costs the same few forks however many paths are
+//! managed: one `stat` for all of them, one `sha256sum` for the regular
+//! files among them, and one `cat | base64` for the content of those that
+//! are shown (neither secret nor above [`MAX_CONTENT_BYTES`]), split again
+//! by the sizes `stat` gave. The loops that pick the files are shell
+//! builtins: a fork per path costs the host about a millisecond, and a
+//! fleet pays it on every run. `%n` comes last, so a `|` or a space in a
+//! path stays in the name.
+//!
+//! What dockerd holds is asked of dockerd itself (`docker info` and
+//! `inspect`, or its API through python3, `docker.py`) only where one of
+//! its data roots holds anything, or a data root is set elsewhere: asking
+//! costs the host tens of milliseconds of CPU, and a fleet's no-op pays it
+//! on every host. The look is globs and one grep.
+
+use super::{Kind, Layout, Script, fill, header, quote};
+
+/// Content above this size is not sent (the digest still is).
+pub const MAX_CONTENT_BYTES: u64 = 1 << 20;
+
+const PATHS: &str = include_str!("gather-paths.sh");
+const FACTS: &str = include_str!("gather-facts.sh");
+
+/// dockerd's answers through its API, for hosts without a docker CLI
+/// (Debian 13's docker.io only recommends it): the same lines the CLI
+/// branch prints. HTTP/1.0, so the body is never chunked.
+const DOCKER_PY: &str = include_str!("docker.py");
+
+const SET_DOCKER_PY: &str = "DOCKER_PY=@DOCKER_PY@\n";
+
+/// The gather for these paths (`true`: secret, never shown). Not strict:
+/// a host's odd answer is reported, not a reason to stop.
+pub fn gather(paths: &[(String, bool)], layout: &Layout) -> Script {
+    let mut text = header(Kind::Gather, layout, false);
+    if !paths.is_empty() {
+        let quoted = |secret: Option<bool>| {
+            paths
+                .iter()
+                .filter(|(_, s)| secret.is_none_or(|want| *s == want))
+                .map(|(path, _)| quote(path))
+                .collect::<Vec<_>>()
+        };
+        // An empty pattern list would be a syntax error: `''` names no
+        // managed path (they are all absolute).
+        let secrets = quoted(Some(true));
+        let secrets = if secrets.is_empty() {
+            "''".to_string()
+        } else {
+            secrets.join("|")
+        };
+        text += &fill(
+            PATHS,
+            &[
+                ("PATHS", &quoted(None).join(" ")),
+                ("SECRETS", &secrets),
+                ("MAX_CONTENT", &MAX_CONTENT_BYTES.to_string()),
+            ],
+        );
+    }
+    text += &fill(SET_DOCKER_PY, &[("DOCKER_PY", &quote(DOCKER_PY))]);
+    text += &fill(FACTS, &[("PENDING", &quote(&layout.pending_handlers()))]);
+    Script::on_stdin(Kind::Gather, text)
+}

@@ -1,0 +1,290 @@
+//! Every shell script dockhand runs on a host, one file each: the gather,
+//! the host lock, staging, the commit, the restore and the handlers run
+//! again after it, the finish, the ping and the probes of verify. Each is
+//! a [`Script`]: its [`Kind`], its text and the data it reads on stdin.
+//!
+//! The shell is kept as shell: templates (`*.sh` beside this file, or
+//! one-line `const`s) with `@NAME@` holes, filled by [`fill`] with words
+//! quoted by [`quote`] or with lines rendered from smaller templates. No
+//! shell is built anywhere else. Every script starts with the same header
+//! (its kind, `set -u`, a private umask, a known locale and PATH), and its
+//! output is read back as [`Line`]s, not searched for substrings.
+//!
+//! The tests in `tests.rs` run every script under `/bin/sh` (dash) against
+//! a temporary root, with `systemctl`, `sshd`, `dockerd` and `systemd-run`
+//! stubbed, and assert the state each leaves; `shellcheck` reads every
+//! script rendered.
+
+mod commit;
+mod gather;
+mod handlers;
+mod lock;
+mod probe;
+mod restore;
+mod stage;
+#[cfg(test)]
+mod tests;
+
+pub use crate::core::shell_quote as quote;
+pub use commit::{CommitOutcome, commit};
+pub use gather::{MAX_CONTENT_BYTES, gather};
+pub use handlers::START_DOCKER;
+pub use lock::{HOST_LOCK_WAIT, LockOutcome, lock};
+pub use probe::{login, ping, ping_reply, sshd_settings};
+pub use restore::{finish, handlers_again, restore};
+pub use stage::{stage, stage_input};
+
+/// Where the scripts keep their state on a host, and the PATH they run
+/// with. Hosts get [`Layout::HOST`]; the tests point both at a temporary
+/// root and their stubs.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout<'a> {
+    pub state_dir: &'a str,
+    pub path: &'a str,
+}
+
+impl Layout<'static> {
+    pub const HOST: Layout<'static> = Layout {
+        state_dir: "/var/lib/dockhand",
+        path: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    };
+}
+
+impl Layout<'_> {
+    /// The lock an apply holds on a host from before its first write until
+    /// its connection closes: two applies never interleave on one host.
+    pub fn host_lock(&self) -> String {
+        format!("{}/apply.lock", self.state_dir)
+    }
+
+    /// The process group of a running commit, so that a rollback after its
+    /// deadline can stop it (a handler may hang: a docker that never
+    /// starts).
+    pub fn commit_group(&self) -> String {
+        format!("{}/commit.pgid", self.state_dir)
+    }
+
+    /// Handlers owed by a commit, recorded on the host before any file is
+    /// replaced and cleared once they ran: a run killed in between leaves
+    /// them here, and the next run's gather picks them up and runs them.
+    pub fn pending_handlers(&self) -> String {
+        format!("{}/pending-handlers", self.state_dir)
+    }
+}
+
+/// The commit's process group record on hosts (tests wait on it).
+pub const COMMIT_GROUP: &str = "/var/lib/dockhand/commit.pgid";
+
+/// What a script is for: the fake fleet and the logs tell scripts apart by
+/// it (the header's first line names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Gather,
+    Lock,
+    Stage,
+    Commit,
+    Restore,
+    HandlersAgain,
+    Finish,
+    Ping,
+    Login,
+    SshdSettings,
+}
+
+const KINDS: [(Kind, &str); 10] = [
+    (Kind::Gather, "gather"),
+    (Kind::Lock, "lock"),
+    (Kind::Stage, "stage"),
+    (Kind::Commit, "commit"),
+    (Kind::Restore, "restore"),
+    (Kind::HandlersAgain, "handlers-again"),
+    (Kind::Finish, "finish"),
+    (Kind::Ping, "ping"),
+    (Kind::Login, "login"),
+    (Kind::SshdSettings, "sshd-settings"),
+];
+
+/// The header's first line: `# dockhand: KIND`.
+const TAG: &str = "# dockhand: ";
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        KINDS
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map_or("?", |(_, n)| n)
+    }
+
+    /// The kind of a script as sent: its text is on stdin, or in the
+    /// command (`sh -c '…'`) when stdin carries data.
+    pub fn of(command: &str, stdin: &[u8]) -> Option<Kind> {
+        let head = &stdin[..stdin.len().min(64)];
+        let named = |text: &str| {
+            let rest = &text[text.find(TAG)? + TAG.len()..];
+            let name = rest.split(['\n', '\'']).next()?;
+            KINDS.iter().find(|(_, n)| *n == name).map(|(k, _)| *k)
+        };
+        named(&String::from_utf8_lossy(head)).or_else(|| named(command))
+    }
+}
+
+/// How a script reaches its shell.
+#[derive(Debug, Clone, PartialEq)]
+enum Carrier {
+    /// The text on stdin (`sh -s`): nothing on the command line.
+    Stdin,
+    /// The text as `sh -c`'s argument, and stdin free for this data
+    /// (contents and records travel there, never on a command line).
+    Argument(Vec<u8>),
+    /// The text as the login shell's command, as any SSH client sends one
+    /// (the ping and the fresh login: no `sh -s`, no sudo).
+    Login,
+}
+
+/// One script, ready to send.
+#[derive(Debug, Clone)]
+pub struct Script {
+    pub kind: Kind,
+    pub text: String,
+    carrier: Carrier,
+}
+
+impl Script {
+    fn on_stdin(kind: Kind, text: String) -> Script {
+        Script {
+            kind,
+            text,
+            carrier: Carrier::Stdin,
+        }
+    }
+
+    fn with_input(kind: Kind, text: String, input: Vec<u8>) -> Script {
+        Script {
+            kind,
+            text,
+            carrier: Carrier::Argument(input),
+        }
+    }
+
+    /// The command line to send, as root through `sudo -n` (which never
+    /// waits for a password) when `become_root`.
+    pub fn command(&self, become_root: bool) -> String {
+        let sudo = if become_root && self.carrier != Carrier::Login {
+            "sudo -n "
+        } else {
+            ""
+        };
+        match &self.carrier {
+            Carrier::Stdin => format!("{sudo}/bin/sh -s"),
+            Carrier::Argument(_) => format!("{sudo}sh -c {}", quote(&self.text)),
+            Carrier::Login => self.text.clone(),
+        }
+    }
+
+    /// What goes on the command's stdin.
+    pub fn input(&self) -> &[u8] {
+        match &self.carrier {
+            Carrier::Stdin => self.text.as_bytes(),
+            Carrier::Argument(input) => input,
+            Carrier::Login => b"",
+        }
+    }
+}
+
+/// The first lines of every script: its kind, unset variables as errors
+/// (`strict`), files it creates private, and a known locale (output is
+/// parsed) and PATH (whatever the login shell set).
+const HEADER: &str = "# dockhand: @KIND@\n@STRICT@umask 077\nexport LC_ALL=C PATH=@PATH@\n";
+
+fn header(kind: Kind, layout: &Layout, strict: bool) -> String {
+    fill(
+        HEADER,
+        &[
+            ("KIND", kind.name()),
+            ("STRICT", if strict { "set -u\n" } else { "" }),
+            ("PATH", &quote(layout.path)),
+        ],
+    )
+}
+
+/// Fills a template's `@NAME@` holes. Every hole must be given: a hole
+/// left open is a bug in this module, caught by its tests.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut text = template.to_string();
+    for (name, value) in values {
+        text = text.replace(&format!("@{name}@"), value);
+    }
+    debug_assert!(
+        open_hole(&text).is_none(),
+        "{:?} left open",
+        open_hole(&text)
+    );
+    text
+}
+
+/// The first `@NAME@` (capitals and `_`) left in a text.
+fn open_hole(text: &str) -> Option<&str> {
+    text.match_indices('@').find_map(|(at, _)| {
+        let rest = &text[at + 1..];
+        let end = rest.find(|c: char| !(c.is_ascii_uppercase() || c == '_'))?;
+        (end > 0 && rest[end..].starts_with('@')).then(|| &rest[..end])
+    })
+}
+
+/// The directory part of an absolute path (`/` for a file at the root).
+fn parent(path: &str) -> &str {
+    match path.rsplit_once('/') {
+        Some(("", _)) | None => "/",
+        Some((dir, _)) => dir,
+    }
+}
+
+/// One line of a script's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line<'a> {
+    /// `error MESSAGE`: the script stopped there.
+    Error(&'a str),
+    /// `ok committed`: every file was replaced.
+    Committed,
+    /// `rolled-back`: the script put the previous files back itself.
+    RolledBack,
+    /// `handler NAME ok`.
+    HandlerRan(&'a str),
+    /// `ok WHAT` (done, armed, finished …).
+    Ok(&'a str),
+    Other(&'a str),
+}
+
+impl<'a> Line<'a> {
+    pub fn parse(line: &'a str) -> Line<'a> {
+        if let Some(message) = line.strip_prefix("error ") {
+            Line::Error(message)
+        } else if line == "ok committed" {
+            Line::Committed
+        } else if line == "rolled-back" {
+            Line::RolledBack
+        } else if let Some(name) = line
+            .strip_prefix("handler ")
+            .and_then(|l| l.strip_suffix(" ok"))
+        {
+            Line::HandlerRan(name)
+        } else if let Some(what) = line.strip_prefix("ok ") {
+            Line::Ok(what)
+        } else {
+            Line::Other(line)
+        }
+    }
+}
+
+/// A script's answer, line by line.
+pub fn lines(stdout: &str) -> impl Iterator<Item = Line<'_>> {
+    stdout.lines().map(Line::parse)
+}
+
+/// The first `error …` of an answer.
+pub fn first_error(stdout: &str) -> Option<&str> {
+    lines(stdout).find_map(|line| match line {
+        Line::Error(message) => Some(message),
+        _ => None,
+    })
+}

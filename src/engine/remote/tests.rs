@@ -1,0 +1,838 @@
+//! Every script under `/bin/sh` (dash on Debian), against a temporary
+//! root: the managed files live under it, the state directory too, and
+//! `systemctl`, `sshd`, `dockerd`, `systemd-run` and `journalctl` are stubs
+//! that log their arguments (and fail when a test says so). The tests
+//! assert the state a script leaves, and the order of what it ran.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::*;
+use crate::core::playbook::Handler;
+use crate::engine::work::{FileWrite, SshdSwitch, Work};
+
+/// The stub for every host command: logs `NAME ARGS`, answers the few
+/// questions the scripts ask, and fails when a file in `fail/` holds a
+/// pattern that matches the call.
+const STUB: &str = r#"#!/bin/sh
+call="NAME $*"
+printf '%s\n' "$call" >> ROOT/calls
+for f in ROOT/fail/*; do
+  [ -e "$f" ] || continue
+  # shellcheck disable=SC2254
+  case $call in $(cat "$f")) echo "NAME failed on purpose"; exit 1 ;; esac
+done
+case $call in
+  "systemctl show -p Type -p ExecStart docker.service") echo 'Type=notify' ;;
+  "systemctl show -p ExecMainStatus --value docker.service") echo 1 ;;
+  "sshd -T") echo 'port 22' ;;
+  "systemctl is-active"*) exit 3 ;;
+  "dockerd --validate --config-file "*) if grep -q bad "$3"; then echo 'unable to configure the Docker daemon: bad'; exit 1; fi ;;
+  "systemd-run "*) for a in "$@"; do last=$a; done; printf '%s' "$last" > ROOT/armed ;;
+  "journalctl "*) [ -e ROOT/journal ] && cat ROOT/journal ;;
+esac
+"#;
+
+const STUBBED: [&str; 5] = ["systemctl", "sshd", "dockerd", "systemd-run", "journalctl"];
+
+struct Host {
+    dir: tempfile::TempDir,
+    path: String,
+    state_dir: String,
+    user: String,
+    group: String,
+}
+
+impl Host {
+    fn new() -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap().to_string();
+        for sub in ["stubs", "fail", "state", "etc"] {
+            std::fs::create_dir(format!("{root}/{sub}")).unwrap();
+        }
+        for name in STUBBED {
+            let stub = format!("{root}/stubs/{name}");
+            std::fs::write(&stub, STUB.replace("NAME", name).replace("ROOT", &root)).unwrap();
+            std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let id = |flag: &str| {
+            let out = Command::new("id").arg(flag).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        Host {
+            path: format!("{root}/stubs:{}", Layout::HOST.path),
+            state_dir: format!("{root}/state"),
+            user: id("-un"),
+            group: id("-gn"),
+            dir,
+        }
+    }
+
+    fn root(&self) -> &str {
+        self.dir.path().to_str().unwrap()
+    }
+
+    fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.root())
+    }
+
+    fn layout(&self) -> Layout<'_> {
+        Layout {
+            state_dir: &self.state_dir,
+            path: &self.path,
+        }
+    }
+
+    /// Sends a script as SSH would: its command to a shell, its input on
+    /// stdin. Its own process group, as a session's would be.
+    fn run(&self, script: &Script) -> (bool, String) {
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script.command(false))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, script.input()).unwrap();
+        drop(stdin);
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    }
+
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.at("/calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// Where `call` first appears in the log; the test fails if it never
+    /// does.
+    fn called(&self, call: &str) -> usize {
+        let calls = self.calls();
+        calls
+            .iter()
+            .position(|c| c == call)
+            .unwrap_or_else(|| panic!("{call:?} never called: {calls:#?}"))
+    }
+
+    /// Makes every call matching the glob `pattern` fail.
+    fn fail(&self, name: &str, pattern: &str) {
+        std::fs::write(self.at(&format!("/fail/{name}")), pattern).unwrap();
+    }
+
+    fn heal(&self, name: &str) {
+        std::fs::remove_file(self.at(&format!("/fail/{name}"))).unwrap();
+    }
+
+    fn file(&self, path: &str, content: &[u8], mode: u32) -> FileWrite {
+        let path = self.at(path);
+        let (dir, base) = path.rsplit_once('/').unwrap();
+        FileWrite {
+            temp: format!("{dir}/.{base}.dockhand-new-r"),
+            path,
+            content: content.to_vec(),
+            mode,
+            owner: self.user.clone(),
+            group: self.group.clone(),
+            validate: None,
+            secret: false,
+            check_copy: None,
+        }
+    }
+
+    fn write(&self, path: &str, content: &[u8], mode: u32) {
+        let path = self.at(path);
+        std::fs::create_dir_all(Path::new(&path).parent().unwrap()).unwrap();
+        std::fs::write(&path, content).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn read(&self, path: &str) -> Option<String> {
+        std::fs::read_to_string(self.at(path)).ok()
+    }
+
+    fn mode(&self, path: &str) -> u32 {
+        std::fs::metadata(self.at(path))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
+    fn exists(&self, path: &str) -> bool {
+        Path::new(&self.at(path)).exists()
+    }
+
+    /// The names in a directory (hidden ones too), sorted.
+    fn names_in(&self, dir: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.at(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Stages `work` and asserts it staged.
+    fn stage(&self, work: &Work) {
+        let (ok, out) = self.run(&stage(work, &self.layout()));
+        assert!(ok && out.ends_with("done\n"), "{out}");
+    }
+
+    fn commit(&self, work: &Work) -> (CommitOutcome, String) {
+        let (ok, out) = self.run(&commit(work, &self.layout()));
+        (CommitOutcome::of(&out, ok, || "failed".into()), out)
+    }
+}
+
+/// A host with a key and an sshd drop-in in place, and work that replaces
+/// both, writes a new file in a new directory, tightens a mode in place,
+/// checks sshd after writing, and notifies every handler.
+fn lived_in() -> (Host, Work) {
+    let host = Host::new();
+    host.write("/etc/t/key.pem", b"OLD KEY\n", 0o644);
+    host.write("/etc/t/sshd.conf", b"PasswordAuthentication yes\n", 0o644);
+    host.write("/etc/t/ca.pem", b"CA\n", 0o644);
+    let mut sshd = host.file("/etc/t/sshd.conf", b"PasswordAuthentication no\n", 0o644);
+    sshd.validate = Some("sshd -t -f /etc/ssh/sshd_config".into());
+    let ca = host.at("/etc/t/ca.pem");
+    let work = Work {
+        directories: vec![(
+            host.at("/etc/new"),
+            0o750,
+            host.user.clone(),
+            host.group.clone(),
+        )],
+        created_directories: vec![host.at("/etc/new")],
+        files: vec![
+            host.file("/etc/t/key.pem", b"NEW KEY\n", 0o400),
+            sshd,
+            host.file("/etc/new/daemon.json", b"{\"icc\": false}\n", 0o644),
+        ],
+        attributes: vec![(ca.clone(), 0o444, host.user.clone(), host.group.clone())],
+        previous_attributes: vec![(ca, 0o644, host.user.clone(), host.group.clone())],
+        handlers: vec![
+            Handler::ReloadSsh,
+            Handler::RestartDocker,
+            Handler::DaemonReload,
+        ],
+        post_checks: vec![(
+            host.at("/etc/t/sshd.conf"),
+            "sshd -t -f /etc/ssh/sshd_config".into(),
+        )],
+        ssh_unit: "ssh.service".into(),
+        ..Work::default()
+    };
+    (host, work)
+}
+
+/// The files of [`lived_in`] as they were before its work.
+fn assert_as_before(host: &Host) {
+    assert_eq!(host.read("/etc/t/key.pem").as_deref(), Some("OLD KEY\n"));
+    assert_eq!(host.mode("/etc/t/key.pem"), 0o644);
+    assert_eq!(
+        host.read("/etc/t/sshd.conf").as_deref(),
+        Some("PasswordAuthentication yes\n")
+    );
+    assert_eq!(host.mode("/etc/t/ca.pem"), 0o644);
+    assert!(!host.exists("/etc/new"), "a created directory stayed");
+}
+
+#[test]
+fn a_commit_replaces_backs_up_checks_and_runs_handlers_in_order() {
+    let (host, work) = lived_in();
+    host.stage(&work);
+    let (outcome, out) = host.commit(&work);
+    assert_eq!(outcome, CommitOutcome::Done, "{out}");
+    assert_eq!(host.read("/etc/t/key.pem").as_deref(), Some("NEW KEY\n"));
+    assert_eq!(host.mode("/etc/t/key.pem"), 0o400);
+    assert_eq!(host.mode("/etc/t/ca.pem"), 0o444);
+    assert_eq!(host.mode("/etc/new"), 0o750);
+    assert_eq!(
+        host.read("/etc/new/daemon.json").as_deref(),
+        Some("{\"icc\": false}\n")
+    );
+    // The previous versions wait for the verification; the new file has
+    // its "did not exist" marker.
+    assert_eq!(
+        host.read("/etc/t/.key.pem.dockhand-backup").as_deref(),
+        Some("OLD KEY\n")
+    );
+    assert!(host.exists("/etc/new/.daemon.json.dockhand-backup.dockhand-absent"));
+    // sshd is checked after writing, before any handler; the handlers run
+    // in their fixed order, each once.
+    let check = host.called("sshd -t -f /etc/ssh/sshd_config");
+    let daemon_reload = host.called("systemctl daemon-reload");
+    let start = host.called("systemctl start docker.service");
+    let reload = host.called("systemctl reload ssh.service");
+    assert!(check < daemon_reload && daemon_reload < start && start < reload);
+    assert_eq!(
+        lines(&out)
+            .filter_map(|l| match l {
+                Line::HandlerRan(name) => Some(name),
+                _ => None,
+            })
+            .collect::<Vec<_>>(),
+        ["daemon-reload", "restart-docker", "reload-ssh"]
+    );
+    // Nothing is owed any more, and no commit is on record.
+    assert_eq!(host.names_in("/state"), Vec::<String>::new());
+
+    let (ok, out) = host.run(&finish(&work, &host.layout()));
+    assert!(ok && out == "ok finished\n", "{out}");
+    assert_eq!(host.names_in("/etc/t"), ["ca.pem", "key.pem", "sshd.conf"]);
+    assert_eq!(host.names_in("/etc/new"), ["daemon.json"]);
+}
+
+#[test]
+fn handlers_owed_are_on_record_until_they_ran() {
+    let (host, work) = lived_in();
+    host.stage(&work);
+    // docker will not start: the files are in place, the handlers owed.
+    host.fail("docker", "systemctl start docker.service");
+    let (outcome, out) = host.commit(&work);
+    let CommitOutcome::FailedAfterReplacing(reason) = outcome else {
+        panic!("{outcome:?}: {out}");
+    };
+    assert!(
+        reason.starts_with("handler restart-docker failed: systemctl failed on purpose"),
+        "{reason}"
+    );
+    assert_eq!(host.read("/etc/t/key.pem").as_deref(), Some("NEW KEY\n"));
+    assert_eq!(
+        host.read("/state/pending-handlers").as_deref(),
+        Some("reload-ssh\nrestart-docker\ndaemon-reload\n")
+    );
+    // The other handlers still ran: ssh's reload does not wait on docker.
+    host.called("systemctl reload ssh.service");
+    assert!(!host.exists("/state/commit.pgid"));
+
+    // The engine's answer: restore, then the handlers again.
+    let (ok, out) = host.run(&restore(&work, &host.layout()));
+    assert!(ok && out == "ok restored\n", "{out}");
+    assert_as_before(&host);
+    assert!(host.exists("/state/pending-handlers"));
+    host.heal("docker");
+    let (ok, out) = host.run(&handlers_again(&work, &host.layout()));
+    assert!(ok && out.ends_with("ok rolled-back\n"), "{out}");
+    assert!(!host.exists("/state/pending-handlers"));
+    assert_eq!(
+        host.calls()
+            .iter()
+            .filter(|c| *c == "systemctl start docker.service")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn a_refused_staged_file_replaces_nothing() {
+    let (host, mut work) = lived_in();
+    work.files[2].content = b"{\"bad\": true}\n".to_vec();
+    work.files[2].validate = Some("dockerd --validate --config-file %s".into());
+    host.stage(&work);
+    let (outcome, out) = host.commit(&work);
+    let CommitOutcome::Undone {
+        reason,
+        restored: false,
+    } = outcome
+    else {
+        panic!("{outcome:?}: {out}");
+    };
+    assert!(
+        reason.starts_with(&format!(
+            "validate {}: unable to configure the Docker daemon: bad",
+            host.at("/etc/new/daemon.json")
+        )),
+        "{reason}"
+    );
+    assert_as_before(&host);
+    // No temp, no backup, nothing owed, no handler.
+    assert_eq!(host.names_in("/etc/t"), ["ca.pem", "key.pem", "sshd.conf"]);
+    assert_eq!(host.names_in("/state"), Vec::<String>::new());
+    assert!(!host.calls().iter().any(|c| c.starts_with("systemctl")));
+}
+
+#[test]
+fn a_secret_s_check_never_shows_its_output() {
+    let (host, mut work) = lived_in();
+    work.files[0].secret = true;
+    work.files[0].validate = Some("grep -q BEGIN %s".into());
+    host.stage(&work);
+    let (outcome, out) = host.commit(&work);
+    let CommitOutcome::Undone { reason, .. } = outcome else {
+        panic!("{outcome:?}: {out}");
+    };
+    assert!(
+        reason.ends_with("the check failed (its output is not shown: the file is secret)"),
+        "{reason}"
+    );
+    assert_as_before(&host);
+}
+
+#[test]
+fn a_failed_check_after_writing_puts_everything_back() {
+    let (host, work) = lived_in();
+    host.stage(&work);
+    host.fail("sshd", "sshd -t -f /etc/ssh/sshd_config");
+    let (outcome, out) = host.commit(&work);
+    let CommitOutcome::Undone {
+        reason,
+        restored: true,
+    } = outcome
+    else {
+        panic!("{outcome:?}: {out}");
+    };
+    assert!(
+        reason.starts_with(&format!(
+            "check after writing {}: sshd failed on purpose",
+            host.at("/etc/t/sshd.conf")
+        )),
+        "{reason}"
+    );
+    assert_as_before(&host);
+    assert!(!host.calls().iter().any(|c| c.starts_with("systemctl")));
+}
+
+#[test]
+fn the_dead_man_switch_is_armed_before_ssh_reloads_and_reverts_the_drop_in() {
+    let (host, mut work) = lived_in();
+    work.sshd_switch = Some(SshdSwitch {
+        drop_in: host.at("/etc/t/sshd.conf"),
+        unit: "dockhand-sshd-revert-r".into(),
+        seconds: 90,
+    });
+    host.stage(&work);
+    let (outcome, out) = host.commit(&work);
+    assert_eq!(outcome, CommitOutcome::Done, "{out}");
+    assert!(out.contains("ok armed dockhand-sshd-revert-r\n"), "{out}");
+    let armed = host.calls().iter().position(|c| {
+        c.starts_with("systemd-run --quiet --collect --unit=dockhand-sshd-revert-r --on-active=90 ")
+    });
+    assert!(armed.unwrap() < host.called("systemctl reload ssh.service"));
+    // The timer's command, run as systemd would: the drop-in goes back
+    // and ssh reloads.
+    let revert = host.read("/armed").unwrap();
+    let status = Command::new("/bin/sh")
+        .args(["-c", &revert])
+        .env("PATH", &host.path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        host.read("/etc/t/sshd.conf").as_deref(),
+        Some("PasswordAuthentication yes\n")
+    );
+    assert_eq!(
+        host.calls()
+            .iter()
+            .filter(|c| *c == "systemctl reload ssh.service")
+            .count(),
+        2
+    );
+    // Finish and restore both disarm it.
+    for script in [
+        finish(&work, &host.layout()),
+        restore(&work, &host.layout()),
+    ] {
+        let before = host.calls().len();
+        assert!(host.run(&script).0);
+        assert!(
+            host.calls()[before..].contains(&"systemctl stop dockhand-sshd-revert-r.timer".into())
+        );
+    }
+}
+
+#[test]
+fn a_switch_that_cannot_be_armed_undoes_the_commit() {
+    let (host, mut work) = lived_in();
+    work.sshd_switch = Some(SshdSwitch {
+        drop_in: host.at("/etc/t/sshd.conf"),
+        unit: "dockhand-sshd-revert-r".into(),
+        seconds: 90,
+    });
+    host.stage(&work);
+    host.fail("run", "systemd-run *");
+    let (outcome, out) = host.commit(&work);
+    assert!(
+        matches!(&outcome, CommitOutcome::FailedAfterReplacing(r) if r == "arm the sshd dead-man switch (systemd-run)"),
+        "{outcome:?}: {out}"
+    );
+    // Its own rollback already put the files back; no handler ran.
+    assert_eq!(host.read("/etc/t/key.pem").as_deref(), Some("OLD KEY\n"));
+    assert!(
+        !host.calls().iter().any(|c| c.starts_with("systemctl")),
+        "{:#?}",
+        host.calls()
+    );
+}
+
+#[test]
+fn live_restore_goes_first_and_its_refusal_undoes_the_commit() {
+    for (journal, done) in [
+        ("Reloaded configuration: {...}\n", true),
+        ("Error reconfiguring the daemon: bad\n", false),
+    ] {
+        let (host, mut work) = lived_in();
+        let daemon_json = host.at("/etc/t/daemon.json");
+        host.write("/etc/t/daemon.json", b"{}\n", 0o644);
+        work.files
+            .push(host.file("/etc/t/daemon.json", b"{\"icc\": false}\n", 0o644));
+        work.live_restore_first = Some((daemon_json, "{\"live-restore\": true}\n".into()));
+        std::fs::write(host.at("/journal"), journal).unwrap();
+        host.stage(&work);
+        let (outcome, out) = host.commit(&work);
+        let reload = host.called("systemctl reload docker.service");
+        if done {
+            assert_eq!(outcome, CommitOutcome::Done, "{out}");
+            assert!(reload < host.called("systemctl stop docker.service"));
+            assert_eq!(
+                host.read("/etc/t/daemon.json").as_deref(),
+                Some("{\"icc\": false}\n")
+            );
+        } else {
+            let CommitOutcome::Undone {
+                reason,
+                restored: true,
+            } = &outcome
+            else {
+                panic!("{outcome:?}: {out}");
+            };
+            assert_eq!(
+                reason,
+                "live-restore first: Error reconfiguring the daemon: bad"
+            );
+            assert_eq!(host.read("/etc/t/daemon.json").as_deref(), Some("{}\n"));
+            assert_as_before(&host);
+        }
+    }
+}
+
+#[test]
+fn the_restore_stops_a_commit_past_its_deadline() {
+    let (host, work) = lived_in();
+    host.stage(&work);
+    // A docker that never starts: the commit hangs in its handler.
+    let stub = host.at("/stubs/systemctl");
+    let hanging = std::fs::read_to_string(&stub).unwrap().replace(
+        "case $call in\n",
+        "case $call in\n  \"systemctl start docker.service\") sleep 30 ;;\n",
+    );
+    std::fs::write(&stub, hanging).unwrap();
+    let script = commit(&work, &host.layout());
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script.command(false))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), script.input()).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !host
+        .calls()
+        .contains(&"systemctl start docker.service".to_string())
+    {
+        assert!(std::time::Instant::now() < deadline, "{:?}", host.calls());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (ok, out) = host.run(&restore(&work, &host.layout()));
+    assert!(ok && out == "ok restored\n", "{out}");
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the commit went on: {status}");
+    assert_as_before(&host);
+    assert!(!host.exists("/state/commit.pgid"));
+}
+
+#[test]
+fn the_lock_is_held_while_its_command_lives_and_refuses_a_second() {
+    let host = Host::new();
+    let first = lock(&host.layout(), 0);
+    let mut holder = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(first.command(false))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut said,
+    )
+    .unwrap();
+    assert_eq!(said, "locked\n");
+    // Private: nobody else can hold it.
+    assert_eq!(host.mode("/state/apply.lock"), 0o600);
+    let second = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(lock(&host.layout(), 0).command(false))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(LockOutcome::of(second.status.code()), LockOutcome::Busy);
+    // The connection goes: so does the lock.
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    let third = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(lock(&host.layout(), 0).command(false))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(third.status.success(), "{third:?}");
+}
+
+#[test]
+fn staging_writes_every_temp_with_its_mode() {
+    let (host, mut work) = lived_in();
+    // A check copy, private to root's check.
+    work.files[2].check_copy = Some((
+        host.at("/etc/new/.daemon.json.dockhand-new-check-r"),
+        b"{}".to_vec(),
+    ));
+    work.files.push(host.file("/etc/t/empty", b"", 0o644));
+    host.stage(&work);
+    assert_eq!(host.mode("/etc/new"), 0o750);
+    for file in &work.files {
+        assert_eq!(
+            std::fs::read(&file.temp).unwrap(),
+            file.content,
+            "{}",
+            file.temp
+        );
+        let mode = std::fs::metadata(&file.temp).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, file.mode, "{}", file.temp);
+    }
+    assert_eq!(
+        host.mode("/etc/new/.daemon.json.dockhand-new-check-r"),
+        0o600
+    );
+    assert_eq!(host.read("/etc/t/key.pem").as_deref(), Some("OLD KEY\n"));
+}
+
+#[test]
+fn staging_cut_short_fails_and_leaves_only_private_temps() {
+    let (host, work) = lived_in();
+    let script = stage(&work, &host.layout());
+    // The connection drops in the middle of the key's bytes.
+    let input = script.input();
+    let cut = String::from_utf8_lossy(input).find("NEW KEY").unwrap() + 3;
+    let cut = Script::with_input(Kind::Stage, script.text.clone(), input[..cut].to_vec());
+    let (ok, out) = host.run(&cut);
+    assert!(
+        !ok && first_error(&out) == Some("input ended early"),
+        "{out}"
+    );
+    for dir in ["/etc/t", "/etc/new"] {
+        for name in host.names_in(dir) {
+            if name.contains(".dockhand-new-") {
+                assert_eq!(host.mode(&format!("{dir}/{name}")), 0o600, "{name}");
+            }
+        }
+    }
+    assert_eq!(host.read("/etc/t/key.pem").as_deref(), Some("OLD KEY\n"));
+}
+
+#[test]
+fn stale_temps_and_backups_go_at_the_next_stage() {
+    let (host, work) = lived_in();
+    host.write("/etc/t/.key.pem.dockhand-new-old", b"x", 0o600);
+    host.write("/etc/t/.key.pem.dockhand-backup", b"x", 0o600);
+    host.stage(&work);
+    assert_eq!(
+        host.names_in("/etc/t"),
+        [
+            ".key.pem.dockhand-new-r",
+            ".sshd.conf.dockhand-new-r",
+            "ca.pem",
+            "key.pem",
+            "sshd.conf"
+        ]
+    );
+}
+
+/// Every kind of script, rendered for work that uses every part.
+fn every_script(host: &Host, work: &Work) -> Vec<Script> {
+    vec![
+        gather(
+            &[
+                (host.at("/etc/t/key.pem"), true),
+                (host.at("/etc/a b"), false),
+            ],
+            &host.layout(),
+        ),
+        lock(&host.layout(), 30),
+        stage(work, &host.layout()),
+        commit(work, &host.layout()),
+        restore(work, &host.layout()),
+        handlers_again(work, &host.layout()),
+        finish(work, &host.layout()),
+        ping(true),
+        login(),
+        sshd_settings(&host.layout()),
+    ]
+}
+
+fn full_work() -> (Host, Work) {
+    let (host, mut work) = lived_in();
+    work.sshd_switch = Some(SshdSwitch {
+        drop_in: host.at("/etc/t/sshd.conf"),
+        unit: "dockhand-sshd-revert-r".into(),
+        seconds: 90,
+    });
+    work.live_restore_first = Some((host.at("/etc/t/daemon.json"), "{}\n".into()));
+    work.files[0].secret = true;
+    work.files[0].validate = Some("grep -q KEY %s".into());
+    work.files[2].check_copy = Some((
+        host.at("/etc/new/.daemon.json.dockhand-new-check-r"),
+        b"{}".to_vec(),
+    ));
+    work.files[2].validate = Some("dockerd --validate --config-file %s".into());
+    (host, work)
+}
+
+#[test]
+fn every_script_says_its_kind_fills_every_hole_and_keeps_contents_off_its_text() {
+    let (host, work) = full_work();
+    for script in every_script(&host, &work) {
+        assert_eq!(
+            Kind::of(&script.command(true), script.input()),
+            Some(script.kind),
+            "{}",
+            script.text
+        );
+        assert_eq!(open_hole(&script.text), None, "{}", script.text);
+        assert!(!script.text.contains("NEW KEY"), "{}", script.text);
+        assert!(!script.command(true).contains("NEW KEY"));
+    }
+    // The key's bytes travel on staging's stdin only.
+    let staged = stage(&work, &host.layout());
+    assert!(String::from_utf8_lossy(staged.input()).contains("NEW KEY"));
+    assert_eq!(Kind::of("true", b""), None);
+}
+
+/// shellcheck reads every script as rendered, as POSIX sh. SC2015 (`A &&
+/// B || C` is not if-then-else) is left out: `step && step || fail` is
+/// these scripts' way to fail when any step fails, and means it.
+#[test]
+fn shellcheck_finds_nothing_in_any_script() {
+    let (host, work) = full_work();
+    let mut texts: Vec<(String, String)> = every_script(&host, &work)
+        .into_iter()
+        .map(|s| (s.kind.name().to_string(), s.text))
+        .collect();
+    texts.push(("start-docker".into(), START_DOCKER.into()));
+    let mut findings = String::new();
+    for (name, text) in texts {
+        let mut child = match Command::new("shellcheck")
+            .args(["--shell=sh", "--severity=style", "--exclude=SC2015", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) => panic!("shellcheck: {e} (scripts/setup-machine installs it)"),
+        };
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        if !output.status.success() {
+            findings += &format!(
+                "shellcheck on the {name} script:\n{}\n",
+                String::from_utf8_lossy(&output.stdout)
+            );
+        }
+    }
+    assert!(findings.is_empty(), "{findings}");
+}
+
+#[test]
+fn answers_are_read_as_lines() {
+    let cases = [
+        ("error validate /x: bad", Line::Error("validate /x: bad")),
+        ("ok committed", Line::Committed),
+        ("rolled-back", Line::RolledBack),
+        ("handler reload-ssh ok", Line::HandlerRan("reload-ssh")),
+        ("ok finished", Line::Ok("finished")),
+        ("staged /etc/a b", Line::Other("staged /etc/a b")),
+    ];
+    for (text, line) in cases {
+        assert_eq!(Line::parse(text), line, "{text}");
+    }
+    let outcomes = [
+        ("ok committed\nok handlers\n", true, CommitOutcome::Done),
+        (
+            "error validate /x: bad\n",
+            false,
+            CommitOutcome::Undone {
+                reason: "validate /x: bad".into(),
+                restored: false,
+            },
+        ),
+        (
+            "ok committed\nerror check after writing /x: no\nrolled-back\n",
+            false,
+            CommitOutcome::Undone {
+                reason: "check after writing /x: no".into(),
+                restored: true,
+            },
+        ),
+        (
+            "ok committed\nerror handler restart-docker failed: x\n",
+            false,
+            CommitOutcome::FailedAfterReplacing("handler restart-docker failed: x".into()),
+        ),
+        (
+            "ok committed\n",
+            false,
+            CommitOutcome::FailedAfterReplacing("exit status 1".into()),
+        ),
+    ];
+    for (text, success, outcome) in outcomes {
+        assert_eq!(
+            CommitOutcome::of(text, success, || "exit status 1".into()),
+            outcome,
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_script_reaches_its_shell_as_root_through_sudo_without_a_prompt() {
+    let layout = Layout::HOST;
+    let work = Work::default();
+    let commit = commit(&work, &layout);
+    assert_eq!(commit.command(true), "sudo -n /bin/sh -s");
+    assert_eq!(commit.command(false), "/bin/sh -s");
+    assert_eq!(commit.input(), commit.text.as_bytes());
+    let lock = lock(&layout, 30);
+    assert!(
+        lock.command(true)
+            .starts_with("sudo -n sh -c '# dockhand: lock\n")
+    );
+    assert!(lock.input().is_empty());
+    // The ping and the fresh login are what any SSH client sends: the
+    // login shell runs them, as the login user.
+    assert!(!ping(true).command(true).starts_with("sudo"));
+    assert_eq!(login().command(true), login().text);
+    // One quoting for every word put into a script.
+    for (word, quoted) in [
+        ("/etc/a b", "'/etc/a b'"),
+        ("/it's", "'/it'\\''s'"),
+        ("$(touch /tmp/x)", "'$(touch /tmp/x)'"),
+        ("", "''"),
+    ] {
+        assert_eq!(quote(word), quoted);
+    }
+}
