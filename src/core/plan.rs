@@ -212,7 +212,9 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
         if content.is_some() {
             handlers.extend(file.notify.iter().copied());
         }
-        let validate = content.as_ref().and(file.validate.clone());
+        let validate = content
+            .as_ref()
+            .and(file.validate.as_ref().map(|c| c.to_string()));
         match (content, attributes) {
             (None, None) => {}
             (content, Some(mut change)) => {

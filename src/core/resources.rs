@@ -160,9 +160,64 @@ pub struct FileResource {
     pub owner: String,
     pub group: String,
     pub secret: bool,
-    /// Checks the new content before it replaces the old; `%s` is the file.
-    pub validate: Option<String>,
+    /// Checks the new content before it replaces the old.
+    pub validate: Option<Check>,
     pub notify: Vec<Handler>,
+}
+
+/// A check of a file's new content. The core says what runs; the engine's
+/// remote scripts write it as shell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    /// A program and its arguments, run on the new file where an argument
+    /// is `%s`, else after it is in place (`sshd -t` reads its whole
+    /// configuration).
+    Program(Vec<String>),
+    /// The playbook's own shell command, `%s` the new file (as Ansible's
+    /// `validate`).
+    Shell(String),
+}
+
+impl Check {
+    pub fn program(words: &[&str]) -> Check {
+        Check::Program(words.iter().map(|w| w.to_string()).collect())
+    }
+
+    /// Whether it reads the new file itself, before it replaces the old.
+    pub fn reads_new_file(&self) -> bool {
+        match self {
+            Check::Program(words) => words.iter().any(|w| w == "%s"),
+            Check::Shell(command) => command.contains("%s"),
+        }
+    }
+}
+
+/// As a reviewer reads it in a plan: a command line, each word quoted
+/// where the shell would need it.
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Check::Shell(command) => f.write_str(command),
+            Check::Program(words) => {
+                let plain = |w: &str| {
+                    !w.is_empty()
+                        && w.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "%/._-=:,+@".contains(c))
+                };
+                for (i, word) in words.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" ")?;
+                    }
+                    if plain(word) {
+                        f.write_str(word)?;
+                    } else {
+                        f.write_str(&shell_quote(word))?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 impl FileResource {
@@ -389,12 +444,14 @@ pub fn expand(
             // is caught by the restart and rolled back.
             validate: facts.dockerd_can_validate.then(|| {
                 let (program, flags) = unit.command.split_first().expect("a program");
-                let mut command = format!("{} --validate --config-file %s", shell_quote(program));
-                for flag in flags {
-                    command.push(' ');
-                    command.push_str(&shell_quote(flag));
-                }
-                command
+                let mut words = vec![
+                    program.clone(),
+                    "--validate".into(),
+                    "--config-file".into(),
+                    "%s".into(),
+                ];
+                words.extend(flags.iter().cloned());
+                Check::Program(words)
             }),
             ..file(
                 docker.daemon_json_path.clone(),
@@ -467,7 +524,12 @@ pub fn expand(
             owner: "root".into(),
             group: "root".into(),
             secret: false,
-            validate: Some("sshd -t -f /etc/ssh/sshd_config".into()),
+            validate: Some(Check::program(&[
+                "sshd",
+                "-t",
+                "-f",
+                "/etc/ssh/sshd_config",
+            ])),
             notify: vec![Handler::ReloadSsh],
         });
         let ours = file_name(&sshd.drop_in);
@@ -502,7 +564,7 @@ pub fn expand(
             owner: spec.owner.clone(),
             group: spec.group.clone(),
             secret: spec.secret,
-            validate: spec.validate.clone(),
+            validate: spec.validate.clone().map(Check::Shell),
             notify: spec.notify.clone(),
         });
     }
@@ -667,13 +729,24 @@ mod tests {
             ..debian_facts()
         };
         let new = expand(&playbook, &Default::default(), &state(facts), &tls).unwrap();
+        let check = new.files[3].validate.as_ref().unwrap();
         assert_eq!(
-            new.files[3].validate.as_deref(),
-            Some(
-                "'/usr/sbin/dockerd' --validate --config-file %s '--containerd=/run/containerd/containerd.sock'"
-            ),
+            check,
+            &Check::program(&[
+                "/usr/sbin/dockerd",
+                "--validate",
+                "--config-file",
+                "%s",
+                "--containerd=/run/containerd/containerd.sock"
+            ]),
             "the check sees the flags the new drop-in passes"
         );
+        assert_eq!(
+            check.to_string(),
+            "/usr/sbin/dockerd --validate --config-file %s --containerd=/run/containerd/containerd.sock"
+        );
+        let odd = Check::program(&["/opt/my dockerd", "--label=a'b", "%s"]);
+        assert_eq!(odd.to_string(), "'/opt/my dockerd' '--label=a'\\''b' %s");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use base64::Engine as _;
 
 use crate::core::plan::{ContentChange, HostPlan};
 use crate::core::playbook::Handler;
-use crate::core::resources::{Content, Resources};
+use crate::core::resources::{Check, Content, Resources};
 
 /// Prefix of staged temp files and suffix of backups, both hidden.
 pub const TEMP_MARK: &str = ".dockhand-new-";
@@ -22,7 +22,7 @@ pub struct FileWrite {
     pub mode: u32,
     pub owner: String,
     pub group: String,
-    pub validate: Option<String>,
+    pub validate: Option<Check>,
     /// A secret's check never has its output shown: it could quote the
     /// secret.
     pub secret: bool,
@@ -47,7 +47,7 @@ pub struct Work {
     pub previous_attributes: Vec<(String, u32, String, String)>,
     pub handlers: Vec<Handler>,
     /// Run after the renames; a failure rolls back.
-    pub post_checks: Vec<(String, String)>,
+    pub post_checks: Vec<(String, Check)>,
     pub ssh_unit: String,
     /// The sshd dead-man switch, when this apply reloads ssh with a new
     /// drop-in.
@@ -145,7 +145,7 @@ pub fn work(
         let (dir, base) = file.path.rsplit_once('/').unwrap_or(("", &file.path));
         let temp = format!("{dir}/.{}{TEMP_MARK}{}", word_safe(base), random());
         if let Some(check) = &file.validate {
-            if check.contains("%s") {
+            if check.reads_new_file() {
                 // Checked on the staged file, before anything is replaced.
             } else {
                 work.post_checks.push((file.path.clone(), check.clone()));
@@ -169,8 +169,8 @@ pub fn work(
         });
         let validated_staged = work.files[index]
             .validate
-            .as_deref()
-            .is_some_and(|v| v.contains("%s"));
+            .as_ref()
+            .is_some_and(Check::reads_new_file);
         if is_daemon_json && validated_staged {
             let copy = daemon_json_check_copy(&work.files[index].content, &work.files)?;
             let (dir, base) = work.files[index].path.rsplit_once('/').unwrap_or(("", ""));
@@ -284,7 +284,12 @@ mod tests {
                     )
                 },
                 FileResource {
-                    validate: Some("sshd -t -f /etc/ssh/sshd_config".into()),
+                    validate: Some(Check::program(&[
+                        "sshd",
+                        "-t",
+                        "-f",
+                        "/etc/ssh/sshd_config",
+                    ])),
                     ..FileResource::root_owned(
                         "/etc/t/sshd.conf",
                         Content::Bytes(b"A no\n".to_vec()),
@@ -344,7 +349,7 @@ mod tests {
             work.post_checks,
             vec![(
                 "/etc/t/sshd.conf".to_string(),
-                "sshd -t -f /etc/ssh/sshd_config".to_string()
+                Check::program(&["sshd", "-t", "-f", "/etc/ssh/sshd_config"])
             )]
         );
     }
@@ -356,7 +361,12 @@ mod tests {
         managed.insert("tlscacert".into(), serde_json::json!("/etc/other/ca.pem"));
         let mut desired = resources();
         desired.files.push(FileResource {
-            validate: Some("dockerd --validate --config-file %s".into()),
+            validate: Some(Check::program(&[
+                "dockerd",
+                "--validate",
+                "--config-file",
+                "%s",
+            ])),
             ..FileResource::root_owned(
                 "/etc/t/daemon.json",
                 Content::DaemonJson {

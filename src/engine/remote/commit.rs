@@ -14,6 +14,7 @@ use super::restore::{
     restore_lines, restore_path,
 };
 use super::{Kind, Layout, Line, Script, fill, header, lines, parent, quote};
+use crate::core::resources::Check;
 use crate::engine::work::{SshdSwitch, TEMP_MARK, Work};
 
 const COMMIT: &str = include_str!("commit.sh");
@@ -98,12 +99,12 @@ pub fn commit(work: &Work, layout: &Layout) -> Script {
 fn validate(work: &Work) -> String {
     let mut text = String::new();
     for file in &work.files {
-        if let Some(check) = file.validate.as_deref().filter(|c| c.contains("%s")) {
+        if let Some(check) = file.validate.as_ref().filter(|c| c.reads_new_file()) {
             let checked = file.check_copy.as_ref().map_or(&file.temp, |(t, _)| t);
             text += &fill(
                 VALIDATE,
                 &[
-                    ("COMMAND", &check.replace("%s", &quote(checked))),
+                    ("COMMAND", &command(check, checked)),
                     (
                         "MESSAGE",
                         if file.secret { SECRET_MESSAGE } else { MESSAGE },
@@ -192,10 +193,29 @@ fn attributes(work: &Work) -> String {
         .collect()
 }
 
+/// A check as shell, run on `file`: a program's words each quoted (`%s`
+/// is the file); the playbook's own command as written, its `%s` the
+/// quoted file.
+fn command(check: &Check, file: &str) -> String {
+    match check {
+        Check::Program(words) => words
+            .iter()
+            .map(|w| if w == "%s" { quote(file) } else { quote(w) })
+            .collect::<Vec<_>>()
+            .join(" "),
+        Check::Shell(command) => command.replace("%s", &quote(file)),
+    }
+}
+
 fn post_checks(work: &Work) -> String {
     work.post_checks
         .iter()
-        .map(|(path, check)| fill(POST_CHECK, &[("COMMAND", check), ("PATH", &quote(path))]))
+        .map(|(path, check)| {
+            fill(
+                POST_CHECK,
+                &[("COMMAND", &command(check, path)), ("PATH", &quote(path))],
+            )
+        })
         .collect()
 }
 

@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 
 use super::*;
 use crate::core::playbook::Handler;
+use crate::core::resources::Check;
 use crate::engine::work::{FileWrite, SshdSwitch, Work};
 
 /// The stub for every host command: logs `NAME ARGS`, answers the few
@@ -203,7 +204,12 @@ fn lived_in() -> (Host, Work) {
     host.write("/etc/t/sshd.conf", b"PasswordAuthentication yes\n", 0o644);
     host.write("/etc/t/ca.pem", b"CA\n", 0o644);
     let mut sshd = host.file("/etc/t/sshd.conf", b"PasswordAuthentication no\n", 0o644);
-    sshd.validate = Some("sshd -t -f /etc/ssh/sshd_config".into());
+    sshd.validate = Some(Check::program(&[
+        "sshd",
+        "-t",
+        "-f",
+        "/etc/ssh/sshd_config",
+    ]));
     let ca = host.at("/etc/t/ca.pem");
     let work = Work {
         directories: vec![(
@@ -227,7 +233,7 @@ fn lived_in() -> (Host, Work) {
         ],
         post_checks: vec![(
             host.at("/etc/t/sshd.conf"),
-            "sshd -t -f /etc/ssh/sshd_config".into(),
+            Check::program(&["sshd", "-t", "-f", "/etc/ssh/sshd_config"]),
         )],
         ssh_unit: "ssh.service".into(),
         ..Work::default()
@@ -338,7 +344,12 @@ fn handlers_owed_are_on_record_until_they_ran() {
 fn a_refused_staged_file_replaces_nothing() {
     let (host, mut work) = lived_in();
     work.files[2].content = b"{\"bad\": true}\n".to_vec();
-    work.files[2].validate = Some("dockerd --validate --config-file %s".into());
+    work.files[2].validate = Some(Check::program(&[
+        "dockerd",
+        "--validate",
+        "--config-file",
+        "%s",
+    ]));
     host.stage(&work);
     let (outcome, out) = host.commit(&work);
     let CommitOutcome::Undone {
@@ -366,7 +377,7 @@ fn a_refused_staged_file_replaces_nothing() {
 fn a_secret_s_check_never_shows_its_output() {
     let (host, mut work) = lived_in();
     work.files[0].secret = true;
-    work.files[0].validate = Some("grep -q BEGIN %s".into());
+    work.files[0].validate = Some(Check::Shell("grep -q BEGIN %s".into()));
     host.stage(&work);
     let (outcome, out) = host.commit(&work);
     let CommitOutcome::Undone { reason, .. } = outcome else {
@@ -694,12 +705,17 @@ fn full_work() -> (Host, Work) {
     });
     work.live_restore_first = Some((host.at("/etc/t/daemon.json"), "{}\n".into()));
     work.files[0].secret = true;
-    work.files[0].validate = Some("grep -q KEY %s".into());
+    work.files[0].validate = Some(Check::Shell("grep -q KEY %s".into()));
     work.files[2].check_copy = Some((
         host.at("/etc/new/.daemon.json.dockhand-new-check-r"),
         b"{}".to_vec(),
     ));
-    work.files[2].validate = Some("dockerd --validate --config-file %s".into());
+    work.files[2].validate = Some(Check::program(&[
+        "dockerd",
+        "--validate",
+        "--config-file",
+        "%s",
+    ]));
     (host, work)
 }
 
