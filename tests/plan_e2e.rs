@@ -192,7 +192,7 @@ fn converge_by_hand(lab: &TestLab, host: &str, plan: &Value, store: &PkiStore, i
     let text = std::fs::read_to_string(inventory).unwrap();
     let inv = Inventory::parse(inventory, &text, None).unwrap();
     let record = inv.hosts.iter().find(|h| h.name == host).unwrap();
-    let sans = dockhand::engine::load::host_sans(record);
+    let sans = dockhand::core::pki::Sans::of_host(record);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let (pair, _) = store.ensure_server(host, &sans, now).unwrap();
     let ca = store.ca().unwrap().unwrap();

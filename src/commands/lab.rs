@@ -2,14 +2,14 @@
 //!
 //! `up` boots the hosts (the lab module) and then waits, through dockhand's
 //! own SSH transport, until every host answers SSH and reports docker
-//! active: a host that boots but cannot be managed is not "up".
+//! active (`lab::wait_until_ready`): a host that boots but cannot be
+//! managed is not "up".
 
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::lab::{HostRecord, Lab, LabPaths, Release};
+use crate::lab::{Lab, Release};
 use crate::report;
-use crate::transport::{HostKeyPolicy, SshSession, Target, Transport};
 
 /// How long the slowest host may take to answer SSH with docker active.
 const READY_DEADLINE: Duration = Duration::from_secs(240);
@@ -17,12 +17,16 @@ const READY_DEADLINE: Duration = Duration::from_secs(240);
 pub fn up(lab: &Lab, count: Option<usize>, release: Option<Release>) -> Result<i32> {
     let started = Instant::now();
     let state = lab.up(count, release, &|event| report::lab_event(&event))?;
-    let targets: Vec<Target> = state
+    let targets: Vec<_> = state
         .hosts
         .iter()
-        .map(|record| lab_target(lab.paths(), record))
+        .map(|record| crate::lab::target(lab.paths(), record))
         .collect();
-    super::runtime()?.block_on(wait_until_ready(targets))?;
+    super::runtime()?.block_on(crate::lab::wait_until_ready(
+        targets,
+        READY_DEADLINE,
+        report::lab_host_ready,
+    ))?;
     report::lab_up_summary(lab.paths(), &state, started.elapsed());
     Ok(0)
 }
@@ -52,132 +56,4 @@ pub fn status(lab: &Lab) -> Result<i32> {
 pub fn inventory(lab: &Lab) -> Result<i32> {
     report::raw_stdout(&lab.inventory()?);
     Ok(0)
-}
-
-/// How to reach a lab host as root with the lab's key and known_hosts.
-pub fn lab_target(paths: &LabPaths, record: &HostRecord) -> Target {
-    Target {
-        name: record.name.clone(),
-        address: record.address.to_string(),
-        port: 22,
-        user: "root".into(),
-        identity_files: vec![paths.key()],
-        use_agent: false,
-        known_hosts: vec![paths.known_hosts()],
-        host_key_policy: HostKeyPolicy::Strict,
-        host_key_alias: None,
-        connect_timeout: Duration::from_secs(5),
-        jump: None,
-    }
-}
-
-/// Waits for every host at once; fails naming each host that did not
-/// become ready and why.
-async fn wait_until_ready(targets: Vec<Target>) -> Result<()> {
-    let deadline = Instant::now() + READY_DEADLINE;
-    let mut tasks = tokio::task::JoinSet::new();
-    for target in targets {
-        tasks.spawn(async move {
-            let started = Instant::now();
-            let outcome = wait_for_host(&target, deadline).await;
-            (target.name, started.elapsed(), outcome)
-        });
-    }
-    let mut failures = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        let (name, elapsed, outcome) = joined.map_err(|e| Error::lab("wait for hosts", e))?;
-        match outcome {
-            Ok(()) => report::lab_host_ready(&name, elapsed),
-            Err(err) => failures.push(format!("{name}: {err}")),
-        }
-    }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        failures.sort();
-        Err(Error::lab(
-            "wait for hosts to answer SSH with docker active",
-            failures.join("; "),
-        ))
-    }
-}
-
-async fn wait_for_host(target: &Target, deadline: Instant) -> Result<()> {
-    let mut last_error;
-    loop {
-        let attempt = match SshSession::connect(target).await {
-            Ok(session) => {
-                let result = wait_for_docker(&session, deadline).await;
-                session.close().await;
-                result
-            }
-            Err(err) => Err(err),
-        };
-        match attempt {
-            Ok(()) => return Ok(()),
-            // A changed or unknown host key, or a docker that failed, is
-            // never "not ready yet".
-            Err(
-                err @ (Error::HostKeyChanged { .. }
-                | Error::HostKeyUnknown { .. }
-                | Error::Lab { .. }),
-            ) => {
-                return Err(err);
-            }
-            // Anything else (a connection dropped while sshd is busy or
-            // still starting) is worth another try.
-            Err(err) => last_error = err,
-        }
-        if Instant::now() >= deadline {
-            return Err(last_error);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Waits until docker is active. On a loaded machine systemd sometimes
-/// fails to set up docker.socket's cgroup at boot (219/CGROUP), and then
-/// docker.service never starts at all: once boot is over, docker is
-/// started as dockhand's restart handler starts it, at most twice.
-async fn wait_for_docker(session: &SshSession, deadline: Instant) -> Result<()> {
-    let mut starts = 0;
-    loop {
-        let output = session
-            .exec(
-                "systemctl is-active docker; systemctl is-system-running",
-                b"",
-            )
-            .await?;
-        let text = output.stdout_text();
-        let mut lines = text.lines();
-        let state = lines.next().unwrap_or("").trim().to_string();
-        let booted = matches!(lines.next().map(str::trim), Some("running" | "degraded"));
-        if state == "active" {
-            return Ok(());
-        }
-        if booted && starts < 2 && (state == "inactive" || state == "failed") {
-            starts += 1;
-            let started = session
-                .exec(crate::engine::remote::START_DOCKER, b"")
-                .await?;
-            if started.success() {
-                continue;
-            }
-        }
-        if state == "failed" || Instant::now() >= deadline {
-            let journal = session
-                .exec(
-                    "journalctl -u docker.service -u docker.socket --no-pager -n 20",
-                    b"",
-                )
-                .await
-                .map(|o| o.stdout_text())
-                .unwrap_or_default();
-            return Err(Error::lab(
-                "start docker",
-                format!("docker is still `{state}`:\n{journal}"),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }

@@ -1,5 +1,7 @@
-//! One module per subcommand: each turns its options into a run over the
-//! core, the transport and the lab, and hands what happened to `report`.
+//! One module per subcommand, each the same shape: options → selection
+//! (`engine::load`) → one engine call (`engine::deploy`, `engine::inspect`,
+//! the lab, the PKI) → `report` → exit code. No flow lives here: a command
+//! never names the transport, and only `pki` reaches into the PKI store.
 
 pub mod apply;
 pub mod audit;
@@ -11,7 +13,7 @@ pub mod verify;
 
 use std::time::Duration;
 
-use crate::engine::fleet::{Deadlines, Ended, Fleet, Interrupt};
+use crate::engine::fleet::{Deadlines, Fleet, Interrupt};
 use crate::error::{Error, Result};
 use crate::report::progress::Progress;
 
@@ -46,32 +48,6 @@ impl Run {
         runtime.block_on(async { fleet.interrupt.listen_for_signals() })?;
         Ok((runtime, progress, fleet))
     }
-}
-
-/// A host's end as a result: skipped and abandoned hosts are errors that
-/// say so.
-fn result_of<T>(host: &str, ended: Ended<T>) -> Result<T> {
-    match ended {
-        Ended::Ran(result) => result,
-        Ended::Skipped(reason) => Err(Error::Skipped {
-            host: host.to_string(),
-            reason,
-        }),
-        Ended::Aborted => Err(Error::Aborted {
-            host: host.to_string(),
-        }),
-    }
-}
-
-/// The status and one line for a host that failed.
-fn failure(err: &Error) -> (crate::core::event::HostStatus, String) {
-    use crate::core::event::HostStatus;
-    let status = if err.is_unreachable() {
-        HostStatus::Unreachable
-    } else {
-        HostStatus::Failed
-    };
-    (status, err.to_string())
 }
 
 /// The multi-threaded runtime every networked command runs on.

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::core::playbook::PkiRole;
 use crate::error::{Error, Result};
-use crate::pki::{Outcome, PkiStore, write_atomic as write_file};
+use crate::pki::{Outcome, PkiStore, context};
 use crate::report;
 
 use crate::engine::load::{now, playbook as load_playbook};
@@ -70,39 +70,18 @@ pub fn client(playbook: Option<&Path>, options: &ClientOptions) -> Result<i32> {
         None => 2376,
     };
     let store = store(playbook)?;
-    store.ensure_ca()?;
-    let (pair, outcome) = store.ensure_client(name, now())?;
-    // The CAs the client trusts: during a rotation, the old and the new.
-    let trusted = store.trust_bundle()?.expect("created above");
-    std::fs::create_dir_all(out).map_err(|e| Error::file(out, e))?;
-    write_file(&out.join("key.pem"), &pair.key_pem, 0o600)?;
-    write_file(&out.join("cert.pem"), &pair.cert_pem, 0o644)?;
-    write_file(&out.join("ca.pem"), &trusted, 0o644)?;
+    let (outcome, bundle) = store.write_client_bundle(name, out)?;
     let what = match outcome {
         Outcome::Reused => "reused the client certificate".to_string(),
         Outcome::Issued(reason) => format!("issued a client certificate ({reason})"),
     };
     report::pki_event(&format!("{what} `{name}`; bundle in {}", out.display()));
-    let bundle = out.canonicalize().unwrap_or_else(|_| out.to_path_buf());
-    let endpoint = |address: &str| match address.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) => format!("tcp://[{v6}]:{port}"),
-        _ => format!("tcp://{address}:{port}"),
-    };
-    // A line users `eval`: every value is quoted, so no byte of an
-    // inventory or a path can run anything.
-    let quote = crate::core::shell_quote;
-    let docker_host = match &options.host {
-        Some(_) => format!("DOCKER_HOST={} ", quote(&endpoint(&chosen[0].address))),
-        None => String::new(),
-    };
-    report::raw_stdout(&format!(
-        "export {docker_host}DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={}\n",
-        quote(&bundle.to_string_lossy())
-    ));
+    let endpoint = |address: &str| context::endpoint(address, port);
+    let docker_host = options.host.as_ref().map(|_| endpoint(&chosen[0].address));
+    report::docker_exports(docker_host.as_deref(), &bundle);
     if options.context {
         for host in &chosen {
-            let created =
-                crate::pki::context::create(&host.name, &endpoint(&host.address), &bundle)?;
+            let created = context::create(&host.name, &endpoint(&host.address), &bundle)?;
             report::pki_event(&format!(
                 "{created} the docker context `{}` ({}): docker --context {} version",
                 host.name,

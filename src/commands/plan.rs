@@ -1,17 +1,16 @@
 //! `dockhand plan`: for each selected host, in parallel over one SSH
 //! connection each, gather the actual state in one round trip and compare
-//! it with the playbook. Never writes to a host, nor to the local PKI.
+//! it with the playbook (`engine::inspect::plan`). Never writes to a host,
+//! nor to the local PKI.
 //!
 //! Exit codes: 0 nothing to do; 1 a host failed or could not be reached,
 //! or bad input; with `--detailed-exitcode`, 2 when changes are pending.
 
-use crate::core::event::HostStatus;
-use crate::core::plan::HostPlan;
+use crate::core::event::Event;
+use crate::engine::inspect;
 use crate::engine::load::{self, Selection};
-use crate::engine::pipeline;
 use crate::error::Result;
 use crate::report::{self, Format, HostOutcome};
-use crate::transport::{Ssh, Transport};
 
 pub struct Options {
     pub selection: Selection,
@@ -30,27 +29,19 @@ pub fn run(options: &Options) -> Result<i32> {
         .collect();
     let (runtime, progress, fleet) = options.run.start()?;
     if let Some(message) = ca_warning {
-        fleet.sink.send(crate::core::event::Event::Warning {
+        fleet.sink.send(Event::Warning {
             host: None,
             message,
         });
     }
-    let playbook = loaded.playbook.clone();
-    let ended = runtime.block_on(fleet.run("plan", jobs, describe, move |job, run| {
-        let playbook = playbook.clone();
-        async move {
-            let prepared = pipeline::prepare(&Ssh, &playbook, &job, &run).await?;
-            prepared.session.close().await;
-            Ok(prepared.plan)
-        }
-    }));
+    let ended = runtime.block_on(inspect::plan(&loaded, jobs, &fleet));
     drop(fleet);
     progress.finish();
     let outcomes: Vec<HostOutcome> = ended
         .into_iter()
         .zip(addresses)
         .map(|(f, address)| HostOutcome {
-            plan: super::result_of(&f.host, f.ended),
+            plan: f.ended.into_result(&f.host),
             host: f.host,
             address,
         })
@@ -67,15 +58,4 @@ pub fn run(options: &Options) -> Result<i32> {
     } else {
         0
     })
-}
-
-fn describe(plan: &Result<HostPlan>) -> (HostStatus, String) {
-    match plan {
-        Ok(plan) if plan.is_empty() => (HostStatus::Unchanged, "no changes".into()),
-        Ok(plan) => (
-            HostStatus::Ok,
-            format!("{} change(s) pending", plan.changes.len()),
-        ),
-        Err(err) => super::failure(err),
-    }
 }

@@ -36,6 +36,16 @@ impl Sans {
         sans
     }
 
+    /// The names that go into a host's server certificate.
+    pub fn of_host(host: &crate::core::inventory::Host) -> Sans {
+        Sans::for_host(
+            &host.name,
+            &host.address,
+            &host.tls.names,
+            &host.tls.addresses,
+        )
+    }
+
     /// `DNS:a, IP:1.2.3.4` as openssl prints SANs.
     pub fn describe(&self) -> String {
         self.dns

@@ -135,7 +135,15 @@ fn step_of(command: &str, stdin: &[u8]) -> Step {
         Some(Kind::Restore | Kind::HandlersAgain) => Step::Rollback,
         Some(Kind::Finish) => Step::Finish,
         Some(Kind::Lock) => Step::Lock,
-        Some(Kind::Ping | Kind::Login | Kind::SshdSettings) | None => Step::Login,
+        Some(
+            Kind::Ping
+            | Kind::Login
+            | Kind::SshdSettings
+            | Kind::DockerState
+            | Kind::StartDocker
+            | Kind::DockerJournal,
+        )
+        | None => Step::Login,
     }
 }
 

@@ -172,6 +172,21 @@ impl<T> Ended<T> {
     pub fn is_ok(&self) -> bool {
         matches!(self, Ended::Ran(Ok(_)))
     }
+
+    /// A host's end as a result: skipped and abandoned hosts are errors
+    /// that say so.
+    pub fn into_result(self, host: &str) -> Result<T> {
+        match self {
+            Ended::Ran(result) => result,
+            Ended::Skipped(reason) => Err(Error::Skipped {
+                host: host.to_string(),
+                reason,
+            }),
+            Ended::Aborted => Err(Error::Aborted {
+                host: host.to_string(),
+            }),
+        }
+    }
 }
 
 /// One host at the end of a run.

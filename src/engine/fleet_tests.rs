@@ -11,8 +11,10 @@ use crate::core::event::{Event, HostStatus};
 use crate::core::outcome::Applied;
 use crate::core::playbook::Playbook;
 use crate::core::resources::TlsMaterial;
+use crate::engine::deploy::{self, Mode, Plans};
 use crate::engine::fake::{Act, FakeFleet, Step};
-use crate::engine::pipeline::{self, Checks, HostJob};
+use crate::engine::load::Loaded;
+use crate::engine::pipeline::HostJob;
 use crate::transport::{HostKeyPolicy, Target};
 
 const PLAYBOOK: &str = "files:\n  - path: /etc/motd\n    content: \"hello\\n\"\n";
@@ -74,82 +76,68 @@ fn events(receiver: &Receiver<Option<Event>>) -> Vec<Event> {
     receiver.try_iter().flatten().collect()
 }
 
-fn describe(result: &Result<Applied>) -> (HostStatus, String) {
-    match result {
-        Ok(Applied::Unchanged) => (HostStatus::Unchanged, String::new()),
-        Ok(Applied::Changed { .. }) => (HostStatus::Changed, String::new()),
-        Err(e) => (HostStatus::Failed, e.to_string()),
-    }
-}
-
-/// What `plan` does: every host connected, gathered and planned.
+/// What `plan` does (`engine::inspect`): every host connected, gathered
+/// and planned.
 async fn plan(
     fake: &FakeFleet,
     fleet: &Fleet,
     names: &[&str],
 ) -> Vec<Finished<crate::core::plan::HostPlan>> {
-    let playbook = playbook();
-    fleet
-        .run("plan", jobs(names), |_| (HostStatus::Ok, String::new()), {
-            let fake = fake.clone();
-            move |job: HostJob, run| {
-                let (fake, playbook) = (fake.clone(), playbook.clone());
-                async move { Ok(pipeline::prepare(&fake, &playbook, &job, &run).await?.plan) }
-            }
-        })
-        .await
+    let jobs = jobs(names);
+    let loaded = loaded(&jobs);
+    crate::engine::inspect::plan_with(fake.clone(), &loaded, jobs, fleet).await
 }
 
-/// What `apply` does: plan every host, then roll out in batches.
+fn loaded(jobs: &[(String, HostJob)]) -> Loaded {
+    Loaded {
+        playbook: playbook(),
+        hosts: jobs
+            .iter()
+            .map(|(_, job)| (job.host.clone(), job.target.clone()))
+            .collect(),
+        store: None,
+    }
+}
+
+/// The real apply flow (`engine::deploy`) over the fake fleet, in `mode`.
+async fn deploy<A: FnOnce(Plans) -> crate::error::Result<bool>>(
+    fake: &FakeFleet,
+    fleet: &Fleet,
+    names: &[&str],
+    rollout: Rollout,
+    mode: Mode<A>,
+) -> Option<Vec<Finished<Applied>>> {
+    let jobs = jobs(names);
+    let loaded = loaded(&jobs);
+    let finished = deploy::apply_with(fake.clone(), &loaded, jobs, &rollout, fleet, mode)
+        .await
+        .unwrap()?;
+    Some(
+        finished
+            .into_iter()
+            .map(|f| Finished {
+                host: f.host,
+                elapsed: f.elapsed,
+                ended: match f.ended {
+                    Ended::Ran(result) => Ended::Ran(result.map(|(applied, _)| applied)),
+                    Ended::Skipped(reason) => Ended::Skipped(reason),
+                    Ended::Aborted => Ended::Aborted,
+                },
+            })
+            .collect(),
+    )
+}
+
+/// What `apply --yes` does: each host in one pass, batch by batch.
 async fn apply(
     fake: &FakeFleet,
     fleet: &Fleet,
     names: &[&str],
     rollout: Rollout,
 ) -> Vec<Finished<Applied>> {
-    let playbook = playbook();
-    let prepared = fleet
-        .run("plan", jobs(names), |_| (HostStatus::Ok, String::new()), {
-            let fake = fake.clone();
-            move |job: HostJob, run| {
-                let (fake, playbook) = (fake.clone(), playbook.clone());
-                async move {
-                    let prepared = pipeline::prepare(&fake, &playbook, &job, &run).await?;
-                    Ok((job, prepared))
-                }
-            }
-        })
-        .await;
-    let jobs = prepared
-        .into_iter()
-        .map(|f| {
-            let result = match f.ended {
-                Ended::Ran(result) => result,
-                _ => Err(crate::error::Error::Skipped {
-                    host: f.host.clone(),
-                    reason: "not planned".into(),
-                }),
-            };
-            (f.host, result)
-        })
-        .collect();
-    let checks = Arc::new(Checks { tls: None });
-    fleet
-        .roll_out("apply", jobs, &rollout, describe, {
-            let fake = fake.clone();
-            move |prepared: Result<(
-                HostJob,
-                pipeline::Prepared<crate::engine::fake::FakeSession>,
-            )>,
-                  run| {
-                let (fake, checks) = (fake.clone(), checks.clone());
-                async move {
-                    let (job, prepared) = prepared?;
-                    pipeline::apply_and_verify(&fake, prepared, &job, &checks, &run).await
-                }
-            }
-        })
+    deploy(fake, fleet, names, rollout, Mode::<fn(Plans) -> _>::OnePass)
         .await
+        .unwrap()
 }
 
 fn statuses<T>(finished: &[Finished<T>]) -> Vec<(&str, &'static str)> {
@@ -448,14 +436,25 @@ async fn unreachable_hosts_fail_at_connecting_and_the_others_go_on() {
 }
 
 #[tokio::test]
-async fn the_plain_renderer_says_each_step_of_a_run_in_order() {
+async fn the_plain_renderer_says_each_step_of_a_plan_ask_apply_in_order() {
     let names = ["h1", "h2"];
     let fake = FakeFleet::with_hosts(&names);
     fake.set("h2", |h| {
         h.files.insert("/etc/motd".into(), b"hello\n".to_vec());
     });
     let (fleet, receiver) = fleet(1, Deadlines::default());
-    apply(&fake, &fleet, &names, Rollout::default()).await;
+    let asked = std::cell::Cell::new(false);
+    let yes = |plans: Plans| {
+        asked.set(true);
+        let changes: Vec<(String, usize)> = plans
+            .into_iter()
+            .map(|(host, plan)| (host, plan.unwrap().changes.len()))
+            .collect();
+        assert_eq!(changes, [("h1".to_string(), 1), ("h2".to_string(), 0)]);
+        Ok(true)
+    };
+    deploy(&fake, &fleet, &names, Rollout::default(), Mode::Ask(yes)).await;
+    assert!(asked.get());
     let lines: Vec<String> = events(&receiver)
         .into_iter()
         .map(|event| match event {
@@ -486,12 +485,12 @@ async fn the_plain_renderer_says_each_step_of_a_run_in_order() {
         "[   0.00s] h1: connecting done (0.00s)",
         "[   0.00s] h1: gathering",
         "[   0.00s] h1: gathering done (0.00s)",
-        "[   0.00s] h1: ok",
+        "[   0.00s] h1: ok: planned: 1 change(s)",
         "[   0.00s] h2: connecting",
         "[   0.00s] h2: connecting done (0.00s)",
         "[   0.00s] h2: gathering",
         "[   0.00s] h2: gathering done (0.00s)",
-        "[   0.00s] h2: ok",
+        "[   0.00s] h2: unchanged: planned: no changes",
         "[   0.00s] apply: 2 host(s)",
         "[   0.00s] h1: locking the host",
         "[   0.00s] h1: locking the host done (0.00s)",
@@ -503,10 +502,10 @@ async fn the_plain_renderer_says_each_step_of_a_run_in_order() {
         "[   0.00s] h1: verifying done (0.00s)",
         "[   0.00s] h1: removing backups",
         "[   0.00s] h1: removing backups done (0.00s)",
-        "[   0.00s] h1: changed",
+        "[   0.00s] h1: changed: 1 change(s); verified",
         "[   0.00s] h2: verifying",
         "[   0.00s] h2: verifying done (0.00s)",
-        "[   0.00s] h2: unchanged",
+        "[   0.00s] h2: unchanged: verified",
     ];
     assert_eq!(lines, expected);
 }
@@ -545,4 +544,34 @@ async fn a_host_whose_work_panics_fails_alone_and_the_run_ends_normally() {
         e,
         Event::HostFinished { host, status: HostStatus::Failed, .. } if host == "odd"
     )));
+}
+
+#[tokio::test]
+async fn a_no_writes_nothing_and_closes_every_connection() {
+    let names = ["h1", "h2"];
+    let fake = FakeFleet::with_hosts(&names);
+    let (fleet, _receiver) = fleet(2, Deadlines::default());
+    let no = |_: Plans| Ok(false);
+    let applied = deploy(&fake, &fleet, &names, Rollout::default(), Mode::Ask(no)).await;
+    assert!(applied.is_none());
+    for name in names {
+        let (seen, files, locked) = fake.get(name, |h| (h.seen.clone(), h.files.clone(), h.locked));
+        assert_eq!(seen, [Step::Gather], "{name}");
+        assert!(files.is_empty() && !locked, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn nobody_is_asked_when_nothing_would_change() {
+    let names = ["h1"];
+    let fake = FakeFleet::with_hosts(&names);
+    fake.set("h1", |h| {
+        h.files.insert("/etc/motd".into(), b"hello\n".to_vec());
+    });
+    let (fleet, _receiver) = fleet(1, Deadlines::default());
+    let never = |_: Plans| -> crate::error::Result<bool> { panic!("asked with nothing to do") };
+    let applied = deploy(&fake, &fleet, &names, Rollout::default(), Mode::Ask(never)).await;
+    assert_eq!(statuses(&applied.unwrap()), [("h1", "ok")]);
+    // Planned once, verified on the same connection: one login.
+    assert_eq!(fake.get("h1", |h| h.connections), 1);
 }

@@ -158,7 +158,7 @@ pub fn jobs(loaded: &Loaded) -> Result<(Jobs, Option<String>)> {
     let mut jobs = Vec::new();
     for (host, target) in &loaded.hosts {
         let tls = match &loaded.store {
-            Some(store) => store.tls_for_host(&host.name, &host_sans(host), now())?,
+            Some(store) => store.tls_for_host(&host.name, &Sans::of_host(host), now())?,
             None => TlsMaterial::CaPending,
         };
         let job = HostJob {
@@ -177,16 +177,6 @@ pub fn jobs(loaded: &Loaded) -> Result<(Jobs, Option<String>)> {
 
 pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-/// The names that go into a host's server certificate.
-pub fn host_sans(host: &Host) -> Sans {
-    Sans::for_host(
-        &host.name,
-        &host.address,
-        &host.tls.names,
-        &host.tls.addresses,
-    )
 }
 
 /// The client certificate dockhand itself presents when it verifies.

@@ -3,10 +3,12 @@
 //! finish or roll back after verification.
 
 pub mod apply;
+pub mod deploy;
 #[cfg(test)]
 pub mod fake;
 pub mod fleet;
 pub mod gather;
+pub mod inspect;
 pub mod load;
 pub mod pipeline;
 pub mod remote;

@@ -13,6 +13,7 @@ mod base;
 mod host;
 mod inventory;
 mod net;
+mod ready;
 mod state;
 mod system;
 
@@ -24,6 +25,7 @@ pub use state::{HostRecord, LabPaths, LabState, MAX_HOSTS};
 
 use crate::error::{Error, Result};
 use host::FoundHost;
+pub use ready::{target, wait_until_ready};
 use state::{NetPlan, host_name};
 
 /// Hosts booted by `lab up` when no count is given and none are up.

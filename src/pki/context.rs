@@ -7,6 +7,14 @@ use std::process::Command;
 
 use crate::error::{Error, Result};
 
+/// The docker CLI's address of a daemon listening on TCP `port`.
+pub fn endpoint(address: &str, port: u16) -> String {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => format!("tcp://[{v6}]:{port}"),
+        _ => format!("tcp://{address}:{port}"),
+    }
+}
+
 /// Creates the context `name`, or updates it when it exists; returns what
 /// was done ("created" or "updated").
 pub fn create(name: &str, endpoint: &str, bundle: &Path) -> Result<&'static str> {

@@ -14,6 +14,9 @@
 //! to belong to its certificate; the directories are 0700.
 
 pub mod context;
+mod issue;
+
+pub use issue::{Issued, issue};
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -603,6 +606,26 @@ fn write_pair(cert: &Path, key: &Path, pair: &Pair) -> Result<()> {
 
 /// Writes a file through a temp file created with its final mode (so a key
 /// is never readable by others), fsynced, then renamed into place.
+impl PkiStore {
+    /// Writes the client bundle of `name` into `out`: the three files the
+    /// docker CLI reads from `DOCKER_CERT_PATH` (`key.pem` 0600), its
+    /// certificate issued first when missing or about to expire, and
+    /// `ca.pem` holding every CA the client trusts (during a rotation, the
+    /// old and the new). Returns what was done and the bundle's path.
+    pub fn write_client_bundle(&self, name: &str, out: &Path) -> Result<(Outcome, PathBuf)> {
+        self.ensure_ca()?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let (pair, outcome) = self.ensure_client(name, now)?;
+        let trusted = self.trust_bundle()?.expect("created above");
+        std::fs::create_dir_all(out).map_err(|e| Error::file(out, e))?;
+        write_atomic(&out.join("key.pem"), &pair.key_pem, 0o600)?;
+        write_atomic(&out.join("cert.pem"), &pair.cert_pem, 0o644)?;
+        write_atomic(&out.join("ca.pem"), &trusted, 0o644)?;
+        let bundle = out.canonicalize().unwrap_or_else(|_| out.to_path_buf());
+        Ok((outcome, bundle))
+    }
+}
+
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let mut suffix = [0u8; 8];
     crate::random::fill(&mut suffix);

@@ -237,6 +237,19 @@ pub fn escape(text: &str) -> String {
         .collect()
 }
 
+/// The line `pki client` prints for users to `eval`: every value quoted,
+/// so no byte of an inventory or a path can run anything.
+pub fn docker_exports(docker_host: Option<&str>, bundle: &std::path::Path) {
+    let quote = crate::core::shell_quote;
+    let docker_host = docker_host
+        .map(|endpoint| format!("DOCKER_HOST={} ", quote(endpoint)))
+        .unwrap_or_default();
+    raw_stdout(&format!(
+        "export {docker_host}DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={}\n",
+        quote(&bundle.to_string_lossy())
+    ));
+}
+
 pub fn raw_stdout(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());

@@ -155,7 +155,7 @@ impl TestLab {
         Target {
             user: user.to_string(),
             connect_timeout: Duration::from_secs(10),
-            ..dockhand::commands::lab::lab_target(&self.paths(), &self.record(host))
+            ..dockhand::lab::target(&self.paths(), &self.record(host))
         }
     }
 

@@ -30,7 +30,9 @@ pub use commit::{CommitOutcome, commit};
 pub use gather::{MAX_CONTENT_BYTES, gather};
 pub use handlers::START_DOCKER;
 pub use lock::{HOST_LOCK_WAIT, LockOutcome, lock};
-pub use probe::{login, ping, ping_reply, sshd_settings};
+pub use probe::{
+    docker_journal, docker_state, login, ping, ping_reply, sshd_settings, start_docker,
+};
 pub use restore::{finish, handlers_again, restore};
 pub use stage::{stage, stage_input};
 
@@ -89,9 +91,12 @@ pub enum Kind {
     Ping,
     Login,
     SshdSettings,
+    DockerState,
+    StartDocker,
+    DockerJournal,
 }
 
-const KINDS: [(Kind, &str); 10] = [
+const KINDS: [(Kind, &str); 13] = [
     (Kind::Gather, "gather"),
     (Kind::Lock, "lock"),
     (Kind::Stage, "stage"),
@@ -102,6 +107,9 @@ const KINDS: [(Kind, &str); 10] = [
     (Kind::Ping, "ping"),
     (Kind::Login, "login"),
     (Kind::SshdSettings, "sshd-settings"),
+    (Kind::DockerState, "docker-state"),
+    (Kind::StartDocker, "start-docker"),
+    (Kind::DockerJournal, "docker-journal"),
 ];
 
 /// The header's first line: `# dockhand: KIND`.

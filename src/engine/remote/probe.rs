@@ -1,6 +1,7 @@
 //! The short probes: `ping`'s one command, a fresh login's `true`, and
 //! `sshd -T` as verify reads it after a reload.
 
+use super::handlers::START_DOCKER;
 use super::{Carrier, Kind, Layout, Script, header};
 use crate::core::outcome::PingReply;
 
@@ -56,4 +57,37 @@ pub fn sshd_settings(layout: &Layout) -> Script {
         Kind::SshdSettings,
         header(Kind::SshdSettings, layout, true) + "sshd -T\n",
     )
+}
+
+/// Whether docker is active, and whether the boot is over.
+pub fn docker_state() -> Script {
+    Script {
+        kind: Kind::DockerState,
+        text: format!(
+            "# dockhand: {}\nsystemctl is-active docker; systemctl is-system-running\n",
+            Kind::DockerState.name()
+        ),
+        carrier: Carrier::Login,
+    }
+}
+
+/// Starts docker as the restart handler does ([`START_DOCKER`]).
+pub fn start_docker() -> Script {
+    Script {
+        kind: Kind::StartDocker,
+        text: format!("# dockhand: {}\n{START_DOCKER}", Kind::StartDocker.name()),
+        carrier: Carrier::Login,
+    }
+}
+
+/// docker's last words, for an error.
+pub fn docker_journal() -> Script {
+    Script {
+        kind: Kind::DockerJournal,
+        text: format!(
+            "# dockhand: {}\njournalctl -u docker.service -u docker.socket --no-pager -n 20\n",
+            Kind::DockerJournal.name()
+        ),
+        carrier: Carrier::Login,
+    }
 }

@@ -1,0 +1,280 @@
+//! The apply flow, generic over the [`Connector`] as colmena's deployment
+//! is: the command hands it a selection and a way to ask, the fleet tests
+//! hand it the fake fleet, and both run the same code.
+//!
+//! - **One pass** (`--yes`, or no terminal): the PKI issues every host's
+//!   certificate first; then each host goes through connect, gather, plan,
+//!   apply, verify, batch by batch, and closes its connection when done: no
+//!   host waits for the slowest gather of the fleet, and no more than
+//!   `forks` connections are open at once, however large the fleet.
+//! - **Plan, ask, apply** (on a terminal): phase one plans every host with
+//!   what the local PKI has (as `plan` does) and keeps its connection; the
+//!   plans are shown and the user asked. Nothing is written, on the hosts or
+//!   here, before the answer is yes. Phase two issues the certificates and
+//!   applies, batch by batch, on the connections phase one opened, each
+//!   host planned again with its certificate (pure, no round trip).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::fleet::{Ended, Finished, Fleet, HostRun, Rollout};
+use super::load::{self, Jobs, Loaded};
+use super::pipeline::{self, Checks, HostJob, Prepared};
+use crate::core::event::{Event, HostStatus};
+use crate::core::inventory::Host;
+use crate::core::outcome::Applied;
+use crate::core::plan::HostPlan;
+use crate::core::resources::TlsMaterial;
+use crate::error::{Error, Result};
+use crate::transport::{Connector, Ssh, Transport};
+
+/// What a host's apply ended with, and the plan it carried out.
+pub type AppliedHost = (Applied, HostPlan);
+
+/// Each host's plan, as the question shows it.
+pub type Plans = Vec<(String, Result<HostPlan>)>;
+
+/// How an apply goes.
+pub enum Mode<A> {
+    OnePass,
+    /// Plan every host, then `A` is asked (only when something would
+    /// change): `Ok(false)` cancels, and nothing is written.
+    Ask(A),
+}
+
+/// Applies `jobs` over SSH. `None`: the answer was no.
+pub async fn apply<A>(
+    loaded: &Loaded,
+    jobs: Jobs,
+    rollout: &Rollout,
+    fleet: &Fleet,
+    mode: Mode<A>,
+) -> Result<Option<Vec<Finished<AppliedHost>>>>
+where
+    A: FnOnce(Plans) -> Result<bool>,
+{
+    apply_with(Ssh, loaded, jobs, rollout, fleet, mode).await
+}
+
+/// [`apply`] over any connector.
+pub async fn apply_with<C, A>(
+    connector: C,
+    loaded: &Loaded,
+    jobs: Jobs,
+    rollout: &Rollout,
+    fleet: &Fleet,
+    mode: Mode<A>,
+) -> Result<Option<Vec<Finished<AppliedHost>>>>
+where
+    C: Connector + Clone,
+    A: FnOnce(Plans) -> Result<bool>,
+{
+    match mode {
+        Mode::OnePass => in_one_pass(connector, loaded, jobs, rollout, fleet)
+            .await
+            .map(Some),
+        Mode::Ask(ask) => plan_ask_apply(connector, loaded, jobs, rollout, fleet, ask).await,
+    }
+}
+
+async fn in_one_pass<C: Connector + Clone>(
+    connector: C,
+    loaded: &Loaded,
+    jobs: Jobs,
+    rollout: &Rollout,
+    fleet: &Fleet,
+) -> Result<Vec<Finished<AppliedHost>>> {
+    let playbook = loaded.playbook.clone();
+    let hosts: Vec<&Host> = loaded.hosts.iter().map(|(h, _)| h).collect();
+    let (issued, client) = issue(loaded, &hosts, fleet)?;
+    let checks = Arc::new(load::checks(&playbook, loaded.store.as_ref(), client)?);
+    let jobs: Jobs = jobs
+        .into_iter()
+        .map(|(name, job)| (name, with_issued(job, &issued)))
+        .collect();
+    Ok(fleet
+        .roll_out("apply", jobs, rollout, describe_applied, move |job, run| {
+            let (connector, checks, playbook) =
+                (connector.clone(), checks.clone(), playbook.clone());
+            async move {
+                let prepared = pipeline::prepare(&connector, &playbook, &job, &run).await?;
+                apply_prepared(&connector, prepared, &job, &checks, &run).await
+            }
+        })
+        .await)
+}
+
+/// A host connected and planned, ready for phase two.
+type Planned<S> = (HostJob, Prepared<S>);
+
+async fn plan_ask_apply<C, A>(
+    connector: C,
+    loaded: &Loaded,
+    jobs: Jobs,
+    rollout: &Rollout,
+    fleet: &Fleet,
+    ask: A,
+) -> Result<Option<Vec<Finished<AppliedHost>>>>
+where
+    C: Connector + Clone,
+    A: FnOnce(Plans) -> Result<bool>,
+{
+    let playbook = loaded.playbook.clone();
+    let prepared = fleet
+        .run("plan", jobs, describe_plan, {
+            let (connector, playbook) = (connector.clone(), playbook.clone());
+            move |job: HostJob, run| {
+                let (connector, playbook) = (connector.clone(), playbook.clone());
+                async move {
+                    let prepared = pipeline::prepare(&connector, &playbook, &job, &run).await?;
+                    Ok((job, prepared))
+                }
+            }
+        })
+        .await;
+    let planned: HashSet<&str> = prepared
+        .iter()
+        .filter(|f| f.ended.is_ok())
+        .map(|f| f.host.as_str())
+        .collect();
+    let pending = prepared
+        .iter()
+        .any(|f| matches!(&f.ended, Ended::Ran(Ok((_, p))) if !p.plan.is_empty()));
+    let interrupted = || fleet.interrupt.count() > 0;
+    if pending && !interrupted() {
+        let plans: Plans = prepared
+            .iter()
+            .map(|f| {
+                let plan = match &f.ended {
+                    Ended::Ran(Ok((_, p))) => Ok(p.plan.clone()),
+                    Ended::Ran(Err(e)) => Err(Error::Usage(e.to_string())),
+                    _ => Err(Error::Usage(format!("{}: not planned", f.host))),
+                };
+                (f.host.clone(), plan)
+            })
+            .collect();
+        if !ask(plans)? {
+            for f in prepared {
+                if let Ended::Ran(Ok((_, p))) = f.ended {
+                    p.session.close().await;
+                }
+            }
+            return Ok(None);
+        }
+    }
+    // Then the local PKI issues what the planned hosts need. An interrupt
+    // before this point skips every host.
+    let (issued, client) = if interrupted() {
+        (HashMap::new(), None)
+    } else {
+        let hosts: Vec<&Host> = loaded
+            .hosts
+            .iter()
+            .map(|(host, _)| host)
+            .filter(|host| planned.contains(host.name.as_str()))
+            .collect();
+        issue(loaded, &hosts, fleet)?
+    };
+    let checks = Arc::new(load::checks(&playbook, loaded.store.as_ref(), client)?);
+    let jobs: Vec<(String, Result<Planned<C::Session>>)> = prepared
+        .into_iter()
+        .map(|f| {
+            let planned = f
+                .ended
+                .into_result(&f.host)
+                .map(|(job, prepared)| (with_issued(job, &issued), prepared));
+            (f.host, planned)
+        })
+        .collect();
+    Ok(Some(
+        fleet
+            .roll_out(
+                "apply",
+                jobs,
+                rollout,
+                describe_applied,
+                move |planned: Result<Planned<C::Session>>, run| {
+                    let (connector, checks, playbook) =
+                        (connector.clone(), checks.clone(), playbook.clone());
+                    async move {
+                        let (job, prepared) = planned?;
+                        // The issued certificates are known now: the same
+                        // gathered state, planned again with them.
+                        let prepared = pipeline::replan(&playbook, &job, prepared)?;
+                        apply_prepared(&connector, prepared, &job, &checks, &run).await
+                    }
+                },
+            )
+            .await,
+    ))
+}
+
+/// The local PKI issues what `hosts` need (nothing without a PKI).
+fn issue(loaded: &Loaded, hosts: &[&Host], fleet: &Fleet) -> Result<crate::pki::Issued> {
+    let Some(store) = &loaded.store else {
+        return Ok((HashMap::new(), None));
+    };
+    crate::pki::issue(
+        store,
+        &loaded.playbook,
+        hosts,
+        &load::verification_client(&loaded.playbook),
+        load::now(),
+        |message| fleet.sink.send(Event::Certificate { message }),
+    )
+}
+
+/// The job with the TLS files the PKI issued for its host, if any.
+fn with_issued(job: HostJob, issued: &HashMap<String, TlsMaterial>) -> HostJob {
+    match issued.get(&job.host.name) {
+        Some(tls) => HostJob {
+            tls: tls.clone(),
+            ..job
+        },
+        None => job,
+    }
+}
+
+/// Applies a planned host and verifies it; returns the outcome with the
+/// plan it carried out, for the report.
+async fn apply_prepared<C: Connector>(
+    connector: &C,
+    prepared: Prepared<C::Session>,
+    job: &HostJob,
+    checks: &Checks,
+    run: &HostRun,
+) -> Result<AppliedHost> {
+    let plan = prepared.plan.clone();
+    let applied = pipeline::apply_and_verify(connector, prepared, job, checks, run).await?;
+    Ok((applied, plan))
+}
+
+fn describe_plan<S>(prepared: &Result<Planned<S>>) -> (HostStatus, String) {
+    match prepared {
+        Ok((_, p)) if p.plan.is_empty() => (HostStatus::Unchanged, "planned: no changes".into()),
+        Ok((_, p)) => (
+            HostStatus::Ok,
+            format!("planned: {} change(s)", p.plan.changes.len()),
+        ),
+        Err(err) => err.status_line(),
+    }
+}
+
+fn describe_applied(applied: &Result<AppliedHost>) -> (HostStatus, String) {
+    match applied {
+        Ok((Applied::Unchanged, _)) => (HostStatus::Unchanged, "verified".into()),
+        Ok((Applied::Changed { changes, handlers }, _)) => {
+            let ran = if handlers.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<&str> = handlers.iter().map(|h| h.describe()).collect();
+                format!("; ran {}", names.join(", "))
+            };
+            (
+                HostStatus::Changed,
+                format!("{changes} change(s){ran}; verified"),
+            )
+        }
+        Err(err) => err.status_line(),
+    }
+}
