@@ -309,6 +309,84 @@ pub const KEY_FILE: &str = "server-key.pem";
 
 use super::docker_override::{self, MANAGED};
 
+/// A file of the docker role's TLS directory.
+fn tls_file(docker: &DockerRole, name: &str) -> String {
+    format!("{}/{name}", docker.tls_dir.trim_end_matches('/'))
+}
+
+/// What the CA, server certificate and key files hold, from the material.
+fn tls_contents(tls: &TlsMaterial) -> [Content; 3] {
+    match tls {
+        TlsMaterial::Ready {
+            ca_pem,
+            cert_pem,
+            key_pem,
+        } => [
+            Content::Bytes(ca_pem.clone()),
+            Content::Bytes(cert_pem.clone()),
+            Content::Bytes(key_pem.clone()),
+        ],
+        TlsMaterial::CertPending { ca_pem, reason } => [
+            Content::Bytes(ca_pem.clone()),
+            Content::Pending(format!("server certificate to be issued: {reason}")),
+            Content::Pending("new key for the new server certificate".into()),
+        ],
+        TlsMaterial::CaPending => [
+            Content::Pending("the CA is created on the first apply".into()),
+            Content::Pending("server certificate to be issued: no CA yet".into()),
+            Content::Pending("new key for the new server certificate".into()),
+        ],
+    }
+}
+
+impl Resources {
+    /// The same resources with the TLS files of `tls` (issued since the
+    /// expansion): nothing else depends on them, so nothing else is
+    /// expanded again.
+    pub fn with_tls(mut self, playbook: &Playbook, tls: &TlsMaterial) -> Resources {
+        let Some(docker) = &playbook.docker else {
+            return self;
+        };
+        let names = [CA_FILE, CERT_FILE, KEY_FILE].map(|name| tls_file(docker, name));
+        for (path, content) in names.iter().zip(tls_contents(tls)) {
+            if let Some(file) = self.files.iter_mut().find(|f| &f.path == path) {
+                file.content = content;
+            }
+        }
+        self
+    }
+}
+
+/// Every path a host's gather looks at for this playbook, and whether it
+/// is secret: known before any fact is (the facts change contents, never
+/// paths), so the gather needs no expansion of its own.
+pub fn paths(playbook: &Playbook) -> Vec<(String, bool)> {
+    let mut directories: Vec<String> = Vec::new();
+    let mut files: Vec<(String, bool)> = Vec::new();
+    if let Some(docker) = &playbook.docker {
+        directories.push(docker.tls_dir.clone());
+        for name in [CA_FILE, CERT_FILE, KEY_FILE] {
+            files.push((tls_file(docker, name), name == KEY_FILE));
+        }
+        directories.push(parent(&docker.daemon_json_path).to_string());
+        files.push((docker.daemon_json_path.clone(), false));
+        directories.push(parent(&docker.unit_drop_in).to_string());
+        files.push((docker.unit_drop_in.clone(), false));
+    }
+    if let Some(sshd) = &playbook.sshd {
+        directories.push(parent(&sshd.drop_in).to_string());
+        files.push((sshd.drop_in.clone(), false));
+    }
+    directories.extend(playbook.directories.iter().map(|d| d.path.clone()));
+    directories.dedup();
+    files.extend(playbook.files.iter().map(|f| (f.path.clone(), f.secret)));
+    directories
+        .into_iter()
+        .map(|d| (d, false))
+        .chain(files)
+        .collect()
+}
+
 /// Expands the playbook for one host. Errors name what the host lacks.
 pub fn expand(
     playbook: &Playbook,
@@ -332,29 +410,9 @@ pub fn expand(
                     ..FileResource::root_owned(path, content, mode, notify)
                 }
             };
-        let tls_path = |name: &str| format!("{}/{name}", docker.tls_dir.trim_end_matches('/'));
+        let tls_path = |name: &str| tls_file(docker, name);
         out.directories.push(dir(&docker.tls_dir));
-        let (ca, cert, key) = match tls {
-            TlsMaterial::Ready {
-                ca_pem,
-                cert_pem,
-                key_pem,
-            } => (
-                Content::Bytes(ca_pem.clone()),
-                Content::Bytes(cert_pem.clone()),
-                Content::Bytes(key_pem.clone()),
-            ),
-            TlsMaterial::CertPending { ca_pem, reason } => (
-                Content::Bytes(ca_pem.clone()),
-                Content::Pending(format!("server certificate to be issued: {reason}")),
-                Content::Pending("new key for the new server certificate".into()),
-            ),
-            TlsMaterial::CaPending => (
-                Content::Pending("the CA is created on the first apply".into()),
-                Content::Pending("server certificate to be issued: no CA yet".into()),
-                Content::Pending("new key for the new server certificate".into()),
-            ),
-        };
+        let [ca, cert, key] = tls_contents(tls);
         let restart = vec![Handler::RestartDocker];
         out.files
             .push(file(tls_path(CA_FILE), ca, 0o444, false, restart.clone()));
@@ -634,6 +692,69 @@ mod tests {
             ],
             ..Facts::default()
         }
+    }
+
+    /// The gather's paths come without an expansion, and are exactly the
+    /// expansion's, whatever the facts and the TLS material.
+    #[test]
+    fn the_paths_to_gather_need_no_facts_and_match_the_expansion() {
+        let own = "directories:\n  - path: /srv/app\n    mode: \"0750\"\nfiles:\n  - path: /srv/app/key\n    content: x\n    secret: true\n  - path: /etc/motd\n    content: \"{{ greeting }}\"\n    template: true\n";
+        let playbooks = [
+            include_str!("../../playbooks/docker-tls.yaml").to_string(),
+            format!("{}{own}", include_str!("../../playbooks/docker-tls.yaml")),
+            own.to_string(),
+            "sshd:\n  drop_in: /etc/ssh/sshd_config.d/10-x.conf\n".to_string(),
+        ];
+        let vars = [("greeting".to_string(), "hi".to_string())].into();
+        let sorted = |mut paths: Vec<(String, bool)>| {
+            paths.sort();
+            paths.dedup();
+            paths
+        };
+        for text in playbooks {
+            let playbook = Playbook::parse("p.yaml".as_ref(), &text).unwrap();
+            for tls in [
+                TlsMaterial::CaPending,
+                TlsMaterial::Ready {
+                    ca_pem: b"CA".to_vec(),
+                    cert_pem: b"CERT".to_vec(),
+                    key_pem: b"KEY".to_vec(),
+                },
+            ] {
+                let bare = Facts {
+                    dockerd_path: Some("/usr/local/bin/dockerd".into()),
+                    ssh_host_keys: vec!["/etc/ssh/ssh_host_rsa_key".into()],
+                    ..Facts::default()
+                };
+                for facts in [bare, debian_facts()] {
+                    let expanded = expand(&playbook, &vars, &state(facts), &tls).unwrap();
+                    assert_eq!(sorted(paths(&playbook)), sorted(expanded.paths()), "{text}");
+                }
+            }
+        }
+    }
+
+    /// Certificates issued after the expansion replace the TLS files'
+    /// contents, and only those.
+    #[test]
+    fn issued_tls_files_go_in_without_another_expansion() {
+        let playbook = Playbook::parse(
+            "p.yaml".as_ref(),
+            include_str!("../../playbooks/docker-tls.yaml"),
+        )
+        .unwrap();
+        let ready = TlsMaterial::Ready {
+            ca_pem: b"CA".to_vec(),
+            cert_pem: b"CERT".to_vec(),
+            key_pem: b"KEY".to_vec(),
+        };
+        let actual = state(debian_facts());
+        let vars = Default::default();
+        let pending = expand(&playbook, &vars, &actual, &TlsMaterial::CaPending).unwrap();
+        assert_eq!(
+            pending.with_tls(&playbook, &ready),
+            expand(&playbook, &vars, &actual, &ready).unwrap()
+        );
     }
 
     #[test]

@@ -575,3 +575,25 @@ async fn nobody_is_asked_when_nothing_would_change() {
     // Planned once, verified on the same connection: one login.
     assert_eq!(fake.get("h1", |h| h.connections), 1);
 }
+
+/// The playbook is expanded once per host and run, whichever flow runs:
+/// the gather's paths need no expansion, and certificates issued between
+/// plan and apply go into the expansion already made.
+#[tokio::test]
+async fn each_flow_expands_the_playbook_once_per_host() {
+    use crate::engine::pipeline::tests::expansions;
+    let (fleet, _receiver) = fleet(2, Deadlines::default());
+    let one_pass = ["once-a", "once-b"];
+    let fake = FakeFleet::with_hosts(&one_pass);
+    apply(&fake, &fleet, &one_pass, Rollout::default()).await;
+    let asked = ["asked-a", "asked-b"];
+    let fake = FakeFleet::with_hosts(&asked);
+    let yes = |_: Plans| Ok(true);
+    deploy(&fake, &fleet, &asked, Rollout::default(), Mode::Ask(yes)).await;
+    let planned = ["planned-a"];
+    let fake = FakeFleet::with_hosts(&planned);
+    plan(&fake, &fleet, &planned).await;
+    for host in one_pass.iter().chain(&asked).chain(&planned) {
+        assert_eq!(expansions(host), 1, "{host}");
+    }
+}

@@ -49,18 +49,13 @@ fn host_error(host: &str, step: &str, reason: impl std::fmt::Display) -> Error {
     }
 }
 
-/// The host's resources before its facts are known: right in everything
-/// but content that depends on the facts (the override's dockerd path).
-/// Enough to know which paths to gather, and what to verify.
-pub fn expand_before_gathering(playbook: &Playbook, job: &HostJob) -> Result<Resources> {
-    let placeholder = ActualState {
-        facts: Facts {
-            dockerd_path: Some("dockerd".into()),
-            ..Facts::default()
-        },
-        ..ActualState::default()
-    };
-    resources::expand(playbook, &job.host.vars, &placeholder, &job.tls)
+/// The playbook expanded for a host with what was gathered from it: once
+/// per host and run (certificates issued later go in by
+/// [`Resources::with_tls`], not by another expansion).
+fn expand(playbook: &Playbook, job: &HostJob, actual: &ActualState) -> Result<Resources> {
+    #[cfg(test)]
+    tests::count_expansion(&job.host.name);
+    resources::expand(playbook, &job.host.vars, actual, &job.tls)
         .map_err(|reason| host_error(&job.host.name, "expand the playbook", reason))
 }
 
@@ -94,7 +89,7 @@ pub async fn prepare<C: Connector>(
     run: &HostRun,
 ) -> Result<Prepared<C::Session>> {
     let name = &job.host.name;
-    let paths = expand_before_gathering(playbook, job)?.paths();
+    let paths = resources::paths(playbook);
     let session = connect(connector, job, run).await?;
     let gathered = run
         .step(
@@ -110,13 +105,11 @@ pub async fn prepare<C: Connector>(
             return Err(err);
         }
     };
-    let planned = resources::expand(playbook, &job.host.vars, &actual, &job.tls)
-        .map_err(|reason| host_error(name, "expand the playbook", reason))
-        .and_then(|desired| {
-            plan::plan(&desired, &actual)
-                .map(|plan| (desired, plan))
-                .map_err(|reason| host_error(name, "plan", reason))
-        });
+    let planned = expand(playbook, job, &actual).and_then(|desired| {
+        plan::plan(&desired, &actual)
+            .map(|plan| (desired, plan))
+            .map_err(|reason| host_error(name, "plan", reason))
+    });
     match planned {
         Ok((desired, plan)) => Ok(Prepared {
             session,
@@ -132,11 +125,11 @@ pub async fn prepare<C: Connector>(
 }
 
 /// Plans a prepared host again for `job` (its TLS files issued since):
-/// the same gathered state, a new plan; pure, no round trip.
+/// the same gathered state and expansion with the new files, a new plan;
+/// pure, no round trip.
 pub fn replan<S>(playbook: &Playbook, job: &HostJob, prepared: Prepared<S>) -> Result<Prepared<S>> {
     let name = &job.host.name;
-    let desired = resources::expand(playbook, &job.host.vars, &prepared.actual, &job.tls)
-        .map_err(|reason| host_error(name, "expand the playbook", reason))?;
+    let desired = prepared.desired.with_tls(playbook, &job.tls);
     let plan = plan::plan(&desired, &prepared.actual)
         .map_err(|reason| host_error(name, "plan", reason))?;
     Ok(Prepared {
@@ -436,4 +429,26 @@ async fn verify_checks<C: Connector>(
     login?;
     passed.push("a fresh SSH login works".into());
     Ok(passed)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    /// Expansions done, by host name (tests give their hosts names of
+    /// their own: the tests of a binary run at once).
+    static EXPANSIONS: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+
+    pub(super) fn count_expansion(host: &str) {
+        *EXPANSIONS
+            .lock()
+            .unwrap()
+            .entry(host.to_string())
+            .or_default() += 1;
+    }
+
+    pub(crate) fn expansions(host: &str) -> usize {
+        EXPANSIONS.lock().unwrap().get(host).copied().unwrap_or(0)
+    }
 }
