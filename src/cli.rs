@@ -52,7 +52,7 @@ enum Command {
         /// repeats (1,10%,100%: a canary, then growing batches); each batch
         /// is finished (applied and verified) before the next starts.
         #[arg(long, value_name = "N|P%|LIST")]
-        serial: Option<crate::core::rollout::Serial>,
+        serial: Option<crate::core::input::rollout::Serial>,
         /// Stop when more than P% of a batch failed; later batches are not touched.
         #[arg(long, value_name = "P", value_parser = clap::value_parser!(u8).range(0..=100))]
         max_fail_percent: Option<u8>,

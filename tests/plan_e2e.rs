@@ -10,7 +10,7 @@ use std::ffi::OsStr;
 use std::path::Path;
 
 use common::{Release, TestLab};
-use dockhand::core::inventory::Inventory;
+use dockhand::core::input::inventory::Inventory;
 use dockhand::pki::PkiStore;
 use serde_json::Value;
 

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::core::playbook::PkiRole;
+use crate::core::input::playbook::PkiRole;
 use crate::error::{Error, Result};
 use crate::pki::{Outcome, PkiStore, context};
 use crate::report;

@@ -9,9 +9,9 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::docker_unit::{self, ServiceSettings};
-use super::dockerd_flags;
-use super::state::{ActualPath, ActualState, PathKind};
+use crate::core::roles::docker::flags;
+use crate::core::roles::docker::unit::{self, ServiceSettings};
+use crate::core::state::{ActualPath, ActualState, PathKind};
 
 /// How a rule came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -84,9 +84,9 @@ impl Effective {
         let file = actual
             .path(DAEMON_JSON)
             .content
-            .and_then(|bytes| super::daemon_json::parse(&bytes).ok())
+            .and_then(|bytes| crate::core::roles::docker::daemon_json::parse(&bytes).ok())
             .unwrap_or_default();
-        let files: Vec<&docker_unit::UnitFile> = actual.facts.docker_unit_files.iter().collect();
+        let files: Vec<&unit::UnitFile> = actual.facts.docker_unit_files.iter().collect();
         let settings = ServiceSettings::read(&files);
         let words = settings
             .exec_start
@@ -102,11 +102,11 @@ impl Effective {
                 .find(|f| f.path == path)
                 .map(|f| f.text.clone())
         });
-        let expanded: Vec<String> = docker_unit::expand(words.get(1..).unwrap_or(&[]), &variables)
+        let expanded: Vec<String> = unit::expand(words.get(1..).unwrap_or(&[]), &variables)
             .into_iter()
             .map(|w| w.text)
             .collect();
-        let flags = dockerd_flags::options(&expanded)
+        let flags = flags::options(&expanded)
             .into_iter()
             .map(|o| (o.name.clone(), o.value().map(str::to_string)))
             .collect();
@@ -701,7 +701,7 @@ mod tests {
 
     #[test]
     fn workload_rules_name_exposed_sockets_and_containers_left_behind() {
-        use crate::core::workload::{Container, Workload};
+        use crate::core::roles::docker::workload::{Container, Workload};
         let find = |state: &ActualState, id: &str| audit(state).into_iter().find(|f| f.id == id);
         // No workload gathered (docker down): no workload rules.
         assert!(find(&fresh(), "5.31").is_none());

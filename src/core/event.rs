@@ -3,7 +3,7 @@
 //! plain lines off one). Plain data, so the renderers depend on the core
 //! alone and are tested without hosts.
 
-use super::playbook::Handler;
+use crate::core::input::playbook::Handler;
 
 /// The step a host is at.
 #[derive(Debug, Clone, PartialEq, Eq)]

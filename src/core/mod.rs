@@ -1,26 +1,24 @@
 //! The pure core: what the user asked for and what it means for each host.
 //! Nothing here does I/O, so all of it is tested without hosts.
+//!
+//! - [`input`]: what users write (inventory, playbook, ssh_config, limits,
+//!   rollout), parsed and checked, errors at file:line:column.
+//! - [`roles`]: what each role makes of a playbook for one host (the
+//!   generic resources), with its own constants and knowledge: `docker`
+//!   (daemon.json, the unit and its drop-in, dockerd's flags, the
+//!   workload), `sshd`, and the playbook's own files.
+//! - [`state`]: what a host has; [`plan`]: the difference; [`audit`]: the
+//!   rules a host is judged by; [`pki`]: certificate decisions; [`event`]
+//!   and [`outcome`]: what the engine reports.
 
 pub mod audit;
-pub mod daemon_json;
-pub mod daemon_schema;
-pub mod docker_override;
-pub mod docker_unit;
-pub mod dockerd_flags;
 pub mod event;
-pub mod fields;
-pub mod inventory;
-pub mod limit;
+pub mod input;
 pub mod outcome;
 pub mod pki;
 pub mod plan;
-pub mod playbook;
-pub mod resources;
-pub mod rollout;
-pub mod ssh_config;
+pub mod roles;
 pub mod state;
-pub mod template;
-pub mod workload;
 
 use std::path::Path;
 

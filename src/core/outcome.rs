@@ -1,7 +1,7 @@
 //! How apply (and ping) ended on a host, as the engine reports it and `report`
 //! renders it: plain data, so the terminal side depends on the core alone.
 
-use super::playbook::Handler;
+use crate::core::input::playbook::Handler;
 
 /// How apply ended on a host that did not fail.
 #[derive(Debug, Clone, PartialEq)]

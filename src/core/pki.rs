@@ -37,7 +37,7 @@ impl Sans {
     }
 
     /// The names that go into a host's server certificate.
-    pub fn of_host(host: &crate::core::inventory::Host) -> Sans {
+    pub fn of_host(host: &crate::core::input::inventory::Host) -> Sans {
         Sans::for_host(
             &host.name,
             &host.address,

@@ -8,11 +8,11 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::daemon_json::{self, KeyChange};
-use super::file_name;
-use super::playbook::Handler;
-use super::resources::{Content, Resources};
-use super::state::{ActualPath, ActualState, PathKind};
+use crate::core::file_name;
+use crate::core::input::playbook::Handler;
+use crate::core::roles::docker::daemon_json::{self, KeyChange};
+use crate::core::roles::{Content, Resources};
+use crate::core::state::{ActualPath, ActualState, PathKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -76,7 +76,7 @@ impl CertSummary {
         if !pem.starts_with(b"-----BEGIN CERTIFICATE-----") {
             return None;
         }
-        let info = super::pki::read_certificate(pem, None).ok()?;
+        let info = crate::core::pki::read_certificate(pem, None).ok()?;
         let date = |seconds: i64| {
             time::OffsetDateTime::from_unix_timestamp(seconds)
                 .map(|t| t.date().to_string())
@@ -351,9 +351,9 @@ fn check_daemon_json(
         return Ok(Vec::new()); // content_change has said what is wrong
     };
     let family = if actual.facts.dockerd_can_validate {
-        super::daemon_schema::Family::Modern
+        crate::core::roles::docker::daemon_schema::Family::Modern
     } else {
-        super::daemon_schema::Family::Legacy
+        crate::core::roles::docker::daemon_schema::Family::Legacy
     };
     let origin = |key: &str| {
         if managed.contains_key(key) {
@@ -362,7 +362,8 @@ fn check_daemon_json(
             format!("{path} on the host has")
         }
     };
-    let (errors, warnings) = super::daemon_schema::check(&document, family, &origin);
+    let (errors, warnings) =
+        crate::core::roles::docker::daemon_schema::check(&document, family, &origin);
     if errors.is_empty() {
         Ok(warnings)
     } else {
@@ -525,7 +526,7 @@ fn content_change(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resources::{DirectoryResource, FileResource};
+    use crate::core::roles::{DirectoryResource, FileResource};
     use serde_json::json;
 
     fn file(
@@ -646,18 +647,18 @@ mod tests {
     fn in_use() -> ActualState {
         let mut state = converged();
         state.facts.docker_active = "active".into();
-        state.facts.workload = Some(crate::core::workload::Workload {
+        state.facts.workload = Some(crate::core::roles::docker::workload::Workload {
             root_dir: "/var/lib/docker".into(),
             images: 1,
             volumes: Some(1),
             containers: vec![
-                crate::core::workload::Container {
+                crate::core::roles::docker::workload::Container {
                     id: "a".repeat(64),
                     name: "web".into(),
                     running: true,
                     ..Default::default()
                 },
-                crate::core::workload::Container {
+                crate::core::roles::docker::workload::Container {
                     id: "b".repeat(64),
                     name: "old".into(),
                     ..Default::default()

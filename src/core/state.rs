@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use super::docker_unit::UnitFile;
+pub use crate::core::roles::docker::unit::UnitFile;
 
 /// The kind of thing found at a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -73,7 +73,7 @@ pub struct Facts {
     /// What the running dockerd holds, as it reports it; None where it
     /// could not be asked (docker not active, or no docker CLI and no
     /// python3 on the host).
-    pub workload: Option<super::workload::Workload>,
+    pub workload: Option<crate::core::roles::docker::workload::Workload>,
     /// Why the workload could not be read, when docker was active.
     pub workload_unknown: Option<String>,
     /// Containers under /var/lib/docker/containers, whichever data root

@@ -21,10 +21,10 @@ use super::fleet::{Ended, Finished, Fleet, HostRun, Rollout};
 use super::load::{self, Jobs, Loaded};
 use super::pipeline::{self, Checks, HostJob, Prepared};
 use crate::core::event::{Event, HostStatus};
-use crate::core::inventory::Host;
+use crate::core::input::inventory::Host;
 use crate::core::outcome::Applied;
 use crate::core::plan::HostPlan;
-use crate::core::resources::TlsMaterial;
+use crate::core::roles::TlsMaterial;
 use crate::error::{Error, Result};
 use crate::transport::{Connector, Ssh, Transport};
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::core::event::{Event, HostStatus, Phase};
-use crate::core::rollout;
+use crate::core::input::rollout;
 use crate::error::{Error, Result};
 
 /// Where events go: the renderer's channel, or nowhere. The channel also

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::core::event::{Event, HostStatus};
+use crate::core::input::playbook::Playbook;
 use crate::core::outcome::Applied;
-use crate::core::playbook::Playbook;
-use crate::core::resources::TlsMaterial;
+use crate::core::roles::TlsMaterial;
 use crate::engine::deploy::{self, Mode, Plans};
 use crate::engine::fake::{Act, FakeFleet, Step};
 use crate::engine::load::Loaded;
@@ -33,7 +33,7 @@ fn jobs(names: &[&str]) -> Vec<(String, HostJob)> {
         )
         .collect();
     let inventory =
-        crate::core::inventory::Inventory::parse("i.yaml".as_ref(), &text, None).unwrap();
+        crate::core::input::inventory::Inventory::parse("i.yaml".as_ref(), &text, None).unwrap();
     inventory
         .hosts
         .into_iter()

@@ -11,10 +11,10 @@ use super::pipeline::{self, HostJob};
 use super::{gather, remote};
 use crate::core::audit::{self, Finding, Verdict};
 use crate::core::event::{HostStatus, Phase};
-use crate::core::inventory::Host;
+use crate::core::input::inventory::Host;
 use crate::core::outcome::PingReply;
 use crate::core::plan::HostPlan;
-use crate::core::resources::TlsMaterial;
+use crate::core::roles::TlsMaterial;
 use crate::error::{Error, Result};
 use crate::transport::{Connector, Ssh, Target, Transport};
 

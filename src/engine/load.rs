@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::core::inventory::{Host, Inventory};
+use crate::core::input::inventory::{Host, Inventory};
+use crate::core::input::playbook::Playbook;
 use crate::core::pki::Sans;
-use crate::core::playbook::Playbook;
 use crate::error::{Error, Result};
 use crate::pki::PkiStore;
 use crate::transport::Target;
@@ -16,7 +16,7 @@ use crate::verify::TlsProbe;
 
 use super::pipeline::{Checks, HostJob};
 use super::target::Targets;
-use crate::core::resources::TlsMaterial;
+use crate::core::roles::TlsMaterial;
 
 /// Which hosts, and what they should be: the inputs of plan, apply, verify.
 pub struct Selection {
@@ -61,7 +61,7 @@ pub fn targets(inventory_path: &Path) -> Result<Vec<(Host, Target)>> {
 pub fn selected_targets(inventory_path: &Path, limit: Option<&str>) -> Result<Vec<(Host, Target)>> {
     let inventory = inventory(inventory_path)?;
     let hosts: Vec<Host> = match limit {
-        Some(pattern) => crate::core::limit::select(&inventory.hosts, pattern)?
+        Some(pattern) => crate::core::input::limit::select(&inventory.hosts, pattern)?
             .into_iter()
             .cloned()
             .collect(),
@@ -80,7 +80,7 @@ pub fn load(selection: &Selection) -> Result<Loaded> {
     let inventory_data = inventory(inventory_path)?;
     let playbook = playbook(playbook_path)?;
     let hosts: Vec<Host> = match selection.limit.as_deref() {
-        Some(pattern) => crate::core::limit::select(&inventory_data.hosts, pattern)?
+        Some(pattern) => crate::core::input::limit::select(&inventory_data.hosts, pattern)?
             .into_iter()
             .cloned()
             .collect(),
@@ -116,7 +116,7 @@ pub fn load(selection: &Selection) -> Result<Loaded> {
 fn check_templates(playbook: &Playbook, path: &Path, hosts: &[Host]) -> Result<()> {
     for spec in playbook.files.iter().filter(|f| f.template) {
         for host in hosts {
-            if let Err(e) = crate::core::template::render(&spec.content, &host.vars) {
+            if let Err(e) = crate::core::input::template::render(&spec.content, &host.vars) {
                 let text = std::fs::read_to_string(path).unwrap_or_default();
                 let (line, column) = position_of_path(&text, &spec.path);
                 return Err(Error::Input {
@@ -211,7 +211,7 @@ pub fn checks(
             let ca = store
                 .trust_bundle()?
                 .ok_or_else(|| Error::Usage("no CA yet: run `dockhand apply` first".into()))?;
-            let daemon = crate::core::resources::daemon_settings(docker);
+            let daemon = crate::core::roles::daemon_settings(docker);
             Some((
                 TlsProbe {
                     ca_pem: ca,

@@ -6,12 +6,12 @@
 pub use crate::core::outcome::Applied;
 
 use crate::core::event::Phase;
-use crate::core::inventory::Host;
+use crate::core::input::inventory::Host;
+use crate::core::input::playbook::Playbook;
 use crate::core::plan::{self, HostPlan};
-use crate::core::playbook::Playbook;
-use crate::core::resources::{self, Resources, TlsMaterial};
+use crate::core::roles::docker::workload::Container;
+use crate::core::roles::{self, Resources, TlsMaterial};
 use crate::core::state::{ActualState, Facts};
-use crate::core::workload::Container;
 use crate::error::{Error, Result};
 use crate::transport::{Connector, Target, Transport};
 use crate::verify::{self, TlsProbe};
@@ -55,7 +55,7 @@ fn host_error(host: &str, step: &str, reason: impl std::fmt::Display) -> Error {
 fn expand(playbook: &Playbook, job: &HostJob, actual: &ActualState) -> Result<Resources> {
     #[cfg(test)]
     tests::count_expansion(&job.host.name);
-    resources::expand(playbook, &job.host.vars, actual, &job.tls)
+    roles::expand(playbook, &job.host.vars, actual, &job.tls)
         .map_err(|reason| host_error(&job.host.name, "expand the playbook", reason))
 }
 
@@ -89,7 +89,7 @@ pub async fn prepare<C: Connector>(
     run: &HostRun,
 ) -> Result<Prepared<C::Session>> {
     let name = &job.host.name;
-    let paths = resources::paths(playbook);
+    let paths = roles::paths(playbook);
     let session = connect(connector, job, run).await?;
     let gathered = run
         .step(

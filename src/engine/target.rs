@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::core::inventory::{Host, HostKeyChecking};
-use crate::core::ssh_config::{HostSettings, SshConfig};
+use crate::core::input::inventory::{Host, HostKeyChecking};
+use crate::core::input::ssh_config::{HostSettings, SshConfig};
 use crate::error::{Error, Result};
 use crate::transport::{HostKeyPolicy, Target};
 
@@ -46,7 +46,7 @@ impl Targets {
     }
 
     fn expand(&self, path: &str) -> PathBuf {
-        crate::core::inventory::expand_home(Path::new(path), self.home.as_deref())
+        crate::core::input::inventory::expand_home(Path::new(path), self.home.as_deref())
     }
 
     /// The target for an inventory host.
@@ -187,7 +187,7 @@ pub fn parse_jump(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::inventory::Inventory;
+    use crate::core::input::inventory::Inventory;
 
     fn host(yaml: &str) -> Host {
         Inventory::parse("i.yaml".as_ref(), yaml, Some(Path::new("/home/u")))

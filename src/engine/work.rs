@@ -5,9 +5,9 @@
 
 use base64::Engine as _;
 
+use crate::core::input::playbook::Handler;
 use crate::core::plan::{ContentChange, HostPlan};
-use crate::core::playbook::Handler;
-use crate::core::resources::{Check, Content, Resources};
+use crate::core::roles::{Check, Content, Resources};
 
 /// Prefix of staged temp files and suffix of backups, both hidden.
 pub const TEMP_MARK: &str = ".dockhand-new-";
@@ -194,7 +194,7 @@ pub fn work(
 /// daemon.json with every path that names a file of this write (the TLS
 /// files) pointed at that file's staged temp instead.
 fn daemon_json_check_copy(content: &[u8], files: &[FileWrite]) -> Result<Vec<u8>, String> {
-    let mut document = crate::core::daemon_json::parse(content)
+    let mut document = crate::core::roles::docker::daemon_json::parse(content)
         .map_err(|e| format!("daemon.json to validate: {e}"))?;
     for value in document.values_mut() {
         if let Some(staged) = value
@@ -204,7 +204,7 @@ fn daemon_json_check_copy(content: &[u8], files: &[FileWrite]) -> Result<Vec<u8>
             *value = serde_json::Value::String(staged.temp.clone());
         }
     }
-    Ok(crate::core::daemon_json::render(&document).into_bytes())
+    Ok(crate::core::roles::docker::daemon_json::render(&document).into_bytes())
 }
 
 /// A path's mode, owner and group before this change (what the plan saw).
@@ -261,7 +261,7 @@ pub fn random_suffix() -> String {
 mod tests {
     use super::*;
     use crate::core::plan;
-    use crate::core::resources::{DirectoryResource, FileResource};
+    use crate::core::roles::{DirectoryResource, FileResource};
     use crate::core::state::ActualState;
     use crate::engine::remote;
 

@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 
 use super::{Outcome, Pair, PkiStore};
-use crate::core::inventory::Host;
+use crate::core::input::inventory::Host;
+use crate::core::input::playbook::Playbook;
 use crate::core::pki::Sans;
-use crate::core::playbook::Playbook;
-use crate::core::resources::TlsMaterial;
+use crate::core::roles::TlsMaterial;
 use crate::error::Result;
 
 /// Each host's TLS files, and the client certificate verification presents.

@@ -27,9 +27,9 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 
+use crate::core::input::playbook::{KeyType, PkiRole};
 use crate::core::pki::{self, Decision, Purpose, Sans};
-use crate::core::playbook::{KeyType, PkiRole};
-use crate::core::resources::TlsMaterial;
+use crate::core::roles::TlsMaterial;
 use crate::error::{Error, Result};
 
 /// Certificates start this long before they are issued, so a host whose

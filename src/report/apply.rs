@@ -9,8 +9,8 @@ use console::style;
 use serde::Serialize;
 
 use super::{ApplyOutcome, Format};
+use crate::core::input::playbook::Handler;
 use crate::core::outcome::Applied;
-use crate::core::playbook::Handler;
 
 /// Which command's outcomes these are: verify reports a host that passed
 /// as `verified`, never as `unchanged`, which would suggest an apply ran.

@@ -12,8 +12,8 @@ use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
 use super::{Format, HostOutcome};
-use crate::core::daemon_json::KeyChange;
 use crate::core::plan::{Action, CertSummary, Change, ContentChange, HostPlan};
+use crate::core::roles::docker::daemon_json::KeyChange;
 use crate::core::state::PathKind;
 use crate::error::{Error, Result};
 

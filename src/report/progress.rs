@@ -365,7 +365,7 @@ impl Bars {
 mod tests {
     use super::*;
     use crate::core::event::Phase;
-    use crate::core::playbook::Handler;
+    use crate::core::input::playbook::Handler;
 
     fn at(seconds: f64, event: Event) -> String {
         plain_line(Duration::from_secs_f64(seconds), &event).unwrap()

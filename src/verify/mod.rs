@@ -212,7 +212,10 @@ pub fn parse_http(response: &[u8]) -> Result<(u16, Vec<u8>), String> {
 
 /// The containers of `must_run` that are not among the running ones of
 /// `GET /containers/json` (`name (short id)` each).
-pub fn not_running(running: &Value, must_run: &[crate::core::workload::Container]) -> Vec<String> {
+pub fn not_running(
+    running: &Value,
+    must_run: &[crate::core::roles::docker::workload::Container],
+) -> Vec<String> {
     let ids: Vec<&str> = running
         .as_array()
         .map(|list| list.iter().filter_map(|c| c["Id"].as_str()).collect())

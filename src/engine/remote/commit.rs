@@ -14,7 +14,7 @@ use super::restore::{
     restore_lines, restore_path,
 };
 use super::{Kind, Layout, Line, Script, fill, header, lines, parent, quote};
-use crate::core::resources::Check;
+use crate::core::roles::Check;
 use crate::engine::work::{SshdSwitch, TEMP_MARK, Work};
 
 const COMMIT: &str = include_str!("commit.sh");

@@ -27,7 +27,7 @@
 //! 100 ms adds to the load it waits out.
 
 use super::{fill, quote};
-use crate::core::playbook::Handler;
+use crate::core::input::playbook::Handler;
 
 /// Starts docker.service, and when that fails but dockerd did not (no
 /// exit status of its own, 1 to 199), once more a second later: systemd

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use super::*;
-use crate::core::playbook::Handler;
-use crate::core::resources::Check;
+use crate::core::input::playbook::Handler;
+use crate::core::roles::Check;
 use crate::engine::work::{FileWrite, SshdSwitch, Work};
 
 /// The stub for every host command: logs `NAME ARGS`, answers the few

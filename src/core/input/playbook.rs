@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};
 
-use super::fields;
+use crate::core::input::fields;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -313,7 +313,7 @@ impl Playbook {
     /// Parses `text`, read from `file` (named in errors).
     pub fn parse(file: &Path, text: &str) -> Result<Playbook> {
         let playbook: Playbook =
-            serde_yaml::from_str(text).map_err(|e| super::yaml_error(file, &e))?;
+            serde_yaml::from_str(text).map_err(|e| crate::core::yaml_error(file, &e))?;
         playbook.check(file)?;
         Ok(playbook)
     }
@@ -327,7 +327,7 @@ impl Playbook {
             message,
         };
         if let Some(docker) = &self.docker {
-            for key in super::resources::DOCKER_TLS_KEYS {
+            for key in crate::core::roles::DOCKER_TLS_KEYS {
                 if docker.daemon.contains_key(*key) {
                     return Err(fail(format!(
                         "docker.daemon.{key} is set by the docker role from `listen` and `tls_dir`; remove it"
@@ -362,7 +362,7 @@ mod tests {
 
     #[test]
     fn the_shipped_playbook_parses() {
-        let playbook = parse(include_str!("../../playbooks/docker-tls.yaml")).unwrap();
+        let playbook = parse(include_str!("../../../playbooks/docker-tls.yaml")).unwrap();
         assert!(playbook.pki.is_some() && playbook.docker.is_some() && playbook.sshd.is_some());
     }
 

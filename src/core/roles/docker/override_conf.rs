@@ -17,9 +17,10 @@
 
 use std::collections::BTreeSet;
 
-use super::docker_unit::{self, ServiceSettings, UnitFile};
-use super::state::Facts;
-use super::{dockerd_flags, file_name};
+use crate::core::file_name;
+use crate::core::roles::docker::flags;
+use crate::core::roles::docker::unit::{self, ServiceSettings, UnitFile};
+use crate::core::state::Facts;
 
 /// First line of every file dockhand writes whole.
 pub const MANAGED: &str = "# Managed by dockhand; changes made here are overwritten.\n";
@@ -113,9 +114,9 @@ pub fn build(facts: &Facts, target: &Target) -> Result<Override, String> {
             .map(|v| v.source.clone())
             .unwrap_or_else(|| "nowhere (unset)".into())
     };
-    let expanded = docker_unit::expand(args, &variables);
+    let expanded = unit::expand(args, &variables);
     let texts: Vec<String> = expanded.iter().map(|w| w.text.clone()).collect();
-    let options = dockerd_flags::options(&texts);
+    let options = flags::options(&texts);
 
     // Which options go, and which variables can no longer be passed whole.
     let mut dropped_words = BTreeSet::new();
@@ -183,7 +184,7 @@ pub fn build(facts: &Facts, target: &Target) -> Result<Override, String> {
     let mut kept = vec![program.clone()];
     let mut command = vec![program.clone()];
     for (position, word) in args.iter().enumerate() {
-        let name = docker_unit::whole_variable(word).or_else(|| docker_unit::braced_variable(word));
+        let name = unit::whole_variable(word).or_else(|| unit::braced_variable(word));
         let own: Vec<usize> = (0..expanded.len())
             .filter(|i| expanded[*i].source == position)
             .collect();
@@ -260,7 +261,7 @@ fn foreign_drop_in(file: &UnitFile) -> String {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let settings: Vec<String> = docker_unit::service_assignments(&file.text)
+    let settings: Vec<String> = unit::service_assignments(&file.text)
         .into_iter()
         .filter(|(key, value)| !(key == "ExecStart" && value.is_empty()))
         .map(|(key, value)| format!("`{key}={}`", show(&value)))
@@ -316,7 +317,7 @@ fn quote_word(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::docker_unit::UnitFile;
+    use crate::core::roles::docker::unit::UnitFile;
 
     const OURS: &str = "/etc/systemd/system/docker.service.d/override.conf";
     const PACKAGED: &str = "[Service]\nEnvironmentFile=-/etc/default/docker\n\

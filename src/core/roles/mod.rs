@@ -3,12 +3,16 @@
 //! handlers a change notifies. Pure: the host's facts and its TLS material
 //! are inputs.
 
+pub mod docker;
+
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
-use super::playbook::{DockerRole, Handler, Playbook, SshdValue};
-use super::state::{ActualPath, ActualState, Facts};
-use super::{daemon_json, file_name, shell_quote};
+use crate::core::file_name;
+use crate::core::input::playbook::{DockerRole, Handler, Playbook, SshdValue};
+use crate::core::roles::docker::daemon_json;
+use crate::core::shell_quote;
+use crate::core::state::{ActualPath, ActualState, Facts};
 
 /// daemon.json keys the docker role sets from `listen` and `tls_dir`.
 pub const DOCKER_TLS_KEYS: &[&str] = &[
@@ -307,7 +311,7 @@ pub const CA_FILE: &str = "ca.pem";
 pub const CERT_FILE: &str = "server-cert.pem";
 pub const KEY_FILE: &str = "server-key.pem";
 
-use super::docker_override::{self, MANAGED};
+use crate::core::roles::docker::override_conf::{self, MANAGED};
 
 /// A file of the docker role's TLS directory.
 fn tls_file(docker: &DockerRole, name: &str) -> String {
@@ -446,7 +450,7 @@ pub fn expand(
         out.warnings
             .extend(daemon_json::weakening(&document, &managed));
         let before = now.as_deref().and_then(|b| daemon_json::parse(b).ok());
-        out.data_root_move = super::workload::data_root_move(
+        out.data_root_move = crate::core::roles::docker::workload::data_root_move(
             before.as_ref(),
             &document,
             actual.facts.workload.as_ref(),
@@ -477,9 +481,9 @@ pub fn expand(
                     .collect()
             })
             .unwrap_or_default();
-        let unit = docker_override::build(
+        let unit = override_conf::build(
             facts,
-            &docker_override::Target {
+            &override_conf::Target {
                 own_path: &docker.unit_drop_in,
                 daemon_json: &docker.daemon_json_path,
                 daemon_keys: &daemon_json::clash_keys(&document),
@@ -610,7 +614,7 @@ pub fn expand(
     }
     for spec in &playbook.files {
         let content = if spec.template {
-            super::template::render(&spec.content, vars)
+            crate::core::input::template::render(&spec.content, vars)
                 .map_err(|e| format!("template for {}: {e}", spec.path))?
         } else {
             spec.content.clone()
@@ -671,7 +675,7 @@ fn parent(path: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::playbook::Playbook;
+    use crate::core::input::playbook::Playbook;
     use crate::core::state::Facts;
 
     fn state(facts: Facts) -> ActualState {
@@ -700,8 +704,11 @@ mod tests {
     fn the_paths_to_gather_need_no_facts_and_match_the_expansion() {
         let own = "directories:\n  - path: /srv/app\n    mode: \"0750\"\nfiles:\n  - path: /srv/app/key\n    content: x\n    secret: true\n  - path: /etc/motd\n    content: \"{{ greeting }}\"\n    template: true\n";
         let playbooks = [
-            include_str!("../../playbooks/docker-tls.yaml").to_string(),
-            format!("{}{own}", include_str!("../../playbooks/docker-tls.yaml")),
+            include_str!("../../../playbooks/docker-tls.yaml").to_string(),
+            format!(
+                "{}{own}",
+                include_str!("../../../playbooks/docker-tls.yaml")
+            ),
             own.to_string(),
             "sshd:\n  drop_in: /etc/ssh/sshd_config.d/10-x.conf\n".to_string(),
         ];
@@ -740,7 +747,7 @@ mod tests {
     fn issued_tls_files_go_in_without_another_expansion() {
         let playbook = Playbook::parse(
             "p.yaml".as_ref(),
-            include_str!("../../playbooks/docker-tls.yaml"),
+            include_str!("../../../playbooks/docker-tls.yaml"),
         )
         .unwrap();
         let ready = TlsMaterial::Ready {
@@ -761,7 +768,7 @@ mod tests {
     fn the_shipped_playbook_expands_to_the_secure_set() {
         let playbook = Playbook::parse(
             "p.yaml".as_ref(),
-            include_str!("../../playbooks/docker-tls.yaml"),
+            include_str!("../../../playbooks/docker-tls.yaml"),
         )
         .unwrap();
         let tls = TlsMaterial::Ready {
@@ -839,7 +846,7 @@ mod tests {
     fn daemon_json_is_validated_where_dockerd_can() {
         let playbook = Playbook::parse(
             "p.yaml".as_ref(),
-            include_str!("../../playbooks/docker-tls.yaml"),
+            include_str!("../../../playbooks/docker-tls.yaml"),
         )
         .unwrap();
         let tls = TlsMaterial::CaPending;
@@ -874,7 +881,7 @@ mod tests {
     fn hand_set_keys_that_weaken_the_daemon_are_warned_about_and_kept() {
         let playbook = Playbook::parse(
             "p.yaml".as_ref(),
-            include_str!("../../playbooks/docker-tls.yaml"),
+            include_str!("../../../playbooks/docker-tls.yaml"),
         )
         .unwrap();
         let mut actual = state(debian_facts());
@@ -911,7 +918,7 @@ mod tests {
     fn live_restore_is_turned_on_alone_from_the_host_s_own_document() {
         let playbook = Playbook::parse(
             "p.yaml".as_ref(),
-            include_str!("../../playbooks/docker-tls.yaml"),
+            include_str!("../../../playbooks/docker-tls.yaml"),
         )
         .unwrap();
         let expand_over = |file: Option<crate::core::state::ActualPath>| {

@@ -4,7 +4,7 @@
 
 use globset::{Glob, GlobMatcher};
 
-use super::inventory::Host;
+use crate::core::input::inventory::Host;
 use crate::error::{Error, Result};
 
 /// Keeps the hosts `pattern` selects, in inventory order.
@@ -37,7 +37,7 @@ pub fn select<'a>(hosts: &'a [Host], pattern: &str) -> Result<Vec<&'a Host>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::inventory::Inventory;
+    use crate::core::input::inventory::Inventory;
 
     fn hosts() -> Vec<Host> {
         Inventory::parse(

@@ -98,7 +98,7 @@ struct Defaults {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HostEntry {
-    #[serde(default, deserialize_with = "super::fields::host_address")]
+    #[serde(default, deserialize_with = "crate::core::input::fields::host_address")]
     address: Option<String>,
     #[serde(default)]
     ssh: SshSettings,
@@ -124,9 +124,9 @@ struct GroupEntry {
 struct InventoryFile {
     #[serde(default)]
     defaults: Defaults,
-    #[serde(default, deserialize_with = "super::fields::unique_keys")]
+    #[serde(default, deserialize_with = "crate::core::input::fields::unique_keys")]
     hosts: IndexMap<String, Option<HostEntry>>,
-    #[serde(default, deserialize_with = "super::fields::unique_keys")]
+    #[serde(default, deserialize_with = "crate::core::input::fields::unique_keys")]
     groups: IndexMap<String, GroupEntry>,
 }
 
@@ -162,7 +162,7 @@ impl Inventory {
     /// leading `~/` in paths.
     pub fn parse(file: &Path, text: &str, home: Option<&Path>) -> Result<Inventory> {
         let raw: InventoryFile =
-            serde_yaml::from_str(text).map_err(|e| super::yaml_error(file, &e))?;
+            serde_yaml::from_str(text).map_err(|e| crate::core::yaml_error(file, &e))?;
         let semantic = |message: String| Error::Input {
             file: file.to_path_buf(),
             line: 0,
@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn the_example_inventory_parses() {
-        let inv = parse(include_str!("../../inventory.example.yaml")).unwrap();
+        let inv = parse(include_str!("../../../inventory.example.yaml")).unwrap();
         let names: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(
             names,
