@@ -401,7 +401,7 @@ mod tests {
         ];
         for ((version, sshd_t, sshd_v, kex), (_, want)) in RELEASES.into_iter().zip(expected) {
             let facts = release_facts(sshd_t, sshd_v, kex);
-            let settings = crate::core::roles::host_sshd_settings(&facts);
+            let settings = crate::core::roles::sshd::host_sshd_settings(&facts);
             assert_eq!(settings["KexAlgorithms"].render(), want, "{version}");
             // The hardened list is a subset of what that sshd offers.
             for name in want.split(',') {

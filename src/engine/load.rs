@@ -211,7 +211,7 @@ pub fn checks(
             let ca = store
                 .trust_bundle()?
                 .ok_or_else(|| Error::Usage("no CA yet: run `dockhand apply` first".into()))?;
-            let daemon = crate::core::roles::daemon_settings(docker);
+            let daemon = crate::core::roles::docker::daemon_settings(docker);
             Some((
                 TlsProbe {
                     ca_pem: ca,

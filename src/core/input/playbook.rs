@@ -327,7 +327,7 @@ impl Playbook {
             message,
         };
         if let Some(docker) = &self.docker {
-            for key in crate::core::roles::DOCKER_TLS_KEYS {
+            for key in crate::core::roles::docker::daemon_json::TLS_KEYS {
                 if docker.daemon.contains_key(*key) {
                     return Err(fail(format!(
                         "docker.daemon.{key} is set by the docker role from `listen` and `tls_dir`; remove it"

@@ -4,144 +4,14 @@
 //! are inputs.
 
 pub mod docker;
+mod files;
+pub mod sshd;
 
-use indexmap::IndexMap;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use crate::core::file_name;
-use crate::core::input::playbook::{DockerRole, Handler, Playbook, SshdValue};
-use crate::core::roles::docker::daemon_json;
+use crate::core::input::playbook::{Handler, Playbook};
 use crate::core::shell_quote;
-use crate::core::state::{ActualPath, ActualState, Facts};
-
-/// daemon.json keys the docker role sets from `listen` and `tls_dir`.
-pub const DOCKER_TLS_KEYS: &[&str] = &[
-    "hosts",
-    "tls",
-    "tlsverify",
-    "tlscacert",
-    "tlscert",
-    "tlskey",
-];
-
-/// The docker role's hardening defaults (CIS Docker Benchmark numbers).
-pub fn default_daemon_settings() -> IndexMap<String, Value> {
-    [
-        ("icc", json!(false)),
-        ("userns-remap", json!("default")),
-        ("live-restore", json!(true)),
-        ("no-new-privileges", json!(true)),
-        ("userland-proxy", json!(false)),
-        ("log-level", json!("info")),
-        ("log-driver", json!("json-file")),
-        ("log-opts", json!({"max-size": "10m", "max-file": "3"})),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
-}
-
-/// The daemon settings a playbook asks for: the role's defaults, with the
-/// playbook's keys set over them and its null keys dropped.
-pub fn daemon_settings(docker: &DockerRole) -> IndexMap<String, Value> {
-    let mut settings = default_daemon_settings();
-    for (key, value) in &docker.daemon {
-        if value.is_null() {
-            settings.shift_remove(key);
-        } else {
-            settings.insert(key.clone(), value.clone());
-        }
-    }
-    settings
-}
-
-/// The sshd role's hardening defaults.
-pub fn default_sshd_settings() -> IndexMap<String, SshdValue> {
-    let list = |items: &[&str]| SshdValue::List(items.iter().map(|s| s.to_string()).collect());
-    [
-        ("PasswordAuthentication", SshdValue::Bool(false)),
-        ("KbdInteractiveAuthentication", SshdValue::Bool(false)),
-        (
-            "PermitRootLogin",
-            SshdValue::Text("prohibit-password".into()),
-        ),
-        ("PermitEmptyPasswords", SshdValue::Bool(false)),
-        ("X11Forwarding", SshdValue::Bool(false)),
-        ("MaxAuthTries", SshdValue::Number(3)),
-        ("LoginGraceTime", SshdValue::Number(30)),
-        (
-            "Ciphers",
-            list(&[
-                "chacha20-poly1305@openssh.com",
-                "aes256-gcm@openssh.com",
-                "aes128-gcm@openssh.com",
-                "aes256-ctr",
-                "aes192-ctr",
-                "aes128-ctr",
-            ]),
-        ),
-        (
-            "MACs",
-            list(&[
-                "hmac-sha2-512-etm@openssh.com",
-                "hmac-sha2-256-etm@openssh.com",
-                "umac-128-etm@openssh.com",
-            ]),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
-}
-
-/// The settings of the sshd role that depend on the host: the host keys
-/// offered (Ed25519; RSA-SHA2 only where the host keeps an RSA key, never
-/// ECDSA on NIST curves) and key exchange by what the host's OpenSSH has
-/// (the post-quantum ML-KEM hybrid first, then sntrup761, then curve25519
-/// for older clients): what its `ssh -Q kex` lists where a client is
-/// installed (Debian's builds carry names their upstream version did not
-/// have yet), else what its version (`sshd -V`) brought.
-pub fn host_sshd_settings(facts: &Facts) -> IndexMap<String, SshdValue> {
-    let list = |items: Vec<&str>| SshdValue::List(items.into_iter().map(String::from).collect());
-    let has_key = |name: &str| facts.ssh_host_keys.iter().any(|k| k.ends_with(name));
-    let mut keys = vec!["/etc/ssh/ssh_host_ed25519_key"];
-    let mut algorithms = vec!["ssh-ed25519"];
-    if has_key("/ssh_host_rsa_key") {
-        keys.push("/etc/ssh/ssh_host_rsa_key");
-        algorithms.extend(["rsa-sha2-512", "rsa-sha2-256"]);
-    }
-    let kex: Vec<&str> = KEX_BY_VERSION
-        .iter()
-        .filter(|(name, since)| match facts.openssh_version {
-            _ if !facts.ssh_kex.is_empty() => facts.ssh_kex.iter().any(|k| k == name),
-            Some(version) => version >= *since,
-            // Unknown hosts (no facts yet) get what every OpenSSH since 9.0 has.
-            None => *since <= (9, 0),
-        })
-        .map(|(name, _)| *name)
-        .collect();
-    [
-        ("HostKey", list(keys)),
-        ("HostKeyAlgorithms", list(algorithms)),
-        ("KexAlgorithms", list(kex)),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
-}
-
-/// The key exchanges the role offers, best first, with the upstream
-/// OpenSSH release that brought each: ML-KEM and sntrup761's plain name
-/// came in 9.9 (Debian 12's 9.2 has the plain name too: its `ssh -Q kex`
-/// says so), sntrup761 itself in 8.5 (8.4 has only the older
-/// sntrup4591761).
-const KEX_BY_VERSION: [(&str, (u32, u32)); 5] = [
-    ("mlkem768x25519-sha256", (9, 9)),
-    ("sntrup761x25519-sha512", (9, 9)),
-    ("sntrup761x25519-sha512@openssh.com", (8, 5)),
-    ("curve25519-sha256", (7, 4)),
-    ("curve25519-sha256@libssh.org", (6, 5)),
-];
+use crate::core::state::ActualState;
 
 /// What a file should contain.
 #[derive(Debug, Clone, PartialEq)]
@@ -306,43 +176,6 @@ pub enum TlsMaterial {
     CaPending,
 }
 
-/// The file names dockerd is pointed at, in `tls_dir`.
-pub const CA_FILE: &str = "ca.pem";
-pub const CERT_FILE: &str = "server-cert.pem";
-pub const KEY_FILE: &str = "server-key.pem";
-
-use crate::core::roles::docker::override_conf::{self, MANAGED};
-
-/// A file of the docker role's TLS directory.
-fn tls_file(docker: &DockerRole, name: &str) -> String {
-    format!("{}/{name}", docker.tls_dir.trim_end_matches('/'))
-}
-
-/// What the CA, server certificate and key files hold, from the material.
-fn tls_contents(tls: &TlsMaterial) -> [Content; 3] {
-    match tls {
-        TlsMaterial::Ready {
-            ca_pem,
-            cert_pem,
-            key_pem,
-        } => [
-            Content::Bytes(ca_pem.clone()),
-            Content::Bytes(cert_pem.clone()),
-            Content::Bytes(key_pem.clone()),
-        ],
-        TlsMaterial::CertPending { ca_pem, reason } => [
-            Content::Bytes(ca_pem.clone()),
-            Content::Pending(format!("server certificate to be issued: {reason}")),
-            Content::Pending("new key for the new server certificate".into()),
-        ],
-        TlsMaterial::CaPending => [
-            Content::Pending("the CA is created on the first apply".into()),
-            Content::Pending("server certificate to be issued: no CA yet".into()),
-            Content::Pending("new key for the new server certificate".into()),
-        ],
-    }
-}
-
 impl Resources {
     /// The same resources with the TLS files of `tls` (issued since the
     /// expansion): nothing else depends on them, so nothing else is
@@ -351,8 +184,9 @@ impl Resources {
         let Some(docker) = &playbook.docker else {
             return self;
         };
-        let names = [CA_FILE, CERT_FILE, KEY_FILE].map(|name| tls_file(docker, name));
-        for (path, content) in names.iter().zip(tls_contents(tls)) {
+        let names = [docker::CA_FILE, docker::CERT_FILE, docker::KEY_FILE]
+            .map(|name| docker::tls_file(docker, name));
+        for (path, content) in names.iter().zip(docker::tls_contents(tls)) {
             if let Some(file) = self.files.iter_mut().find(|f| &f.path == path) {
                 file.content = content;
             }
@@ -368,22 +202,13 @@ pub fn paths(playbook: &Playbook) -> Vec<(String, bool)> {
     let mut directories: Vec<String> = Vec::new();
     let mut files: Vec<(String, bool)> = Vec::new();
     if let Some(docker) = &playbook.docker {
-        directories.push(docker.tls_dir.clone());
-        for name in [CA_FILE, CERT_FILE, KEY_FILE] {
-            files.push((tls_file(docker, name), name == KEY_FILE));
-        }
-        directories.push(parent(&docker.daemon_json_path).to_string());
-        files.push((docker.daemon_json_path.clone(), false));
-        directories.push(parent(&docker.unit_drop_in).to_string());
-        files.push((docker.unit_drop_in.clone(), false));
+        docker::paths(docker, &mut directories, &mut files);
     }
     if let Some(sshd) = &playbook.sshd {
-        directories.push(parent(&sshd.drop_in).to_string());
-        files.push((sshd.drop_in.clone(), false));
+        sshd::paths(sshd, &mut directories, &mut files);
     }
-    directories.extend(playbook.directories.iter().map(|d| d.path.clone()));
+    files::paths(playbook, &mut directories, &mut files);
     directories.dedup();
-    files.extend(playbook.files.iter().map(|f| (f.path.clone(), f.secret)));
     directories
         .into_iter()
         .map(|d| (d, false))
@@ -391,278 +216,34 @@ pub fn paths(playbook: &Playbook) -> Vec<(String, bool)> {
         .collect()
 }
 
-/// Expands the playbook for one host. Errors name what the host lacks.
+/// Expands the playbook for one host, role by role. Errors name what the
+/// host lacks.
 pub fn expand(
     playbook: &Playbook,
     vars: &std::collections::BTreeMap<String, String>,
     actual: &ActualState,
     tls: &TlsMaterial,
 ) -> Result<Resources, String> {
-    let facts = &actual.facts;
     let mut out = Resources::default();
     if let Some(docker) = &playbook.docker {
-        let dir = |path: &str| DirectoryResource {
-            path: path.to_string(),
-            mode: 0o755,
-            owner: "root".into(),
-            group: "root".into(),
-        };
-        let file =
-            |path: String, content: Content, mode: u32, secret: bool, notify: Vec<Handler>| {
-                FileResource {
-                    secret,
-                    ..FileResource::root_owned(path, content, mode, notify)
-                }
-            };
-        let tls_path = |name: &str| tls_file(docker, name);
-        out.directories.push(dir(&docker.tls_dir));
-        let [ca, cert, key] = tls_contents(tls);
-        let restart = vec![Handler::RestartDocker];
-        out.files
-            .push(file(tls_path(CA_FILE), ca, 0o444, false, restart.clone()));
-        out.files.push(file(
-            tls_path(CERT_FILE),
-            cert,
-            0o444,
-            false,
-            restart.clone(),
-        ));
-        out.files
-            .push(file(tls_path(KEY_FILE), key, 0o400, true, restart.clone()));
-
-        let mut managed = Map::new();
-        managed.insert(
-            "hosts".into(),
-            json!(["unix:///var/run/docker.sock", docker.listen]),
-        );
-        managed.insert("tls".into(), json!(true));
-        managed.insert("tlsverify".into(), json!(true));
-        managed.insert("tlscacert".into(), json!(tls_path(CA_FILE)));
-        managed.insert("tlscert".into(), json!(tls_path(CERT_FILE)));
-        managed.insert("tlskey".into(), json!(tls_path(KEY_FILE)));
-        managed.extend(daemon_settings(docker));
-        // The document the host will have: hand-set keys kept unless the
-        // playbook owns the whole file. One that cannot be read is the
-        // plan's error to report; the managed keys stand in here.
-        let now = actual.path(&docker.daemon_json_path).content;
-        let document = daemon_json::desired(now.as_deref(), &managed, docker.own_daemon_json)
-            .unwrap_or_else(|_| managed.clone());
-        out.warnings
-            .extend(daemon_json::weakening(&document, &managed));
-        let before = now.as_deref().and_then(|b| daemon_json::parse(b).ok());
-        out.data_root_move = crate::core::roles::docker::workload::data_root_move(
-            before.as_ref(),
-            &document,
-            actual.facts.workload.as_ref(),
-        );
-        out.allow_new_data_root = docker.allow_new_data_root;
-        out.live_restore_interim = live_restore_interim(
-            &docker.daemon_json_path,
-            &actual.path(&docker.daemon_json_path),
-            before.as_ref(),
-            &document,
-        );
-        if let Some(before) = before {
-            for listener in daemon_json::closed_plain_listeners(&before, &document) {
-                out.notes.push((
-                    docker.daemon_json_path.clone(),
-                    format!(
-                        "the plain-TCP listener {listener} (`hosts` in daemon.json) is closed: it served the Docker API without TLS"
-                    ),
-                ));
-            }
-        }
-        let hosts: Vec<String> = document
-            .get("hosts")
-            .and_then(|h| h.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let unit = override_conf::build(
-            facts,
-            &override_conf::Target {
-                own_path: &docker.unit_drop_in,
-                daemon_json: &docker.daemon_json_path,
-                daemon_keys: &daemon_json::clash_keys(&document),
-                hosts: &hosts,
-            },
-        )?;
-        out.warnings.extend(unit.warnings.iter().cloned());
-        out.notes.extend(
-            unit.notes
-                .iter()
-                .map(|note| (docker.unit_drop_in.clone(), note.clone())),
-        );
-        let json_dir = parent(&docker.daemon_json_path);
-        out.directories.push(dir(json_dir));
-        out.files.push(FileResource {
-            // dockerd 23 and later check a configuration without starting,
-            // together with the flags the new drop-in passes (a clash
-            // between the two is what stops dockerd most often); older ones
-            // (Debian 12 ships 20.10) cannot, and a daemon.json they refuse
-            // is caught by the restart and rolled back.
-            validate: facts.dockerd_can_validate.then(|| {
-                let (program, flags) = unit.command.split_first().expect("a program");
-                let mut words = vec![
-                    program.clone(),
-                    "--validate".into(),
-                    "--config-file".into(),
-                    "%s".into(),
-                ];
-                words.extend(flags.iter().cloned());
-                Check::Program(words)
-            }),
-            ..file(
-                docker.daemon_json_path.clone(),
-                Content::DaemonJson {
-                    managed,
-                    own_whole_file: docker.own_daemon_json,
-                },
-                0o644,
-                false,
-                restart.clone(),
-            )
-        });
-
-        out.directories.push(dir(parent(&docker.unit_drop_in)));
-        out.files.push(file(
-            docker.unit_drop_in.clone(),
-            Content::Bytes(unit.text.into_bytes()),
-            0o644,
-            false,
-            vec![Handler::DaemonReload, Handler::RestartDocker],
-        ));
+        docker::expand(docker, actual, tls, &mut out)?;
     }
     if let Some(sshd) = &playbook.sshd {
-        let mut settings = default_sshd_settings();
-        settings.extend(host_sshd_settings(facts));
-        for (key, value) in &sshd.settings {
-            match value {
-                None => {
-                    settings.shift_remove(key);
-                }
-                Some(value) => {
-                    settings.insert(key.clone(), value.clone());
-                }
-            }
-        }
-        out.sshd_revert_after = sshd.revert_after;
-        out.sshd_expected = Some((
-            sshd.drop_in.clone(),
-            settings
-                .iter()
-                // `sshd -T` lists each host key on a line of its own; the
-                // algorithms offered are checked through HostKeyAlgorithms.
-                .filter(|(k, _)| !k.eq_ignore_ascii_case("HostKey"))
-                .map(|(k, v)| (k.to_ascii_lowercase(), v.render()))
-                .collect(),
-        ));
-        let mut text = String::from(MANAGED);
-        text.push_str("# sshd keeps the first value it reads: this file sorts first.\n");
-        for (key, value) in &settings {
-            match value {
-                // A keyword sshd takes once per value.
-                SshdValue::List(items) if key.eq_ignore_ascii_case("HostKey") => {
-                    for item in items {
-                        text.push_str(&format!("{key} {item}\n"));
-                    }
-                }
-                value => text.push_str(&format!("{key} {}\n", value.render())),
-            }
-        }
-        out.directories.push(DirectoryResource {
-            path: parent(&sshd.drop_in).to_string(),
-            mode: 0o755,
-            owner: "root".into(),
-            group: "root".into(),
-        });
-        out.files.push(FileResource {
-            path: sshd.drop_in.clone(),
-            content: Content::Bytes(text.into_bytes()),
-            mode: 0o644,
-            owner: "root".into(),
-            group: "root".into(),
-            secret: false,
-            validate: Some(Check::program(&[
-                "sshd",
-                "-t",
-                "-f",
-                "/etc/ssh/sshd_config",
-            ])),
-            notify: vec![Handler::ReloadSsh],
-        });
-        let ours = file_name(&sshd.drop_in);
-        for other in &facts.sshd_drop_ins {
-            if file_name(other) < ours {
-                out.warnings.push(format!(
-                    "{other} sorts before {}: sshd reads it first, and its values win",
-                    sshd.drop_in
-                ));
-            }
-        }
+        sshd::expand(sshd, &actual.facts, &mut out);
     }
-    for spec in &playbook.directories {
-        out.directories.push(DirectoryResource {
-            path: spec.path.clone(),
-            mode: spec.mode.0,
-            owner: spec.owner.clone(),
-            group: spec.group.clone(),
-        });
-    }
-    for spec in &playbook.files {
-        let content = if spec.template {
-            crate::core::input::template::render(&spec.content, vars)
-                .map_err(|e| format!("template for {}: {e}", spec.path))?
-        } else {
-            spec.content.clone()
-        };
-        out.files.push(FileResource {
-            path: spec.path.clone(),
-            content: Content::Bytes(content.into_bytes()),
-            mode: spec.mode.0,
-            owner: spec.owner.clone(),
-            group: spec.group.clone(),
-            secret: spec.secret,
-            validate: spec.validate.clone().map(Check::Shell),
-            notify: spec.notify.clone(),
-        });
-    }
+    files::expand(playbook, vars, &mut out)?;
     out.directories.dedup_by(|a, b| a.path == b.path);
     Ok(out)
 }
 
-/// The host's own daemon.json with `live-restore: true` and nothing else
-/// changed, so that a reload turns on live-restore alone; only when the
-/// document the host will have asks for it. A file that exists but cannot
-/// be read or parsed gives none: a reload of anything else would drop the
-/// host's own keys until the restart.
-fn live_restore_interim(
-    path: &str,
-    have: &ActualPath,
-    before: Option<&Map<String, Value>>,
-    after: &Map<String, Value>,
-) -> Option<(String, String)> {
-    if after.get("live-restore") != Some(&Value::Bool(true)) {
-        return None;
+/// A directory of root's, 0755.
+fn root_dir(path: &str) -> DirectoryResource {
+    DirectoryResource {
+        path: path.to_string(),
+        mode: 0o755,
+        owner: "root".into(),
+        group: "root".into(),
     }
-    let mut interim = match (have.exists, before) {
-        (false, _) => Map::new(),
-        (true, Some(before)) => before.clone(),
-        (true, None)
-            if have
-                .content
-                .as_deref()
-                .is_some_and(|b| b.iter().all(u8::is_ascii_whitespace)) =>
-        {
-            Map::new()
-        }
-        (true, None) => return None,
-    };
-    interim.insert("live-restore".into(), Value::Bool(true));
-    Some((path.to_string(), daemon_json::render(&interim)))
 }
 
 fn parent(path: &str) -> &str {
@@ -677,6 +258,7 @@ mod tests {
     use super::*;
     use crate::core::input::playbook::Playbook;
     use crate::core::state::Facts;
+    use serde_json::json;
 
     fn state(facts: Facts) -> ActualState {
         ActualState {

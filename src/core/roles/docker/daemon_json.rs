@@ -9,6 +9,16 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+/// daemon.json keys the docker role sets from `listen` and `tls_dir`.
+pub const TLS_KEYS: &[&str] = &[
+    "hosts",
+    "tls",
+    "tlsverify",
+    "tlscacert",
+    "tlscert",
+    "tlskey",
+];
+
 /// The document a host should have.
 pub fn desired(
     actual: Option<&[u8]>,
