@@ -211,15 +211,4 @@ impl Error {
             Error::Unreachable { .. } | Error::ConnectTimeout { .. }
         )
     }
-
-    /// The status and one line the progress shows for a host that failed.
-    pub fn status_line(&self) -> (crate::core::event::HostStatus, String) {
-        use crate::core::event::HostStatus;
-        let status = if self.is_unreachable() {
-            HostStatus::Unreachable
-        } else {
-            HostStatus::Failed
-        };
-        (status, self.to_string())
-    }
 }

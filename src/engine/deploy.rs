@@ -17,7 +17,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::fleet::{Ended, Finished, Fleet, HostRun, Rollout};
+use super::fleet::{Ended, Finished, Fleet, HostRun, Rollout, failure};
 use super::load::{self, Jobs, Loaded};
 use super::pipeline::{self, Checks, HostJob, Prepared};
 use crate::core::event::{Event, HostStatus};
@@ -256,7 +256,7 @@ fn describe_plan<S>(prepared: &Result<Planned<S>>) -> (HostStatus, String) {
             HostStatus::Ok,
             format!("planned: {} change(s)", p.plan.changes.len()),
         ),
-        Err(err) => err.status_line(),
+        Err(err) => failure(err),
     }
 }
 
@@ -275,6 +275,6 @@ fn describe_applied(applied: &Result<AppliedHost>) -> (HostStatus, String) {
                 format!("{changes} change(s){ran}; verified"),
             )
         }
-        Err(err) => err.status_line(),
+        Err(err) => failure(err),
     }
 }

@@ -198,6 +198,16 @@ pub struct Finished<T> {
     pub elapsed: Duration,
 }
 
+/// The status and one line the progress shows for a host that failed.
+pub fn failure(err: &Error) -> (HostStatus, String) {
+    let status = if err.is_unreachable() {
+        HostStatus::Unreachable
+    } else {
+        HostStatus::Failed
+    };
+    (status, err.to_string())
+}
+
 /// What the runner reports of a finished host: its status and one line.
 pub type Describe<T> = fn(&Result<T>) -> (HostStatus, String);
 

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::fleet::{Finished, Fleet};
+use super::fleet::{Finished, Fleet, failure};
 use super::load::{self, Jobs, Loaded};
 use super::pipeline::{self, HostJob};
 use super::{gather, remote};
@@ -50,7 +50,7 @@ fn describe_plan(plan: &Result<HostPlan>) -> (HostStatus, String) {
             HostStatus::Ok,
             format!("{} change(s) pending", plan.changes.len()),
         ),
-        Err(err) => err.status_line(),
+        Err(err) => failure(err),
     }
 }
 
@@ -121,7 +121,7 @@ pub async fn verify_with<C: Connector + Clone>(
 fn describe_verified(checks: &Result<Vec<String>>) -> (HostStatus, String) {
     match checks {
         Ok(passed) => (HostStatus::Ok, format!("verified: {}", passed.join("; "))),
-        Err(err) => err.status_line(),
+        Err(err) => failure(err),
     }
 }
 
@@ -186,7 +186,7 @@ fn describe_audit(findings: &Result<Vec<Finding>>) -> (HostStatus, String) {
                 ),
             )
         }
-        Err(err) => err.status_line(),
+        Err(err) => failure(err),
     }
 }
 
@@ -239,6 +239,6 @@ fn describe_ping(reply: &Result<PingReply>) -> (HostStatus, String) {
             HostStatus::Ok,
             format!("user={} docker={}", reply.user, reply.docker),
         ),
-        Err(err) => err.status_line(),
+        Err(err) => failure(err),
     }
 }

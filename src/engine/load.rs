@@ -33,17 +33,11 @@ pub struct Loaded {
     pub store: Option<PkiStore>,
 }
 
-pub(crate) fn home_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-}
-
 /// Reads and parses an inventory file.
 pub fn inventory(path: &Path) -> Result<Inventory> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::file(path, format!("cannot read the inventory: {e}")))?;
-    Inventory::parse(path, &text, home_dir().as_deref())
+    Inventory::parse(path, &text, super::target::home_dir().as_deref())
 }
 
 pub fn playbook(path: &Path) -> Result<Playbook> {

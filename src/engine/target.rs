@@ -24,7 +24,7 @@ impl Targets {
     /// Reads `~/.ssh/config` if there is one (`DOCKHAND_SSH_CONFIG`
     /// points elsewhere; an empty value means none).
     pub fn from_environment() -> Result<Targets> {
-        let home = super::load::home_dir();
+        let home = home_dir();
         let path = match std::env::var_os("DOCKHAND_SSH_CONFIG") {
             Some(path) if path.is_empty() => None,
             Some(path) => Some(PathBuf::from(path)),
@@ -182,6 +182,13 @@ pub fn parse_jump(
         .map(|p| p.parse::<u16>().map_err(|_| format!("bad port {p:?}")))
         .transpose()?;
     Ok((user, name.to_string(), port))
+}
+
+/// The user's home, where `~` in an inventory and ssh_config points.
+pub(super) fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
 }
 
 #[cfg(test)]

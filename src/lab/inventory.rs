@@ -1,7 +1,8 @@
 //! The inventory `lab up` writes: usable by dockhand as it is, and holding
 //! everything plain `ssh` needs too (address, user, key, known_hosts).
 
-use super::base::{Release, SUDO_USER};
+use super::base::SUDO_USER;
+use super::release::Release;
 use super::state::{LabPaths, LabState};
 
 pub fn render(paths: &LabPaths, lab: &LabState) -> String {

@@ -14,13 +14,15 @@ mod host;
 mod inventory;
 mod net;
 mod ready;
+mod release;
 mod state;
 mod system;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use base::{Release, SUDO_USER, base_dir};
+pub use base::{SUDO_USER, base_dir};
+pub use release::Release;
 pub use state::{HostRecord, LabPaths, LabState, MAX_HOSTS};
 
 use crate::error::{Error, Result};

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::base::Release;
+use super::release::Release;
 use crate::error::{Error, Result};
 
 /// Hosts per lab: addresses .11 to .210 of the lab's /24.
