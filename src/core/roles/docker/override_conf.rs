@@ -49,54 +49,10 @@ pub struct Target<'a> {
 
 /// Builds the drop-in.
 pub fn build(facts: &Facts, target: &Target) -> Result<Override, String> {
-    let (own_path, daemon_keys, hosts) = (target.own_path, target.daemon_keys, target.hosts);
     let mut out = Override::default();
-    // The drop-in at dockhand's path is never part of what it is built
-    // from (else a second run would build from the first one's output).
-    // One that dockhand did not write (`systemctl edit docker` makes
-    // override.conf) is replaced whole: plan says what goes with it.
-    if let Some(foreign) = facts
-        .docker_unit_files
-        .iter()
-        .find(|f| f.path == own_path && !f.text.starts_with(MANAGED.trim_end()))
-    {
-        out.warnings.push(foreign_drop_in(foreign));
-    }
-    let base_files: Vec<&UnitFile> = facts
-        .docker_unit_files
-        .iter()
-        .filter(|f| f.path != own_path)
-        .collect();
-    let own_name = file_name(own_path);
-    for file in &base_files {
-        let later = file.path != own_path
-            && file.path.contains(".service.d/")
-            && file_name(&file.path) > own_name;
-        if later && ServiceSettings::read(&[file]).exec_start.is_some() {
-            out.warnings.push(format!(
-                "{} sets ExecStart and is read after {own_path}: its command line replaces dockhand's \
-                 (remove its ExecStart, or name dockhand's drop-in so it sorts last)",
-                file.path
-            ));
-        }
-    }
+    let base_files = base_files(facts, target.own_path, &mut out);
     let settings = ServiceSettings::read(&base_files);
-    let (words, source) = match (&settings.exec_start, facts.docker_exec_start.last()) {
-        (Some(exec), _) => (exec.value.clone(), exec.source.clone()),
-        // Unit files could not be read: the effective command line.
-        (None, Some(argv)) if base_files.is_empty() => {
-            (argv.clone(), "the docker unit".to_string())
-        }
-        _ => match &facts.dockerd_path {
-            Some(path) => (vec![path.clone()], "PATH".to_string()),
-            None => {
-                return Err(
-                    "dockerd is not installed (no docker.service ExecStart and no dockerd on PATH)"
-                        .into(),
-                );
-            }
-        },
-    };
+    let (words, source) = base_command(facts, &settings, &base_files)?;
     let Some((program, args)) = words.split_first() else {
         return Err("the docker unit's ExecStart names no program".into());
     };
@@ -115,12 +71,103 @@ pub fn build(facts: &Facts, target: &Target) -> Result<Override, String> {
             .unwrap_or_else(|| "nowhere (unset)".into())
     };
     let expanded = unit::expand(args, &variables);
+    let dropped = drop_clashes(target, &expanded, &source, &source_of, &mut out);
+    let kept = rewrite(
+        program,
+        args,
+        &expanded,
+        &dropped,
+        target.own_path,
+        &source_of,
+        &mut out,
+    )?;
+    out.text = format!(
+        "{MANAGED}# dockerd takes its listeners and TLS settings from daemon.json and will\n\
+         # not start when a flag sets them too: the empty ExecStart= clears the\n\
+         # command line below, which is repeated without them. It comes from\n\
+         # {source}\n\
+         [Service]\nExecStart=\nExecStart={}\n",
+        kept.join(" ")
+    );
+    Ok(out)
+}
+
+/// The unit files the drop-in is built from: all but the one at
+/// dockhand's path, which is never part of what it is built from (else a
+/// second run would build from the first one's output). One there that
+/// dockhand did not write (`systemctl edit docker` makes override.conf) is
+/// replaced whole: plan says what goes with it. A later drop-in that sets
+/// ExecStart would replace dockhand's command line: plan warns.
+fn base_files<'a>(facts: &'a Facts, own_path: &str, out: &mut Override) -> Vec<&'a UnitFile> {
+    if let Some(foreign) = facts
+        .docker_unit_files
+        .iter()
+        .find(|f| f.path == own_path && !f.text.starts_with(MANAGED.trim_end()))
+    {
+        out.warnings.push(foreign_drop_in(foreign));
+    }
+    let base_files: Vec<&UnitFile> = facts
+        .docker_unit_files
+        .iter()
+        .filter(|f| f.path != own_path)
+        .collect();
+    let own_name = file_name(own_path);
+    for file in &base_files {
+        let later = file.path.contains(".service.d/") && file_name(&file.path) > own_name;
+        if later && ServiceSettings::read(&[file]).exec_start.is_some() {
+            out.warnings.push(format!(
+                "{} sets ExecStart and is read after {own_path}: its command line replaces dockhand's \
+                 (remove its ExecStart, or name dockhand's drop-in so it sorts last)",
+                file.path
+            ));
+        }
+    }
+    base_files
+}
+
+/// The command line the drop-in starts from, and where it comes from: the
+/// units' ExecStart; the effective one when no unit file could be read;
+/// else dockerd on PATH.
+fn base_command(
+    facts: &Facts,
+    settings: &ServiceSettings,
+    base_files: &[&UnitFile],
+) -> Result<(Vec<String>, String), String> {
+    Ok(match (&settings.exec_start, facts.docker_exec_start.last()) {
+        (Some(exec), _) => (exec.value.clone(), exec.source.clone()),
+        (None, Some(argv)) if base_files.is_empty() => {
+            (argv.clone(), "the docker unit".to_string())
+        }
+        _ => match &facts.dockerd_path {
+            Some(path) => (vec![path.clone()], "PATH".to_string()),
+            None => {
+                return Err(
+                    "dockerd is not installed (no docker.service ExecStart and no dockerd on PATH)"
+                        .into(),
+                );
+            }
+        },
+    })
+}
+
+/// What goes from the command line: the words of every option that
+/// clashes with daemon.json (or names another config file), and the
+/// variables that, holding such words, can no longer be passed whole.
+struct Dropped {
+    words: BTreeSet<usize>,
+    variables: BTreeSet<String>,
+}
+
+fn drop_clashes(
+    target: &Target,
+    expanded: &[unit::ExpandedWord],
+    source: &str,
+    source_of: &dyn Fn(&str) -> String,
+    out: &mut Override,
+) -> Dropped {
     let texts: Vec<String> = expanded.iter().map(|w| w.text.clone()).collect();
     let options = flags::options(&texts);
-
-    // Which options go, and which variables can no longer be passed whole.
-    let mut dropped_words = BTreeSet::new();
-    let mut inlined_variables = BTreeSet::new();
+    let mut words = BTreeSet::new();
     let mut listeners = Vec::new();
     for option in &options {
         let variable = expanded[option.first].variable.clone();
@@ -128,11 +175,9 @@ pub fn build(facts: &Facts, target: &Target) -> Result<Override, String> {
             Some(name) => format!("${name} from {}", source_of(name)),
             None => format!("ExecStart in {source}"),
         };
-        let words = option.first..option.first + option.words.len();
+        let range = option.first..option.first + option.words.len();
         if option.name == "config-file" && option.value() != Some(target.daemon_json) {
-            words.clone().for_each(|i| {
-                dropped_words.insert(i);
-            });
+            words.extend(range);
             out.notes.push(format!(
                 "`{}` ({origin}) is dropped: dockerd must read the daemon.json dockhand writes, {}",
                 option.text(),
@@ -140,11 +185,11 @@ pub fn build(facts: &Facts, target: &Target) -> Result<Override, String> {
             ));
             continue;
         }
-        let clash = option.daemon_key().filter(|key| daemon_keys.contains(*key));
+        let clash = option
+            .daemon_key()
+            .filter(|key| target.daemon_keys.contains(*key));
         let Some(key) = clash else { continue };
-        words.clone().for_each(|i| {
-            dropped_words.insert(i);
-        });
+        words.extend(range);
         if key == "hosts" {
             let value = option.value().unwrap_or("");
             listeners.push((value.to_string(), origin.clone()));
@@ -158,38 +203,49 @@ pub fn build(facts: &Facts, target: &Target) -> Result<Override, String> {
     let tls_on_command_line = options
         .iter()
         .any(|o| o.name == "tlsverify" && !o.text().ends_with("=false"));
-    // A variable with any dropped word in it can no longer be passed whole.
-    for index in &dropped_words {
-        if let Some(name) = &expanded[*index].variable {
-            inlined_variables.insert(name.clone());
-        }
-    }
     for (value, origin) in &listeners {
         if value.starts_with("tcp://") && !tls_on_command_line {
             out.notes.push(format!(
                 "the plain-TCP listener {value} ({origin}) is closed: it served the Docker API without TLS, \
                  so anyone who reached it was root on the host; daemon.json `hosts` now lists {}",
-                hosts.join(", ")
+                target.hosts.join(", ")
             ));
         } else {
             out.notes.push(format!(
                 "`-H {value}` ({origin}) is cleared: daemon.json `hosts` lists {}",
-                hosts.join(", ")
+                target.hosts.join(", ")
             ));
         }
     }
+    // A variable with any dropped word in it can no longer be passed whole.
+    let variables = words
+        .iter()
+        .filter_map(|index| expanded[*index].variable.clone())
+        .collect();
+    Dropped { words, variables }
+}
 
-    // The new command line: literal options as written, variables kept as
-    // references unless they had to be written out.
-    let mut kept = vec![program.clone()];
-    let mut command = vec![program.clone()];
+/// The new command line: literal options as written, variables kept as
+/// references unless they had to be written out. Returns the unit's words;
+/// `out.command` gets the words dockerd will see.
+fn rewrite(
+    program: &str,
+    args: &[String],
+    expanded: &[unit::ExpandedWord],
+    dropped: &Dropped,
+    own_path: &str,
+    source_of: &dyn Fn(&str) -> String,
+    out: &mut Override,
+) -> Result<Vec<String>, String> {
+    let mut kept = vec![program.to_string()];
+    let mut command = vec![program.to_string()];
     for (position, word) in args.iter().enumerate() {
         let name = unit::whole_variable(word).or_else(|| unit::braced_variable(word));
         let own: Vec<usize> = (0..expanded.len())
             .filter(|i| expanded[*i].source == position)
             .collect();
         match name {
-            Some(name) if !inlined_variables.contains(name) => {
+            Some(name) if !dropped.variables.contains(name) => {
                 kept.push(word.clone());
                 command.extend(own.iter().map(|i| expanded[*i].text.clone()));
                 if !own.is_empty() {
@@ -207,7 +263,7 @@ pub fn build(facts: &Facts, target: &Target) -> Result<Override, String> {
             Some(name) => {
                 let left: Vec<&str> = own
                     .iter()
-                    .filter(|i| !dropped_words.contains(*i))
+                    .filter(|i| !dropped.words.contains(*i))
                     .map(|i| expanded[*i].text.as_str())
                     .collect();
                 let shown: Vec<String> = left.iter().map(|w| mask_credentials(w)).collect();
@@ -215,7 +271,7 @@ pub fn build(facts: &Facts, target: &Target) -> Result<Override, String> {
                     // Written out, it would land in a world-readable unit
                     // file and in plan's diff.
                     return Err(format!(
-                        "${name} from {} holds an option that clashes with daemon.json, so it would have to be written into {own_path},                          but it also holds a password in a URL, which dockhand does not copy there: remove the clashing option from ${name}",
+                        "${name} from {} holds an option that clashes with daemon.json, so it would have to be written into {own_path}, but it also holds a password in a URL, which dockhand does not copy there: remove the clashing option from ${name}",
                         source_of(name)
                     ));
                 }
@@ -233,7 +289,7 @@ pub fn build(facts: &Facts, target: &Target) -> Result<Override, String> {
                 ));
             }
             None => {
-                if !own.iter().any(|i| dropped_words.contains(i)) {
+                if !own.iter().any(|i| dropped.words.contains(i)) {
                     kept.push(quote_word(word));
                     command.extend(own.iter().map(|i| expanded[*i].text.clone()));
                 }
@@ -241,15 +297,7 @@ pub fn build(facts: &Facts, target: &Target) -> Result<Override, String> {
         }
     }
     out.command = command;
-    out.text = format!(
-        "{MANAGED}# dockerd takes its listeners and TLS settings from daemon.json and will\n\
-         # not start when a flag sets them too: the empty ExecStart= clears the\n\
-         # command line below, which is repeated without them. It comes from\n\
-         # {source}\n\
-         [Service]\nExecStart=\nExecStart={}\n",
-        kept.join(" ")
-    );
-    Ok(out)
+    Ok(kept)
 }
 
 /// What plan says of a drop-in at dockhand's path that dockhand did not
