@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::core::file_name;
 use crate::core::input::playbook::Handler;
 use crate::core::roles::docker::daemon_json::{self, KeyChange};
-use crate::core::roles::{Content, Resources};
+use crate::core::roles::{Content, FileResource, Resources};
 use crate::core::state::{ActualPath, ActualState, PathKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -181,76 +181,14 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
         }
     }
     for file in &desired.files {
-        let have = actual.path(&file.path);
-        if have.exists && have.kind != Some(PathKind::File) {
-            return Err(format!("{} exists but is not a regular file", file.path));
-        }
-        let content = content_change(file.secret, &file.content, &have)
-            .map_err(|e| format!("{}: {e}", file.path))?;
-        if let Content::DaemonJson {
-            managed,
-            own_whole_file,
-        } = &file.content
-        {
-            out.warnings.extend(check_daemon_json(
-                &file.path,
-                managed,
-                *own_whole_file,
-                &have,
-                actual,
-            )?);
-        }
-        let attributes = attributes(
-            &file.path,
-            PathKind::File,
-            &have,
-            file.mode,
-            &file.owner,
-            &file.group,
-            file.secret,
-        );
-        if content.is_some() {
-            handlers.extend(file.notify.iter().copied());
-        }
-        let validate = content
-            .as_ref()
-            .and(file.validate.as_ref().map(|c| c.to_string()));
-        match (content, attributes) {
-            (None, None) => {}
-            (content, Some(mut change)) => {
-                change.content = content;
-                change.validate = validate;
-                out.changes.push(change);
+        if let Some(change) = file_change(file, actual, &mut out.warnings)? {
+            if change.content.is_some() {
+                handlers.extend(file.notify.iter().copied());
             }
-            (Some(content), None) => out.changes.push(Change {
-                path: file.path.clone(),
-                kind: PathKind::File,
-                action: Action::Update,
-                secret: file.secret,
-                content: Some(content),
-                mode: None,
-                owner: None,
-                group: None,
-                validate,
-            }),
+            out.changes.push(change);
         }
     }
-    let owed: Vec<Handler> = actual
-        .facts
-        .pending_handlers
-        .iter()
-        .filter_map(|n| Handler::from_name(n))
-        .collect();
-    if !owed.is_empty() {
-        out.warnings.push(format!(
-            "an interrupted run left handlers to run: {}",
-            owed.iter()
-                .map(|h| h.describe())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-        handlers.extend(owed);
-    }
+    handlers.extend(owed_handlers(actual, &mut out.warnings));
     out.handlers = handlers.into_iter().collect();
     out.warnings
         .extend(sshd_warnings(desired, actual, &out.changes));
@@ -266,6 +204,86 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
         .collect();
     workload_effects(desired, actual, &mut out);
     Ok(out)
+}
+
+/// One file's change, if it needs one: its content, its attributes, or
+/// both; daemon.json's own warnings go to `warnings`.
+fn file_change(
+    file: &FileResource,
+    actual: &ActualState,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Change>, String> {
+    let have = actual.path(&file.path);
+    if have.exists && have.kind != Some(PathKind::File) {
+        return Err(format!("{} exists but is not a regular file", file.path));
+    }
+    let content = content_change(file.secret, &file.content, &have)
+        .map_err(|e| format!("{}: {e}", file.path))?;
+    if let Content::DaemonJson {
+        managed,
+        own_whole_file,
+    } = &file.content
+    {
+        warnings.extend(check_daemon_json(
+            &file.path,
+            managed,
+            *own_whole_file,
+            &have,
+            actual,
+        )?);
+    }
+    let attributes = attributes(
+        &file.path,
+        PathKind::File,
+        &have,
+        file.mode,
+        &file.owner,
+        &file.group,
+        file.secret,
+    );
+    let validate = content
+        .as_ref()
+        .and(file.validate.as_ref().map(|c| c.to_string()));
+    Ok(match (content, attributes) {
+        (None, None) => None,
+        (content, Some(mut change)) => {
+            change.content = content;
+            change.validate = validate;
+            Some(change)
+        }
+        (Some(content), None) => Some(Change {
+            path: file.path.clone(),
+            kind: PathKind::File,
+            action: Action::Update,
+            secret: file.secret,
+            content: Some(content),
+            mode: None,
+            owner: None,
+            group: None,
+            validate,
+        }),
+    })
+}
+
+/// Handlers an interrupted run left owed (recorded on the host before it
+/// replaced anything): this run runs them, and says so.
+fn owed_handlers(actual: &ActualState, warnings: &mut Vec<String>) -> Vec<Handler> {
+    let owed: Vec<Handler> = actual
+        .facts
+        .pending_handlers
+        .iter()
+        .filter_map(|n| Handler::from_name(n))
+        .collect();
+    if !owed.is_empty() {
+        warnings.push(format!(
+            "an interrupted run left handlers to run: {}",
+            owed.iter()
+                .map(|h| h.describe())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    owed
 }
 
 /// What the daemon change does to what the host's dockerd runs and holds:
