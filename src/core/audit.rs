@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::core::roles::docker::flags;
 use crate::core::roles::docker::unit::{self, ServiceSettings};
-use crate::core::state::{ActualPath, ActualState, PathKind};
+use crate::core::state::{ActualPath, ActualState};
 
 /// How a rule came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -236,145 +236,179 @@ fn finding(
     }
 }
 
+/// Daemon settings judged by one boolean: the rule, its title, the key,
+/// dockerd's default, the value that passes, the verdict otherwise, and
+/// the fix.
+type FlagRule = (
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    bool,
+    Verdict,
+    &'static str,
+);
+
+const ICC: FlagRule = (
+    "2.2",
+    "network traffic between containers on the default bridge is restricted",
+    "icc",
+    true,
+    false,
+    Verdict::Fail,
+    "set `icc: false` in daemon.json (the docker role does)",
+);
+const IPTABLES: FlagRule = (
+    "2.4",
+    "Docker may make changes to iptables",
+    "iptables",
+    true,
+    true,
+    Verdict::Fail,
+    "remove `iptables: false`",
+);
+const LATER_FLAGS: [FlagRule; 4] = [
+    (
+        "2.14",
+        "containers are restricted from acquiring new privileges",
+        "no-new-privileges",
+        false,
+        true,
+        Verdict::Fail,
+        "set `no-new-privileges: true`",
+    ),
+    (
+        "2.15",
+        "live restore is enabled",
+        "live-restore",
+        false,
+        true,
+        Verdict::Fail,
+        "set `live-restore: true`",
+    ),
+    (
+        "2.16",
+        "the userland proxy is disabled",
+        "userland-proxy",
+        true,
+        false,
+        Verdict::Fail,
+        "set `userland-proxy: false`",
+    ),
+    (
+        "2.18",
+        "experimental features are off",
+        "experimental",
+        false,
+        false,
+        Verdict::Warn,
+        "remove `experimental: true`",
+    ),
+];
+
+fn flag_rule(d: &Effective, rule: &FlagRule) -> Finding {
+    let (id, title, key, default, passes, otherwise, fix) = *rule;
+    let value = d.flag_bool(key, default);
+    let verdict = if value == passes {
+        Verdict::Pass
+    } else {
+        otherwise
+    };
+    finding(id, title, verdict, format!("{key} is {value}"), fix)
+}
+
 fn daemon_rules(actual: &ActualState, d: &Effective) -> Vec<Finding> {
     use Verdict::*;
-    let mut out = Vec::new();
     if actual.facts.docker_unit_files.is_empty() && actual.facts.docker_exec_start.is_empty() {
-        out.push(finding(
+        return vec![finding(
             "2.0",
             "docker is installed",
             Info,
             "no docker.service on the host: the daemon rules do not apply",
             "",
-        ));
-        return out;
+        )];
     }
-    let icc = d.flag_bool("icc", true);
-    out.push(finding(
-        "2.2",
-        "network traffic between containers on the default bridge is restricted",
-        if icc { Fail } else { Pass },
-        format!("icc is {icc}"),
-        "set `icc: false` in daemon.json (the docker role does)",
-    ));
     let level = d
         .text("log-level", "log-level")
         .unwrap_or_else(|| "info".into());
-    out.push(finding(
-        "2.3",
-        "the logging level is info",
-        if level == "info" { Pass } else { Warn },
-        format!("log-level is {level}"),
-        "set `log-level: info`",
-    ));
-    let iptables = d.flag_bool("iptables", true);
-    out.push(finding(
-        "2.4",
-        "Docker may make changes to iptables",
-        if iptables { Pass } else { Fail },
-        format!("iptables is {iptables}"),
-        "remove `iptables: false`",
-    ));
     let insecure = d.list("insecure-registries", "insecure-registry");
-    out.push(finding(
-        "2.5",
-        "insecure registries are not used",
-        if insecure.is_empty() { Pass } else { Fail },
-        if insecure.is_empty() {
-            "none".to_string()
-        } else {
-            format!("insecure registries: {}", insecure.join(", "))
-        },
-        "remove `insecure-registries` and use registries with TLS",
-    ));
+    let userns = d.text("userns-remap", "userns-remap").unwrap_or_default();
+    let mut out = vec![
+        flag_rule(d, &ICC),
+        finding(
+            "2.3",
+            "the logging level is info",
+            if level == "info" { Pass } else { Warn },
+            format!("log-level is {level}"),
+            "set `log-level: info`",
+        ),
+        flag_rule(d, &IPTABLES),
+        finding(
+            "2.5",
+            "insecure registries are not used",
+            if insecure.is_empty() { Pass } else { Fail },
+            if insecure.is_empty() {
+                "none".to_string()
+            } else {
+                format!("insecure registries: {}", insecure.join(", "))
+            },
+            "remove `insecure-registries` and use registries with TLS",
+        ),
+        tls_rule(d),
+        finding(
+            "2.9",
+            "user namespaces are enabled",
+            if userns.is_empty() { Warn } else { Pass },
+            if userns.is_empty() {
+                "userns-remap is not set: root in a container is root on the host".to_string()
+            } else {
+                format!("userns-remap is {userns}")
+            },
+            "set `userns-remap: default`",
+        ),
+    ];
+    out.extend(LATER_FLAGS.iter().map(|rule| flag_rule(d, rule)));
+    out
+}
+
+/// 2.7: a TCP listener only with TLS and client verification.
+fn tls_rule(d: &Effective) -> Finding {
+    const TITLE: &str = "TLS authentication is configured where TCP is exposed";
     let hosts = d.list("hosts", "host");
-    let tcp: Vec<&String> = hosts.iter().filter(|h| h.starts_with("tcp://")).collect();
+    let tcp: Vec<&str> = hosts
+        .iter()
+        .filter(|h| h.starts_with("tcp://"))
+        .map(String::as_str)
+        .collect();
     let verify = d.flag_bool("tlsverify", false);
     let tls_files = d.text("tlscacert", "tlscacert").is_some()
         && d.text("tlscert", "tlscert").is_some()
         && d.text("tlskey", "tlskey").is_some();
-    out.push(if tcp.is_empty() {
+    if tcp.is_empty() {
         finding(
             "2.7",
-            "TLS authentication is configured where TCP is exposed",
-            Pass,
+            TITLE,
+            Verdict::Pass,
             "the daemon listens on no TCP socket",
             "",
         )
     } else if verify && tls_files {
         finding(
             "2.7",
-            "TLS authentication is configured where TCP is exposed",
-            Pass,
-            format!(
-                "{} with tlsverify and certificates",
-                tcp.iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            TITLE,
+            Verdict::Pass,
+            format!("{} with tlsverify and certificates", tcp.join(", ")),
             "",
         )
     } else {
         finding(
             "2.7",
-            "TLS authentication is configured where TCP is exposed",
-            Fail,
-            format!(
-                "{} without client verification",
-                tcp.iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            TITLE,
+            Verdict::Fail,
+            format!("{} without client verification", tcp.join(", ")),
             "set tls, tlsverify and the certificate paths (`dockhand apply` with the docker role)",
         )
-    });
-    let userns = d.text("userns-remap", "userns-remap").unwrap_or_default();
-    out.push(finding(
-        "2.9",
-        "user namespaces are enabled",
-        if userns.is_empty() { Warn } else { Pass },
-        if userns.is_empty() {
-            "userns-remap is not set: root in a container is root on the host".to_string()
-        } else {
-            format!("userns-remap is {userns}")
-        },
-        "set `userns-remap: default`",
-    ));
-    let nnp = d.flag_bool("no-new-privileges", false);
-    out.push(finding(
-        "2.14",
-        "containers are restricted from acquiring new privileges",
-        if nnp { Pass } else { Fail },
-        format!("no-new-privileges is {nnp}"),
-        "set `no-new-privileges: true`",
-    ));
-    let live = d.flag_bool("live-restore", false);
-    out.push(finding(
-        "2.15",
-        "live restore is enabled",
-        if live { Pass } else { Fail },
-        format!("live-restore is {live}"),
-        "set `live-restore: true`",
-    ));
-    let proxy = d.flag_bool("userland-proxy", true);
-    out.push(finding(
-        "2.16",
-        "the userland proxy is disabled",
-        if proxy { Fail } else { Pass },
-        format!("userland-proxy is {proxy}"),
-        "set `userland-proxy: false`",
-    ));
-    let experimental = d.flag_bool("experimental", false);
-    out.push(finding(
-        "2.18",
-        "experimental features are off",
-        if experimental { Warn } else { Pass },
-        format!("experimental is {experimental}"),
-        "remove `experimental: true`",
-    ));
-    out
+    }
 }
 
 /// Ownership and a mode no wider than `mode`, for a path that should exist
@@ -423,80 +457,77 @@ fn file_rules(actual: &ActualState, d: &Effective) -> Vec<Finding> {
         tls("tlscert", cert),
         tls("tlskey", key),
     );
-    let mut out = vec![
-        file_rule(
+    let rules: [(&'static str, &'static str, &str, &str, u32); 9] = [
+        (
             "3.1+3.2",
             "docker.service is root:root and 0644 or narrower",
             &service,
-            &actual.path(&service),
             "root:root",
             0o644,
         ),
-        file_rule(
+        (
             "3.3+3.4",
             "docker.socket is root:root and 0644 or narrower",
             &socket,
-            &actual.path(&socket),
             "root:root",
             0o644,
         ),
-        file_rule(
+        (
             "3.5+3.6",
             "/etc/docker is root:root and 0755 or narrower",
             DOCKER_DIR,
-            &actual.path(DOCKER_DIR),
             "root:root",
             0o755,
         ),
-        file_rule(
+        (
             "3.9+3.10",
             "the TLS CA certificate is root:root and 0444 or narrower",
             &ca,
-            &actual.path(&ca),
             "root:root",
             0o444,
         ),
-        file_rule(
+        (
             "3.11+3.12",
             "the server certificate is root:root and 0444 or narrower",
             &cert,
-            &actual.path(&cert),
             "root:root",
             0o444,
         ),
-        file_rule(
+        (
             "3.13+3.14",
             "the server key is root:root and exactly 0400",
             &key,
-            &actual.path(&key),
             "root:root",
             0o400,
         ),
-        file_rule(
+        (
             "3.15+3.16",
             "docker.sock is root:docker and 0660 or narrower",
             DOCKER_SOCK,
-            &actual.path(DOCKER_SOCK),
             "root:docker",
             0o660,
         ),
-        file_rule(
+        (
             "3.17+3.18",
             "daemon.json is root:root and 0644 or narrower",
             DAEMON_JSON,
-            &actual.path(DAEMON_JSON),
             "root:root",
             0o644,
         ),
-        file_rule(
+        (
             "3.19+3.20",
             "/etc/default/docker is root:root and 0644 or narrower",
             DEFAULT_ENV,
-            &actual.path(DEFAULT_ENV),
             "root:root",
             0o644,
         ),
     ];
+    let mut out: Vec<Finding> = rules
+        .iter()
+        .map(|(id, title, path, owner, mode)| {
+            file_rule(id, title, path, &actual.path(path), owner, *mode)
+        })
+        .collect();
     // The key is never readable by anyone but root, not even by its group.
     if let Some(key_finding) = out.iter_mut().find(|f| f.id == "3.13+3.14")
         && key_finding.verdict == Verdict::Pass
@@ -505,7 +536,6 @@ fn file_rules(actual: &ActualState, d: &Effective) -> Vec<Finding> {
         key_finding.verdict = Verdict::Fail;
         key_finding.fix = format!("chmod 0400 {key}");
     }
-    let _ = PathKind::File;
     out
 }
 
@@ -627,7 +657,7 @@ fn sshd_rules(actual: &ActualState) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::state::{Facts, UnitFile};
+    use crate::core::state::{Facts, PathKind, UnitFile};
 
     const PACKAGED: &str = "[Service]\nEnvironmentFile=-/etc/default/docker\nExecStart=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS\n";
 

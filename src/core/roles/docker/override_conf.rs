@@ -133,21 +133,23 @@ fn base_command(
     settings: &ServiceSettings,
     base_files: &[&UnitFile],
 ) -> Result<(Vec<String>, String), String> {
-    Ok(match (&settings.exec_start, facts.docker_exec_start.last()) {
-        (Some(exec), _) => (exec.value.clone(), exec.source.clone()),
-        (None, Some(argv)) if base_files.is_empty() => {
-            (argv.clone(), "the docker unit".to_string())
-        }
-        _ => match &facts.dockerd_path {
-            Some(path) => (vec![path.clone()], "PATH".to_string()),
-            None => {
-                return Err(
+    Ok(
+        match (&settings.exec_start, facts.docker_exec_start.last()) {
+            (Some(exec), _) => (exec.value.clone(), exec.source.clone()),
+            (None, Some(argv)) if base_files.is_empty() => {
+                (argv.clone(), "the docker unit".to_string())
+            }
+            _ => match &facts.dockerd_path {
+                Some(path) => (vec![path.clone()], "PATH".to_string()),
+                None => {
+                    return Err(
                     "dockerd is not installed (no docker.service ExecStart and no dockerd on PATH)"
                         .into(),
                 );
-            }
+                }
+            },
         },
-    })
+    )
 }
 
 /// What goes from the command line: the words of every option that
