@@ -11,7 +11,8 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{
-    Release, Scene, TestLab, active_since, assert_success, docker_over_tls, dockhand_pki,
+    Release, Scene, TestLab, active_since, apply, assert_success, docker_over_tls, dockhand_pki,
+    expect_exit,
 };
 use serde_json::Value;
 
@@ -600,18 +601,10 @@ fn daemon_that_will_not_start_is_rolled_back(name: &str, release: Release) {
     };
     let before = state_of(host);
 
-    let output = dockhand(
-        lab,
-        pki,
-        &[
-            "apply",
-            "-i",
-            &inventory.to_string_lossy(),
-            &broken.to_string_lossy(),
-        ],
+    let stdout = expect_exit(
+        apply(lab, pki, inventory, &broken.to_string_lossy(), &[]),
+        1,
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(
         stdout.contains("handler restart-docker failed")
             && stdout.contains("the previous files were restored"),
@@ -628,14 +621,7 @@ fn daemon_that_will_not_start_is_rolled_back(name: &str, release: Release) {
     );
 
     // The good playbook still applies.
-    assert_success(
-        &dockhand(
-            lab,
-            pki,
-            &["apply", "-i", &inventory.to_string_lossy(), PLAYBOOK],
-        ),
-        "apply",
-    );
+    assert_success(&apply(lab, pki, inventory, PLAYBOOK, &[]), "apply");
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }
 
@@ -889,16 +875,7 @@ fn daemon_setting_rejected_is_never_installed(name: &str, release: Release) {
     }
     for (case, setting, reason) in cases {
         let playbook = with_daemon_setting(dir, case, setting);
-        let output = dockhand(
-            lab,
-            pki,
-            &[
-                "apply",
-                "-i",
-                &inventory.to_string_lossy(),
-                &playbook.to_string_lossy(),
-            ],
-        );
+        let output = apply(lab, pki, inventory, &playbook.to_string_lossy(), &[]);
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert_eq!(output.status.code(), Some(1), "{case}: {stdout}");
         for host in hosts {

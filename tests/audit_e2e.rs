@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Scene, assert_success, dockhand_pki};
+use common::{Scene, apply, assert_success, dockhand_pki};
 
 const PLAYBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/docker-tls.yaml");
 
@@ -70,11 +70,7 @@ fn audit_fresh_applied_and_broken(name: &str, release: common::Release) {
     );
 
     assert_success(
-        &dockhand_pki(
-            &scene.lab,
-            &scene.pki,
-            &["apply", "-i", &scene.inventory.to_string_lossy(), PLAYBOOK],
-        ),
+        &apply(&scene.lab, &scene.pki, &scene.inventory, PLAYBOOK, &[]),
         "apply",
     );
     let (code, applied) = verdicts(&scene);

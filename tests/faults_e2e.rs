@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Release, Scene, assert_success, dockhand_pki};
+use common::{Release, Scene, apply, assert_success, dockhand_pki, expect_exit};
 use serde_json::Value;
 
 const PLAYBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/docker-tls.yaml");
@@ -147,18 +147,10 @@ fn a_read_only_target_directory_is_a_clear_error_and_nothing_is_replaced() {
         "files:\n  - path: /etc/dockhand-ro/app.conf\n    content: \"new\\n\"\n  - path: /etc/dockhand-rw.conf\n    content: \"new\\n\"\n",
     )
     .unwrap();
-    let output = dockhand_pki(
-        lab,
-        pki,
-        &[
-            "apply",
-            "-i",
-            &scene.inventory.to_string_lossy(),
-            &playbook.to_string_lossy(),
-        ],
+    let stdout = expect_exit(
+        apply(lab, pki, &scene.inventory, &playbook.to_string_lossy(), &[]),
+        1,
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(
         stdout.contains(
             "readonly-01: stage files: cannot create a temp file beside /etc/dockhand-ro/app.conf"

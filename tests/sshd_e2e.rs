@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Release, Scene, assert_success, dockhand_pki};
+use common::{Release, Scene, apply, assert_success, dockhand_pki, expect_exit};
 
 /// An sshd role that locks out every login, with a short dead-man switch.
 fn lockout_playbook(dir: &std::path::Path) -> std::path::PathBuf {
@@ -47,18 +47,16 @@ fn a_lockout_is_rolled_back_and_a_fresh_login_still_works() {
     let host = "lockout-01";
     let playbook = lockout_playbook(scene.dir.path());
     let before = drop_in(&scene, host);
-    let output = dockhand_pki(
-        &scene.lab,
-        &scene.pki,
-        &[
-            "apply",
-            "-i",
-            &scene.inventory.to_string_lossy(),
+    let stdout = expect_exit(
+        apply(
+            &scene.lab,
+            &scene.pki,
+            &scene.inventory,
             &playbook.to_string_lossy(),
-        ],
+            &[],
+        ),
+        1,
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(
         stdout.contains("fresh SSH login") && stdout.contains("the previous files were restored"),
         "{stdout}"

@@ -13,6 +13,8 @@
 
 pub mod audit;
 pub mod event;
+#[cfg(test)]
+pub mod fixtures;
 pub mod input;
 pub mod outcome;
 pub mod pki;

@@ -544,34 +544,9 @@ fn content_change(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::roles::{DirectoryResource, FileResource};
+    use crate::core::fixtures::{file, present};
+    use crate::core::roles::DirectoryResource;
     use serde_json::json;
-
-    fn file(
-        path: &str,
-        content: Content,
-        mode: u32,
-        secret: bool,
-        notify: Vec<Handler>,
-    ) -> FileResource {
-        FileResource {
-            secret,
-            ..FileResource::root_owned(path, content, mode, notify)
-        }
-    }
-
-    fn present(content: &[u8], mode: u32) -> ActualPath {
-        ActualPath {
-            exists: true,
-            kind: Some(PathKind::File),
-            mode,
-            owner: "root".into(),
-            group: "root".into(),
-            size: content.len() as u64,
-            sha256: Some(sha256_hex(content)),
-            content: Some(content.to_vec()),
-        }
-    }
 
     fn secret_present(content: &[u8], mode: u32) -> ActualPath {
         ActualPath {

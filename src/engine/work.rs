@@ -260,29 +260,23 @@ pub fn random_suffix() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::fixtures::{dir, file, present, present_dir};
     use crate::core::plan;
-    use crate::core::roles::{DirectoryResource, FileResource};
+    use crate::core::roles::FileResource;
     use crate::core::state::ActualState;
     use crate::engine::remote;
 
     fn resources() -> Resources {
         Resources {
-            directories: vec![DirectoryResource {
-                path: "/etc/t".into(),
-                mode: 0o755,
-                owner: "root".into(),
-                group: "root".into(),
-            }],
+            directories: vec![dir("/etc/t")],
             files: vec![
-                FileResource {
-                    secret: true,
-                    ..FileResource::root_owned(
-                        "/etc/t/key.pem",
-                        Content::Bytes(b"SECRET KEY BYTES\n".to_vec()),
-                        0o400,
-                        vec![Handler::RestartDocker],
-                    )
-                },
+                file(
+                    "/etc/t/key.pem",
+                    Content::Bytes(b"SECRET KEY BYTES\n".to_vec()),
+                    0o400,
+                    true,
+                    vec![Handler::RestartDocker],
+                ),
                 FileResource {
                     validate: Some(Check::program(&[
                         "sshd",
@@ -426,31 +420,13 @@ mod tests {
             let Content::Bytes(bytes) = &file.content else {
                 unreachable!()
             };
-            state.paths.insert(
-                file.path.clone(),
-                crate::core::state::ActualPath {
-                    exists: true,
-                    kind: Some(crate::core::state::PathKind::File),
-                    mode: 0o644,
-                    owner: "root".into(),
-                    group: "root".into(),
-                    size: bytes.len() as u64,
-                    sha256: Some(plan::sha256_hex(bytes)),
-                    content: None,
-                },
-            );
+            let shown_as_secret = crate::core::state::ActualPath {
+                content: None,
+                ..present(bytes, 0o644)
+            };
+            state.paths.insert(file.path.clone(), shown_as_secret);
         }
-        state.paths.insert(
-            "/etc/t".into(),
-            crate::core::state::ActualPath {
-                exists: true,
-                kind: Some(crate::core::state::PathKind::Directory),
-                mode: 0o755,
-                owner: "root".into(),
-                group: "root".into(),
-                ..Default::default()
-            },
-        );
+        state.paths.insert("/etc/t".into(), present_dir(0o755));
         let plan = plan::plan(&desired, &state).unwrap();
         let work = work(&desired, &plan, "", &mut || "x".into()).unwrap();
         assert!(work.files.is_empty() && work.handlers.is_empty());

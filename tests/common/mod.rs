@@ -333,6 +333,34 @@ pub fn audit_json(scene: &Scene) -> (Option<i32>, serde_json::Value) {
 }
 
 /// Runs dockhand against a lab with the PKI kept in `pki`.
+/// `dockhand apply -i INVENTORY PLAYBOOK [EXTRA…]` on the lab, with the
+/// PKI in `pki`: the one way the end-to-end tests apply.
+pub fn apply(
+    lab: &TestLab,
+    pki: &std::path::Path,
+    inventory: &std::path::Path,
+    playbook: &str,
+    extra: &[&str],
+) -> Output {
+    let inventory = inventory.to_string_lossy();
+    let mut args = vec!["apply", "-i", &inventory, playbook];
+    args.extend_from_slice(extra);
+    dockhand_pki(lab, pki, &args)
+}
+
+/// Asserts how a run of dockhand ended (its stdout in the message), and
+/// returns its stdout.
+pub fn expect_exit(output: Output, code: i32) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 pub fn dockhand_pki(lab: &TestLab, pki: &std::path::Path, args: &[&str]) -> Output {
     lab.dockhand_with(args, &[("DOCKHAND_PKI_DIR", pki.as_os_str())])
 }

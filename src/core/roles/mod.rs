@@ -256,29 +256,10 @@ fn parent(path: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::fixtures::{debian_facts, state};
     use crate::core::input::playbook::Playbook;
     use crate::core::state::Facts;
     use serde_json::json;
-
-    fn state(facts: Facts) -> ActualState {
-        ActualState {
-            facts,
-            ..ActualState::default()
-        }
-    }
-
-    fn debian_facts() -> Facts {
-        Facts {
-            dockerd_path: Some("/usr/sbin/dockerd".into()),
-            docker_exec_start: vec![
-                "/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS"
-                    .split(' ')
-                    .map(String::from)
-                    .collect(),
-            ],
-            ..Facts::default()
-        }
-    }
 
     /// The gather's paths come without an expansion, and are exactly the
     /// expansion's, whatever the facts and the TLS material.
