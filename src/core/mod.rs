@@ -32,10 +32,18 @@ pub fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
+/// The directory of a host path (`/` for a file at the root).
+pub fn parent_dir(path: &str) -> &str {
+    match path.rsplit_once('/') {
+        Some(("", _)) | None => "/",
+        Some((dir, _)) => dir,
+    }
+}
+
 /// Single-quotes a word for the shell: whatever it holds, it stays one
 /// word and nothing in it is expanded. The one quoting of every remote
-/// script (the engine's) and of the commands the core builds (daemon.json's
-/// validation).
+/// script (`engine::remote`) and of the line `pki client` prints to
+/// `eval`.
 pub fn shell_quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', "'\\''"))
 }

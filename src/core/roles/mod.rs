@@ -7,6 +7,8 @@ pub mod docker;
 mod files;
 pub mod sshd;
 
+use crate::core::parent_dir as parent;
+
 use serde_json::{Map, Value};
 
 use crate::core::input::playbook::{Handler, Playbook};
@@ -243,13 +245,6 @@ fn root_dir(path: &str) -> DirectoryResource {
         mode: 0o755,
         owner: "root".into(),
         group: "root".into(),
-    }
-}
-
-fn parent(path: &str) -> &str {
-    match path.rfind('/') {
-        Some(0) | None => "/",
-        Some(at) => &path[..at],
     }
 }
 

@@ -25,6 +25,7 @@ mod stage;
 #[cfg(test)]
 mod tests;
 
+use crate::core::parent_dir as parent;
 pub use crate::core::shell_quote as quote;
 pub use commit::{CommitOutcome, commit};
 pub use gather::{MAX_CONTENT_BYTES, gather};
@@ -237,14 +238,6 @@ fn open_hole(text: &str) -> Option<&str> {
         let end = rest.find(|c: char| !(c.is_ascii_uppercase() || c == '_'))?;
         (end > 0 && rest[end..].starts_with('@')).then(|| &rest[..end])
     })
-}
-
-/// The directory part of an absolute path (`/` for a file at the root).
-fn parent(path: &str) -> &str {
-    match path.rsplit_once('/') {
-        Some(("", _)) | None => "/",
-        Some((dir, _)) => dir,
-    }
 }
 
 /// One line of a script's answer.

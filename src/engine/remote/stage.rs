@@ -181,7 +181,7 @@ pub fn stage_input(work: &Work) -> Vec<u8> {
     for file in &work.files {
         // Directories of files that exist already get their stale temp
         // files cleared too.
-        let dir = file.path.rsplit_once('/').map(|(d, _)| d).unwrap_or("/");
+        let dir = super::parent(&file.path);
         if !work.directories.iter().any(|(d, ..)| d == dir) {
             out.extend(format!("D - - - - - {dir}\n").as_bytes());
         }
