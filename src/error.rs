@@ -14,113 +14,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The TCP connection could not be made (refused, no route, DNS...).
-    #[error("{host}: unreachable: cannot connect to {addr}: {reason}")]
-    Unreachable {
-        host: String,
-        addr: String,
-        reason: String,
-    },
-
-    /// Connecting or the SSH handshake did not finish in time.
-    #[error("{host}: unreachable: no SSH handshake with {addr} within {seconds}s")]
-    ConnectTimeout {
-        host: String,
-        addr: String,
-        seconds: u64,
-    },
-
-    /// The host presented a key that differs from the one on record: the
-    /// OpenSSH "REMOTE HOST IDENTIFICATION HAS CHANGED" case.
-    #[error(
-        "{host}: host key has CHANGED: the server presents {presented}, but {file}:{line} records \
-         another {algorithm} key for it. This may be a man-in-the-middle attack, or the host was \
-         reinstalled; if you know why, remove the old entry (ssh-keygen -R) and connect again"
-    )]
-    HostKeyChanged {
-        host: String,
-        algorithm: String,
-        presented: String,
-        file: PathBuf,
-        line: usize,
-    },
-
-    /// The host presented a key that a known_hosts file marks `@revoked`.
-    #[error(
-        "{host}: host key {presented} is REVOKED: {file}:{line} marks it @revoked, so it is never accepted"
-    )]
-    HostKeyRevoked {
-        host: String,
-        presented: String,
-        file: PathBuf,
-        line: usize,
-    },
-
-    /// The host's key is in no known_hosts file and the policy is strict.
-    #[error(
-        "{host}: host key {presented} is not known (looked in {files}); add it to known_hosts, \
-         or set `host_key_checking: accept-new` to record it on first use"
-    )]
-    HostKeyUnknown {
-        host: String,
-        presented: String,
-        files: String,
-    },
+    /// Something went wrong with one host: printed as `HOST: CAUSE`, the
+    /// host named once, here, and nowhere in the cause.
+    #[error("{host}: {cause}")]
+    OnHost { host: String, cause: HostError },
 
     /// A known_hosts file exists but could not be read or parsed.
     #[error("{file}: cannot use known_hosts file: {reason}")]
     KnownHosts { file: PathBuf, reason: String },
-
-    /// Every authentication method was refused.
-    #[error("{host}: authentication as {user} failed (tried: {tried})")]
-    AuthFailed {
-        host: String,
-        user: String,
-        tried: String,
-    },
-
-    /// The SSH session failed after it was established.
-    #[error("{host}: SSH {step} failed: {reason}")]
-    Ssh {
-        host: String,
-        step: String,
-        reason: String,
-    },
-
-    /// A command on a host ended in failure where success was required.
-    #[error("{host}: {step} failed ({status}): {stderr}")]
-    Remote {
-        host: String,
-        step: String,
-        status: String,
-        stderr: String,
-    },
-
-    /// A step of the per-host pipeline failed for a reason on the host.
-    #[error("{host}: {step}: {reason}")]
-    Host {
-        host: String,
-        step: String,
-        reason: String,
-    },
-
-    /// A remote step did not end within its deadline.
-    #[error("{host}: {step}: no answer within {seconds}s (the step's deadline; --timeout sets it)")]
-    Deadline {
-        host: String,
-        step: String,
-        seconds: f64,
-    },
-
-    /// A host left alone because the rollout stopped before reaching it.
-    #[error("{host}: skipped: {reason}")]
-    Skipped { host: String, reason: String },
-
-    /// A host abandoned in the middle by a second interrupt.
-    #[error(
-        "{host}: aborted: abandoned in the middle by a second interrupt; it may be mid-change, run apply again"
-    )]
-    Aborted { host: String },
 
     /// The lab needs root on the machine.
     #[error(
@@ -161,6 +62,85 @@ pub enum Error {
     File { path: PathBuf, reason: String },
 }
 
+/// What went wrong with a host, without the host's name: an error names
+/// it once, when printed ([`Error::OnHost`]), so a cause can be put in
+/// another host message as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The TCP connection could not be made (refused, no route, DNS...).
+    #[error("unreachable: cannot connect to {addr}: {reason}")]
+    Unreachable { addr: String, reason: String },
+
+    /// Connecting or the SSH handshake did not finish in time.
+    #[error("unreachable: no SSH handshake with {addr} within {seconds}s")]
+    ConnectTimeout { addr: String, seconds: u64 },
+
+    /// The host presented a key that differs from the one on record: the
+    /// OpenSSH "REMOTE HOST IDENTIFICATION HAS CHANGED" case.
+    #[error(
+        "host key has CHANGED: the server presents {presented}, but {file}:{line} records \
+         another {algorithm} key for it. This may be a man-in-the-middle attack, or the host was \
+         reinstalled; if you know why, remove the old entry (ssh-keygen -R) and connect again"
+    )]
+    HostKeyChanged {
+        algorithm: String,
+        presented: String,
+        file: PathBuf,
+        line: usize,
+    },
+
+    /// The host presented a key that a known_hosts file marks `@revoked`.
+    #[error(
+        "host key {presented} is REVOKED: {file}:{line} marks it @revoked, so it is never accepted"
+    )]
+    HostKeyRevoked {
+        presented: String,
+        file: PathBuf,
+        line: usize,
+    },
+
+    /// The host's key is in no known_hosts file and the policy is strict.
+    #[error(
+        "host key {presented} is not known (looked in {files}); add it to known_hosts, \
+         or set `host_key_checking: accept-new` to record it on first use"
+    )]
+    HostKeyUnknown { presented: String, files: String },
+
+    /// Every authentication method was refused.
+    #[error("authentication as {user} failed (tried: {tried})")]
+    AuthFailed { user: String, tried: String },
+
+    /// The SSH session failed after it was established.
+    #[error("SSH {step} failed: {reason}")]
+    Ssh { step: String, reason: String },
+
+    /// A command on a host ended in failure where success was required.
+    #[error("{step} failed ({status}): {stderr}")]
+    Remote {
+        step: String,
+        status: String,
+        stderr: String,
+    },
+
+    /// A step of the per-host pipeline failed for a reason on the host.
+    #[error("{step}: {reason}")]
+    Step { step: String, reason: String },
+
+    /// A remote step did not end within its deadline.
+    #[error("{step}: no answer within {seconds}s (the step's deadline; --timeout sets it)")]
+    Deadline { step: String, seconds: f64 },
+
+    /// A host left alone because the rollout stopped before reaching it.
+    #[error("skipped: {reason}")]
+    Skipped { reason: String },
+
+    /// A host abandoned in the middle by a second interrupt.
+    #[error(
+        "aborted: abandoned in the middle by a second interrupt; it may be mid-change, run apply again"
+    )]
+    Aborted {},
+}
+
 fn input_message(file: &std::path::Path, line: usize, column: usize, message: &str) -> String {
     if line == 0 {
         format!("{}: {message}", file.display())
@@ -193,13 +173,20 @@ impl Error {
         }
     }
 
-    /// The message without its leading `host: `, for a line or an error
-    /// that names the host already.
-    pub fn without_host(&self, host: &str) -> String {
-        let text = self.to_string();
-        match text.strip_prefix(host).and_then(|t| t.strip_prefix(": ")) {
-            Some(rest) => rest.to_string(),
-            None => text,
+    /// The message without the host's name, for a line or an error that
+    /// names the host already.
+    pub fn cause(&self) -> String {
+        match self {
+            Error::OnHost { cause, .. } => cause.to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    /// An error of `host`.
+    pub fn on_host(host: impl Into<String>, cause: HostError) -> Error {
+        Error::OnHost {
+            host: host.into(),
+            cause,
         }
     }
 
@@ -208,7 +195,10 @@ impl Error {
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
-            Error::Unreachable { .. } | Error::ConnectTimeout { .. }
+            Error::OnHost {
+                cause: HostError::Unreachable { .. } | HostError::ConnectTimeout { .. },
+                ..
+            }
         )
     }
 }

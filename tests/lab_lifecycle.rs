@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{BIN, Release, TestLab, assert_success, runtime, state_root};
-use dockhand::error::Error;
+use dockhand::error::{Error, HostError};
 use dockhand::lab::LabState;
 use dockhand::transport::SshSession;
 
@@ -297,7 +297,16 @@ fn a_changed_host_key_is_refused() {
             .err()
             .expect("a changed key is refused");
         let text = err.to_string();
-        assert!(matches!(err, Error::HostKeyChanged { .. }), "{text}");
+        assert!(
+            matches!(
+                err,
+                Error::OnHost {
+                    cause: HostError::HostKeyChanged { .. },
+                    ..
+                }
+            ),
+            "{text}"
+        );
         assert!(text.contains("host key has CHANGED"), "{text}");
         let known_hosts = lab.paths().known_hosts();
         assert!(
@@ -313,7 +322,16 @@ fn a_changed_host_key_is_refused() {
             .await
             .err()
             .expect("still refused");
-        assert!(matches!(err, Error::HostKeyChanged { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::OnHost {
+                    cause: HostError::HostKeyChanged { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
     });
 
     // OpenSSH agrees: the key really did change.

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{TestLab, assert_success, runtime};
-use dockhand::error::Error;
+use dockhand::error::{Error, HostError};
 use dockhand::transport::{ExitStatus, HostKeyPolicy, SshSession, Transport};
 
 const LAB: &str = "e2e";
@@ -129,7 +129,16 @@ fn an_unknown_host_key_is_refused_when_strict_and_recorded_with_accept_new() {
             .await
             .err()
             .expect("strict refuses");
-        assert!(matches!(err, Error::HostKeyUnknown { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::OnHost {
+                    cause: HostError::HostKeyUnknown { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("is not known"), "{err}");
         assert!(!known_hosts.exists(), "strict must not record anything");
 
@@ -175,7 +184,16 @@ fn a_revoked_host_key_is_refused_and_openssh_agrees() {
             .block_on(SshSession::connect(&target))
             .err()
             .expect("a revoked key is refused");
-        assert!(matches!(err, Error::HostKeyRevoked { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::OnHost {
+                    cause: HostError::HostKeyRevoked { .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("REVOKED"), "{err}");
     }
     // OpenSSH refuses it too.
@@ -215,7 +233,16 @@ fn a_wrong_key_fails_authentication_with_what_was_tried() {
     runtime().block_on(async {
         let err = SshSession::connect(&target).await.err().expect("refused");
         let text = err.to_string();
-        assert!(matches!(err, Error::AuthFailed { .. }), "{text}");
+        assert!(
+            matches!(
+                err,
+                Error::OnHost {
+                    cause: HostError::AuthFailed { .. },
+                    ..
+                }
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("refused") && text.contains("not found"),
             "{text}"

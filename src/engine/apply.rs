@@ -19,7 +19,7 @@ use super::fleet::HostRun;
 use super::remote::{self, CommitOutcome, HOST_LOCK_WAIT, Layout, LockOutcome, Script};
 use super::work::Work;
 use crate::core::event::Phase;
-use crate::error::{Error, Result};
+use crate::error::{Error, HostError, Result};
 use crate::transport::{ExecOutput, ExitStatus, Transport};
 
 /// Where the scripts keep their state on the hosts.
@@ -43,10 +43,12 @@ pub async fn lock_host(transport: &impl Transport, become_root: bool) -> Result<
         ),
         LockOutcome::Failed => format!("{}: {}", output.status, output.stderr_text().trim()),
     };
-    Err(Error::Host {
+    Err(Error::OnHost {
         host: transport.host().to_string(),
-        step: "lock the host".into(),
-        reason,
+        cause: HostError::Step {
+            step: "lock the host".into(),
+            reason,
+        },
     })
 }
 
@@ -80,10 +82,12 @@ fn check(host: &str, step: &str, output: &ExecOutput) -> Result<String> {
         None if output.success() => return Ok(text),
         None => format!("{}: {}", output.status, output.stderr_text().trim()),
     };
-    Err(Error::Host {
+    Err(Error::OnHost {
         host: host.to_string(),
-        step: step.to_string(),
-        reason,
+        cause: HostError::Step {
+            step: step.to_string(),
+            reason,
+        },
     })
 }
 
@@ -118,10 +122,12 @@ pub async fn apply(
             send(transport, &commit, become_root),
         )
         .await?;
-    let failed = |reason: String| Error::Host {
+    let failed = |reason: String| Error::OnHost {
         host: transport.host().to_string(),
-        step: "commit".into(),
-        reason,
+        cause: HostError::Step {
+            step: "commit".into(),
+            reason,
+        },
     };
     let failure = || format!("{}: {}", output.status, output.stderr_text().trim());
     match CommitOutcome::of(&output.stdout_text(), output.success(), failure) {
@@ -164,7 +170,7 @@ pub async fn rollback(
     become_root: bool,
     run: &HostRun,
 ) -> String {
-    let strip = |e: Error| e.without_host(&run.host);
+    let strip = |e: Error| e.cause();
     let restored = run
         .step(
             Phase::RollingBack,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::Engine as _;
 
 use super::remote::Kind;
-use crate::error::{Error, Result};
+use crate::error::{Error, HostError, Result};
 use crate::transport::{Connector, ExecOutput, ExitStatus, Target, Transport};
 
 /// A step of the engine's remote work, told apart by its script.
@@ -111,10 +111,12 @@ impl Connector for FakeFleet {
 
     async fn connect(&self, target: &Target) -> Result<FakeSession> {
         if self.get(&target.name, |h| h.unreachable) {
-            return Err(Error::Unreachable {
+            return Err(Error::OnHost {
                 host: target.name.clone(),
-                addr: format!("{}:{}", target.address, target.port),
-                reason: "connection refused".into(),
+                cause: HostError::Unreachable {
+                    addr: format!("{}:{}", target.address, target.port),
+                    reason: "connection refused".into(),
+                },
             });
         }
         self.set(&target.name, |h| h.connections += 1);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::core::event::{Event, HostStatus, Phase};
 use crate::core::input::rollout;
-use crate::error::{Error, Result};
+use crate::error::{Error, HostError, Result};
 
 /// Where events go: the renderer's channel, or nowhere. The channel also
 /// carries the renderer's end marker (`None`), so every event sent before
@@ -134,10 +134,12 @@ impl HostRun {
         let started = Instant::now();
         let result = match tokio::time::timeout(limit, work).await {
             Ok(result) => result,
-            Err(_) => Err(Error::Deadline {
+            Err(_) => Err(Error::OnHost {
                 host: self.host.clone(),
-                step: phase.label(),
-                seconds: limit.as_secs_f64(),
+                cause: HostError::Deadline {
+                    step: phase.label(),
+                    seconds: limit.as_secs_f64(),
+                },
             }),
         };
         if result.is_ok() {
@@ -178,12 +180,13 @@ impl<T> Ended<T> {
     pub fn into_result(self, host: &str) -> Result<T> {
         match self {
             Ended::Ran(result) => result,
-            Ended::Skipped(reason) => Err(Error::Skipped {
+            Ended::Skipped(reason) => Err(Error::OnHost {
                 host: host.to_string(),
-                reason,
+                cause: HostError::Skipped { reason },
             }),
-            Ended::Aborted => Err(Error::Aborted {
+            Ended::Aborted => Err(Error::OnHost {
                 host: host.to_string(),
+                cause: HostError::Aborted {},
             }),
         }
     }
@@ -408,7 +411,7 @@ impl Fleet {
                         );
                         let elapsed = started.elapsed();
                         self.finished(&host, HostStatus::Failed, &reason, elapsed.as_secs_f64());
-                        let error = Error::Host { host, step: "internal error".into(), reason };
+                        let error = Error::OnHost { host, cause: HostError::Step { step: "internal error".into(), reason } };
                         slots[index] = Some((Ended::Ran(Err(error)), elapsed));
                     }
                     Some(Err(_)) => {}

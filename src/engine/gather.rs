@@ -9,7 +9,7 @@ use base64::Engine as _;
 
 use crate::core::roles::docker::workload::{Container, Workload};
 use crate::core::state::{ActualPath, ActualState, Facts, PathKind, UnitFile};
-use crate::error::{Error, Result};
+use crate::error::{Error, HostError, Result};
 use crate::transport::Transport;
 
 use super::remote::{self, Layout};
@@ -26,18 +26,22 @@ pub async fn gather(
         .await?;
     let stderr = output.stderr_text();
     if become_root && !output.success() && stderr.contains("sudo") {
-        return Err(Error::Remote {
+        return Err(Error::OnHost {
             host: transport.host().to_string(),
-            step: "gather (sudo)".into(),
-            status: output.status.to_string(),
-            stderr: format!("{} (become needs passwordless sudo)", stderr.trim()),
+            cause: HostError::Remote {
+                step: "gather (sudo)".into(),
+                status: output.status.to_string(),
+                stderr: format!("{} (become needs passwordless sudo)", stderr.trim()),
+            },
         });
     }
-    parse(&output.stdout_text()).map_err(|reason| Error::Remote {
+    parse(&output.stdout_text()).map_err(|reason| Error::OnHost {
         host: transport.host().to_string(),
-        step: "gather".into(),
-        status: output.status.to_string(),
-        stderr: format!("{reason}; stderr: {}", stderr.trim()),
+        cause: HostError::Remote {
+            step: "gather".into(),
+            status: output.status.to_string(),
+            stderr: format!("{reason}; stderr: {}", stderr.trim()),
+        },
     })
 }
 

@@ -12,7 +12,7 @@ use crate::core::plan::{self, HostPlan};
 use crate::core::roles::docker::workload::Container;
 use crate::core::roles::{self, Resources, TlsMaterial};
 use crate::core::state::{ActualState, Facts};
-use crate::error::{Error, Result};
+use crate::error::{Error, HostError, Result};
 use crate::transport::{Connector, Target, Transport};
 use crate::verify::{self, TlsProbe};
 
@@ -42,10 +42,12 @@ pub struct Prepared<S> {
 }
 
 fn host_error(host: &str, step: &str, reason: impl std::fmt::Display) -> Error {
-    Error::Host {
+    Error::OnHost {
         host: host.to_string(),
-        step: step.to_string(),
-        reason: reason.to_string(),
+        cause: HostError::Step {
+            step: step.to_string(),
+            reason: reason.to_string(),
+        },
     }
 }
 
@@ -221,7 +223,11 @@ async fn apply_on<C: Connector>(
     if let Err(err) = committed {
         // A commit that missed its deadline may have replaced files and
         // left a handler hanging: stop it and restore, on a fresh channel.
-        if let Error::Deadline { step, seconds, .. } = &err {
+        if let Error::OnHost {
+            cause: HostError::Deadline { step, seconds, .. },
+            ..
+        } = &err
+        {
             let restored = roll_back(session, &work, become_root, run).await;
             return Err(host_error(
                 name,
@@ -261,7 +267,7 @@ async fn apply_on<C: Connector>(
             Err(host_error(
                 name,
                 "verify",
-                format!("{}; {restored}", err.without_host(name)),
+                format!("{}; {restored}", err.cause()),
             ))
         }
     }
@@ -420,7 +426,7 @@ async fn verify_checks<C: Connector>(
     let fresh = connector
         .connect(&job.target)
         .await
-        .map_err(|e| host_error(name, "fresh SSH login", e.without_host(name)))?;
+        .map_err(|e| host_error(name, "fresh SSH login", e.cause()))?;
     let login = remote::login();
     let login = fresh
         .run("fresh SSH login", &login.command(false), login.input())

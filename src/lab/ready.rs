@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{HostRecord, LabPaths};
 use crate::engine::remote;
-use crate::error::{Error, Result};
+use crate::error::{Error, HostError, Result};
 use crate::transport::{HostKeyPolicy, SshSession, Target, Transport};
 
 /// How to reach a lab host as root with the lab's key and known_hosts.
@@ -77,8 +77,14 @@ async fn wait_for_host(target: &Target, deadline: Instant) -> Result<()> {
             // A changed or unknown host key, or a docker that failed, is
             // never "not ready yet".
             Err(
-                err @ (Error::HostKeyChanged { .. }
-                | Error::HostKeyUnknown { .. }
+                err @ (Error::OnHost {
+                    cause: HostError::HostKeyChanged { .. },
+                    ..
+                }
+                | Error::OnHost {
+                    cause: HostError::HostKeyUnknown { .. },
+                    ..
+                }
                 | Error::Lab { .. }),
             ) => {
                 return Err(err);

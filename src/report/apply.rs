@@ -26,7 +26,10 @@ fn status(outcome: &ApplyOutcome, run: Run) -> &'static str {
         Ok((Applied::Unchanged, _)) => "unchanged",
         Ok((Applied::Changed { .. }, _)) => "changed",
         Err(err) if err.is_unreachable() => "unreachable",
-        Err(crate::error::Error::Skipped { .. }) => "skipped",
+        Err(crate::error::Error::OnHost {
+            cause: crate::error::HostError::Skipped { .. },
+            ..
+        }) => "skipped",
         Err(_) => "failed",
     }
 }
@@ -200,7 +203,7 @@ pub fn print(outcomes: &[ApplyOutcome], run: Run, format: Format, elapsed: Durat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Error;
+    use crate::error::{Error, HostError};
 
     fn outcome(result: crate::error::Result<Applied>) -> ApplyOutcome {
         ApplyOutcome {
@@ -218,14 +221,18 @@ mod tests {
         let outcomes = [
             outcome(Ok(Applied::Unchanged)),
             outcome(Ok(Applied::Unchanged)),
-            outcome(Err(Error::Host {
+            outcome(Err(Error::OnHost {
                 host: "h".into(),
-                step: "verify".into(),
-                reason: "refused".into(),
+                cause: HostError::Step {
+                    step: "verify".into(),
+                    reason: "refused".into(),
+                },
             })),
-            outcome(Err(Error::Skipped {
+            outcome(Err(Error::OnHost {
                 host: "h".into(),
-                reason: "interrupted".into(),
+                cause: HostError::Skipped {
+                    reason: "interrupted".into(),
+                },
             })),
         ];
         let cases = [

@@ -15,12 +15,7 @@ use super::{Format, HostOutcome};
 use crate::core::plan::{Action, CertSummary, Change, ContentChange, HostPlan};
 use crate::core::roles::docker::daemon_json::KeyChange;
 use crate::core::state::PathKind;
-use crate::error::{Error, Result};
-
-/// The error's text without the leading `host: ` (the line names it).
-fn strip_host(host: &str, err: &Error) -> String {
-    super::escape(&err.without_host(host))
-}
+use crate::error::Result;
 
 pub fn print(outcomes: &[HostOutcome], format: Format) {
     let text = match format {
@@ -147,7 +142,7 @@ fn host_section(out: &mut String, outcome: &HostOutcome) {
                 out,
                 "{title}: {}: {}\n",
                 style(label).red().bold(),
-                strip_host(&outcome.host, err)
+                super::escape(&err.cause())
             );
             return;
         }

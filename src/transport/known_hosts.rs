@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use russh::keys::{HashAlg, PublicKey};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, HostError, Result};
 
 /// What to do with a host whose key is not on record (OpenSSH's
 /// `StrictHostKeyChecking`). A changed key is refused under every policy.
@@ -158,21 +158,25 @@ pub fn decide(
     key: &PublicKey,
 ) -> Result<()> {
     if let Some((file, line)) = revoked(files, lookup_host, port, key) {
-        return Err(Error::HostKeyRevoked {
+        return Err(Error::OnHost {
             host: host_label.to_string(),
-            presented: fingerprint(key),
-            file,
-            line,
+            cause: HostError::HostKeyRevoked {
+                presented: fingerprint(key),
+                file,
+                line,
+            },
         });
     }
     match lookup(files, lookup_host, port, key)? {
         Verdict::Known => Ok(()),
-        Verdict::Changed { file, line } => Err(Error::HostKeyChanged {
+        Verdict::Changed { file, line } => Err(Error::OnHost {
             host: host_label.to_string(),
-            algorithm: key.algorithm().to_string(),
-            presented: fingerprint(key),
-            file,
-            line,
+            cause: HostError::HostKeyChanged {
+                algorithm: key.algorithm().to_string(),
+                presented: fingerprint(key),
+                file,
+                line,
+            },
         }),
         Verdict::Unknown => match (policy, files.first()) {
             (HostKeyPolicy::AcceptNew, Some(file)) => {
@@ -185,14 +189,16 @@ pub fn decide(
                         reason: e.to_string(),
                     })
             }
-            _ => Err(Error::HostKeyUnknown {
+            _ => Err(Error::OnHost {
                 host: host_label.to_string(),
-                presented: fingerprint(key),
-                files: files
-                    .iter()
-                    .map(|f| f.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                cause: HostError::HostKeyUnknown {
+                    presented: fingerprint(key),
+                    files: files
+                        .iter()
+                        .map(|f| f.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                },
             }),
         },
     }
@@ -269,7 +275,13 @@ mod tests {
         for policy in [HostKeyPolicy::Strict, HostKeyPolicy::AcceptNew] {
             let err = decide(&files, policy, "web1", "web1", 22, &key(KEY_A)).unwrap_err();
             assert!(
-                matches!(&err, Error::HostKeyRevoked { line: 2, .. }),
+                matches!(
+                    &err,
+                    Error::OnHost {
+                        cause: HostError::HostKeyRevoked { line: 2, .. },
+                        ..
+                    }
+                ),
                 "{err}"
             );
             assert!(err.to_string().contains("REVOKED"), "{err}");
@@ -283,7 +295,13 @@ mod tests {
             &key(KEY_A),
         )
         .unwrap_err();
-        assert!(matches!(err, Error::HostKeyRevoked { .. }));
+        assert!(matches!(
+            err,
+            Error::OnHost {
+                cause: HostError::HostKeyRevoked { .. },
+                ..
+            }
+        ));
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             text,

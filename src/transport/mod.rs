@@ -14,7 +14,7 @@ use std::time::Duration;
 pub use known_hosts::HostKeyPolicy;
 pub use ssh::SshSession;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, HostError, Result};
 
 /// Connection settings for one host, resolved from the inventory and
 /// `~/.ssh/config` before any I/O.
@@ -167,11 +167,13 @@ pub trait Transport: Send + Sync {
             if output.success() {
                 Ok(output)
             } else {
-                Err(Error::Remote {
+                Err(Error::OnHost {
                     host: self.host().to_string(),
-                    step: step.to_string(),
-                    status: output.status.to_string(),
-                    stderr: output.stderr_text().trim().to_string(),
+                    cause: HostError::Remote {
+                        step: step.to_string(),
+                        status: output.status.to_string(),
+                        stderr: output.stderr_text().trim().to_string(),
+                    },
                 })
             }
         }

@@ -14,7 +14,7 @@ use russh::{ChannelMsg, Disconnect, client};
 
 use super::known_hosts::{self, HostKeyPolicy};
 use super::{ExecOutput, ExitStatus, Target, Transport};
-use crate::error::{Error, Result};
+use crate::error::{Error, HostError, Result};
 
 /// How often an idle connection is probed, and how many unanswered probes
 /// mean the host is gone. Long quiet commands (a docker restart) must not
@@ -91,10 +91,9 @@ impl SshSession {
         let attempt = Self::connect_inner(target, &addr);
         match tokio::time::timeout(target.connect_timeout, attempt).await {
             Ok(result) => result,
-            Err(_) => Err(Error::ConnectTimeout {
+            Err(_) => Err(Error::OnHost {
                 host: target.name.clone(),
-                addr,
-                seconds,
+                cause: HostError::ConnectTimeout { addr, seconds },
             }),
         }
     }
@@ -138,10 +137,12 @@ impl SshSession {
                 let socket =
                     tokio::net::TcpStream::connect(addr)
                         .await
-                        .map_err(|e| Error::Unreachable {
+                        .map_err(|e| Error::OnHost {
                             host: target.name.clone(),
-                            addr: addr.to_string(),
-                            reason: e.to_string(),
+                            cause: HostError::Unreachable {
+                                addr: addr.to_string(),
+                                reason: e.to_string(),
+                            },
                         })?;
                 let _ = socket.set_nodelay(true);
                 (
@@ -161,10 +162,12 @@ impl SshSession {
                         0,
                     )
                     .await
-                    .map_err(|e| Error::Unreachable {
+                    .map_err(|e| Error::OnHost {
                         host: target.name.clone(),
-                        addr: format!("{addr} (through {})", jump_target.name),
-                        reason: e.to_string(),
+                        cause: HostError::Unreachable {
+                            addr: format!("{addr} (through {})", jump_target.name),
+                            reason: e.to_string(),
+                        },
                     })?;
                 let stream = channel.into_stream();
                 (
@@ -175,10 +178,12 @@ impl SshSession {
         };
         let handle = connected.map_err(|e| match e {
             HandlerError::Refused(err) => err,
-            HandlerError::Ssh(err) => Error::Ssh {
+            HandlerError::Ssh(err) => Error::OnHost {
                 host: target.name.clone(),
-                step: "handshake".into(),
-                reason: err.to_string(),
+                cause: HostError::Ssh {
+                    step: "handshake".into(),
+                    reason: err.to_string(),
+                },
             },
         })?;
         let mut session = SshSession {
@@ -212,10 +217,12 @@ impl SshSession {
         if tried.is_empty() {
             tried.push("no identity file and no ssh-agent".into());
         }
-        Err(Error::AuthFailed {
+        Err(Error::OnHost {
             host: self.host.clone(),
-            user: target.user.clone(),
-            tried: tried.join("; "),
+            cause: HostError::AuthFailed {
+                user: target.user.clone(),
+                tried: tried.join("; "),
+            },
         })
     }
 
@@ -283,10 +290,12 @@ impl SshSession {
     }
 
     fn ssh_error(&self, step: &str, err: russh::Error) -> Error {
-        Error::Ssh {
+        Error::OnHost {
             host: self.host.clone(),
-            step: step.into(),
-            reason: err.to_string(),
+            cause: HostError::Ssh {
+                step: step.into(),
+                reason: err.to_string(),
+            },
         }
     }
 
@@ -321,13 +330,15 @@ impl SshSession {
     /// is kept (so the buffers never grow beyond it).
     fn take(&self, output: &mut ExecOutput, stderr: bool, data: &[u8]) -> Result<()> {
         if output.stdout.len() + output.stderr.len() + data.len() > MAX_OUTPUT_BYTES {
-            return Err(Error::Ssh {
+            return Err(Error::OnHost {
                 host: self.host.clone(),
-                step: "exec".into(),
-                reason: format!(
-                    "the host sent more than {} MiB for one command; dockhand stopped reading there",
-                    MAX_OUTPUT_BYTES >> 20
-                ),
+                cause: HostError::Ssh {
+                    step: "exec".into(),
+                    reason: format!(
+                        "the host sent more than {} MiB for one command; dockhand stopped reading there",
+                        MAX_OUTPUT_BYTES >> 20
+                    ),
+                },
             });
         }
         let buffer = if stderr {
@@ -415,19 +426,23 @@ impl Transport for SshSession {
                     status = Some(ExitStatus::Signal(format!("{signal_name:?}")))
                 }
                 ChannelMsg::Failure => {
-                    return Err(Error::Ssh {
+                    return Err(Error::OnHost {
                         host: self.host.clone(),
-                        step: "exec".into(),
-                        reason: "the server refused to run the command".into(),
+                        cause: HostError::Ssh {
+                            step: "exec".into(),
+                            reason: "the server refused to run the command".into(),
+                        },
                     });
                 }
                 _ => {}
             }
         }
-        output.status = status.ok_or_else(|| Error::Ssh {
+        output.status = status.ok_or_else(|| Error::OnHost {
             host: self.host.clone(),
-            step: "exec".into(),
-            reason: "the channel closed without an exit status (connection lost?)".into(),
+            cause: HostError::Ssh {
+                step: "exec".into(),
+                reason: "the channel closed without an exit status (connection lost?)".into(),
+            },
         })?;
         Ok(output)
     }
