@@ -852,3 +852,50 @@ fn a_script_reaches_its_shell_as_root_through_sudo_without_a_prompt() {
         assert_eq!(quote(word), quoted);
     }
 }
+
+/// The probes under dash, as the login shell runs them: what they print is
+/// what the engine reads.
+#[test]
+fn the_probes_answer_as_the_engine_reads_them() {
+    let host = Host::new();
+    let stub = host.at("/stubs/systemctl");
+    let answers = std::fs::read_to_string(&stub).unwrap().replace(
+        "case $call in\n",
+        "case $call in\n  \"systemctl is-active docker\") echo active; exit 0 ;;\n  \"systemctl is-system-running\") echo degraded; exit 1 ;;\n",
+    );
+    std::fs::write(&stub, answers).unwrap();
+    std::fs::write(
+        host.at("/journal"),
+        "dockerd[1]: API listen on /run/docker.sock\n",
+    )
+    .unwrap();
+    // Probes run as the login user with the login's PATH: the stubs lead it.
+    let run = |script: &Script| {
+        let output = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script.command(false))
+            .env("PATH", &host.path)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let reply = ping_reply(&run(&ping(false)), false);
+    let me = Command::new("id").arg("-un").output().unwrap();
+    assert_eq!(reply.user, String::from_utf8_lossy(&me.stdout).trim());
+    assert!(!reply.hostname.is_empty());
+    assert_eq!((reply.docker.as_str(), reply.sudo), ("active", None));
+    assert_eq!(run(&docker_state()), "active\ndegraded\n");
+    assert_eq!(
+        run(&docker_journal()),
+        "dockerd[1]: API listen on /run/docker.sock\n"
+    );
+    assert_eq!(run(&login()), "");
+    host.called("journalctl -u docker.service -u docker.socket --no-pager -n 20");
+    // sshd -T as root, through the header's PATH.
+    let (ok, out) = host.run(&sshd_settings(&host.layout()));
+    assert!(ok && out == "port 22\n", "{out}");
+    // docker is started as the restart handler starts it.
+    assert!(run(&start_docker()).is_empty());
+    host.called("systemctl start docker.service");
+}
