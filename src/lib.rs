@@ -18,3 +18,6 @@ pub mod random;
 pub mod report;
 pub mod transport;
 pub mod verify;
+
+#[cfg(test)]
+mod fuzz_tests;

@@ -221,7 +221,7 @@ fn split_content(
 /// Whether the packaged dockerd of this Debian version has `--validate`
 /// (23.0 and later). Asking dpkg costs a few milliseconds of the host's
 /// CPU; starting the Go binary for its `--help` costs about 45.
-fn package_validates(version: &str) -> bool {
+pub(crate) fn package_validates(version: &str) -> bool {
     let without_epoch = version.split_once(':').map_or(version, |(_, v)| v);
     without_epoch
         .split('.')
