@@ -221,13 +221,42 @@ fn two_applies_never_interleave_on_one_host() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    assert!(String::from_utf8_lossy(&second.stderr).contains("lock-01: locking the host"));
+    // The second took the lock before it gathered: its plan was made from
+    // the host as the first left it, never from what the first changed.
+    let progress = String::from_utf8_lossy(&second.stderr);
+    let at = |line: &str| {
+        progress
+            .find(line)
+            .unwrap_or_else(|| panic!("{line:?} not in\n{progress}"))
+    };
+    assert!(at("lock-01: locking the host done") < at("lock-01: gathering"));
     assert_eq!(
         lab.ssh(host, "cat /root/lock.log"),
         "first-start\nfirst-end\nsecond\n",
         "the second apply's writes came after the first's, never between"
     );
     assert_eq!(lab.ssh(host, "cat /etc/dockhand-lock.conf"), "two\n");
+    // The lock is root's alone: another account cannot even open it.
+    assert_eq!(
+        lab.ssh(
+            host,
+            "stat -c '%a %U' /var/lib/dockhand /var/lib/dockhand/apply.lock"
+        ),
+        "700 root\n600 root\n"
+    );
+    let output = lab
+        .ssh_command(
+            host,
+            "setpriv --reuid=nobody --regid=nogroup --clear-groups flock -n /var/lib/dockhand/apply.lock true",
+        )
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     // The lock went with the connections: a third apply goes straight on.
     let again = dockhand_pki(
         lab,

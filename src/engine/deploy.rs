@@ -97,7 +97,8 @@ async fn in_one_pass<C: Connector + Clone>(
             let (connector, checks, playbook) =
                 (connector.clone(), checks.clone(), playbook.clone());
             async move {
-                let prepared = pipeline::prepare(&connector, &playbook, &job, &run).await?;
+                let prepared =
+                    pipeline::prepare_to_apply(&connector, &playbook, &job, &run).await?;
                 apply_prepared(&connector, prepared, &job, &checks, &run).await
             }
         })
@@ -126,7 +127,8 @@ where
             move |job: HostJob, run| {
                 let (connector, playbook) = (connector.clone(), playbook.clone());
                 async move {
-                    let prepared = pipeline::prepare(&connector, &playbook, &job, &run).await?;
+                    let prepared =
+                        pipeline::prepare_to_apply(&connector, &playbook, &job, &run).await?;
                     Ok((job, prepared))
                 }
             }

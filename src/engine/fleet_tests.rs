@@ -290,8 +290,8 @@ async fn a_commit_past_its_deadline_is_rolled_back_on_a_fresh_channel() {
     assert_eq!(
         fake.get("hung", |h| h.seen.clone()),
         [
-            Step::Gather,
             Step::Lock,
+            Step::Gather,
             Step::Stage,
             Step::Commit,
             Step::Rollback
@@ -416,9 +416,13 @@ async fn a_no_op_apply_verifies_on_its_one_connection_and_a_change_logs_in_afres
     });
     let done = apply(&fake, &fleet, &names, Rollout::default()).await;
     assert!(matches!(done[0].ended, Ended::Ran(Ok(Applied::Unchanged))));
-    // Nothing changed: one connection, one gather, nothing else on the host.
+    // Nothing changed: one connection, the lock and one gather, nothing
+    // else on the host.
     assert_eq!(fake.get("h1", |h| h.connections), 1);
-    assert_eq!(fake.get("h1", |h| h.seen.clone()), [Step::Gather]);
+    assert_eq!(
+        fake.get("h1", |h| h.seen.clone()),
+        [Step::Lock, Step::Gather]
+    );
 }
 
 #[tokio::test]
@@ -483,17 +487,19 @@ async fn the_plain_renderer_says_each_step_of_a_plan_ask_apply_in_order() {
         "[   0.00s] plan: 2 host(s)",
         "[   0.00s] h1: connecting",
         "[   0.00s] h1: connecting done (0.00s)",
+        "[   0.00s] h1: locking the host",
+        "[   0.00s] h1: locking the host done (0.00s)",
         "[   0.00s] h1: gathering",
         "[   0.00s] h1: gathering done (0.00s)",
         "[   0.00s] h1: ok: planned: 1 change(s)",
         "[   0.00s] h2: connecting",
         "[   0.00s] h2: connecting done (0.00s)",
+        "[   0.00s] h2: locking the host",
+        "[   0.00s] h2: locking the host done (0.00s)",
         "[   0.00s] h2: gathering",
         "[   0.00s] h2: gathering done (0.00s)",
         "[   0.00s] h2: unchanged: planned: no changes",
         "[   0.00s] apply: 2 host(s)",
-        "[   0.00s] h1: locking the host",
-        "[   0.00s] h1: locking the host done (0.00s)",
         "[   0.00s] h1: staging files",
         "[   0.00s] h1: staging files done (0.00s)",
         "[   0.00s] h1: replacing files",
@@ -556,7 +562,7 @@ async fn a_no_writes_nothing_and_closes_every_connection() {
     assert!(applied.is_none());
     for name in names {
         let (seen, files, locked) = fake.get(name, |h| (h.seen.clone(), h.files.clone(), h.locked));
-        assert_eq!(seen, [Step::Gather], "{name}");
+        assert_eq!(seen, [Step::Lock, Step::Gather], "{name}");
         assert!(files.is_empty() && !locked, "{name}");
     }
 }

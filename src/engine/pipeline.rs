@@ -83,16 +83,52 @@ pub async fn connect_to<C: Connector>(
         .await
 }
 
-/// Connects, gathers in one round trip, and plans.
+/// Connects, gathers in one round trip, and plans: what plan and verify
+/// do, changing nothing.
 pub async fn prepare<C: Connector>(
     connector: &C,
     playbook: &Playbook,
     job: &HostJob,
     run: &HostRun,
 ) -> Result<Prepared<C::Session>> {
+    prepare_with(connector, playbook, job, run, false).await
+}
+
+/// Connects, takes the host's apply lock, then gathers and plans: the lock
+/// is held from before the gather until the connection closes, so no other
+/// apply changes the host between this plan and its writes.
+pub async fn prepare_to_apply<C: Connector>(
+    connector: &C,
+    playbook: &Playbook,
+    job: &HostJob,
+    run: &HostRun,
+) -> Result<Prepared<C::Session>> {
+    prepare_with(connector, playbook, job, run, true).await
+}
+
+async fn prepare_with<C: Connector>(
+    connector: &C,
+    playbook: &Playbook,
+    job: &HostJob,
+    run: &HostRun,
+    lock: bool,
+) -> Result<Prepared<C::Session>> {
     let name = &job.host.name;
     let paths = roles::paths(playbook);
     let session = connect(connector, job, run).await?;
+    if lock {
+        let locked = run
+            .step(
+                Phase::Locking,
+                run.deadlines.step,
+                apply::lock_host(&session, job.become_root()),
+            )
+            .await;
+        if let Err(err) = locked {
+            session.close().await;
+            return Err(err);
+        }
+    }
     let gathered = run
         .step(
             Phase::Gathering,
@@ -205,12 +241,6 @@ async fn apply_on<C: Connector>(
         &mut work::random_suffix,
     )
     .map_err(|reason| host_error(name, "prepare the writes", reason))?;
-    run.step(
-        Phase::Locking,
-        run.deadlines.step,
-        apply::lock_host(session, become_root),
-    )
-    .await?;
     // The containers that ran must run afterwards, unless the playbook
     // chose a new data root, which hides them on purpose.
     let must_run: Vec<Container> = match &prepared.actual.facts.workload {

@@ -11,7 +11,11 @@ pub const HOST_LOCK_WAIT: u32 = 30;
 /// The exit status of `flock` that has waited in vain.
 const BUSY: i32 = 75;
 
-const LOCK: &str = "mkdir -p -- @DIR@ && exec flock -w @WAIT@ -E @BUSY@ @LOCK@ sh -c 'echo locked; exec cat >/dev/null'\n";
+/// The directory is root's alone (0700) and the lock file 0600, whatever
+/// an earlier version left: nobody else can open it, so nobody else can
+/// hold it and stall every apply.
+const LOCK: &str = "mkdir -p -- @DIR@ && chmod 0700 @DIR@ && : >> @LOCK@ && chmod 0600 @LOCK@ \\
+  && exec flock -w @WAIT@ -E @BUSY@ @LOCK@ sh -c 'echo locked; exec cat >/dev/null'\n";
 
 pub fn lock(layout: &Layout, wait: u32) -> Script {
     let text = header(Kind::Lock, layout, true)

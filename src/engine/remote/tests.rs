@@ -568,6 +568,9 @@ fn the_restore_stops_a_commit_past_its_deadline() {
 #[test]
 fn the_lock_is_held_while_its_command_lives_and_refuses_a_second() {
     let host = Host::new();
+    // As an earlier version left it: open to all.
+    host.write("/state/apply.lock", b"", 0o644);
+    std::fs::set_permissions(host.at("/state"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let first = lock(&host.layout(), 0);
     let mut holder = Command::new("/bin/sh")
         .arg("-c")
@@ -584,8 +587,9 @@ fn the_lock_is_held_while_its_command_lives_and_refuses_a_second() {
     )
     .unwrap();
     assert_eq!(said, "locked\n");
-    // Private: nobody else can hold it.
+    // Private: nobody else can open it, let alone hold it.
     assert_eq!(host.mode("/state/apply.lock"), 0o600);
+    assert_eq!(host.mode("/state"), 0o700);
     let second = Command::new("/bin/sh")
         .arg("-c")
         .arg(lock(&host.layout(), 0).command(false))
