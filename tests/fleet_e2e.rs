@@ -229,7 +229,7 @@ fn two_applies_never_interleave_on_one_host() {
             .find(line)
             .unwrap_or_else(|| panic!("{line:?} not in\n{progress}"))
     };
-    assert!(at("lock-01: locking the host done") < at("lock-01: gathering"));
+    assert!(at("lock-01: locking the host") < at("lock-01: gathering"));
     assert_eq!(
         lab.ssh(host, "cat /root/lock.log"),
         "first-start\nfirst-end\nsecond\n",
