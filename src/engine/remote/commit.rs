@@ -1,7 +1,8 @@
 //! The commit: validate the staged files, keep the previous version of
 //! each as a hard-linked backup, rename each temp over its target (atomic),
-//! run the post-commit checks (`sshd -t`), arm the sshd dead-man switch,
-//! and run the notified handlers in their fixed order. A failed check
+//! run the post-commit checks (`sshd -t`), and run the notified handlers in
+//! their fixed order, the sshd dead-man switch armed right before ssh's
+//! reload (its time is the reload's, not docker's restart's). A failed check
 //! restores the backups itself; a failed handler leaves that to the
 //! engine's restore, which also stops a commit past its deadline (the
 //! commit records its process group for it).
@@ -40,10 +41,11 @@ const BACKUP: &str = "if [ -e @PATH@ ]; then ln -f -- @PATH@ @BACKUP@ || { print
 const RENAME: &str = "mv -f -- @TEMP@ @PATH@ || { printf 'error rename %s\\n' @PATH@; cleanup; rollback; exit 1; }\n";
 const ATTRIBUTES: &str = "chown -- @OWNER@ @PATH@ && chmod -- @MODE@ @PATH@ || { printf 'error attributes %s\\n' @PATH@; rollback; exit 1; }\n";
 const POST_CHECK: &str = "if ! out=$( @COMMAND@ 2>&1 ); then msg=$(printf '%s' \"$out\" | tail -n 3 | tr '\\n' ' '); printf 'error check after writing %s: %s\\n' @PATH@ \"${msg:-the check failed without a message}\"; rollback; printf 'rolled-back\\n'; exit 1; fi\n";
-/// The dead-man switch: a transient timer, armed before the handlers
-/// reload ssh, that puts the previous drop-in back and reloads ssh.
+/// The dead-man switch: a transient timer, armed among the handlers right
+/// before ssh's reload (`$log` is theirs), that puts the previous drop-in
+/// back and reloads ssh.
 const ARM_SWITCH: &str = "systemd-run --quiet --collect --unit=@UNIT@ --on-active=@SECONDS@ --timer-property=AccuracySec=1s /bin/sh -c @REVERT@ >/dev/null 2>&1 \\
-  || { printf 'error arm the sshd dead-man switch (systemd-run)\\n'; rollback; exit 1; }
+  || { printf 'error arm the sshd dead-man switch (systemd-run)\\n'; rm -f -- \"$log\"; rollback; exit 1; }
 printf 'ok armed %s\\n' @UNIT@
 ";
 const REVERT: &str = "@RESTORE@; systemctl reload @SSH_UNIT@";
@@ -84,10 +86,13 @@ pub fn commit(work: &Work, layout: &Layout) -> Script {
                 ("ATTRIBUTES", &attributes(work)),
                 ("POST_CHECK", &post_checks(work)),
                 (
-                    "ARM_SWITCH",
-                    &arm_switch(work.sshd_switch.as_ref(), &work.ssh_unit),
+                    "HANDLERS",
+                    &handlers(
+                        &work.handlers,
+                        &work.ssh_unit,
+                        &arm_switch(work.sshd_switch.as_ref(), &work.ssh_unit),
+                    ),
                 ),
-                ("HANDLERS", &handlers(&work.handlers, &work.ssh_unit)),
                 ("PENDING", &quote(&layout.pending_handlers())),
             ],
         );

@@ -15,6 +15,6 @@ cleanup
 }
 @VALIDATE@@REMOVE_CHECK_COPIES@@RECORD_PENDING@@REMOVE_BACKUPS@@BACKUP@@LIVE_RESTORE@@RENAME@@ATTRIBUTES@sync
 printf 'ok committed\n'
-@POST_CHECK@@ARM_SWITCH@@HANDLERS@[ "$handler_failed" = 0 ] || exit 1
+@POST_CHECK@@HANDLERS@[ "$handler_failed" = 0 ] || exit 1
 rm -f -- @PENDING@ "$group_file"; trap - EXIT
 printf 'ok handlers\n'

@@ -63,7 +63,9 @@ fn command(handler: Handler, ssh_unit: &str) -> String {
 
 /// The handlers' lines, in their fixed order, each once; they set
 /// `handler_failed=1` when one fails and go on with the next.
-pub fn handlers(handlers: &[Handler], ssh_unit: &str) -> String {
+/// `before_ssh` goes right before ssh's reload: the dead-man switch, so
+/// that its time counts from the reload, not from docker's restart.
+pub fn handlers(handlers: &[Handler], ssh_unit: &str, before_ssh: &str) -> String {
     let mut sorted = handlers.to_vec();
     sorted.sort();
     sorted.dedup();
@@ -73,13 +75,17 @@ pub fn handlers(handlers: &[Handler], ssh_unit: &str) -> String {
     let lines: String = sorted
         .into_iter()
         .map(|handler| {
-            fill(
+            let run = fill(
                 RUN,
                 &[
                     ("COMMAND", &command(handler, ssh_unit)),
                     ("NAME", handler.name()),
                 ],
-            )
+            );
+            match handler {
+                Handler::ReloadSsh => format!("{before_ssh}{run}"),
+                _ => run,
+            }
         })
         .collect();
     fill(AROUND, &[("HANDLERS", &lines)])

@@ -75,7 +75,7 @@ pub fn handlers_again(work: &Work, layout: &Layout) -> Script {
         + &fill(
             HANDLERS_AGAIN,
             &[
-                ("HANDLERS", &handlers(&work.handlers, &work.ssh_unit)),
+                ("HANDLERS", &handlers(&work.handlers, &work.ssh_unit, "")),
                 ("PENDING", &quote(&layout.pending_handlers())),
             ],
         );
