@@ -80,6 +80,8 @@ const GATHER: &[&str] = &[
     "docker_container {\"Id\":\"0123456789abcdef\",\"Name\":\"/w\",\"State\":{\"Running\":true}}\n",
     "docker_volumes 2\n",
     "docker_unknown no CLI\n",
+    "armed_switch dockhand-sshd-revert-x\n",
+    "leftover /etc/docker/.daemon.json.dockhand-backup\n",
     "Port 22\n",
     "KexAlgorithms a,b\n",
     "|",

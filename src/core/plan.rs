@@ -189,6 +189,7 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
         }
     }
     handlers.extend(owed_handlers(actual, &mut out.warnings));
+    out.warnings.extend(left_behind(actual));
     out.handlers = handlers.into_iter().collect();
     out.warnings
         .extend(sshd_warnings(desired, actual, &out.changes));
@@ -263,6 +264,28 @@ fn file_change(
             validate,
         }),
     })
+}
+
+/// What an interrupted run left, in words: apply settles it under its lock,
+/// before it gathers.
+fn left_behind(actual: &ActualState) -> Vec<String> {
+    let mut said: Vec<String> = actual
+        .facts
+        .armed_switches
+        .iter()
+        .map(|unit| {
+            format!(
+                "an interrupted run left the sshd dead-man switch {unit} armed: it will put the previous sshd drop-in back; apply fires it first, then plans from there"
+            )
+        })
+        .collect();
+    if !actual.facts.leftovers.is_empty() {
+        said.push(format!(
+            "an interrupted run left backups and temp files: {} (apply removes them)",
+            actual.facts.leftovers.join(", ")
+        ));
+    }
+    said
 }
 
 /// Handlers an interrupted run left owed (recorded on the host before it
@@ -670,6 +693,20 @@ mod tests {
         };
         managed.extend(settings.as_object().unwrap().clone());
         resources
+    }
+
+    #[test]
+    fn what_an_interrupted_run_left_is_said_in_words() {
+        let mut actual = ActualState::default();
+        actual.facts.armed_switches = vec!["dockhand-sshd-revert-x".into()];
+        actual.facts.leftovers = vec!["/etc/docker/.daemon.json.dockhand-backup".into()];
+        let plan = plan(&Resources::default(), &actual).unwrap();
+        assert_eq!(plan.warnings.len(), 2, "{:?}", plan.warnings);
+        assert!(plan.warnings[0].contains("dockhand-sshd-revert-x armed"));
+        assert!(
+            plan.warnings[1]
+                .ends_with("/etc/docker/.daemon.json.dockhand-backup (apply removes them)")
+        );
     }
 
     #[test]

@@ -70,6 +70,11 @@ pub struct Facts {
     pub dockerd_can_validate: bool,
     /// Handlers an interrupted run owed (names, as recorded on the host).
     pub pending_handlers: Vec<String>,
+    /// sshd dead-man switches an interrupted run left armed (transient
+    /// timer units): each would put the previous drop-in back.
+    pub armed_switches: Vec<String>,
+    /// Backups and temp files an interrupted run left beside managed files.
+    pub leftovers: Vec<String>,
     /// What the running dockerd holds, as it reports it; None where it
     /// could not be asked (docker not active, or no docker CLI and no
     /// python3 on the host).

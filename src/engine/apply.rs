@@ -16,21 +16,29 @@
 //! a half-written file, never wider permissions than asked.
 
 use super::fleet::HostRun;
-use super::remote::{self, CommitOutcome, HOST_LOCK_WAIT, Layout, LockOutcome, Script};
+use super::remote::{
+    self, CommitOutcome, HOST_LOCK_WAIT, Layout, LockOutcome, Script, Settled, TRANSIENT_UNITS,
+};
 use super::work::Work;
 use crate::core::event::Phase;
 use crate::error::{Error, HostError, Result};
-use crate::transport::{ExecOutput, ExitStatus, Transport};
+use crate::transport::{ExecOutput, ExitStatus, Held, Transport};
 
 /// Where the scripts keep their state on the hosts.
 const LAYOUT: Layout<'static> = Layout::HOST;
 
 /// Takes the host's apply lock, held by a command that lives as long as
-/// this connection: however dockhand ends, the lock goes with it.
-pub async fn lock_host(transport: &impl Transport, become_root: bool) -> Result<()> {
-    let script = remote::lock(&LAYOUT, HOST_LOCK_WAIT);
-    let Some(output) = transport.hold(&script.command(become_root)).await? else {
-        return Ok(());
+/// this connection (however dockhand ends, the lock goes with it), and
+/// settles what an earlier run left in `dirs`; returns what it settled.
+pub async fn lock_host(
+    transport: &impl Transport,
+    become_root: bool,
+    dirs: &[String],
+) -> Result<Settled> {
+    let script = remote::lock(&LAYOUT, HOST_LOCK_WAIT, dirs, TRANSIENT_UNITS);
+    let output = match transport.hold(&script.command(become_root)).await? {
+        Held::Running(line) => return Ok(Settled::parse(&line)),
+        Held::Ended(output) => output,
     };
     let code = match output.status {
         ExitStatus::Code(code) => i32::try_from(code).ok(),
@@ -43,13 +51,13 @@ pub async fn lock_host(transport: &impl Transport, become_root: bool) -> Result<
         ),
         LockOutcome::Failed => format!("{}: {}", output.status, output.stderr_text().trim()),
     };
-    Err(Error::OnHost {
-        host: transport.host().to_string(),
-        cause: HostError::Step {
+    Err(Error::on_host(
+        transport.host(),
+        HostError::Step {
             step: "lock the host".into(),
             reason,
         },
-    })
+    ))
 }
 
 /// Sends a script and returns its output as it came.

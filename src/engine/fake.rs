@@ -164,7 +164,7 @@ impl Transport for FakeSession {
         Ok(None)
     }
 
-    async fn hold(&self, _command: &str) -> Result<Option<ExecOutput>> {
+    async fn hold(&self, _command: &str) -> Result<crate::transport::Held> {
         if self
             .fleet
             .get(&self.host, |h| h.acts.get(&Step::Lock) == Some(&Act::Hang))
@@ -180,10 +180,14 @@ impl Transport for FakeSession {
             self.holds_lock
                 .store(true, std::sync::atomic::Ordering::SeqCst);
         }
-        Ok(busy.then(|| ExecOutput {
-            status: ExitStatus::Code(75),
-            ..ExecOutput::default()
-        }))
+        Ok(if busy {
+            crate::transport::Held::Ended(ExecOutput {
+                status: ExitStatus::Code(75),
+                ..ExecOutput::default()
+            })
+        } else {
+            crate::transport::Held::Running("locked".into())
+        })
     }
 
     async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput> {

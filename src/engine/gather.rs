@@ -280,6 +280,8 @@ fn parse_fact_line(facts: &mut Facts, line: &str) {
         "dockerd_validate" => facts.dockerd_can_validate = true,
         "dockerd_package" => facts.dockerd_can_validate |= package_validates(rest),
         "pending_handler" => facts.pending_handlers.push(rest.to_string()),
+        "armed_switch" => facts.armed_switches.push(rest.to_string()),
+        "leftover" => facts.leftovers.push(rest.to_string()),
         "docker_info" => match Workload::from_info(rest) {
             Ok(workload) => facts.workload = Some(workload),
             Err(e) => facts.workload_unknown = Some(format!("{e}: {}", truncated(rest))),
@@ -664,6 +666,9 @@ mod tests {
         .unwrap();
         std::fs::create_dir(at("dir")).unwrap();
         std::os::unix::fs::symlink(at("shown.json"), at("link")).unwrap();
+        // What an interrupted run left beside the managed files.
+        std::fs::write(at(".shown.json.dockhand-backup"), b"old").unwrap();
+        std::fs::write(at(".secret.pem.dockhand-new-abc"), b"KE").unwrap();
         let names = [
             "shown.json",
             "secret.pem",
@@ -701,6 +706,15 @@ mod tests {
         let link = state.path(&at("link"));
         assert_eq!((link.kind, link.sha256), (Some(PathKind::Other), None));
         assert!(!state.path(&at("missing")).exists);
+        let mut leftovers = state.facts.leftovers.clone();
+        leftovers.sort();
+        assert_eq!(
+            leftovers,
+            [
+                at(".secret.pem.dockhand-new-abc"),
+                at(".shown.json.dockhand-backup")
+            ]
+        );
     }
 
     #[test]

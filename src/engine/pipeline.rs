@@ -117,16 +117,32 @@ async fn prepare_with<C: Connector>(
     let paths = roles::paths(playbook);
     let session = connect(connector, job, run).await?;
     if lock {
+        let mut dirs: Vec<String> = paths
+            .iter()
+            .map(|(path, _)| crate::core::parent_dir(path).to_string())
+            .collect();
+        dirs.sort();
+        dirs.dedup();
         let locked = run
             .step(
                 Phase::Locking,
                 run.deadlines.step,
-                apply::lock_host(&session, job.become_root()),
+                apply::lock_host(&session, job.become_root(), &dirs),
             )
             .await;
-        if let Err(err) = locked {
-            session.close().await;
-            return Err(err);
+        match locked {
+            Ok(settled) => {
+                for message in settled.said() {
+                    run.sink.send(crate::core::event::Event::Warning {
+                        host: Some(name.clone()),
+                        message,
+                    });
+                }
+            }
+            Err(err) => {
+                session.close().await;
+                return Err(err);
+            }
         }
     }
     let gathered = run

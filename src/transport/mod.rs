@@ -87,6 +87,14 @@ impl ExecOutput {
 /// Opens connections: russh ([`Ssh`]) for real hosts; a scripted fake in
 /// the engine's unit tests. Everything above the transport (the pipeline,
 /// the fleet runner) works over any implementation.
+/// How a held command stands: running (it said this first line), or ended
+/// before it said one.
+#[derive(Debug)]
+pub enum Held {
+    Running(String),
+    Ended(ExecOutput),
+}
+
 pub trait Connector: Send + Sync + 'static {
     type Session: Transport + 'static;
 
@@ -135,12 +143,9 @@ pub trait Transport: Send + Sync {
 
     /// Starts `command` and leaves it running for as long as the connection
     /// lives, once it has printed its first line (a lock it holds then goes
-    /// when the connection goes, however dockhand ends). Returns `None`
+    /// when the connection goes, however dockhand ends). Returns that line
     /// when it runs, or its output when it ended before that line.
-    fn hold(
-        &self,
-        command: &str,
-    ) -> impl std::future::Future<Output = Result<Option<ExecOutput>>> + Send;
+    fn hold(&self, command: &str) -> impl std::future::Future<Output = Result<Held>> + Send;
 
     /// For a host reached through a jump host: a stream to `port` of the
     /// host, opened by the jump host (a direct-tcpip channel), so probes

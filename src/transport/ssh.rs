@@ -356,7 +356,7 @@ impl Transport for SshSession {
         &self.host
     }
 
-    async fn hold(&self, command: &str) -> Result<Option<ExecOutput>> {
+    async fn hold(&self, command: &str) -> Result<super::Held> {
         let step = |e: russh::Error| self.ssh_error("exec", e);
         let mut channel = self.handle.channel_open_session().await.map_err(step)?;
         channel.exec(true, command).await.map_err(step)?;
@@ -365,10 +365,11 @@ impl Transport for SshSession {
             match message {
                 ChannelMsg::Data { data } => {
                     self.take(&mut output, false, &data)?;
-                    if output.stdout.contains(&b'\n') {
+                    if let Some(end) = output.stdout.iter().position(|b| *b == b'\n') {
                         // Running: it stays so until the connection closes.
                         self.held.lock().unwrap().push(channel);
-                        return Ok(None);
+                        let line = String::from_utf8_lossy(&output.stdout[..end]).into_owned();
+                        return Ok(super::Held::Running(line));
                     }
                 }
                 ChannelMsg::ExtendedData { data, ext: 1 } => self.take(&mut output, true, &data)?,
@@ -378,7 +379,7 @@ impl Transport for SshSession {
                 _ => {}
             }
         }
-        Ok(Some(output))
+        Ok(super::Held::Ended(output))
     }
 
     async fn tunnel(&self, port: u16) -> Result<Option<Box<dyn super::Stream>>> {

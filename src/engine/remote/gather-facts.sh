@@ -46,6 +46,11 @@ PKGS
 ;; esac
 if [ -z "$dockerd_packaged" ] && [ -n "$dockerd_bin" ] && dockerd --help 2>/dev/null | grep -q -- '--validate'; then echo 'dockerd_validate yes'; fi
 [ -f @PENDING@ ] && sort -u @PENDING@ | sed 's/^/pending_handler /'
+for t in @TRANSIENT@/dockhand-sshd-revert-*.timer; do [ -e "$t" ] && { u=${t##*/}; printf 'armed_switch %s\n' "${u%.timer}"; }; done
+set -- @DIRS@
+for d in "$@"; do
+  for f in "$d"/.*.dockhand-new-* "$d"/.dockhand-new-* "$d"/.*.dockhand-backup*; do [ -e "$f" ] && printf 'leftover %s\n' "$f"; done
+done
 set -- /var/lib/docker/containers/*; [ -e "$1" ] && printf 'default_root_containers %s\n' $#
 holds=
 for d in /var/lib/docker /var/lib/docker/*.*; do

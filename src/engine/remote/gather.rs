@@ -12,6 +12,10 @@
 //! fleet pays it on every run. `%n` comes last, so a `|` or a space in a
 //! path stays in the name.
 //!
+//! What an interrupted run left is reported too (the lock of an apply
+//! settles it): an sshd dead-man switch still armed, and backups and temp
+//! files beside the managed files.
+//!
 //! What dockerd holds is asked of dockerd itself (`docker info` and
 //! `inspect`, or its API through python3, `docker.py`) only where one of
 //! its data roots holds anything, or a data root is set elsewhere: asking
@@ -63,6 +67,19 @@ pub fn gather(paths: &[(String, bool)], layout: &Layout) -> Script {
         );
     }
     text += &fill(SET_DOCKER_PY, &[("DOCKER_PY", &quote(DOCKER_PY))]);
-    text += &fill(FACTS, &[("PENDING", &quote(&layout.pending_handlers()))]);
+    let mut dirs: Vec<String> = paths
+        .iter()
+        .map(|(path, _)| quote(super::parent(path)))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    text += &fill(
+        FACTS,
+        &[
+            ("PENDING", &quote(&layout.pending_handlers())),
+            ("TRANSIENT", &quote(super::TRANSIENT_UNITS)),
+            ("DIRS", &dirs.join(" ")),
+        ],
+    );
     Script::on_stdin(Kind::Gather, text)
 }

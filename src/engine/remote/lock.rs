@@ -1,6 +1,18 @@
-//! The host lock: `flock` on the state directory's lock file, held by a
-//! command that then waits on its input, so it lives exactly as long as
-//! the connection. However dockhand ends, the lock goes with it.
+//! The host lock, and what an interrupted run left, put right under it.
+//!
+//! `flock` on the state directory's lock file, through a descriptor the
+//! command keeps open while it waits on its input: it lives exactly as long
+//! as the connection, and however dockhand ends, the lock goes with it. The
+//! lock is taken before the gather, so no other apply changes the host
+//! between a plan and its writes.
+//!
+//! Once it holds the lock, the command settles what an earlier run left
+//! (the gather reports the same to `plan`): an sshd dead-man switch still
+//! armed is honoured now, deliberately (its revert runs: the previous
+//! drop-in goes back and ssh reloads, so no timer fires after this run's
+//! success, and this run plans from the host as it was), and backups and
+//! temp files in the managed directories are removed. Globs and builtins
+//! where nothing is left: a no-op pays no fork for it.
 
 use super::{Kind, Layout, Script, fill, header, quote};
 
@@ -11,13 +23,18 @@ pub const HOST_LOCK_WAIT: u32 = 30;
 /// The exit status of `flock` that has waited in vain.
 const BUSY: i32 = 75;
 
+/// Where systemd keeps the transient units `systemd-run` makes.
+pub const TRANSIENT_UNITS: &str = "/run/systemd/transient";
+
 /// The directory is root's alone (0700) and the lock file 0600, whatever
 /// an earlier version left: nobody else can open it, so nobody else can
 /// hold it and stall every apply.
-const LOCK: &str = "mkdir -p -- @DIR@ && chmod 0700 @DIR@ && : >> @LOCK@ && chmod 0600 @LOCK@ \\
-  && exec flock -w @WAIT@ -E @BUSY@ @LOCK@ sh -c 'echo locked; exec cat >/dev/null'\n";
+const LOCK: &str = include_str!("lock.sh");
 
-pub fn lock(layout: &Layout, wait: u32) -> Script {
+/// The lock, settling what an earlier run left in `dirs` (the managed
+/// files' directories) and its armed switches.
+pub fn lock(layout: &Layout, wait: u32, dirs: &[String], transient: &str) -> Script {
+    let dirs: Vec<String> = dirs.iter().map(|d| quote(d)).collect();
     let text = header(Kind::Lock, layout, true)
         + &fill(
             LOCK,
@@ -26,6 +43,12 @@ pub fn lock(layout: &Layout, wait: u32) -> Script {
                 ("WAIT", &wait.to_string()),
                 ("BUSY", &BUSY.to_string()),
                 ("LOCK", &quote(&layout.host_lock())),
+                ("TRANSIENT", &quote(transient)),
+                (
+                    "DIRS",
+                    // None at all: `set --` leaves nothing to look in.
+                    &dirs.join(" "),
+                ),
             ],
         );
     Script::with_input(Kind::Lock, text, Vec::new())
@@ -46,5 +69,66 @@ impl LockOutcome {
         } else {
             LockOutcome::Failed
         }
+    }
+}
+
+/// What the lock settled, from its first line (`locked honoured=UNIT
+/// failed=UNIT removed=PATH …`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Switches of an earlier run whose revert ran now.
+    pub honoured: Vec<String>,
+    /// Switches whose revert could not run (their timer is stopped).
+    pub failed: Vec<String>,
+    /// Backups and temp files removed.
+    pub removed: Vec<String>,
+}
+
+impl Settled {
+    pub fn parse(line: &str) -> Settled {
+        let mut settled = Settled::default();
+        let words = line.strip_prefix("locked").unwrap_or("");
+        // Paths may hold spaces: a word that is no `key=` goes with the one
+        // before it.
+        let mut last: Option<&mut Vec<String>> = None;
+        for word in words.split(' ').filter(|w| !w.is_empty()) {
+            let (list, value) = match word.split_once('=') {
+                Some(("honoured", v)) => (&mut settled.honoured, v),
+                Some(("failed", v)) => (&mut settled.failed, v),
+                Some(("removed", v)) => (&mut settled.removed, v),
+                _ => {
+                    if let Some(Some(previous)) = last.as_mut().map(|l| l.last_mut()) {
+                        previous.push(' ');
+                        previous.push_str(word);
+                    }
+                    continue;
+                }
+            };
+            list.push(value.to_string());
+            last = Some(list);
+        }
+        settled
+    }
+
+    /// What to tell the user, one line each.
+    pub fn said(&self) -> Vec<String> {
+        let mut said = Vec::new();
+        for unit in &self.honoured {
+            said.push(format!(
+                "an interrupted run had left the sshd dead-man switch {unit} armed: it was fired now (the previous sshd drop-in is back and ssh reloaded), and this run plans from there"
+            ));
+        }
+        for unit in &self.failed {
+            said.push(format!(
+                "an interrupted run had left the sshd dead-man switch {unit} armed, and its revert failed: its timer is stopped; check the sshd drop-in"
+            ));
+        }
+        if !self.removed.is_empty() {
+            said.push(format!(
+                "removed what an interrupted run left: {}",
+                self.removed.join(", ")
+            ));
+        }
+        said
     }
 }

@@ -30,7 +30,7 @@ pub use crate::core::shell_quote as quote;
 pub use commit::{CommitOutcome, commit};
 pub use gather::{MAX_CONTENT_BYTES, gather};
 pub use handlers::START_DOCKER;
-pub use lock::{HOST_LOCK_WAIT, LockOutcome, lock};
+pub use lock::{HOST_LOCK_WAIT, LockOutcome, Settled, TRANSIENT_UNITS, lock};
 pub use probe::{
     docker_journal, docker_state, login, ping, ping_reply, sshd_settings, start_docker,
 };

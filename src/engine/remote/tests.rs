@@ -486,7 +486,10 @@ fn a_switch_that_cannot_be_armed_undoes_the_commit() {
     // (the outcome asks for them) put docker back on the old files.
     assert_eq!(host.read("/etc/t/key.pem").as_deref(), Some("OLD KEY\n"));
     assert!(
-        !host.calls().iter().any(|c| c == "systemctl reload ssh.service"),
+        !host
+            .calls()
+            .iter()
+            .any(|c| c == "systemctl reload ssh.service"),
         "{:#?}",
         host.calls()
     );
@@ -576,7 +579,7 @@ fn the_lock_is_held_while_its_command_lives_and_refuses_a_second() {
     // As an earlier version left it: open to all.
     host.write("/state/apply.lock", b"", 0o644);
     std::fs::set_permissions(host.at("/state"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let first = lock(&host.layout(), 0);
+    let first = lock(&host.layout(), 0, &[], &host.at("/transient"));
     let mut holder = Command::new("/bin/sh")
         .arg("-c")
         .arg(first.command(false))
@@ -597,7 +600,7 @@ fn the_lock_is_held_while_its_command_lives_and_refuses_a_second() {
     assert_eq!(host.mode("/state"), 0o700);
     let second = Command::new("/bin/sh")
         .arg("-c")
-        .arg(lock(&host.layout(), 0).command(false))
+        .arg(lock(&host.layout(), 0, &[], &host.at("/transient")).command(false))
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -607,7 +610,7 @@ fn the_lock_is_held_while_its_command_lives_and_refuses_a_second() {
     holder.wait().unwrap();
     let third = Command::new("/bin/sh")
         .arg("-c")
-        .arg(lock(&host.layout(), 0).command(false))
+        .arg(lock(&host.layout(), 0, &[], &host.at("/transient")).command(false))
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -693,7 +696,7 @@ fn every_script(host: &Host, work: &Work) -> Vec<Script> {
             ],
             &host.layout(),
         ),
-        lock(&host.layout(), 30),
+        lock(&host.layout(), 30, &[host.at("/etc/t")], TRANSIENT_UNITS),
         stage(work, &host.layout()),
         commit(work, &host.layout()),
         restore(work, &host.layout()),
@@ -841,7 +844,7 @@ fn a_script_reaches_its_shell_as_root_through_sudo_without_a_prompt() {
     assert_eq!(commit.command(true), "sudo -n /bin/sh -s");
     assert_eq!(commit.command(false), "/bin/sh -s");
     assert_eq!(commit.input(), commit.text.as_bytes());
-    let lock = lock(&layout, 30);
+    let lock = lock(&layout, 30, &[], TRANSIENT_UNITS);
     assert!(
         lock.command(true)
             .starts_with("sudo -n sh -c '# dockhand: lock\n")
@@ -907,4 +910,73 @@ fn the_probes_answer_as_the_engine_reads_them() {
     // docker is started as the restart handler starts it.
     assert!(run(&start_docker()).is_empty());
     host.called("systemctl start docker.service");
+}
+
+/// What an interrupted run left is settled under the lock: its armed
+/// switch fired now, deliberately, and its backups and temps removed.
+#[test]
+fn the_lock_settles_what_an_interrupted_run_left() {
+    let (host, _) = lived_in();
+    std::fs::create_dir(host.at("/transient")).unwrap();
+    host.write(
+        "/transient/dockhand-sshd-revert-old.timer",
+        b"[Timer]\n",
+        0o644,
+    );
+    host.write(
+        "/etc/t/.sshd.conf.dockhand-backup",
+        b"PasswordAuthentication yes\n",
+        0o644,
+    );
+    host.write("/etc/t/.key.pem.dockhand-new-x1", b"half", 0o600);
+    host.write("/etc/t/.dockhand-new-live-restore", b"{}", 0o600);
+    let script = lock(
+        &host.layout(),
+        0,
+        &[host.at("/etc/t"), host.at("/etc/new")],
+        &host.at("/transient"),
+    );
+    let mut holder = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script.command(false))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut said,
+    )
+    .unwrap();
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    let settled = Settled::parse(said.trim_end());
+    assert_eq!(settled.honoured, ["dockhand-sshd-revert-old"], "{said}");
+    let mut removed = settled.removed.clone();
+    removed.sort();
+    assert_eq!(
+        removed,
+        [
+            host.at("/etc/t/.dockhand-new-live-restore"),
+            host.at("/etc/t/.key.pem.dockhand-new-x1"),
+            host.at("/etc/t/.sshd.conf.dockhand-backup"),
+        ]
+    );
+    // The revert ran before its backup went, then the timer was stopped.
+    let fired = host.called("systemctl start dockhand-sshd-revert-old.service");
+    assert!(fired < host.called("systemctl stop dockhand-sshd-revert-old.timer"));
+    assert_eq!(host.names_in("/etc/t"), ["ca.pem", "key.pem", "sshd.conf"]);
+    assert_eq!(settled.said().len(), 2);
+    // A clean host: nothing to say.
+    assert_eq!(Settled::parse("locked"), Settled::default());
+}
+
+#[test]
+fn settled_words_keep_paths_with_spaces() {
+    let settled =
+        Settled::parse("locked honoured=u1 removed=/etc/a b/.x.dockhand-backup removed=/etc/c");
+    assert_eq!(settled.honoured, ["u1"]);
+    assert_eq!(settled.removed, ["/etc/a b/.x.dockhand-backup", "/etc/c"]);
 }
