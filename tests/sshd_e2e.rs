@@ -226,3 +226,112 @@ fn outside_auditors_find_no_fail_level_algorithm(name: &str, release: Release) {
     assert!(!report["key"].as_array().unwrap().is_empty(), "{report:#}");
     assert_success(&scene.lab.dockhand(&["lab", "down"]), "lab down");
 }
+
+on_both_releases!(
+    killed_after_the_reload_then_run_again,
+    "rearmed",
+    a_run_killed_after_the_reload_is_settled_by_the_next_on_bookworm,
+    a_run_killed_after_the_reload_is_settled_by_the_next_on_trixie
+);
+
+/// dockhand dies right after ssh's reload, its switch armed for two
+/// minutes and its backups on the host. The next run, started at once,
+/// says what it found, fires that switch itself before it gathers, removes
+/// the leftovers, and converges: when it reports success, no switch is
+/// left to fire, no backup or temp remains, and plan is clean.
+fn killed_after_the_reload_then_run_again(name: &str, release: Release) {
+    let scene = Scene::fresh(name, 1, release);
+    let host = &format!("{name}-01");
+    let playbook = scene.dir.path().join("sshd.yaml");
+    std::fs::write(&playbook, "sshd:\n  revert_after: 120\n").unwrap();
+    let playbook = playbook.to_string_lossy().into_owned();
+    let mut child = scene
+        .lab
+        .command(&[
+            "apply",
+            "-i",
+            &scene.inventory.to_string_lossy(),
+            &playbook,
+            "--progress",
+            "plain",
+            "-v",
+        ])
+        .env("DOCKHAND_PKI_DIR", &scene.pki)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    for line in stderr.lines() {
+        if line.unwrap().contains("reloading ssh done") {
+            child.kill().unwrap();
+            break;
+        }
+    }
+    child.wait().unwrap();
+    scene.lab.wait_for_sshd(host);
+    let timers = || {
+        scene.lab.ssh(
+            host,
+            "systemctl list-units --all --no-legend 'dockhand-sshd-revert-*.timer' | wc -l",
+        )
+    };
+    assert_eq!(timers().trim(), "1", "the killed run left its switch armed");
+    let leftovers = || {
+        scene.lab.ssh(
+            host,
+            "find /etc/ssh/sshd_config.d -name '.*dockhand-backup*' -o -name '.*dockhand-new-*' | wc -l",
+        )
+    };
+    assert_ne!(leftovers().trim(), "0", "and its backups");
+
+    let plan = expect_exit(
+        dockhand_pki(
+            &scene.lab,
+            &scene.pki,
+            &["plan", "-i", &scene.inventory.to_string_lossy(), &playbook],
+        ),
+        0,
+    );
+    assert!(
+        plan.contains("armed: it will put the previous sshd drop-in back"),
+        "{plan}"
+    );
+    assert!(plan.contains("(apply removes them)"), "{plan}");
+
+    let output = apply(
+        &scene.lab,
+        &scene.pki,
+        &scene.inventory,
+        &playbook,
+        &["--progress", "plain"],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    expect_exit(output, 0);
+    assert!(stderr.contains("it was fired now"), "{stderr}");
+    assert_eq!(
+        timers().trim(),
+        "0",
+        "no switch is left to fire after success"
+    );
+    assert_eq!(leftovers().trim(), "0", "no backup or temp remains");
+    assert!(drop_in(&scene, host).contains("PasswordAuthentication no"));
+    let again = expect_exit(
+        dockhand_pki(
+            &scene.lab,
+            &scene.pki,
+            &[
+                "plan",
+                "-i",
+                &scene.inventory.to_string_lossy(),
+                &playbook,
+                "--detailed-exitcode",
+            ],
+        ),
+        0,
+    );
+    assert!(!again.contains("interrupted"), "{again}");
+    assert!(login_works(&scene, host));
+    assert_success(&scene.lab.dockhand(&["lab", "down"]), "lab down");
+}
