@@ -298,7 +298,10 @@ fn killed_after_the_reload_then_run_again(name: &str, release: Release) {
         plan.contains("armed: it will put the previous sshd drop-in back"),
         "{plan}"
     );
-    assert!(plan.contains("(apply removes them)"), "{plan}");
+    assert!(
+        plan.contains("an interrupted run left backups and temp files"),
+        "{plan}"
+    );
 
     let output = apply(
         &scene.lab,
@@ -332,6 +335,119 @@ fn killed_after_the_reload_then_run_again(name: &str, release: Release) {
         0,
     );
     assert!(!again.contains("interrupted"), "{again}");
+    assert!(login_works(&scene, host));
+    assert_success(&scene.lab.dockhand(&["lab", "down"]), "lab down");
+}
+
+on_both_releases!(
+    killed_before_the_handlers_then_run_again,
+    "owed",
+    a_run_killed_before_its_handlers_is_put_right_by_the_next_on_bookworm,
+    a_run_killed_before_its_handlers_is_put_right_by_the_next_on_trixie
+);
+
+/// dockhand dies while its commit checks a file: the commit goes on to
+/// replace the files and dies at its next word to the closed channel,
+/// before any handler ran. ssh runs the old settings over the new drop-in,
+/// the handlers are owed, the backups are there. The next run puts the
+/// backups back, writes the files again with its own switch, runs the
+/// handlers under it, and leaves nothing behind.
+fn killed_before_the_handlers_then_run_again(name: &str, release: Release) {
+    let scene = Scene::fresh(name, 1, release);
+    let host = &format!("{name}-01");
+    let playbook = scene.dir.path().join("owed.yaml");
+    std::fs::write(
+        &playbook,
+        "sshd:\n  revert_after: 120\nfiles:\n  - path: /etc/dockhand-owed.txt\n    content: \"owed\\n\"\n    validate: sleep 3; test -s %s\n    notify: [reload-ssh]\n",
+    )
+    .unwrap();
+    let playbook = playbook.to_string_lossy().into_owned();
+    let before = drop_in(&scene, host);
+    let mut child = scene
+        .lab
+        .command(&[
+            "apply",
+            "-i",
+            &scene.inventory.to_string_lossy(),
+            &playbook,
+            "--progress",
+            "plain",
+        ])
+        .env("DOCKHAND_PKI_DIR", &scene.pki)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    for line in stderr.lines() {
+        if line.unwrap().contains("replacing files") {
+            // The commit is in its three-second check: nothing replaced yet.
+            std::thread::sleep(Duration::from_millis(1000));
+            child.kill().unwrap();
+            break;
+        }
+    }
+    child.wait().unwrap();
+    scene.lab.wait_for_sshd(host);
+    let owed = scene.lab.ssh(
+        host,
+        "cat /var/lib/dockhand/pending-handlers 2>/dev/null || true",
+    );
+    assert!(owed.contains("reload-ssh"), "handlers owed: {owed:?}");
+    assert_ne!(drop_in(&scene, host), before, "the files were replaced");
+    let leftovers = || {
+        scene.lab.ssh(
+            host,
+            "find /etc/ssh/sshd_config.d /etc -maxdepth 1 -name '.*dockhand-backup*' -o -maxdepth 1 -name '.*dockhand-new-*' | wc -l",
+        )
+    };
+    assert_ne!(leftovers().trim(), "0", "and their backups are there");
+
+    let output = apply(
+        &scene.lab,
+        &scene.pki,
+        &scene.inventory,
+        &playbook,
+        &["--progress", "plain"],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let stdout = expect_exit(output, 0);
+    assert!(stderr.contains("put back"), "{stderr}");
+    // Written again (the drop-in and the file), the owed reload run with
+    // them under this run's switch, and verified.
+    assert!(
+        stderr.contains(&format!(
+            "{host}: changed: 2 change(s); ran reload ssh; verified"
+        )),
+        "{stderr}\n{stdout}"
+    );
+    assert_eq!(leftovers().trim(), "0", "no backup or temp remains");
+    assert_eq!(
+        scene
+            .lab
+            .ssh(
+                host,
+                "systemctl list-units --all --no-legend 'dockhand-sshd-revert-*.timer' | wc -l; ls /var/lib/dockhand"
+            ),
+        "0\napply.lock\n",
+        "no switch left, nothing owed"
+    );
+    assert!(drop_in(&scene, host).contains("PasswordAuthentication no"));
+    expect_exit(
+        dockhand_pki(
+            &scene.lab,
+            &scene.pki,
+            &[
+                "plan",
+                "-i",
+                &scene.inventory.to_string_lossy(),
+                &playbook,
+                "--detailed-exitcode",
+            ],
+        ),
+        0,
+    );
     assert!(login_works(&scene, host));
     assert_success(&scene.lab.dockhand(&["lab", "down"]), "lab down");
 }

@@ -280,8 +280,13 @@ fn left_behind(actual: &ActualState) -> Vec<String> {
         })
         .collect();
     if !actual.facts.leftovers.is_empty() {
+        let settles = if actual.facts.pending_handlers.is_empty() {
+            "apply removes them"
+        } else {
+            "handlers are still owed: apply puts the backups back, writes the files again and runs the handlers with them"
+        };
         said.push(format!(
-            "an interrupted run left backups and temp files: {} (apply removes them)",
+            "an interrupted run left backups and temp files: {} ({settles})",
             actual.facts.leftovers.join(", ")
         ));
     }

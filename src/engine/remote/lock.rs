@@ -7,13 +7,22 @@
 //! between a plan and its writes.
 //!
 //! Once it holds the lock, the command settles what an earlier run left
-//! (the gather reports the same to `plan`): an sshd dead-man switch still
-//! armed is honoured now, deliberately (its revert runs: the previous
-//! drop-in goes back and ssh reloads, so no timer fires after this run's
-//! success, and this run plans from the host as it was), and backups and
-//! temp files in the managed directories are removed. Globs and builtins
-//! where nothing is left: a no-op pays no fork for it.
+//! (the gather reports the same to `plan`), in this order:
+//!
+//! 1. a commit still running (its connection dropped) is stopped;
+//! 2. an sshd dead-man switch still armed is honoured now, deliberately:
+//!    its revert runs (the previous drop-in goes back and ssh reloads), so
+//!    no timer fires after this run's success;
+//! 3. where handlers are still owed (the run replaced files but did not
+//!    get through their handlers), every backup is put back: this run
+//!    plans from the files that were in effect, writes them again with
+//!    their own backups and switch, and runs the owed handlers with them,
+//!    never without a rollback point;
+//! 4. the backups and temp files left are removed.
+//!
+//! Globs and builtins where nothing is left: a no-op pays no fork for it.
 
+use super::restore::read_start_time;
 use super::{Kind, Layout, Script, fill, header, quote};
 
 /// How long an apply waits for another one to let go of the host (a run
@@ -43,6 +52,9 @@ pub fn lock(layout: &Layout, wait: u32, dirs: &[String], transient: &str) -> Scr
                 ("WAIT", &wait.to_string()),
                 ("BUSY", &BUSY.to_string()),
                 ("LOCK", &quote(&layout.host_lock())),
+                ("COMMIT_GROUP", &quote(&layout.commit_group())),
+                ("READ_NOW", &read_start_time("now")),
+                ("PENDING", &quote(&layout.pending_handlers())),
                 ("TRANSIENT", &quote(transient)),
                 (
                     "DIRS",
@@ -80,8 +92,12 @@ pub struct Settled {
     pub honoured: Vec<String>,
     /// Switches whose revert could not run (their timer is stopped).
     pub failed: Vec<String>,
+    /// Files put back from their backups (handlers were owed).
+    pub restored: Vec<String>,
     /// Backups and temp files removed.
     pub removed: Vec<String>,
+    /// A commit still running, stopped (its process group).
+    pub stopped: Vec<String>,
 }
 
 impl Settled {
@@ -96,6 +112,8 @@ impl Settled {
                 Some(("honoured", v)) => (&mut settled.honoured, v),
                 Some(("failed", v)) => (&mut settled.failed, v),
                 Some(("removed", v)) => (&mut settled.removed, v),
+                Some(("restored", v)) => (&mut settled.restored, v),
+                Some(("stopped", v)) => (&mut settled.stopped, v),
                 _ => {
                     if let Some(Some(previous)) = last.as_mut().map(|l| l.last_mut()) {
                         previous.push(' ');
@@ -113,6 +131,11 @@ impl Settled {
     /// What to tell the user, one line each.
     pub fn said(&self) -> Vec<String> {
         let mut said = Vec::new();
+        for group in &self.stopped {
+            said.push(format!(
+                "an interrupted run's commit was still running (process group {group}): it was stopped"
+            ));
+        }
         for unit in &self.honoured {
             said.push(format!(
                 "an interrupted run had left the sshd dead-man switch {unit} armed: it was fired now (the previous sshd drop-in is back and ssh reloaded), and this run plans from there"
@@ -121,6 +144,12 @@ impl Settled {
         for unit in &self.failed {
             said.push(format!(
                 "an interrupted run had left the sshd dead-man switch {unit} armed, and its revert failed: its timer is stopped; check the sshd drop-in"
+            ));
+        }
+        if !self.restored.is_empty() {
+            said.push(format!(
+                "an interrupted run had replaced files without running all their handlers: put back {} from their backups; this run writes them again and runs the handlers",
+                self.restored.join(", ")
             ));
         }
         if !self.removed.is_empty() {

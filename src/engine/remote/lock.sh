@@ -1,6 +1,12 @@
 mkdir -p -- @DIR@ && chmod 0700 @DIR@ && exec 9>> @LOCK@ && chmod 0600 @LOCK@ || exit 1
 flock -w @WAIT@ -E @BUSY@ 9 || exit $?
 said=
+group_file=@COMMIT_GROUP@
+if read -r g start < "$group_file" 2>/dev/null && [ "$g" -gt 1 ] 2>/dev/null \
+   && @READ_NOW@ && [ "$now" = "$start" ]; then
+  kill -TERM "-$g" 2>/dev/null; sleep 0.2; kill -KILL "-$g" 2>/dev/null; said="$said stopped=$g"
+fi
+rm -f -- "$group_file"
 for t in @TRANSIENT@/dockhand-sshd-revert-*.timer; do
   [ -e "$t" ] || continue
   u=${t##*/}; u=${u%.timer}
@@ -8,6 +14,20 @@ for t in @TRANSIENT@/dockhand-sshd-revert-*.timer; do
   systemctl stop "$u.timer" >/dev/null 2>&1
 done
 set -- @DIRS@
+if [ -f @PENDING@ ]; then
+  for d in "$@"; do
+    for b in "$d"/.*.dockhand-backup; do
+      [ -e "$b" ] || continue
+      f=${b##*/}; f=${f#.}; f="$d/${f%.dockhand-backup}"
+      mv -f -- "$b" "$f" && said="$said restored=$f"
+    done
+    for a in "$d"/.*.dockhand-backup.dockhand-absent; do
+      [ -e "$a" ] || continue
+      f=${a##*/}; f=${f#.}; f="$d/${f%.dockhand-backup.dockhand-absent}"
+      rm -f -- "$f" "$a" && said="$said restored=$f"
+    done
+  done
+fi
 for d in "$@"; do
   for f in "$d"/.*.dockhand-new-* "$d"/.dockhand-new-* "$d"/.*.dockhand-backup*; do
     [ -e "$f" ] && rm -f -- "$f" && said="$said removed=$f"

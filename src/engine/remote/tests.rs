@@ -980,3 +980,73 @@ fn settled_words_keep_paths_with_spaces() {
     assert_eq!(settled.honoured, ["u1"]);
     assert_eq!(settled.removed, ["/etc/a b/.x.dockhand-backup", "/etc/c"]);
 }
+
+/// A run that replaced files and died before their handlers ran (its
+/// commit, say, still hanging): the next lock stops that commit and puts
+/// every backup back, so the files in effect are planned from, and the
+/// owed handlers stay on record for the run that writes them again.
+#[test]
+fn the_lock_puts_back_files_whose_handlers_were_owed() {
+    let (host, _) = lived_in();
+    host.write("/etc/t/key.pem", b"NEW KEY\n", 0o400);
+    host.write("/etc/t/.key.pem.dockhand-backup", b"OLD KEY\n", 0o644);
+    host.write("/etc/new/daemon.json", b"{}", 0o644);
+    host.write(
+        "/etc/new/.daemon.json.dockhand-backup.dockhand-absent",
+        b"",
+        0o600,
+    );
+    host.write("/state/pending-handlers", b"restart-docker\n", 0o600);
+    // The interrupted run's commit, still running in a group of its own.
+    let mut stale = Command::new("sleep")
+        .arg("30")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", stale.id())).unwrap();
+    let start = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_string();
+    host.write(
+        "/state/commit.pgid",
+        format!("{} {start}\n", stale.id()).as_bytes(),
+        0o600,
+    );
+    let script = lock(
+        &host.layout(),
+        0,
+        &[host.at("/etc/t"), host.at("/etc/new")],
+        &host.at("/transient"),
+    );
+    let output = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script.command(false))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
+    let settled = Settled::parse(said.lines().next().unwrap_or(""));
+    assert_eq!(settled.stopped, [stale.id().to_string()], "{said}");
+    assert!(
+        !stale.wait().unwrap().success(),
+        "the stale commit was stopped"
+    );
+    let mut restored = settled.restored.clone();
+    restored.sort();
+    assert_eq!(
+        restored,
+        [host.at("/etc/new/daemon.json"), host.at("/etc/t/key.pem")]
+    );
+    assert_eq!(host.read("/etc/t/key.pem").as_deref(), Some("OLD KEY\n"));
+    assert_eq!(host.mode("/etc/t/key.pem"), 0o644);
+    assert!(!host.exists("/etc/new/daemon.json"));
+    assert_eq!(host.names_in("/etc/t"), ["ca.pem", "key.pem", "sshd.conf"]);
+    assert_eq!(host.names_in("/etc/new"), Vec::<String>::new());
+    assert!(host.exists("/state/pending-handlers"), "still owed");
+    assert!(!host.exists("/state/commit.pgid"));
+}
