@@ -38,9 +38,9 @@ const RECORD_PENDING: &str = "mkdir -p -- @STATE_DIR@ && printf '%s\\n' @NAMES@ 
 /// Hard links keep the old inode: same content, same mode.
 const BACKUP: &str = "if [ -e @PATH@ ]; then ln -f -- @PATH@ @BACKUP@ || { printf 'error backup %s\\n' @PATH@; cleanup; exit 1; }; else : > @ABSENT@; fi\n";
 /// Temps go before the rollback, so the directories it removes are empty.
-const RENAME: &str = "mv -f -- @TEMP@ @PATH@ || { printf 'error rename %s\\n' @PATH@; cleanup; rollback; exit 1; }\n";
-const ATTRIBUTES: &str = "chown -- @OWNER@ @PATH@ && chmod -- @MODE@ @PATH@ || { printf 'error attributes %s\\n' @PATH@; rollback; exit 1; }\n";
-const POST_CHECK: &str = "if ! out=$( @COMMAND@ 2>&1 ); then msg=$(printf '%s' \"$out\" | tail -n 3 | tr '\\n' ' '); printf 'error check after writing %s: %s\\n' @PATH@ \"${msg:-the check failed without a message}\"; rollback; printf 'rolled-back\\n'; exit 1; fi\n";
+const RENAME: &str = "mv -f -- @TEMP@ @PATH@ || { printf 'error rename %s\\n' @PATH@; cleanup; rollback; unowe; exit 1; }\n";
+const ATTRIBUTES: &str = "chown -- @OWNER@ @PATH@ && chmod -- @MODE@ @PATH@ || { printf 'error attributes %s\\n' @PATH@; rollback; unowe; exit 1; }\n";
+const POST_CHECK: &str = "if ! out=$( @COMMAND@ 2>&1 ); then msg=$(printf '%s' \"$out\" | tail -n 3 | tr '\\n' ' '); printf 'error check after writing %s: %s\\n' @PATH@ \"${msg:-the check failed without a message}\"; rollback; unowe; printf 'rolled-back\\n'; exit 1; fi\n";
 /// The dead-man switch: a transient timer, armed among the handlers right
 /// before ssh's reload (`$log` is theirs), that puts the previous drop-in
 /// back and reloads ssh.

@@ -13,6 +13,12 @@ refused() {
 cleanup
 @REMOVE_CREATED@:
 }
+# Handlers owed before this commit; a rollback before any handler ran owes
+# no more than that.
+pending_before=$(cat @PENDING@ 2>/dev/null) || pending_before=
+unowe() {
+  if [ -n "$pending_before" ]; then printf '%s\n' "$pending_before" > @PENDING@; else rm -f -- @PENDING@; fi
+}
 @VALIDATE@@REMOVE_CHECK_COPIES@@RECORD_PENDING@@REMOVE_BACKUPS@@BACKUP@@LIVE_RESTORE@@RENAME@@ATTRIBUTES@sync
 printf 'ok committed\n'
 @POST_CHECK@@HANDLERS@[ "$handler_failed" = 0 ] || exit 1

@@ -1,4 +1,4 @@
-abandon() { rm -f -- @TEMP@; printf 'error live-restore first: %s\n' "$1"; cleanup; rollback; printf 'rolled-back\n'; exit 1; }
+abandon() { rm -f -- @TEMP@; printf 'error live-restore first: %s\n' "$1"; cleanup; rollback; unowe; printf 'rolled-back\n'; exit 1; }
 rm -f -- @TEMP@ && cat > @TEMP@ <<'DOCKHAND_LIVE_RESTORE'
 @INTERIM@DOCKHAND_LIVE_RESTORE
 chown root:root @TEMP@ && chmod 0644 @TEMP@ && mv -f -- @TEMP@ @PATH@ || abandon "cannot write "@PATH@

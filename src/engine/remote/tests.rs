@@ -393,6 +393,8 @@ fn a_secret_s_check_never_shows_its_output() {
 #[test]
 fn a_failed_check_after_writing_puts_everything_back() {
     let (host, work) = lived_in();
+    // Owed before this commit, by an earlier run.
+    host.write("/state/pending-handlers", b"daemon-reload\n", 0o600);
     host.stage(&work);
     host.fail("sshd", "sshd -t -f /etc/ssh/sshd_config");
     let (outcome, out) = host.commit(&work);
@@ -412,6 +414,11 @@ fn a_failed_check_after_writing_puts_everything_back() {
     );
     assert_as_before(&host);
     assert!(!host.calls().iter().any(|c| c.starts_with("systemctl")));
+    // No handler ran: what was owed before is owed still, nothing more.
+    assert_eq!(
+        host.read("/state/pending-handlers").as_deref(),
+        Some("daemon-reload\n")
+    );
 }
 
 #[test]
@@ -532,6 +539,7 @@ fn live_restore_goes_first_and_its_refusal_undoes_the_commit() {
             );
             assert_eq!(host.read("/etc/t/daemon.json").as_deref(), Some("{}\n"));
             assert_as_before(&host);
+            assert!(!host.exists("/state/pending-handlers"), "nothing owed");
         }
     }
 }
