@@ -1058,3 +1058,39 @@ fn the_lock_puts_back_files_whose_handlers_were_owed() {
     assert!(host.exists("/state/pending-handlers"), "still owed");
     assert!(!host.exists("/state/commit.pgid"));
 }
+
+/// Staging writes no file into a directory another account can write to:
+/// that account could swap a temp for a link between two of root's writes.
+#[test]
+fn staging_refuses_a_directory_another_account_can_write_to() {
+    for (mode, refused) in [
+        (0o777, true),
+        (0o775, true),
+        (0o1777, false),
+        (0o755, false),
+    ] {
+        let (host, mut work) = lived_in();
+        work.directories.clear();
+        work.created_directories.clear();
+        work.files.truncate(1);
+        std::fs::set_permissions(host.at("/etc/t"), std::fs::Permissions::from_mode(mode)).unwrap();
+        let (ok, out) = host.run(&stage(&work, &host.layout()));
+        if refused {
+            let error = first_error(&out).unwrap_or_default().to_string();
+            assert!(!ok, "{mode:o}: {out}");
+            assert!(
+                error.starts_with(&format!(
+                    "{} can be written to by another account",
+                    host.at("/etc/t")
+                )),
+                "{error}"
+            );
+            assert!(
+                !host.exists("/etc/t/.key.pem.dockhand-new-r"),
+                "no temp written"
+            );
+        } else {
+            assert!(ok && out.ends_with("done\n"), "{mode:o}: {out}");
+        }
+    }
+}
