@@ -32,6 +32,38 @@ pub fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
+/// `text` with the password of every URL in it masked (`scheme://user:***@
+/// host`; a lone token, `scheme://***@host`): what plan and the reports
+/// show of a registry mirror, a proxy or a listener, never the secret.
+pub fn mask_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        // The authority ends where a path, a quote, a space or a list does.
+        let end = tail
+            .find(|c: char| "/?#\"' \t\n,;]}>)".contains(c))
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(sign) => {
+                match tail[..sign].split_once(':') {
+                    Some((user, _)) => {
+                        out.push_str(user);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str("***"),
+                }
+                out.push_str(&tail[sign..end]);
+            }
+            None => out.push_str(&tail[..end]),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The directory of a host path (`/` for a file at the root).
 pub fn parent_dir(path: &str) -> &str {
     match path.rsplit_once('/') {

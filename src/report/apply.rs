@@ -118,11 +118,11 @@ pub fn print(outcomes: &[ApplyOutcome], run: Run, format: Format, elapsed: Durat
                     },
                 })
                 .collect();
-            serde_json::to_string_pretty(&serde_json::json!({
+            serde_json::to_string_pretty(&super::masked(serde_json::json!({
                 "hosts": hosts,
                 "summary": summary,
                 "seconds": elapsed.as_secs_f64(),
-            }))
+            })))
             .expect("report serialises")
                 + "\n"
         }

@@ -224,9 +224,11 @@ pub fn error(err: &Error) {
 /// Text that came from a host (file content, command output, names) as it
 /// may reach a terminal: control characters become visible escapes
 /// (`\u{1b}`), so a host can never move the cursor, recolour or rewrite
-/// what the user reads. Tabs stay.
+/// what the user reads (tabs stay), and the password of every URL is
+/// masked.
 pub fn escape(text: &str) -> String {
-    text.chars()
+    crate::core::mask_credentials(text)
+        .chars()
         .flat_map(|c| -> Box<dyn Iterator<Item = char>> {
             if c.is_control() && c != '\t' {
                 Box::new(c.escape_unicode())
@@ -235,6 +237,22 @@ pub fn escape(text: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A JSON report with the password of every URL in every string masked,
+/// as the human form masks them.
+pub(crate) fn masked(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => Value::String(crate::core::mask_credentials(&text)),
+        Value::Array(items) => Value::Array(items.into_iter().map(masked).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, value)| (crate::core::mask_credentials(&key), masked(value)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// The line `pki client` prints for users to `eval`: every value quoted,

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
+use super::escape;
 use super::{Format, HostOutcome};
 use crate::core::plan::{Action, CertSummary, Change, ContentChange, HostPlan};
 use crate::core::roles::docker::daemon_json::KeyChange;
@@ -21,7 +22,8 @@ pub fn print(outcomes: &[HostOutcome], format: Format) {
     let text = match format {
         Format::Human => human(outcomes),
         Format::Json => {
-            serde_json::to_string_pretty(&json(outcomes)).expect("plan serialises") + "\n"
+            let value = serde_json::to_value(json(outcomes)).expect("plan serialises");
+            serde_json::to_string_pretty(&super::masked(value)).expect("plan serialises") + "\n"
         }
     };
     super::raw_stdout(&text);
@@ -261,13 +263,15 @@ fn change_lines(out: &mut String, change: &Change) {
             for key in keys {
                 let line = match key {
                     KeyChange::Added { key, value } => {
-                        style(format!("+ {}: {value}", Value::from(key.as_str()))).green()
+                        style(escape(&format!("+ {}: {value}", Value::from(key.as_str())))).green()
                     }
-                    KeyChange::Changed { key, from, to } => {
-                        style(format!("~ {}: {from} -> {to}", Value::from(key.as_str()))).yellow()
-                    }
+                    KeyChange::Changed { key, from, to } => style(escape(&format!(
+                        "~ {}: {from} -> {to}",
+                        Value::from(key.as_str())
+                    )))
+                    .yellow(),
                     KeyChange::Removed { key, value } => {
-                        style(format!("- {}: {value}", Value::from(key.as_str()))).red()
+                        style(escape(&format!("- {}: {value}", Value::from(key.as_str())))).red()
                     }
                 };
                 let _ = writeln!(out, "      {line}");
@@ -398,6 +402,57 @@ mod tests {
         assert!(
             plain.contains("checked before it replaces the old one, with: grep -q hello %s"),
             "{plain}"
+        );
+    }
+
+    /// A password in a URL (a registry mirror, a proxy) is masked in every
+    /// form a plan takes: the diff, the key changes, warnings and JSON.
+    #[test]
+    fn no_password_of_a_url_is_ever_printed() {
+        let secret_json = r#"{"registry-mirrors": ["https://ci:s3cret@mirror.invalid/v2"], "proxies": {"http-proxy": "http://bob:hunter2@proxy.invalid:3128"}}"#;
+        let change = Change {
+            path: "/etc/docker/daemon.json".into(),
+            kind: PathKind::File,
+            action: Action::Update,
+            secret: false,
+            content: Some(ContentChange::Json {
+                keys: vec![KeyChange::Added {
+                    key: "registry-mirrors".into(),
+                    value: serde_json::json!(["https://ci:s3cret@mirror.invalid/v2"]),
+                }],
+                before: "{}\n".into(),
+                after: format!("{secret_json}\n"),
+            }),
+            mode: None,
+            owner: None,
+            group: None,
+            validate: None,
+        };
+        let outcome = || HostOutcome {
+            host: "web1".into(),
+            address: "198.18.0.11".into(),
+            plan: Ok(HostPlan {
+                changes: vec![change.clone()],
+                warnings: vec!["a mirror at https://ci:s3cret@mirror.invalid is kept".into()],
+                ..HostPlan::default()
+            }),
+        };
+        let text = console::strip_ansi_codes(&human(&[outcome()])).into_owned();
+        let value = serde_json::to_value(json(&[outcome()])).unwrap();
+        let json = serde_json::to_string(&crate::report::masked(value)).unwrap();
+        for shown in [&text, &json] {
+            assert!(
+                !shown.contains("s3cret") && !shown.contains("hunter2"),
+                "{shown}"
+            );
+            assert!(shown.contains("https://ci:***@mirror.invalid"), "{shown}");
+        }
+        assert!(json.contains("http://bob:***@proxy.invalid:3128"), "{json}");
+        assert_eq!(
+            crate::core::mask_credentials(
+                "tcp://0.0.0.0:2376 unix:///run/docker.sock https://tok@h/x"
+            ),
+            "tcp://0.0.0.0:2376 unix:///run/docker.sock https://***@h/x"
         );
     }
 }

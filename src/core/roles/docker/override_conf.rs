@@ -17,10 +17,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::core::file_name;
 use crate::core::roles::docker::flags;
 use crate::core::roles::docker::unit::{self, ServiceSettings, UnitFile};
 use crate::core::state::Facts;
+use crate::core::{file_name, mask_credentials};
 
 /// First line of every file dockhand writes whole.
 pub const MANAGED: &str = "# Managed by dockhand; changes made here are overwritten.\n";
@@ -325,23 +325,6 @@ fn foreign_drop_in(file: &UnitFile) -> String {
         "{} was not written by dockhand and is replaced whole: {lost}; to keep a setting, move it to a drop-in of another name (such as 10-local.conf) first",
         file.path
     )
-}
-
-/// A word as plan may show it: the password of a URL (`--registry-mirror
-/// https://user:secret@…`, a proxy) is never printed.
-fn mask_credentials(word: &str) -> String {
-    let Some(scheme_end) = word.find("://") else {
-        return word.to_string();
-    };
-    let rest = &word[scheme_end + 3..];
-    let host_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..host_end].rfind('@') {
-        Some(at) => {
-            let user = rest[..at].split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &word[..scheme_end + 3], &rest[at..])
-        }
-        None => word.to_string(),
-    }
 }
 
 /// Quotes a value for an ExecStart line when it needs it; its `$` is
