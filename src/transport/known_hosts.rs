@@ -4,10 +4,11 @@
 //! is accepted; a presented key whose *algorithm* is recorded for the host
 //! with a different key is a changed key and always refused (whatever the
 //! policy); a host with no record is refused under the strict policy and
-//! recorded under `accept-new`. Matching of plain and hashed (`|1|`) host
-//! entries is russh's; this module adds the policy and the precise error.
+//! recorded under `accept-new`. Entries are matched here as OpenSSH
+//! matches them (plain and hashed names, patterns, negations, markers), and
+//! the tests hold the matching against `ssh-keygen -F`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use russh::keys::{HashAlg, PublicKey};
 
@@ -39,25 +40,111 @@ pub fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
 
-/// Looks `key` up for `host`:`port` in every file, in order.
+/// One line of a known_hosts file that names keys: its marker, its host
+/// patterns (or hashed name), the key's type and base64, and its line
+/// number as an editor shows it.
+struct Entry<'a> {
+    marker: Option<&'a str>,
+    hosts: &'a str,
+    key_type: &'a str,
+    key: &'a str,
+    line: usize,
+}
+
+/// The entries of a known_hosts text, as OpenSSH reads them: fields
+/// separated by spaces or tabs, comments and blank lines skipped.
+fn entries(text: &str) -> impl Iterator<Item = Entry<'_>> {
+    text.lines().enumerate().filter_map(|(index, line)| {
+        let mut fields = line.split_whitespace().peekable();
+        if fields.peek()?.starts_with('#') {
+            return None;
+        }
+        let marker = fields.next_if(|f| f.starts_with('@'));
+        Some(Entry {
+            marker,
+            hosts: fields.next()?,
+            key_type: fields.next()?,
+            key: fields.next()?,
+            line: index + 1,
+        })
+    })
+}
+
+/// The name OpenSSH looks a host up by: `host`, or `[host]:port` off 22.
+fn lookup_name(host: &str, port: u16) -> String {
+    if port == 22 {
+        host.to_string()
+    } else {
+        format!("[{host}]:{port}")
+    }
+}
+
+/// Whether an entry's host field names `name`: a hashed name
+/// (`|1|salt|hash`, HMAC-SHA1 of the name), or OpenSSH's pattern list.
+fn entry_matches(hosts: &str, name: &str) -> bool {
+    match hosts.strip_prefix("|1|") {
+        Some(hashed) => hashed_matches(hashed, name),
+        None => host_matches(hosts, name),
+    }
+}
+
+fn hashed_matches(hashed: &str, name: &str) -> bool {
+    use base64::Engine as _;
+    use hmac::{KeyInit, Mac};
+    let engine = base64::engine::general_purpose::STANDARD;
+    let Some((salt, hash)) = hashed.split_once('|') else {
+        return false;
+    };
+    let (Ok(salt), Ok(hash)) = (engine.decode(salt), engine.decode(hash)) else {
+        return false;
+    };
+    let Ok(mut mac) = hmac::Hmac::<sha1::Sha1>::new_from_slice(&salt) else {
+        return false;
+    };
+    mac.update(name.as_bytes());
+    mac.verify_slice(&hash).is_ok()
+}
+
+/// The presented key as known_hosts writes it: type and base64.
+fn openssh_words(key: &PublicKey) -> Option<(String, String)> {
+    let text = key.to_openssh().ok()?;
+    let mut words = text.split_whitespace();
+    Some((words.next()?.to_string(), words.next()?.to_string()))
+}
+
+/// Looks `key` up for `host`:`port` in every file, in order, as OpenSSH
+/// does: plain names, `[host]:port`, patterns with `*`, `?` and `!`
+/// negations, hashed names, spaces or tabs. `@cert-authority` lines name
+/// CAs for host certificates, which dockhand's transport does not take: a
+/// host known only through one is unknown here.
 pub fn lookup(files: &[PathBuf], host: &str, port: u16, key: &PublicKey) -> Result<Verdict> {
+    let name = lookup_name(host, port);
+    let Some((key_type, key_b64)) = openssh_words(key) else {
+        return Ok(Verdict::Unknown);
+    };
     let mut changed = None;
     for file in files {
-        let records =
-            russh::keys::known_hosts::known_host_keys_path(host, port, file).map_err(|e| {
-                Error::KnownHosts {
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(Error::KnownHosts {
                     file: file.clone(),
                     reason: e.to_string(),
-                }
-            })?;
-        for (record_index, recorded) in records {
-            if recorded == *key {
+                });
+            }
+        };
+        for entry in entries(&text) {
+            if entry.marker.is_some() || !entry_matches(entry.hosts, &name) {
+                continue;
+            }
+            if entry.key == key_b64 {
                 return Ok(Verdict::Known);
             }
-            if recorded.algorithm() == key.algorithm() && changed.is_none() {
+            if entry.key_type == key_type && changed.is_none() {
                 changed = Some(Verdict::Changed {
                     file: file.clone(),
-                    line: real_line_number(file, record_index),
+                    line: entry.line,
                 });
             }
         }
@@ -65,54 +152,27 @@ pub fn lookup(files: &[PathBuf], host: &str, port: u16, key: &PublicKey) -> Resu
     Ok(changed.unwrap_or(Verdict::Unknown))
 }
 
-/// russh numbers entries without counting comment lines; users need the
-/// line their editor shows, so count again including comments.
-fn real_line_number(file: &Path, entry_number: usize) -> usize {
-    let Ok(text) = std::fs::read_to_string(file) else {
-        return entry_number;
-    };
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.starts_with('#'))
-        .nth(entry_number.saturating_sub(1))
-        .map(|(index, _)| index + 1)
-        .unwrap_or(entry_number)
-}
-
 /// The `@revoked` line (file, line number) that marks `key` as revoked for
 /// `host`:`port`, if any. OpenSSH never accepts such a key, whatever else
 /// the files say; nor does dockhand, and `accept-new` never records it.
-/// Host patterns are names, addresses and globs (`*`, `?`, `!negation`,
-/// `[host]:port`); hashed names on revoked lines are not matched.
 pub fn revoked(
     files: &[PathBuf],
     host: &str,
     port: u16,
     key: &PublicKey,
 ) -> Option<(PathBuf, usize)> {
-    let wanted = key.to_openssh().ok()?;
-    let wanted_b64 = wanted.split_whitespace().nth(1)?.to_string();
-    let name = if port == 22 {
-        host.to_string()
-    } else {
-        format!("[{host}]:{port}")
-    };
+    let (_, key_b64) = openssh_words(key)?;
+    let name = lookup_name(host, port);
     for file in files {
         let Ok(text) = std::fs::read_to_string(file) else {
             continue;
         };
-        for (index, line) in text.lines().enumerate() {
-            let mut fields = line.split_whitespace();
-            if fields.next() != Some("@revoked") {
-                continue;
-            }
-            let (Some(patterns), Some(_kind), Some(b64)) =
-                (fields.next(), fields.next(), fields.next())
-            else {
-                continue;
-            };
-            if b64 == wanted_b64 && host_matches(patterns, &name) {
-                return Some((file.clone(), index + 1));
+        for entry in entries(&text) {
+            if entry.marker == Some("@revoked")
+                && entry.key == key_b64
+                && entry_matches(entry.hosts, &name)
+            {
+                return Some((file.clone(), entry.line));
             }
         }
     }
@@ -374,6 +434,69 @@ mod tests {
         assert_eq!(
             lookup(&files, "web9", 22, &key(KEY_B)).unwrap(),
             Verdict::Known
+        );
+    }
+
+    /// Which names a known_hosts file knows, asked of dockhand and of
+    /// OpenSSH's own `ssh-keygen -F`, over the forms users write: lists,
+    /// globs, negations, `[host]:port`, tabs, hashed names, markers.
+    #[test]
+    fn entries_match_as_openssh_matches_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let hashed = dir.path().join("hashed");
+        std::fs::write(&hashed, format!("hashed1 ssh-ed25519 {KEY_A}\n")).unwrap();
+        let status = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-H", "-f"])
+            .arg(&hashed)
+            .status()
+            .expect("ssh-keygen (scripts/setup-machine installs openssh-client)");
+        assert!(status.success());
+        let hashed_line = std::fs::read_to_string(&hashed).unwrap();
+        assert!(hashed_line.starts_with("|1|"), "{hashed_line}");
+        let path = dir.path().join("known_hosts");
+        std::fs::write(
+            &path,
+            format!(
+                "# a comment\n\nweb1,web2 ssh-ed25519 {KEY_A}\n*.example.test,!bad.example.test ssh-ed25519 {KEY_A}\n\
+                 [db1]:2222\tssh-ed25519\t{KEY_A}\n192.0.2.? ssh-ed25519 {KEY_A}\n{hashed_line}\
+                 @cert-authority *.ca.test ssh-ed25519 {KEY_B}\n"
+            ),
+        )
+        .unwrap();
+        let names = [
+            ("web1", 22),
+            ("WEB2", 22),
+            ("web3", 22),
+            ("a.example.test", 22),
+            ("bad.example.test", 22),
+            ("example.test", 22),
+            ("db1", 2222),
+            ("db1", 22),
+            ("192.0.2.7", 22),
+            ("192.0.2.77", 22),
+            ("hashed1", 22),
+            ("hashed2", 22),
+        ];
+        for (host, port) in names {
+            let name = lookup_name(host, port);
+            let openssh = std::process::Command::new("ssh-keygen")
+                .args(["-F", &name, "-f"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            let known = lookup(std::slice::from_ref(&path), host, port, &key(KEY_A)).unwrap();
+            assert_eq!(
+                known == Verdict::Known,
+                openssh.status.success() && !openssh.stdout.is_empty(),
+                "{name}: dockhand says {known:?}, ssh-keygen -F says {}",
+                String::from_utf8_lossy(&openssh.stdout)
+            );
+        }
+        // A key known only through a CA is not taken: dockhand's transport
+        // has no host certificates.
+        assert_eq!(
+            lookup(std::slice::from_ref(&path), "x.ca.test", 22, &key(KEY_B)).unwrap(),
+            Verdict::Unknown
         );
     }
 }
