@@ -41,6 +41,47 @@ fn drop_in(scene: &Scene, host: &str) -> String {
     )
 }
 
+/// Starts `dockhand apply` of `playbook` with plain, verbose progress, and
+/// kills it at the first progress line holding `marker` (after `pause`);
+/// returns the lines it printed. The test fails if the line never came.
+fn apply_killed_at(scene: &Scene, playbook: &str, marker: &str, pause: Duration) -> Vec<String> {
+    let mut child = scene
+        .lab
+        .command(&[
+            "apply",
+            "-i",
+            &scene.inventory.to_string_lossy(),
+            playbook,
+            "--progress",
+            "plain",
+            "-v",
+        ])
+        .env("DOCKHAND_PKI_DIR", &scene.pki)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let hit = line.contains(marker);
+        seen.push(line);
+        if hit {
+            std::thread::sleep(pause);
+            child.kill().unwrap();
+            break;
+        }
+    }
+    child.wait().unwrap();
+    assert!(
+        seen.iter().any(|l| l.contains(marker)),
+        "{marker}: {seen:#?}"
+    );
+    seen
+}
+
 #[test]
 fn a_lockout_is_rolled_back_and_a_fresh_login_still_works() {
     let scene = Scene::fresh("lockout", 1, Release::Bookworm);
@@ -86,40 +127,13 @@ fn a_host_whose_dockhand_died_right_after_the_reload_reverts_by_itself() {
     let host = "deadman-01";
     let playbook = lockout_playbook(scene.dir.path());
     let before = drop_in(&scene, host);
-    let mut child = scene
-        .lab
-        .command(&[
-            "apply",
-            "-i",
-            &scene.inventory.to_string_lossy(),
-            &playbook.to_string_lossy(),
-            "--progress",
-            "plain",
-            "-v",
-        ])
-        .env("DOCKHAND_PKI_DIR", &scene.pki)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // As soon as ssh has been reloaded with the lockout, dockhand dies:
     // nobody is left to verify or roll back.
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = Vec::new();
-    for line in stderr.lines() {
-        let line = line.unwrap();
-        let reloaded = line.contains("replacing files, reloading ssh done");
-        seen.push(line);
-        if reloaded {
-            child.kill().unwrap();
-            break;
-        }
-    }
-    child.wait().unwrap();
-    assert!(
-        seen.iter().any(|l| l.contains("reloading ssh done")),
-        "{seen:#?}"
+    apply_killed_at(
+        &scene,
+        &playbook.to_string_lossy(),
+        "replacing files, reloading ssh done",
+        Duration::ZERO,
     );
     assert!(
         !login_works(&scene, host),
@@ -303,36 +317,12 @@ fn killed_then_run_again(name: &str, release: Release, first: &str, marker: &str
     let playbook = scene.dir.path().join("sshd.yaml");
     std::fs::write(&playbook, "sshd:\n  revert_after: 120\n").unwrap();
     let playbook = playbook.to_string_lossy().into_owned();
-    let mut child = scene
-        .lab
-        .command(&[
-            "apply",
-            "-i",
-            &scene.inventory.to_string_lossy(),
-            &first_playbook.to_string_lossy(),
-            "--progress",
-            "plain",
-            "-v",
-        ])
-        .env("DOCKHAND_PKI_DIR", &scene.pki)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = Vec::new();
-    for line in stderr.lines() {
-        let line = line.unwrap();
-        let hit = line.contains(marker);
-        seen.push(line);
-        if hit {
-            child.kill().unwrap();
-            break;
-        }
-    }
-    child.wait().unwrap();
-    assert!(seen.iter().any(|l| l.contains(marker)), "{seen:#?}");
+    apply_killed_at(
+        &scene,
+        &first_playbook.to_string_lossy(),
+        marker,
+        Duration::ZERO,
+    );
     // A lockout left in force lets nobody in until its switch fires.
     let started = Instant::now();
     while !login_works(&scene, host) {
@@ -441,32 +431,8 @@ fn killed_before_the_handlers_then_run_again(name: &str, release: Release) {
     .unwrap();
     let playbook = playbook.to_string_lossy().into_owned();
     let before = drop_in(&scene, host);
-    let mut child = scene
-        .lab
-        .command(&[
-            "apply",
-            "-i",
-            &scene.inventory.to_string_lossy(),
-            &playbook,
-            "--progress",
-            "plain",
-        ])
-        .env("DOCKHAND_PKI_DIR", &scene.pki)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    for line in stderr.lines() {
-        if line.unwrap().contains("replacing files") {
-            // The commit is in its three-second check: nothing replaced yet.
-            std::thread::sleep(Duration::from_millis(1000));
-            child.kill().unwrap();
-            break;
-        }
-    }
-    child.wait().unwrap();
+    // The commit is in its three-second check: nothing replaced yet.
+    apply_killed_at(&scene, &playbook, "replacing files", Duration::from_secs(1));
     scene.lab.wait_for_sshd(host);
     let owed = scene.lab.ssh(
         host,

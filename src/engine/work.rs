@@ -278,12 +278,7 @@ mod tests {
                     vec![Handler::RestartDocker],
                 ),
                 FileResource {
-                    validate: Some(Check::program(&[
-                        "sshd",
-                        "-t",
-                        "-f",
-                        "/etc/ssh/sshd_config",
-                    ])),
+                    validate: Some(crate::core::roles::sshd::check()),
                     ..FileResource::root_owned(
                         "/etc/t/sshd.conf",
                         Content::Bytes(b"A no\n".to_vec()),
@@ -343,7 +338,7 @@ mod tests {
             work.post_checks,
             vec![(
                 "/etc/t/sshd.conf".to_string(),
-                Check::program(&["sshd", "-t", "-f", "/etc/ssh/sshd_config"])
+                crate::core::roles::sshd::check()
             )]
         );
     }

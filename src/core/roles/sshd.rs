@@ -98,6 +98,12 @@ const KEX_BY_VERSION: [(&str, (u32, u32)); 5] = [
     ("curve25519-sha256@libssh.org", (6, 5)),
 ];
 
+/// sshd's own check of its whole configuration, once the drop-in is in
+/// place.
+pub fn check() -> Check {
+    Check::program(&["sshd", "-t", "-f", "/etc/ssh/sshd_config"])
+}
+
 /// The role's paths: the drop-in and its directory.
 pub(super) fn paths(
     sshd: &SshdRole,
@@ -162,12 +168,7 @@ pub(super) fn expand(sshd: &SshdRole, facts: &Facts, out: &mut Resources) {
     ));
     out.directories.push(root_dir(parent(&sshd.drop_in)));
     out.files.push(FileResource {
-        validate: Some(Check::program(&[
-            "sshd",
-            "-t",
-            "-f",
-            "/etc/ssh/sshd_config",
-        ])),
+        validate: Some(check()),
         ..FileResource::root_owned(
             sshd.drop_in.clone(),
             Content::Bytes(drop_in(&settings).into_bytes()),

@@ -204,12 +204,7 @@ fn lived_in() -> (Host, Work) {
     host.write("/etc/t/sshd.conf", b"PasswordAuthentication yes\n", 0o644);
     host.write("/etc/t/ca.pem", b"CA\n", 0o644);
     let mut sshd = host.file("/etc/t/sshd.conf", b"PasswordAuthentication no\n", 0o644);
-    sshd.validate = Some(Check::program(&[
-        "sshd",
-        "-t",
-        "-f",
-        "/etc/ssh/sshd_config",
-    ]));
+    sshd.validate = Some(crate::core::roles::sshd::check());
     let ca = host.at("/etc/t/ca.pem");
     let work = Work {
         directories: vec![(
@@ -233,7 +228,7 @@ fn lived_in() -> (Host, Work) {
         ],
         post_checks: vec![(
             host.at("/etc/t/sshd.conf"),
-            Check::program(&["sshd", "-t", "-f", "/etc/ssh/sshd_config"]),
+            crate::core::roles::sshd::check(),
         )],
         ssh_unit: "ssh.service".into(),
         ..Work::default()
@@ -581,16 +576,12 @@ fn the_restore_stops_a_commit_past_its_deadline() {
     assert!(!host.exists("/state/commit.pgid"));
 }
 
-#[test]
-fn the_lock_is_held_while_its_command_lives_and_refuses_a_second() {
-    let host = Host::new();
-    // As an earlier version left it: open to all.
-    host.write("/state/apply.lock", b"", 0o644);
-    std::fs::set_permissions(host.at("/state"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let first = lock(&host.layout(), 0, &[], &host.at("/transient"));
+/// Starts a script that holds (the lock) as a session would, and returns
+/// it running with the first line it said.
+fn hold(script: &Script) -> (std::process::Child, String) {
     let mut holder = Command::new("/bin/sh")
         .arg("-c")
-        .arg(first.command(false))
+        .arg(script.command(false))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .process_group(0)
@@ -602,6 +593,17 @@ fn the_lock_is_held_while_its_command_lives_and_refuses_a_second() {
         &mut said,
     )
     .unwrap();
+    (holder, said)
+}
+
+#[test]
+fn the_lock_is_held_while_its_command_lives_and_refuses_a_second() {
+    let host = Host::new();
+    // As an earlier version left it: open to all.
+    host.write("/state/apply.lock", b"", 0o644);
+    std::fs::set_permissions(host.at("/state"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let first = lock(&host.layout(), 0, &[], &host.at("/transient"));
+    let (mut holder, said) = hold(&first);
     assert_eq!(said, "locked\n");
     // Private: nobody else can open it, let alone hold it.
     assert_eq!(host.mode("/state/apply.lock"), 0o600);
@@ -944,20 +946,7 @@ fn the_lock_settles_what_an_interrupted_run_left() {
         &[host.at("/etc/t"), host.at("/etc/new")],
         &host.at("/transient"),
     );
-    let mut holder = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(script.command(false))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let mut said = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
-        &mut said,
-    )
-    .unwrap();
+    let (mut holder, said) = hold(&script);
     drop(holder.stdin.take());
     holder.wait().unwrap();
     let settled = Settled::parse(said.trim_end());
