@@ -119,3 +119,198 @@ fn shell_is_built_in_engine_remote_alone() {
     }
     assert!(found.is_empty(), "{found:#?}");
 }
+
+/// A source file's module path: `src/core/plan.rs` → `core::plan`,
+/// `src/core/roles/mod.rs` → `core::roles`, `src/lib.rs` → ``.
+fn module_of(relative: &str) -> String {
+    let path = relative.trim_end_matches(".rs");
+    let path = path
+        .strip_suffix("/mod")
+        .or_else(|| path.strip_suffix("lib"))
+        .unwrap_or(path);
+    path.trim_end_matches('/').replace('/', "::")
+}
+
+/// The modules `text` (of module `module`) names: `crate::…` paths, and
+/// `super::…` ones resolved, with `{…}` groups expanded one level. Test
+/// modules are left out: tests may reach anywhere.
+fn named_modules(module: &str, text: &str) -> Vec<String> {
+    let code = text.split("\nmod tests {").next().unwrap_or("");
+    let parent = module.rsplit_once("::").map_or("", |(p, _)| p);
+    let mut found = Vec::new();
+    for (prefix, base) in [("crate::", String::new()), ("super::", parent.to_string())] {
+        let mut rest = code;
+        while let Some(at) = rest.find(prefix) {
+            let before = rest[..at].chars().last();
+            rest = &rest[at + prefix.len()..];
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+                continue;
+            }
+            let path: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            let path = path.trim_end_matches(':');
+            let join = |tail: &str| {
+                [base.as_str(), tail]
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join("::")
+            };
+            let after = &rest[path.len()..];
+            if let Some(group) = after
+                .strip_prefix("::{")
+                .or_else(|| after.strip_prefix('{'))
+            {
+                let group = &group[..group.find('}').unwrap_or(group.len())];
+                for item in group.split(',') {
+                    let item = item.trim().split(" as ").next().unwrap_or("").trim();
+                    if item == "self" || item.is_empty() {
+                        found.push(join(path));
+                    } else if path.is_empty() {
+                        found.push(join(item));
+                    } else {
+                        found.push(join(&format!("{path}::{item}")));
+                    }
+                }
+            } else {
+                found.push(join(path));
+            }
+        }
+    }
+    found
+}
+
+/// The import circles among `files` (module path → text): each circle as
+/// its modules in order. A module naming one of its own ancestors (a child
+/// taking its parent's types) is no circle.
+fn import_circles(files: &[(String, String)]) -> Vec<Vec<String>> {
+    let modules: Vec<&str> = files.iter().map(|(m, _)| m.as_str()).collect();
+    // The longest module that a named path starts with.
+    let resolve = |path: &str| {
+        modules
+            .iter()
+            .filter(|m| !m.is_empty() && (path == **m || path.starts_with(&format!("{m}::"))))
+            .max_by_key(|m| m.len())
+            .map(|m| m.to_string())
+    };
+    let edges: Vec<(String, Vec<String>)> = files
+        .iter()
+        .map(|(module, text)| {
+            let mut to: Vec<String> = named_modules(module, text)
+                .iter()
+                .filter_map(|p| resolve(p))
+                .filter(|t| t != module && !module.starts_with(&format!("{t}::")))
+                .collect();
+            to.sort();
+            to.dedup();
+            (module.clone(), to)
+        })
+        .collect();
+    let mut circles = Vec::new();
+    for (start, _) in &edges {
+        // Depth-first from each module, looking for a way back to it.
+        let mut stack = vec![(start.clone(), vec![start.clone()])];
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some((at, path)) = stack.pop() {
+            let next = edges.iter().find(|(m, _)| *m == at).map(|(_, t)| t);
+            for to in next.into_iter().flatten() {
+                if to == start {
+                    let mut circle = path.clone();
+                    circle.sort();
+                    if !circles.contains(&circle) {
+                        circles.push(circle);
+                    }
+                } else if seen.insert(to.clone()) {
+                    let mut longer = path.clone();
+                    longer.push(to.clone());
+                    stack.push((to.clone(), longer));
+                }
+            }
+        }
+    }
+    circles
+}
+
+#[test]
+fn no_two_files_import_each_other() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files: Vec<(String, String)> = sources("src")
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name != "fake.rs"
+                && name != "fleet_tests.rs"
+                && name != "fuzz_tests.rs"
+                && name != "main.rs"
+        })
+        .map(|p| {
+            let relative = p
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (module_of(&relative), read(&p))
+        })
+        .collect();
+    let circles = import_circles(&files);
+    assert!(circles.is_empty(), "{circles:#?}");
+    // The finder reads the real files: the pipeline names what it uses.
+    let (_, pipeline) = files.iter().find(|(m, _)| m == "engine::pipeline").unwrap();
+    let named = named_modules("engine::pipeline", pipeline);
+    for used in ["engine::remote", "engine::work", "core::roles", "transport"] {
+        assert!(
+            named.iter().any(|n| n.starts_with(used)),
+            "{used} not in {named:?}"
+        );
+    }
+}
+
+#[test]
+fn the_circle_finder_finds_circles() {
+    let files = |texts: &[(&str, &str)]| -> Vec<(String, String)> {
+        texts
+            .iter()
+            .map(|(m, t)| (m.to_string(), t.to_string()))
+            .collect()
+    };
+    // The two the code once had: over one constant, and over a helper.
+    let circle = files(&[
+        ("core", "pub mod playbook;"),
+        (
+            "core::playbook",
+            "use crate::core::resources::DOCKER_TLS_KEYS;",
+        ),
+        (
+            "core::resources",
+            "use super::playbook::{DockerRole, Handler};",
+        ),
+        ("engine::load", "use super::target::Targets;"),
+        ("engine::target", "let home = super::load::home_dir();"),
+    ]);
+    let mut found = import_circles(&circle);
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            vec!["core::playbook".to_string(), "core::resources".to_string()],
+            vec!["engine::load".to_string(), "engine::target".to_string()],
+        ]
+    );
+    // A child taking its parent's types, a test module: no circle.
+    let fine = files(&[
+        (
+            "core::roles",
+            "pub mod docker;\nfn f() { docker::expand() }\nuse crate::core::roles::docker::TLS;",
+        ),
+        (
+            "core::roles::docker",
+            "use super::{Check, Resources};\nmod tests {\nuse crate::core::roles::x;\n}",
+        ),
+    ]);
+    assert!(import_circles(&fine).is_empty());
+    assert_eq!(module_of("core/roles/mod.rs"), "core::roles");
+    assert_eq!(module_of("lib.rs"), "");
+}
