@@ -199,6 +199,39 @@ const JSON: &[&str] = &[
     "\\ud800",
 ];
 
+const INVENTORY: &[&str] = &[
+    "[web]\n",
+    "[web:vars]\n",
+    "[web:children]\n",
+    "[all:vars]\n",
+    "web1",
+    " ansible_host=192.0.2.1",
+    " ansible_port=22",
+    " ansible_become=yes",
+    " ansible_ssh_common_args='-J j'",
+    "x=y\n",
+    "'",
+    "\"",
+    "all:\n",
+    "  children:\n",
+    "    web:\n",
+    "      hosts:\n",
+    "        web1:\n",
+    "  vars:\n",
+    "          ansible_user: a\n",
+    "{\"web\": [\"h\"], \"_meta\": {\"hostvars\": {}}}",
+    "{",
+    "}",
+    "hosts:\n",
+    "  a: { address: 192.0.2.1 }\n",
+    "groups:\n",
+    "\n",
+    ":",
+    "=",
+    "[",
+    "]",
+];
+
 const VERSIONS: &[&str] = &[
     "5:", "27", ".", "3", "~", "-", "+", "debian", "bookworm", "20.10", "a", ":", "",
 ];
@@ -276,6 +309,17 @@ proptest! {
     fn verify_s_http_answers_never_panic(text in text_of(HTTP), bytes in any::<Vec<u8>>()) {
         let _ = crate::verify::parse_http(text.as_bytes());
         let _ = crate::verify::parse_http(&bytes);
+    }
+
+    /// Inventories are the user's, not a host's, but a panic on any of
+    /// them would be as bad: Ansible's three forms and dockhand's own.
+    #[test]
+    fn inventories_never_panic(text in text_of(INVENTORY)) {
+        let _ = crate::core::input::inventory::Inventory::parse(
+            std::path::Path::new("inv"),
+            &text,
+            None,
+        );
     }
 
     #[test]

@@ -33,11 +33,58 @@ pub struct Loaded {
     pub store: Option<PkiStore>,
 }
 
-/// Reads and parses an inventory file.
+/// Reads and parses an inventory file; an executable one is a dynamic
+/// inventory, as Ansible runs it: its `--list` JSON is the inventory.
 pub fn inventory(path: &Path) -> Result<Inventory> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::file(path, format!("cannot read the inventory: {e}")))?;
+    use std::os::unix::fs::PermissionsExt as _;
+    let executable = std::fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false);
+    let text = if executable {
+        dynamic_inventory(path)?
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| Error::file(path, format!("cannot read the inventory: {e}")))?
+    };
     Inventory::parse(path, &text, super::target::home_dir().as_deref())
+}
+
+/// Runs a dynamic inventory with `--list` (its stdin closed, a minute at
+/// most) and returns what it printed.
+fn dynamic_inventory(path: &Path) -> Result<String> {
+    let fail = |reason: String| Error::file(path, format!("dynamic inventory: {reason}"));
+    let child = std::process::Command::new(path)
+        .arg("--list")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("cannot run it: {e}")))?;
+    // Read while it runs (a large inventory would fill the pipe), and give
+    // it a minute.
+    let pid = child.id();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    let output = match receiver.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(output) => output.map_err(|e| fail(e.to_string()))?,
+        Err(_) => {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+            return Err(fail("`--list` did not end within 60 s".into()));
+        }
+    };
+    if !output.status.success() {
+        return Err(fail(format!(
+            "`--list` failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    String::from_utf8(output.stdout)
+        .map_err(|_| fail("`--list` printed bytes that are not UTF-8".into()))
 }
 
 pub fn playbook(path: &Path) -> Result<Playbook> {

@@ -3,6 +3,7 @@
 //! patterns and rollout batches. Parsed and checked here; every error names
 //! file:line:column.
 
+pub mod ansible;
 pub mod fields;
 pub mod inventory;
 pub mod limit;
