@@ -30,6 +30,16 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Print what dockhand understood of an inventory (dockhand's own,
+    /// Ansible's YAML or INI, or a dynamic inventory script): each host,
+    /// its address, groups, SSH settings and variables. Contacts no host.
+    Inventory {
+        /// The inventory: a file, or an executable run with --list.
+        #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
+        inventory: PathBuf,
+        #[arg(long, value_enum, default_value_t = InventoryFormatArg::Yaml)]
+        format: InventoryFormatArg,
+    },
     /// Show, per host, what applying the playbook would change: unified
     /// diffs, modes, owners, handlers. Never writes to a host.
     Plan {
@@ -203,6 +213,12 @@ impl From<SelectionArgs> for crate::engine::load::Selection {
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum InventoryFormatArg {
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum FormatArg {
     Human,
     Json,
@@ -310,6 +326,9 @@ pub fn run() -> Result<i32> {
         }
     };
     match cli.command {
+        Command::Inventory { inventory, format } => {
+            commands::inventory::run(&inventory, matches!(format, InventoryFormatArg::Json))
+        }
         Command::Ping { inventory, run } => commands::ping::run(&commands::ping::Options {
             inventory,
             run: run.into(),

@@ -80,3 +80,49 @@ fn completions_and_the_manual_come_from_the_command_line_definitions() {
         assert!(manual.contains(subcommand), "{subcommand}");
     }
 }
+
+/// `dockhand inventory` prints what dockhand understood of an Ansible
+/// inventory, in YAML or JSON, and names the host and the variable it
+/// cannot honour; it contacts no host.
+#[test]
+fn inventory_shows_what_dockhand_understood() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("hosts.ini");
+    std::fs::write(
+        &ini,
+        "[web]\nweb1 ansible_host=192.0.2.11 ansible_port=2222\n[web:vars]\ngreeting='hello web'\n[all:vars]\nansible_user=admin\nproxy=http://u:secret@proxy.invalid\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| std::process::Command::new(BIN).args(args).output().unwrap();
+    let ini = ini.to_string_lossy();
+    let json = run(&["inventory", "-i", &ini, "--format", "json"]);
+    assert!(json.status.success(), "{json:?}");
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let host = &value["hosts"][0];
+    assert_eq!(host["name"], "web1");
+    assert_eq!(host["address"], "192.0.2.11");
+    assert_eq!(host["groups"], serde_json::json!(["web"]));
+    assert_eq!(
+        host["ssh"],
+        serde_json::json!({"user": "admin", "port": 2222})
+    );
+    assert_eq!(host["vars"]["greeting"], "hello web");
+    assert_eq!(host["vars"]["proxy"], "http://u:***@proxy.invalid");
+    let yaml = run(&["inventory", "-i", &ini]);
+    let text = String::from_utf8_lossy(&yaml.stdout);
+    assert!(
+        text.contains("- name: web1\n  address: 192.0.2.11\n"),
+        "{text}"
+    );
+
+    let bad = dir.path().join("bad.ini");
+    std::fs::write(&bad, "[web]\nh ansible_password=hunter2\n").unwrap();
+    let output = run(&["inventory", "-i", &bad.to_string_lossy()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr.contains("bad.ini: host `h`: ansible_password: not supported"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}

@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod audit;
+pub mod inventory;
 pub mod lab;
 pub mod ping;
 pub mod pki;

@@ -255,6 +255,54 @@ pub(crate) fn masked(value: serde_json::Value) -> serde_json::Value {
     }
 }
 
+/// `dockhand inventory`: each host as dockhand understood it, in its own
+/// inventory's terms (YAML), or as JSON.
+pub fn inventory(hosts: &[crate::core::input::inventory::Host], json: bool) {
+    let hosts: Vec<serde_json::Value> = hosts
+        .iter()
+        .map(|host| {
+            let ssh = &host.ssh;
+            let mut settings = serde_json::Map::new();
+            let mut set = |key: &str, value: Option<serde_json::Value>| {
+                if let Some(value) = value {
+                    settings.insert(key.into(), value);
+                }
+            };
+            set("user", ssh.user.clone().map(Into::into));
+            set("port", ssh.port.map(Into::into));
+            set(
+                "identity_file",
+                ssh.identity_file
+                    .as_ref()
+                    .map(|p| p.display().to_string().into()),
+            );
+            set(
+                "known_hosts",
+                ssh.known_hosts
+                    .as_ref()
+                    .map(|p| p.display().to_string().into()),
+            );
+            set("become", ssh.become_root.map(Into::into));
+            set("jump", ssh.jump.clone().map(Into::into));
+            set("connect_timeout", ssh.connect_timeout.map(Into::into));
+            serde_json::json!({
+                "name": host.name,
+                "address": host.address,
+                "groups": host.groups,
+                "ssh": settings,
+                "vars": host.vars,
+            })
+        })
+        .collect();
+    let document = masked(serde_json::json!({ "hosts": hosts }));
+    let text = if json {
+        serde_json::to_string_pretty(&document).expect("inventory serialises") + "\n"
+    } else {
+        serde_yaml::to_string(&document).expect("inventory serialises")
+    };
+    raw_stdout(&text);
+}
+
 /// The line `pki client` prints for users to `eval`: every value quoted,
 /// so no byte of an inventory or a path can run anything.
 pub fn docker_exports(docker_host: Option<&str>, bundle: &std::path::Path) {
