@@ -38,7 +38,11 @@ impl Targets {
             },
             None => String::new(),
         };
-        Ok(Targets::new(home, SshConfig::parse(&text)))
+        let include = |pattern: &str| included_files(pattern, home.as_deref());
+        Ok(Targets::new(
+            home.clone(),
+            SshConfig::parse_with(&text, &include),
+        ))
     }
 
     pub fn new(home: Option<PathBuf>, ssh_config: SshConfig) -> Targets {
@@ -184,6 +188,44 @@ pub fn parse_jump(
     Ok((user, name.to_string(), port))
 }
 
+/// The texts of the files an ssh_config `Include` pattern names, in name
+/// order: `~` is the home, and the last component may hold `*`, `?` and
+/// `[…]` globs, as OpenSSH's glob(3) takes them. Files that cannot be read
+/// are passed over, as OpenSSH passes over a pattern that matches nothing.
+fn included_files(pattern: &str, home: Option<&Path>) -> Vec<String> {
+    let path = crate::core::input::inventory::expand_home(Path::new(pattern), home);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let Ok(glob) = globset::GlobBuilder::new(&name.to_string_lossy())
+        .literal_separator(true)
+        .build()
+    else {
+        return Vec::new();
+    };
+    let matcher = glob.compile_matcher();
+    let mut names: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().is_some_and(|n| matcher.is_match(n)))
+            // glob(3): a wildcard never matches a leading dot.
+            .filter(|p| {
+                name.to_string_lossy().starts_with('.')
+                    || !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .filter(|p| p.is_file())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect()
+}
+
 /// The user's home, where `~` in an inventory and ssh_config points.
 pub(super) fn home_dir() -> Option<PathBuf> {
     std::env::var_os("HOME")
@@ -280,5 +322,93 @@ mod tests {
                 .contains("web1: jump host \"x:y\": bad port"),
             "{err}"
         );
+    }
+
+    /// What dockhand makes of a corpus of ssh_configs with `Include`s
+    /// (globs, nested, inside a Host block, after which the including
+    /// block goes on) is what `ssh -G` makes of them, name by name.
+    #[test]
+    fn included_configs_resolve_as_ssh_g_resolves_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name).display().to_string();
+        std::fs::create_dir(dir.path().join("conf.d")).unwrap();
+        let files = [
+            (
+                "config",
+                format!(
+                    "Include {conf}/*.conf\nHost web*\n  Include {web}\n  Port 2200\nHost *\n  User fallback\n",
+                    conf = at("conf.d"),
+                    web = at("web.inc")
+                ),
+            ),
+            (
+                "conf.d/10-alias.conf",
+                "Host alias\n  HostName 192.0.2.50\n  User aliased\n  IdentityFile /keys/alias\n"
+                    .into(),
+            ),
+            (
+                "conf.d/20-nested.conf",
+                format!("Include {}\nHost db?\n  Port 5432\n", at("nested.inc")),
+            ),
+            ("conf.d/.hidden.conf", "Host alias\n  User hidden\n".into()),
+            (
+                "nested.inc",
+                "Host db1\n  HostName db1.internal\n  ProxyJump jump@bastion\n".into(),
+            ),
+            (
+                "web.inc",
+                "User webuser\nHost web1\n  HostName web1.internal\n".into(),
+            ),
+        ];
+        for (name, text) in &files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let main = std::fs::read_to_string(dir.path().join("config")).unwrap();
+        let config = SshConfig::parse_with(&main, &|p: &str| included_files(p, None));
+        for name in ["alias", "db1", "db2", "web1", "web2", "other"] {
+            let output = std::process::Command::new("ssh")
+                .args(["-G", "-F"])
+                .arg(dir.path().join("config"))
+                .arg(name)
+                .output()
+                .expect("ssh (scripts/setup-machine installs openssh-client)");
+            assert!(output.status.success(), "{output:?}");
+            let text = String::from_utf8_lossy(&output.stdout).into_owned();
+            let first = |key: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{key} ")))
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let ours = config.resolve(name);
+            assert_eq!(
+                ours.host_name.unwrap_or(name.into()),
+                first("hostname"),
+                "{name}: hostname"
+            );
+            assert_eq!(
+                ours.port.unwrap_or(22).to_string(),
+                first("port"),
+                "{name}: port"
+            );
+            if let Some(user) = &ours.user {
+                assert_eq!(user, &first("user"), "{name}: user");
+            }
+            assert_eq!(
+                ours.proxy_jump.unwrap_or_default(),
+                first("proxyjump"),
+                "{name}: proxyjump"
+            );
+            if let Some(identity) = ours.identity_files.first() {
+                assert_eq!(identity, &first("identityfile"), "{name}: identityfile");
+            }
+        }
+        let alias = config.resolve("alias");
+        assert_eq!(
+            (alias.host_name.as_deref(), alias.user.as_deref()),
+            (Some("192.0.2.50"), Some("aliased"))
+        );
+        assert_eq!(config.resolve("web2").user.as_deref(), Some("webuser"));
+        assert_eq!(config.resolve("other").user.as_deref(), Some("fallback"));
     }
 }

@@ -3,9 +3,10 @@
 //! keywords HostName, User, Port, IdentityFile, ProxyJump,
 //! UserKnownHostsFile, StrictHostKeyChecking, HostKeyAlias and
 //! ConnectTimeout. As in ssh, the first value obtained for a keyword wins
-//! (IdentityFile accumulates). `Match` blocks cannot be evaluated without
-//! running commands, so their contents are skipped; `Include` is not
-//! followed. Pure: the caller reads the file.
+//! (IdentityFile accumulates). `Include` is followed (globs, `~`, paths
+//! relative to `~/.ssh`), as OpenSSH follows it; `Match` blocks are not
+//! evaluated yet and their contents are skipped. Pure: the caller reads
+//! the files.
 
 /// Settings for one host, as ssh would resolve them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,10 +24,15 @@ pub struct HostSettings {
 
 #[derive(Debug, Clone)]
 struct Block {
-    /// None for `Match` blocks, which are never applied.
-    patterns: Option<Vec<String>>,
+    /// Every pattern list that must match (an `Include`d file's `Host`
+    /// blocks are under the block that included it); None for `Match`
+    /// blocks, which are never applied.
+    conditions: Option<Vec<Vec<String>>>,
     options: Vec<(String, String)>,
 }
+
+/// How deep `Include`s may nest, as in OpenSSH.
+const INCLUDE_DEPTH: usize = 16;
 
 /// A parsed configuration.
 #[derive(Debug, Clone, Default)]
@@ -34,37 +40,24 @@ pub struct SshConfig {
     blocks: Vec<Block>,
 }
 
+/// The texts of the files an `Include` names: given its pattern (`~/…`
+/// or absolute; a relative one has been put under `~/.ssh/`), the files
+/// that match it, in name order. The engine reads them; tests give text.
+pub type Include<'a> = &'a dyn Fn(&str) -> Vec<String>;
+
 impl SshConfig {
+    /// A configuration that includes nothing.
     pub fn parse(text: &str) -> SshConfig {
-        // Options before the first Host line apply to every host.
-        let mut blocks = vec![Block {
-            patterns: Some(vec!["*".into()]),
-            options: Vec::new(),
-        }];
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let Some((keyword, value)) = split_keyword(line) else {
-                continue;
-            };
-            match keyword.as_str() {
-                "host" => blocks.push(Block {
-                    patterns: Some(words(&value)),
-                    options: Vec::new(),
-                }),
-                "match" => blocks.push(Block {
-                    patterns: None,
-                    options: Vec::new(),
-                }),
-                _ => blocks
-                    .last_mut()
-                    .expect("one block at least")
-                    .options
-                    .push((keyword, value)),
-            }
-        }
+        SshConfig::parse_with(text, &|_| Vec::new())
+    }
+
+    /// A configuration whose `Include`s are read with `include`: an
+    /// included file's lines apply where the `Include` stands (only when
+    /// the block around it matches), its own `Host` lines narrow that, and
+    /// after it the including block goes on.
+    pub fn parse_with(text: &str, include: Include) -> SshConfig {
+        let mut blocks = Vec::new();
+        parse_into(&mut blocks, text, &[], include, 0);
         SshConfig { blocks }
     }
 
@@ -72,10 +65,13 @@ impl SshConfig {
     pub fn resolve(&self, name: &str) -> HostSettings {
         let mut out = HostSettings::default();
         for block in &self.blocks {
-            let Some(patterns) = &block.patterns else {
+            let Some(conditions) = &block.conditions else {
                 continue;
             };
-            if !host_matches(patterns, name) {
+            if !conditions
+                .iter()
+                .all(|patterns| host_matches(patterns, name))
+            {
                 continue;
             }
             for (keyword, value) in &block.options {
@@ -106,6 +102,76 @@ impl SshConfig {
             }
         }
         out
+    }
+}
+
+/// Parses `text` into blocks under `outer` (the conditions of the block
+/// that included it; none at the top).
+fn parse_into(
+    blocks: &mut Vec<Block>,
+    text: &str,
+    outer: &[Vec<String>],
+    include: Include,
+    depth: usize,
+) {
+    // Lines before the first Host line apply wherever the file applies.
+    let mut current = Some(outer.to_vec());
+    blocks.push(Block {
+        conditions: current.clone(),
+        options: Vec::new(),
+    });
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((keyword, value)) = split_keyword(line) else {
+            continue;
+        };
+        match keyword.as_str() {
+            "host" => {
+                let mut conditions = outer.to_vec();
+                conditions.push(words(&value));
+                current = Some(conditions);
+                blocks.push(Block {
+                    conditions: current.clone(),
+                    options: Vec::new(),
+                });
+            }
+            "match" => {
+                current = None;
+                blocks.push(Block {
+                    conditions: None,
+                    options: Vec::new(),
+                });
+            }
+            "include" => {
+                // Inside a block that never applies (a Match), nothing in
+                // the included files can apply either.
+                if let Some(conditions) = current.clone().filter(|_| depth < INCLUDE_DEPTH) {
+                    for pattern in words(&value) {
+                        let pattern = if pattern.starts_with('/') || pattern.starts_with("~/") {
+                            pattern
+                        } else {
+                            format!("~/.ssh/{pattern}")
+                        };
+                        for text in include(&pattern) {
+                            parse_into(blocks, &text, &conditions, include, depth + 1);
+                        }
+                    }
+                }
+                // After it, the including block goes on.
+                blocks.push(Block {
+                    conditions: current.clone(),
+                    options: Vec::new(),
+                });
+            }
+            _ => blocks
+                .last_mut()
+                .expect("one block at least")
+                .options
+                .push((keyword, value)),
+        }
     }
 }
 
@@ -250,5 +316,41 @@ Host *
             (x.port, x.host_name.as_deref()),
             (None, Some("quoted.example"))
         );
+    }
+
+    #[test]
+    fn includes_apply_where_they_stand() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        let include = |pattern: &str| -> Vec<String> {
+            asked.borrow_mut().push(pattern.to_string());
+            match pattern {
+                "~/.ssh/conf.d/*" => vec![
+                    "Host alias\n  HostName 192.0.2.9\n".into(),
+                    "Port 2000\n".into(),
+                ],
+                "/etc/ssh/web.inc" => vec!["User web\n".into()],
+                _ => vec!["User never\n".into()],
+            }
+        };
+        let config = SshConfig::parse_with(
+            "Include conf.d/*\nHost web*\n  Include /etc/ssh/web.inc\n  Port 80\nMatch all\n  Include /never\nHost *\n  User x\n",
+            &include,
+        );
+        // Each included file starts where the Include stands (here: every
+        // host), whatever the file before it opened.
+        let alias = config.resolve("alias");
+        assert_eq!(
+            (
+                alias.host_name.as_deref(),
+                alias.port,
+                alias.user.as_deref()
+            ),
+            (Some("192.0.2.9"), Some(2000), Some("x"))
+        );
+        let web = config.resolve("web1");
+        assert_eq!((web.user.as_deref(), web.port), (Some("web"), Some(2000)));
+        assert_eq!(config.resolve("db").user.as_deref(), Some("x"));
+        // Relative paths are under ~/.ssh; nothing under a Match is read.
+        assert_eq!(*asked.borrow(), ["~/.ssh/conf.d/*", "/etc/ssh/web.inc"]);
     }
 }

@@ -1,0 +1,56 @@
+//! End to end: `~/.ssh/config` as OpenSSH reads it. A lab host reachable
+//! only through an alias defined in a file that `~/.ssh/config`
+//! `Include`s (by a relative glob): the alias's HostName, User,
+//! IdentityFile and UserKnownHostsFile are what `dockhand ping` uses, and
+//! OpenSSH's own `ssh -G` resolves the alias the same way.
+
+mod common;
+
+use common::{Release, TestLab, expect_exit};
+
+#[test]
+fn a_host_reached_only_through_an_included_alias_answers_ping() {
+    let lab = TestLab::fresh("included", 1, Release::Bookworm);
+    let address = lab.record("included-01").address.to_string();
+    let home = tempfile::tempdir().unwrap();
+    let ssh = home.path().join(".ssh");
+    std::fs::create_dir_all(ssh.join("config.d")).unwrap();
+    std::fs::write(ssh.join("config"), "Include config.d/*.conf\n").unwrap();
+    std::fs::write(
+        ssh.join("config.d/lab.conf"),
+        format!(
+            "Host labalias\n  HostName {address}\n  User root\n  IdentityFile {}\n  UserKnownHostsFile {}\n",
+            lab.paths().key().display(),
+            lab.paths().known_hosts().display()
+        ),
+    )
+    .unwrap();
+    let inventory = home.path().join("inventory.yaml");
+    std::fs::write(&inventory, "hosts:\n  lab: { address: labalias }\n").unwrap();
+    let output = lab.dockhand_with(
+        &["ping", "-i", &inventory.to_string_lossy()],
+        &[("HOME", home.path().as_os_str())],
+    );
+    let stdout = expect_exit(output, 0);
+    assert!(stdout.contains("user=root"), "{stdout}");
+    // OpenSSH agrees on where the alias leads (its `~` is the account's
+    // home, not $HOME: the same Include, made absolute).
+    let absolute = home.path().join("config.abs");
+    std::fs::write(
+        &absolute,
+        format!("Include {}/config.d/*.conf\n", ssh.display()),
+    )
+    .unwrap();
+    let resolved = std::process::Command::new("ssh")
+        .args(["-G", "-F"])
+        .arg(&absolute)
+        .arg("labalias")
+        .output()
+        .unwrap();
+    let resolved = String::from_utf8_lossy(&resolved.stdout);
+    assert!(
+        resolved.contains(&format!("hostname {address}\n")),
+        "{resolved}"
+    );
+    common::assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}
