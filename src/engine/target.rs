@@ -30,19 +30,22 @@ impl Targets {
             Some(path) => Some(PathBuf::from(path)),
             None => home.as_ref().map(|h| h.join(".ssh/config")),
         };
-        let text = match path {
-            Some(path) => match std::fs::read_to_string(&path) {
+        let text = match &path {
+            Some(path) => match std::fs::read_to_string(path) {
                 Ok(text) => text,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-                Err(e) => return Err(Error::file(&path, e)),
+                Err(e) => return Err(Error::file(path, e)),
             },
             None => String::new(),
         };
         let include = |pattern: &str| included_files(pattern, home.as_deref());
-        Ok(Targets::new(
-            home.clone(),
-            SshConfig::parse_with(&text, &include),
-        ))
+        let mut config = SshConfig::parse_with(&text, &include);
+        if let Some(error) = config.errors.first() {
+            let file = path.unwrap_or_default();
+            return Err(Error::file(&file, format!("ssh_config: {error}")));
+        }
+        config.local_user = local_user();
+        Ok(Targets::new(home.clone(), config))
     }
 
     pub fn new(home: Option<PathBuf>, ssh_config: SshConfig) -> Targets {
@@ -226,6 +229,20 @@ fn included_files(pattern: &str, home: Option<&Path>) -> Vec<String> {
         .collect()
 }
 
+/// The account running dockhand (`Match localuser` in ssh_config).
+fn local_user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            if rustix::process::getuid().is_root() {
+                "root".into()
+            } else {
+                rustix::process::getuid().as_raw().to_string()
+            }
+        })
+}
+
 /// The user's home, where `~` in an inventory and ssh_config points.
 pub(super) fn home_dir() -> Option<PathBuf> {
     std::env::var_os("HOME")
@@ -336,7 +353,11 @@ mod tests {
             (
                 "config",
                 format!(
-                    "Include {conf}/*.conf\nHost web*\n  Include {web}\n  Port 2200\nHost *\n  User fallback\n",
+                    "Include {conf}/*.conf\nHost web*\n  Include {web}\n  Port 2200\n\
+                     Match originalhost alias2\n  HostName 192.0.2.51\n\
+                     Match host *.internal user root\n  Port 2022\n\
+                     Match localuser root host db* !originalhost db2\n  User dbadmin\n\
+                     Host *\n  User fallback\n",
                     conf = at("conf.d"),
                     web = at("web.inc")
                 ),
@@ -364,8 +385,19 @@ mod tests {
             std::fs::write(dir.path().join(name), text).unwrap();
         }
         let main = std::fs::read_to_string(dir.path().join("config")).unwrap();
-        let config = SshConfig::parse_with(&main, &|p: &str| included_files(p, None));
-        for name in ["alias", "db1", "db2", "web1", "web2", "other"] {
+        let mut config = SshConfig::parse_with(&main, &|p: &str| included_files(p, None));
+        assert!(config.errors.is_empty(), "{:?}", config.errors);
+        config.local_user = local_user();
+        for name in [
+            "alias",
+            "alias2",
+            "db1",
+            "db2",
+            "web1",
+            "web2",
+            "other",
+            "x.internal",
+        ] {
             let output = std::process::Command::new("ssh")
                 .args(["-G", "-F"])
                 .arg(dir.path().join("config"))

@@ -4,9 +4,12 @@
 //! UserKnownHostsFile, StrictHostKeyChecking, HostKeyAlias and
 //! ConnectTimeout. As in ssh, the first value obtained for a keyword wins
 //! (IdentityFile accumulates). `Include` is followed (globs, `~`, paths
-//! relative to `~/.ssh`), as OpenSSH follows it; `Match` blocks are not
-//! evaluated yet and their contents are skipped. Pure: the caller reads
-//! the files.
+//! relative to `~/.ssh`), as OpenSSH follows it. `Match` is evaluated with
+//! `all`, `host`, `originalhost`, `user`, `localuser`, `canonical` (never
+//! true: dockhand does not canonicalize) and `final` (this one pass), each
+//! negatable; `Match exec` and other criteria are errors, since dockhand
+//! runs no command from ssh_config (an `Include` under a `Match` is not
+//! read). Pure: the caller reads the files and names the local user.
 
 /// Settings for one host, as ssh would resolve them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,7 +31,32 @@ struct Block {
     /// blocks are under the block that included it); None for `Match`
     /// blocks, which are never applied.
     conditions: Option<Vec<Vec<String>>>,
+    /// A `Match` block's criteria, all of which must hold.
+    criteria: Vec<Criterion>,
     options: Vec<(String, String)>,
+}
+
+/// One criterion of a `Match` line, possibly negated (`!`).
+#[derive(Debug, Clone)]
+struct Criterion {
+    negated: bool,
+    test: Test,
+}
+
+#[derive(Debug, Clone)]
+enum Test {
+    All,
+    /// The host after HostName, as set so far.
+    Host(Vec<String>),
+    /// The name as given.
+    OriginalHost(Vec<String>),
+    /// The remote user as set so far (else the local one).
+    User(Vec<String>),
+    LocalUser(Vec<String>),
+    /// Only during hostname canonicalization, which dockhand does not do.
+    Canonical,
+    /// The final pass, taken as this one.
+    Final,
 }
 
 /// How deep `Include`s may nest, as in OpenSSH.
@@ -38,6 +66,12 @@ const INCLUDE_DEPTH: usize = 16;
 #[derive(Debug, Clone, Default)]
 pub struct SshConfig {
     blocks: Vec<Block>,
+    /// What could not be taken (`Match exec` and other criteria dockhand
+    /// does not evaluate): the caller refuses the file with them.
+    pub errors: Vec<String>,
+    /// The local account, for `Match user` (when no User is set yet) and
+    /// `Match localuser`; the engine says who runs it.
+    pub local_user: String,
 }
 
 /// The texts of the files an `Include` names: given its pattern (`~/…`
@@ -56,9 +90,9 @@ impl SshConfig {
     /// the block around it matches), its own `Host` lines narrow that, and
     /// after it the including block goes on.
     pub fn parse_with(text: &str, include: Include) -> SshConfig {
-        let mut blocks = Vec::new();
-        parse_into(&mut blocks, text, &[], include, 0);
-        SshConfig { blocks }
+        let mut config = SshConfig::default();
+        parse_into(&mut config, text, &[], include, 0);
+        config
     }
 
     /// The settings ssh would use for `ssh NAME`.
@@ -71,6 +105,10 @@ impl SshConfig {
             if !conditions
                 .iter()
                 .all(|patterns| host_matches(patterns, name))
+                || !block
+                    .criteria
+                    .iter()
+                    .all(|c| c.holds(name, &out, &self.local_user))
             {
                 continue;
             }
@@ -108,19 +146,22 @@ impl SshConfig {
 /// Parses `text` into blocks under `outer` (the conditions of the block
 /// that included it; none at the top).
 fn parse_into(
-    blocks: &mut Vec<Block>,
+    config: &mut SshConfig,
     text: &str,
     outer: &[Vec<String>],
     include: Include,
     depth: usize,
 ) {
+    let blocks = &mut config.blocks;
     // Lines before the first Host line apply wherever the file applies.
     let mut current = Some(outer.to_vec());
     blocks.push(Block {
         conditions: current.clone(),
+        criteria: Vec::new(),
         options: Vec::new(),
     });
     for line in text.lines() {
+        let blocks = &mut config.blocks;
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -135,13 +176,23 @@ fn parse_into(
                 current = Some(conditions);
                 blocks.push(Block {
                     conditions: current.clone(),
+                    criteria: Vec::new(),
                     options: Vec::new(),
                 });
             }
             "match" => {
+                // Includes under a Match are not read (`current` None).
                 current = None;
-                blocks.push(Block {
-                    conditions: None,
+                let (conditions, criteria) = match criteria(&value) {
+                    Ok(criteria) => (Some(outer.to_vec()), criteria),
+                    Err(e) => {
+                        config.errors.push(format!("`{line}`: {e}"));
+                        (None, Vec::new())
+                    }
+                };
+                config.blocks.push(Block {
+                    conditions,
+                    criteria,
                     options: Vec::new(),
                 });
             }
@@ -156,13 +207,14 @@ fn parse_into(
                             format!("~/.ssh/{pattern}")
                         };
                         for text in include(&pattern) {
-                            parse_into(blocks, &text, &conditions, include, depth + 1);
+                            parse_into(config, &text, &conditions, include, depth + 1);
                         }
                     }
                 }
                 // After it, the including block goes on.
-                blocks.push(Block {
+                config.blocks.push(Block {
                     conditions: current.clone(),
+                    criteria: Vec::new(),
                     options: Vec::new(),
                 });
             }
@@ -172,6 +224,62 @@ fn parse_into(
                 .options
                 .push((keyword, value)),
         }
+    }
+}
+
+/// A `Match` line's criteria.
+fn criteria(value: &str) -> Result<Vec<Criterion>, String> {
+    let words = words(value);
+    let mut out = Vec::new();
+    let mut words = words.iter();
+    while let Some(word) = words.next() {
+        let (negated, keyword) = match word.strip_prefix('!') {
+            Some(rest) => (true, rest.to_ascii_lowercase()),
+            None => (false, word.to_ascii_lowercase()),
+        };
+        let mut list = |what: &str| -> Result<Vec<String>, String> {
+            let patterns = words
+                .next()
+                .ok_or_else(|| format!("`{what}` needs patterns"))?;
+            Ok(patterns.split(',').map(str::to_string).collect())
+        };
+        let test = match keyword.as_str() {
+            "all" => Test::All,
+            "canonical" => Test::Canonical,
+            "final" => Test::Final,
+            "host" => Test::Host(list("host")?),
+            "originalhost" => Test::OriginalHost(list("originalhost")?),
+            "user" => Test::User(list("user")?),
+            "localuser" => Test::LocalUser(list("localuser")?),
+            "exec" => {
+                return Err(
+                    "Match exec is not supported: dockhand does not run commands from ssh_config"
+                        .into(),
+                );
+            }
+            other => return Err(format!("Match {other} is not supported")),
+        };
+        out.push(Criterion { negated, test });
+    }
+    Ok(out)
+}
+
+impl Criterion {
+    fn holds(&self, name: &str, so_far: &HostSettings, local: &str) -> bool {
+        let held = match &self.test {
+            Test::All | Test::Final => true,
+            Test::Canonical => false,
+            Test::Host(patterns) => {
+                host_matches(patterns, so_far.host_name.as_deref().unwrap_or(name))
+            }
+            Test::OriginalHost(patterns) => host_matches(patterns, name),
+            Test::User(patterns) => match &so_far.user {
+                Some(user) => host_matches(patterns, user),
+                None => host_matches(patterns, local),
+            },
+            Test::LocalUser(patterns) => host_matches(patterns, local),
+        };
+        held != self.negated
     }
 }
 
@@ -352,5 +460,34 @@ Host *
         assert_eq!(config.resolve("db").user.as_deref(), Some("x"));
         // Relative paths are under ~/.ssh; nothing under a Match is read.
         assert_eq!(*asked.borrow(), ["~/.ssh/conf.d/*", "/etc/ssh/web.inc"]);
+    }
+
+    #[test]
+    fn match_exec_and_unknown_criteria_are_refused() {
+        for (line, wanted) in [
+            (
+                "Match exec \"true\"",
+                "Match exec is not supported: dockhand does not run commands",
+            ),
+            ("Match tagged x", "Match tagged is not supported"),
+            ("Match host", "`host` needs patterns"),
+        ] {
+            let config = SshConfig::parse(&format!("{line}\n  User x\n"));
+            assert!(
+                config.errors[0].contains(wanted),
+                "{line}: {:?}",
+                config.errors
+            );
+            assert_eq!(config.resolve("any").user, None, "{line}");
+        }
+        let config = SshConfig {
+            local_user: "alice".into(),
+            ..SshConfig::parse(
+                "Match !localuser bob host web*\n  User deploy\nMatch all\n  Port 2\n",
+            )
+        };
+        assert_eq!(config.resolve("web1").user.as_deref(), Some("deploy"));
+        assert_eq!(config.resolve("db1").user, None);
+        assert_eq!(config.resolve("db1").port, Some(2));
     }
 }
