@@ -326,7 +326,10 @@ const REFUSED: &[(&str, &str)] = &[
     ("ansible_scp_extra_args", "dockhand does not use scp"),
     ("ansible_become_method", "dockhand becomes root with sudo"),
     ("ansible_become_exe", "dockhand becomes root with sudo"),
-    ("ansible_become_flags", "dockhand becomes root with sudo -n"),
+    (
+        "ansible_become_flags",
+        "dockhand chooses sudo's flags itself",
+    ),
     ("ansible_ssh_executable", "dockhand has its own SSH client"),
 ];
 

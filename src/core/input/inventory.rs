@@ -158,28 +158,10 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// Parses `text`, read from `file` (named in errors). `home` expands a
-    /// leading `~/` in paths.
-    pub fn parse(file: &Path, text: &str, home: Option<&Path>) -> Result<Inventory> {
-        use super::ansible;
-        let first = text
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
-            .unwrap_or("");
-        // The format is told from the content: a dynamic inventory's JSON,
-        // Ansible's INI, Ansible's YAML, or dockhand's own.
-        if first.starts_with('{') {
-            return ansible::from_json(file, text)?.resolve(file, home);
-        }
-        if first.starts_with('[') || (first.contains('=') && !first.contains(": ")) {
-            return ansible::from_ini(file, text)?.resolve(file, home);
-        }
-        let document: serde_yaml::Value =
-            serde_yaml::from_str(text).map_err(|e| crate::core::yaml_error(file, &e))?;
-        if ansible::is_ansible_yaml(&document) {
-            return ansible::from_yaml(file, &document)?.resolve(file, home);
-        }
+    /// Parses dockhand's own form of `text`, read from `file` (named in
+    /// errors). `home` expands a leading `~/` in paths. `Inventory::parse`
+    /// (in `formats`) takes every form.
+    pub fn parse_own(file: &Path, text: &str, home: Option<&Path>) -> Result<Inventory> {
         let raw: InventoryFile =
             serde_yaml::from_str(text).map_err(|e| crate::core::yaml_error(file, &e))?;
         let semantic = |message: String| Error::Input {

@@ -5,6 +5,7 @@
 
 pub mod ansible;
 pub mod fields;
+mod formats;
 pub mod inventory;
 pub mod limit;
 pub mod playbook;
