@@ -22,11 +22,35 @@ impl Inventory {
         if first.starts_with('[') || (first.contains('=') && !first.contains(": ")) {
             return ansible::from_ini(file, text)?.resolve(file, home);
         }
-        let document: serde_yaml::Value =
-            serde_yaml::from_str(text).map_err(|e| crate::core::yaml_error(file, &e))?;
-        if ansible::is_ansible_yaml(&document) {
-            return ansible::from_yaml(file, &document)?.resolve(file, home);
+        // A document that does not even parse is dockhand's own form's to
+        // report: its errors are the precise ones (a host named twice).
+        match serde_yaml::from_str::<serde_yaml::Value>(text) {
+            Ok(document) if ansible::is_ansible_yaml(&document) => {
+                ansible::from_yaml(file, &document)?.resolve(file, home)
+            }
+            _ => Inventory::parse_own(file, text, home),
         }
-        Inventory::parse_own(file, text, home)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Dockhand's own form keeps its precise errors, though every
+    /// document is looked at as YAML first.
+    #[test]
+    fn a_host_named_twice_is_named() {
+        let err = Inventory::parse(
+            Path::new("inv.yaml"),
+            "hosts:\n  web1: {}\n  web1: {}\n",
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("inv.yaml:2:3: hosts: `web1` appears twice"),
+            "{err}"
+        );
     }
 }
