@@ -117,12 +117,7 @@ async fn prepare_with<C: Connector>(
     let paths = roles::paths(playbook);
     let session = connect(connector, job, run).await?;
     if lock {
-        let mut dirs: Vec<String> = paths
-            .iter()
-            .map(|(path, _)| crate::core::parent_dir(path).to_string())
-            .collect();
-        dirs.sort();
-        dirs.dedup();
+        let dirs = remote::managed_dirs(&paths);
         let locked = run
             .step(
                 Phase::Locking,

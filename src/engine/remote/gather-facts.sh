@@ -49,7 +49,7 @@ if [ -z "$dockerd_packaged" ] && [ -n "$dockerd_bin" ] && dockerd --help 2>/dev/
 for t in @TRANSIENT@/dockhand-sshd-revert-*.timer; do [ -e "$t" ] && { u=${t##*/}; printf 'armed_switch %s\n' "${u%.timer}"; }; done
 set -- @DIRS@
 for d in "$@"; do
-  for f in "$d"/.*.dockhand-new-* "$d"/.dockhand-new-* "$d"/.*.dockhand-backup*; do [ -e "$f" ] && printf 'leftover %s\n' "$f"; done
+  for f in @LEFTOVERS@; do [ -e "$f" ] && printf 'leftover %s\n' "$f"; done
 done
 set -- /var/lib/docker/containers/*; [ -e "$1" ] && printf 'default_root_containers %s\n' $#
 holds=

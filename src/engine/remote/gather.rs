@@ -37,6 +37,18 @@ const DOCKER_PY: &str = include_str!("docker.py");
 
 const SET_DOCKER_PY: &str = "DOCKER_PY=@DOCKER_PY@\n";
 
+/// The directories of the managed paths, where an interrupted run leaves
+/// its temps and backups: the gather reports them, the lock settles them.
+pub fn managed_dirs(paths: &[(String, bool)]) -> Vec<String> {
+    let mut dirs: Vec<String> = paths
+        .iter()
+        .map(|(path, _)| super::parent(path).to_string())
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
 /// The gather for these paths (`true`: secret, never shown). Not strict:
 /// a host's odd answer is reported, not a reason to stop.
 pub fn gather(paths: &[(String, bool)], layout: &Layout) -> Script {
@@ -67,18 +79,14 @@ pub fn gather(paths: &[(String, bool)], layout: &Layout) -> Script {
         );
     }
     text += &fill(SET_DOCKER_PY, &[("DOCKER_PY", &quote(DOCKER_PY))]);
-    let mut dirs: Vec<String> = paths
-        .iter()
-        .map(|(path, _)| quote(super::parent(path)))
-        .collect();
-    dirs.sort();
-    dirs.dedup();
+    let dirs: Vec<String> = managed_dirs(paths).iter().map(|d| quote(d)).collect();
     text += &fill(
         FACTS,
         &[
             ("PENDING", &quote(&layout.pending_handlers())),
             ("TRANSIENT", &quote(super::TRANSIENT_UNITS)),
             ("DIRS", &dirs.join(" ")),
+            ("LEFTOVERS", &super::restore::leftovers_in_d()),
         ],
     );
     Script::on_stdin(Kind::Gather, text)

@@ -22,7 +22,7 @@
 //!
 //! Globs and builtins where nothing is left: a no-op pays no fork for it.
 
-use super::restore::read_start_time;
+use super::restore::{leftovers_in_d, stop_commit};
 use super::{Kind, Layout, Script, fill, header, quote};
 
 /// How long an apply waits for another one to let go of the host (a run
@@ -52,8 +52,11 @@ pub fn lock(layout: &Layout, wait: u32, dirs: &[String], transient: &str) -> Scr
                 ("WAIT", &wait.to_string()),
                 ("BUSY", &BUSY.to_string()),
                 ("LOCK", &quote(&layout.host_lock())),
-                ("COMMIT_GROUP", &quote(&layout.commit_group())),
-                ("READ_NOW", &read_start_time("now")),
+                (
+                    "STOP_COMMIT",
+                    &stop_commit(layout, "; said=\"$said stopped=$g\""),
+                ),
+                ("LEFTOVERS", &leftovers_in_d()),
                 ("PENDING", &quote(&layout.pending_handlers())),
                 ("TRANSIENT", &quote(transient)),
                 (

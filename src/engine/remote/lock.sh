@@ -1,13 +1,7 @@
 mkdir -p -- @DIR@ && chmod 0700 @DIR@ && exec 9>> @LOCK@ && chmod 0600 @LOCK@ || exit 1
 flock -w @WAIT@ -E @BUSY@ 9 || exit $?
 said=
-group_file=@COMMIT_GROUP@
-if read -r g start < "$group_file" 2>/dev/null && [ "$g" -gt 1 ] 2>/dev/null \
-   && @READ_NOW@ && [ "$now" = "$start" ]; then
-  kill -TERM "-$g" 2>/dev/null; sleep 0.2; kill -KILL "-$g" 2>/dev/null; said="$said stopped=$g"
-fi
-rm -f -- "$group_file"
-for t in @TRANSIENT@/dockhand-sshd-revert-*.timer; do
+@STOP_COMMIT@for t in @TRANSIENT@/dockhand-sshd-revert-*.timer; do
   [ -e "$t" ] || continue
   u=${t##*/}; u=${u%.timer}
   if systemctl start "$u.service" >/dev/null 2>&1; then said="$said honoured=$u"; else said="$said failed=$u"; fi
@@ -29,7 +23,7 @@ if [ -f @PENDING@ ]; then
   done
 fi
 for d in "$@"; do
-  for f in "$d"/.*.dockhand-new-* "$d"/.dockhand-new-* "$d"/.*.dockhand-backup*; do
+  for f in @LEFTOVERS@; do
     [ -e "$f" ] && rm -f -- "$f" && said="$said removed=$f"
   done
 done

@@ -28,7 +28,7 @@ mod tests;
 use crate::core::parent_dir as parent;
 pub use crate::core::shell_quote as quote;
 pub use commit::{CommitOutcome, commit};
-pub use gather::{MAX_CONTENT_BYTES, gather};
+pub use gather::{MAX_CONTENT_BYTES, gather, managed_dirs};
 pub use handlers::START_DOCKER;
 pub use lock::{HOST_LOCK_WAIT, LockOutcome, Settled, TRANSIENT_UNITS, lock};
 pub use probe::{

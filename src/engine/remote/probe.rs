@@ -2,7 +2,7 @@
 //! `sshd -T` as verify reads it after a reload.
 
 use super::handlers::START_DOCKER;
-use super::{Carrier, Kind, Layout, Script, header};
+use super::{Carrier, Kind, Layout, Script, TAG, header};
 use crate::core::outcome::PingReply;
 
 /// Everything `ping` asks, in one round trip, as the login user. `sudo -n`
@@ -14,16 +14,19 @@ printf 'docker=%s\\n' \"$(systemctl is-active docker 2>/dev/null || true)\"
 const PING_SUDO: &str =
     "if sudo -n true 2>/dev/null; then echo sudo=ok; else echo sudo=refused; fi\n";
 
-pub fn ping(check_sudo: bool) -> Script {
-    let mut text = format!("# dockhand: {}\n{PING}", Kind::Ping.name());
-    if check_sudo {
-        text += PING_SUDO;
-    }
+/// A command the login shell runs as the login user, as any SSH client
+/// sends one: its first line names its kind.
+fn login_command(kind: Kind, body: &str) -> Script {
     Script {
-        kind: Kind::Ping,
-        text,
+        kind,
+        text: format!("{TAG}{}\n{body}", kind.name()),
         carrier: Carrier::Login,
     }
+}
+
+pub fn ping(check_sudo: bool) -> Script {
+    let sudo = if check_sudo { PING_SUDO } else { "" };
+    login_command(Kind::Ping, &format!("{PING}{sudo}"))
 }
 
 /// Reads a ping's answer.
@@ -44,11 +47,7 @@ pub fn ping_reply(text: &str, check_sudo: bool) -> PingReply {
 
 /// A fresh login: the change must not lock anyone out.
 pub fn login() -> Script {
-    Script {
-        kind: Kind::Login,
-        text: format!("# dockhand: {}\ntrue\n", Kind::Login.name()),
-        carrier: Carrier::Login,
-    }
+    login_command(Kind::Login, "true\n")
 }
 
 /// sshd's effective settings, as root.
@@ -61,33 +60,21 @@ pub fn sshd_settings(layout: &Layout) -> Script {
 
 /// Whether docker is active, and whether the boot is over.
 pub fn docker_state() -> Script {
-    Script {
-        kind: Kind::DockerState,
-        text: format!(
-            "# dockhand: {}\nsystemctl is-active docker; systemctl is-system-running\n",
-            Kind::DockerState.name()
-        ),
-        carrier: Carrier::Login,
-    }
+    login_command(
+        Kind::DockerState,
+        "systemctl is-active docker; systemctl is-system-running\n",
+    )
 }
 
 /// Starts docker as the restart handler does ([`START_DOCKER`]).
 pub fn start_docker() -> Script {
-    Script {
-        kind: Kind::StartDocker,
-        text: format!("# dockhand: {}\n{START_DOCKER}", Kind::StartDocker.name()),
-        carrier: Carrier::Login,
-    }
+    login_command(Kind::StartDocker, START_DOCKER)
 }
 
 /// docker's last words, for an error.
 pub fn docker_journal() -> Script {
-    Script {
-        kind: Kind::DockerJournal,
-        text: format!(
-            "# dockhand: {}\njournalctl -u docker.service -u docker.socket --no-pager -n 20\n",
-            Kind::DockerJournal.name()
-        ),
-        carrier: Carrier::Login,
-    }
+    login_command(
+        Kind::DockerJournal,
+        "journalctl -u docker.service -u docker.socket --no-pager -n 20\n",
+    )
 }

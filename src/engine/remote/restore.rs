@@ -7,7 +7,7 @@
 
 use super::handlers::handlers;
 use super::{Kind, Layout, Script, fill, header, quote};
-use crate::engine::work::{BACKUP_MARK, SshdSwitch, Work};
+use crate::engine::work::{BACKUP_MARK, SshdSwitch, TEMP_MARK, Work};
 
 const FINISH: &str = "@DISARM@@REMOVE_BACKUPS@printf 'ok finished\\n'\n";
 
@@ -15,14 +15,39 @@ const FINISH: &str = "@DISARM@@REMOVE_BACKUPS@printf 'ok finished\\n'\n";
 /// stopped first, so it cannot go on replacing files under the restore;
 /// its record names its process group and that process's start time, so a
 /// stale record never names another process.
-const RESTORE: &str = "group_file=@COMMIT_GROUP@
+const RESTORE: &str = "@STOP_COMMIT@@DISARM@@RESTORE@printf 'ok restored\\n'\n";
+
+/// Stops the commit on record if it still runs (its process group, when
+/// the process that leads it is the one recorded), then drops the record;
+/// `@STOPPED@` is what to do once it was stopped. The restore and the lock
+/// use it.
+const STOP_COMMIT: &str = "group_file=@COMMIT_GROUP@
 if read -r g start < \"$group_file\" 2>/dev/null && [ \"$g\" -gt 1 ] 2>/dev/null \\
    && @READ_NOW@ && [ \"$now\" = \"$start\" ]; then
-  kill -TERM \"-$g\" 2>/dev/null; sleep 0.2; kill -KILL \"-$g\" 2>/dev/null
+  kill -TERM \"-$g\" 2>/dev/null; sleep 0.2; kill -KILL \"-$g\" 2>/dev/null@STOPPED@
 fi
 rm -f -- \"$group_file\"
-@DISARM@@RESTORE@printf 'ok restored\\n'
 ";
+
+/// What an interrupted run can leave in a managed directory `$d`: temp
+/// files (a file's, or the live-restore interim) and backups. The gather
+/// and the lock look for the same.
+pub(super) fn leftovers_in_d() -> String {
+    format!("\"$d\"/.*{TEMP_MARK}* \"$d\"/{TEMP_MARK}* \"$d\"/.*{BACKUP_MARK}*")
+}
+
+/// The script lines that stop a commit still running; `stopped` runs after
+/// it was stopped.
+pub(super) fn stop_commit(layout: &Layout, stopped: &str) -> String {
+    fill(
+        STOP_COMMIT,
+        &[
+            ("COMMIT_GROUP", &quote(&layout.commit_group())),
+            ("READ_NOW", &read_start_time("now")),
+            ("STOPPED", stopped),
+        ],
+    )
+}
 
 const HANDLERS_AGAIN: &str = "handler_failed=0
 @HANDLERS@[ \"$handler_failed\" = 0 ] && rm -f -- @PENDING@
@@ -59,8 +84,7 @@ pub fn restore(work: &Work, layout: &Layout) -> Script {
         + &fill(
             RESTORE,
             &[
-                ("COMMIT_GROUP", &quote(&layout.commit_group())),
-                ("READ_NOW", &read_start_time("now")),
+                ("STOP_COMMIT", &stop_commit(layout, "")),
                 ("DISARM", &disarm(work.sshd_switch.as_ref())),
                 ("RESTORE", &restore_lines(work)),
             ],
