@@ -16,6 +16,7 @@ pub mod lab;
 pub mod pki;
 pub mod random;
 pub mod report;
+pub mod secret;
 pub mod transport;
 pub mod verify;
 

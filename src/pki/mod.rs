@@ -2,7 +2,9 @@
 //! workstation (the CA key never leaves it). Layout of the directory:
 //!
 //! ```text
-//! ca.pem  ca-key.pem                     the CA (key 0600)
+//! ca.pem  ca-key.pem                     the CA (key 0600; encrypted PKCS#8
+//!                                        after `pki init --encrypt` or
+//!                                        `pki import`)
 //! servers/HOST/cert.pem  key.pem         one per host (key 0600)
 //! clients/NAME/cert.pem  key.pem         client certificates (key 0600)
 //! ```
@@ -13,8 +15,12 @@
 //! never mix one CA's key with another's certificate; every key is checked
 //! to belong to its certificate; the directories are 0700.
 
+mod ca;
 pub mod context;
 mod issue;
+pub mod keys;
+
+pub use ca::{Imported, Initialized};
 
 pub use issue::{Issued, issue};
 
@@ -39,6 +45,11 @@ const BACKDATE_SECONDS: i64 = 300;
 pub struct PkiStore {
     dir: PathBuf,
     settings: PkiRole,
+    /// The CA key's passphrase, asked only when an encrypted key signs.
+    passphrase: crate::secret::SecretSource,
+    /// The CA key once decrypted, with the certificate it belongs to: a
+    /// run that issues 50 certificates derives the key once.
+    unsealed: std::sync::Mutex<Option<(Vec<u8>, keys::Pkcs8)>>,
 }
 
 /// The store's lock; released when dropped.
@@ -118,7 +129,18 @@ pub enum Outcome {
 
 impl PkiStore {
     pub fn new(dir: PathBuf, settings: PkiRole) -> PkiStore {
-        PkiStore { dir, settings }
+        PkiStore {
+            dir,
+            settings,
+            passphrase: ca::passphrase_source(None),
+            unsealed: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The same store, its passphrase from `source`.
+    pub fn with_passphrase(mut self, source: crate::secret::SecretSource) -> PkiStore {
+        self.passphrase = source;
+        self
     }
 
     /// The directory from, in order: `DOCKHAND_PKI_DIR`, the playbook's
@@ -192,9 +214,14 @@ impl PkiStore {
     /// next apply on; nothing it issues yet.
     pub fn rotate_start(&self) -> Result<()> {
         let _lock = self.lock()?;
-        self.ca()?.ok_or_else(|| {
+        let current = self.ca()?.ok_or_else(|| {
             Error::Usage("there is no CA to rotate: run `dockhand pki init`".into())
         })?;
+        if self.is_sealed() {
+            // The next CA's key is sealed with the passphrase that opens
+            // the current one.
+            self.signing_key(&current)?;
+        }
         if let Some(stage) = self.rotation() {
             return Err(Error::Usage(format!(
                 "a CA rotation is already {stage}: go on with `dockhand pki rotate {}`",
@@ -210,7 +237,7 @@ impl PkiStore {
             self.next_dir().join("ca-key.pem"),
         );
         let pair = self.new_ca()?;
-        write_pair(&cert, &key, &pair)
+        self.write_ca(&cert, &key, &pair, self.is_sealed())
     }
 
     /// `pki rotate switch`: the new CA becomes the one that issues; the old
@@ -285,6 +312,10 @@ impl PkiStore {
             (true, true) => {}
         }
         let pair = read_pair(&cert, &key)?.expect("both files exist");
+        if keys::is_encrypted(&pair.key_pem) {
+            // Checked against the certificate when it is opened to sign.
+            return Ok(Some(pair));
+        }
         key_matches(&pair).map_err(|reason| {
             Error::file(
                 &self.dir,
@@ -491,8 +522,7 @@ impl PkiStore {
             }
             Decision::Issue(reason) => reason,
         };
-        let ca_key = KeyPair::from_pem(&String::from_utf8_lossy(&ca.key_pem))
-            .map_err(|e| self.error("read the CA key", e))?;
+        let ca_key = self.signing_key(&ca)?;
         let issuer = Issuer::from_ca_cert_pem(&String::from_utf8_lossy(&ca.cert_pem), ca_key)
             .map_err(|e| self.error("read the CA certificate", e))?;
         let key = self.new_key()?;
@@ -678,7 +708,12 @@ fn private_dir(dir: &Path) -> Result<()> {
 fn key_matches(pair: &Pair) -> std::result::Result<(), String> {
     let key = KeyPair::from_pem(&String::from_utf8_lossy(&pair.key_pem))
         .map_err(|e| format!("the key cannot be read: {e}"))?;
-    let (_, block) = x509_parser::pem::parse_x509_pem(&pair.cert_pem)
+    key_pair_matches(&pair.cert_pem, &key)
+}
+
+/// Whether `key` is the certificate's key.
+fn key_pair_matches(cert_pem: &[u8], key: &KeyPair) -> std::result::Result<(), String> {
+    let (_, block) = x509_parser::pem::parse_x509_pem(cert_pem)
         .map_err(|e| format!("not a PEM certificate: {e}"))?;
     let cert = block
         .parse_x509()
