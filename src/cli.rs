@@ -28,6 +28,8 @@ enum Command {
         #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
         inventory: PathBuf,
         #[command(flatten)]
+        access: AccessArgs,
+        #[command(flatten)]
         run: RunArgs,
     },
     /// Print what dockhand understood of an inventory (dockhand's own,
@@ -71,6 +73,14 @@ enum Command {
         /// Do not show the plan and ask first (only asked on a terminal).
         #[arg(short = 'y', long)]
         yes: bool,
+        /// Replace the CA that a host trusts when it is not this store's
+        /// (every client that CA signed is cut off from the host).
+        #[arg(long)]
+        replace_ca: bool,
+        /// A file holding the CA key's passphrase, when it must sign
+        /// (else DOCKHAND_CA_PASSPHRASE, else a prompt on a terminal).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -97,6 +107,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = FormatArg::Human)]
         format: FormatArg,
         #[command(flatten)]
+        access: AccessArgs,
+        #[command(flatten)]
         run: RunArgs,
     },
     /// The local CA and client certificate bundles.
@@ -106,6 +118,10 @@ enum Command {
         /// Take the pki settings (dir, key type, validity) from this playbook.
         #[arg(long, short = 'p', global = true, value_name = "PLAYBOOK")]
         playbook: Option<PathBuf>,
+        /// A file holding the CA key's passphrase (else
+        /// DOCKHAND_CA_PASSPHRASE, else a prompt on a terminal).
+        #[arg(long, global = true, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
     },
     /// Print a shell completion script (bash, zsh or fish) on stdout, e.g.
     /// `dockhand completions bash > /etc/bash_completion.d/dockhand`.
@@ -156,6 +172,34 @@ struct SelectionArgs {
     /// Host names, group names and globs, comma-separated.
     #[arg(long, value_name = "PATTERN")]
     limit: Option<String>,
+    #[command(flatten)]
+    access: AccessArgs,
+}
+
+/// How hosts are reached and acted on: shared by every command that
+/// visits hosts.
+#[derive(Debug, clap::Args)]
+struct AccessArgs {
+    /// Read this ssh_config instead of ~/.ssh/config (as `ssh -F`).
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
+    /// Ask for the sudo password of hosts with `become` (once, on the terminal).
+    #[arg(short = 'K', long)]
+    ask_become_pass: bool,
+    /// A file holding the sudo password (else DOCKHAND_BECOME_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    become_password_file: Option<PathBuf>,
+}
+
+impl AccessArgs {
+    fn into_access(self, ca_passphrase_file: Option<PathBuf>) -> crate::engine::load::Access {
+        crate::engine::load::Access {
+            ssh_config: self.ssh_config,
+            ask_become_password: self.ask_become_pass,
+            become_password_file: self.become_password_file,
+            ca_passphrase_file,
+        }
+    }
 }
 
 /// How a command that visits hosts runs: shared by ping, plan, apply, verify.
@@ -208,6 +252,7 @@ impl From<SelectionArgs> for crate::engine::load::Selection {
             inventory: args.inventory,
             playbook: args.playbook,
             limit: args.limit,
+            access: args.access.into_access(None),
         }
     }
 }
@@ -236,7 +281,23 @@ impl From<FormatArg> for crate::report::Format {
 #[derive(Debug, Subcommand)]
 enum PkiAction {
     /// Create the CA if there is none.
-    Init,
+    Init {
+        /// Keep the CA key encrypted (PKCS#8, AES-256); a plain key that
+        /// exists is encrypted in place. Signing then needs the passphrase.
+        #[arg(long)]
+        encrypt: bool,
+    },
+    /// Adopt a CA made elsewhere (e.g. by hand with openssl, as the Docker
+    /// guide does) into an empty store, so every client it signed keeps
+    /// working. Its key is kept encrypted.
+    Import {
+        /// The CA certificate (PEM).
+        #[arg(long, value_name = "FILE")]
+        ca_cert: PathBuf,
+        /// The CA key: PKCS#8, SEC1 or PKCS#1 PEM, encrypted or not.
+        #[arg(long, value_name = "FILE")]
+        ca_key: PathBuf,
+    },
     /// Issue (or reuse) a client certificate and write ca.pem, cert.pem and
     /// key.pem (0600) to DIR, for DOCKER_CERT_PATH; print the exports for
     /// the docker CLI, and create docker contexts with --context.
@@ -329,8 +390,13 @@ pub fn run() -> Result<i32> {
         Command::Inventory { inventory, format } => {
             commands::inventory::run(&inventory, matches!(format, InventoryFormatArg::Json))
         }
-        Command::Ping { inventory, run } => commands::ping::run(&commands::ping::Options {
+        Command::Ping {
             inventory,
+            access,
+            run,
+        } => commands::ping::run(&commands::ping::Options {
+            inventory,
+            access: access.into_access(None),
             run: run.into(),
         }),
         Command::Plan {
@@ -350,9 +416,16 @@ pub fn run() -> Result<i32> {
             max_fail_percent,
             format,
             yes,
+            replace_ca,
+            passphrase_file,
             run,
         } => commands::apply::run(&commands::apply::Options {
-            selection: selection.into(),
+            selection: {
+                let mut selection: crate::engine::load::Selection = selection.into();
+                selection.access.ca_passphrase_file = passphrase_file;
+                selection
+            },
+            replace_ca,
             rollout: crate::engine::fleet::Rollout {
                 serial,
                 max_fail_percent,
@@ -374,10 +447,12 @@ pub fn run() -> Result<i32> {
             inventory,
             limit,
             format,
+            access,
             run,
         } => commands::audit::run(&commands::audit::Options {
             inventory,
             limit,
+            access: access.into_access(None),
             format: format.into(),
             run: run.into(),
         }),
@@ -397,27 +472,38 @@ pub fn run() -> Result<i32> {
             crate::report::raw_stdout(&String::from_utf8_lossy(&out));
             Ok(0)
         }
-        Command::Pki { action, playbook } => match action {
-            PkiAction::Init => commands::pki::init(playbook.as_deref()),
-            PkiAction::Client {
-                name,
-                out,
-                inventory,
-                host,
-                context,
-            } => commands::pki::client(
-                playbook.as_deref(),
-                &commands::pki::ClientOptions {
+        Command::Pki {
+            action,
+            playbook,
+            passphrase_file,
+        } => {
+            let store = || commands::pki::store(playbook.as_deref(), passphrase_file.clone());
+            match action {
+                PkiAction::Init { encrypt } => commands::pki::init(&store()?, encrypt),
+                PkiAction::Import { ca_cert, ca_key } => {
+                    commands::pki::import(&store()?, &ca_cert, &ca_key)
+                }
+                PkiAction::Client {
                     name,
                     out,
                     inventory,
                     host,
                     context,
-                },
-            ),
-            PkiAction::List { format } => commands::pki::list(playbook.as_deref(), format.into()),
-            PkiAction::Rotate { step } => commands::pki::rotate(playbook.as_deref(), &step),
-        },
+                } => commands::pki::client(
+                    &store()?,
+                    playbook.as_deref(),
+                    &commands::pki::ClientOptions {
+                        name,
+                        out,
+                        inventory,
+                        host,
+                        context,
+                    },
+                ),
+                PkiAction::List { format } => commands::pki::list(&store()?, format.into()),
+                PkiAction::Rotate { step } => commands::pki::rotate(&store()?, &step),
+            }
+        }
         Command::Lab {
             action,
             name,

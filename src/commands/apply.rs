@@ -22,6 +22,8 @@ pub struct Options {
     pub rollout: Rollout,
     pub format: Format,
     pub yes: bool,
+    /// Switch hosts that trust another CA to this store's.
+    pub replace_ca: bool,
     pub run: super::Run,
 }
 
@@ -29,6 +31,13 @@ pub fn run(options: &Options) -> Result<i32> {
     let loaded = load::load(&options.selection)?;
     let (runtime, progress, fleet) = options.run.start()?;
     let (jobs, ca_warning) = load::jobs(&loaded)?;
+    let jobs = jobs
+        .into_iter()
+        .map(|(name, job)| {
+            let replace_ca = options.replace_ca;
+            (name, crate::engine::pipeline::HostJob { replace_ca, ..job })
+        })
+        .collect();
     if let Some(message) = ca_warning {
         fleet.sink.send(Event::Warning {
             host: None,

@@ -13,14 +13,20 @@ use crate::report::{self, AuditOutcome, Format};
 pub struct Options {
     pub inventory: std::path::PathBuf,
     pub limit: Option<String>,
+    pub access: load::Access,
     pub format: Format,
     pub run: super::Run,
 }
 
 pub fn run(options: &Options) -> Result<i32> {
-    let hosts = load::selected_targets(&options.inventory, options.limit.as_deref())?;
+    let hosts = load::selected_targets(
+        &options.inventory,
+        options.limit.as_deref(),
+        &options.access,
+    )?;
+    let become_password = options.access.become_password()?;
     let (runtime, progress, fleet) = options.run.start()?;
-    let ended = runtime.block_on(inspect::audit(hosts, &fleet));
+    let ended = runtime.block_on(inspect::audit(hosts, become_password, &fleet));
     drop(fleet);
     progress.finish();
     let outcomes: Vec<AuditOutcome> = ended

@@ -10,11 +10,12 @@ use crate::report::{self, PingOutcome};
 
 pub struct Options {
     pub inventory: std::path::PathBuf,
+    pub access: load::Access,
     pub run: super::Run,
 }
 
 pub fn run(options: &Options) -> Result<i32> {
-    let hosts = load::targets(&options.inventory)?;
+    let hosts = load::targets(&options.inventory, &options.access)?;
     let (runtime, progress, fleet) = options.run.start()?;
     let ended = runtime.block_on(inspect::ping(hosts, &fleet));
     drop(fleet);

@@ -1,34 +1,68 @@
-//! `dockhand pki init | client NAME --out DIR | list`: the local CA and
-//! client bundles. A bundle holds the three files the docker CLI reads from
+//! `dockhand pki init [--encrypt] | import | client NAME --out DIR | list |
+//! rotate`: the local CA and client bundles. A bundle holds the three files the docker CLI reads from
 //! `DOCKER_CERT_PATH`: `ca.pem`, `cert.pem` and `key.pem` (0600).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::core::input::playbook::PkiRole;
 use crate::error::{Error, Result};
-use crate::pki::{Outcome, PkiStore, context};
+use crate::pki::{Initialized, Outcome, PkiStore, context};
 use crate::report;
 
 use crate::engine::load::{now, playbook as load_playbook};
 
-/// The store, with settings from a playbook's `pki` section if one is given.
-pub fn store(playbook: Option<&Path>) -> Result<PkiStore> {
+/// The store, with settings from a playbook's `pki` section if one is
+/// given, and the CA key's passphrase from `passphrase_file` if one is.
+pub fn store(playbook: Option<&Path>, passphrase_file: Option<PathBuf>) -> Result<PkiStore> {
     let settings = match playbook {
         Some(path) => load_playbook(path)?.pki.unwrap_or_default(),
         None => PkiRole::default(),
     };
     let dir = PkiStore::locate(&settings, playbook.unwrap_or(Path::new("./playbook.yaml")));
-    Ok(PkiStore::new(dir, settings))
+    Ok(
+        PkiStore::new(dir, settings)
+            .with_passphrase(crate::pki::passphrase_source(passphrase_file)),
+    )
 }
 
-pub fn init(playbook: Option<&Path>) -> Result<i32> {
-    let store = store(playbook)?;
-    let (_, created) = store.ensure_ca()?;
-    report::pki_event(&if created {
-        format!("created the CA in {}", store.dir().display())
-    } else {
-        format!("the CA in {} exists; kept", store.dir().display())
+pub fn init(store: &PkiStore, encrypt: bool) -> Result<i32> {
+    let dir = store.dir().display();
+    let sealed = |encrypted: bool| {
+        if encrypted {
+            " (its key encrypted)"
+        } else {
+            ""
+        }
+    };
+    report::pki_event(&match store.init(encrypt)? {
+        Initialized::Created { encrypted } => {
+            format!("created the CA in {dir}{}", sealed(encrypted))
+        }
+        Initialized::Kept { encrypted } => {
+            format!("the CA in {dir} exists; kept{}", sealed(encrypted))
+        }
+        Initialized::Encrypted => format!("the CA in {dir} exists; its key is now encrypted"),
     });
+    Ok(0)
+}
+
+/// `pki import --ca-cert FILE --ca-key FILE`: adopts a CA made elsewhere.
+pub fn import(store: &PkiStore, cert: &Path, key: &Path) -> Result<i32> {
+    let read = |path: &Path| std::fs::read(path).map_err(|e| Error::file(path, e));
+    let imported = store.import(&read(cert)?, &read(key)?, now())?;
+    report::pki_event(&format!(
+        "imported the CA {} (SHA-256 {}), valid for {} more day(s), into {}; its key is kept encrypted{}. \
+         Hosts that trust it keep their clients; `dockhand apply` issues their server certificates from it",
+        imported.subject,
+        imported.fingerprint,
+        imported.days_left,
+        store.dir().display(),
+        if imported.came_encrypted {
+            " under the same passphrase"
+        } else {
+            ""
+        },
+    ));
     Ok(0)
 }
 
@@ -44,7 +78,7 @@ pub struct ClientOptions {
     pub context: bool,
 }
 
-pub fn client(playbook: Option<&Path>, options: &ClientOptions) -> Result<i32> {
+pub fn client(store: &PkiStore, playbook: Option<&Path>, options: &ClientOptions) -> Result<i32> {
     let (name, out) = (&options.name, &options.out);
     // What the hosts are, checked before anything is written.
     let hosts = match &options.inventory {
@@ -69,7 +103,6 @@ pub fn client(playbook: Option<&Path>, options: &ClientOptions) -> Result<i32> {
         },
         None => 2376,
     };
-    let store = store(playbook)?;
     let (outcome, bundle) = store.write_client_bundle(name, out)?;
     let what = match outcome {
         Outcome::Reused => "reused the client certificate".to_string(),
@@ -95,8 +128,7 @@ pub fn client(playbook: Option<&Path>, options: &ClientOptions) -> Result<i32> {
 
 /// `pki rotate start|switch|finish`: a CA rotation in three steps, each
 /// followed by an apply, with every host reachable throughout.
-pub fn rotate(playbook: Option<&Path>, step: &str) -> Result<i32> {
-    let store = store(playbook)?;
+pub fn rotate(store: &PkiStore, step: &str) -> Result<i32> {
     let said = match step {
         "start" => {
             store.rotate_start()?;
@@ -119,8 +151,7 @@ pub fn rotate(playbook: Option<&Path>, step: &str) -> Result<i32> {
     Ok(0)
 }
 
-pub fn list(playbook: Option<&Path>, format: report::Format) -> Result<i32> {
-    let store = store(playbook)?;
+pub fn list(store: &PkiStore, format: report::Format) -> Result<i32> {
     let entries = store.list(now())?;
     if entries.is_empty() && format == report::Format::Human {
         report::pki_event(&format!(

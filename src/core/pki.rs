@@ -76,10 +76,52 @@ pub struct CertInfo {
     pub fingerprint: String,
 }
 
+/// A CA a host trusts that is none of ours.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForeignCa {
+    pub subject: String,
+    pub fingerprint: String,
+}
+
+/// The first CA in `have` (a host's `ca.pem`, one certificate or more)
+/// when none of its certificates is in `trusted` (this store's bundle;
+/// `None` before the store has a CA). A file with no certificate in it is
+/// no CA at all, and cuts off no client.
+pub fn foreign_ca(have: &[u8], trusted: Option<&[u8]>) -> Option<ForeignCa> {
+    let ours: Vec<String> = trusted
+        .map(|pem| {
+            certificates(pem)
+                .into_iter()
+                .map(|c| c.fingerprint)
+                .collect()
+        })
+        .unwrap_or_default();
+    let theirs = certificates(have);
+    if theirs.iter().any(|c| ours.contains(&c.fingerprint)) {
+        return None;
+    }
+    theirs.into_iter().next().map(|c| ForeignCa {
+        subject: c.subject,
+        fingerprint: c.fingerprint,
+    })
+}
+
+/// Every certificate of a PEM bundle that can be read.
+fn certificates(pem: &[u8]) -> Vec<CertInfo> {
+    x509_parser::pem::Pem::iter_from_buffer(pem)
+        .map_while(Result::ok)
+        .filter_map(|block| read_block(&block, None).ok())
+        .collect()
+}
+
 /// Reads a PEM certificate; `ca_pem` is the CA it should be signed by.
 pub fn read_certificate(pem: &[u8], ca_pem: Option<&[u8]>) -> Result<CertInfo, String> {
     let (_, block) =
         x509_parser::pem::parse_x509_pem(pem).map_err(|e| format!("not a PEM certificate: {e}"))?;
+    read_block(&block, ca_pem)
+}
+
+fn read_block(block: &x509_parser::pem::Pem, ca_pem: Option<&[u8]>) -> Result<CertInfo, String> {
     let cert = block
         .parse_x509()
         .map_err(|e| format!("not an X.509 certificate: {e}"))?;

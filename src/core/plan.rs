@@ -204,6 +204,7 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
         .map(|(path, note)| format!("{}: {note}", file_name(path)))
         .collect();
     workload_effects(desired, actual, &mut out);
+    foreign_ca(desired, actual, &mut out);
     Ok(out)
 }
 
@@ -314,6 +315,54 @@ fn owed_handlers(actual: &ActualState, warnings: &mut Vec<String>) -> Vec<Handle
     owed
 }
 
+/// A host whose docker trusts a CA this store does not know: replacing its
+/// `ca.pem` cuts off every client that CA signed (docker-machine's best
+/// known failure), so plan names that CA and apply refuses the host unless
+/// `--replace-ca` says to go on.
+fn foreign_ca(desired: &Resources, actual: &ActualState, out: &mut HostPlan) {
+    let Some(path) = &desired.ca_file else {
+        return;
+    };
+    let changes = out
+        .changes
+        .iter()
+        .any(|c| &c.path == path && c.content.is_some());
+    let have = actual.path(path);
+    let (true, Some(have_pem)) = (changes, have.content.as_deref()) else {
+        return;
+    };
+    let trusted = desired
+        .files
+        .iter()
+        .find(|f| &f.path == path)
+        .and_then(|f| match &f.content {
+            Content::Bytes(pem) => Some(pem.as_slice()),
+            _ => None,
+        });
+    let Some(foreign) = crate::core::pki::foreign_ca(have_pem, trusted) else {
+        return;
+    };
+    let said = format!(
+        "{path} trusts another CA, {} (SHA-256 {}): replacing it cuts off every client that CA signed",
+        foreign.subject, foreign.fingerprint
+    );
+    if desired.replace_ca {
+        out.warnings
+            .push(format!("{said} (--replace-ca: apply replaces it)"));
+        return;
+    }
+    out.warnings.push(format!(
+        "{said}; apply leaves this host alone unless the CA is adopted (`dockhand pki import`), rotated to (`dockhand pki rotate`), or --replace-ca is given"
+    ));
+    let refusal = format!(
+        "{said} (adopt that CA with `dockhand pki import`, move to this store's CA with `dockhand pki rotate`, or pass --replace-ca to replace it anyway)"
+    );
+    out.refusal = Some(match out.refusal.take() {
+        Some(first) => format!("{first}; and {refusal}"),
+        None => refusal,
+    });
+}
+
 /// What the daemon change does to what the host's dockerd runs and holds:
 /// a new data root hides it (refused unless the playbook allows it), and a
 /// restart without live-restore stops the running containers.
@@ -343,7 +392,9 @@ fn workload_effects(desired: &Resources, actual: &ActualState, out: &mut HostPla
                 out.warnings.push(format!(
                     "{hidden}; apply leaves this host alone unless the playbook sets docker.allow_new_data_root: true"
                 ));
-                out.refusal = Some(hidden);
+                out.refusal = Some(format!(
+                    "{hidden} (set docker.allow_new_data_root: true in the playbook to make this change anyway)"
+                ));
             }
         }
     }
@@ -1103,5 +1154,107 @@ mod tests {
             })
         );
         assert_eq!(plan.handlers, vec![Handler::RestartDocker]);
+    }
+}
+
+#[cfg(test)]
+mod foreign_ca_tests {
+    use super::*;
+    use crate::core::fixtures::{file, present};
+
+    const CA_FILE: &str = "/etc/docker/tls/ca.pem";
+
+    fn ca(name: &str) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).unwrap().pem().into_bytes()
+    }
+
+    fn desired(content: Content, replace_ca: bool) -> Resources {
+        Resources {
+            files: vec![file(
+                CA_FILE,
+                content,
+                0o444,
+                false,
+                vec![Handler::RestartDocker],
+            )],
+            ca_file: Some(CA_FILE.into()),
+            replace_ca,
+            ..Resources::default()
+        }
+    }
+
+    fn host_trusting(pem: &[u8]) -> ActualState {
+        let mut state = crate::core::fixtures::state(crate::core::fixtures::debian_facts());
+        state.paths.insert(CA_FILE.into(), present(pem, 0o444));
+        state
+    }
+
+    #[test]
+    fn a_host_that_trusts_another_ca_is_named_and_refused_unless_replace_ca() {
+        let (theirs, ours, next) = (ca("their CA"), ca("our CA"), ca("next CA"));
+        let both = [ours.clone(), next.clone()].concat();
+        let refused = |content: Content, have: &[u8]| {
+            plan(&desired(content, false), &host_trusting(have)).unwrap()
+        };
+        // From an empty store (the CA still to be made), and from a store
+        // with another CA: named with subject and fingerprint, and refused.
+        for content in [
+            Content::Pending("the CA is created on the first apply".into()),
+            Content::Bytes(ours.clone()),
+        ] {
+            let plan = refused(content, &theirs);
+            let refusal = plan.refusal.as_deref().unwrap();
+            assert!(
+                refusal.contains("trusts another CA, CN=their CA (SHA-256 "),
+                "{refusal}"
+            );
+            assert!(
+                refusal.contains("cuts off every client that CA signed"),
+                "{refusal}"
+            );
+            assert!(refusal.contains("--replace-ca"), "{refusal}");
+            assert!(
+                plan.warnings.iter().any(|w| w.contains("CN=their CA")),
+                "{:?}",
+                plan.warnings
+            );
+        }
+        // Said, not refused, with --replace-ca.
+        let plan = plan(
+            &desired(Content::Bytes(ours.clone()), true),
+            &host_trusting(&theirs),
+        )
+        .unwrap();
+        assert_eq!(plan.refusal, None);
+        assert!(
+            plan.warnings
+                .iter()
+                .any(|w| w.contains("--replace-ca: apply replaces it"))
+        );
+        // One of ours in the host's bundle (a rotation under way either
+        // way), the same file, or no certificate at all: nobody is cut off.
+        for (content, have) in [
+            (Content::Bytes(both.clone()), ours.clone()),
+            (Content::Bytes(next.clone()), both.clone()),
+            (Content::Bytes(ours.clone()), ours.clone()),
+            (
+                Content::Bytes(ours.clone()),
+                b"not a certificate\n".to_vec(),
+            ),
+        ] {
+            let plan = refused(content, &have);
+            assert_eq!(plan.refusal, None);
+            assert!(
+                !plan.warnings.iter().any(|w| w.contains("another CA")),
+                "{:?}",
+                plan.warnings
+            );
+        }
     }
 }

@@ -17,7 +17,8 @@
 
 use super::fleet::HostRun;
 use super::remote::{
-    self, CommitOutcome, HOST_LOCK_WAIT, Layout, LockOutcome, Script, Settled, TRANSIENT_UNITS,
+    self, Become, CommitOutcome, HOST_LOCK_WAIT, Layout, LockOutcome, Script, Settled,
+    TRANSIENT_UNITS,
 };
 use super::work::Work;
 use crate::core::event::Phase;
@@ -32,11 +33,14 @@ const LAYOUT: Layout<'static> = Layout::HOST;
 /// settles what an earlier run left in `dirs`; returns what it settled.
 pub async fn lock_host(
     transport: &impl Transport,
-    become_root: bool,
+    how: &Become,
     dirs: &[String],
 ) -> Result<Settled> {
     let script = remote::lock(&LAYOUT, HOST_LOCK_WAIT, dirs, TRANSIENT_UNITS);
-    let output = match transport.hold(&script.command(become_root)).await? {
+    let output = match transport
+        .hold(&script.command(how), &script.stdin(how))
+        .await?
+    {
         Held::Running(line) => return Ok(Settled::parse(&line)),
         Held::Ended(output) => output,
     };
@@ -49,7 +53,11 @@ pub async fn lock_host(
             "another dockhand apply is working on this host (it has held {} for over {HOST_LOCK_WAIT}s); run again when it has finished",
             LAYOUT.host_lock()
         ),
-        LockOutcome::Failed => format!("{}: {}", output.status, output.stderr_text().trim()),
+        LockOutcome::Failed => format!(
+            "{}: {}",
+            output.status,
+            Become::explain(&output.stderr_text())
+        ),
     };
     Err(Error::on_host(
         transport.host(),
@@ -64,10 +72,10 @@ pub async fn lock_host(
 async fn send(
     transport: &impl Transport,
     script: &Script,
-    become_root: bool,
+    become_root: &Become,
 ) -> Result<ExecOutput> {
     transport
-        .exec(&script.command(become_root), script.input())
+        .exec(&script.command(become_root), &script.stdin(become_root))
         .await
 }
 
@@ -76,7 +84,7 @@ async fn send(
 async fn run_script(
     transport: &impl Transport,
     step: &str,
-    become_root: bool,
+    become_root: &Become,
     script: &Script,
 ) -> Result<String> {
     let output = send(transport, script, become_root).await?;
@@ -106,7 +114,7 @@ fn check(host: &str, step: &str, output: &ExecOutput) -> Result<String> {
 pub async fn apply(
     transport: &impl Transport,
     work: &Work,
-    become_root: bool,
+    become_root: &Become,
     run: &HostRun,
 ) -> Result<()> {
     if !work.directories.is_empty() || !work.files.is_empty() {
@@ -158,7 +166,7 @@ pub async fn apply(
 }
 
 /// After the host verified: the switch disarmed and the backups gone.
-pub async fn finish(transport: &impl Transport, work: &Work, become_root: bool) -> Result<()> {
+pub async fn finish(transport: &impl Transport, work: &Work, become_root: &Become) -> Result<()> {
     run_script(
         transport,
         "remove backups",
@@ -175,7 +183,7 @@ pub async fn finish(transport: &impl Transport, work: &Work, become_root: bool) 
 pub async fn rollback(
     transport: &impl Transport,
     work: &Work,
-    become_root: bool,
+    become_root: &Become,
     run: &HostRun,
 ) -> String {
     let strip = |e: Error| e.cause();

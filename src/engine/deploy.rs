@@ -84,6 +84,16 @@ async fn in_one_pass<C: Connector + Clone>(
     rollout: &Rollout,
     fleet: &Fleet,
 ) -> Result<Vec<Finished<AppliedHost>>> {
+    // Without a CA yet, nothing is created before every host is planned:
+    // a fleet that trusts another CA is refused, and gets no new one here.
+    if let Some(store) = &loaded.store
+        && store.ca()?.is_none()
+    {
+        let yes = |_: Plans| Ok(true);
+        return plan_ask_apply(connector, loaded, jobs, rollout, fleet, yes)
+            .await
+            .map(Option::unwrap_or_default);
+    }
     let playbook = loaded.playbook.clone();
     let hosts: Vec<&Host> = loaded.hosts.iter().map(|(h, _)| h).collect();
     let (issued, client) = issue(loaded, &hosts, fleet)?;
@@ -134,9 +144,10 @@ where
             }
         })
         .await;
+    // The hosts the PKI issues for: planned, and not refused.
     let planned: HashSet<&str> = prepared
         .iter()
-        .filter(|f| f.ended.is_ok())
+        .filter(|f| matches!(&f.ended, Ended::Ran(Ok((_, p))) if p.plan.refusal.is_none()))
         .map(|f| f.host.as_str())
         .collect();
     let pending = prepared
@@ -213,7 +224,7 @@ where
 
 /// The local PKI issues what `hosts` need (nothing without a PKI).
 fn issue(loaded: &Loaded, hosts: &[&Host], fleet: &Fleet) -> Result<crate::pki::Issued> {
-    let Some(store) = &loaded.store else {
+    let Some(store) = loaded.store.as_ref().filter(|_| !hosts.is_empty()) else {
         return Ok((HashMap::new(), None));
     };
     crate::pki::issue(

@@ -164,7 +164,7 @@ impl Transport for FakeSession {
         Ok(None)
     }
 
-    async fn hold(&self, _command: &str) -> Result<crate::transport::Held> {
+    async fn hold(&self, _command: &str, _stdin: &[u8]) -> Result<crate::transport::Held> {
         if self
             .fleet
             .get(&self.host, |h| h.acts.get(&Step::Lock) == Some(&Act::Hang))

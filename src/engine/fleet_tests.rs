@@ -55,6 +55,8 @@ fn jobs(names: &[&str]) -> Vec<(String, HostJob)> {
                 host: host.clone(),
                 target,
                 tls: TlsMaterial::CaPending,
+                become_password: None,
+                replace_ca: false,
             };
             (host.name, job)
         })
@@ -96,6 +98,7 @@ fn loaded(jobs: &[(String, HostJob)]) -> Loaded {
             .map(|(_, job)| (job.host.clone(), job.target.clone()))
             .collect(),
         store: None,
+        become_password: None,
     }
 }
 

@@ -12,26 +12,26 @@ use crate::core::state::{ActualPath, ActualState, Facts, PathKind, UnitFile};
 use crate::error::{Error, HostError, Result};
 use crate::transport::Transport;
 
-use super::remote::{self, Layout};
+use super::remote::{self, Become, Layout};
 
 /// Runs the gather script on a host.
 pub async fn gather(
     transport: &impl Transport,
     paths: &[(String, bool)],
-    become_root: bool,
+    how: &Become,
 ) -> Result<ActualState> {
     let script = remote::gather(paths, &Layout::HOST);
     let output = transport
-        .exec(&script.command(become_root), script.input())
+        .exec(&script.command(how), &script.stdin(how))
         .await?;
     let stderr = output.stderr_text();
-    if become_root && !output.success() && stderr.contains("sudo") {
+    if how.is_root() && !output.success() && stderr.contains("sudo") {
         return Err(Error::OnHost {
             host: transport.host().to_string(),
             cause: HostError::Remote {
                 step: "gather (sudo)".into(),
                 status: output.status.to_string(),
-                stderr: format!("{} (become needs passwordless sudo)", stderr.trim()),
+                stderr: Become::explain(&stderr),
             },
         });
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::fleet::{Finished, Fleet, failure};
 use super::load::{self, Jobs, Loaded};
 use super::pipeline::{self, HostJob};
+use super::remote::Become;
 use super::{gather, remote};
 use crate::core::audit::{self, Finding, Verdict};
 use crate::core::event::{HostStatus, Phase};
@@ -16,6 +17,7 @@ use crate::core::outcome::PingReply;
 use crate::core::plan::HostPlan;
 use crate::core::roles::TlsMaterial;
 use crate::error::{Error, Result};
+use crate::secret::Secret;
 use crate::transport::{Connector, Ssh, Target, Transport};
 
 /// Plans every job over SSH.
@@ -87,6 +89,8 @@ pub async fn verify_with<C: Connector + Clone>(
                 target: target.clone(),
                 host: host.clone(),
                 tls: TlsMaterial::CaPending,
+                become_password: loaded.become_password.clone(),
+                replace_ca: false,
             };
             (host.name.clone(), job)
         })
@@ -127,20 +131,28 @@ fn describe_verified(checks: &Result<Vec<String>>) -> (HostStatus, String) {
 
 /// Audits every host over SSH: gathers what the audit rules read, and
 /// judges it; changes nothing.
-pub async fn audit(hosts: Vec<(Host, Target)>, fleet: &Fleet) -> Vec<Finished<Vec<Finding>>> {
-    audit_with(Ssh, hosts, fleet).await
+pub async fn audit(
+    hosts: Vec<(Host, Target)>,
+    become_password: Option<Arc<Secret>>,
+    fleet: &Fleet,
+) -> Vec<Finished<Vec<Finding>>> {
+    audit_with(Ssh, hosts, become_password, fleet).await
 }
 
 pub async fn audit_with<C: Connector + Clone>(
     connector: C,
     hosts: Vec<(Host, Target)>,
+    become_password: Option<Arc<Secret>>,
     fleet: &Fleet,
 ) -> Vec<Finished<Vec<Finding>>> {
     let jobs = hosts
         .into_iter()
         .map(|(host, target)| {
-            let become_root = host.ssh.become_root.unwrap_or(false);
-            (host.name, (target, become_root))
+            let how = Become::of(
+                host.ssh.become_root.unwrap_or(false),
+                become_password.as_ref(),
+            );
+            (host.name, (target, how))
         })
         .collect();
     fleet
@@ -148,7 +160,7 @@ pub async fn audit_with<C: Connector + Clone>(
             "audit",
             jobs,
             describe_audit,
-            move |(target, become_root): (Target, bool), run| {
+            move |(target, how): (Target, Become), run| {
                 let connector = connector.clone();
                 async move {
                     let session = pipeline::connect_to(&connector, &target, &run).await?;
@@ -156,7 +168,7 @@ pub async fn audit_with<C: Connector + Clone>(
                         .step(
                             Phase::Gathering,
                             run.deadlines.step,
-                            gather::gather(&session, &audit::paths(), become_root),
+                            gather::gather(&session, &audit::paths(), &how),
                         )
                         .await;
                     session.close().await;
@@ -222,7 +234,11 @@ pub async fn ping_with<C: Connector + Clone>(
                         .step(
                             Phase::Probing,
                             run.deadlines.step,
-                            session.run("probe", &probe.command(false), probe.input()),
+                            session.run(
+                                "probe",
+                                &probe.command(&crate::engine::remote::Become::No),
+                                probe.input(),
+                            ),
                         )
                         .await;
                     session.close().await;

@@ -23,6 +23,45 @@ pub struct Selection {
     pub inventory: PathBuf,
     pub playbook: PathBuf,
     pub limit: Option<String>,
+    pub access: Access,
+}
+
+/// How hosts are reached and acted on, beyond the inventory: another
+/// ssh_config (`-F`), the sudo password, the CA key's passphrase.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub ssh_config: Option<PathBuf>,
+    /// `-K`: ask for the sudo password on the terminal.
+    pub ask_become_password: bool,
+    pub become_password_file: Option<PathBuf>,
+    pub ca_passphrase_file: Option<PathBuf>,
+}
+
+/// The environment variable that may hold the sudo password.
+pub const BECOME_PASSWORD_ENV: &str = "DOCKHAND_BECOME_PASSWORD";
+
+impl Access {
+    /// The sudo password, had now (before any host is contacted) when one
+    /// is given: `--become-password-file`, `DOCKHAND_BECOME_PASSWORD`, or
+    /// `-K`'s prompt. `None` when none is: sudo then runs with `-n`.
+    pub fn become_password(&self) -> Result<Option<Arc<crate::secret::Secret>>> {
+        let source = crate::secret::SecretSource::new(
+            "the sudo password",
+            "--become-password-file",
+            BECOME_PASSWORD_ENV,
+        )
+        .with_file(self.become_password_file.clone())
+        .with_prompt(self.ask_become_password);
+        if !source.is_given() && !self.ask_become_password {
+            return Ok(None);
+        }
+        source.get().map(Arc::new).map(Some).map_err(Error::Usage)
+    }
+
+    /// Where the CA key's passphrase comes from.
+    pub fn ca_passphrase(&self) -> crate::secret::SecretSource {
+        crate::pki::passphrase_source(self.ca_passphrase_file.clone())
+    }
 }
 
 /// What a command starts from.
@@ -31,6 +70,8 @@ pub struct Loaded {
     /// The selected hosts and how to reach each.
     pub hosts: Vec<(Host, Target)>,
     pub store: Option<PkiStore>,
+    /// The sudo password, when one was given.
+    pub become_password: Option<Arc<crate::secret::Secret>>,
 }
 
 /// Reads and parses an inventory file; an executable one is a dynamic
@@ -94,12 +135,16 @@ pub fn playbook(path: &Path) -> Result<Playbook> {
 }
 
 /// Every host of an inventory with its target (ping: no playbook).
-pub fn targets(inventory_path: &Path) -> Result<Vec<(Host, Target)>> {
-    selected_targets(inventory_path, None)
+pub fn targets(inventory_path: &Path, access: &Access) -> Result<Vec<(Host, Target)>> {
+    selected_targets(inventory_path, None, access)
 }
 
 /// The hosts `--limit` selects (all without it), with their targets.
-pub fn selected_targets(inventory_path: &Path, limit: Option<&str>) -> Result<Vec<(Host, Target)>> {
+pub fn selected_targets(
+    inventory_path: &Path,
+    limit: Option<&str>,
+    access: &Access,
+) -> Result<Vec<(Host, Target)>> {
     let inventory = inventory(inventory_path)?;
     let hosts: Vec<Host> = match limit {
         Some(pattern) => crate::core::input::limit::select(&inventory.hosts, pattern)?
@@ -108,7 +153,7 @@ pub fn selected_targets(inventory_path: &Path, limit: Option<&str>) -> Result<Ve
             .collect(),
         None => inventory.hosts,
     };
-    let targets = Targets::from_environment()?;
+    let targets = Targets::from_environment(access.ssh_config.as_deref())?;
     hosts
         .into_iter()
         .map(|host| targets.for_host(&host).map(|target| (host, target)))
@@ -134,20 +179,22 @@ pub fn load(selection: &Selection) -> Result<Loaded> {
         )));
     }
     check_templates(&playbook, playbook_path, &hosts)?;
-    let store = playbook
-        .pki
-        .as_ref()
-        .map(|settings| PkiStore::new(PkiStore::locate(settings, playbook_path), settings.clone()));
+    let store = playbook.pki.as_ref().map(|settings| {
+        PkiStore::new(PkiStore::locate(settings, playbook_path), settings.clone())
+            .with_passphrase(selection.access.ca_passphrase())
+    });
     // Every target is resolved here, so a bad jump spec is bad input too.
-    let targets = Targets::from_environment()?;
+    let targets = Targets::from_environment(selection.access.ssh_config.as_deref())?;
     let hosts = hosts
         .into_iter()
         .map(|host| targets.for_host(&host).map(|target| (host, target)))
         .collect::<Result<Vec<_>>>()?;
+    let become_password = selection.access.become_password()?;
     Ok(Loaded {
         playbook: Arc::new(playbook),
         hosts,
         store,
+        become_password,
     })
 }
 
@@ -206,6 +253,8 @@ pub fn jobs(loaded: &Loaded) -> Result<(Jobs, Option<String>)> {
             target: target.clone(),
             host: host.clone(),
             tls,
+            become_password: loaded.become_password.clone(),
+            replace_ca: false,
         };
         jobs.push((host.name.clone(), job));
     }

@@ -17,7 +17,10 @@ use crate::transport::{Connector, Target, Transport};
 use crate::verify::{self, TlsProbe};
 
 use super::fleet::HostRun;
+use super::remote::Become;
 use super::{apply, gather, remote, work};
+use crate::secret::Secret;
+use std::sync::Arc;
 
 /// Everything known about a host before connecting.
 #[derive(Clone)]
@@ -25,11 +28,18 @@ pub struct HostJob {
     pub host: Host,
     pub target: Target,
     pub tls: TlsMaterial,
+    /// The sudo password (`-K`, `--become-password-file`), if given.
+    pub become_password: Option<Arc<Secret>>,
+    /// `apply --replace-ca`: a host that trusts another CA is switched.
+    pub replace_ca: bool,
 }
 
 impl HostJob {
-    fn become_root(&self) -> bool {
-        self.host.ssh.become_root.unwrap_or(false)
+    fn become_root(&self) -> Become {
+        Become::of(
+            self.host.ssh.become_root.unwrap_or(false),
+            self.become_password.as_ref(),
+        )
     }
 }
 
@@ -58,6 +68,10 @@ fn expand(playbook: &Playbook, job: &HostJob, actual: &ActualState) -> Result<Re
     #[cfg(test)]
     tests::count_expansion(&job.host.name);
     roles::expand(playbook, &job.host.vars, actual, &job.tls)
+        .map(|desired| Resources {
+            replace_ca: job.replace_ca,
+            ..desired
+        })
         .map_err(|reason| host_error(&job.host.name, "expand the playbook", reason))
 }
 
@@ -122,7 +136,7 @@ async fn prepare_with<C: Connector>(
             .step(
                 Phase::Locking,
                 run.deadlines.step,
-                apply::lock_host(&session, job.become_root(), &dirs),
+                apply::lock_host(&session, &job.become_root(), &dirs),
             )
             .await;
         match locked {
@@ -144,7 +158,7 @@ async fn prepare_with<C: Connector>(
         .step(
             Phase::Gathering,
             run.deadlines.step,
-            gather::gather(&session, &paths, job.become_root()),
+            gather::gather(&session, &paths, &job.become_root()),
         )
         .await;
     let actual = match gathered {
@@ -224,9 +238,7 @@ async fn apply_on<C: Connector>(
         return Err(host_error(
             name,
             "plan",
-            format!(
-                "{refusal}; nothing was changed (set docker.allow_new_data_root: true in the playbook to make this change anyway)"
-            ),
+            format!("{refusal}; nothing was changed"),
         ));
     }
     if prepared.plan.is_empty() {
@@ -260,7 +272,7 @@ async fn apply_on<C: Connector>(
         }
         _ => Vec::new(),
     };
-    let committed = apply::apply(session, &work, become_root, run).await;
+    let committed = apply::apply(session, &work, &become_root, run).await;
     if let Err(err) = committed {
         // A commit that missed its deadline may have replaced files and
         // left a handler hanging: stop it and restore, on a fresh channel.
@@ -269,7 +281,7 @@ async fn apply_on<C: Connector>(
             ..
         } = &err
         {
-            let restored = roll_back(session, &work, become_root, run).await;
+            let restored = roll_back(session, &work, &become_root, run).await;
             return Err(host_error(
                 name,
                 step,
@@ -295,7 +307,7 @@ async fn apply_on<C: Connector>(
             run.step(
                 Phase::RemovingBackups,
                 run.deadlines.step,
-                apply::finish(session, &work, become_root),
+                apply::finish(session, &work, &become_root),
             )
             .await?;
             Ok(Applied::Changed {
@@ -304,7 +316,7 @@ async fn apply_on<C: Connector>(
             })
         }
         Err(err) => {
-            let restored = roll_back(session, &work, become_root, run).await;
+            let restored = roll_back(session, &work, &become_root, run).await;
             Err(host_error(
                 name,
                 "verify",
@@ -318,7 +330,7 @@ async fn apply_on<C: Connector>(
 async fn roll_back<S: Transport>(
     session: &S,
     work: &work::Work,
-    become_root: bool,
+    become_root: &Become,
     run: &HostRun,
 ) -> String {
     apply::rollback(session, work, become_root, run).await
@@ -426,8 +438,10 @@ async fn verify_checks<C: Connector>(
             Seen::Unchanged(facts) => std::borrow::Cow::Borrowed(&facts.sshd_effective),
             Seen::Changed(_) => {
                 let script = remote::sshd_settings(&remote::Layout::HOST);
-                let command = script.command(job.become_root());
-                let output = session.run("sshd -T", &command, script.input()).await?;
+                let how = job.become_root();
+                let output = session
+                    .run("sshd -T", &script.command(&how), &script.stdin(&how))
+                    .await?;
                 std::borrow::Cow::Owned(gather::sshd_settings(output.stdout_text().lines()))
             }
         };
@@ -470,7 +484,11 @@ async fn verify_checks<C: Connector>(
         .map_err(|e| host_error(name, "fresh SSH login", e.cause()))?;
     let login = remote::login();
     let login = fresh
-        .run("fresh SSH login", &login.command(false), login.input())
+        .run(
+            "fresh SSH login",
+            &login.command(&Become::No),
+            login.input(),
+        )
         .await;
     fresh.close().await;
     login?;

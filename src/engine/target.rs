@@ -21,19 +21,23 @@ pub struct Targets {
 }
 
 impl Targets {
-    /// Reads `~/.ssh/config` if there is one (`DOCKHAND_SSH_CONFIG`
-    /// points elsewhere; an empty value means none).
-    pub fn from_environment() -> Result<Targets> {
+    /// Reads `file` (`-F`, which must exist, as with ssh), else
+    /// `~/.ssh/config` if there is one (`DOCKHAND_SSH_CONFIG` points
+    /// elsewhere; an empty value means none).
+    pub fn from_environment(file: Option<&Path>) -> Result<Targets> {
         let home = home_dir();
-        let path = match std::env::var_os("DOCKHAND_SSH_CONFIG") {
-            Some(path) if path.is_empty() => None,
-            Some(path) => Some(PathBuf::from(path)),
-            None => home.as_ref().map(|h| h.join(".ssh/config")),
+        let path = match (file, std::env::var_os("DOCKHAND_SSH_CONFIG")) {
+            (Some(file), _) => Some(file.to_path_buf()),
+            (None, Some(path)) if path.is_empty() => None,
+            (None, Some(path)) => Some(PathBuf::from(path)),
+            (None, None) => home.as_ref().map(|h| h.join(".ssh/config")),
         };
         let text = match &path {
             Some(path) => match std::fs::read_to_string(path) {
                 Ok(text) => text,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && file.is_none() => {
+                    String::new()
+                }
                 Err(e) => return Err(Error::file(path, e)),
             },
             None => String::new(),

@@ -323,7 +323,11 @@ mod tests {
             remote::handlers_again(&work, &layout),
         ] {
             assert!(!script.text.contains("SECRET"), "{}", script.text);
-            assert!(!script.command(true).contains("SECRET"));
+            assert!(
+                !script
+                    .command(&crate::engine::remote::Become::Sudo)
+                    .contains("SECRET")
+            );
         }
     }
 

@@ -108,7 +108,12 @@ async fn wait_for_docker(session: &SshSession, deadline: Instant) -> Result<()> 
     let mut starts = 0;
     loop {
         let probe = remote::docker_state();
-        let output = session.exec(&probe.command(false), probe.input()).await?;
+        let output = session
+            .exec(
+                &probe.command(&crate::engine::remote::Become::No),
+                probe.input(),
+            )
+            .await?;
         let text = output.stdout_text();
         let mut lines = text.lines();
         let state = lines.next().unwrap_or("").trim().to_string();
@@ -119,7 +124,12 @@ async fn wait_for_docker(session: &SshSession, deadline: Instant) -> Result<()> 
         if booted && starts < 2 && (state == "inactive" || state == "failed") {
             starts += 1;
             let start = remote::start_docker();
-            let started = session.exec(&start.command(false), start.input()).await?;
+            let started = session
+                .exec(
+                    &start.command(&crate::engine::remote::Become::No),
+                    start.input(),
+                )
+                .await?;
             if started.success() {
                 continue;
             }
@@ -127,7 +137,10 @@ async fn wait_for_docker(session: &SshSession, deadline: Instant) -> Result<()> 
         if state == "failed" || Instant::now() >= deadline {
             let journal = remote::docker_journal();
             let journal = session
-                .exec(&journal.command(false), journal.input())
+                .exec(
+                    &journal.command(&crate::engine::remote::Become::No),
+                    journal.input(),
+                )
                 .await
                 .map(|o| o.stdout_text())
                 .unwrap_or_default();

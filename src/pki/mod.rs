@@ -20,7 +20,7 @@ pub mod context;
 mod issue;
 pub mod keys;
 
-pub use ca::{Imported, Initialized};
+pub use ca::{Imported, Initialized, PASSPHRASE_ENV, passphrase_source};
 
 pub use issue::{Issued, issue};
 

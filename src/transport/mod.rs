@@ -145,7 +145,11 @@ pub trait Transport: Send + Sync {
     /// lives, once it has printed its first line (a lock it holds then goes
     /// when the connection goes, however dockhand ends). Returns that line
     /// when it runs, or its output when it ended before that line.
-    fn hold(&self, command: &str) -> impl std::future::Future<Output = Result<Held>> + Send;
+    fn hold(
+        &self,
+        command: &str,
+        stdin: &[u8],
+    ) -> impl std::future::Future<Output = Result<Held>> + Send;
 
     /// For a host reached through a jump host: a stream to `port` of the
     /// host, opened by the jump host (a direct-tcpip channel), so probes

@@ -356,10 +356,14 @@ impl Transport for SshSession {
         &self.host
     }
 
-    async fn hold(&self, command: &str) -> Result<super::Held> {
+    async fn hold(&self, command: &str, stdin: &[u8]) -> Result<super::Held> {
         let step = |e: russh::Error| self.ssh_error("exec", e);
         let mut channel = self.handle.channel_open_session().await.map_err(step)?;
         channel.exec(true, command).await.map_err(step)?;
+        // No end of input: the command holds until the connection closes.
+        if !stdin.is_empty() {
+            channel.data(stdin).await.map_err(step)?;
+        }
         let mut output = ExecOutput::default();
         while let Some(message) = channel.wait().await {
             match message {

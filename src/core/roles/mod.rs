@@ -146,6 +146,11 @@ pub struct Resources {
     pub data_root_move: Option<String>,
     /// The playbook's `docker.allow_new_data_root`.
     pub allow_new_data_root: bool,
+    /// The CA file hosts trust dockerd's clients by (the docker role's
+    /// `ca.pem`): a host that trusts another CA is not switched silently.
+    pub ca_file: Option<String>,
+    /// `apply --replace-ca`: switch such a host all the same.
+    pub replace_ca: bool,
     /// daemon.json's path and the interim document that turns live-restore
     /// on alone (the host's own with `live-restore: true`), when the
     /// document the playbook asks for has live-restore; None when the

@@ -175,22 +175,47 @@ impl Script {
         }
     }
 
-    /// The command line to send, as root through `sudo -n` (which never
-    /// waits for a password) when `become_root`.
-    pub fn command(&self, become_root: bool) -> String {
-        let sudo = if become_root && self.carrier != Carrier::Login {
-            "sudo -n "
-        } else {
-            ""
+    /// The command line to send: as the login user, or as root through
+    /// sudo (see [`Become`]).
+    pub fn command(&self, how: &Become) -> String {
+        let inner = match &self.carrier {
+            Carrier::Stdin => "/bin/sh -s".to_string(),
+            Carrier::Argument(_) => format!("sh -c {}", quote(&self.text)),
+            Carrier::Login => return self.text.clone(),
         };
-        match &self.carrier {
-            Carrier::Stdin => format!("{sudo}/bin/sh -s"),
-            Carrier::Argument(_) => format!("{sudo}sh -c {}", quote(&self.text)),
-            Carrier::Login => self.text.clone(),
+        match how {
+            Become::No => inner,
+            Become::Sudo => format!("sudo -n {inner}"),
+            Become::SudoWithPassword(_) => {
+                format!(
+                    "sh -c {}",
+                    quote(&fill(SUDO_WITH_PASSWORD, &[("INNER", &inner)]))
+                )
+            }
         }
     }
 
-    /// What goes on the command's stdin.
+    /// What goes on the command's stdin: the script or its data, after
+    /// the sudo password's line when sudo needs one.
+    pub fn stdin(&self, how: &Become) -> std::borrow::Cow<'_, [u8]> {
+        let input: &[u8] = match &self.carrier {
+            Carrier::Stdin => self.text.as_bytes(),
+            Carrier::Argument(input) => input,
+            Carrier::Login => return std::borrow::Cow::Borrowed(b""),
+        };
+        match how {
+            Become::SudoWithPassword(password) => {
+                let mut sent = Vec::with_capacity(password.len() + 1 + input.len());
+                sent.extend_from_slice(password.as_bytes());
+                sent.push(b'\n');
+                sent.extend_from_slice(input);
+                std::borrow::Cow::Owned(sent)
+            }
+            _ => std::borrow::Cow::Borrowed(input),
+        }
+    }
+
+    /// What goes on stdin as the login user (no sudo).
     pub fn input(&self) -> &[u8] {
         match &self.carrier {
             Carrier::Stdin => self.text.as_bytes(),
@@ -199,6 +224,76 @@ impl Script {
         }
     }
 }
+
+/// How a script reaches root.
+#[derive(Clone, Default)]
+pub enum Become {
+    /// As the login user (root already, or no `become`).
+    #[default]
+    No,
+    /// `sudo -n`, which never waits for a password.
+    Sudo,
+    /// sudo that asks for a password: it travels on stdin, never in a
+    /// command line, and [`SUDO_WITH_PASSWORD`] hands it to sudo.
+    SudoWithPassword(std::sync::Arc<crate::secret::Secret>),
+}
+
+impl std::fmt::Debug for Become {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        f.write_str(match self {
+            Become::No => "No",
+            Become::Sudo => "Sudo",
+            Become::SudoWithPassword(_) => "SudoWithPassword",
+        })
+    }
+}
+
+impl Become {
+    /// For a host with `become` (or not), and the sudo password if given.
+    pub fn of(
+        become_root: bool,
+        password: Option<&std::sync::Arc<crate::secret::Secret>>,
+    ) -> Become {
+        match (become_root, password) {
+            (false, _) => Become::No,
+            (true, None) => Become::Sudo,
+            (true, Some(password)) => Become::SudoWithPassword(password.clone()),
+        }
+    }
+
+    pub fn is_root(&self) -> bool {
+        !matches!(self, Become::No)
+    }
+
+    /// A script's stderr, with what to do when it is sudo asking for a
+    /// password that was not given.
+    pub fn explain(stderr: &str) -> String {
+        let stderr = stderr.trim();
+        if stderr.contains("sudo: a password is required") {
+            format!(
+                "{stderr}: sudo asks for a password here; give it with -K, --become-password-file FILE or DOCKHAND_BECOME_PASSWORD"
+            )
+        } else {
+            stderr.to_string()
+        }
+    }
+}
+
+/// The login user's shell reads the password's line itself (dash's `read`
+/// takes no byte past it), so nothing else on stdin is ever taken for it.
+/// A host whose sudo needs no password (NOPASSWD, as the lab's) gets
+/// `sudo -n`. Otherwise sudo checks the password once (`-v`: one line to
+/// read, so one attempt, never the script's lines as further attempts) and
+/// then runs the script with the password's line before it. `-k` makes
+/// sudo read the password even when it has one cached, so that line is
+/// never left for the shell to run. `printf` is built in: the password is
+/// in no process's arguments.
+pub const SUDO_WITH_PASSWORD: &str = "IFS= read -r dockhand_password || exit 97
+if sudo -n true 2>/dev/null; then unset dockhand_password; exec sudo -n @INNER@; fi
+printf '%s\n' \"$dockhand_password\" | sudo -k -S -p '' -v 2>/dev/null || { echo 'dockhand: sudo refused the become password' >&2; exit 97; }
+{ printf '%s\n' \"$dockhand_password\"; exec cat; } | sudo -k -S -p '' @INNER@
+";
 
 /// The first lines of every script: its kind, unset variables as errors
 /// (`strict`), files it creates private, and a known locale (output is

@@ -91,7 +91,7 @@ impl Host {
     fn run(&self, script: &Script) -> (bool, String) {
         let mut child = Command::new("/bin/sh")
             .arg("-c")
-            .arg(script.command(false))
+            .arg(script.command(&Become::No))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .process_group(0)
@@ -553,7 +553,7 @@ fn the_restore_stops_a_commit_past_its_deadline() {
     let script = commit(&work, &host.layout());
     let mut child = Command::new("/bin/sh")
         .arg("-c")
-        .arg(script.command(false))
+        .arg(script.command(&Become::No))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .process_group(0)
@@ -581,7 +581,7 @@ fn the_restore_stops_a_commit_past_its_deadline() {
 fn hold(script: &Script) -> (std::process::Child, String) {
     let mut holder = Command::new("/bin/sh")
         .arg("-c")
-        .arg(script.command(false))
+        .arg(script.command(&Become::No))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .process_group(0)
@@ -610,7 +610,7 @@ fn the_lock_is_held_while_its_command_lives_and_refuses_a_second() {
     assert_eq!(host.mode("/state"), 0o700);
     let second = Command::new("/bin/sh")
         .arg("-c")
-        .arg(lock(&host.layout(), 0, &[], &host.at("/transient")).command(false))
+        .arg(lock(&host.layout(), 0, &[], &host.at("/transient")).command(&Become::No))
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -620,7 +620,7 @@ fn the_lock_is_held_while_its_command_lives_and_refuses_a_second() {
     holder.wait().unwrap();
     let third = Command::new("/bin/sh")
         .arg("-c")
-        .arg(lock(&host.layout(), 0, &[], &host.at("/transient")).command(false))
+        .arg(lock(&host.layout(), 0, &[], &host.at("/transient")).command(&Become::No))
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -746,14 +746,14 @@ fn every_script_says_its_kind_fills_every_hole_and_keeps_contents_off_its_text()
     let (host, work) = full_work();
     for script in every_script(&host, &work) {
         assert_eq!(
-            Kind::of(&script.command(true), script.input()),
+            Kind::of(&script.command(&Become::Sudo), script.input()),
             Some(script.kind),
             "{}",
             script.text
         );
         assert_eq!(open_hole(&script.text), None, "{}", script.text);
         assert!(!script.text.contains("NEW KEY"), "{}", script.text);
-        assert!(!script.command(true).contains("NEW KEY"));
+        assert!(!script.command(&Become::Sudo).contains("NEW KEY"));
     }
     // The key's bytes travel on staging's stdin only.
     let staged = stage(&work, &host.layout());
@@ -772,6 +772,10 @@ fn shellcheck_finds_nothing_in_any_script() {
         .map(|s| (s.kind.name().to_string(), s.text))
         .collect();
     texts.push(("start-docker".into(), START_DOCKER.into()));
+    texts.push((
+        "sudo-with-password".into(),
+        fill(SUDO_WITH_PASSWORD, &[("INNER", "/bin/sh -s")]),
+    ));
     let mut findings = String::new();
     for (name, text) in texts {
         let mut child = match Command::new("shellcheck")
@@ -851,19 +855,19 @@ fn a_script_reaches_its_shell_as_root_through_sudo_without_a_prompt() {
     let layout = Layout::HOST;
     let work = Work::default();
     let commit = commit(&work, &layout);
-    assert_eq!(commit.command(true), "sudo -n /bin/sh -s");
-    assert_eq!(commit.command(false), "/bin/sh -s");
+    assert_eq!(commit.command(&Become::Sudo), "sudo -n /bin/sh -s");
+    assert_eq!(commit.command(&Become::No), "/bin/sh -s");
     assert_eq!(commit.input(), commit.text.as_bytes());
     let lock = lock(&layout, 30, &[], TRANSIENT_UNITS);
     assert!(
-        lock.command(true)
+        lock.command(&Become::Sudo)
             .starts_with("sudo -n sh -c '# dockhand: lock\n")
     );
     assert!(lock.input().is_empty());
     // The ping and the fresh login are what any SSH client sends: the
     // login shell runs them, as the login user.
-    assert!(!ping(true).command(true).starts_with("sudo"));
-    assert_eq!(login().command(true), login().text);
+    assert!(!ping(true).command(&Become::Sudo).starts_with("sudo"));
+    assert_eq!(login().command(&Become::Sudo), login().text);
     // One quoting for every word put into a script.
     for (word, quoted) in [
         ("/etc/a b", "'/etc/a b'"),
@@ -895,7 +899,7 @@ fn the_probes_answer_as_the_engine_reads_them() {
     let run = |script: &Script| {
         let output = Command::new("/bin/sh")
             .arg("-c")
-            .arg(script.command(false))
+            .arg(script.command(&Become::No))
             .env("PATH", &host.path)
             .stdin(Stdio::null())
             .output()
@@ -1022,7 +1026,7 @@ fn the_lock_puts_back_files_whose_handlers_were_owed() {
     );
     let output = Command::new("/bin/sh")
         .arg("-c")
-        .arg(script.command(false))
+        .arg(script.command(&Become::No))
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -1082,4 +1086,100 @@ fn staging_refuses_a_directory_another_account_can_write_to() {
             assert!(ok && out.ends_with("done\n"), "{mode:o}: {out}");
         }
     }
+}
+
+/// A sudo that asks for a password as Debian's does: it reads one line
+/// from stdin per attempt (byte by byte), `-n` never reads, `-v` only
+/// checks; with `nopasswd` present it asks nothing.
+const SUDO_STUB: &str = r#"#!/bin/sh
+printf 'sudo %s\n' "$*" >> ROOT/calls
+n=; v=
+while [ $# -gt 0 ]; do
+  case $1 in -n) n=1; shift ;; -k|-S) shift ;; -p) shift 2 ;; -v) v=1; shift ;; *) break ;; esac
+done
+if [ -e ROOT/nopasswd ]; then [ -n "$v" ] && exit 0; exec "$@"; fi
+if [ -n "$n" ]; then echo 'sudo: a password is required' >&2; exit 1; fi
+IFS= read -r given || exit 1
+[ "$given" = "$(cat ROOT/password)" ] || { echo 'Sorry, try again.' >&2; exit 1; }
+[ -n "$v" ] && exit 0
+exec "$@"
+"#;
+
+/// Sends `script` as root through the stub sudo; returns success, stdout
+/// and stderr.
+fn through_sudo(root: &Path, script: &Script, how: &Become) -> (bool, String, String) {
+    let stubs = root.join("stubs");
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script.command(how))
+        .env("PATH", format!("{}:{}", stubs.display(), Layout::HOST.path))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, &script.stdin(how)).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_sudo_password_travels_on_stdin_reaches_sudo_alone_and_a_wrong_one_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir(root.join("stubs")).unwrap();
+    let stub = root.join("stubs/sudo");
+    std::fs::write(&stub, SUDO_STUB.replace("ROOT", root.to_str().unwrap())).unwrap();
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(root.join("password"), "pa ss'word\n").unwrap();
+    let password = std::sync::Arc::new(zeroize::Zeroizing::new("pa ss'word".to_string()));
+    let how = Become::SudoWithPassword(password.clone());
+    // A script on stdin, and one whose stdin carries data.
+    let on_stdin = Script::on_stdin(
+        Kind::Gather,
+        "echo ran\nread -r more; echo \"$more\"\n".into(),
+    );
+    let with_data = Script::with_input(Kind::Stage, "cat".into(), b"DATA\n".to_vec());
+    for script in [&on_stdin, &with_data] {
+        assert!(
+            !script.command(&how).contains("pa ss"),
+            "never in a command line"
+        );
+    }
+
+    let calls = || std::fs::read_to_string(root.join("calls")).unwrap_or_default();
+    let (ok, out, err) = through_sudo(root, &with_data, &how);
+    assert!(ok, "{err}");
+    assert_eq!(out, "DATA\n", "the data, without the password's line");
+    let (ok, out, err) = through_sudo(root, &on_stdin, &how);
+    assert!(ok, "{err}");
+    assert_eq!(out, "ran\n\n", "the password's line is not the script's");
+    assert!(calls().contains("sudo -k -S -p  -v"), "{}", calls());
+    assert!(!calls().contains("pa ss"));
+
+    // Wrong: one attempt, a clear error, the script never runs.
+    let wrong =
+        Become::SudoWithPassword(std::sync::Arc::new(zeroize::Zeroizing::new("nope".into())));
+    std::fs::remove_file(root.join("calls")).unwrap();
+    let (ok, out, err) = through_sudo(root, &on_stdin, &wrong);
+    assert!(!ok);
+    assert_eq!(out, "");
+    assert!(
+        err.contains("dockhand: sudo refused the become password"),
+        "{err}"
+    );
+    assert_eq!(calls().matches("sudo -k").count(), 1, "{}", calls());
+
+    // Passwordless sudo: `sudo -n`, and the password's line is not run.
+    std::fs::write(root.join("nopasswd"), "").unwrap();
+    let (ok, out, err) = through_sudo(root, &on_stdin, &how);
+    assert!(ok, "{err}");
+    assert_eq!(out, "ran\n\n");
+    assert!(calls().contains("sudo -n /bin/sh -s"), "{}", calls());
 }

@@ -153,6 +153,7 @@ pub(super) fn expand(
 /// The CA and the server certificate (0444) and key (0400, secret).
 fn tls_files(docker: &DockerRole, tls: &TlsMaterial, out: &mut Resources) {
     out.directories.push(root_dir(&docker.tls_dir));
+    out.ca_file = Some(tls_file(docker, CA_FILE));
     let [ca, cert, key] = tls_contents(tls);
     for (name, content, mode) in [
         (CA_FILE, ca, 0o444),
