@@ -308,11 +308,11 @@ const REFUSED: &[(&str, &str)] = &[
     ("ansible_ssh_password", "dockhand logs in with keys only"),
     (
         "ansible_become_password",
-        "a sudo password does not belong in an inventory",
+        "a sudo password does not belong in an inventory: give it with -K, --become-password-file or DOCKHAND_BECOME_PASSWORD",
     ),
     (
         "ansible_become_pass",
-        "a sudo password does not belong in an inventory",
+        "a sudo password does not belong in an inventory: give it with -K, --become-password-file or DOCKHAND_BECOME_PASSWORD",
     ),
     (
         "ansible_ssh_extra_args",
