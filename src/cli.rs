@@ -489,10 +489,10 @@ pub fn run() -> Result<i32> {
                     inventory,
                     host,
                     context,
-                } => commands::pki::client(
+                } => commands::pki_client::client(
                     &store()?,
                     playbook.as_deref(),
-                    &commands::pki::ClientOptions {
+                    &commands::pki_client::ClientOptions {
                         name,
                         out,
                         inventory,

@@ -2,7 +2,8 @@
 //! only through an alias defined in a file that `~/.ssh/config`
 //! `Include`s (by a relative glob): the alias's HostName, User,
 //! IdentityFile and UserKnownHostsFile are what `dockhand ping` uses, and
-//! OpenSSH's own `ssh -G` resolves the alias the same way.
+//! OpenSSH's own `ssh -G` resolves the alias the same way; `-F` names
+//! another file.
 
 mod common;
 
@@ -41,6 +42,34 @@ fn a_host_reached_only_through_an_included_alias_answers_ping() {
         format!("Include {}/config.d/*.conf\n", ssh.display()),
     )
     .unwrap();
+    // The same file given with -F, from a home with no ssh_config at all;
+    // and -F naming no file is an error, as it is for ssh.
+    let bare = tempfile::tempdir().unwrap();
+    let output = lab.dockhand_with(
+        &[
+            "ping",
+            "-i",
+            &inventory.to_string_lossy(),
+            "-F",
+            &absolute.to_string_lossy(),
+        ],
+        &[("HOME", bare.path().as_os_str())],
+    );
+    assert!(expect_exit(output, 0).contains("user=root"));
+    let missing = bare.path().join("no-such-config");
+    let output = lab.dockhand_with(
+        &[
+            "ping",
+            "-i",
+            &inventory.to_string_lossy(),
+            "--ssh-config",
+            &missing.to_string_lossy(),
+        ],
+        &[("HOME", bare.path().as_os_str())],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no-such-config"), "{stderr}");
     let resolved = std::process::Command::new("ssh")
         .args(["-G", "-F"])
         .arg(&absolute)

@@ -9,6 +9,7 @@ pub mod inventory;
 pub mod lab;
 pub mod ping;
 pub mod pki;
+pub mod pki_client;
 pub mod plan;
 pub mod verify;
 

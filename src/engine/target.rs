@@ -346,8 +346,9 @@ mod tests {
     }
 
     /// What dockhand makes of a corpus of ssh_configs with `Include`s
-    /// (globs, nested, inside a Host block, after which the including
-    /// block goes on) is what `ssh -G` makes of them, name by name.
+    /// (globs, nested, inside a Host or a Match block, after which the
+    /// including block goes on) is what `ssh -G` makes of them, name by
+    /// name.
     #[test]
     fn included_configs_resolve_as_ssh_g_resolves_them() {
         let dir = tempfile::tempdir().unwrap();
@@ -361,9 +362,11 @@ mod tests {
                      Match originalhost alias2\n  HostName 192.0.2.51\n\
                      Match host *.internal user root\n  Port 2022\n\
                      Match localuser root host db* !originalhost db2\n  User dbadmin\n\
+                     Match originalhost cache*\n  Include {cache}\n\
                      Host *\n  User fallback\n",
                     conf = at("conf.d"),
-                    web = at("web.inc")
+                    web = at("web.inc"),
+                    cache = at("cache.inc")
                 ),
             ),
             (
@@ -379,6 +382,10 @@ mod tests {
             (
                 "nested.inc",
                 "Host db1\n  HostName db1.internal\n  ProxyJump jump@bastion\n".into(),
+            ),
+            (
+                "cache.inc",
+                "User cacheuser\nHost cache2\n  HostName 192.0.2.60\n  Port 6379\n".into(),
             ),
             (
                 "web.inc",
@@ -401,6 +408,8 @@ mod tests {
             "web2",
             "other",
             "x.internal",
+            "cache1",
+            "cache2",
         ] {
             let output = std::process::Command::new("ssh")
                 .args(["-G", "-F"])

@@ -8,8 +8,10 @@
 //! `all`, `host`, `originalhost`, `user`, `localuser`, `canonical` (never
 //! true: dockhand does not canonicalize) and `final` (this one pass), each
 //! negatable; `Match exec` and other criteria are errors, since dockhand
-//! runs no command from ssh_config (an `Include` under a `Match` is not
-//! read). Pure: the caller reads the files and names the local user.
+//! runs no command from ssh_config. An `Include` under a `Host` or `Match`
+//! is conditional, as in OpenSSH: the included file applies only where the
+//! including block does. Pure: the caller reads the files and names the
+//! local user.
 
 /// Settings for one host, as ssh would resolve them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,10 +30,11 @@ pub struct HostSettings {
 #[derive(Debug, Clone)]
 struct Block {
     /// Every pattern list that must match (an `Include`d file's `Host`
-    /// blocks are under the block that included it); None for `Match`
-    /// blocks, which are never applied.
+    /// blocks are under the block that included it); None for a `Match`
+    /// line that could not be read, which never applies.
     conditions: Option<Vec<Vec<String>>>,
-    /// A `Match` block's criteria, all of which must hold.
+    /// A `Match` block's criteria and those of the `Match` that included
+    /// its file, all of which must hold.
     criteria: Vec<Criterion>,
     options: Vec<(String, String)>,
 }
@@ -91,7 +94,7 @@ impl SshConfig {
     /// after it the including block goes on.
     pub fn parse_with(text: &str, include: Include) -> SshConfig {
         let mut config = SshConfig::default();
-        parse_into(&mut config, text, &[], include, 0);
+        parse_into(&mut config, text, &(Vec::new(), Vec::new()), include, 0);
         config
     }
 
@@ -143,21 +146,18 @@ impl SshConfig {
     }
 }
 
-/// Parses `text` into blocks under `outer` (the conditions of the block
-/// that included it; none at the top).
-fn parse_into(
-    config: &mut SshConfig,
-    text: &str,
-    outer: &[Vec<String>],
-    include: Include,
-    depth: usize,
-) {
+/// Where a block applies: host pattern lists and `Match` criteria.
+type Scope = (Vec<Vec<String>>, Vec<Criterion>);
+
+/// Parses `text` into blocks under `outer` (the scope of the block that
+/// included it; everywhere at the top).
+fn parse_into(config: &mut SshConfig, text: &str, outer: &Scope, include: Include, depth: usize) {
     let blocks = &mut config.blocks;
     // Lines before the first Host line apply wherever the file applies.
-    let mut current = Some(outer.to_vec());
+    let mut current: Option<Scope> = Some(outer.clone());
     blocks.push(Block {
-        conditions: current.clone(),
-        criteria: Vec::new(),
+        conditions: Some(outer.0.clone()),
+        criteria: outer.1.clone(),
         options: Vec::new(),
     });
     for line in text.lines() {
@@ -171,35 +171,37 @@ fn parse_into(
         };
         match keyword.as_str() {
             "host" => {
-                let mut conditions = outer.to_vec();
+                let mut conditions = outer.0.clone();
                 conditions.push(words(&value));
-                current = Some(conditions);
+                current = Some((conditions.clone(), outer.1.clone()));
                 blocks.push(Block {
-                    conditions: current.clone(),
-                    criteria: Vec::new(),
+                    conditions: Some(conditions),
+                    criteria: outer.1.clone(),
                     options: Vec::new(),
                 });
             }
             "match" => {
-                // Includes under a Match are not read (`current` None).
-                current = None;
-                let (conditions, criteria) = match criteria(&value) {
-                    Ok(criteria) => (Some(outer.to_vec()), criteria),
+                let mut all = outer.1.clone();
+                match criteria(&value) {
+                    Ok(criteria) => {
+                        all.extend(criteria);
+                        current = Some((outer.0.clone(), all.clone()));
+                    }
                     Err(e) => {
                         config.errors.push(format!("`{line}`: {e}"));
-                        (None, Vec::new())
+                        current = None;
                     }
-                };
+                }
                 config.blocks.push(Block {
-                    conditions,
-                    criteria,
+                    conditions: current.as_ref().map(|scope| scope.0.clone()),
+                    criteria: all,
                     options: Vec::new(),
                 });
             }
             "include" => {
-                // Inside a block that never applies (a Match), nothing in
-                // the included files can apply either.
-                if let Some(conditions) = current.clone().filter(|_| depth < INCLUDE_DEPTH) {
+                // Inside a block that never applies (a Match that could not
+                // be read), nothing in the included files can apply either.
+                if let Some(scope) = current.clone().filter(|_| depth < INCLUDE_DEPTH) {
                     for pattern in words(&value) {
                         let pattern = if pattern.starts_with('/') || pattern.starts_with("~/") {
                             pattern
@@ -207,14 +209,14 @@ fn parse_into(
                             format!("~/.ssh/{pattern}")
                         };
                         for text in include(&pattern) {
-                            parse_into(config, &text, &conditions, include, depth + 1);
+                            parse_into(config, &text, &scope, include, depth + 1);
                         }
                     }
                 }
                 // After it, the including block goes on.
                 config.blocks.push(Block {
-                    conditions: current.clone(),
-                    criteria: Vec::new(),
+                    conditions: current.as_ref().map(|scope| scope.0.clone()),
+                    criteria: current.as_ref().map(|s| s.1.clone()).unwrap_or_default(),
                     options: Vec::new(),
                 });
             }
@@ -437,11 +439,12 @@ Host *
                     "Port 2000\n".into(),
                 ],
                 "/etc/ssh/web.inc" => vec!["User web\n".into()],
+                "/etc/ssh/db.inc" => vec!["User dba\nHost db2\n  Port 2202\n".into()],
                 _ => vec!["User never\n".into()],
             }
         };
         let config = SshConfig::parse_with(
-            "Include conf.d/*\nHost web*\n  Include /etc/ssh/web.inc\n  Port 80\nMatch all\n  Include /never\nHost *\n  User x\n",
+            "Include conf.d/*\nHost web*\n  Include /etc/ssh/web.inc\n  Port 80\nMatch originalhost db*\n  Include /etc/ssh/db.inc\nMatch originalhost nowhere\n  Include /never\nHost *\n  User x\n",
             &include,
         );
         // Each included file starts where the Include stands (here: every
@@ -457,9 +460,24 @@ Host *
         );
         let web = config.resolve("web1");
         assert_eq!((web.user.as_deref(), web.port), (Some("web"), Some(2000)));
-        assert_eq!(config.resolve("db").user.as_deref(), Some("x"));
-        // Relative paths are under ~/.ssh; nothing under a Match is read.
-        assert_eq!(*asked.borrow(), ["~/.ssh/conf.d/*", "/etc/ssh/web.inc"]);
+        // Under a Match, the included file applies where the Match holds,
+        // its own Host blocks within that.
+        let db = config.resolve("db1");
+        assert_eq!((db.user.as_deref(), db.port), (Some("dba"), Some(2000)));
+        let db2 = config.resolve("db2");
+        assert_eq!((db2.user.as_deref(), db2.port), (Some("dba"), Some(2000)));
+        assert_eq!(config.resolve("other").user.as_deref(), Some("x"));
+        assert_eq!(config.resolve("nowhere").user.as_deref(), Some("never"));
+        // Relative paths are under ~/.ssh.
+        assert_eq!(
+            *asked.borrow(),
+            [
+                "~/.ssh/conf.d/*",
+                "/etc/ssh/web.inc",
+                "/etc/ssh/db.inc",
+                "/never"
+            ]
+        );
     }
 
     #[test]
