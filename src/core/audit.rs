@@ -165,6 +165,7 @@ impl Effective {
 pub fn audit(actual: &ActualState) -> Vec<Finding> {
     let effective = Effective::read(actual);
     let mut out = daemon_rules(actual, &effective);
+    out.push(fence_rule(actual, &effective));
     out.extend(file_rules(actual, &effective));
     out.extend(sshd_rules(actual));
     out.extend(workload_rules(actual));
@@ -407,6 +408,46 @@ fn tls_rule(d: &Effective) -> Finding {
             Verdict::Fail,
             format!("{} without client verification", tcp.join(", ")),
             "set tls, tlsverify and the certificate paths (`dockhand apply` with the docker role)",
+        )
+    }
+}
+
+/// NET-1 (dockhand's own): dockerd's TCP port answers only the networks
+/// that administer it. dockhand sees its own fence (`table inet
+/// dockhand`); another firewall may fence the port too, hence a warning,
+/// not a failure.
+fn fence_rule(actual: &ActualState, d: &Effective) -> Finding {
+    const TITLE: &str = "dockerd's TCP port answers only the admin networks";
+    let open: Vec<String> = d
+        .list("hosts", "host")
+        .into_iter()
+        .filter(|h| h.starts_with("tcp://"))
+        .filter(|h| {
+            let port = h.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
+            !port.is_some_and(|p| actual.facts.fenced_ports.contains(&p))
+        })
+        .collect();
+    if open.is_empty() {
+        let reason = if d
+            .list("hosts", "host")
+            .iter()
+            .any(|h| h.starts_with("tcp://"))
+        {
+            "every TCP listener is fenced by dockhand's nftables table"
+        } else {
+            "the daemon listens on no TCP socket"
+        };
+        finding("NET-1", TITLE, Verdict::Pass, reason, "")
+    } else {
+        finding(
+            "NET-1",
+            TITLE,
+            Verdict::Warn,
+            format!(
+                "{} answers every address (no dockhand fence)",
+                open.join(", ")
+            ),
+            "list the admin networks in the playbook's firewall.docker_from (or fence the port in your own firewall)",
         )
     }
 }
@@ -957,5 +998,41 @@ mod tests {
                 "{key} {value}"
             );
         }
+    }
+
+    #[test]
+    fn the_tls_port_is_open_to_all_until_dockhands_fence_drops_others() {
+        let find = |state: &ActualState| {
+            audit(state)
+                .into_iter()
+                .find(|f| f.id == "NET-1")
+                .map(|f| (f.verdict, f.reason))
+                .unwrap()
+        };
+        let mut state = fresh();
+        assert_eq!(find(&state).0, Verdict::Pass, "no TCP listener");
+        state.paths.insert(
+            "/etc/docker/daemon.json".into(),
+            file(
+                0o644,
+                "root",
+                "root",
+                Some(r#"{"hosts": ["unix:///var/run/docker.sock", "tcp://0.0.0.0:2376"]}"#),
+            ),
+        );
+        let (verdict, reason) = find(&state);
+        assert_eq!(verdict, Verdict::Warn);
+        assert_eq!(
+            reason,
+            "tcp://0.0.0.0:2376 answers every address (no dockhand fence)"
+        );
+        state.facts.fenced_ports = vec![22];
+        assert_eq!(
+            find(&state).0,
+            Verdict::Warn,
+            "sshd's fence is not dockerd's"
+        );
+        state.facts.fenced_ports = vec![22, 2376];
+        assert_eq!(find(&state).0, Verdict::Pass);
     }
 }

@@ -39,6 +39,11 @@ pub struct Facts {
     pub os_version: String,
     /// `command -v dockerd`.
     pub dockerd_path: Option<String>,
+    /// `command -v nft`.
+    pub nft_path: Option<String>,
+    /// The ports dockhand's fence (`table inet dockhand`) drops for
+    /// sources it does not list, as loaded in the kernel now.
+    pub fenced_ports: Vec<u16>,
     /// The docker unit's effective ExecStart command lines (argv), in order.
     pub docker_exec_start: Vec<Vec<String>>,
     /// Drop-in files of docker.service that systemd reads.

@@ -264,6 +264,8 @@ fn parse_fact_line(facts: &mut Facts, line: &str) {
             facts.os_version = version.to_string();
         }
         "dockerd" if !rest.is_empty() => facts.dockerd_path = Some(rest.to_string()),
+        "nft" if !rest.is_empty() => facts.nft_path = Some(rest.to_string()),
+        "fenced_port" => facts.fenced_ports.extend(rest.parse::<u16>().ok()),
         "exec_start" => facts
             .docker_exec_start
             .push(rest.split_whitespace().map(String::from).collect()),

@@ -58,13 +58,17 @@ pub struct Work {
     pub live_restore_first: Option<(String, String)>,
 }
 
-/// A transient systemd timer, armed before ssh is reloaded, that puts the
-/// previous sshd drop-in back and reloads ssh after `seconds`; disarmed
-/// once a fresh login has succeeded (or by a rollback, which restores the
-/// drop-in itself). A lost session or a lockout undoes itself.
+/// A transient systemd timer, armed before ssh is reloaded (or the fence
+/// loaded), that puts the previous sshd drop-in back and reloads ssh, and
+/// the previous fence back and loads it, after `seconds`; disarmed once a
+/// fresh login has succeeded (or by a rollback, which restores the files
+/// itself). A lost session or a lockout undoes itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SshdSwitch {
-    pub drop_in: String,
+    /// The sshd drop-in, when it changes.
+    pub drop_in: Option<String>,
+    /// The fence's rules, when they change.
+    pub firewall_rules: Option<String>,
     pub unit: String,
     pub seconds: u32,
 }
@@ -178,18 +182,34 @@ pub fn work(
             work.files[index].check_copy = Some((temp, copy));
         }
     }
-    if work.handlers.contains(&Handler::ReloadSsh)
-        && let Some((drop_in, _)) = &desired.sshd_expected
-        && work.files.iter().any(|f| &f.path == drop_in)
-    {
+    let written = |path: &String| work.files.iter().any(|f| &f.path == path);
+    let drop_in = desired
+        .sshd_expected
+        .as_ref()
+        .map(|(drop_in, _)| drop_in)
+        .filter(|d| work.handlers.contains(&Handler::ReloadSsh) && written(d))
+        .cloned();
+    let firewall_rules = desired
+        .firewall_rules
+        .as_ref()
+        .filter(|r| work.handlers.contains(&Handler::ReloadFirewall) && written(r))
+        .cloned();
+    if drop_in.is_some() || firewall_rules.is_some() {
         work.sshd_switch = Some(SshdSwitch {
-            drop_in: drop_in.clone(),
+            drop_in,
+            firewall_rules,
             unit: format!("dockhand-sshd-revert-{}", random()),
-            seconds: desired.sshd_revert_after,
+            seconds: match desired.sshd_revert_after {
+                0 => DEFAULT_REVERT_AFTER,
+                seconds => seconds,
+            },
         });
     }
     Ok(work)
 }
+
+/// The switch's time when no sshd role sets it (the fence alone).
+const DEFAULT_REVERT_AFTER: u32 = 120;
 
 /// daemon.json with every path that names a file of this write (the TLS
 /// files) pointed at that file's staged temp instead.

@@ -36,6 +36,9 @@ const PACKAGES: &[&str] = &[
     "ca-certificates",
     "sudo",
     "python3",
+    // `nft`, for the fence (playbooks with `firewall:`); nftables.service
+    // stays disabled, as Debian installs it.
+    "nftables",
 ];
 
 /// The unprivileged user with passwordless sudo, present on every host.

@@ -383,3 +383,30 @@ mod address_tests {
         }
     }
 }
+
+/// Networks in CIDR form (`10.0.0.0/8`, `2001:db8::/32`) or single
+/// addresses (a /32 or /128). A network with host bits set
+/// (`10.0.0.1/8`) is refused: it almost always means a typo.
+pub fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    let items = Vec::<String>::deserialize(deserializer)?;
+    items
+        .iter()
+        .map(|item| network(item).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+fn network(text: &str) -> Result<ipnet::IpNet, String> {
+    if let Ok(address) = text.parse::<std::net::IpAddr>() {
+        return Ok(ipnet::IpNet::from(address));
+    }
+    let net: ipnet::IpNet = text
+        .parse()
+        .map_err(|_| format!("{text:?} is neither a network (10.0.0.0/8) nor an address"))?;
+    if net.trunc() != net {
+        return Err(format!(
+            "{text:?} has host bits set: did you mean {}?",
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}

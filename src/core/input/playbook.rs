@@ -19,10 +19,28 @@ pub struct Playbook {
     pub pki: Option<PkiRole>,
     pub docker: Option<DockerRole>,
     pub sshd: Option<SshdRole>,
+    pub firewall: Option<FirewallRole>,
     #[serde(default, deserialize_with = "fields::unique_paths")]
     pub files: Vec<FileSpec>,
     #[serde(default, deserialize_with = "fields::unique_paths")]
     pub directories: Vec<DirectorySpec>,
+}
+
+/// The fence: dockhand's own nftables table, which lets only these
+/// sources reach dockerd's TLS port (and sshd's, with `ssh_from`). A port
+/// whose list is empty is not fenced.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FirewallRole {
+    /// Networks (`198.18.0.0/15`) or addresses allowed to dockerd's port.
+    #[serde(deserialize_with = "fields::networks")]
+    pub docker_from: Vec<ipnet::IpNet>,
+    /// Networks or addresses allowed to sshd's port: guarded by a dead-man
+    /// switch, since a wrong list locks everyone out.
+    #[serde(deserialize_with = "fields::networks")]
+    pub ssh_from: Vec<ipnet::IpNet>,
+    /// sshd's port (default 22).
+    pub ssh_port: Option<u16>,
 }
 
 /// Key algorithm for the CA and every certificate it issues.
@@ -191,13 +209,17 @@ pub enum Handler {
     DaemonReload,
     RestartDocker,
     ReloadSsh,
+    /// Loads the fence's rules (and enables their boot unit); after ssh's
+    /// reload, so one dead-man switch armed before either guards both.
+    ReloadFirewall,
 }
 
 impl Handler {
-    pub const ALL: [Handler; 3] = [
+    pub const ALL: [Handler; 4] = [
         Handler::DaemonReload,
         Handler::RestartDocker,
         Handler::ReloadSsh,
+        Handler::ReloadFirewall,
     ];
 
     /// The name in playbooks, JSON and on hosts (`restart-docker`).
@@ -206,6 +228,7 @@ impl Handler {
             Handler::DaemonReload => "daemon-reload",
             Handler::RestartDocker => "restart-docker",
             Handler::ReloadSsh => "reload-ssh",
+            Handler::ReloadFirewall => "reload-firewall",
         }
     }
 
@@ -218,6 +241,7 @@ impl Handler {
             Handler::DaemonReload => "systemctl daemon-reload",
             Handler::RestartDocker => "restart docker",
             Handler::ReloadSsh => "reload ssh",
+            Handler::ReloadFirewall => "load the fence (nft)",
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod docker;
 mod files;
+pub mod firewall;
 pub mod sshd;
 
 use crate::core::parent_dir as parent;
@@ -151,6 +152,9 @@ pub struct Resources {
     pub ca_file: Option<String>,
     /// `apply --replace-ca`: switch such a host all the same.
     pub replace_ca: bool,
+    /// The fence's rules file: a change to it is guarded by the dead-man
+    /// switch, as sshd's drop-in is.
+    pub firewall_rules: Option<String>,
     /// daemon.json's path and the interim document that turns live-restore
     /// on alone (the host's own with `live-restore: true`), when the
     /// document the playbook asks for has live-restore; None when the
@@ -214,6 +218,9 @@ pub fn paths(playbook: &Playbook) -> Vec<(String, bool)> {
     if let Some(sshd) = &playbook.sshd {
         sshd::paths(sshd, &mut directories, &mut files);
     }
+    if playbook.firewall.is_some() {
+        firewall::paths(&mut directories, &mut files);
+    }
     files::paths(playbook, &mut directories, &mut files);
     directories.dedup();
     directories
@@ -237,6 +244,9 @@ pub fn expand(
     }
     if let Some(sshd) = &playbook.sshd {
         sshd::expand(sshd, &actual.facts, &mut out);
+    }
+    if let Some(firewall) = &playbook.firewall {
+        firewall::expand(playbook, firewall, &actual.facts, &mut out)?;
     }
     files::expand(playbook, vars, &mut out)?;
     out.directories.dedup_by(|a, b| a.path == b.path);

@@ -48,7 +48,10 @@ const ARM_SWITCH: &str = "systemd-run --quiet --collect --unit=@UNIT@ --on-activ
   || { printf 'error arm the sshd dead-man switch (systemd-run)\\n'; rm -f -- \"$log\"; rollback; exit 1; }
 printf 'ok armed %s\\n' @UNIT@
 ";
-const REVERT: &str = "@RESTORE@; systemctl reload @SSH_UNIT@";
+const REVERT_SSHD: &str = "@RESTORE@; systemctl reload @SSH_UNIT@";
+/// The fence back as it was (or gone, when it was new), loaded directly.
+const REVERT_FIREWALL: &str =
+    "@RESTORE@; if [ -e @RULES@ ]; then nft -f @RULES@; else nft delete table inet dockhand; fi";
 
 pub fn commit(work: &Work, layout: &Layout) -> Script {
     let temps = work
@@ -228,13 +231,26 @@ fn arm_switch(switch: Option<&SshdSwitch>, ssh_unit: &str) -> String {
     let Some(switch) = switch else {
         return String::new();
     };
-    let revert = fill(
-        REVERT,
-        &[
-            ("RESTORE", restore_path(&switch.drop_in).trim_end()),
-            ("SSH_UNIT", &quote(ssh_unit)),
-        ],
-    );
+    let mut reverts = Vec::new();
+    if let Some(drop_in) = &switch.drop_in {
+        reverts.push(fill(
+            REVERT_SSHD,
+            &[
+                ("RESTORE", restore_path(drop_in).trim_end()),
+                ("SSH_UNIT", &quote(ssh_unit)),
+            ],
+        ));
+    }
+    if let Some(rules) = &switch.firewall_rules {
+        reverts.push(fill(
+            REVERT_FIREWALL,
+            &[
+                ("RESTORE", restore_path(rules).trim_end()),
+                ("RULES", &quote(rules)),
+            ],
+        ));
+    }
+    let revert = reverts.join("; ");
     fill(
         ARM_SWITCH,
         &[

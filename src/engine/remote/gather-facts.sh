@@ -3,6 +3,9 @@ echo '@facts'
 . /etc/os-release 2>/dev/null; printf 'os %s %s\n' "${ID:-unknown}" "${VERSION_ID:-unknown}"
 dockerd_bin=$(command -v dockerd || true)
 printf 'dockerd %s\n' "$dockerd_bin"
+nft_bin=$(command -v nft || true)
+printf 'nft %s\n' "$nft_bin"
+if [ -n "$nft_bin" ]; then "$nft_bin" list table inet dockhand 2>/dev/null | sed -n 's/^[[:space:]]*tcp dport \([0-9]*\) drop$/fenced_port \1/p'; fi
 units_show=$(systemctl show -p Id -p ExecStart -p DropInPaths -p FragmentPath -p EnvironmentFiles -p ActiveState docker.service sshd.service 2>/dev/null)
 drop_ins=; fragment=; env_files=; docker_state=; ssh_unit=; ssh_state=; unit=docker
 while IFS= read -r l; do

@@ -41,6 +41,16 @@ pub const START_DOCKER: &str = include_str!("start-docker.sh");
 const RESTART_DOCKER: &str = include_str!("restart-docker.sh");
 const RELOAD_SSH: &str = include_str!("reload-ssh.sh");
 
+/// **reload-firewall.** The boot unit enabled and started again, which
+/// loads the rules whole; after a restore that removed the rules (the
+/// fence was new), the unit is disabled and the table deleted.
+pub const RELOAD_FIREWALL: &str = "if [ -e /etc/dockhand/firewall.nft ]; then
+  systemctl enable --quiet dockhand-firewall.service && systemctl restart dockhand-firewall.service
+else
+  systemctl disable --quiet dockhand-firewall.service 2>/dev/null; nft delete table inet dockhand 2>/dev/null || :
+fi
+";
+
 /// One handler; `$log` is the private temp file, emptied by each.
 const RUN: &str = "if (
 @COMMAND@) >\"$log\" 2>&1; then printf 'handler %s ok\\n' @NAME@
@@ -58,20 +68,23 @@ fn command(handler: Handler, ssh_unit: &str) -> String {
         Handler::DaemonReload => "systemctl daemon-reload\n".to_string(),
         Handler::RestartDocker => fill(RESTART_DOCKER, &[("START_DOCKER", START_DOCKER)]),
         Handler::ReloadSsh => fill(RELOAD_SSH, &[("UNIT", &quote(ssh_unit))]),
+        Handler::ReloadFirewall => RELOAD_FIREWALL.to_string(),
     }
 }
 
 /// The handlers' lines, in their fixed order, each once; they set
 /// `handler_failed=1` when one fails and go on with the next.
-/// `before_ssh` goes right before ssh's reload: the dead-man switch, so
-/// that its time counts from the reload, not from docker's restart.
-pub fn handlers(handlers: &[Handler], ssh_unit: &str, before_ssh: &str) -> String {
+/// `guard` goes right before ssh's reload or the fence's, whichever comes
+/// first: the dead-man switch, so that its time counts from there, not
+/// from docker's restart.
+pub fn handlers(handlers: &[Handler], ssh_unit: &str, guard: &str) -> String {
     let mut sorted = handlers.to_vec();
     sorted.sort();
     sorted.dedup();
     if sorted.is_empty() {
         return String::new();
     }
+    let mut guarded = false;
     let lines: String = sorted
         .into_iter()
         .map(|handler| {
@@ -83,7 +96,10 @@ pub fn handlers(handlers: &[Handler], ssh_unit: &str, before_ssh: &str) -> Strin
                 ],
             );
             match handler {
-                Handler::ReloadSsh => format!("{before_ssh}{run}"),
+                Handler::ReloadSsh | Handler::ReloadFirewall if !guarded => {
+                    guarded = true;
+                    format!("{guard}{run}")
+                }
                 _ => run,
             }
         })

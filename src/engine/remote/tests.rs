@@ -36,7 +36,14 @@ case $call in
 esac
 "#;
 
-const STUBBED: [&str; 5] = ["systemctl", "sshd", "dockerd", "systemd-run", "journalctl"];
+const STUBBED: [&str; 6] = [
+    "systemctl",
+    "sshd",
+    "dockerd",
+    "systemd-run",
+    "journalctl",
+    "nft",
+];
 
 struct Host {
     dir: tempfile::TempDir,
@@ -417,10 +424,95 @@ fn a_failed_check_after_writing_puts_everything_back() {
 }
 
 #[test]
+fn a_new_fence_is_guarded_by_the_switch_which_takes_it_down_again() {
+    let (host, mut work) = lived_in();
+    let rules = host.at("/etc/new/firewall.nft");
+    work.files
+        .push(host.file("/etc/new/firewall.nft", b"table inet dockhand\n", 0o644));
+    work.handlers = vec![Handler::ReloadFirewall];
+    work.sshd_switch = Some(SshdSwitch {
+        drop_in: None,
+        firewall_rules: Some(rules.clone()),
+        unit: "dockhand-sshd-revert-f".into(),
+        seconds: 120,
+    });
+    host.stage(&work);
+    let (outcome, out) = host.commit(&work);
+    assert_eq!(outcome, CommitOutcome::Done, "{out}");
+    let armed = host.calls().iter().position(|c| {
+        c.starts_with(
+            "systemd-run --quiet --collect --unit=dockhand-sshd-revert-f --on-active=120 ",
+        )
+    });
+    // Armed before the fence is loaded (this machine has no
+    // /etc/dockhand/firewall.nft, so the handler takes the table down).
+    assert!(armed.unwrap() < host.called("nft delete table inet dockhand"));
+    assert_eq!(
+        host.read("/etc/new/firewall.nft").as_deref(),
+        Some("table inet dockhand\n")
+    );
+    // The timer's command: the rules were new, so they go, and so does
+    // the table; no ssh reload, since sshd's drop-in did not change.
+    let revert = host.read("/armed").unwrap();
+    let before = host.calls().len();
+    let status = Command::new("/bin/sh")
+        .args(["-c", &revert])
+        .env("PATH", &host.path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(host.read("/etc/new/firewall.nft"), None);
+    assert_eq!(
+        host.calls()[before..],
+        ["nft delete table inet dockhand".to_string()]
+    );
+
+    // Rules that were there before are put back and loaded.
+    let (host, mut work) = lived_in();
+    host.write("/etc/t/firewall.nft", b"OLD FENCE\n", 0o644);
+    work.files
+        .push(host.file("/etc/t/firewall.nft", b"NEW FENCE\n", 0o644));
+    work.sshd_switch = Some(SshdSwitch {
+        drop_in: Some(host.at("/etc/t/sshd.conf")),
+        firewall_rules: Some(host.at("/etc/t/firewall.nft")),
+        unit: "dockhand-sshd-revert-g".into(),
+        seconds: 60,
+    });
+    host.stage(&work);
+    assert_eq!(host.commit(&work).0, CommitOutcome::Done);
+    let revert = host.read("/armed").unwrap();
+    let before = host.calls().len();
+    assert!(
+        Command::new("/bin/sh")
+            .args(["-c", &revert])
+            .env("PATH", &host.path)
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(
+        host.read("/etc/t/firewall.nft").as_deref(),
+        Some("OLD FENCE\n")
+    );
+    assert_eq!(
+        host.read("/etc/t/sshd.conf").as_deref(),
+        Some("PasswordAuthentication yes\n")
+    );
+    assert_eq!(
+        host.calls()[before..],
+        [
+            "systemctl reload ssh.service".to_string(),
+            format!("nft -f {}", host.at("/etc/t/firewall.nft")),
+        ]
+    );
+}
+
+#[test]
 fn the_dead_man_switch_is_armed_before_ssh_reloads_and_reverts_the_drop_in() {
     let (host, mut work) = lived_in();
     work.sshd_switch = Some(SshdSwitch {
-        drop_in: host.at("/etc/t/sshd.conf"),
+        drop_in: Some(host.at("/etc/t/sshd.conf")),
+        firewall_rules: None,
         unit: "dockhand-sshd-revert-r".into(),
         seconds: 90,
     });
@@ -472,7 +564,8 @@ fn the_dead_man_switch_is_armed_before_ssh_reloads_and_reverts_the_drop_in() {
 fn a_switch_that_cannot_be_armed_undoes_the_commit() {
     let (host, mut work) = lived_in();
     work.sshd_switch = Some(SshdSwitch {
-        drop_in: host.at("/etc/t/sshd.conf"),
+        drop_in: Some(host.at("/etc/t/sshd.conf")),
+        firewall_rules: None,
         unit: "dockhand-sshd-revert-r".into(),
         seconds: 90,
     });
@@ -721,7 +814,8 @@ fn every_script(host: &Host, work: &Work) -> Vec<Script> {
 fn full_work() -> (Host, Work) {
     let (host, mut work) = lived_in();
     work.sshd_switch = Some(SshdSwitch {
-        drop_in: host.at("/etc/t/sshd.conf"),
+        drop_in: Some(host.at("/etc/t/sshd.conf")),
+        firewall_rules: None,
         unit: "dockhand-sshd-revert-r".into(),
         seconds: 90,
     });
@@ -772,6 +866,10 @@ fn shellcheck_finds_nothing_in_any_script() {
         .map(|s| (s.kind.name().to_string(), s.text))
         .collect();
     texts.push(("start-docker".into(), START_DOCKER.into()));
+    texts.push((
+        "reload-firewall".into(),
+        super::handlers::RELOAD_FIREWALL.into(),
+    ));
     texts.push((
         "sudo-with-password".into(),
         fill(SUDO_WITH_PASSWORD, &[("INNER", "/bin/sh -s")]),
