@@ -10,6 +10,7 @@ use super::state::{ActualPath, ActualState, Facts, PathKind};
 pub fn debian_facts() -> Facts {
     Facts {
         dockerd_path: Some("/usr/sbin/dockerd".into()),
+        nft_path: Some("/usr/sbin/nft".into()),
         docker_exec_start: vec![
             "/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS"
                 .split(' ')

@@ -143,7 +143,8 @@ fn step_of(command: &str, stdin: &[u8]) -> Step {
             | Kind::SshdSettings
             | Kind::DockerState
             | Kind::StartDocker
-            | Kind::DockerJournal,
+            | Kind::DockerJournal
+            | Kind::DialStdio,
         )
         | None => Step::Login,
     }

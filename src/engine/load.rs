@@ -314,5 +314,15 @@ pub fn checks(
         }
         _ => None,
     };
-    Ok(Checks { tls })
+    let ssh = match &playbook.docker {
+        Some(docker) if docker.access == crate::core::input::playbook::Access::Ssh => Some((
+            listen_port(&docker.listen)?,
+            crate::core::roles::docker::daemon_settings(docker)
+                .into_iter()
+                .collect(),
+        )),
+        _ => None,
+    };
+    let tls = tls.filter(|_| ssh.is_none());
+    Ok(Checks { tls, ssh })
 }

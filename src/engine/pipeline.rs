@@ -207,6 +207,9 @@ pub fn replan<S>(playbook: &Playbook, job: &HostJob, prepared: Prepared<S>) -> R
 pub struct Checks {
     /// The CA and a client certificate, when the docker role is on.
     pub tls: Option<(TlsProbe, u16, serde_json::Map<String, serde_json::Value>)>,
+    /// With `access: ssh`: the TCP port nothing may listen on, and the
+    /// daemon settings `/info` must show through `docker system dial-stdio`.
+    pub ssh: Option<(u16, serde_json::Map<String, serde_json::Value>)>,
 }
 
 /// Applies the plan, verifies, and keeps the change or rolls it back. The
@@ -336,6 +339,63 @@ async fn roll_back<S: Transport>(
     apply::rollback(session, work, become_root, run).await
 }
 
+/// `access: ssh` as its users meet it: the daemon answers through `docker
+/// system dial-stdio` run by the login user over this SSH connection (what
+/// `docker -H ssh://` does), its `/info` shows the playbook's settings,
+/// and nothing answers on the TCP port a TLS listener would use.
+async fn verify_ssh_access<S: Transport>(
+    session: &S,
+    job: &HostJob,
+    port: u16,
+    daemon: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Vec<String>> {
+    let name = &job.host.name;
+    let step = "docker over SSH (dial-stdio)";
+    let script = remote::dial_stdio(&remote::Layout::HOST, "/info");
+    let output = session
+        .run(step, &script.command(&Become::No), script.input())
+        .await?;
+    let (status, body) = verify::parse_http(&output.stdout)
+        .map_err(|e| host_error(name, step, format!("{e} ({})", output.stderr_text().trim())))?;
+    let info: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| host_error(name, step, format!("HTTP {status}, not JSON: {e}")))?;
+    if status != 200 {
+        return Err(host_error(name, step, format!("HTTP {status}: {info}")));
+    }
+    let problems = verify::info_mismatches(&info, daemon);
+    if !problems.is_empty() {
+        return Err(host_error(name, "check /info", problems.join("; ")));
+    }
+    let address = job.target.address.clone();
+    // Asked the way SSH goes: through the jump host when there is one.
+    let tcp = if job.target.jump.is_some() {
+        let through = session.tunnel(port).await.ok().flatten();
+        through.map(|_| format!("{address}:{port} (through the jump host)"))
+    } else {
+        let connect = tokio::net::TcpStream::connect((address.as_str(), port));
+        let connected = tokio::time::timeout(std::time::Duration::from_secs(3), connect).await;
+        connected
+            .ok()
+            .and_then(Result::ok)
+            .map(|_| format!("{address}:{port}"))
+    };
+    if let Some(open) = tcp {
+        return Err(host_error(
+            name,
+            "no TCP listener",
+            format!("{open} answers, with `access: ssh`"),
+        ));
+    }
+    Ok(vec![
+        format!(
+            "docker {} answers over SSH (docker system dial-stdio, as {})",
+            info["ServerVersion"].as_str().unwrap_or("?"),
+            job.target.user
+        ),
+        format!("nothing answers on TCP port {port}"),
+    ])
+}
+
 /// What verification may take as already seen on a host.
 #[derive(Clone, Copy)]
 pub enum Seen<'a> {
@@ -432,6 +492,9 @@ async fn verify_checks<C: Connector>(
             .await
             .map_err(|e| host_error(name, "refuse clients without a certificate", e))?;
         passed.push("a client without a certificate is refused".into());
+    }
+    if let Some((port, daemon)) = &checks.ssh {
+        passed.extend(verify_ssh_access(session, job, *port, daemon).await?);
     }
     if let Some((drop_in, expected)) = &desired.sshd_expected {
         let effective = match seen {

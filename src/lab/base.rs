@@ -41,6 +41,18 @@ const PACKAGES: &[&str] = &[
     "nftables",
 ];
 
+/// What a release's hosts have: [`PACKAGES`], and from Debian 13 on the
+/// docker CLI, which docker.io only recommends there (apt installs what
+/// is recommended; debootstrap does not): `docker -H ssh://` runs it on
+/// the host.
+fn packages(release: Release) -> Vec<&'static str> {
+    let mut packages = PACKAGES.to_vec();
+    if matches!(release, Release::Trixie | Release::Forky) {
+        packages.push("docker-cli");
+    }
+    packages
+}
+
 /// The unprivileged user with passwordless sudo, present on every host.
 pub const SUDO_USER: &str = "dockhand";
 
@@ -53,7 +65,7 @@ pub fn base_dir(cache: &Path, release: Release) -> PathBuf {
     cache.join(format!(
         "lab-base-{}-v{PREPARATION_VERSION}-{:08x}",
         release.suite(),
-        fnv1a(PACKAGES.join(",").as_bytes())
+        fnv1a(packages(release).join(",").as_bytes())
     ))
 }
 
@@ -134,7 +146,7 @@ fn remove_tree(dir: &Path) -> Result<()> {
 /// while any part of it still writes there.
 fn debootstrap(release: Release, target: &Path, lock: &super::state::LockGuard) -> Result<()> {
     let mirror = apt_mirror(release)?;
-    let include = format!("--include={}", PACKAGES.join(","));
+    let include = format!("--include={}", packages(release).join(","));
     let target = target.to_string_lossy().into_owned();
     let mut args = vec![
         "--variant=minbase".to_string(),

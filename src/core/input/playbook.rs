@@ -90,6 +90,9 @@ impl Default for PkiRole {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DockerRole {
+    /// How clients reach dockerd: `tls` (TCP `listen` with mutual TLS) or
+    /// `ssh` (the unix socket only, reached over SSH: no TCP listener).
+    pub access: Access,
     /// Directory on the host for ca.pem, server-cert.pem, server-key.pem.
     #[serde(deserialize_with = "fields::host_path")]
     pub tls_dir: String,
@@ -115,6 +118,7 @@ pub struct DockerRole {
 impl Default for DockerRole {
     fn default() -> Self {
         DockerRole {
+            access: Access::Tls,
             tls_dir: "/etc/docker/tls".into(),
             listen: "tcp://0.0.0.0:2376".into(),
             daemon: IndexMap::new(),
@@ -124,6 +128,18 @@ impl Default for DockerRole {
             allow_new_data_root: false,
         }
     }
+}
+
+/// How clients reach dockerd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// TCP (`listen`) with TLS and client verification.
+    #[default]
+    Tls,
+    /// The unix socket only, over SSH (`docker -H ssh://…`, docker
+    /// contexts): no TCP listener, no TLS files.
+    Ssh,
 }
 
 /// An sshd setting's value: one word, a number, yes/no, or a list.
@@ -358,9 +374,10 @@ impl Playbook {
                     )));
                 }
             }
-            if self.pki.is_none() {
+            if self.pki.is_none() && docker.access == Access::Tls {
                 return Err(fail(
-                    "the docker role needs the pki role (its certificates)".into(),
+                    "the docker role needs the pki role (its certificates), unless `access: ssh`"
+                        .into(),
                 ));
             }
         }

@@ -284,6 +284,11 @@ mod tests {
             ),
             own.to_string(),
             "sshd:\n  drop_in: /etc/ssh/sshd_config.d/10-x.conf\n".to_string(),
+            include_str!("../../../playbooks/docker-ssh.yaml").to_string(),
+            format!(
+                "{}firewall:\n  docker_from: [10.0.0.0/8]\n  ssh_from: [2001:db8::/32]\n",
+                include_str!("../../../playbooks/docker-tls.yaml")
+            ),
         ];
         let vars = [("greeting".to_string(), "hi".to_string())].into();
         let sorted = |mut paths: Vec<(String, bool)>| {
@@ -303,6 +308,7 @@ mod tests {
             ] {
                 let bare = Facts {
                     dockerd_path: Some("/usr/local/bin/dockerd".into()),
+                    nft_path: Some("/usr/sbin/nft".into()),
                     ssh_host_keys: vec!["/etc/ssh/ssh_host_rsa_key".into()],
                     ..Facts::default()
                 };
@@ -312,6 +318,76 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `access: ssh` on a host secured with TLS: the unix socket alone, the
+    /// TLS keys gone from daemon.json, no TLS file managed, and the files
+    /// left on the host said.
+    #[test]
+    fn the_ssh_way_closes_the_tls_listener_and_says_the_files_stay() {
+        let playbook = Playbook::parse(
+            "p.yaml".as_ref(),
+            include_str!("../../../playbooks/docker-ssh.yaml"),
+        )
+        .unwrap();
+        let mut actual = state(debian_facts());
+        let before = r#"{"hosts": ["unix:///var/run/docker.sock", "tcp://0.0.0.0:2376"], "tls": true, "tlsverify": true, "tlscacert": "/etc/docker/tls/ca.pem", "tlscert": "/etc/docker/tls/server-cert.pem", "tlskey": "/etc/docker/tls/server-key.pem", "debug": true}"#;
+        actual.paths.insert(
+            "/etc/docker/daemon.json".into(),
+            crate::core::fixtures::present(before.as_bytes(), 0o644),
+        );
+        let desired = expand(
+            &playbook,
+            &Default::default(),
+            &actual,
+            &TlsMaterial::CaPending,
+        )
+        .unwrap();
+        assert!(
+            !desired
+                .files
+                .iter()
+                .any(|f| f.path.starts_with("/etc/docker/tls"))
+        );
+        assert_eq!(desired.ca_file, None);
+        let Content::DaemonJson {
+            managed,
+            own_whole_file,
+        } = &desired
+            .files
+            .iter()
+            .find(|f| f.path == "/etc/docker/daemon.json")
+            .unwrap()
+            .content
+        else {
+            panic!("daemon.json is merged");
+        };
+        let document =
+            docker::daemon_json::desired(Some(before.as_bytes()), managed, *own_whole_file)
+                .unwrap();
+        assert_eq!(
+            document["hosts"],
+            serde_json::json!(["unix:///var/run/docker.sock"])
+        );
+        for key in ["tls", "tlsverify", "tlscacert", "tlscert", "tlskey"] {
+            assert!(!document.contains_key(key), "{key}");
+        }
+        assert_eq!(
+            document["debug"],
+            serde_json::json!(true),
+            "hand-set keys kept"
+        );
+        assert!(desired.notes.iter().any(|(_, n)| n.contains("its TLS files (/etc/docker/tls/ca.pem, /etc/docker/tls/server-cert.pem, /etc/docker/tls/server-key.pem) stay on the host")), "{:?}", desired.notes);
+        let drop_in = desired
+            .files
+            .iter()
+            .find(|f| f.path.ends_with("override.conf"))
+            .unwrap();
+        let Content::Bytes(text) = &drop_in.content else {
+            panic!()
+        };
+        let text = String::from_utf8_lossy(text);
+        assert!(!text.contains("-H"), "daemon.json names the socket: {text}");
     }
 
     /// Certificates issued after the expansion replace the TLS files'

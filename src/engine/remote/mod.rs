@@ -32,7 +32,7 @@ pub use gather::{MAX_CONTENT_BYTES, gather, managed_dirs};
 pub use handlers::START_DOCKER;
 pub use lock::{HOST_LOCK_WAIT, LockOutcome, Settled, TRANSIENT_UNITS, lock};
 pub use probe::{
-    docker_journal, docker_state, login, ping, ping_reply, sshd_settings, start_docker,
+    dial_stdio, docker_journal, docker_state, login, ping, ping_reply, sshd_settings, start_docker,
 };
 pub use restore::{finish, handlers_again, restore};
 pub use stage::{stage, stage_input};
@@ -95,9 +95,10 @@ pub enum Kind {
     DockerState,
     StartDocker,
     DockerJournal,
+    DialStdio,
 }
 
-const KINDS: [(Kind, &str); 13] = [
+const KINDS: [(Kind, &str); 14] = [
     (Kind::Gather, "gather"),
     (Kind::Lock, "lock"),
     (Kind::Stage, "stage"),
@@ -111,6 +112,7 @@ const KINDS: [(Kind, &str); 13] = [
     (Kind::DockerState, "docker-state"),
     (Kind::StartDocker, "start-docker"),
     (Kind::DockerJournal, "docker-journal"),
+    (Kind::DialStdio, "dial-stdio"),
 ];
 
 /// The header's first line: `# dockhand: KIND`.

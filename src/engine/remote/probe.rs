@@ -50,6 +50,18 @@ pub fn login() -> Script {
     login_command(Kind::Login, "true\n")
 }
 
+/// What the docker CLI does on the host for `docker -H ssh://…`: `docker
+/// system dial-stdio`, as the login user, with one HTTP request for the
+/// daemon on its stdin. A host without a docker CLI says so.
+pub fn dial_stdio(layout: &Layout, path: &str) -> Script {
+    let text = header(Kind::DialStdio, layout, false)
+        + "command -v docker >/dev/null || { echo 'no docker CLI on this host: `docker -H ssh://` runs `docker system dial-stdio` here (install docker-cli, or docker.io on Debian 12)' >&2; exit 127; }
+           exec docker system dial-stdio
+";
+    let request = format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n").into_bytes();
+    Script::with_input(Kind::DialStdio, text, request)
+}
+
 /// sshd's effective settings, as root.
 pub fn sshd_settings(layout: &Layout) -> Script {
     Script::on_stdin(

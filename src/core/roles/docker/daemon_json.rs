@@ -25,8 +25,10 @@ pub fn desired(
     managed: &Map<String, Value>,
     own_whole_file: bool,
 ) -> Result<Map<String, Value>, String> {
+    // A managed key set to null is one the role removes.
+    let set = managed.iter().filter(|(_, value)| !value.is_null());
     if own_whole_file {
-        return Ok(managed.clone());
+        return Ok(set.map(|(k, v)| (k.clone(), v.clone())).collect());
     }
     let mut document = match actual {
         None => Map::new(),
@@ -34,7 +36,11 @@ pub fn desired(
         Some(bytes) => parse(bytes)?,
     };
     for (key, value) in managed {
-        document.insert(key.clone(), value.clone());
+        if value.is_null() {
+            document.remove(key);
+        } else {
+            document.insert(key.clone(), value.clone());
+        }
     }
     Ok(document)
 }

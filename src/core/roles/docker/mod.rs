@@ -13,7 +13,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
 use super::{Check, Content, FileResource, Resources, TlsMaterial, parent, root_dir};
-use crate::core::input::playbook::{DockerRole, Handler};
+use crate::core::input::playbook::{Access, DockerRole, Handler};
 use crate::core::state::{ActualPath, ActualState, Facts};
 
 /// The file names dockerd is pointed at, in `tls_dir`.
@@ -89,9 +89,11 @@ pub(super) fn paths(
     directories: &mut Vec<String>,
     files: &mut Vec<(String, bool)>,
 ) {
-    directories.push(docker.tls_dir.clone());
-    for name in [CA_FILE, CERT_FILE, KEY_FILE] {
-        files.push((tls_file(docker, name), name == KEY_FILE));
+    if docker.access == Access::Tls {
+        directories.push(docker.tls_dir.clone());
+        for name in [CA_FILE, CERT_FILE, KEY_FILE] {
+            files.push((tls_file(docker, name), name == KEY_FILE));
+        }
     }
     directories.push(parent(&docker.daemon_json_path).to_string());
     files.push((docker.daemon_json_path.clone(), false));
@@ -108,7 +110,9 @@ pub(super) fn expand(
     tls: &TlsMaterial,
     out: &mut Resources,
 ) -> Result<(), String> {
-    tls_files(docker, tls, out);
+    if docker.access == Access::Tls {
+        tls_files(docker, tls, out);
+    }
     let managed = managed_keys(docker);
     let document = document(docker, actual, &managed, out);
     let unit = override_conf::build(
@@ -176,6 +180,15 @@ fn tls_files(docker: &DockerRole, tls: &TlsMaterial, out: &mut Resources) {
 /// then the hardening settings.
 fn managed_keys(docker: &DockerRole) -> Map<String, Value> {
     let mut managed = Map::new();
+    if docker.access == Access::Ssh {
+        // The unix socket alone; the TLS keys go (null: removed).
+        managed.insert("hosts".into(), json!(["unix:///var/run/docker.sock"]));
+        for key in daemon_json::TLS_KEYS.iter().filter(|k| **k != "hosts") {
+            managed.insert(key.to_string(), Value::Null);
+        }
+        managed.extend(daemon_settings(docker));
+        return managed;
+    }
     managed.insert(
         "hosts".into(),
         json!(["unix:///var/run/docker.sock", docker.listen]),
@@ -216,6 +229,20 @@ fn document(
         &document,
     );
     if let Some(before) = before {
+        let tls_files: Vec<&str> = ["tlscacert", "tlscert", "tlskey"]
+            .iter()
+            .filter(|key| !document.contains_key(**key))
+            .filter_map(|key| before.get(*key).and_then(Value::as_str))
+            .collect();
+        if !tls_files.is_empty() {
+            out.notes.push((
+                docker.daemon_json_path.clone(),
+                format!(
+                    "dockerd no longer listens on TCP with TLS; its TLS files ({}) stay on the host, unused (dockhand deletes no file: remove them when no rollback needs them)",
+                    tls_files.join(", ")
+                ),
+            ));
+        }
         for listener in daemon_json::closed_plain_listeners(&before, &document) {
             out.notes.push((
                 docker.daemon_json_path.clone(),
