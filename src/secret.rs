@@ -125,6 +125,14 @@ impl SecretSource {
         if secret.is_empty() {
             return Err(format!("{} is empty", self.what));
         }
+        // A secret is one line: a second would reach whatever reads the
+        // first (sudo's line on stdin, say) as more input.
+        if secret.contains(['\n', '\r', '\0']) {
+            return Err(format!(
+                "{} holds more than one line (or a NUL): give the secret alone, on one line",
+                self.what
+            ));
+        }
         Ok(secret)
     }
 
@@ -157,7 +165,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_file_gives_its_first_line_without_the_newline_and_is_read_once() {
+    fn a_file_gives_its_line_without_the_newline_and_is_read_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pass");
         std::fs::write(&path, "s3cret words\n").unwrap();
@@ -193,8 +201,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty");
         std::fs::write(&empty, "\n").unwrap();
-        let err = source.with_file(Some(empty)).get().unwrap_err();
+        let err = source.clone().with_file(Some(empty)).get().unwrap_err();
         assert_eq!(err, "the CA key's passphrase is empty");
+        // `pass show` prints more than the password: refused, not cut.
+        let lines = dir.path().join("lines");
+        std::fs::write(&lines, "s3cret\nlogin: bob\n").unwrap();
+        let err = source.with_file(Some(lines)).get().unwrap_err();
+        assert!(err.contains("holds more than one line"), "{err}");
     }
 
     #[test]

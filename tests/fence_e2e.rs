@@ -130,6 +130,18 @@ fn scenario(lab: &str, release: Release) {
             .unwrap_or_else(|| panic!("{audit:#}"))
     };
     assert_eq!(verdict(fenced), "PASS");
+    // A ruleset flushed by hand: the next apply loads the fence again.
+    scene.lab.ssh(fenced, "nft flush ruleset");
+    assert_eq!(reach(&scene, other, &address, 2376), "open");
+    let reloaded = apply(
+        &scene.lab,
+        &scene.pki,
+        &scene.inventory,
+        &playbook,
+        &["--yes", "--format", "json"],
+    );
+    assert_eq!(applied_summary(reloaded)["changed"], 1);
+    fence_holds("after a flushed ruleset and an apply");
 
     // An admin network that leaves the workstation out: the fresh login
     // fails, the fence is put back as it was, and logins work again.

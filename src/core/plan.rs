@@ -189,6 +189,10 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
         }
     }
     handlers.extend(owed_handlers(actual, &mut out.warnings));
+    if let Some(missing) = unloaded_fence(desired, actual) {
+        out.warnings.push(missing);
+        handlers.insert(Handler::ReloadFirewall);
+    }
     out.warnings.extend(left_behind(actual));
     out.handlers = handlers.into_iter().collect();
     out.warnings
@@ -313,6 +317,27 @@ fn owed_handlers(actual: &ActualState, warnings: &mut Vec<String>) -> Vec<Handle
         ));
     }
     owed
+}
+
+/// The fence's ports the kernel does not drop others on now, although the
+/// rules file says so (a `flush ruleset`, or the table deleted by hand).
+fn unloaded_fence(desired: &Resources, actual: &ActualState) -> Option<String> {
+    let rules = desired.firewall_rules.as_ref()?;
+    if !actual.path(rules).exists {
+        return None;
+    }
+    let missing: Vec<String> = desired
+        .fenced_ports
+        .iter()
+        .filter(|p| !actual.facts.fenced_ports.contains(p))
+        .map(u16::to_string)
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the fence of port(s) {} is not loaded in the kernel (the ruleset was flushed?): apply loads {rules} again",
+            missing.join(", ")
+        )
+    })
 }
 
 /// A host whose docker trusts a CA this store does not know: replacing its
@@ -1256,5 +1281,35 @@ mod foreign_ca_tests {
                 plan.warnings
             );
         }
+    }
+
+    #[test]
+    fn a_fence_missing_from_the_kernel_is_loaded_again() {
+        let rules = "/etc/dockhand/firewall.nft";
+        let desired = Resources {
+            files: vec![file(
+                rules,
+                Content::Bytes(b"R\n".to_vec()),
+                0o644,
+                false,
+                vec![Handler::ReloadFirewall],
+            )],
+            firewall_rules: Some(rules.into()),
+            fenced_ports: vec![2376],
+            ..Resources::default()
+        };
+        let mut actual = crate::core::fixtures::state(crate::core::fixtures::debian_facts());
+        actual.paths.insert(rules.into(), present(b"R\n", 0o644));
+        let flushed = plan(&desired, &actual).unwrap();
+        assert!(flushed.changes.is_empty());
+        assert_eq!(flushed.handlers, [Handler::ReloadFirewall]);
+        assert!(
+            flushed
+                .warnings
+                .iter()
+                .any(|w| w.contains("fence of port(s) 2376 is not loaded"))
+        );
+        actual.facts.fenced_ports = vec![2376];
+        assert!(plan(&desired, &actual).unwrap().is_empty());
     }
 }

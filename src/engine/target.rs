@@ -363,10 +363,13 @@ mod tests {
                      Match host *.internal user root\n  Port 2022\n\
                      Match localuser root host db* !originalhost db2\n  User dbadmin\n\
                      Match originalhost cache*\n  Include {cache}\n\
+                     Match originalhost matchweb* user {me}\n  Include {matched}\n  IdentityFile /keys/matched\n\
                      Host *\n  User fallback\n",
                     conf = at("conf.d"),
                     web = at("web.inc"),
-                    cache = at("cache.inc")
+                    cache = at("cache.inc"),
+                    matched = at("matched.inc"),
+                    me = local_user()
                 ),
             ),
             (
@@ -382,6 +385,12 @@ mod tests {
             (
                 "nested.inc",
                 "Host db1\n  HostName db1.internal\n  ProxyJump jump@bastion\n".into(),
+            ),
+            // The file sets User, after which the Match that included it
+            // still holds: OpenSSH evaluates a Match once, where it stands.
+            (
+                "matched.inc",
+                "User deploy\nHost matchweb1\n  Port 2222\n".into(),
             ),
             (
                 "cache.inc",
@@ -410,6 +419,8 @@ mod tests {
             "x.internal",
             "cache1",
             "cache2",
+            "matchweb1",
+            "matchweb2",
         ] {
             let output = std::process::Command::new("ssh")
                 .args(["-G", "-F"])

@@ -58,6 +58,13 @@ impl PkiStore {
     /// its key encrypted (a plain key that exists is encrypted in place).
     pub fn init(&self, encrypt: bool) -> Result<Initialized> {
         let _lock = self.lock()?;
+        if let Some(stage) = self.rotation().filter(|_| encrypt) {
+            // The next or old CA's key would stay in the clear, and
+            // become the current one at `switch`.
+            return Err(Error::Usage(format!(
+                "a CA rotation is {stage}: finish it (`dockhand pki rotate …`) before encrypting the CA key"
+            )));
+        }
         match self.ca()? {
             Some(ca) if encrypt && !keys::is_encrypted(&ca.key_pem) => {
                 let (cert, key) = self.ca_paths();

@@ -27,7 +27,7 @@ const PBKDF2_ROUNDS: u32 = 600_000;
 
 /// Whether a PEM key needs a passphrase to be read.
 pub fn is_encrypted(pem: &[u8]) -> bool {
-    match pem::parse(pem) {
+    match key_block(pem) {
         Ok(block) => {
             block.tag() == "ENCRYPTED PRIVATE KEY"
                 || block
@@ -39,13 +39,27 @@ pub fn is_encrypted(pem: &[u8]) -> bool {
     }
 }
 
+/// The file's private key block: the first that is one (`openssl ecparam
+/// -genkey` writes `EC PARAMETERS` before the key), else the first block.
+fn key_block(pem: &[u8]) -> Result<pem::Pem, pem::PemError> {
+    let blocks = pem::parse_many(pem)?;
+    let is_key = |b: &pem::Pem| b.tag().ends_with("PRIVATE KEY");
+    match blocks.iter().position(is_key) {
+        Some(at) => Ok(blocks.into_iter().nth(at).expect("found")),
+        None => blocks
+            .into_iter()
+            .next()
+            .ok_or(pem::PemError::MissingBeginTag),
+    }
+}
+
 /// The key in `pem` as PKCS#8 DER; `passphrase` is asked only when the key
 /// is encrypted. Errors say what is wrong in words, never the key.
 pub fn read(
     pem: &[u8],
     passphrase: impl FnOnce() -> Result<Passphrase, String>,
 ) -> Result<Pkcs8, String> {
-    let block = pem::parse(pem).map_err(|e| format!("not a PEM private key ({e})"))?;
+    let block = key_block(pem).map_err(|e| format!("not a PEM private key ({e})"))?;
     let der = Zeroizing::new(block.contents().to_vec());
     let proc_type = block.headers().get("Proc-Type").unwrap_or_default();
     match block.tag() {

@@ -151,3 +151,23 @@ fn what_is_not_a_key_is_an_error_in_words() {
     let err = read(sealed.as_bytes(), || Err("no passphrase".into())).unwrap_err();
     assert_eq!(err, "no passphrase");
 }
+
+#[test]
+fn ec_parameters_before_the_key_are_passed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    openssl(
+        dir.path(),
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-out",
+            "ec.pem",
+        ],
+    );
+    let pem = std::fs::read(dir.path().join("ec.pem")).unwrap();
+    assert!(String::from_utf8_lossy(&pem).starts_with("-----BEGIN EC PARAMETERS-----"));
+    assert!(!is_encrypted(&pem));
+    read(&pem, never).unwrap();
+}

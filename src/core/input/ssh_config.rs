@@ -33,10 +33,27 @@ struct Block {
     /// blocks are under the block that included it); None for a `Match`
     /// line that could not be read, which never applies.
     conditions: Option<Vec<Vec<String>>>,
-    /// A `Match` block's criteria and those of the `Match` that included
-    /// its file, all of which must hold.
+    /// A `Match` block's own criteria, all of which must hold, evaluated
+    /// once, where the block stands; its number, for what it encloses.
     criteria: Vec<Criterion>,
+    match_id: Option<usize>,
+    /// The `Match` blocks whose files (through `Include`) this block is
+    /// in: each must have held where it stood.
+    within: Vec<usize>,
     options: Vec<(String, String)>,
+}
+
+impl Block {
+    /// A block of options (no criteria of its own).
+    fn within(conditions: Option<Vec<Vec<String>>>, within: &[usize]) -> Block {
+        Block {
+            conditions,
+            criteria: Vec::new(),
+            match_id: None,
+            within: within.to_vec(),
+            options: Vec::new(),
+        }
+    }
 }
 
 /// One criterion of a `Match` line, possibly negated (`!`).
@@ -69,6 +86,8 @@ const INCLUDE_DEPTH: usize = 16;
 #[derive(Debug, Clone, Default)]
 pub struct SshConfig {
     blocks: Vec<Block>,
+    /// How many `Match` blocks there are.
+    matches: usize,
     /// What could not be taken (`Match exec` and other criteria dockhand
     /// does not evaluate): the caller refuses the file with them.
     pub errors: Vec<String>,
@@ -101,18 +120,26 @@ impl SshConfig {
     /// The settings ssh would use for `ssh NAME`.
     pub fn resolve(&self, name: &str) -> HostSettings {
         let mut out = HostSettings::default();
+        // Each Match's result, taken where it stands (OpenSSH evaluates
+        // it once, with the settings obtained so far).
+        let mut held = vec![false; self.matches];
         for block in &self.blocks {
             let Some(conditions) = &block.conditions else {
                 continue;
             };
-            if !conditions
+            let mut applies = conditions
                 .iter()
                 .all(|patterns| host_matches(patterns, name))
-                || !block
-                    .criteria
-                    .iter()
-                    .all(|c| c.holds(name, &out, &self.local_user))
-            {
+                && block.within.iter().all(|id| held[*id]);
+            if let Some(id) = block.match_id {
+                applies = applies
+                    && block
+                        .criteria
+                        .iter()
+                        .all(|c| c.holds(name, &out, &self.local_user));
+                held[id] = applies;
+            }
+            if !applies {
                 continue;
             }
             for (keyword, value) in &block.options {
@@ -146,8 +173,9 @@ impl SshConfig {
     }
 }
 
-/// Where a block applies: host pattern lists and `Match` criteria.
-type Scope = (Vec<Vec<String>>, Vec<Criterion>);
+/// Where a block applies: host pattern lists, and the `Match` blocks it
+/// is within.
+type Scope = (Vec<Vec<String>>, Vec<usize>);
 
 /// Parses `text` into blocks under `outer` (the scope of the block that
 /// included it; everywhere at the top).
@@ -155,11 +183,7 @@ fn parse_into(config: &mut SshConfig, text: &str, outer: &Scope, include: Includ
     let blocks = &mut config.blocks;
     // Lines before the first Host line apply wherever the file applies.
     let mut current: Option<Scope> = Some(outer.clone());
-    blocks.push(Block {
-        conditions: Some(outer.0.clone()),
-        criteria: outer.1.clone(),
-        options: Vec::new(),
-    });
+    blocks.push(Block::within(Some(outer.0.clone()), &outer.1));
     for line in text.lines() {
         let blocks = &mut config.blocks;
         let line = line.trim();
@@ -174,30 +198,27 @@ fn parse_into(config: &mut SshConfig, text: &str, outer: &Scope, include: Includ
                 let mut conditions = outer.0.clone();
                 conditions.push(words(&value));
                 current = Some((conditions.clone(), outer.1.clone()));
-                blocks.push(Block {
-                    conditions: Some(conditions),
-                    criteria: outer.1.clone(),
-                    options: Vec::new(),
-                });
+                blocks.push(Block::within(Some(conditions), &outer.1));
             }
-            "match" => {
-                let mut all = outer.1.clone();
-                match criteria(&value) {
-                    Ok(criteria) => {
-                        all.extend(criteria);
-                        current = Some((outer.0.clone(), all.clone()));
-                    }
-                    Err(e) => {
-                        config.errors.push(format!("`{line}`: {e}"));
-                        current = None;
-                    }
+            "match" => match criteria(&value) {
+                Ok(criteria) => {
+                    let id = config.matches;
+                    config.matches += 1;
+                    let mut within = outer.1.clone();
+                    within.push(id);
+                    current = Some((outer.0.clone(), within));
+                    config.blocks.push(Block {
+                        criteria,
+                        match_id: Some(id),
+                        ..Block::within(Some(outer.0.clone()), &outer.1)
+                    });
                 }
-                config.blocks.push(Block {
-                    conditions: current.as_ref().map(|scope| scope.0.clone()),
-                    criteria: all,
-                    options: Vec::new(),
-                });
-            }
+                Err(e) => {
+                    config.errors.push(format!("`{line}`: {e}"));
+                    current = None;
+                    config.blocks.push(Block::within(None, &[]));
+                }
+            },
             "include" => {
                 // Inside a block that never applies (a Match that could not
                 // be read), nothing in the included files can apply either.
@@ -214,11 +235,11 @@ fn parse_into(config: &mut SshConfig, text: &str, outer: &Scope, include: Includ
                     }
                 }
                 // After it, the including block goes on.
-                config.blocks.push(Block {
-                    conditions: current.as_ref().map(|scope| scope.0.clone()),
-                    criteria: current.as_ref().map(|s| s.1.clone()).unwrap_or_default(),
-                    options: Vec::new(),
-                });
+                let (conditions, within) = match &current {
+                    Some((conditions, within)) => (Some(conditions.clone()), within.as_slice()),
+                    None => (None, &[][..]),
+                };
+                config.blocks.push(Block::within(conditions, within));
             }
             _ => blocks
                 .last_mut()

@@ -55,8 +55,13 @@ pub(super) fn expand(
         .unwrap_or(2376);
     let fences = [
         ("docker", docker_port, &firewall.docker_from),
-        ("ssh", firewall.ssh_port.unwrap_or(22), &firewall.ssh_from),
+        ("ssh", ssh_port(firewall, facts), &firewall.ssh_from),
     ];
+    out.fenced_ports = fences
+        .iter()
+        .filter(|(_, _, sources)| !sources.is_empty())
+        .map(|(_, port, _)| *port)
+        .collect();
     out.directories.push(root_dir("/etc/dockhand"));
     out.directories
         .push(root_dir("/etc/systemd/system/nftables.service.d"));
@@ -83,6 +88,23 @@ pub(super) fn expand(
     ));
     out.firewall_rules = Some(RULES.to_string());
     Ok(())
+}
+
+/// sshd's port: the playbook's, else the one the host's sshd listens on
+/// (`sshd -T`), else 22.
+fn ssh_port(firewall: &FirewallRole, facts: &Facts) -> u16 {
+    firewall
+        .ssh_port
+        .or_else(|| {
+            facts
+                .sshd_effective
+                .get("port")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(22)
 }
 
 /// The rules file: the table replaced whole in one transaction (`table`

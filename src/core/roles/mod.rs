@@ -155,6 +155,9 @@ pub struct Resources {
     /// The fence's rules file: a change to it is guarded by the dead-man
     /// switch, as sshd's drop-in is.
     pub firewall_rules: Option<String>,
+    /// The ports the fence drops others on: when the kernel's table lacks
+    /// one (a `flush ruleset` by hand), the fence is loaded again.
+    pub fenced_ports: Vec<u16>,
     /// daemon.json's path and the interim document that turns live-restore
     /// on alone (the host's own with `live-restore: true`), when the
     /// document the playbook asks for has live-restore; None when the

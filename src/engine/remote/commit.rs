@@ -50,8 +50,7 @@ printf 'ok armed %s\\n' @UNIT@
 ";
 const REVERT_SSHD: &str = "@RESTORE@; systemctl reload @SSH_UNIT@";
 /// The fence back as it was (or gone, when it was new), loaded directly.
-const REVERT_FIREWALL: &str =
-    "@RESTORE@; if [ -e @RULES@ ]; then nft -f @RULES@; else nft delete table inet dockhand; fi";
+const REVERT_FIREWALL: &str = "@RESTORE@; if [ -e @RULES@ ]; then nft -f @RULES@; else systemctl disable --quiet dockhand-firewall.service; nft delete table inet dockhand; fi";
 
 pub fn commit(work: &Work, layout: &Layout) -> Script {
     let temps = work

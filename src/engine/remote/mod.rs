@@ -283,18 +283,23 @@ impl Become {
 }
 
 /// The login user's shell reads the password's line itself (dash's `read`
-/// takes no byte past it), so nothing else on stdin is ever taken for it.
-/// A host whose sudo needs no password (NOPASSWD, as the lab's) gets
-/// `sudo -n`. Otherwise sudo checks the password once (`-v`: one line to
-/// read, so one attempt, never the script's lines as further attempts) and
-/// then runs the script with the password's line before it. `-k` makes
-/// sudo read the password even when it has one cached, so that line is
-/// never left for the shell to run. `printf` is built in: the password is
-/// in no process's arguments.
+/// takes no byte past it); the rest of stdin is the script's, and never
+/// passes through sudo's password prompt. A host whose sudo needs no
+/// password (NOPASSWD, as the lab's) gets `sudo -n`. Otherwise sudo checks
+/// the password once (`-v`, fed one line: one attempt; what sudo says goes
+/// to stderr), and the script runs with `sudo -n` from the same shell:
+/// with no terminal, sudo keys its credential cache on its parent process,
+/// which is this shell for both (neither runs in a subshell). A policy
+/// without that cache (`timestamp_timeout=0`) fails safe, with sudo's "a
+/// password is required". `printf` is built in: the password is in no
+/// process's arguments.
 pub const SUDO_WITH_PASSWORD: &str = "IFS= read -r dockhand_password || exit 97
 if sudo -n true 2>/dev/null; then unset dockhand_password; exec sudo -n @INNER@; fi
-printf '%s\n' \"$dockhand_password\" | sudo -k -S -p '' -v 2>/dev/null || { echo 'dockhand: sudo refused the become password' >&2; exit 97; }
-{ printf '%s\n' \"$dockhand_password\"; exec cat; } | sudo -k -S -p '' @INNER@
+if ! printf '%s\\n' \"$dockhand_password\" | sudo -k -S -p '' -v; then
+  unset dockhand_password; echo 'dockhand: sudo refused the become password' >&2; exit 97
+fi
+unset dockhand_password
+sudo -n @INNER@
 ";
 
 /// The first lines of every script: its kind, unset variables as errors

@@ -464,7 +464,10 @@ fn a_new_fence_is_guarded_by_the_switch_which_takes_it_down_again() {
     assert_eq!(host.read("/etc/new/firewall.nft"), None);
     assert_eq!(
         host.calls()[before..],
-        ["nft delete table inet dockhand".to_string()]
+        [
+            "systemctl disable --quiet dockhand-firewall.service".to_string(),
+            "nft delete table inet dockhand".to_string()
+        ]
     );
 
     // Rules that were there before are put back and loaded.
@@ -1191,14 +1194,20 @@ fn staging_refuses_a_directory_another_account_can_write_to() {
 /// checks; with `nopasswd` present it asks nothing.
 const SUDO_STUB: &str = r#"#!/bin/sh
 printf 'sudo %s\n' "$*" >> ROOT/calls
-n=; v=
+n=; v=; k=
 while [ $# -gt 0 ]; do
-  case $1 in -n) n=1; shift ;; -k|-S) shift ;; -p) shift 2 ;; -v) v=1; shift ;; *) break ;; esac
+  case $1 in -n) n=1; shift ;; -k) k=1; shift ;; -S) shift ;; -p) shift 2 ;; -v) v=1; shift ;; *) break ;; esac
 done
 if [ -e ROOT/nopasswd ]; then [ -n "$v" ] && exit 0; exec "$@"; fi
-if [ -n "$n" ]; then echo 'sudo: a password is required' >&2; exit 1; fi
+# Without a terminal, sudo's credentials are cached per parent process.
+cache=ROOT/cached-$PPID
+if [ -n "$n" ]; then
+  [ -z "$k" ] && [ -e "$cache" ] || { echo 'sudo: a password is required' >&2; exit 1; }
+  exec "$@"
+fi
 IFS= read -r given || exit 1
 [ "$given" = "$(cat ROOT/password)" ] || { echo 'Sorry, try again.' >&2; exit 1; }
+: > "$cache"
 [ -n "$v" ] && exit 0
 exec "$@"
 "#;
@@ -1259,6 +1268,11 @@ fn a_sudo_password_travels_on_stdin_reaches_sudo_alone_and_a_wrong_one_runs_noth
     assert!(ok, "{err}");
     assert_eq!(out, "ran\n\n", "the password's line is not the script's");
     assert!(calls().contains("sudo -k -S -p  -v"), "{}", calls());
+    assert!(
+        calls().contains("sudo -n /bin/sh -s"),
+        "run from the cache: {}",
+        calls()
+    );
     assert!(!calls().contains("pa ss"));
 
     // Wrong: one attempt, a clear error, the script never runs.

@@ -1,0 +1,147 @@
+//! End to end: the SSH way to the daemon (`docker.access: ssh`). A host
+//! secured with TLS first is moved to `playbooks/docker-ssh.yaml`: the
+//! TCP listener goes, the real docker CLI on the workstation reaches the
+//! daemon with `-H ssh://` through the system's OpenSSH client, sshd leaves
+//! room for the CLI's sessions, and a re-run changes nothing.
+
+mod common;
+
+use common::{Release, Scene, apply, assert_success, docker_over_tls, expect_exit};
+
+/// The docker CLI with `-H ssh://root@ADDRESS`, its `ssh` the system's,
+/// given the lab's key and known_hosts through a config file (`-F`): what
+/// a user's `~/.ssh/config` would hold.
+fn docker_over_ssh(scene: &Scene, address: &str, args: &[&str]) -> std::process::Output {
+    let wrap = scene.dir.path().join("wrap");
+    let config = scene.dir.path().join("ssh_config");
+    if !wrap.exists() {
+        std::fs::create_dir(&wrap).unwrap();
+        std::fs::write(
+            &config,
+            format!(
+                "Host *\n  IdentityFile {}\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
+                scene.lab.paths().key().display(),
+                scene.lab.paths().known_hosts().display()
+            ),
+        )
+        .unwrap();
+        let ssh = wrap.join("ssh");
+        std::fs::write(
+            &ssh,
+            format!(
+                "#!/bin/sh\nexec /usr/bin/ssh -F {} \"$@\"\n",
+                config.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        wrap.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    std::process::Command::new(common::docker_cli())
+        .args(["-H", &format!("ssh://root@{address}")])
+        .args(args)
+        .env("PATH", path)
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .output()
+        .expect("run the docker CLI")
+}
+
+fn tcp_answers(address: &str, port: u16) -> bool {
+    let target = format!("{address}:{port}").parse().unwrap();
+    std::net::TcpStream::connect_timeout(&target, std::time::Duration::from_secs(3)).is_ok()
+}
+
+fn scenario(lab: &str, release: Release) {
+    let scene = Scene::fresh(lab, 1, release);
+    let host = scene.lab.host_names()[0].clone();
+    let address = scene.address(&host);
+    assert_success(
+        &apply(
+            &scene.lab,
+            &scene.pki,
+            &scene.inventory,
+            "playbooks/docker-tls.yaml",
+            &["--yes"],
+        ),
+        "apply with TLS",
+    );
+    let bundle = common::client_bundle(&scene.lab, &scene.pki, scene.dir.path().join("client"));
+    assert_success(
+        &docker_over_tls(&address, &bundle, &["version"]),
+        "docker over TLS",
+    );
+    assert!(tcp_answers(&address, 2376));
+
+    let moved = apply(
+        &scene.lab,
+        &scene.pki,
+        &scene.inventory,
+        "playbooks/docker-ssh.yaml",
+        &["--yes"],
+    );
+    let said = String::from_utf8_lossy(&moved.stdout).into_owned()
+        + &String::from_utf8_lossy(&moved.stderr);
+    assert!(moved.status.success(), "{said}");
+    assert!(said.contains("stay on the host, unused"), "{said}");
+    assert!(!tcp_answers(&address, 2376), "no TCP listener is left");
+    let listening = scene.lab.ssh(&host, "ss -Hltn");
+    assert!(!listening.contains(":2376"), "{listening}");
+
+    let version = docker_over_ssh(
+        &scene,
+        &address,
+        &["version", "--format", "{{.Server.Version}}"],
+    );
+    assert_success(&version, "docker -H ssh:// version");
+    assert!(!String::from_utf8_lossy(&version.stdout).trim().is_empty());
+    let info = docker_over_ssh(
+        &scene,
+        &address,
+        &["info", "--format", "{{.SecurityOptions}}"],
+    );
+    assert_success(&info, "docker -H ssh:// info");
+    assert!(
+        String::from_utf8_lossy(&info.stdout).contains("userns"),
+        "the hardening stays"
+    );
+    let effective = common::sshd_effective(&scene.lab, &host);
+    assert_eq!(effective.get("maxsessions").map(String::as_str), Some("64"));
+    assert_eq!(
+        effective.get("maxstartups").map(String::as_str),
+        Some("64:30:128")
+    );
+
+    let again = apply(
+        &scene.lab,
+        &scene.pki,
+        &scene.inventory,
+        "playbooks/docker-ssh.yaml",
+        &["--yes", "--format", "json"],
+    );
+    let report: serde_json::Value = serde_json::from_str(&expect_exit(again, 0)).unwrap();
+    assert_eq!(report["summary"]["unchanged"], 1, "{report:#}");
+    let (_, audit) = common::audit_json(&scene);
+    let findings = audit["hosts"][0]["findings"].as_array().unwrap();
+    let verdict = |id: &str| {
+        findings
+            .iter()
+            .find(|f| f["id"] == id)
+            .map(|f| f["verdict"].as_str().unwrap().to_string())
+    };
+    assert_eq!(verdict("2.7").as_deref(), Some("PASS"));
+    assert_eq!(verdict("NET-1").as_deref(), Some("PASS"));
+    assert_success(&scene.lab.dockhand(&["lab", "down"]), "lab down");
+}
+
+on_both_releases!(
+    scenario,
+    "sshway",
+    the_ssh_way_leaves_no_tcp_listener_and_the_docker_cli_gets_in_on_bookworm,
+    the_ssh_way_leaves_no_tcp_listener_and_the_docker_cli_gets_in_on_trixie
+);
