@@ -287,19 +287,21 @@ impl Become {
 /// passes through sudo's password prompt. A host whose sudo needs no
 /// password (NOPASSWD, as the lab's) gets `sudo -n`. Otherwise sudo checks
 /// the password once (`-v`, fed one line: one attempt; what sudo says goes
-/// to stderr), and the script runs with `sudo -n` from the same shell:
-/// with no terminal, sudo keys its credential cache on its parent process,
-/// which is this shell for both (neither runs in a subshell). A policy
+/// to stderr; no `-k`, which would keep `-v` from caching), and the script
+/// runs with `sudo -n` from the same shell: with no terminal, sudo keys its
+/// credential cache on its parent process, which is this shell for both
+/// (neither runs in a subshell, and the `exit` after the last keeps a shell
+/// that execs its last command in its own place from doing so). A policy
 /// without that cache (`timestamp_timeout=0`) fails safe, with sudo's "a
 /// password is required". `printf` is built in: the password is in no
 /// process's arguments.
 pub const SUDO_WITH_PASSWORD: &str = "IFS= read -r dockhand_password || exit 97
 if sudo -n true 2>/dev/null; then unset dockhand_password; exec sudo -n @INNER@; fi
-if ! printf '%s\\n' \"$dockhand_password\" | sudo -k -S -p '' -v; then
+if ! printf '%s\\n' \"$dockhand_password\" | sudo -S -p '' -v; then
   unset dockhand_password; echo 'dockhand: sudo refused the become password' >&2; exit 97
 fi
 unset dockhand_password
-sudo -n @INNER@
+sudo -n @INNER@; exit $?
 ";
 
 /// The first lines of every script: its kind, unset variables as errors
