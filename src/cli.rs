@@ -111,6 +111,13 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Docker contexts for the selected hosts, `dockhand-HOST`: over
+    /// mutual TLS with a client bundle, or over SSH (`access: ssh`) through
+    /// an alias in ~/.ssh/dockhand.conf, which ~/.ssh/config includes.
+    Context {
+        #[command(subcommand)]
+        action: ContextAction,
+    },
     /// The local CA and client certificate bundles.
     Pki {
         #[command(subcommand)]
@@ -276,6 +283,26 @@ impl From<FormatArg> for crate::report::Format {
             FormatArg::Json => crate::report::Format::Json,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum ContextAction {
+    /// Create (or update) a context per host.
+    Create {
+        #[command(flatten)]
+        selection: SelectionArgs,
+        /// The client certificate the TLS contexts present.
+        #[arg(long, value_name = "NAME", default_value = "admin")]
+        client: String,
+        /// Log in as this user in the SSH contexts (default: the inventory's).
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+    },
+    /// Remove the contexts (and ssh aliases) dockhand made for the hosts.
+    Rm {
+        #[command(flatten)]
+        selection: SelectionArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -456,6 +483,22 @@ pub fn run() -> Result<i32> {
             format: format.into(),
             run: run.into(),
         }),
+        Command::Context { action } => {
+            let (selection, client, user, remove) = match action {
+                ContextAction::Create {
+                    selection,
+                    client,
+                    user,
+                } => (selection, client, user, false),
+                ContextAction::Rm { selection } => (selection, String::new(), None, true),
+            };
+            commands::context::run(&commands::context::Options {
+                selection: selection.into(),
+                client,
+                user,
+                remove,
+            })
+        }
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "dockhand", &mut out);

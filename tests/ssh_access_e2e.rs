@@ -117,6 +117,123 @@ fn scenario(lab: &str, release: Release) {
         Some("64:30:128")
     );
 
+    // `dockhand context create`: a context per host, its alias in
+    // ~/.ssh/dockhand.conf, which ~/.ssh/config includes; the docker CLI's
+    // own `ssh` (here told that ~/.ssh/config is this HOME's: OpenSSH
+    // reads the account's home, not $HOME) needs nothing more.
+    let home = scene.dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::create_dir(home.join(".ssh")).unwrap();
+    std::fs::write(
+        home.join(".ssh/config"),
+        "Host *\n  ServerAliveInterval 30\n",
+    )
+    .unwrap();
+    let inventory = scene.inventory.to_string_lossy().into_owned();
+    let context = |args: &[&str]| {
+        let mut all = vec!["context"];
+        all.extend_from_slice(args);
+        all.extend(["-i", &inventory, "playbooks/docker-ssh.yaml"]);
+        scene.lab.dockhand_with(&all, &[("HOME", home.as_os_str())])
+    };
+    let created = context(&["create"]);
+    let said = String::from_utf8_lossy(&created.stderr).into_owned();
+    assert!(created.status.success(), "{said}");
+    let name = format!("dockhand-{host}");
+    assert!(
+        said.contains(&format!(
+            "created the docker context `{name}` (ssh://{name})"
+        )),
+        "{said}"
+    );
+    let config = std::fs::read_to_string(home.join(".ssh/config")).unwrap();
+    assert!(config.starts_with("# Added by dockhand"), "{config}");
+    assert!(
+        config.ends_with("Host *\n  ServerAliveInterval 30\n"),
+        "the user's own lines kept: {config}"
+    );
+    let via_context = |args: &[&str]| {
+        let wrap = scene.dir.path().join("wrap-home");
+        if !wrap.exists() {
+            std::fs::create_dir(&wrap).unwrap();
+            let ssh = wrap.join("ssh");
+            std::fs::write(
+                &ssh,
+                format!(
+                    "#!/bin/sh\nexec /usr/bin/ssh -F {} \"$@\"\n",
+                    home.join(".ssh/config").display()
+                ),
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::process::Command::new(common::docker_cli())
+            .args(args)
+            .env("HOME", &home)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    wrap.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env_remove("DOCKER_HOST")
+            .output()
+            .unwrap()
+    };
+    assert_success(
+        &via_context(&["--context", &name, "version"]),
+        "docker --context dockhand-HOST version",
+    );
+    // Run again: updated, not doubled; a context dockhand did not make is
+    // left alone; `context rm` removes dockhand's.
+    let again = context(&["create"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("updated the docker context"));
+    let aliases = std::fs::read_to_string(home.join(".ssh/dockhand.conf")).unwrap();
+    assert_eq!(
+        aliases.matches(&format!("Host {name}\n")).count(),
+        1,
+        "{aliases}"
+    );
+    assert_success(&context(&["rm"]), "context rm");
+    let listed =
+        String::from_utf8_lossy(&via_context(&["context", "ls", "-q"]).stdout).into_owned();
+    assert!(!listed.contains(&name), "{listed}");
+    assert!(
+        !std::fs::read_to_string(home.join(".ssh/dockhand.conf"))
+            .unwrap()
+            .contains(&name)
+    );
+    // A context of that name made by someone else is never touched.
+    assert_success(
+        &via_context(&[
+            "context",
+            "create",
+            &name,
+            "--docker",
+            "host=unix:///var/run/docker.sock",
+        ]),
+        "a context of the user's",
+    );
+    let refused = context(&["create"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("was not made by dockhand: left alone")
+    );
+    let kept = via_context(&[
+        "context",
+        "inspect",
+        &name,
+        "--format",
+        "{{.Endpoints.docker.Host}}",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&kept.stdout).trim(),
+        "unix:///var/run/docker.sock"
+    );
+
     let again = apply(
         &scene.lab,
         &scene.pki,

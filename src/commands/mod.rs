@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod audit;
+pub mod context;
 pub mod inventory;
 pub mod lab;
 pub mod ping;

@@ -41,6 +41,8 @@ pub struct Facts {
     pub dockerd_path: Option<String>,
     /// `command -v nft`.
     pub nft_path: Option<String>,
+    /// `command -v docker`: the CLI `docker -H ssh://` runs on the host.
+    pub docker_cli_path: Option<String>,
     /// The ports dockhand's fence (`table inet dockhand`) drops for
     /// sources it does not list, as loaded in the kernel now.
     pub fenced_ports: Vec<u16>,

@@ -265,6 +265,7 @@ fn parse_fact_line(facts: &mut Facts, line: &str) {
         }
         "dockerd" if !rest.is_empty() => facts.dockerd_path = Some(rest.to_string()),
         "nft" if !rest.is_empty() => facts.nft_path = Some(rest.to_string()),
+        "docker_cli" if !rest.is_empty() => facts.docker_cli_path = Some(rest.to_string()),
         "fenced_port" => facts.fenced_ports.extend(rest.parse::<u16>().ok()),
         "exec_start" => facts
             .docker_exec_start

@@ -3,6 +3,7 @@
 //! finish or roll back after verification.
 
 pub mod apply;
+pub mod contexts;
 pub mod deploy;
 #[cfg(test)]
 pub mod fake;

@@ -391,6 +391,24 @@ mod tests {
         };
         let text = String::from_utf8_lossy(text);
         assert!(!text.contains("-H"), "daemon.json names the socket: {text}");
+        // dial-stdio needs a docker CLI on the host: its absence is said.
+        assert!(
+            desired
+                .warnings
+                .iter()
+                .any(|w| w.contains("has no docker CLI")),
+            "{:?}",
+            desired.warnings
+        );
+        actual.facts.docker_cli_path = Some("/usr/bin/docker".into());
+        let with_cli = expand(
+            &playbook,
+            &Default::default(),
+            &actual,
+            &TlsMaterial::CaPending,
+        )
+        .unwrap();
+        assert!(!with_cli.warnings.iter().any(|w| w.contains("docker CLI")));
     }
 
     /// Certificates issued after the expansion replace the TLS files'

@@ -52,14 +52,26 @@ pub fn login() -> Script {
 
 /// What the docker CLI does on the host for `docker -H ssh://…`: `docker
 /// system dial-stdio`, as the login user, with one HTTP request for the
-/// daemon on its stdin. A host without a docker CLI says so.
+/// daemon on its stdin. Its stdin stays open until the answer is in: the
+/// CLI half-closes the socket at the end of its input, and dockerd 26
+/// takes that for a client gone (its `/info` then answers `null`). So the
+/// request goes through a FIFO this shell holds open, and dial-stdio ends
+/// when dockerd closes the connection after its answer (HTTP/1.0). A host
+/// without a docker CLI says so.
+const DIAL_STDIO: &str = "command -v docker >/dev/null || { echo 'no docker CLI on this host, which docker -H ssh:// needs for docker system dial-stdio (install docker-cli, or docker.io on Debian 12)' >&2; exit 127; }
+d=$(mktemp -d) && mkfifo \"$d/in\" || exit 1
+docker system dial-stdio < \"$d/in\" & dial=$!
+exec 3> \"$d/in\"
+printf 'GET %s HTTP/1.0\\r\\nHost: docker\\r\\n\\r\\n' @PATH@ >&3
+wait \"$dial\"; status=$?
+exec 3>&-; rm -rf -- \"$d\"
+exit \"$status\"
+";
+
 pub fn dial_stdio(layout: &Layout, path: &str) -> Script {
     let text = header(Kind::DialStdio, layout, false)
-        + "command -v docker >/dev/null || { echo 'no docker CLI on this host: `docker -H ssh://` runs `docker system dial-stdio` here (install docker-cli, or docker.io on Debian 12)' >&2; exit 127; }
-           exec docker system dial-stdio
-";
-    let request = format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n").into_bytes();
-    Script::with_input(Kind::DialStdio, text, request)
+        + &super::fill(DIAL_STDIO, &[("PATH", &super::quote(path))]);
+    Script::on_stdin(Kind::DialStdio, text)
 }
 
 /// sshd's effective settings, as root.

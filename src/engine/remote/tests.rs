@@ -870,6 +870,10 @@ fn shellcheck_finds_nothing_in_any_script() {
         .collect();
     texts.push(("start-docker".into(), START_DOCKER.into()));
     texts.push((
+        "dial-stdio".into(),
+        dial_stdio(&host.layout(), "/info").text,
+    ));
+    texts.push((
         "reload-firewall".into(),
         super::handlers::RELOAD_FIREWALL.into(),
     ));

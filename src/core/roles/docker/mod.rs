@@ -112,6 +112,11 @@ pub(super) fn expand(
 ) -> Result<(), String> {
     if docker.access == Access::Tls {
         tls_files(docker, tls, out);
+    } else if actual.facts.dockerd_path.is_some() && actual.facts.docker_cli_path.is_none() {
+        out.warnings.push(
+            "this host has no docker CLI, which `docker -H ssh://` runs here (`docker system dial-stdio`): install docker-cli (Debian 13's docker.io only recommends it); verify fails until then"
+                .into(),
+        );
     }
     let managed = managed_keys(docker);
     let document = document(docker, actual, &managed, out);
