@@ -78,17 +78,30 @@ fn scenario(lab: &str, release: Release) {
     );
     assert!(tcp_answers(&address, 2376));
 
+    // The shipped playbook, with the lab's sudo user as the one account
+    // that may use docker.
+    let shipped = std::fs::read_to_string("playbooks/docker-ssh.yaml").unwrap();
+    let playbook = scene.dir.path().join("docker-ssh.yaml");
+    let user = dockhand::lab::SUDO_USER;
+    std::fs::write(
+        &playbook,
+        shipped.replacen("docker:\n", &format!("docker:\n  ssh_users: [{user}]\n"), 1),
+    )
+    .unwrap();
+    let playbook = playbook.to_string_lossy().into_owned();
     let moved = apply(
         &scene.lab,
         &scene.pki,
         &scene.inventory,
-        "playbooks/docker-ssh.yaml",
+        &playbook,
         &["--yes"],
     );
     let said = String::from_utf8_lossy(&moved.stdout).into_owned()
         + &String::from_utf8_lossy(&moved.stderr);
     assert!(moved.status.success(), "{said}");
     assert!(said.contains("stay on the host, unused"), "{said}");
+    let groups = scene.lab.ssh(&host, &format!("id -nG {user}"));
+    assert!(groups.split_whitespace().any(|g| g == "docker"), "{groups}");
     assert!(!tcp_answers(&address, 2376), "no TCP listener is left");
     let listening = scene.lab.ssh(&host, "ss -Hltn");
     assert!(!listening.contains(":2376"), "{listening}");
@@ -133,10 +146,11 @@ fn scenario(lab: &str, release: Release) {
     let context = |args: &[&str]| {
         let mut all = vec!["context"];
         all.extend_from_slice(args);
-        all.extend(["-i", &inventory, "playbooks/docker-ssh.yaml"]);
+        all.extend(["-i", &inventory, &playbook]);
         scene.lab.dockhand_with(&all, &[("HOME", home.as_os_str())])
     };
-    let created = context(&["create"]);
+    // As the account the playbook lets use docker, not root.
+    let created = context(&["create", "--user", user]);
     let said = String::from_utf8_lossy(&created.stderr).into_owned();
     assert!(created.status.success(), "{said}");
     let name = format!("dockhand-{host}");
@@ -189,7 +203,7 @@ fn scenario(lab: &str, release: Release) {
     );
     // Run again: updated, not doubled; a context dockhand did not make is
     // left alone; `context rm` removes dockhand's.
-    let again = context(&["create"]);
+    let again = context(&["create", "--user", user]);
     assert!(String::from_utf8_lossy(&again.stderr).contains("updated the docker context"));
     let aliases = std::fs::read_to_string(home.join(".ssh/dockhand.conf")).unwrap();
     assert_eq!(
@@ -238,7 +252,7 @@ fn scenario(lab: &str, release: Release) {
         &scene.lab,
         &scene.pki,
         &scene.inventory,
-        "playbooks/docker-ssh.yaml",
+        &playbook,
         &["--yes", "--format", "json"],
     );
     let report: serde_json::Value = serde_json::from_str(&expect_exit(again, 0)).unwrap();

@@ -127,6 +127,9 @@ pub struct HostPlan {
     /// with it before writing anything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
+    /// Accounts put in the `docker` group (`docker.ssh_users`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub docker_group_additions: Vec<String>,
     /// Turn live-restore on before anything else, with a reload that
     /// stops no container: daemon.json's path and the interim document
     /// (the host's own with `live-restore: true`).
@@ -136,7 +139,9 @@ pub struct HostPlan {
 
 impl HostPlan {
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty() && self.handlers.is_empty()
+        self.changes.is_empty()
+            && self.handlers.is_empty()
+            && self.docker_group_additions.is_empty()
     }
 }
 
@@ -208,6 +213,7 @@ pub fn plan(desired: &Resources, actual: &ActualState) -> Result<HostPlan, Strin
         .map(|(path, note)| format!("{}: {note}", file_name(path)))
         .collect();
     workload_effects(desired, actual, &mut out);
+    docker_group(desired, actual, &mut out)?;
     foreign_ca(desired, actual, &mut out);
     Ok(out)
 }
@@ -317,6 +323,35 @@ fn owed_handlers(actual: &ActualState, warnings: &mut Vec<String>) -> Vec<Handle
         ));
     }
     owed
+}
+
+/// `docker.ssh_users` in the `docker` group, and every other member named:
+/// the group's members can use dockerd's socket, which is root-equivalent.
+fn docker_group(
+    desired: &Resources,
+    actual: &ActualState,
+    out: &mut HostPlan,
+) -> Result<(), String> {
+    if desired.docker_users.is_empty() {
+        return Ok(());
+    }
+    let Some(members) = &actual.facts.docker_group else {
+        return Err(
+            "docker.ssh_users: this host has no `docker` group (is docker installed?)".into(),
+        );
+    };
+    out.docker_group_additions = desired
+        .docker_users
+        .iter()
+        .filter(|u| !members.contains(u))
+        .cloned()
+        .collect();
+    for member in members.iter().filter(|m| !desired.docker_users.contains(m)) {
+        out.warnings.push(format!(
+            "{member} is in the docker group, which can use dockerd's socket (root-equivalent), and is not in docker.ssh_users: `gpasswd -d {member} docker` if they should not"
+        ));
+    }
+    Ok(())
 }
 
 /// The fence's ports the kernel does not drop others on now, although the
@@ -1311,5 +1346,32 @@ mod foreign_ca_tests {
         );
         actual.facts.fenced_ports = vec![2376];
         assert!(plan(&desired, &actual).unwrap().is_empty());
+    }
+
+    #[test]
+    fn ssh_users_join_the_docker_group_and_other_members_are_named() {
+        let desired = Resources {
+            docker_users: vec!["alice".into(), "bob".into()],
+            ..Resources::default()
+        };
+        let mut actual = crate::core::fixtures::state(crate::core::fixtures::debian_facts());
+        actual.facts.docker_group = Some(vec!["bob".into(), "mallory".into()]);
+        let plan = plan(&desired, &actual).unwrap();
+        assert_eq!(plan.docker_group_additions, ["alice"]);
+        assert!(!plan.is_empty());
+        assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+        assert!(
+            plan.warnings[0].starts_with("mallory is in the docker group"),
+            "{:?}",
+            plan.warnings
+        );
+        actual.facts.docker_group = Some(vec!["alice".into(), "bob".into()]);
+        assert!(super::plan(&desired, &actual).unwrap().is_empty());
+        actual.facts.docker_group = None;
+        assert!(
+            super::plan(&desired, &actual)
+                .unwrap_err()
+                .contains("no `docker` group")
+        );
     }
 }

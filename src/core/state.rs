@@ -41,6 +41,9 @@ pub struct Facts {
     pub dockerd_path: Option<String>,
     /// `command -v nft`.
     pub nft_path: Option<String>,
+    /// The members of the `docker` group (`getent group docker`); None
+    /// when there is no such group.
+    pub docker_group: Option<Vec<String>>,
     /// `command -v docker`: the CLI `docker -H ssh://` runs on the host.
     pub docker_cli_path: Option<String>,
     /// The ports dockhand's fence (`table inet dockhand`) drops for

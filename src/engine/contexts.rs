@@ -160,22 +160,23 @@ pub fn remove(name: &str) -> Result<Done> {
     }
 }
 
-/// A context's description; None when there is no such context.
+/// A context's description; None when there is no such context. Read
+/// from the JSON: docker 28's `--format` cannot reach into `Metadata`.
 fn description(docker: &Path, name: &str) -> Option<String> {
     let output = Command::new(docker)
-        .args([
-            "context",
-            "inspect",
-            name,
-            "--format",
-            "{{.Metadata.Description}}",
-        ])
+        .args(["context", "inspect", name])
         .output()
         .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+    if !output.status.success() {
+        return None;
+    }
+    let contexts: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    Some(
+        contexts[0]["Metadata"]["Description"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+    )
 }
 
 fn run(command: &mut Command, what: &str) -> Result<()> {

@@ -266,6 +266,14 @@ fn parse_fact_line(facts: &mut Facts, line: &str) {
         "dockerd" if !rest.is_empty() => facts.dockerd_path = Some(rest.to_string()),
         "nft" if !rest.is_empty() => facts.nft_path = Some(rest.to_string()),
         "docker_cli" if !rest.is_empty() => facts.docker_cli_path = Some(rest.to_string()),
+        "docker_group" => {
+            facts.docker_group = Some(
+                rest.split(',')
+                    .filter(|m| !m.is_empty())
+                    .map(String::from)
+                    .collect(),
+            )
+        }
         "fenced_port" => facts.fenced_ports.extend(rest.parse::<u16>().ok()),
         "exec_start" => facts
             .docker_exec_start

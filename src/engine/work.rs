@@ -46,6 +46,8 @@ pub struct Work {
     /// apply changes in place (files and existing directories).
     pub previous_attributes: Vec<(String, u32, String, String)>,
     pub handlers: Vec<Handler>,
+    /// Accounts to put in the `docker` group (taken out again by a rollback).
+    pub docker_group_additions: Vec<String>,
     /// Run after the renames; a failure rolls back.
     pub post_checks: Vec<(String, Check)>,
     pub ssh_unit: String,
@@ -79,6 +81,7 @@ impl Work {
             && self.files.is_empty()
             && self.attributes.is_empty()
             && self.handlers.is_empty()
+            && self.docker_group_additions.is_empty()
     }
 }
 
@@ -92,6 +95,7 @@ pub fn work(
 ) -> Result<Work, String> {
     let mut work = Work {
         handlers: plan.handlers.clone(),
+        docker_group_additions: plan.docker_group_additions.clone(),
         live_restore_first: plan.live_restore_first.clone(),
         ssh_unit: if ssh_unit.is_empty() {
             "ssh.service".into()

@@ -168,6 +168,14 @@ fn host_section(out: &mut String, outcome: &HostOutcome) {
     for change in &plan.changes {
         change_lines(out, change);
     }
+    for user in &plan.docker_group_additions {
+        let _ = writeln!(
+            out,
+            "  {} {} joins the docker group",
+            style("+").green(),
+            super::escape(user)
+        );
+    }
     if !plan.handlers.is_empty() {
         let names: Vec<&str> = plan.handlers.iter().map(|h| h.describe()).collect();
         let _ = writeln!(out, "  {} {}", style("handlers:").cyan(), names.join(", "));

@@ -410,3 +410,23 @@ fn network(text: &str) -> Result<ipnet::IpNet, String> {
     }
     Ok(net)
 }
+
+/// Account names (`deploy`, `ci-runner`): as `useradd` takes them, so they
+/// are safe as words in a script.
+pub fn user_names<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let names = Vec::<String>::deserialize(deserializer)?;
+    for name in &names {
+        let mut chars = name.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+        if !first_ok
+            || !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c))
+        {
+            return Err(serde::de::Error::custom(format!(
+                "{name:?} is not an account name (a lower-case letter or _, then letters, digits, `_`, `.`, `-`)"
+            )));
+        }
+    }
+    Ok(names)
+}

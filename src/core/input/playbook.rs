@@ -93,6 +93,11 @@ pub struct DockerRole {
     /// How clients reach dockerd: `tls` (TCP `listen` with mutual TLS) or
     /// `ssh` (the unix socket only, reached over SSH: no TCP listener).
     pub access: Access,
+    /// The accounts that may use docker (over SSH, its socket): they are
+    /// put in the `docker` group, and every other member of that group is
+    /// named in plan, since the socket is root-equivalent.
+    #[serde(deserialize_with = "fields::user_names")]
+    pub ssh_users: Vec<String>,
     /// Directory on the host for ca.pem, server-cert.pem, server-key.pem.
     #[serde(deserialize_with = "fields::host_path")]
     pub tls_dir: String,
@@ -119,6 +124,7 @@ impl Default for DockerRole {
     fn default() -> Self {
         DockerRole {
             access: Access::Tls,
+            ssh_users: Vec::new(),
             tls_dir: "/etc/docker/tls".into(),
             listen: "tcp://0.0.0.0:2376".into(),
             daemon: IndexMap::new(),

@@ -155,6 +155,8 @@ pub struct Resources {
     /// The fence's rules file: a change to it is guarded by the dead-man
     /// switch, as sshd's drop-in is.
     pub firewall_rules: Option<String>,
+    /// The accounts `docker.ssh_users` puts in the `docker` group.
+    pub docker_users: Vec<String>,
     /// The ports the fence drops others on: when the kernel's table lacks
     /// one (a `flush ruleset` by hand), the fence is loaded again.
     pub fenced_ports: Vec<u16>,

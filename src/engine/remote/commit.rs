@@ -86,6 +86,7 @@ pub fn commit(work: &Work, layout: &Layout) -> Script {
                 ("LIVE_RESTORE", &live_restore(work)),
                 ("RENAME", &rename(work)),
                 ("ATTRIBUTES", &attributes(work)),
+                ("GROUP", &group_additions(work)),
                 ("POST_CHECK", &post_checks(work)),
                 (
                     "HANDLERS",
@@ -181,6 +182,16 @@ fn rename(work: &Work) -> String {
                 &[("TEMP", &quote(&file.temp)), ("PATH", &quote(&file.path))],
             )
         })
+        .collect()
+}
+
+/// `docker.ssh_users` into the docker group; a rollback takes them out.
+const ADD_TO_GROUP: &str = "gpasswd -a @USER@ docker >/dev/null || { printf 'error add %s to the docker group\\n' @USER@; rollback; unowe; exit 1; }\n";
+
+fn group_additions(work: &Work) -> String {
+    work.docker_group_additions
+        .iter()
+        .map(|user| fill(ADD_TO_GROUP, &[("USER", &quote(user))]))
         .collect()
 }
 

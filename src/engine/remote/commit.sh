@@ -19,7 +19,7 @@ pending_before=$(cat @PENDING@ 2>/dev/null) || pending_before=
 unowe() {
   if [ -n "$pending_before" ]; then printf '%s\n' "$pending_before" > @PENDING@; else rm -f -- @PENDING@; fi
 }
-@VALIDATE@@REMOVE_CHECK_COPIES@@RECORD_PENDING@@REMOVE_BACKUPS@@BACKUP@@LIVE_RESTORE@@RENAME@@ATTRIBUTES@sync
+@VALIDATE@@REMOVE_CHECK_COPIES@@RECORD_PENDING@@REMOVE_BACKUPS@@BACKUP@@LIVE_RESTORE@@RENAME@@ATTRIBUTES@@GROUP@sync
 printf 'ok committed\n'
 @POST_CHECK@@HANDLERS@[ "$handler_failed" = 0 ] || exit 1
 rm -f -- @PENDING@ "$group_file"; trap - EXIT

@@ -4,6 +4,7 @@ echo '@facts'
 dockerd_bin=$(command -v dockerd || true)
 printf 'dockerd %s\n' "$dockerd_bin"
 printf 'docker_cli %s\n' "$(command -v docker || true)"
+if g=$(getent group docker); then printf 'docker_group %s\n' "${g##*:}"; fi
 nft_bin=$(command -v nft || true)
 printf 'nft %s\n' "$nft_bin"
 if [ -n "$nft_bin" ]; then "$nft_bin" list table inet dockhand 2>/dev/null | sed -n 's/^[[:space:]]*tcp dport \([0-9]*\) drop$/fenced_port \1/p'; fi

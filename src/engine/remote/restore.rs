@@ -172,8 +172,14 @@ pub(super) fn restore_lines(work: &Work) -> String {
             ],
         );
     }
+    for user in &work.docker_group_additions {
+        text += &fill(REMOVE_FROM_GROUP, &[("USER", &quote(user))]);
+    }
     text + &remove_created_directories(work)
 }
+
+/// A rollback takes the accounts this apply put in the docker group out.
+const REMOVE_FROM_GROUP: &str = "gpasswd -d @USER@ docker >/dev/null 2>&1 || :\n";
 
 /// Deepest first.
 pub(super) fn remove_created_directories(work: &Work) -> String {

@@ -36,13 +36,14 @@ case $call in
 esac
 "#;
 
-const STUBBED: [&str; 6] = [
+const STUBBED: [&str; 7] = [
     "systemctl",
     "sshd",
     "dockerd",
     "systemd-run",
     "journalctl",
     "nft",
+    "gpasswd",
 ];
 
 struct Host {
@@ -421,6 +422,30 @@ fn a_failed_check_after_writing_puts_everything_back() {
         host.read("/state/pending-handlers").as_deref(),
         Some("daemon-reload\n")
     );
+}
+
+#[test]
+fn ssh_users_join_the_docker_group_and_a_rollback_takes_them_out() {
+    let (host, mut work) = lived_in();
+    work.docker_group_additions = vec!["alice".into()];
+    host.stage(&work);
+    let (outcome, out) = host.commit(&work);
+    assert_eq!(outcome, CommitOutcome::Done, "{out}");
+    host.called("gpasswd -a alice docker");
+    assert!(host.run(&restore(&work, &host.layout())).0);
+    host.called("gpasswd -d alice docker");
+    // A refused addition (no such account) undoes the commit.
+    let (host, mut work) = lived_in();
+    work.docker_group_additions = vec!["ghost".into()];
+    host.fail("gpasswd", "gpasswd -a ghost *");
+    host.stage(&work);
+    let (outcome, out) = host.commit(&work);
+    assert!(
+        matches!(outcome, CommitOutcome::Undone { .. }),
+        "{outcome:?} {out}"
+    );
+    assert!(out.contains("error add ghost to the docker group"), "{out}");
+    assert_as_before(&host);
 }
 
 #[test]

@@ -110,6 +110,7 @@ pub(super) fn expand(
     tls: &TlsMaterial,
     out: &mut Resources,
 ) -> Result<(), String> {
+    out.docker_users = docker.ssh_users.clone();
     if docker.access == Access::Tls {
         tls_files(docker, tls, out);
     } else if actual.facts.dockerd_path.is_some() && actual.facts.docker_cli_path.is_none() {
