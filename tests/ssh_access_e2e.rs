@@ -83,9 +83,10 @@ fn scenario(lab: &str, release: Release) {
     let shipped = std::fs::read_to_string("playbooks/docker-ssh.yaml").unwrap();
     let playbook = scene.dir.path().join("docker-ssh.yaml");
     let user = dockhand::lab::SUDO_USER;
+    assert!(shipped.contains("ssh_users: []"));
     std::fs::write(
         &playbook,
-        shipped.replacen("docker:\n", &format!("docker:\n  ssh_users: [{user}]\n"), 1),
+        shipped.replacen("ssh_users: []", &format!("ssh_users: [{user}]"), 1),
     )
     .unwrap();
     let playbook = playbook.to_string_lossy().into_owned();
