@@ -4,7 +4,8 @@
 //! `systemctl restart docker` and after nftables.service flushes the
 //! ruleset; a re-run restarts nothing; audit sees the port fenced. An
 //! `ssh_from` that shuts the workstation out is undone, and a fresh login
-//! works again.
+//! works again: by apply's rollback, or, when dockhand died right after
+//! loading it, by the host's dead-man switch alone.
 
 mod common;
 
@@ -179,3 +180,79 @@ on_both_releases!(
     a_fence_lets_only_the_admin_network_reach_docker_on_bookworm,
     a_fence_lets_only_the_admin_network_reach_docker_on_trixie
 );
+
+#[test]
+fn a_fence_that_shuts_out_a_dead_dockhand_is_taken_down_by_the_switch() {
+    let scene = Scene::fresh("fencedead", 1, Release::Bookworm);
+    let host = scene.lab.host_names()[0].clone();
+    let playbook = scene.dir.path().join("shut-out.yaml");
+    // sshd: only for its 15 s switch; ssh_from: an address that is not
+    // the workstation's.
+    std::fs::write(
+        &playbook,
+        "sshd:\n  revert_after: 15\nfirewall:\n  ssh_from: [198.19.255.254/32]\n",
+    )
+    .unwrap();
+    let login_works = || {
+        scene
+            .lab
+            .ssh_command(&host, "true")
+            .args(["-o", "ConnectTimeout=3"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    // dockhand dies as soon as the fence is loaded: nobody is left to
+    // verify or roll back.
+    let mut child = scene
+        .lab
+        .command(&[
+            "apply",
+            "-i",
+            &scene.inventory.to_string_lossy(),
+            &playbook.to_string_lossy(),
+            "--progress",
+            "plain",
+            "-v",
+        ])
+        .env("DOCKHAND_PKI_DIR", &scene.pki)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let mut seen = Vec::new();
+    for line in stderr {
+        let line = line.unwrap();
+        let hit = line.contains("replacing files, reloading ssh done");
+        seen.push(line);
+        if hit {
+            child.kill().unwrap();
+            break;
+        }
+    }
+    child.wait().unwrap();
+    assert!(
+        seen.iter().any(|l| l.contains("reloading ssh done")),
+        "{seen:#?}"
+    );
+    assert!(!login_works(), "shut out right after the fence was loaded");
+    let started = std::time::Instant::now();
+    while !login_works() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the host did not take the fence down within the switch's 15 s"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    // The fence was new: the rules, the table and the boot unit are gone.
+    let after = scene.lab.ssh(
+        &host,
+        "ls /etc/dockhand/firewall.nft 2>&1; nft list table inet dockhand 2>&1 | head -1; systemctl is-enabled dockhand-firewall.service 2>&1",
+    );
+    assert!(after.contains("No such file"), "{after}");
+    assert!(!after.contains("table inet dockhand {"), "{after}");
+    assert!(!after.lines().any(|l| l.trim() == "enabled"), "{after}");
+    assert_success(&scene.lab.dockhand(&["lab", "down"]), "lab down");
+}

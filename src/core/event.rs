@@ -39,6 +39,9 @@ impl Phase {
             Phase::Committing { handlers } if handlers.contains(&Handler::ReloadSsh) => {
                 "replacing files, reloading ssh".into()
             }
+            Phase::Committing { handlers } if handlers.contains(&Handler::ReloadFirewall) => {
+                "replacing files, loading the fence".into()
+            }
             Phase::Committing { .. } => "replacing files".into(),
             Phase::Verifying => "verifying".into(),
             Phase::RemovingBackups => "removing backups".into(),

@@ -43,9 +43,15 @@ const ATTRIBUTES: &str = "chown -- @OWNER@ @PATH@ && chmod -- @MODE@ @PATH@ || {
 const POST_CHECK: &str = "if ! out=$( @COMMAND@ 2>&1 ); then msg=$(printf '%s' \"$out\" | tail -n 3 | tr '\\n' ' '); printf 'error check after writing %s: %s\\n' @PATH@ \"${msg:-the check failed without a message}\"; rollback; unowe; printf 'rolled-back\\n'; exit 1; fi\n";
 /// The dead-man switch: a transient timer, armed among the handlers right
 /// before ssh's reload (`$log` is theirs), that puts the previous drop-in
-/// back and reloads ssh.
-const ARM_SWITCH: &str = "systemd-run --quiet --collect --unit=@UNIT@ --on-active=@SECONDS@ --timer-property=AccuracySec=1s /bin/sh -c @REVERT@ >/dev/null 2>&1 \\
-  || { printf 'error arm the sshd dead-man switch (systemd-run)\\n'; rm -f -- \"$log\"; rollback; exit 1; }
+/// (and fence) back and reloads ssh (and the fence). Its commands are a
+/// script in the state directory, which removes itself, not `sh -c`'s
+/// argument: systemd writes a transient unit's command line to disk with
+/// its `;` and `'` escaped, and a daemon-reload in the switch's time (a
+/// `systemctl enable`, an admin, apt) read it back garbled (systemd 252),
+/// so the switch did nothing.
+const ARM_SWITCH: &str = "revert=@REVERT_FILE@
+{ printf '%s\\n' @REVERT@ > \"$revert\" && systemd-run --quiet --collect --unit=@UNIT@ --on-active=@SECONDS@ --timer-property=AccuracySec=1s /bin/sh \"$revert\" >/dev/null 2>&1; } \\
+  || { printf 'error arm the sshd dead-man switch (systemd-run)\\n'; rm -f -- \"$log\" \"$revert\"; rollback; exit 1; }
 printf 'ok armed %s\\n' @UNIT@
 ";
 const REVERT_SSHD: &str = "@RESTORE@; systemctl reload @SSH_UNIT@";
@@ -93,7 +99,7 @@ pub fn commit(work: &Work, layout: &Layout) -> Script {
                     &handlers(
                         &work.handlers,
                         &work.ssh_unit,
-                        &arm_switch(work.sshd_switch.as_ref(), &work.ssh_unit),
+                        &arm_switch(work.sshd_switch.as_ref(), &work.ssh_unit, layout),
                     ),
                 ),
                 ("PENDING", &quote(&layout.pending_handlers())),
@@ -237,7 +243,7 @@ fn post_checks(work: &Work) -> String {
         .collect()
 }
 
-fn arm_switch(switch: Option<&SshdSwitch>, ssh_unit: &str) -> String {
+fn arm_switch(switch: Option<&SshdSwitch>, ssh_unit: &str, layout: &Layout) -> String {
     let Some(switch) = switch else {
         return String::new();
     };
@@ -260,15 +266,24 @@ fn arm_switch(switch: Option<&SshdSwitch>, ssh_unit: &str) -> String {
             ],
         ));
     }
-    let revert = reverts.join("; ");
+    // Its last line: the script goes once it has run.
+    let file = revert_file(layout, &switch.unit);
+    reverts.push(format!("rm -f -- {}", quote(&file)));
+    let revert = reverts.join("\n");
     fill(
         ARM_SWITCH,
         &[
             ("UNIT", &quote(&switch.unit)),
+            ("REVERT_FILE", &quote(&file)),
             ("SECONDS", &switch.seconds.to_string()),
             ("REVERT", &quote(&revert)),
         ],
     )
+}
+
+/// Where the switch `unit` keeps its commands.
+pub(super) fn revert_file(layout: &Layout, unit: &str) -> String {
+    format!("{}/{unit}.revert", layout.state_dir)
 }
 
 /// How a commit ended, from its answer.

@@ -62,7 +62,7 @@ const RESTORE_ATTRIBUTES: &str =
 const REMOVE_DIRECTORY: &str = "rmdir -- @DIR@ 2>/dev/null || :\n";
 /// The switch's timer goes. Its service, if it ran, went by itself:
 /// `--collect` unloads a transient unit even when it failed.
-const DISARM: &str = "systemctl stop @UNIT@.timer 2>/dev/null; :\n";
+const DISARM: &str = "systemctl stop @UNIT@.timer 2>/dev/null; rm -f -- @FILE@\n";
 const REMOVE: &str = "rm -f -- @NAMES@\n";
 
 /// After verification: the switch disarmed (the fresh login worked)
@@ -72,7 +72,7 @@ pub fn finish(work: &Work, layout: &Layout) -> Script {
         + &fill(
             FINISH,
             &[
-                ("DISARM", &disarm(work.sshd_switch.as_ref())),
+                ("DISARM", &disarm(work.sshd_switch.as_ref(), layout)),
                 ("REMOVE_BACKUPS", &remove_backups(work)),
             ],
         );
@@ -85,7 +85,7 @@ pub fn restore(work: &Work, layout: &Layout) -> Script {
             RESTORE,
             &[
                 ("STOP_COMMIT", &stop_commit(layout, "")),
-                ("DISARM", &disarm(work.sshd_switch.as_ref())),
+                ("DISARM", &disarm(work.sshd_switch.as_ref(), layout)),
                 ("RESTORE", &restore_lines(work)),
             ],
         );
@@ -106,9 +106,13 @@ pub fn handlers_again(work: &Work, layout: &Layout) -> Script {
     Script::on_stdin(Kind::HandlersAgain, text)
 }
 
-pub(super) fn disarm(switch: Option<&SshdSwitch>) -> String {
+pub(super) fn disarm(switch: Option<&SshdSwitch>, layout: &Layout) -> String {
     switch.map_or_else(String::new, |switch| {
-        fill(DISARM, &[("UNIT", &quote(&switch.unit))])
+        let file = super::commit::revert_file(layout, &switch.unit);
+        fill(
+            DISARM,
+            &[("UNIT", &quote(&switch.unit)), ("FILE", &quote(&file))],
+        )
     })
 }
 

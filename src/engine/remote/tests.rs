@@ -481,7 +481,7 @@ fn a_new_fence_is_guarded_by_the_switch_which_takes_it_down_again() {
     let revert = host.read("/armed").unwrap();
     let before = host.calls().len();
     let status = Command::new("/bin/sh")
-        .args(["-c", &revert])
+        .arg(&revert)
         .env("PATH", &host.path)
         .status()
         .unwrap();
@@ -512,7 +512,7 @@ fn a_new_fence_is_guarded_by_the_switch_which_takes_it_down_again() {
     let before = host.calls().len();
     assert!(
         Command::new("/bin/sh")
-            .args(["-c", &revert])
+            .arg(&revert)
             .env("PATH", &host.path)
             .status()
             .unwrap()
@@ -558,12 +558,17 @@ fn the_dead_man_switch_is_armed_before_ssh_reloads_and_reverts_the_drop_in() {
     // The timer's command, run as systemd would: the drop-in goes back
     // and ssh reloads.
     let revert = host.read("/armed").unwrap();
+    // A script of its own in the state directory (never `sh -c`'s argument,
+    // which systemd garbles on a daemon-reload), gone once it has run.
+    assert!(revert.starts_with(&host.state_dir), "{revert}");
+    assert!(Path::new(&revert).exists());
     let status = Command::new("/bin/sh")
-        .args(["-c", &revert])
+        .arg(&revert)
         .env("PATH", &host.path)
         .status()
         .unwrap();
     assert!(status.success());
+    assert!(!Path::new(&revert).exists());
     assert_eq!(
         host.read("/etc/t/sshd.conf").as_deref(),
         Some("PasswordAuthentication yes\n")
