@@ -10,19 +10,12 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Release, Scene, apply, assert_success, docker_over_tls, dockhand_pki, expect_exit};
+use common::{
+    Release, Scene, apply, assert_success, docker_over_tls, dockhand_pki, expect_exit, openssl,
+};
 
 const PLAYBOOK: &str = "playbooks/docker-tls.yaml";
 const PASS: &str = "guide passphrase";
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert_success(&output, &format!("openssl {args:?}"));
-}
 
 /// The guide's steps: a CA whose key is protected with `-passout`, then a
 /// client key, its request and a certificate with `extendedKeyUsage =

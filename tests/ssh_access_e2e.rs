@@ -12,10 +12,8 @@ use common::{Release, Scene, apply, assert_success, docker_over_tls, expect_exit
 /// given the lab's key and known_hosts through a config file (`-F`): what
 /// a user's `~/.ssh/config` would hold.
 fn docker_over_ssh(scene: &Scene, address: &str, args: &[&str]) -> std::process::Output {
-    let wrap = scene.dir.path().join("wrap");
     let config = scene.dir.path().join("ssh_config");
-    if !wrap.exists() {
-        std::fs::create_dir(&wrap).unwrap();
+    if !config.exists() {
         std::fs::write(
             &config,
             format!(
@@ -25,18 +23,8 @@ fn docker_over_ssh(scene: &Scene, address: &str, args: &[&str]) -> std::process:
             ),
         )
         .unwrap();
-        let ssh = wrap.join("ssh");
-        std::fs::write(
-            &ssh,
-            format!(
-                "#!/bin/sh\nexec /usr/bin/ssh -F {} \"$@\"\n",
-                config.display()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
+    let wrap = common::ssh_reading(scene.dir.path(), &config);
     let path = format!(
         "{}:{}",
         wrap.display(),
@@ -168,21 +156,7 @@ fn scenario(lab: &str, release: Release) {
         "the user's own lines kept: {config}"
     );
     let via_context = |args: &[&str]| {
-        let wrap = scene.dir.path().join("wrap-home");
-        if !wrap.exists() {
-            std::fs::create_dir(&wrap).unwrap();
-            let ssh = wrap.join("ssh");
-            std::fs::write(
-                &ssh,
-                format!(
-                    "#!/bin/sh\nexec /usr/bin/ssh -F {} \"$@\"\n",
-                    home.join(".ssh/config").display()
-                ),
-            )
-            .unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        let wrap = common::ssh_reading(scene.dir.path(), &home.join(".ssh/config"));
         std::process::Command::new(common::docker_cli())
             .args(args)
             .env("HOME", &home)

@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Release, Scene, apply, assert_success, dockhand_pki, expect_exit};
+use common::{Release, Scene, apply, apply_killed_at, assert_success, dockhand_pki, expect_exit};
 
 /// An sshd role that locks out every login, with a short dead-man switch.
 fn lockout_playbook(dir: &std::path::Path) -> std::path::PathBuf {
@@ -39,47 +38,6 @@ fn drop_in(scene: &Scene, host: &str) -> String {
         host,
         "cat /etc/ssh/sshd_config.d/00-dockhand.conf 2>/dev/null || echo absent",
     )
-}
-
-/// Starts `dockhand apply` of `playbook` with plain, verbose progress, and
-/// kills it at the first progress line holding `marker` (after `pause`);
-/// returns the lines it printed. The test fails if the line never came.
-fn apply_killed_at(scene: &Scene, playbook: &str, marker: &str, pause: Duration) -> Vec<String> {
-    let mut child = scene
-        .lab
-        .command(&[
-            "apply",
-            "-i",
-            &scene.inventory.to_string_lossy(),
-            playbook,
-            "--progress",
-            "plain",
-            "-v",
-        ])
-        .env("DOCKHAND_PKI_DIR", &scene.pki)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = Vec::new();
-    for line in stderr.lines() {
-        let line = line.unwrap();
-        let hit = line.contains(marker);
-        seen.push(line);
-        if hit {
-            std::thread::sleep(pause);
-            child.kill().unwrap();
-            break;
-        }
-    }
-    child.wait().unwrap();
-    assert!(
-        seen.iter().any(|l| l.contains(marker)),
-        "{marker}: {seen:#?}"
-    );
-    seen
 }
 
 #[test]

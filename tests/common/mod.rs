@@ -482,3 +482,87 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// Starts `dockhand apply -i INVENTORY PLAYBOOK` with plain, verbose
+/// progress and kills it at the first progress line holding `marker`
+/// (after `pause`); returns the lines it printed. The test fails if the
+/// line never came.
+pub fn apply_killed_at(
+    scene: &Scene,
+    playbook: &str,
+    marker: &str,
+    pause: std::time::Duration,
+) -> Vec<String> {
+    use std::io::BufRead;
+    let mut child = scene
+        .lab
+        .command(&[
+            "apply",
+            "-i",
+            &scene.inventory.to_string_lossy(),
+            playbook,
+            "--progress",
+            "plain",
+            "-v",
+        ])
+        .env("DOCKHAND_PKI_DIR", &scene.pki)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let hit = line.contains(marker);
+        seen.push(line);
+        if hit {
+            std::thread::sleep(pause);
+            child.kill().unwrap();
+            break;
+        }
+    }
+    child.wait().unwrap();
+    assert!(
+        seen.iter().any(|l| l.contains(marker)),
+        "{marker}: {seen:#?}"
+    );
+    seen
+}
+
+/// Runs openssl in `dir`; the test fails with its stderr when it fails.
+pub fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert_success(&output, &format!("openssl {args:?}"));
+}
+
+/// A directory holding an `ssh` that is the system's with `-F config`:
+/// put first in PATH, it stands for a user whose `~/.ssh/config` is
+/// `config` (OpenSSH reads the account's home, not $HOME, so a test's
+/// HOME alone would not do).
+pub fn ssh_reading(dir: &std::path::Path, config: &std::path::Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let wrap = dir.join(format!(
+        "ssh-{}",
+        config.display().to_string().replace('/', "_")
+    ));
+    if !wrap.exists() {
+        std::fs::create_dir(&wrap).unwrap();
+        let ssh = wrap.join("ssh");
+        std::fs::write(
+            &ssh,
+            format!(
+                "#!/bin/sh\nexec /usr/bin/ssh -F {} \"$@\"\n",
+                config.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    wrap
+}
