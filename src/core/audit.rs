@@ -161,6 +161,11 @@ impl Effective {
     }
 }
 
+/// The rules about dockerd's socket: its owner and mode (3.15+3.16), and
+/// no container given it (5.31). With `access: ssh` the socket is the one
+/// way in, so verify holds a host to them.
+pub const SOCKET_RULES: [&str; 2] = ["3.15+3.16", "5.31"];
+
 /// Every finding for a host, in rule order.
 pub fn audit(actual: &ActualState) -> Vec<Finding> {
     let effective = Effective::read(actual);

@@ -386,6 +386,17 @@ async fn verify_ssh_access<S: Transport>(
             format!("{open} answers, with `access: ssh`"),
         ));
     }
+    // The socket is the way in now: audit's socket rules must pass.
+    let state = gather::gather(session, &crate::core::audit::paths(), &job.become_root()).await?;
+    let failed: Vec<String> = crate::core::audit::audit(&state)
+        .into_iter()
+        .filter(|f| crate::core::audit::SOCKET_RULES.contains(&f.id))
+        .filter(|f| f.verdict == crate::core::audit::Verdict::Fail)
+        .map(|f| format!("{} {}: {}", f.id, f.title, f.reason))
+        .collect();
+    if !failed.is_empty() {
+        return Err(host_error(name, "audit's socket rules", failed.join("; ")));
+    }
     Ok(vec![
         format!(
             "docker {} answers over SSH (docker system dial-stdio, as {})",
@@ -393,6 +404,7 @@ async fn verify_ssh_access<S: Transport>(
             job.target.user
         ),
         format!("nothing answers on TCP port {port}"),
+        "audit's socket rules pass (3.15+3.16, 5.31)".into(),
     ])
 }
 

@@ -216,4 +216,21 @@ mod tests {
         assert!(text.starts_with("#!/usr/sbin/nft -f\n"));
         assert!(text.contains("table inet dockhand\ndelete table inet dockhand\n"));
     }
+
+    #[test]
+    fn a_host_without_nft_gets_no_half_fence() {
+        let playbook = Playbook::parse(
+            "p.yaml".as_ref(),
+            "firewall:\n  docker_from: [10.0.0.0/8]\n",
+        )
+        .unwrap();
+        let firewall = playbook.firewall.clone().unwrap();
+        let mut out = Resources::default();
+        let err = expand(&playbook, &firewall, &Facts::default(), &mut out).unwrap_err();
+        assert!(
+            err.contains("no `nft`") && err.contains("no half fence"),
+            "{err}"
+        );
+        assert!(out.files.is_empty());
+    }
 }
