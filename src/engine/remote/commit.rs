@@ -267,7 +267,7 @@ fn arm_switch(switch: Option<&SshdSwitch>, ssh_unit: &str, layout: &Layout) -> S
         ));
     }
     // Its last line: the script goes once it has run.
-    let file = revert_file(layout, &switch.unit);
+    let file = layout.revert_file(&switch.unit);
     reverts.push(format!("rm -f -- {}", quote(&file)));
     let revert = reverts.join("\n");
     fill(
@@ -279,11 +279,6 @@ fn arm_switch(switch: Option<&SshdSwitch>, ssh_unit: &str, layout: &Layout) -> S
             ("REVERT", &quote(&revert)),
         ],
     )
-}
-
-/// Where the switch `unit` keeps its commands.
-pub(super) fn revert_file(layout: &Layout, unit: &str) -> String {
-    format!("{}/{unit}.revert", layout.state_dir)
 }
 
 /// How a commit ended, from its answer.

@@ -73,6 +73,12 @@ impl Layout<'_> {
     pub fn pending_handlers(&self) -> String {
         format!("{}/pending-handlers", self.state_dir)
     }
+
+    /// Where the dead-man switch `unit` keeps its commands: armed by the
+    /// commit, removed by itself when it runs, or by a disarm.
+    pub fn revert_file(&self, unit: &str) -> String {
+        format!("{}/{unit}.revert", self.state_dir)
+    }
 }
 
 /// The commit's process group record on hosts (tests wait on it).

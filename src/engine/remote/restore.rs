@@ -108,7 +108,7 @@ pub fn handlers_again(work: &Work, layout: &Layout) -> Script {
 
 pub(super) fn disarm(switch: Option<&SshdSwitch>, layout: &Layout) -> String {
     switch.map_or_else(String::new, |switch| {
-        let file = super::commit::revert_file(layout, &switch.unit);
+        let file = layout.revert_file(&switch.unit);
         fill(
             DISARM,
             &[("UNIT", &quote(&switch.unit)), ("FILE", &quote(&file))],
