@@ -76,23 +76,22 @@ impl SecretSource {
 
     /// The secret: from the file, the environment, then the terminal.
     pub fn get(&self) -> Result<Secret, String> {
-        let mut had = self.had.lock().expect("not poisoned");
-        if let Some(secret) = had.as_ref() {
-            return Ok(secret.clone());
-        }
-        let secret = self.find(false)?;
-        *had = Some(secret.clone());
-        Ok(secret)
+        self.obtain(false)
     }
 
     /// A new secret (to encrypt with): from the file or the environment,
     /// or typed twice on the terminal.
     pub fn get_new(&self) -> Result<Secret, String> {
+        self.obtain(true)
+    }
+
+    /// The secret had already, or found now and kept.
+    fn obtain(&self, confirm: bool) -> Result<Secret, String> {
         let mut had = self.had.lock().expect("not poisoned");
         if let Some(secret) = had.as_ref() {
             return Ok(secret.clone());
         }
-        let secret = self.find(true)?;
+        let secret = self.find(confirm)?;
         *had = Some(secret.clone());
         Ok(secret)
     }

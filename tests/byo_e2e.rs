@@ -118,19 +118,17 @@ fn a_ca_made_by_hand_is_adopted_and_the_clients_it_signed_keep_working() {
     std::fs::write(&passphrase, format!("{PASS}\n")).unwrap();
     let passphrase = passphrase.to_string_lossy().into_owned();
 
-    // Without the passphrase, off a terminal: a clear error, nothing kept.
-    let refused = dockhand_pki(
-        &scene.lab,
-        &scene.pki,
-        &[
-            "pki",
-            "import",
-            "--ca-cert",
-            &hand.join("ca.pem").to_string_lossy(),
-            "--ca-key",
-            &hand.join("ca-key.pem").to_string_lossy(),
-        ],
+    let (ca_cert, ca_key) = (
+        hand.join("ca.pem").to_string_lossy().into_owned(),
+        hand.join("ca-key.pem").to_string_lossy().into_owned(),
     );
+    let import = |extra: &[&str]| {
+        let mut args = vec!["pki", "import", "--ca-cert", &ca_cert, "--ca-key", &ca_key];
+        args.extend_from_slice(extra);
+        dockhand_pki(&scene.lab, &scene.pki, &args)
+    };
+    // Without the passphrase, off a terminal: a clear error, nothing kept.
+    let refused = import(&[]);
     let stderr = String::from_utf8_lossy(&refused.stderr).into_owned();
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(
@@ -139,20 +137,7 @@ fn a_ca_made_by_hand_is_adopted_and_the_clients_it_signed_keep_working() {
     );
     assert!(!scene.pki.join("ca.pem").exists());
 
-    let imported = dockhand_pki(
-        &scene.lab,
-        &scene.pki,
-        &[
-            "pki",
-            "import",
-            "--ca-cert",
-            &hand.join("ca.pem").to_string_lossy(),
-            "--ca-key",
-            &hand.join("ca-key.pem").to_string_lossy(),
-            "--passphrase-file",
-            &passphrase,
-        ],
-    );
+    let imported = import(&["--passphrase-file", &passphrase]);
     let said = String::from_utf8_lossy(&imported.stderr).into_owned();
     expect_exit(imported, 0);
     assert!(

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Release, Scene, apply, assert_success, docker_over_tls, expect_exit};
+use common::{Release, Scene, applied_summary, apply, assert_success, docker_over_tls};
 
 /// `docker-tls.yaml` with a `firewall:` section.
 fn fenced_playbook(scene: &Scene, name: &str, firewall: &str) -> String {
@@ -33,12 +33,6 @@ fn reach(scene: &Scene, from: &str, address: &str, port: u16) -> String {
         )
         .trim()
         .to_string()
-}
-
-fn applied_summary(output: std::process::Output) -> serde_json::Value {
-    let stdout = expect_exit(output, 0);
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    report["summary"].clone()
 }
 
 fn scenario(lab: &str, release: Release) {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Release, Scene, apply, assert_success, docker_over_tls, expect_exit};
+use common::{Release, Scene, apply, assert_success, docker_over_tls};
 
 /// The docker CLI with `-H ssh://root@ADDRESS`, its `ssh` the system's,
 /// given the lab's key and known_hosts through a config file (`-F`): what
@@ -230,8 +230,8 @@ fn scenario(lab: &str, release: Release) {
         &playbook,
         &["--yes", "--format", "json"],
     );
-    let report: serde_json::Value = serde_json::from_str(&expect_exit(again, 0)).unwrap();
-    assert_eq!(report["summary"]["unchanged"], 1, "{report:#}");
+    let summary = common::applied_summary(again);
+    assert_eq!(summary["unchanged"], 1, "{summary:#}");
     let (_, audit) = common::audit_json(&scene);
     let findings = audit["hosts"][0]["findings"].as_array().unwrap();
     let verdict = |id: &str| {

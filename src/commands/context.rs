@@ -6,7 +6,7 @@
 
 use crate::engine::contexts::{self, Done};
 use crate::engine::load::{self, Selection};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::report;
 
 pub struct Options {
@@ -20,16 +20,10 @@ pub struct Options {
 
 pub fn run(options: &Options) -> Result<i32> {
     let loaded = load::load(&options.selection)?;
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(std::path::PathBuf::from)
-        .ok_or_else(|| {
-            Error::Usage("HOME is not set: it holds the docker CLI's contexts".into())
-        })?;
     let outcomes = if options.remove {
-        contexts::remove_all(&loaded, &home)?
+        contexts::remove_all(&loaded)?
     } else {
-        contexts::create_all(&loaded, &options.client, options.user.as_deref(), &home)?
+        contexts::create_all(&loaded, &options.client, options.user.as_deref())?
     };
     let mut left_alone = 0;
     for (name, done, endpoint) in &outcomes {

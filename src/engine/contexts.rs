@@ -23,6 +23,12 @@ pub const PREFIX: &str = "dockhand-";
 /// What starts the description of every context dockhand makes.
 const DESCRIPTION: &str = "dockhand:";
 
+/// The home the docker CLI keeps its contexts in (and `~/.ssh`).
+fn home() -> Result<PathBuf> {
+    super::target::home_dir()
+        .ok_or_else(|| Error::Usage("HOME is not set: it holds the docker CLI's contexts".into()))
+}
+
 /// The ssh alias file, and the line `~/.ssh/config` includes it with.
 pub fn alias_file(home: &Path) -> PathBuf {
     home.join(".ssh/dockhand.conf")
@@ -212,8 +218,8 @@ pub fn create_all(
     loaded: &super::load::Loaded,
     client: &str,
     user: Option<&str>,
-    home: &Path,
 ) -> Result<Vec<Outcome>> {
+    let home = &home()?;
     use crate::core::input::playbook::Access;
     let docker = loaded.playbook.docker.as_ref().ok_or_else(|| {
         Error::Usage(
@@ -264,7 +270,8 @@ pub fn create_all(
 
 /// `context rm`: the selected hosts' contexts and aliases, where dockhand
 /// made them.
-pub fn remove_all(loaded: &super::load::Loaded, home: &Path) -> Result<Vec<Outcome>> {
+pub fn remove_all(loaded: &super::load::Loaded) -> Result<Vec<Outcome>> {
+    let home = &home()?;
     let mut out = Vec::new();
     let file = alias_file(home);
     for (host, _) in &loaded.hosts {

@@ -339,6 +339,26 @@ async fn roll_back<S: Transport>(
     apply::rollback(session, work, become_root, run).await
 }
 
+/// Connections to `port` of the host the way SSH reaches it: through the
+/// jump host when there is one (a direct-tcpip channel), else straight.
+fn dialer<'s, S: Transport>(
+    session: &'s S,
+    address: &str,
+    port: u16,
+) -> impl Fn() -> verify::Dialed<'s> + 's {
+    let straight = verify::direct(address.to_string(), port);
+    move || -> verify::Dialed<'s> {
+        let straight = straight();
+        Box::pin(async move {
+            match session.tunnel(port).await {
+                Ok(Some(stream)) => Ok(stream),
+                Ok(None) => straight.await,
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+}
+
 /// `access: ssh` as its users meet it: the daemon answers through `docker
 /// system dial-stdio` run by the login user over this SSH connection (what
 /// `docker -H ssh://` does), its `/info` shows the playbook's settings,
@@ -366,24 +386,19 @@ async fn verify_ssh_access<S: Transport>(
     if !problems.is_empty() {
         return Err(host_error(name, "check /info", problems.join("; ")));
     }
-    let address = job.target.address.clone();
-    // Asked the way SSH goes: through the jump host when there is one.
-    let tcp = if job.target.jump.is_some() {
-        let through = session.tunnel(port).await.ok().flatten();
-        through.map(|_| format!("{address}:{port} (through the jump host)"))
-    } else {
-        let connect = tokio::net::TcpStream::connect((address.as_str(), port));
-        let connected = tokio::time::timeout(std::time::Duration::from_secs(3), connect).await;
-        connected
-            .ok()
-            .and_then(Result::ok)
-            .map(|_| format!("{address}:{port}"))
-    };
-    if let Some(open) = tcp {
+    let address = &job.target.address;
+    let dial = dialer(session, address, port);
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(3), dial()).await;
+    if let Ok(Ok(_)) = answered {
+        let path = if job.target.jump.is_some() {
+            " (through the jump host)"
+        } else {
+            ""
+        };
         return Err(host_error(
             name,
             "no TCP listener",
-            format!("{open} answers, with `access: ssh`"),
+            format!("{address}:{port}{path} answers, with `access: ssh`"),
         ));
     }
     // The socket is the way in now: audit's socket rules must pass.
@@ -452,21 +467,9 @@ async fn verify_checks<C: Connector>(
     let mut passed = Vec::new();
     if let Some((probe, port, daemon)) = &checks.tls {
         let address = &job.target.address;
-        // Through the jump host when the host is reached through one, so
-        // the probe takes the path SSH takes; the certificate is checked
-        // against the host's address either way.
-        let straight = verify::direct(address.clone(), *port);
-        let port_ = *port;
-        let dial = move || -> verify::Dialed<'_> {
-            let straight = straight();
-            Box::pin(async move {
-                match session.tunnel(port_).await {
-                    Ok(Some(stream)) => Ok(stream),
-                    Ok(None) => straight.await,
-                    Err(e) => Err(e.to_string()),
-                }
-            })
-        };
+        // The certificate is checked against the host's address, whichever
+        // path the probe takes.
+        let dial = dialer(session, address, *port);
         let must_run: &[Container] = match seen {
             Seen::Changed(must_run) => must_run,
             Seen::Unchanged(_) => &[],

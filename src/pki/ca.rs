@@ -6,7 +6,7 @@ use std::path::Path;
 
 use rcgen::KeyPair;
 
-use super::{Pair, PkiStore, keys, private_dir, write_atomic};
+use super::{Pair, PkiStore, keys, write_pair};
 use crate::core::pki;
 use crate::error::{Error, Result};
 use crate::secret::SecretSource;
@@ -124,9 +124,11 @@ impl PkiStore {
         })?;
         let sealed = keys::encrypt(&der, &self.passphrase.get_new().map_err(Error::Usage)?)
             .map_err(|e| self.error("encrypt the CA key", e))?;
-        private_dir(&self.dir)?;
-        write_atomic(&key_path, sealed.as_bytes(), 0o600)?;
-        write_atomic(&cert_path, cert_pem, 0o644)?;
+        let pair = Pair {
+            cert_pem: cert_pem.to_vec(),
+            key_pem: sealed.as_bytes().to_vec(),
+        };
+        write_pair(&cert_path, &key_path, &pair)?;
         Ok(Imported {
             subject: info.subject,
             fingerprint: info.fingerprint,
@@ -174,19 +176,19 @@ impl PkiStore {
         pair: &Pair,
         sealed: bool,
     ) -> Result<()> {
-        let dir = key.parent().expect("pki paths have a parent");
-        private_dir(dir)?;
-        if sealed && !keys::is_encrypted(&pair.key_pem) {
-            let der = keys::read(&pair.key_pem, || Err("a plain key".into()))
-                .map_err(|e| self.error("read the CA key", e))?;
-            let passphrase = self.passphrase.get_new().map_err(Error::Usage)?;
-            let pem = keys::encrypt(&der, &passphrase)
-                .map_err(|e| self.error("encrypt the CA key", e))?;
-            write_atomic(key, pem.as_bytes(), 0o600)?;
-        } else {
-            write_atomic(key, &pair.key_pem, 0o600)?;
+        if !sealed || keys::is_encrypted(&pair.key_pem) {
+            return write_pair(cert, key, pair);
         }
-        write_atomic(cert, &pair.cert_pem, 0o644)
+        let der = keys::read(&pair.key_pem, || Err("a plain key".into()))
+            .map_err(|e| self.error("read the CA key", e))?;
+        let passphrase = self.passphrase.get_new().map_err(Error::Usage)?;
+        let pem =
+            keys::encrypt(&der, &passphrase).map_err(|e| self.error("encrypt the CA key", e))?;
+        let sealed = Pair {
+            cert_pem: pair.cert_pem.clone(),
+            key_pem: pem.as_bytes().to_vec(),
+        };
+        write_pair(cert, key, &sealed)
     }
 }
 

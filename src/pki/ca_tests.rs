@@ -5,22 +5,10 @@ use super::super::Outcome;
 use super::*;
 use crate::core::input::playbook::PkiRole;
 use crate::core::pki::Sans;
-use std::process::Command;
 
 const PASS: &str = "guide passphrase";
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use crate::pki::keys::tests::openssl;
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()

@@ -255,4 +255,4 @@ fn hex_decode(hex: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 #[path = "keys_tests.rs"]
-mod tests;
+pub(super) mod tests;

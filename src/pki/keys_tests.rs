@@ -6,7 +6,8 @@ use std::process::Command;
 
 const PASS: &str = "correct horse";
 
-fn openssl(dir: &std::path::Path, args: &[&str]) {
+/// Runs openssl in `dir`; the test fails with its stderr when it fails.
+pub(in crate::pki) fn openssl(dir: &std::path::Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)

@@ -566,3 +566,10 @@ pub fn ssh_reading(dir: &std::path::Path, config: &std::path::Path) -> PathBuf {
     }
     wrap
 }
+
+/// The summary of `apply --format json`, which must have exited 0.
+pub fn applied_summary(output: Output) -> serde_json::Value {
+    let stdout = expect_exit(output, 0);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    report["summary"].clone()
+}

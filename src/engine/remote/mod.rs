@@ -206,13 +206,10 @@ impl Script {
     /// What goes on the command's stdin: the script or its data, after
     /// the sudo password's line when sudo needs one.
     pub fn stdin(&self, how: &Become) -> std::borrow::Cow<'_, [u8]> {
-        let input: &[u8] = match &self.carrier {
-            Carrier::Stdin => self.text.as_bytes(),
-            Carrier::Argument(input) => input,
-            Carrier::Login => return std::borrow::Cow::Borrowed(b""),
-        };
+        let input = self.input();
         match how {
-            Become::SudoWithPassword(password) => {
+            // A login command runs as the login user: no sudo, no password.
+            Become::SudoWithPassword(password) if self.carrier != Carrier::Login => {
                 let mut sent = Vec::with_capacity(password.len() + 1 + input.len());
                 sent.extend_from_slice(password.as_bytes());
                 sent.push(b'\n');
