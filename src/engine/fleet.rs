@@ -68,25 +68,40 @@ impl Deadlines {
 /// Ctrl-C and SIGTERM, counted. The first stops new hosts from starting;
 /// the second abandons the hosts in flight.
 #[derive(Clone)]
-pub struct Interrupt(Arc<tokio::sync::watch::Sender<usize>>);
+pub struct Interrupt {
+    count: Arc<tokio::sync::watch::Sender<usize>>,
+    /// The count last said to the user: an interrupt that came between
+    /// two runs of a flow (while the PKI issued, say) is said by the next.
+    said: Arc<std::sync::atomic::AtomicUsize>,
+}
 
 impl Default for Interrupt {
     fn default() -> Self {
-        Interrupt(Arc::new(tokio::sync::watch::channel(0).0))
+        Interrupt {
+            count: Arc::new(tokio::sync::watch::channel(0).0),
+            said: Arc::default(),
+        }
     }
 }
 
 impl Interrupt {
     pub fn count(&self) -> usize {
-        *self.0.borrow()
+        *self.count.borrow()
     }
 
     pub fn trigger(&self) {
-        self.0.send_modify(|n| *n += 1);
+        self.count.send_modify(|n| *n += 1);
     }
 
     fn subscribe(&self) -> tokio::sync::watch::Receiver<usize> {
-        self.0.subscribe()
+        self.count.subscribe()
+    }
+
+    /// Whether `count` is news to the user; it is not from now on.
+    fn unsaid(&self, count: usize) -> bool {
+        self.said
+            .fetch_max(count, std::sync::atomic::Ordering::SeqCst)
+            < count
     }
 
     /// Counts SIGINT and SIGTERM from now on (the process no longer dies
@@ -273,6 +288,13 @@ impl Fleet {
             hosts: jobs.len(),
             batches: sizes.len(),
         });
+        let count = self.interrupt.count();
+        if count > 0 && self.interrupt.unsaid(count) {
+            self.sink.send(Event::Interrupted {
+                again: count > 1,
+                in_flight: Vec::new(),
+            });
+        }
         let mut results: Vec<Finished<T>> = Vec::with_capacity(jobs.len());
         let mut queue = jobs.into_iter();
         let mut stopped: Option<String> = None;
@@ -420,7 +442,9 @@ impl Fleet {
                 Ok(()) = signals.changed() => {
                     let count = *signals.borrow_and_update();
                     let flying: Vec<String> = in_flight.lock().unwrap().iter().cloned().collect();
-                    self.sink.send(Event::Interrupted { again: count > 1, in_flight: flying.clone() });
+                    if self.interrupt.unsaid(count) {
+                        self.sink.send(Event::Interrupted { again: count > 1, in_flight: flying.clone() });
+                    }
                     if count > 1 {
                         tasks.abort_all();
                         while tasks.join_next().await.is_some() {}

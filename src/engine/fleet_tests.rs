@@ -330,12 +330,23 @@ async fn an_interrupt_lets_hosts_in_flight_finish_and_skips_the_rest() {
         _ => None,
     });
     assert_eq!(interrupted, Some((false, vec!["h1".to_string()])));
-    // Interrupted before a batch starts: nothing starts at all.
-    let (fleet, _) = self::fleet(1, Deadlines::default());
+    // Interrupted before a batch starts (between a flow's runs, while the
+    // PKI issued): nothing starts at all, and the interrupt is said, once.
+    let (fleet, receiver) = self::fleet(1, Deadlines::default());
     fleet.interrupt.trigger();
     let done = apply(&fake, &fleet, &["h2"], Rollout::default()).await;
     assert_eq!(statuses(&done), [("h2", "skipped")]);
     assert!(!fake.touched("h2"));
+    let done = apply(&fake, &fleet, &["h3"], Rollout::default()).await;
+    assert_eq!(statuses(&done), [("h3", "skipped")]);
+    let said: Vec<_> = events(&receiver)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Interrupted { again, in_flight } => Some((again, in_flight)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(said, [(false, Vec::<String>::new())]);
 }
 
 #[tokio::test]
