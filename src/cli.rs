@@ -1,6 +1,7 @@
 //! The command line, sealed in one module: clap definitions here, turned
 //! into plain option structs for `commands`, which never see clap.
 
+use crate::core::input::limit::Shard;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -39,6 +40,12 @@ enum Command {
         /// The inventory: a file, or an executable run with --list.
         #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
         inventory: PathBuf,
+        /// Host names, group names and globs, comma-separated.
+        #[arg(long, value_name = "PATTERN")]
+        limit: Option<String>,
+        /// Only part I of N of the selection (see plan --help).
+        #[arg(long, value_name = "I/N")]
+        shard: Option<Shard>,
         #[arg(long, value_enum, default_value_t = InventoryFormatArg::Yaml)]
         format: InventoryFormatArg,
     },
@@ -104,6 +111,9 @@ enum Command {
         /// Host names, group names and globs, comma-separated.
         #[arg(long, value_name = "PATTERN")]
         limit: Option<String>,
+        /// Only part I of N of the selection (see plan --help).
+        #[arg(long, value_name = "I/N")]
+        shard: Option<Shard>,
         #[arg(long, value_enum, default_value_t = FormatArg::Human)]
         format: FormatArg,
         #[command(flatten)]
@@ -179,6 +189,10 @@ struct SelectionArgs {
     /// Host names, group names and globs, comma-separated.
     #[arg(long, value_name = "PATTERN")]
     limit: Option<String>,
+    /// Only part I of N of the selection, split by host name (a stable
+    /// hash): N CI jobs with 1/N … N/N cover every host exactly once.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<Shard>,
     #[command(flatten)]
     access: AccessArgs,
 }
@@ -259,6 +273,7 @@ impl From<SelectionArgs> for crate::engine::load::Selection {
             inventory: args.inventory,
             playbook: args.playbook,
             limit: args.limit,
+            shard: args.shard,
             access: args.access.into_access(None),
         }
     }
@@ -414,9 +429,17 @@ pub fn run() -> Result<i32> {
         }
     };
     match cli.command {
-        Command::Inventory { inventory, format } => {
-            commands::inventory::run(&inventory, matches!(format, InventoryFormatArg::Json))
-        }
+        Command::Inventory {
+            inventory,
+            limit,
+            shard,
+            format,
+        } => commands::inventory::run(
+            &inventory,
+            limit.as_deref(),
+            shard,
+            matches!(format, InventoryFormatArg::Json),
+        ),
         Command::Ping {
             inventory,
             access,
@@ -473,12 +496,14 @@ pub fn run() -> Result<i32> {
         Command::Audit {
             inventory,
             limit,
+            shard,
             format,
             access,
             run,
         } => commands::audit::run(&commands::audit::Options {
             inventory,
             limit,
+            shard,
             access: access.into_access(None),
             format: format.into(),
             run: run.into(),

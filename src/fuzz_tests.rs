@@ -244,6 +244,40 @@ proptest! {
         let _ = gather::parse(&text);
     }
 
+    /// A held command's answer (the lock's settled line, the gather's
+    /// answer, the line that says it holds), read chunk by chunk as the
+    /// host sends it: whatever the chunks, the holding line is found where
+    /// it first stands, or not at all, and nothing panics.
+    #[test]
+    fn the_held_answer_is_cut_at_its_holding_line(
+        text in text_of(&["locked\n", "@holding\n", "@holding", "\n", "locked removed=/x\n", "@stat\n"]),
+        cuts in proptest::collection::vec(0usize..64, 0..8),
+    ) {
+        let bytes = text.as_bytes();
+        let mut received = Vec::new();
+        let mut found = None;
+        let mut at: usize = 0;
+        for cut in cuts.into_iter().chain(std::iter::once(usize::MAX)) {
+            let end = at.saturating_add(cut).min(bytes.len());
+            let seen = received.len();
+            received.extend_from_slice(&bytes[at..end]);
+            at = end;
+            if let Some(said) = crate::transport::holding(&received, seen) {
+                found = Some(said.len());
+                break;
+            }
+            if at == bytes.len() {
+                break;
+            }
+        }
+        let first = text.split_inclusive('\n').scan(0, |start, line| {
+            let here = *start;
+            *start += line.len();
+            Some((here, line))
+        }).find(|(_, line)| *line == "@holding\n").map(|(here, _)| here);
+        prop_assert_eq!(found, first);
+    }
+
     #[test]
     fn sshd_t_and_version_parsers_never_panic(text in text_of(GATHER)) {
         let _ = gather::sshd_settings(text.lines());

@@ -99,6 +99,12 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
             host["handlers"],
             serde_json::json!(["daemon-reload", "restart-docker", "reload-ssh"])
         );
+        // Round trips after connecting (issue 21): the lock with the
+        // gather, staging with the commit, the fresh login with sshd -T,
+        // the finish; the TLS probes apart.
+        let traffic = &host["traffic"];
+        assert!(traffic["round_trips"].as_u64().unwrap() <= 5, "{traffic}");
+        assert_eq!(traffic["logins"], 2, "{traffic}");
     }
 
     // Independent clients: the docker CLI with a client bundle, curl without one.
@@ -241,6 +247,11 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
     }
     assert_eq!(code, Some(0));
     assert_eq!(report["summary"]["unchanged"], 3, "{report:#}");
+    for host in report["hosts"].as_array().unwrap() {
+        let traffic = &host["traffic"];
+        assert_eq!(traffic["round_trips"], 1, "a no-op: {traffic}");
+        assert_eq!(traffic["logins"], 1, "a no-op: {traffic}");
+    }
     assert!(
         report["hosts"]
             .as_array()

@@ -126,3 +126,116 @@ fn inventory_shows_what_dockhand_understood() {
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
+
+/// `--shard 1/4` … `4/4` split a selection: every host is in exactly one
+/// shard, as `dockhand inventory` lists it and as a real run (plan, each
+/// host refused on a loopback port) reports it.
+#[test]
+fn a_sharded_run_covers_every_host_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.yaml");
+    let mut text = String::from("hosts:\n");
+    for i in 0..40 {
+        text += &format!("  node{i:02}: {{ address: 127.0.0.1, ssh: {{ port: 1 }} }}\n");
+    }
+    text += "groups:\n  odd: { hosts: [node01, node03, node05, node07] }\n";
+    std::fs::write(&inventory, text).unwrap();
+    let playbook = dir.path().join("playbook.yaml");
+    std::fs::write(
+        &playbook,
+        "files:\n  - path: /etc/motd\n    content: \"hi\\n\"\n",
+    )
+    .unwrap();
+    let (inventory, playbook) = (inventory.to_string_lossy(), playbook.to_string_lossy());
+    let run = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(args)
+            .env("HOME", dir.path())
+            .output()
+            .unwrap()
+    };
+    let names_in = |json: &[u8], key: &str| -> Vec<String> {
+        let value: serde_json::Value = serde_json::from_slice(json).unwrap();
+        value["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h[key].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut listed = Vec::new();
+    let mut planned = Vec::new();
+    for index in 1..=4 {
+        let shard = format!("{index}/4");
+        let output = run(&[
+            "inventory",
+            "-i",
+            &inventory,
+            "--shard",
+            &shard,
+            "--format",
+            "json",
+        ]);
+        assert!(output.status.success(), "{output:?}");
+        let names = names_in(&output.stdout, "name");
+        assert!(
+            !names.is_empty() && names.len() < 40,
+            "shard {shard}: {names:?}"
+        );
+        listed.extend(names.clone());
+        let output = run(&[
+            "plan",
+            "-i",
+            &inventory,
+            &playbook,
+            "--shard",
+            &shard,
+            "--format",
+            "json",
+            "--progress",
+            "none",
+        ]);
+        // Nobody answers on port 1: every host of the shard is unreachable.
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        let hosts = names_in(&output.stdout, "host");
+        assert_eq!(
+            hosts, names,
+            "shard {shard}: the run visits what inventory lists"
+        );
+        planned.extend(hosts);
+    }
+    let all: Vec<String> = (0..40).map(|i| format!("node{i:02}")).collect();
+    for seen in [&mut listed, &mut planned] {
+        seen.sort();
+        assert_eq!(*seen, all, "every host exactly once");
+    }
+    // With --limit, the shards split what the limit selected.
+    let mut odd = Vec::new();
+    for index in 1..=2 {
+        let shard = format!("{index}/2");
+        let output = run(&[
+            "inventory",
+            "-i",
+            &inventory,
+            "--limit",
+            "odd",
+            "--shard",
+            &shard,
+            "--format",
+            "json",
+        ]);
+        if output.status.success() {
+            odd.extend(names_in(&output.stdout, "name"));
+        } else {
+            assert!(String::from_utf8_lossy(&output.stderr).contains("none of the 4 selected"));
+        }
+    }
+    odd.sort();
+    assert_eq!(odd, ["node01", "node03", "node05", "node07"]);
+    let output = run(&["inventory", "-i", &inventory, "--shard", "5/4"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("I/N"),
+        "{output:?}"
+    );
+}

@@ -49,6 +49,19 @@ pub fn run(options: &Options) -> Result<i32> {
         .iter()
         .map(|(h, _)| (h.name.clone(), h.address.clone()))
         .collect();
+    // The jobs' targets are clones of these: they share the meters.
+    let targets: Vec<(String, crate::transport::Target)> = loaded
+        .hosts
+        .iter()
+        .map(|(h, t)| (h.name.clone(), t.clone()))
+        .collect();
+    let traffic = |host: &str| {
+        targets
+            .iter()
+            .find(|(name, _)| name == host)
+            .map(|(_, t)| t.meter.read())
+            .unwrap_or_default()
+    };
     let asks = !options.yes && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     // The question: the plans, then yes or no, with the progress held.
     let ask = |plans: Plans| {
@@ -56,6 +69,7 @@ pub fn run(options: &Options) -> Result<i32> {
             .into_iter()
             .map(|(host, plan)| HostOutcome {
                 address: addresses[&host].clone(),
+                traffic: traffic(&host),
                 host,
                 plan,
             })
@@ -84,6 +98,7 @@ pub fn run(options: &Options) -> Result<i32> {
             };
             ApplyOutcome {
                 address: addresses[&f.host].clone(),
+                traffic: traffic(&f.host),
                 host: f.host,
                 elapsed: f.elapsed,
                 warnings: plan.warnings,
@@ -92,6 +107,7 @@ pub fn run(options: &Options) -> Result<i32> {
             }
         })
         .collect();
+    options.run.say_traffic(&targets);
     report::apply::print(
         &outcomes,
         report::apply::Run::Apply,

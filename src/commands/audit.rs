@@ -13,6 +13,7 @@ use crate::report::{self, AuditOutcome, Format};
 pub struct Options {
     pub inventory: std::path::PathBuf,
     pub limit: Option<String>,
+    pub shard: Option<crate::core::input::limit::Shard>,
     pub access: load::Access,
     pub format: Format,
     pub run: super::Run,
@@ -22,6 +23,7 @@ pub fn run(options: &Options) -> Result<i32> {
     let hosts = load::selected_targets(
         &options.inventory,
         options.limit.as_deref(),
+        options.shard,
         &options.access,
     )?;
     let become_password = options.access.become_password()?;

@@ -35,6 +35,17 @@ pub struct Run {
 }
 
 impl Run {
+    /// `-v`: what each host cost on the wire, once the run ended.
+    fn say_traffic(&self, hosts: &[(String, crate::transport::Target)]) {
+        if self.verbose {
+            let counts: Vec<(&str, crate::transport::Traffic)> = hosts
+                .iter()
+                .map(|(name, target)| (name.as_str(), target.meter.read()))
+                .collect();
+            crate::report::traffic(&counts);
+        }
+    }
+
     /// The fleet runner for these options, reporting to `progress`.
     /// The runtime, the renderer and the fleet runner of a command. From
     /// here on, Ctrl-C and SIGTERM are the runner's: no new host starts,

@@ -16,10 +16,15 @@ pub struct Options {
 
 pub fn run(options: &Options) -> Result<i32> {
     let hosts = load::targets(&options.inventory, &options.access)?;
+    let targets: Vec<_> = hosts
+        .iter()
+        .map(|(h, t)| (h.name.clone(), t.clone()))
+        .collect();
     let (runtime, progress, fleet) = options.run.start()?;
     let ended = runtime.block_on(inspect::ping(hosts, &fleet));
     drop(fleet);
     progress.finish();
+    options.run.say_traffic(&targets);
     let outcomes: Vec<PingOutcome> = ended
         .into_iter()
         .map(|f| PingOutcome {

@@ -22,10 +22,10 @@ pub struct Options {
 pub fn run(options: &Options) -> Result<i32> {
     let loaded = load::load(&options.selection)?;
     let (jobs, ca_warning) = load::jobs(&loaded)?;
-    let addresses: Vec<String> = loaded
+    let addresses: Vec<(String, crate::transport::Target)> = loaded
         .hosts
         .iter()
-        .map(|(h, _)| h.address.clone())
+        .map(|(h, t)| (h.address.clone(), t.clone()))
         .collect();
     let (runtime, progress, fleet) = options.run.start()?;
     if let Some(message) = ca_warning {
@@ -40,12 +40,19 @@ pub fn run(options: &Options) -> Result<i32> {
     let outcomes: Vec<HostOutcome> = ended
         .into_iter()
         .zip(addresses)
-        .map(|(f, address)| HostOutcome {
+        .map(|(f, (address, target))| HostOutcome {
             plan: f.ended.into_result(&f.host),
             host: f.host,
             address,
+            traffic: target.meter.read(),
         })
         .collect();
+    let targets: Vec<_> = loaded
+        .hosts
+        .iter()
+        .map(|(h, t)| (h.name.clone(), t.clone()))
+        .collect();
+    options.run.say_traffic(&targets);
     report::plan::print(&outcomes, options.format);
     let failed = outcomes.iter().any(|o| o.plan.is_err());
     let pending = outcomes

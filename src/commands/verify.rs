@@ -20,10 +20,10 @@ pub struct Options {
 
 pub fn run(options: &Options) -> Result<i32> {
     let loaded = load::load(&options.selection)?;
-    let addresses: Vec<String> = loaded
+    let addresses: Vec<(String, crate::transport::Target)> = loaded
         .hosts
         .iter()
-        .map(|(h, _)| h.address.clone())
+        .map(|(h, t)| (h.address.clone(), t.clone()))
         .collect();
     let started = Instant::now();
     let (runtime, progress, fleet) = options.run.start()?;
@@ -33,7 +33,8 @@ pub fn run(options: &Options) -> Result<i32> {
     let outcomes: Vec<ApplyOutcome> = ended?
         .into_iter()
         .zip(addresses)
-        .map(|(f, address)| ApplyOutcome {
+        .map(|(f, (address, target))| ApplyOutcome {
+            traffic: target.meter.read(),
             result: f
                 .ended
                 .into_result(&f.host)
@@ -45,6 +46,12 @@ pub fn run(options: &Options) -> Result<i32> {
             notes: Vec::new(),
         })
         .collect();
+    let targets: Vec<_> = loaded
+        .hosts
+        .iter()
+        .map(|(h, t)| (h.name.clone(), t.clone()))
+        .collect();
+    options.run.say_traffic(&targets);
     report::apply::print(
         &outcomes,
         report::apply::Run::Verify,

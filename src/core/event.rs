@@ -14,7 +14,6 @@ pub enum Phase {
     Probing,
     /// Taking the host's apply lock.
     Locking,
-    Staging,
     /// Replacing files and running the handlers they notify.
     Committing {
         handlers: Vec<Handler>,
@@ -31,8 +30,7 @@ impl Phase {
             Phase::Connecting => "connecting".into(),
             Phase::Gathering => "gathering".into(),
             Phase::Probing => "probing".into(),
-            Phase::Locking => "locking the host".into(),
-            Phase::Staging => "staging files".into(),
+            Phase::Locking => "locking the host, gathering".into(),
             Phase::Committing { handlers } if handlers.contains(&Handler::RestartDocker) => {
                 "replacing files, restarting docker".into()
             }

@@ -7,7 +7,8 @@
 //! 3. **commit**: validate, back up, rename (atomic), check, arm the sshd
 //!    dead-man switch, run the handlers. A check that fails restores the
 //!    backups itself; a handler that fails is answered here by a restore
-//!    and the handlers again.
+//!    and the handlers again. Its text follows the staging records on the
+//!    same command's input: stage and commit are one round trip.
 //! 4. **finish**: after the host verified, the backups go; if it did not,
 //!    [`rollback`] restores them and runs the handlers again.
 //!
@@ -29,19 +30,24 @@ use crate::transport::{ExecOutput, ExitStatus, Held, Transport};
 const LAYOUT: Layout<'static> = Layout::HOST;
 
 /// Takes the host's apply lock, held by a command that lives as long as
-/// this connection (however dockhand ends, the lock goes with it), and
-/// settles what an earlier run left in `dirs`; returns what it settled.
+/// this connection (however dockhand ends, the lock goes with it), settles
+/// what an earlier run left in `dirs`, and runs `gather` under the lock, in
+/// the same round trip; returns what it settled and the gather's answer.
 pub async fn lock_host(
     transport: &impl Transport,
     how: &Become,
     dirs: &[String],
-) -> Result<Settled> {
-    let script = remote::lock(&LAYOUT, HOST_LOCK_WAIT, dirs, TRANSIENT_UNITS);
+    gather: &Script,
+) -> Result<(Settled, String)> {
+    let script = remote::lock(&LAYOUT, HOST_LOCK_WAIT, dirs, TRANSIENT_UNITS, Some(gather));
     let output = match transport
         .hold(&script.command(how), &script.stdin(how))
         .await?
     {
-        Held::Running(line) => return Ok(Settled::parse(&line)),
+        Held::Running(said) => {
+            let (first, rest) = said.split_once('\n').unwrap_or((&said, ""));
+            return Ok((Settled::parse(first), rest.to_string()));
+        }
         Held::Ended(output) => output,
     };
     let code = match output.status {
@@ -117,27 +123,40 @@ pub async fn apply(
     become_root: &Become,
     run: &HostRun,
 ) -> Result<()> {
-    if !work.directories.is_empty() || !work.files.is_empty() {
-        let stage = remote::stage(work, &LAYOUT);
-        let output = run
-            .step(
-                Phase::Staging,
-                run.deadlines.step,
-                send(transport, &stage, become_root),
-            )
-            .await?;
-        check(transport.host(), "stage files", &output)?;
-    }
     let commit = remote::commit(work, &LAYOUT);
-    let output = run
+    let stages = !work.directories.is_empty() || !work.files.is_empty();
+    let script = if stages {
+        remote::stage(work, &LAYOUT, Some(&commit))
+    } else {
+        commit
+    };
+    let mut output = run
         .step(
             Phase::Committing {
                 handlers: work.handlers.clone(),
             },
             run.deadlines.handlers,
-            send(transport, &commit, become_root),
+            send(transport, &script, become_root),
         )
         .await?;
+    if stages {
+        // The staging's answer ends at its `done`; the commit's follows.
+        let text = output.stdout_text();
+        let Some(at) = text
+            .find("done\n")
+            .filter(|at| *at == 0 || text[..*at].ends_with('\n'))
+        else {
+            check(transport.host(), "stage files", &output)?;
+            return Err(Error::on_host(
+                transport.host(),
+                HostError::Step {
+                    step: "stage files".into(),
+                    reason: "the staging ended without saying it was done".into(),
+                },
+            ));
+        };
+        output.stdout = text.as_bytes()[at + "done\n".len()..].to_vec();
+    }
     let failed = |reason: String| Error::OnHost {
         host: transport.host().to_string(),
         cause: HostError::Step {

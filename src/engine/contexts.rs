@@ -310,6 +310,7 @@ mod tests {
             host_key_alias: None,
             connect_timeout: Duration::from_secs(10),
             jump: jump.map(Box::new),
+            meter: Default::default(),
         }
     }
 

@@ -104,6 +104,7 @@ pub struct FakeSession {
     fleet: FakeFleet,
     /// Whether this session holds the host's lock (released on close).
     holds_lock: std::sync::atomic::AtomicBool,
+    meter: crate::transport::Meter,
 }
 
 impl Connector for FakeFleet {
@@ -120,10 +121,12 @@ impl Connector for FakeFleet {
             });
         }
         self.set(&target.name, |h| h.connections += 1);
+        target.meter.login();
         Ok(FakeSession {
             host: target.name.clone(),
             fleet: self.clone(),
             holds_lock: std::sync::atomic::AtomicBool::new(false),
+            meter: target.meter.clone(),
         })
     }
 }
@@ -165,7 +168,8 @@ impl Transport for FakeSession {
         Ok(None)
     }
 
-    async fn hold(&self, _command: &str, _stdin: &[u8]) -> Result<crate::transport::Held> {
+    async fn hold(&self, _command: &str, stdin: &[u8]) -> Result<crate::transport::Held> {
+        self.meter.command();
         if self
             .fleet
             .get(&self.host, |h| h.acts.get(&Step::Lock) == Some(&Act::Hang))
@@ -181,18 +185,38 @@ impl Transport for FakeSession {
             self.holds_lock
                 .store(true, std::sync::atomic::Ordering::SeqCst);
         }
-        Ok(if busy {
-            crate::transport::Held::Ended(ExecOutput {
+        if busy {
+            return Ok(crate::transport::Held::Ended(ExecOutput {
                 status: ExitStatus::Code(75),
                 ..ExecOutput::default()
-            })
-        } else {
-            crate::transport::Held::Running("locked".into())
-        })
+            }));
+        }
+        // The gather that rides on the lock, as a gather of its own.
+        let mut said = String::from("locked\n");
+        if !stdin.is_empty() {
+            let answer = self.exec_step(Step::Gather, stdin).await;
+            said.push_str(&String::from_utf8_lossy(&answer.stdout));
+        }
+        Ok(crate::transport::Held::Running(said))
     }
 
     async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput> {
+        self.meter.command();
         let step = step_of(command, stdin);
+        let mut output = self.exec_step(step, stdin).await;
+        // The commit that follows the staging records, in the same command.
+        if step == Step::Stage && output.success() && commits_after_staging(stdin) {
+            let committed = self.exec_step(Step::Commit, stdin).await;
+            output.stdout.extend(committed.stdout);
+            output.status = committed.status;
+        }
+        Ok(output)
+    }
+}
+
+impl FakeSession {
+    /// What the host does and answers at `step`, its script's input given.
+    async fn exec_step(&self, step: Step, stdin: &[u8]) -> ExecOutput {
         let act = self.fleet.get(&self.host, |h| h.acts.get(&step).copied());
         self.fleet.set(&self.host, |h| h.seen.push(step));
         match act {
@@ -230,11 +254,11 @@ impl Transport for FakeSession {
                 // Locks are taken with `hold`, never with `exec`.
                 (Step::Login | Step::Lock, _) => String::new(),
             });
-        Ok(ExecOutput {
+        ExecOutput {
             stdout: stdout.unwrap_or_default().into_bytes(),
             stderr: Vec::new(),
             status: ExitStatus::Code(if failed { 1 } else { 0 }),
-        })
+        }
     }
 }
 
@@ -279,8 +303,14 @@ fn gather_answer(host: &HostState, script: &[u8]) -> String {
     out
 }
 
+/// Whether a commit's script follows the staging records.
+fn commits_after_staging(input: &[u8]) -> bool {
+    let tag = format!("# dockhand: {}\n", Kind::Commit.name());
+    input.windows(tag.len()).any(|w| w == tag.as_bytes())
+}
+
 /// The files a staging input carries: `F size mode owner group temp path`
-/// records, each followed by its bytes.
+/// records, each followed by its bytes, up to `END`.
 fn staged_files(input: &[u8]) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
     let mut at = 0;
@@ -291,6 +321,9 @@ fn staged_files(input: &[u8]) -> BTreeMap<String, Vec<u8>> {
             .map_or(input.len(), |p| at + p);
         let line = String::from_utf8_lossy(&input[at..end]).into_owned();
         at = end + 1;
+        if line.starts_with("END") {
+            break;
+        }
         let fields: Vec<&str> = line.splitn(7, ' ').collect();
         if fields[0] == "F" && fields.len() == 7 {
             let size: usize = fields[1].parse().unwrap_or(0);

@@ -50,6 +50,7 @@ fn jobs(names: &[&str]) -> Vec<(String, HostJob)> {
                 host_key_alias: None,
                 connect_timeout: Duration::from_secs(1),
                 jump: None,
+                meter: Default::default(),
             };
             let job = HostJob {
                 host: host.clone(),
@@ -501,21 +502,15 @@ async fn the_plain_renderer_says_each_step_of_a_plan_ask_apply_in_order() {
         "[   0.00s] plan: 2 host(s)",
         "[   0.00s] h1: connecting",
         "[   0.00s] h1: connecting done (0.00s)",
-        "[   0.00s] h1: locking the host",
-        "[   0.00s] h1: locking the host done (0.00s)",
-        "[   0.00s] h1: gathering",
-        "[   0.00s] h1: gathering done (0.00s)",
+        "[   0.00s] h1: locking the host, gathering",
+        "[   0.00s] h1: locking the host, gathering done (0.00s)",
         "[   0.00s] h1: ok: planned: 1 change(s)",
         "[   0.00s] h2: connecting",
         "[   0.00s] h2: connecting done (0.00s)",
-        "[   0.00s] h2: locking the host",
-        "[   0.00s] h2: locking the host done (0.00s)",
-        "[   0.00s] h2: gathering",
-        "[   0.00s] h2: gathering done (0.00s)",
+        "[   0.00s] h2: locking the host, gathering",
+        "[   0.00s] h2: locking the host, gathering done (0.00s)",
         "[   0.00s] h2: unchanged: planned: no changes",
         "[   0.00s] apply: 2 host(s)",
-        "[   0.00s] h1: staging files",
-        "[   0.00s] h1: staging files done (0.00s)",
         "[   0.00s] h1: replacing files",
         "[   0.00s] h1: replacing files done (0.00s)",
         "[   0.00s] h1: verifying",
@@ -616,4 +611,46 @@ async fn each_flow_expands_the_playbook_once_per_host() {
     for host in one_pass.iter().chain(&asked).chain(&planned) {
         assert_eq!(expansions(host), 1, "{host}");
     }
+}
+
+/// The round trips a host costs after connecting (issue 21): a converge at
+/// most 5, a no-op and a plan 1, counted by the transport's meter.
+#[tokio::test]
+async fn a_converge_costs_four_round_trips_and_a_no_op_or_a_plan_one() {
+    let names = ["rt1"];
+    let fake = FakeFleet::with_hosts(&names);
+    let (fleet, _) = fleet(10, Deadlines::default());
+    let traffic_of = |jobs: &[(String, HostJob)]| jobs[0].1.target.meter.read();
+    let run = |mode_one_pass: bool| {
+        let (fake, fleet) = (fake.clone(), fleet.clone());
+        async move {
+            let jobs = jobs(&names);
+            let loaded = loaded(&jobs);
+            let meter_of = jobs.clone();
+            if mode_one_pass {
+                deploy::apply_with(
+                    fake,
+                    &loaded,
+                    jobs,
+                    &Rollout::default(),
+                    &fleet,
+                    Mode::<fn(Plans) -> _>::OnePass,
+                )
+                .await
+                .unwrap();
+            } else {
+                crate::engine::inspect::plan_with(fake, &loaded, jobs, &fleet).await;
+            }
+            traffic_of(&meter_of)
+        }
+    };
+    let converge = run(true).await;
+    // The lock with the gather, staging with the commit, the fresh login
+    // with sshd -T, the finish.
+    assert_eq!(converge.round_trips, 4, "{converge}");
+    assert_eq!(converge.logins, 2, "{converge}");
+    let no_op = run(true).await;
+    assert_eq!((no_op.round_trips, no_op.logins), (1, 1), "{no_op}");
+    let plan = run(false).await;
+    assert_eq!((plan.round_trips, plan.logins), (1, 1), "{plan}");
 }

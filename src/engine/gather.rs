@@ -45,6 +45,18 @@ pub async fn gather(
     })
 }
 
+/// Reads a gather's answer that came with the host's lock (the command
+/// still runs: no status, no stderr yet).
+pub fn read_held(host: &str, answer: &str) -> Result<ActualState> {
+    parse(answer).map_err(|reason| Error::OnHost {
+        host: host.to_string(),
+        cause: HostError::Step {
+            step: "gather".into(),
+            reason,
+        },
+    })
+}
+
 /// Parses the script's output.
 pub fn parse(text: &str) -> std::result::Result<ActualState, String> {
     let mut state = ActualState::default();

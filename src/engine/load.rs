@@ -16,6 +16,7 @@ use crate::verify::TlsProbe;
 
 use super::pipeline::{Checks, HostJob};
 use super::target::Targets;
+use crate::core::input::limit::Shard;
 use crate::core::roles::TlsMaterial;
 
 /// Which hosts, and what they should be: the inputs of plan, apply, verify.
@@ -23,7 +24,23 @@ pub struct Selection {
     pub inventory: PathBuf,
     pub playbook: PathBuf,
     pub limit: Option<String>,
+    /// `--shard I/N`: part I of N of what `--limit` selected.
+    pub shard: Option<Shard>,
     pub access: Access,
+}
+
+/// The hosts `--limit` and `--shard` select (all without them), in
+/// inventory order.
+pub fn select(hosts: &[Host], limit: Option<&str>, shard: Option<Shard>) -> Result<Vec<Host>> {
+    let selected: Vec<&Host> = match limit {
+        Some(pattern) => crate::core::input::limit::select(hosts, pattern)?,
+        None => hosts.iter().collect(),
+    };
+    let selected = match shard {
+        Some(shard) => shard.select(selected)?,
+        None => selected,
+    };
+    Ok(selected.into_iter().cloned().collect())
 }
 
 /// How hosts are reached and acted on, beyond the inventory: another
@@ -136,23 +153,18 @@ pub fn playbook(path: &Path) -> Result<Playbook> {
 
 /// Every host of an inventory with its target (ping: no playbook).
 pub fn targets(inventory_path: &Path, access: &Access) -> Result<Vec<(Host, Target)>> {
-    selected_targets(inventory_path, None, access)
+    selected_targets(inventory_path, None, None, access)
 }
 
 /// The hosts `--limit` selects (all without it), with their targets.
 pub fn selected_targets(
     inventory_path: &Path,
     limit: Option<&str>,
+    shard: Option<Shard>,
     access: &Access,
 ) -> Result<Vec<(Host, Target)>> {
     let inventory = inventory(inventory_path)?;
-    let hosts: Vec<Host> = match limit {
-        Some(pattern) => crate::core::input::limit::select(&inventory.hosts, pattern)?
-            .into_iter()
-            .cloned()
-            .collect(),
-        None => inventory.hosts,
-    };
+    let hosts = select(&inventory.hosts, limit, shard)?;
     let targets = Targets::from_environment(access.ssh_config.as_deref())?;
     hosts
         .into_iter()
@@ -165,13 +177,11 @@ pub fn load(selection: &Selection) -> Result<Loaded> {
     let (inventory_path, playbook_path) = (&selection.inventory, &selection.playbook);
     let inventory_data = inventory(inventory_path)?;
     let playbook = playbook(playbook_path)?;
-    let hosts: Vec<Host> = match selection.limit.as_deref() {
-        Some(pattern) => crate::core::input::limit::select(&inventory_data.hosts, pattern)?
-            .into_iter()
-            .cloned()
-            .collect(),
-        None => inventory_data.hosts.clone(),
-    };
+    let hosts = select(
+        &inventory_data.hosts,
+        selection.limit.as_deref(),
+        selection.shard,
+    )?;
     if hosts.is_empty() {
         return Err(Error::Usage(format!(
             "{}: the inventory has no hosts",

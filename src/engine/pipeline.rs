@@ -20,6 +20,7 @@ use super::fleet::HostRun;
 use super::remote::Become;
 use super::{apply, gather, remote, work};
 use crate::secret::Secret;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Everything known about a host before connecting.
@@ -130,37 +131,33 @@ async fn prepare_with<C: Connector>(
     let name = &job.host.name;
     let paths = roles::paths(playbook);
     let session = connect(connector, job, run).await?;
-    if lock {
+    let gathered = if lock {
+        // The gather rides on the lock: one round trip for both.
         let dirs = remote::managed_dirs(&paths);
-        let locked = run
-            .step(
-                Phase::Locking,
-                run.deadlines.step,
-                apply::lock_host(&session, &job.become_root(), &dirs),
-            )
-            .await;
-        match locked {
-            Ok(settled) => {
-                for message in settled.said() {
-                    run.sink.send(crate::core::event::Event::Warning {
-                        host: Some(name.clone()),
-                        message,
-                    });
-                }
+        let script = remote::gather(&paths, &remote::Layout::HOST);
+        run.step(
+            Phase::Locking,
+            run.deadlines.step,
+            apply::lock_host(&session, &job.become_root(), &dirs, &script),
+        )
+        .await
+        .and_then(|(settled, answer)| {
+            for message in settled.said() {
+                run.sink.send(crate::core::event::Event::Warning {
+                    host: Some(name.clone()),
+                    message,
+                });
             }
-            Err(err) => {
-                session.close().await;
-                return Err(err);
-            }
-        }
-    }
-    let gathered = run
-        .step(
+            gather::read_held(name, &answer)
+        })
+    } else {
+        run.step(
             Phase::Gathering,
             run.deadlines.step,
             gather::gather(&session, &paths, &job.become_root()),
         )
-        .await;
+        .await
+    };
     let actual = match gathered {
         Ok(actual) => actual,
         Err(err) => {
@@ -341,13 +338,16 @@ async fn roll_back<S: Transport>(
 
 /// Connections to `port` of the host the way SSH reaches it: through the
 /// jump host when there is one (a direct-tcpip channel), else straight.
+/// Each connection is counted as a probe of the host's traffic.
 fn dialer<'s, S: Transport>(
     session: &'s S,
-    address: &str,
+    target: &Target,
     port: u16,
 ) -> impl Fn() -> verify::Dialed<'s> + 's {
-    let straight = verify::direct(address.to_string(), port);
+    let straight = verify::direct(target.address.clone(), port);
+    let meter = target.meter.clone();
     move || -> verify::Dialed<'s> {
+        meter.probe();
         let straight = straight();
         Box::pin(async move {
             match session.tunnel(port).await {
@@ -387,7 +387,7 @@ async fn verify_ssh_access<S: Transport>(
         return Err(host_error(name, "check /info", problems.join("; ")));
     }
     let address = &job.target.address;
-    let dial = dialer(session, address, port);
+    let dial = dialer(session, &job.target, port);
     let answered = tokio::time::timeout(std::time::Duration::from_secs(3), dial()).await;
     if let Ok(Ok(_)) = answered {
         let path = if job.target.jump.is_some() {
@@ -464,64 +464,22 @@ async fn verify_checks<C: Connector>(
     seen: Seen<'_>,
 ) -> Result<Vec<String>> {
     let name = &job.host.name;
-    let mut passed = Vec::new();
-    if let Some((probe, port, daemon)) = &checks.tls {
-        let address = &job.target.address;
-        // The certificate is checked against the host's address, whichever
-        // path the probe takes.
-        let dial = dialer(session, address, *port);
-        let must_run: &[Container] = match seen {
-            Seen::Changed(must_run) => must_run,
-            Seen::Unchanged(_) => &[],
-        };
-        let answer = verify::query_daemon(&dial, *port, address, probe, !must_run.is_empty())
-            .await
-            .map_err(|e| host_error(name, "mutual-TLS GET /version and /info", e))?;
-        let problems = verify::info_mismatches(&answer.info, daemon);
-        if !problems.is_empty() {
-            return Err(host_error(name, "check /info", problems.join("; ")));
-        }
-        if !must_run.is_empty() {
-            let stopped = verify::not_running(&answer.containers, must_run);
-            if !stopped.is_empty() {
-                return Err(host_error(
-                    name,
-                    "containers that ran before",
-                    format!(
-                        "{} ran before the rollout and {} not running now",
-                        stopped.join(", "),
-                        if stopped.len() == 1 { "is" } else { "are" }
-                    ),
-                ));
-            }
-            passed.push(format!(
-                "the {} container(s) that ran before still run",
-                must_run.len()
-            ));
-        }
-        passed.push(format!(
-            "docker {} answers over mutual TLS on port {port}",
-            answer.version["Version"].as_str().unwrap_or("?")
-        ));
-        verify::refuses_anonymous_clients(&dial, *port, address, probe)
-            .await
-            .map_err(|e| host_error(name, "refuse clients without a certificate", e))?;
-        passed.push("a client without a certificate is refused".into());
-    }
+    // After a change, the fresh login (which also reads `sshd -T`) and the
+    // daemon's probes go at once: neither waits on the other's round trips.
+    let (tls, fresh) = tokio::join!(
+        verify_tls(session, job, checks, seen),
+        fresh_login(connector, job, desired, seen)
+    );
+    let mut passed = tls?;
+    let fresh = fresh?;
     if let Some((port, daemon)) = &checks.ssh {
         passed.extend(verify_ssh_access(session, job, *port, daemon).await?);
     }
     if let Some((drop_in, expected)) = &desired.sshd_expected {
-        let effective = match seen {
-            Seen::Unchanged(facts) => std::borrow::Cow::Borrowed(&facts.sshd_effective),
-            Seen::Changed(_) => {
-                let script = remote::sshd_settings(&remote::Layout::HOST);
-                let how = job.become_root();
-                let output = session
-                    .run("sshd -T", &script.command(&how), &script.stdin(&how))
-                    .await?;
-                std::borrow::Cow::Owned(gather::sshd_settings(output.stdout_text().lines()))
-            }
+        let effective = match (seen, &fresh) {
+            (Seen::Unchanged(facts), _) => &facts.sshd_effective,
+            (Seen::Changed(_), Some(effective)) => effective,
+            (Seen::Changed(_), None) => unreachable!("a fresh login reads sshd -T"),
         };
         let wrong: Vec<String> = expected
             .iter()
@@ -551,27 +509,110 @@ async fn verify_checks<C: Connector>(
             expected.len()
         ));
     }
-    if let Seen::Unchanged(_) = seen {
-        passed.push("this run's own SSH login works".into());
+    passed.push(match seen {
+        Seen::Unchanged(_) => "this run's own SSH login works".into(),
+        Seen::Changed(_) => "a fresh SSH login works".into(),
+    });
+    Ok(passed)
+}
+
+/// The daemon over mutual TLS, as its clients meet it: `/version` and
+/// `/info` with a client certificate (and the containers that ran before
+/// still running), then a client without one refused; both at once.
+async fn verify_tls<S: Transport>(
+    session: &S,
+    job: &HostJob,
+    checks: &Checks,
+    seen: Seen<'_>,
+) -> Result<Vec<String>> {
+    let name = &job.host.name;
+    let mut passed = Vec::new();
+    let Some((probe, port, daemon)) = &checks.tls else {
         return Ok(passed);
+    };
+    let address = &job.target.address;
+    // The certificate is checked against the host's address, whichever
+    // path the probe takes.
+    let dial = dialer(session, &job.target, *port);
+    let must_run: &[Container] = match seen {
+        Seen::Changed(must_run) => must_run,
+        Seen::Unchanged(_) => &[],
+    };
+    let (answer, refused) = tokio::join!(
+        verify::query_daemon(&dial, *port, address, probe, !must_run.is_empty()),
+        verify::refuses_anonymous_clients(&dial, *port, address, probe)
+    );
+    let answer = answer.map_err(|e| host_error(name, "mutual-TLS GET /version and /info", e))?;
+    let problems = verify::info_mismatches(&answer.info, daemon);
+    if !problems.is_empty() {
+        return Err(host_error(name, "check /info", problems.join("; ")));
     }
-    // A fresh login, on a new connection: the change must not lock us out.
+    if !must_run.is_empty() {
+        let stopped = verify::not_running(&answer.containers, must_run);
+        if !stopped.is_empty() {
+            return Err(host_error(
+                name,
+                "containers that ran before",
+                format!(
+                    "{} ran before the rollout and {} not running now",
+                    stopped.join(", "),
+                    if stopped.len() == 1 { "is" } else { "are" }
+                ),
+            ));
+        }
+        passed.push(format!(
+            "the {} container(s) that ran before still run",
+            must_run.len()
+        ));
+    }
+    passed.push(format!(
+        "docker {} answers over mutual TLS on port {port}",
+        answer.version["Version"].as_str().unwrap_or("?")
+    ));
+    refused.map_err(|e| host_error(name, "refuse clients without a certificate", e))?;
+    passed.push("a client without a certificate is refused".into());
+    Ok(passed)
+}
+
+/// After a change, a new connection: the change must not lock us out. Its
+/// one command reads sshd's settings (`sshd -T`, as root) when the
+/// playbook sets them, so the login and the check are one round trip;
+/// returns them. Nothing when nothing changed (this run's own login, a
+/// moment ago, proves it).
+async fn fresh_login<C: Connector>(
+    connector: &C,
+    job: &HostJob,
+    desired: &Resources,
+    seen: Seen<'_>,
+) -> Result<Option<BTreeMap<String, String>>> {
+    if let Seen::Unchanged(_) = seen {
+        return Ok(None);
+    }
+    let name = &job.host.name;
     let fresh = connector
         .connect(&job.target)
         .await
         .map_err(|e| host_error(name, "fresh SSH login", e.cause()))?;
-    let login = remote::login();
-    let login = fresh
-        .run(
-            "fresh SSH login",
-            &login.command(&Become::No),
-            login.input(),
-        )
-        .await;
+    let result = if desired.sshd_expected.is_some() {
+        let script = remote::sshd_settings(&remote::Layout::HOST);
+        let how = job.become_root();
+        fresh
+            .run("sshd -T", &script.command(&how), &script.stdin(&how))
+            .await
+            .map(|output| Some(gather::sshd_settings(output.stdout_text().lines())))
+    } else {
+        let login = remote::login();
+        fresh
+            .run(
+                "fresh SSH login",
+                &login.command(&Become::No),
+                login.input(),
+            )
+            .await
+            .map(|_| None)
+    };
     fresh.close().await;
-    login?;
-    passed.push("a fresh SSH login works".into());
-    Ok(passed)
+    result
 }
 
 #[cfg(test)]

@@ -137,6 +137,7 @@ impl Targets {
                 .map(Duration::from_secs)
                 .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             jump: None,
+            meter: Default::default(),
         })
     }
 

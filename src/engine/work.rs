@@ -331,7 +331,7 @@ mod tests {
         let work = fresh_work();
         assert_eq!(work.files[0].temp, "/etc/t/.key.pem.dockhand-new-r1");
         let layout = remote::Layout::HOST;
-        let stage = remote::stage(&work, &layout);
+        let stage = remote::stage(&work, &layout, None);
         let text = String::from_utf8_lossy(stage.input());
         assert!(
             text.contains(

@@ -23,6 +23,7 @@ pub fn target(paths: &LabPaths, record: &HostRecord) -> Target {
         host_key_alias: None,
         connect_timeout: Duration::from_secs(5),
         jump: None,
+        meter: Default::default(),
     }
 }
 

@@ -48,6 +48,8 @@ pub struct Summary {
     pub failed: usize,
     pub unreachable: usize,
     pub skipped: usize,
+    /// What the hosts cost on the wire, summed.
+    pub traffic: crate::transport::Traffic,
 }
 
 pub fn summarize(outcomes: &[ApplyOutcome], run: Run) -> Summary {
@@ -60,6 +62,7 @@ pub fn summarize(outcomes: &[ApplyOutcome], run: Run) -> Summary {
         ..Summary::default()
     };
     for outcome in outcomes {
+        summary.traffic += outcome.traffic;
         let count = match status(outcome, run) {
             "changed" => summary.changed.as_mut(),
             "unchanged" => summary.unchanged.as_mut(),
@@ -81,6 +84,7 @@ struct JsonHost<'a> {
     address: &'a str,
     status: &'static str,
     seconds: f64,
+    traffic: crate::transport::Traffic,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     changes: Vec<&'a str>,
@@ -100,6 +104,7 @@ pub fn print(outcomes: &[ApplyOutcome], run: Run, format: Format, elapsed: Durat
                     address: &o.address,
                     status: status(o, run),
                     seconds: o.elapsed.as_secs_f64(),
+                    traffic: o.traffic,
                     error: o.result.as_ref().err().map(|e| e.to_string()),
                     changes: o
                         .result
@@ -210,6 +215,13 @@ mod tests {
             host: "h".into(),
             address: "192.0.2.1".into(),
             elapsed: Duration::ZERO,
+            traffic: crate::transport::Traffic {
+                logins: 1,
+                commands: 1,
+                channels: 1,
+                round_trips: 1,
+                probes: 2,
+            },
             warnings: Vec::new(),
             notes: Vec::new(),
             result: result.map(|applied| (applied, Vec::new())),
@@ -235,14 +247,15 @@ mod tests {
                 },
             })),
         ];
+        let traffic = serde_json::json!({"logins": 4, "commands": 4, "channels": 4, "round_trips": 4, "probes": 8});
         let cases = [
             (
                 Run::Apply,
-                serde_json::json!({"hosts": 4, "changed": 0, "unchanged": 2, "failed": 1, "unreachable": 0, "skipped": 1}),
+                serde_json::json!({"hosts": 4, "changed": 0, "unchanged": 2, "failed": 1, "unreachable": 0, "skipped": 1, "traffic": traffic}),
             ),
             (
                 Run::Verify,
-                serde_json::json!({"hosts": 4, "verified": 2, "failed": 1, "unreachable": 0, "skipped": 1}),
+                serde_json::json!({"hosts": 4, "verified": 2, "failed": 1, "unreachable": 0, "skipped": 1, "traffic": traffic}),
             ),
         ];
         for (run, want) in cases {

@@ -13,6 +13,19 @@ use console::style;
 
 use crate::error::{Error, Result};
 use crate::lab::{HostStatus, LabEvent, LabPaths, LabState};
+use crate::transport::Traffic;
+
+/// `-v`: what each host cost on the wire, and the run's total, on stderr.
+pub fn traffic(hosts: &[(&str, Traffic)]) {
+    let mut total = Traffic::default();
+    for (host, traffic) in hosts {
+        eprintln!("{host}: {traffic}");
+        total += *traffic;
+    }
+    if hosts.len() > 1 {
+        eprintln!("all {} hosts: {total}", hosts.len());
+    }
+}
 
 /// Human (terminal-aware) or one JSON document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +40,7 @@ pub struct HostOutcome {
     pub host: String,
     pub address: String,
     pub plan: Result<crate::core::plan::HostPlan>,
+    pub traffic: Traffic,
 }
 
 /// One host's apply (or verify) outcome: what changed, or why it failed.
@@ -35,6 +49,7 @@ pub struct ApplyOutcome {
     pub host: String,
     pub address: String,
     pub elapsed: Duration,
+    pub traffic: Traffic,
     /// The plan's warnings and notes: what apply kept or replaced, in words.
     pub warnings: Vec<String>,
     pub notes: Vec<String>,

@@ -38,6 +38,8 @@ pub struct Summary {
     pub failed: usize,
     pub to_create: usize,
     pub to_update: usize,
+    /// What the hosts cost on the wire, summed.
+    pub traffic: crate::transport::Traffic,
 }
 
 pub fn summarize(outcomes: &[HostOutcome]) -> Summary {
@@ -46,6 +48,7 @@ pub fn summarize(outcomes: &[HostOutcome]) -> Summary {
         ..Summary::default()
     };
     for outcome in outcomes {
+        summary.traffic += outcome.traffic;
         match &outcome.plan {
             Ok(plan) if plan.is_empty() => summary.unchanged += 1,
             Ok(plan) => {
@@ -77,6 +80,7 @@ struct JsonHost<'a> {
     error: Option<String>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     plan: Option<&'a HostPlan>,
+    traffic: crate::transport::Traffic,
 }
 
 #[derive(Serialize)]
@@ -104,6 +108,7 @@ fn json(outcomes: &[HostOutcome]) -> JsonPlan<'_> {
                 status: status(&o.plan),
                 error: o.plan.as_ref().err().map(|e| e.to_string()),
                 plan: o.plan.as_ref().ok(),
+                traffic: o.traffic,
             })
             .collect(),
         summary: summarize(outcomes),
@@ -386,6 +391,7 @@ mod tests {
         let outcome = HostOutcome {
             host: "web1".into(),
             address: "198.18.0.11".into(),
+            traffic: Default::default(),
             plan: Ok(HostPlan {
                 changes: vec![change],
                 warnings: vec!["evil \u{1b}[31mred".into()],
@@ -439,6 +445,7 @@ mod tests {
         let outcome = || HostOutcome {
             host: "web1".into(),
             address: "198.18.0.11".into(),
+            traffic: Default::default(),
             plan: Ok(HostPlan {
                 changes: vec![change.clone()],
                 warnings: vec!["a mirror at https://ci:s3cret@mirror.invalid is kept".into()],

@@ -7,12 +7,16 @@
 
 pub mod known_hosts;
 mod ssh;
+#[cfg(test)]
+pub(crate) use ssh::holding;
+mod traffic;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use known_hosts::HostKeyPolicy;
 pub use ssh::SshSession;
+pub use traffic::{Meter, Traffic};
 
 use crate::error::{Error, HostError, Result};
 
@@ -41,6 +45,8 @@ pub struct Target {
     /// A host to connect through (OpenSSH's ProxyJump): this host is
     /// reached by a direct-tcpip channel of the jump host's connection.
     pub jump: Option<Box<Target>>,
+    /// What the run's connections to this host cost (shared by clones).
+    pub meter: Meter,
 }
 
 /// How a remote command ended.
@@ -87,13 +93,16 @@ impl ExecOutput {
 /// Opens connections: russh ([`Ssh`]) for real hosts; a scripted fake in
 /// the engine's unit tests. Everything above the transport (the pipeline,
 /// the fleet runner) works over any implementation.
-/// How a held command stands: running (it said this first line), or ended
-/// before it said one.
+/// How a held command stands: running (it said [`HOLDING`], and this
+/// before it), or ended before it said so.
 #[derive(Debug)]
 pub enum Held {
     Running(String),
     Ended(ExecOutput),
 }
+
+/// The line by which a held command says it now holds.
+pub const HOLDING: &str = "@holding";
 
 pub trait Connector: Send + Sync + 'static {
     type Session: Transport + 'static;
@@ -142,9 +151,10 @@ pub trait Transport: Send + Sync {
     ) -> impl std::future::Future<Output = Result<ExecOutput>> + Send;
 
     /// Starts `command` and leaves it running for as long as the connection
-    /// lives, once it has printed its first line (a lock it holds then goes
-    /// when the connection goes, however dockhand ends). Returns that line
-    /// when it runs, or its output when it ended before that line.
+    /// lives, once it has printed the line [`HOLDING`] (a lock it holds
+    /// then goes when the connection goes, however dockhand ends). Returns
+    /// what it said before that line when it runs, or its output when it
+    /// ended before that line. `stdin` is sent and left open.
     fn hold(
         &self,
         command: &str,

@@ -13,7 +13,7 @@ use russh::keys::{Algorithm, PrivateKeyWithHashAlg, PublicKey};
 use russh::{ChannelMsg, Disconnect, client};
 
 use super::known_hosts::{self, HostKeyPolicy};
-use super::{ExecOutput, ExitStatus, Target, Transport};
+use super::{ExecOutput, ExitStatus, Meter, Target, Transport};
 use crate::error::{Error, HostError, Result};
 
 /// How often an idle connection is probed, and how many unanswered probes
@@ -25,14 +25,28 @@ const KEEPALIVE_MAX: usize = 4;
 /// One authenticated SSH connection to one host, possibly carried through
 /// a jump host's connection (kept open for as long as this one).
 pub struct SshSession {
-    handle: client::Handle<HostKeyChecker>,
+    handle: Arc<client::Handle<HostKeyChecker>>,
     host: String,
     /// The host's address as its jump host dials it.
     address: String,
     /// Commands kept running for as long as the connection lives (a lock
     /// held on the host); they end when it closes, however it closes.
     held: std::sync::Mutex<Vec<russh::Channel<client::Msg>>>,
+    /// The next command's channel, opened while the previous command runs
+    /// (or with the login): a command then costs one round trip, not two.
+    spare: std::sync::Mutex<Option<Spare>>,
+    meter: Meter,
     _jump: Option<Box<SshSession>>,
+}
+
+type SessionChannel = russh::Channel<client::Msg>;
+
+/// A session channel for the next command.
+enum Spare {
+    /// Opened with the login, which counted it.
+    Ready(SessionChannel),
+    /// Being opened in the background.
+    Opening(tokio::task::JoinHandle<std::result::Result<SessionChannel, russh::Error>>),
 }
 
 /// The russh handler: its only job is the host-key decision. Refusals carry
@@ -187,13 +201,22 @@ impl SshSession {
             },
         })?;
         let mut session = SshSession {
-            handle,
+            handle: Arc::new(handle),
             host: target.name.clone(),
             address: target.address.clone(),
             held: std::sync::Mutex::new(Vec::new()),
+            spare: std::sync::Mutex::new(None),
+            meter: target.meter.clone(),
             _jump: jump,
         };
         session.authenticate(target).await?;
+        // The first command's channel is part of the login, as with
+        // `ssh host CMD`. A host that refuses it (a jump host may refuse
+        // sessions) is told at its first command, if it has one.
+        if let Ok(first) = session.handle.channel_open_session().await {
+            *session.spare.lock().unwrap() = Some(Spare::Ready(first));
+        }
+        session.meter.login();
         Ok(session)
     }
 
@@ -242,7 +265,7 @@ impl SshSession {
         };
         let hash = self.best_rsa_hash().await?;
         let result = self
-            .handle
+            .handle_before_login()
             .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
             .await
             .map_err(|e| self.ssh_error("authentication", e))?;
@@ -266,7 +289,7 @@ impl SshSession {
             };
             count += 1;
             let accepted = self
-                .handle
+                .handle_before_login()
                 .authenticate_publickey_with(user, key, hash, &mut agent)
                 .await
                 .map(|r| r.success())
@@ -299,8 +322,38 @@ impl SshSession {
         }
     }
 
+    /// The handle while authenticating: nothing shares it before the
+    /// first channel opens.
+    fn handle_before_login(&mut self) -> &mut client::Handle<HostKeyChecker> {
+        Arc::get_mut(&mut self.handle).expect("the handle is shared only after login")
+    }
+
+    /// A channel for the next command, and the one after it set opening:
+    /// the host confirms it while this command runs.
+    async fn channel(&self) -> Result<SessionChannel> {
+        let spare = self.spare.lock().unwrap().take();
+        let channel = match spare {
+            Some(Spare::Ready(channel)) => Ok(channel),
+            Some(Spare::Opening(opening)) => {
+                self.meter.channel(!opening.is_finished());
+                opening.await.unwrap_or(Err(russh::Error::Disconnect))
+            }
+            None => {
+                self.meter.channel(true);
+                self.handle.channel_open_session().await
+            }
+        };
+        let handle = self.handle.clone();
+        let next = tokio::spawn(async move { handle.channel_open_session().await });
+        *self.spare.lock().unwrap() = Some(Spare::Opening(next));
+        channel.map_err(|e| self.ssh_error("exec", e))
+    }
+
     /// Ends the connection politely.
     pub async fn disconnect(self) -> Result<()> {
+        if let Some(Spare::Opening(opening)) = self.spare.lock().unwrap().take() {
+            opening.abort();
+        }
         self.handle
             .disconnect(Disconnect::ByApplication, "", "en")
             .await
@@ -358,7 +411,8 @@ impl Transport for SshSession {
 
     async fn hold(&self, command: &str, stdin: &[u8]) -> Result<super::Held> {
         let step = |e: russh::Error| self.ssh_error("exec", e);
-        let mut channel = self.handle.channel_open_session().await.map_err(step)?;
+        let mut channel = self.channel().await?;
+        self.meter.command();
         channel.exec(true, command).await.map_err(step)?;
         // No end of input: the command holds until the connection closes.
         if !stdin.is_empty() {
@@ -368,12 +422,13 @@ impl Transport for SshSession {
         while let Some(message) = channel.wait().await {
             match message {
                 ChannelMsg::Data { data } => {
+                    let seen = output.stdout.len();
                     self.take(&mut output, false, &data)?;
-                    if let Some(end) = output.stdout.iter().position(|b| *b == b'\n') {
+                    if let Some(said) = holding(&output.stdout, seen) {
                         // Running: it stays so until the connection closes.
                         self.held.lock().unwrap().push(channel);
-                        let line = String::from_utf8_lossy(&output.stdout[..end]).into_owned();
-                        return Ok(super::Held::Running(line));
+                        let said = String::from_utf8_lossy(said).into_owned();
+                        return Ok(super::Held::Running(said));
                     }
                 }
                 ChannelMsg::ExtendedData { data, ext: 1 } => self.take(&mut output, true, &data)?,
@@ -390,6 +445,7 @@ impl Transport for SshSession {
         let Some(jump) = &self._jump else {
             return Ok(None);
         };
+        self.meter.channel(true);
         let channel = jump
             .handle
             .channel_open_direct_tcpip(self.address.clone(), u32::from(port), "127.0.0.1", 0)
@@ -405,7 +461,8 @@ impl Transport for SshSession {
 
     async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput> {
         let step = |e: russh::Error| self.ssh_error("exec", e);
-        let mut channel = self.handle.channel_open_session().await.map_err(step)?;
+        let mut channel = self.channel().await?;
+        self.meter.command();
         channel.exec(true, command).await.map_err(step)?;
         if !stdin.is_empty() {
             channel.data(stdin).await.map_err(step)?;
@@ -451,6 +508,27 @@ impl Transport for SshSession {
         })?;
         Ok(output)
     }
+}
+
+/// What a held command said before its [`HOLDING`](super::HOLDING) line,
+/// once that line is in `stdout` (looked for from the line that was
+/// being received at byte `seen`).
+pub(crate) fn holding(stdout: &[u8], seen: usize) -> Option<&[u8]> {
+    let mark = super::HOLDING.as_bytes();
+    let from = stdout[..seen]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |p| p + 1);
+    let mut start = from;
+    for (at, byte) in stdout.iter().enumerate().skip(from) {
+        if *byte == b'\n' {
+            if &stdout[start..at] == mark {
+                return Some(&stdout[..start]);
+            }
+            start = at + 1;
+        }
+    }
+    None
 }
 
 /// Puts the host-key algorithms already recorded for this host first, as

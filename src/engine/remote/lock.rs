@@ -21,6 +21,12 @@
 //! 4. the backups and temp files left are removed.
 //!
 //! Globs and builtins where nothing is left: a no-op pays no fork for it.
+//!
+//! The gather can ride on the lock: its script follows on the lock's
+//! input, and runs, under the lock, as soon as the lock is settled. Its
+//! answer comes before the line that says the command now holds
+//! ([`HOLDING`](crate::transport::HOLDING)): an apply's lock and gather
+//! are one round trip.
 
 use super::restore::{leftovers_in_d, stop_commit};
 use super::{Kind, Layout, Script, fill, header, quote};
@@ -40,9 +46,27 @@ pub const TRANSIENT_UNITS: &str = "/run/systemd/transient";
 /// hold it and stall every apply.
 const LOCK: &str = include_str!("lock.sh");
 
+/// Runs the script that follows on the lock's input (its length known),
+/// then says it holds.
+const THEN: &str = "head -c @BYTES@ | /bin/sh\n";
+
 /// The lock, settling what an earlier run left in `dirs` (the managed
-/// files' directories) and its armed switches.
-pub fn lock(layout: &Layout, wait: u32, dirs: &[String], transient: &str) -> Script {
+/// files' directories) and its armed switches, then running `then` (a
+/// script that reads its text on stdin: the gather) while it holds.
+pub fn lock(
+    layout: &Layout,
+    wait: u32,
+    dirs: &[String],
+    transient: &str,
+    then: Option<&Script>,
+) -> Script {
+    let (then_line, input) = match then {
+        Some(script) => (
+            fill(THEN, &[("BYTES", &script.input().len().to_string())]),
+            script.input().to_vec(),
+        ),
+        None => (String::new(), Vec::new()),
+    };
     let dirs: Vec<String> = dirs.iter().map(|d| quote(d)).collect();
     let text = header(Kind::Lock, layout, true)
         + &fill(
@@ -64,9 +88,11 @@ pub fn lock(layout: &Layout, wait: u32, dirs: &[String], transient: &str) -> Scr
                     // None at all: `set --` leaves nothing to look in.
                     &dirs.join(" "),
                 ),
+                ("THEN", &then_line),
+                ("HOLDING", &quote(crate::transport::HOLDING)),
             ],
         );
-    Script::with_input(Kind::Lock, text, Vec::new())
+    Script::with_input(Kind::Lock, text, input)
 }
 
 /// How a lock command that ended (instead of holding) ended.

@@ -28,4 +28,5 @@ for d in "$@"; do
   done
 done
 printf 'locked%s\n' "$said"
+@THEN@printf '%s\n' @HOLDING@
 exec cat >/dev/null

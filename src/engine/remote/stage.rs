@@ -42,15 +42,31 @@ const SIZE_CHECK: &str =
 const OWNER: &str = "chown -h -- @OWNER@ @TEMPS@ || fail @MESSAGE@\n";
 const MODE: &str = "chmod -- @MODE@ @TEMPS@ || fail @MESSAGE@\n";
 
-/// The staging command; its input is [`stage_input`].
-pub fn stage(work: &Work, layout: &Layout) -> Script {
+/// The staging command; its input is [`stage_input`], then the text of
+/// `then` (the commit), which a shell runs once every file is staged: one
+/// round trip for both. `read` and `dd iflag=fullblock` take no byte past
+/// the records, so the script that follows them reaches its shell whole.
+pub fn stage(work: &Work, layout: &Layout, then: Option<&Script>) -> Script {
+    let after = if then.is_some() {
+        "exec /bin/sh -s"
+    } else {
+        "exit 0"
+    };
     let text = header(Kind::Stage, layout, true)
         + &staged(work)
         + &fill(
             STAGE,
-            &[("TEMP_MARK", TEMP_MARK), ("BACKUP_MARK", BACKUP_MARK)],
+            &[
+                ("TEMP_MARK", TEMP_MARK),
+                ("BACKUP_MARK", BACKUP_MARK),
+                ("AFTER", after),
+            ],
         );
-    Script::with_input(Kind::Stage, text, stage_input(work))
+    let mut input = stage_input(work);
+    if let Some(then) = then {
+        input.extend_from_slice(then.input());
+    }
+    Script::with_input(Kind::Stage, text, input)
 }
 
 /// A temp file staging writes: a file's own, or its check copy.

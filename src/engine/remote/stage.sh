@@ -24,7 +24,7 @@ while IFS=' ' read -r kind a b c _ e path; do
        set -C; if true 2>/dev/null > "$e"; then set +C; else set +C; fail "cannot create a temp file beside $path"; fi
        if [ "$a" -gt 0 ]; then dd bs="$a" count=1 iflag=fullblock of="$e" conv=notrunc status=none || fail "write $path"; fi
        printf 'staged %s\n' "$path" ;;
-    END) staged; printf 'done\n'; exit 0 ;;
+    END) staged; printf 'done\n'; @AFTER@ ;;
     *) fail "bad record $kind" ;;
   esac
 done

@@ -193,7 +193,7 @@ impl Host {
 
     /// Stages `work` and asserts it staged.
     fn stage(&self, work: &Work) {
-        let (ok, out) = self.run(&stage(work, &self.layout()));
+        let (ok, out) = self.run(&stage(work, &self.layout(), None));
         assert!(ok && out.ends_with("done\n"), "{out}");
     }
 
@@ -254,6 +254,31 @@ fn assert_as_before(host: &Host) {
     );
     assert_eq!(host.mode("/etc/t/ca.pem"), 0o644);
     assert!(!host.exists("/etc/new"), "a created directory stayed");
+}
+
+#[test]
+fn staging_hands_over_to_the_commit_that_follows_its_records_in_one_command() {
+    let (host, work) = lived_in();
+    let commit_script = commit(&work, &host.layout());
+    let (ok, out) = host.run(&stage(&work, &host.layout(), Some(&commit_script)));
+    let (staged, committed) = out.split_once("done\n").expect("staging said done");
+    assert!(staged.contains("staged "), "{out}");
+    assert!(ok, "{out}");
+    assert_eq!(
+        CommitOutcome::of(committed, ok, || "failed".into()),
+        CommitOutcome::Done,
+        "{out}"
+    );
+    assert_eq!(host.read("/etc/t/key.pem").as_deref(), Some("NEW KEY\n"));
+    assert_eq!(host.mode("/etc/t/key.pem"), 0o400);
+    // A failed staging never reaches the commit.
+    let (host, mut work) = lived_in();
+    work.files[0].path = host.at("/nowhere/key.pem");
+    let commit_script = commit(&work, &host.layout());
+    let (ok, out) = host.run(&stage(&work, &host.layout(), Some(&commit_script)));
+    assert!(!ok && first_error(&out).is_some(), "{out}");
+    assert!(!out.contains("committed"), "{out}");
+    assert_eq!(host.read("/etc/t/key.pem").as_deref(), Some("OLD KEY\n"));
 }
 
 #[test]
@@ -702,8 +727,9 @@ fn the_restore_stops_a_commit_past_its_deadline() {
     assert!(!host.exists("/state/commit.pgid"));
 }
 
-/// Starts a script that holds (the lock) as a session would, and returns
-/// it running with the first line it said.
+/// Starts a script that holds (the lock) as a session would (its input
+/// sent, stdin left open), and returns it running with what it said before
+/// it said it holds.
 fn hold(script: &Script) -> (std::process::Child, String) {
     let mut holder = Command::new("/bin/sh")
         .arg("-c")
@@ -713,13 +739,52 @@ fn hold(script: &Script) -> (std::process::Child, String) {
         .process_group(0)
         .spawn()
         .unwrap();
+    std::io::Write::write_all(holder.stdin.as_mut().unwrap(), script.input()).unwrap();
     let mut said = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
-        &mut said,
-    )
-    .unwrap();
+    let mut out = std::io::BufReader::new(holder.stdout.take().unwrap());
+    loop {
+        let mut line = String::new();
+        let read = std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        if read == 0 || line == format!("{}\n", crate::transport::HOLDING) {
+            break;
+        }
+        said.push_str(&line);
+    }
     (holder, said)
+}
+
+#[test]
+fn the_gather_rides_on_the_lock_and_runs_while_it_holds() {
+    let host = Host::new();
+    host.write("/etc/t/a.conf", b"alpha", 0o644);
+    let paths = [(host.at("/etc/t/a.conf"), false)];
+    let gather = gather(&paths, &host.layout());
+    let script = lock(
+        &host.layout(),
+        0,
+        &[host.at("/etc/t")],
+        &host.at("/transient"),
+        Some(&gather),
+    );
+    let (mut holder, said) = hold(&script);
+    let (first, answer) = said.split_once('\n').unwrap();
+    assert_eq!(first, "locked");
+    let state = crate::engine::gather::parse(answer).unwrap();
+    assert_eq!(
+        state.paths[&host.at("/etc/t/a.conf")].content.as_deref(),
+        Some(&b"alpha"[..]),
+        "{answer}"
+    );
+    // Still holding: a second lock is refused until the first goes.
+    let second = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(lock(&host.layout(), 0, &[], &host.at("/transient"), None).command(&Become::No))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(LockOutcome::of(second.status.code()), LockOutcome::Busy);
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
 }
 
 #[test]
@@ -728,7 +793,7 @@ fn the_lock_is_held_while_its_command_lives_and_refuses_a_second() {
     // As an earlier version left it: open to all.
     host.write("/state/apply.lock", b"", 0o644);
     std::fs::set_permissions(host.at("/state"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let first = lock(&host.layout(), 0, &[], &host.at("/transient"));
+    let first = lock(&host.layout(), 0, &[], &host.at("/transient"), None);
     let (mut holder, said) = hold(&first);
     assert_eq!(said, "locked\n");
     // Private: nobody else can open it, let alone hold it.
@@ -736,7 +801,7 @@ fn the_lock_is_held_while_its_command_lives_and_refuses_a_second() {
     assert_eq!(host.mode("/state"), 0o700);
     let second = Command::new("/bin/sh")
         .arg("-c")
-        .arg(lock(&host.layout(), 0, &[], &host.at("/transient")).command(&Become::No))
+        .arg(lock(&host.layout(), 0, &[], &host.at("/transient"), None).command(&Become::No))
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -746,7 +811,7 @@ fn the_lock_is_held_while_its_command_lives_and_refuses_a_second() {
     holder.wait().unwrap();
     let third = Command::new("/bin/sh")
         .arg("-c")
-        .arg(lock(&host.layout(), 0, &[], &host.at("/transient")).command(&Become::No))
+        .arg(lock(&host.layout(), 0, &[], &host.at("/transient"), None).command(&Become::No))
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -784,7 +849,7 @@ fn staging_writes_every_temp_with_its_mode() {
 #[test]
 fn staging_cut_short_fails_and_leaves_only_private_temps() {
     let (host, work) = lived_in();
-    let script = stage(&work, &host.layout());
+    let script = stage(&work, &host.layout(), None);
     // The connection drops in the middle of the key's bytes.
     let input = script.input();
     let cut = String::from_utf8_lossy(input).find("NEW KEY").unwrap() + 3;
@@ -832,8 +897,14 @@ fn every_script(host: &Host, work: &Work) -> Vec<Script> {
             ],
             &host.layout(),
         ),
-        lock(&host.layout(), 30, &[host.at("/etc/t")], TRANSIENT_UNITS),
-        stage(work, &host.layout()),
+        lock(
+            &host.layout(),
+            30,
+            &[host.at("/etc/t")],
+            TRANSIENT_UNITS,
+            None,
+        ),
+        stage(work, &host.layout(), None),
         commit(work, &host.layout()),
         restore(work, &host.layout()),
         handlers_again(work, &host.layout()),
@@ -883,7 +954,7 @@ fn every_script_says_its_kind_fills_every_hole_and_keeps_contents_off_its_text()
         assert!(!script.command(&Become::Sudo).contains("NEW KEY"));
     }
     // The key's bytes travel on staging's stdin only.
-    let staged = stage(&work, &host.layout());
+    let staged = stage(&work, &host.layout(), None);
     assert!(String::from_utf8_lossy(staged.input()).contains("NEW KEY"));
     assert_eq!(Kind::of("true", b""), None);
 }
@@ -993,7 +1064,7 @@ fn a_script_reaches_its_shell_as_root_through_sudo_without_a_prompt() {
     assert_eq!(commit.command(&Become::Sudo), "sudo -n /bin/sh -s");
     assert_eq!(commit.command(&Become::No), "/bin/sh -s");
     assert_eq!(commit.input(), commit.text.as_bytes());
-    let lock = lock(&layout, 30, &[], TRANSIENT_UNITS);
+    let lock = lock(&layout, 30, &[], TRANSIENT_UNITS, None);
     assert!(
         lock.command(&Become::Sudo)
             .starts_with("sudo -n sh -c '# dockhand: lock\n")
@@ -1084,6 +1155,7 @@ fn the_lock_settles_what_an_interrupted_run_left() {
         0,
         &[host.at("/etc/t"), host.at("/etc/new")],
         &host.at("/transient"),
+        None,
     );
     let (mut holder, said) = hold(&script);
     drop(holder.stdin.take());
@@ -1158,6 +1230,7 @@ fn the_lock_puts_back_files_whose_handlers_were_owed() {
         0,
         &[host.at("/etc/t"), host.at("/etc/new")],
         &host.at("/transient"),
+        None,
     );
     let output = Command::new("/bin/sh")
         .arg("-c")
@@ -1202,7 +1275,7 @@ fn staging_refuses_a_directory_another_account_can_write_to() {
         work.created_directories.clear();
         work.files.truncate(1);
         std::fs::set_permissions(host.at("/etc/t"), std::fs::Permissions::from_mode(mode)).unwrap();
-        let (ok, out) = host.run(&stage(&work, &host.layout()));
+        let (ok, out) = host.run(&stage(&work, &host.layout(), None));
         if refused {
             let error = first_error(&out).unwrap_or_default().to_string();
             assert!(!ok, "{mode:o}: {out}");
