@@ -5,8 +5,10 @@ each of `--runs` rounds:
 
   fresh hosts     the OpenSSH floor (one `ssh` exec per host, all at once),
                   dockhand plan, dockhand apply (converge), dockhand apply
-                  again (no-op), dockhand plan (converged), the restart
-                  floor (`ssh HOST systemctl restart docker`, all at once)
+                  again (no-op), dockhand ping (the transport floor: one
+                  login and one command per host), dockhand plan
+                  (converged), the restart floor (`ssh HOST systemctl
+                  restart docker`, all at once)
   fresh hosts     ansible-playbook --check --diff, converge, no-op
   fresh hosts     pyinfra converge, no-op
 
@@ -14,7 +16,29 @@ each of `--runs` rounds:
 converge starts from the same state. After every converge, dockhand plan
 must find nothing to change and dockhand verify must pass (untimed): the
 peers did the same job. Wall time is from start to exit; dockhand's peak
-memory is its VmHWM, read every few milliseconds while it runs.
+memory is its VmHWM, read every few milliseconds while it runs. dockhand's
+timed runs report with `--format json` (stdout kept apart from the log):
+where the report carries each host's traffic (logins, commands, channels,
+round trips after connect, probes), its per-host maximum and mean are
+recorded with the run. A subcommand without `--format` (asked of
+`dockhand COMMAND --help`) runs without it and records no traffic.
+
+With `--latency MS`, the same rounds run across a wide-area link: every
+tool (dockhand, the OpenSSH floors, Ansible, pyinfra) reaches the hosts
+through bench/relay.py, a userspace TCP relay that delays each direction
+by MS milliseconds (and the TCP handshake by a round trip; no bandwidth
+limit, loss or jitter). Each host is reached at a loopback alias
+(127.77.x.y) on ports 22 and 2376; dockhand gets a copy of the lab
+inventory with those addresses (target/bench-work/relay-inventory.yaml),
+and everyone a known_hosts re-keyed to them (relay-known_hosts). If port
+22 of the aliases is taken (an sshd listening on 0.0.0.0), SSH goes to
+port 10022 instead. The relay is a child process, started before a round
+and stopped, by its pid, after it (its log: target/bench-work/logs/
+relay.log). Those results are kept apart, under "latency" in results.json
+("50@50ms"), and summary.md sets them beside the LAN figures of the same
+size:
+
+  bench/run 50 --latency 50 --runs 1
 
 With `--scaling N`, dockhand alone is measured on one lab of N hosts that
 stays up throughout, so the machine carries the same load at every size:
@@ -24,8 +48,11 @@ dockhand's own CPU time and the machine's busy CPU time. That is the time
 per extra host with the number of booted hosts held still.
 
 Results go to bench/results/: results.json (every sample, merged across
-invocations by fleet size), summary.md (medians, spread, ratios) and
-wall-time.png (wall time against hosts for the three tools).
+invocations by fleet size, and by size and delay for `--latency`),
+summary.md (medians, spread, ratios, the targets of issues 11 and 21, each
+PASS or MISS) and wall-time.png (wall time against hosts for the three
+tools, LAN only). `--report` rewrites those two from results.json alone
+(no root needed; so does `python3 bench/report.py`).
 
 Run through bench/run, which makes the virtual environment and builds
 dockhand.
@@ -36,8 +63,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import functools
 import resource
+import select
 import shlex
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -45,6 +76,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+import relay
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -63,6 +96,7 @@ MEASURES = [
     ("dockhand_plan_fresh", "dockhand plan, fresh hosts"),
     ("dockhand_converge", "dockhand apply, converge (verification included)"),
     ("dockhand_noop", "dockhand apply, no-op (verification included)"),
+    ("dockhand_ping", "dockhand ping (one login and one command per host)"),
     ("dockhand_plan_converged", "dockhand plan, converged hosts"),
     ("ansible_check", "Ansible --check --diff, fresh hosts"),
     ("ansible_converge", "Ansible converge (verification included)"),
@@ -102,25 +136,29 @@ def vm_hwm_kib(pid: int) -> int:
     return 0
 
 
-def timed(name: str, argv: list[str], env: dict[str, str] | None = None, ok=(0,)) -> dict:
+def timed(name: str, argv: list[str], env: dict[str, str] | None = None, ok=(0,), stdout: Path | None = None) -> dict:
     """Runs argv to its end; returns seconds, exit code and peak RSS (KiB).
     The peak is VmHWM read every few milliseconds while it runs: wait4's
     ru_maxrss would also count this Python process, which Linux carries
     over into the child's maximum across fork and exec. Output goes to a
-    log per measurement, for when something fails."""
+    log per measurement, for when something fails; stdout to its own file
+    when `stdout` is given (a report to parse)."""
     logfile = WORK / "logs" / f"{name}.log"
     logfile.parent.mkdir(parents=True, exist_ok=True)
     peak = 0
-    with open(logfile, "w") as out:
+    with open(logfile, "w") as out, open(stdout or os.devnull, "w") as report:
         started = time.perf_counter()
-        child = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        child = subprocess.Popen(
+            argv, env=env, stdout=report if stdout else out, stderr=subprocess.STDOUT if stdout is None else out, stdin=subprocess.DEVNULL
+        )
         while child.poll() is None:
             peak = max(peak, vm_hwm_kib(child.pid))
             time.sleep(0.005)
         seconds = time.perf_counter() - started
     code = child.returncode
     if code not in ok:
-        raise BenchError(f"{name}: {shlex.join(argv)} exited {code}; see {logfile}")
+        where = f"{logfile}" + (f" and {stdout}" if stdout else "")
+        raise BenchError(f"{name}: {shlex.join(argv)} exited {code}; see {where}")
     return {"seconds": seconds, "exit": code, "peak_kib": peak}
 
 
@@ -151,12 +189,139 @@ def fresh_hosts(count: int) -> list[tuple[str, str]]:
     return hosts
 
 
+class Lan:
+    """How the tools reach the hosts: straight over the lab's bridge, at
+    the addresses, port and known_hosts the lab wrote."""
+
+    delay_ms: float | None = None
+    ssh_port = 22
+
+    def inventory(self) -> Path:
+        return STATE / LAB / "inventory.yaml"
+
+    def known_hosts(self) -> Path:
+        return STATE / LAB / "known_hosts"
+
+    def reach(self, hosts: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        return hosts
+
+    def stop(self) -> None:
+        pass
+
+
+class Relayed(Lan):
+    """Across a wide-area link: bench/relay.py between this machine and
+    every host, each host at a loopback alias (see `--latency`)."""
+
+    def __init__(self, delay_ms: float) -> None:
+        self.delay_ms = delay_ms
+        self.child: subprocess.Popen | None = None
+        self.routes: list[tuple[str, int, str, int]] | None = None
+
+    def inventory(self) -> Path:
+        return WORK / "relay-inventory.yaml"
+
+    def known_hosts(self) -> Path:
+        return WORK / "relay-known_hosts"
+
+    def reach(self, hosts: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """After a boot: the relay in front of `hosts` (started, or started
+        again when their addresses changed), the known_hosts re-keyed and
+        the inventory rewritten for it. Returns the hosts at the addresses
+        the tools are to use."""
+        aliases = {address: relay.alias(index) for index, (_, address) in enumerate(hosts)}
+        if self.child is None or self.child.poll() is not None or set(aliases) != {r[2] for r in self.routes or []}:
+            self.stop()
+            first = relay.alias(0)
+            self.ssh_port = 22 if can_listen(first, 22) else 10022
+            routes = []
+            for address, alias in aliases.items():
+                routes.append((alias, self.ssh_port, address, 22))
+                routes.append((alias, 2376, address, 2376))  # dockerd's TLS port, the playbook's listen
+            self.start(routes)
+        mapping = {(address, 22): (alias, self.ssh_port) for address, alias in aliases.items()}
+        text, lines = relay.rekey_known_hosts(super().known_hosts().read_text(), mapping)
+        if lines < len(hosts):
+            raise BenchError(f"{super().known_hosts()}: {lines} key lines for {len(hosts)} hosts once re-keyed to the relay")
+        self.known_hosts().write_text(text)
+        self.write_inventory(aliases)
+        return [(name, aliases[address]) for name, address in hosts]
+
+    def write_inventory(self, aliases: dict[str, str]) -> None:
+        """The lab's inventory with each host's address the alias, and the
+        relay's known_hosts and SSH port wherever SSH settings are given
+        (the certificates dockhand issues then name the alias too)."""
+        inventory = yaml.safe_load(super().inventory().read_text())
+        for spec in inventory["hosts"].values():
+            spec["address"] = aliases[spec["address"]]
+        defaults = inventory.setdefault("defaults", {}) or {}
+        inventory["defaults"] = defaults
+        layers = [defaults.setdefault("ssh", {})]
+        for section in ("hosts", "groups"):
+            for spec in (inventory.get(section) or {}).values():
+                if isinstance(spec, dict) and isinstance(spec.get("ssh"), dict):
+                    layers.append(spec["ssh"])
+        for index, ssh in enumerate(layers):
+            for key, value in (("known_hosts", str(self.known_hosts())), ("port", self.ssh_port)):
+                if index == 0 or key in ssh:
+                    ssh[key] = value
+        text = f"# The lab's inventory, reached through bench/relay.py ({self.delay_ms:g} ms each way); written by bench/compare.py.\n"
+        self.inventory().write_text(text + yaml.safe_dump(inventory, sort_keys=False, default_flow_style=False))
+
+    def start(self, routes: list[tuple[str, int, str, int]]) -> None:
+        logfile = WORK / "logs" / "relay.log"
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, str(BENCH / "relay.py"), "--delay", f"{self.delay_ms:g}"]
+        for alias, port, address, target_port in routes:
+            argv += ["--route", f"{alias}:{port}={address}:{target_port}"]
+        with open(logfile, "a") as log_out:
+            self.child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log_out, stdin=subprocess.DEVNULL, text=True)
+        ready, _, _ = select.select([self.child.stdout], [], [], 30)
+        line = self.child.stdout.readline() if ready else ""
+        if not line.startswith("ready"):
+            self.stop()
+            raise BenchError(f"the relay did not start; see {logfile}")
+        self.routes = routes
+        log(f"relay ({self.delay_ms:g} ms each way) in front of {len(routes) // 2} hosts, pid {self.child.pid}, SSH on port {self.ssh_port}")
+
+    def stop(self) -> None:
+        """Stops the relay, by its pid."""
+        child, self.child, self.routes = self.child, None, None
+        if child is None:
+            return
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        child.stdout.close()
+
+
+def can_listen(address: str, port: int) -> bool:
+    """Whether the relay could listen on address:port (a server listening
+    on 0.0.0.0 at that port, such as this machine's sshd, takes it)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+# How the round reaches the hosts: set by main().
+LINK: Lan = Lan()
+
+
 def ssh_base() -> list[str]:
     lab_dir = STATE / LAB
     return [
         "ssh",
         "-i", str(lab_dir / "id_ed25519"),
-        "-o", f"UserKnownHostsFile={lab_dir / 'known_hosts'}",
+        "-p", str(LINK.ssh_port),
+        "-o", f"UserKnownHostsFile={LINK.known_hosts()}",
         "-o", "StrictHostKeyChecking=yes",
         "-o", "BatchMode=yes",
         "-o", "ControlMaster=no",
@@ -186,22 +351,82 @@ def parallel_ssh(name: str, hosts: list[tuple[str, str]], command: str) -> dict:
     return {"seconds": seconds, "exit": 0}
 
 
-def dockhand(name: str, *args: str, ok=(0,)) -> dict:
-    inventory = STATE / LAB / "inventory.yaml"
-    argv = [str(DOCKHAND), *args[:1], "-i", str(inventory), str(PLAYBOOK), *args[1:], "--progress", "none"]
-    return timed(name, argv, env=dockhand_env(), ok=ok)
+@functools.cache
+def has_format(command: str) -> bool:
+    """Whether `dockhand COMMAND` takes `--format` (json), from its help."""
+    done = subprocess.run([str(DOCKHAND), command, "--help"], capture_output=True, text=True)
+    supported = done.returncode == 0 and "--format" in done.stdout
+    if not supported:
+        log(f"dockhand {command} has no --format: its traffic is not recorded")
+    return supported
+
+
+def dockhand(name: str, command: str, *args: str, ok=(0,), traffic: bool = True) -> dict:
+    """dockhand COMMAND on the round's inventory (`ping` takes no playbook).
+    With `traffic`, and a COMMAND that has `--format`, it reports in JSON
+    to logs/NAME.json (the log keeps stderr) and what that report says of
+    each host's traffic is recorded."""
+    argv = [str(DOCKHAND), command, "-i", str(LINK.inventory())]
+    if command != "ping":
+        argv.append(str(PLAYBOOK))
+    argv += args
+    report = None
+    if traffic and has_format(command):
+        report = WORK / "logs" / f"{name}.json"
+        argv += ["--format", "json"]
+    argv += ["--progress", "none"]
+    result = timed(name, argv, env=dockhand_env(), ok=ok, stdout=report)
+    if report is not None and (counts := traffic_of(report)) is not None:
+        result["traffic"] = counts
+    return result
+
+
+def traffic_of(path: Path) -> dict | None:
+    """From dockhand's `--format json` report, each traffic count's
+    maximum and mean over the hosts (`"hosts": [{"traffic": {...}}]`) and
+    the summary's totals. None when there is no such report or it carries
+    no traffic (a dockhand from before issue 21): nothing is recorded."""
+    try:
+        text = path.read_text()
+        start = text.index("{")
+        report, _ = json.JSONDecoder().raw_decode(text[start:])
+    except (OSError, ValueError):
+        return None
+    hosts = report.get("hosts") if isinstance(report, dict) else None
+    if not isinstance(hosts, list):
+        return None
+
+    def counts(value) -> dict:
+        if not isinstance(value, dict):
+            return {}
+        return {k: v for k, v in value.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+    per_host = [counts(h.get("traffic")) for h in hosts if isinstance(h, dict)]
+    per_host = [t for t in per_host if t]
+    if not per_host:
+        return None
+    keys = sorted({k for t in per_host for k in t})
+    result = {
+        "hosts": len(per_host),
+        "max": {k: max(t.get(k, 0) for t in per_host) for k in keys},
+        "mean": {k: round(sum(t.get(k, 0) for t in per_host) / len(per_host), 3) for k in keys},
+    }
+    summary = report.get("summary")
+    if isinstance(summary, dict) and (total := counts(summary.get("traffic"))):
+        result["total"] = total
+    return result
 
 
 def assert_converged(tool: str) -> None:
     """Untimed: after `tool` converged, dockhand finds nothing to change and
     the daemons pass verification (mutual TLS, sshd's settings)."""
-    result = dockhand(f"{tool}_check_plan", "plan", "--detailed-exitcode", ok=(0, 2))
+    result = dockhand(f"{tool}_check_plan", "plan", "--detailed-exitcode", ok=(0, 2), traffic=False)
     if result["exit"] != 0:
         raise BenchError(
             f"after {tool}'s converge, dockhand plan still finds changes: the jobs differ; "
             f"see {WORK / 'logs' / (tool + '_check_plan.log')}"
         )
-    dockhand(f"{tool}_check_verify", "verify")
+    dockhand(f"{tool}_check_verify", "verify", traffic=False)
 
 
 def ansible_inventory(hosts: list[tuple[str, str]]) -> Path:
@@ -212,8 +437,9 @@ def ansible_inventory(hosts: list[tuple[str, str]]) -> Path:
         "",
         "[bench:vars]",
         "ansible_user=root",
+        f"ansible_port={LINK.ssh_port}",
         f"ansible_ssh_private_key_file={lab_dir / 'id_ed25519'}",
-        f"ansible_ssh_common_args='-o UserKnownHostsFile={lab_dir / 'known_hosts'} -o StrictHostKeyChecking=yes'",
+        f"ansible_ssh_common_args='-o UserKnownHostsFile={LINK.known_hosts()} -o StrictHostKeyChecking=yes'",
         "ansible_python_interpreter=/usr/bin/python3",
     ]
     path = WORK / "ansible-inventory.ini"
@@ -264,8 +490,9 @@ def pyinfra(name: str, hosts: list[tuple[str, str]]) -> dict:
     inventory = WORK / "pyinfra_inventory.py"
     common = {
         "ssh_user": "root",
+        "ssh_port": LINK.ssh_port,
         "ssh_key": str(lab_dir / "id_ed25519"),
-        "ssh_known_hosts_file": str(lab_dir / "known_hosts"),
+        "ssh_known_hosts_file": str(LINK.known_hosts()),
         "ssh_strict_host_key_checking": "yes",
         "ssh_allow_agent": False,
         "ssh_look_for_keys": False,
@@ -289,20 +516,25 @@ def one_round(count: int, round_number: int) -> dict:
     def record(key: str, result: dict) -> None:
         samples[key] = result
         memory = f", peak {result['peak_kib'] / 1024:.1f} MiB" if key.startswith("dockhand") else ""
+        if "traffic" in result:
+            most, mean = result["traffic"]["max"], result["traffic"]["mean"]
+            memory += f"; round trips per host {most.get('round_trips', '?')} at most, {mean.get('round_trips', '?')} on average"
         log(f"  {key}: {result['seconds']:.2f}s{memory}")
 
-    log(f"{count} hosts, round {round_number}: dockhand and the floors")
-    hosts = fresh_hosts(count)
+    where = "" if LINK.delay_ms is None else f" across a {LINK.delay_ms:g} ms link"
+    log(f"{count} hosts{where}, round {round_number}: dockhand and the floors")
+    hosts = LINK.reach(fresh_hosts(count))
     probe = "cat /etc/os-release >/dev/null; stat -c '%a %U %G %n' /etc/docker /etc/ssh/sshd_config.d; systemctl is-active docker ssh"
     record("floor_exec", parallel_ssh("floor_exec", hosts, probe))
     record("dockhand_plan_fresh", dockhand("dockhand_plan_fresh", "plan", "--detailed-exitcode", ok=(2,)))
     record("dockhand_converge", dockhand("dockhand_converge", "apply", "--yes"))
     record("dockhand_noop", dockhand("dockhand_noop", "apply", "--yes"))
+    record("dockhand_ping", dockhand("dockhand_ping", "ping"))
     record("dockhand_plan_converged", dockhand("dockhand_plan_converged", "plan", "--detailed-exitcode"))
     record("floor_restart", parallel_ssh("floor_restart", hosts, "systemctl restart docker"))
 
-    log(f"{count} hosts, round {round_number}: Ansible")
-    hosts = fresh_hosts(count)
+    log(f"{count} hosts{where}, round {round_number}: Ansible")
+    hosts = LINK.reach(fresh_hosts(count))
     record("ansible_check", ansible("ansible_check", hosts, "--check", "--diff"))
     record("ansible_converge", ansible("ansible_converge", hosts))
     record("ansible_noop", ansible("ansible_noop", hosts))
@@ -310,8 +542,8 @@ def one_round(count: int, round_number: int) -> dict:
         raise BenchError(f"Ansible's no-op changed {changed} hosts")
     assert_converged("ansible")
 
-    log(f"{count} hosts, round {round_number}: pyinfra")
-    hosts = fresh_hosts(count)
+    log(f"{count} hosts{where}, round {round_number}: pyinfra")
+    hosts = LINK.reach(fresh_hosts(count))
     record("pyinfra_converge", pyinfra("pyinfra_converge", hosts))
     record("pyinfra_noop", pyinfra("pyinfra_noop", hosts))
     if (changed := pyinfra_changed("pyinfra_noop")) != 0:
@@ -376,7 +608,15 @@ def scaling(count: int, runs: int) -> dict:
 
 def load_results() -> dict:
     path = RESULTS / "results.json"
-    return json.loads(path.read_text()) if path.exists() else {"sizes": {}}
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results.setdefault("sizes", {})
+    return results
+
+
+def latency_key(count: int, delay_ms: float) -> str:
+    """Where a fleet size's rounds across the relay go in results.json,
+    under "latency": "50@50ms"."""
+    return f"{count}@{delay_ms:g}ms"
 
 
 def save_results(results: dict) -> None:
@@ -404,18 +644,29 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="rounds per fleet size (default: 3)")
     parser.add_argument("--report", action="store_true", help="only rewrite summary.md and wall-time.png")
     parser.add_argument("--scaling", type=int, metavar="N", help="only dockhand's time per extra host on one lab of N hosts (at least 100)")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        metavar="MS",
+        help="run the rounds across a link that delays each direction by MS ms (bench/relay.py); kept apart in the results",
+    )
     args = parser.parse_args()
     sizes = args.hosts or ([] if args.report or args.scaling else [50])
     if args.scaling is not None and not 100 <= args.scaling <= 200:
         print("bench: --scaling takes 100 to 200 hosts", file=sys.stderr)
         return 1
-    if os.geteuid() != 0:
+    if args.latency is not None and (args.scaling or args.report or not 0 <= args.latency <= 10000):
+        print("bench: --latency takes 0 to 10000 ms, and goes with fleet sizes (not --scaling or --report)", file=sys.stderr)
+        return 1
+    if (sizes or args.scaling) and os.geteuid() != 0:
         print("bench: the lab needs root", file=sys.stderr)
         return 1
     if any(n < 1 or n > 200 for n in sizes) or args.runs < 1:
         print("bench: fleet sizes are 1 to 200 hosts, and --runs at least 1", file=sys.stderr)
         return 1
 
+    global LINK
+    LINK = Lan() if args.latency is None else Relayed(args.latency)
     results = load_results()
     WORK.mkdir(parents=True, exist_ok=True)
     try:
@@ -425,24 +676,38 @@ def main() -> int:
         for count in sizes:
             rounds = []
             for number in range(1, args.runs + 1):
-                rounds.append(one_round(count, number))
-            results["sizes"][str(count)] = {
+                try:
+                    rounds.append(one_round(count, number))
+                finally:
+                    LINK.stop()
+            entry = {
                 "rounds": rounds,
                 "versions": versions(),
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             }
+            if args.latency is None:
+                results["sizes"][str(count)] = entry
+            else:
+                entry.update(
+                    hosts=count,
+                    latency_ms=args.latency,
+                    link="bench/relay.py: a fixed delay each way and the TCP handshake's round trip; no bandwidth limit, loss or jitter",
+                )
+                results.setdefault("latency", {})[latency_key(count, args.latency)] = entry
             save_results(results)
     except BenchError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 1
     finally:
+        LINK.stop()
         if sizes or args.scaling:
             lab("down")
 
-    from report import write_report
+    from report import targets_text, write_report
 
     write_report(results, RESULTS, MEASURES)
     print((RESULTS / "summary.md").read_text())
+    print("\n".join(targets_text(results)))
     return 0
 
 

@@ -1,11 +1,32 @@
 """Turns bench/results/results.json into summary.md (medians with their
-spread, ratios to the floor and to each peer, the targets of issue 11) and
-wall-time.png (wall time against hosts for the three tools)."""
+spread, ratios to the floor and to each peer, the round trips dockhand
+counted, the runs across a delayed link beside the LAN ones, the targets
+of issues 11 and 21) and wall-time.png (wall time against hosts for the
+three tools, LAN runs only).
+
+    python3 bench/report.py [--results FILE] [--out DIR]
+
+writes both (the plot only where matplotlib is installed) and prints the
+targets of issue 21, PASS or MISS, per fleet size.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
+import sys
 from pathlib import Path
+
+# dockhand's runs whose traffic is counted (`--format json`), as shown.
+TRAFFIC_MEASURES = [
+    ("dockhand_plan_fresh", "plan, fresh hosts"),
+    ("dockhand_converge", "apply, converge"),
+    ("dockhand_noop", "apply, no-op"),
+    ("dockhand_ping", "ping"),
+    ("dockhand_plan_converged", "plan, converged hosts"),
+]
+TRAFFIC_COUNTS = ["round_trips", "commands", "channels", "logins", "probes"]
 
 
 def samples(size: dict, key: str) -> list[float]:
@@ -37,6 +58,170 @@ def ratio(slow: float | None, fast: float | None) -> str:
     return f"{slow / fast:.1f}×"
 
 
+def traffic(size: dict, key: str, stat: str, count: str) -> float | None:
+    """A traffic count of dockhand's run `key` over the rounds: the largest
+    per-host maximum (stat "max") or the mean of the per-host means."""
+    values = [
+        r[key]["traffic"][stat][count]
+        for r in size["rounds"]
+        if key in r and count in r[key].get("traffic", {}).get(stat, {})
+    ]
+    if not values:
+        return None
+    return max(values) if stat == "max" else statistics.mean(values)
+
+
+def count_text(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
+
+
+def traffic_lines(size: dict) -> list[str]:
+    """Per-host traffic of dockhand's runs: the most any host needed, and
+    the mean over hosts; nothing when no run recorded any."""
+    rows = []
+    for key, title in TRAFFIC_MEASURES:
+        if traffic(size, key, "max", "round_trips") is None and not any(
+            traffic(size, key, "max", c) is not None for c in TRAFFIC_COUNTS
+        ):
+            continue
+        cells = [f"{count_text(traffic(size, key, 'max', c))} / {count_text(traffic(size, key, 'mean', c))}" for c in TRAFFIC_COUNTS]
+        rows.append(f"| dockhand {title} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return [
+        "Per host, from dockhand's `--format json` (most on one host / mean over hosts); round trips are the waits on a host after connecting, probes (verification's TLS connections) are counted apart:",
+        "",
+        "| run | round trips | commands | channels | logins | probes |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+    ]
+
+
+def verdict(met: bool | None) -> str:
+    return "—" if met is None else ("PASS" if met else "MISS")
+
+
+def lan_of(results: dict, hosts: int) -> dict | None:
+    return results["sizes"].get(str(hosts))
+
+
+def latency_entries(results: dict) -> list[tuple[str, dict]]:
+    """The runs across the relay, by hosts then delay."""
+    entries = results.get("latency", {})
+    return sorted(entries.items(), key=lambda item: (int(item[1]["hosts"]), float(item[1]["latency_ms"])))
+
+
+def issue21_targets(results: dict, hosts: int) -> list[tuple[str, str, bool | None]]:
+    """The targets of issue 21 for one fleet size: against the floors and
+    in round trips on the LAN (or, without LAN runs, across the link), and
+    across each delayed link measured at that size."""
+    rows: list[tuple[str, str, bool | None]] = []
+    lan = lan_of(results, hosts)
+    linked = [(key, entry) for key, entry in latency_entries(results) if int(entry["hosts"]) == hosts]
+
+    def at_most(name: str, slow: float | None, fast: float | None, limit: float) -> None:
+        if slow is None or fast is None or fast == 0:
+            rows.append((name, "—", None))
+        else:
+            rows.append((name, f"{slow / fast:.2f}", slow / fast <= limit))
+
+    def trips(name: str, size: dict, key: str, limit: int) -> None:
+        most = traffic(size, key, "max", "round_trips")
+        if most is None:
+            rows.append((name, "— (not recorded)", None))
+            return
+        mean = traffic(size, key, "mean", "round_trips")
+        probes = traffic(size, key, "max", "probes")
+        figure = f"{count_text(most)} at most, {count_text(mean)} on average; probes apart: {count_text(probes)}"
+        rows.append((name, figure, most <= limit))
+
+    sources = [("", lan)] if lan is not None else [(f" ({key})", entry) for key, entry in linked]
+    for where, size in sources:
+        m = lambda k: median(size, k)  # noqa: E731
+        at_most(f"converge ÷ restart floor ≤ 1.3{where}", m("dockhand_converge"), m("floor_restart"), 1.3)
+        at_most(f"no-op ÷ dockhand ping ≤ 1.5{where}", m("dockhand_noop"), m("dockhand_ping"), 1.5)
+        trips(f"round trips per host after connect, converge ≤ 5{where}", size, "dockhand_converge", 5)
+        trips(f"round trips per host after connect, no-op ≤ 1{where}", size, "dockhand_noop", 1)
+        trips(f"round trips per host after connect, plan (fresh) ≤ 1{where}", size, "dockhand_plan_fresh", 1)
+        trips(f"round trips per host after connect, plan (converged) ≤ 1{where}", size, "dockhand_plan_converged", 1)
+    for key, entry in linked:
+        delay = f"{float(entry['latency_ms']):g} ms"
+        linked_converge = median(entry, "dockhand_converge")
+        lan_converge = None if lan is None else median(lan, "dockhand_converge")
+        if linked_converge is None or lan_converge is None:
+            rows.append((f"converge across {delay} − converge on the LAN ≤ 1 s", "— (no LAN run of this size)" if lan is None else "—", None))
+        else:
+            added = linked_converge - lan_converge
+            rows.append((f"converge across {delay} − converge on the LAN ≤ 1 s", f"{added:+.2f} s", added <= 1.0))
+        for peer, name, needed in (("pyinfra_noop", "pyinfra", 3), ("ansible_noop", "Ansible", 50)):
+            slow, fast = median(entry, peer), median(entry, "dockhand_noop")
+            if slow is None or fast is None or fast == 0:
+                rows.append((f"{name} no-op ÷ dockhand no-op ≥ {needed}, across {delay}", "—", None))
+            else:
+                rows.append((f"{name} no-op ÷ dockhand no-op ≥ {needed}, across {delay}", f"{slow / fast:.1f}", slow / fast >= needed))
+    return rows
+
+
+def all_sizes(results: dict) -> list[int]:
+    return sorted({int(k) for k in results["sizes"]} | {int(e["hosts"]) for e in results.get("latency", {}).values()})
+
+
+def targets_text(results: dict) -> list[str]:
+    """The targets of issue 21, PASS or MISS, per fleet size: for a
+    terminal."""
+    lines = ["Targets of issue 21:"]
+    for hosts in all_sizes(results):
+        lines.append(f"  {hosts} hosts")
+        for name, figure, met in issue21_targets(results, hosts):
+            lines.append(f"    {verdict(met):4}  {name}: {figure}")
+    return lines
+
+
+def latency_lines(results: dict, measures: list[tuple[str, str]]) -> list[str]:
+    """Each run across the relay beside the LAN run of the same size."""
+    lines = []
+    for key, entry in latency_entries(results):
+        hosts, delay = int(entry["hosts"]), float(entry["latency_ms"])
+        lan = lan_of(results, hosts)
+        v = entry["versions"]
+        lines.append(f"## {hosts} hosts across a {delay:g} ms link ({key}: {len(entry['rounds'])} rounds, {entry['date']})")
+        lines.append("")
+        lines.append(
+            f"`bench/run {hosts} --latency {delay:g}`: every tool reaches the hosts through bench/relay.py, which delays each "
+            f"direction by {delay:g} ms (a round trip of {2 * delay:g} ms more than the LAN's) and a new connection's first "
+            "bytes by the TCP handshake's round trip; no bandwidth limit, loss or jitter. "
+            f"{v['dockhand']}; {v['ansible']}; {v['pyinfra']}."
+        )
+        if lan is not None and lan["versions"].get("dockhand") != v.get("dockhand"):
+            lines.append(f"The LAN figures are from another build ({lan['versions'].get('dockhand')}, {lan['date']}).")
+        lines.append("")
+        lines.append(f"| run | LAN ({hosts} hosts) | {delay:g} ms each way | added |")
+        lines.append("| --- | --- | --- | --- |")
+        for measure, title in measures:
+            near, far = (None if lan is None else median(lan, measure)), median(entry, measure)
+            if near is None and far is None:
+                continue
+            added = "—" if near is None or far is None else f"{far - near:+.2f} s"
+            lines.append(f"| {title} | {'—' if lan is None else spread(lan, measure)} | {spread(entry, measure)} | {added} |")
+        lines.append("")
+        m = lambda k: median(entry, k)  # noqa: E731
+        lines.append(f"| ratio, across {delay:g} ms | value |")
+        lines.append("| --- | --- |")
+        lines.append(f"| pyinfra no-op / dockhand no-op | {ratio(m('pyinfra_noop'), m('dockhand_noop'))} |")
+        lines.append(f"| Ansible no-op / dockhand no-op | {ratio(m('ansible_noop'), m('dockhand_noop'))} |")
+        lines.append(f"| pyinfra converge / dockhand converge | {ratio(m('pyinfra_converge'), m('dockhand_converge'))} |")
+        lines.append(f"| Ansible converge / dockhand converge | {ratio(m('ansible_converge'), m('dockhand_converge'))} |")
+        lines.append(f"| dockhand converge / restart floor | {ratio(m('dockhand_converge'), m('floor_restart'))} |")
+        lines.append(f"| dockhand no-op / dockhand ping | {ratio(m('dockhand_noop'), m('dockhand_ping'))} |")
+        lines.append(f"| dockhand no-op / OpenSSH floor | {ratio(m('dockhand_noop'), m('floor_exec'))} |")
+        lines.append("")
+        lines.extend(traffic_lines(entry))
+    return lines
+
+
 def targets(size: dict) -> list[tuple[str, str, bool | None]]:
     """The targets of issue 11, each with the figure and whether it is met."""
     m = lambda key: median(size, key)  # noqa: E731
@@ -63,7 +248,7 @@ def targets(size: dict) -> list[tuple[str, str, bool | None]]:
     return rows
 
 
-def write_report(results: dict, out: Path, measures: list[tuple[str, str]]) -> None:
+def write_report(results: dict, out: Path, measures: list[tuple[str, str]], with_plot: bool = True) -> None:
     sizes = sorted(results["sizes"], key=int)
     lines = ["# dockhand, Ansible and pyinfra: the same job on the same lab hosts", ""]
     lines.append("Written by `bench/run` (see bench/compare.py for what each run does). Wall time from start to exit: median over the rounds, with the fastest and slowest in brackets.")
@@ -92,8 +277,10 @@ def write_report(results: dict, out: Path, measures: list[tuple[str, str]]) -> N
         lines.append(f"| dockhand plan (fresh) / OpenSSH floor | {ratio(m('dockhand_plan_fresh'), m('floor_exec'))} |")
         lines.append(f"| dockhand no-op / OpenSSH floor | {ratio(m('dockhand_noop'), m('floor_exec'))} |")
         lines.append(f"| dockhand converge / restart floor | {ratio(m('dockhand_converge'), m('floor_restart'))} |")
+        lines.append(f"| dockhand no-op / dockhand ping | {ratio(m('dockhand_noop'), m('dockhand_ping'))} |")
         lines.append("")
-        lines.append("| target | measured | met |")
+        lines.extend(traffic_lines(size))
+        lines.append("| target (issue 11) | measured | met |")
         lines.append("| --- | --- | --- |")
         for name, figure, met in targets(size):
             lines.append(f"| {name} | {figure} | {'—' if met is None else ('yes' if met else 'no')} |")
@@ -110,11 +297,28 @@ def write_report(results: dict, out: Path, measures: list[tuple[str, str]]) -> N
                 cells.append("—" if ta is None or tb is None else f"{(tb - ta) / (int(b) - int(a)) * 1000:.0f} ms")
             lines.append(f"| {title} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines.extend(latency_lines(results, measures))
+    if all_sizes(results):
+        lines.append("## Targets of issue 21")
+        lines.append("")
+        lines.append(
+            "Wall-time ratios are of medians; round trips are per host after connecting, the most any host needed "
+            "(verification's TLS probes apart). Across a link: what the delay adds to the converge over the LAN run "
+            "of the same size, and the peers' no-ops against dockhand's there."
+        )
+        lines.append("")
+        for hosts in all_sizes(results):
+            lines.append(f"| {hosts} hosts: target | measured | |")
+            lines.append("| --- | --- | --- |")
+            for name, figure, met in issue21_targets(results, hosts):
+                lines.append(f"| {name} | {figure} | {verdict(met)} |")
+            lines.append("")
     if "scaling" in results:
         lines.extend(scaling_lines(results["scaling"]))
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.md").write_text("\n".join(lines))
-    plot(results, out / "wall-time.png")
+    if with_plot:
+        plot(results, out / "wall-time.png")
 
 
 def scaling_lines(scaling: dict) -> list[str]:
@@ -186,3 +390,31 @@ def plot(results: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def main() -> int:
+    here = Path(__file__).resolve().parent
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=here / "results/results.json", help="default: bench/results/results.json")
+    parser.add_argument("--out", type=Path, default=here / "results", help="where summary.md and wall-time.png go (default: bench/results)")
+    args = parser.parse_args()
+    results = json.loads(args.results.read_text())
+    results.setdefault("sizes", {})
+    sys.path.insert(0, str(here))
+    from compare import MEASURES
+
+    try:
+        import matplotlib  # noqa: F401
+
+        with_plot = True
+    except ImportError:
+        with_plot = False
+        print("report: no matplotlib here, so no plot (bench/run --report makes it)", file=sys.stderr)
+    write_report(results, args.out, MEASURES, with_plot=with_plot)
+    print(f"wrote {args.out / 'summary.md'}" + (f" and {args.out / 'wall-time.png'}" if with_plot else ""))
+    print("\n".join(targets_text(results)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
