@@ -343,6 +343,9 @@ proptest! {
     fn verify_s_http_answers_never_panic(text in text_of(HTTP), bytes in any::<Vec<u8>>()) {
         let _ = crate::verify::parse_http(text.as_bytes());
         let _ = crate::verify::parse_http(&bytes);
+        // An answer before the last of a pipelined connection.
+        let _ = crate::verify::parse_one(text.as_bytes(), false);
+        let _ = crate::verify::parse_one(&bytes, false);
     }
 
     /// Inventories are the user's, not a host's, but a panic on any of

@@ -30,7 +30,9 @@ pub struct Options {
 pub fn run(options: &Options) -> Result<i32> {
     let loaded = load::load(&options.selection)?;
     let (runtime, progress, fleet) = options.run.start()?;
-    let (jobs, ca_warning) = load::jobs(&loaded)?;
+    let asks = !options.yes && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    // In one pass, the PKI reads (or issues) every host's files itself.
+    let (jobs, ca_warning) = load::jobs_with(&loaded, asks)?;
     let jobs = jobs
         .into_iter()
         .map(|(name, job)| {
@@ -62,7 +64,6 @@ pub fn run(options: &Options) -> Result<i32> {
             .map(|(_, t)| t.meter.read())
             .unwrap_or_default()
     };
-    let asks = !options.yes && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     // The question: the plans, then yes or no, with the progress held.
     let ask = |plans: Plans| {
         let outcomes: Vec<HostOutcome> = plans

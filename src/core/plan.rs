@@ -138,6 +138,43 @@ pub struct HostPlan {
 }
 
 impl HostPlan {
+    /// The plan without the changes' contents, diffs, attributes and
+    /// checks: what a report of the apply shows (paths, handlers, warnings
+    /// and notes), kept per host until the run ends.
+    pub fn summary(&self) -> HostPlan {
+        HostPlan {
+            changes: self
+                .changes
+                .iter()
+                .map(|c| Change {
+                    path: c.path.clone(),
+                    kind: c.kind,
+                    action: c.action,
+                    secret: c.secret,
+                    content: None,
+                    mode: None,
+                    owner: None,
+                    group: None,
+                    validate: None,
+                })
+                .collect(),
+            live_restore_first: None,
+            ..self.clone_without_changes()
+        }
+    }
+
+    fn clone_without_changes(&self) -> HostPlan {
+        HostPlan {
+            changes: Vec::new(),
+            handlers: self.handlers.clone(),
+            warnings: self.warnings.clone(),
+            notes: self.notes.clone(),
+            refusal: self.refusal.clone(),
+            docker_group_additions: self.docker_group_additions.clone(),
+            live_restore_first: self.live_restore_first.clone(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
             && self.handlers.is_empty()

@@ -98,18 +98,25 @@ async fn in_one_pass<C: Connector + Clone>(
     let hosts: Vec<&Host> = loaded.hosts.iter().map(|(h, _)| h).collect();
     let (issued, client) = issue(loaded, &hosts, fleet)?;
     let checks = Arc::new(load::checks(&playbook, loaded.store.as_ref(), client)?);
+    // Each host's files move into its job: one copy each, however many hosts.
+    let mut issued = issued;
     let jobs: Jobs = jobs
         .into_iter()
-        .map(|(name, job)| (name, with_issued(job, &issued)))
+        .map(|(name, job)| (name, with_issued(job, &mut issued)))
         .collect();
+    drop(issued);
     Ok(fleet
         .roll_out("apply", jobs, rollout, describe_applied, move |job, run| {
             let (connector, checks, playbook) =
                 (connector.clone(), checks.clone(), playbook.clone());
             async move {
-                let prepared =
-                    pipeline::prepare_to_apply(&connector, &playbook, &job, &run).await?;
-                apply_prepared(&connector, prepared, &job, &checks, &run).await
+                // Boxed: a host waiting for a fork holds a pointer, and one
+                // in flight only the step it is at (thousands of hosts).
+                let prepared = Box::pin(pipeline::prepare_to_apply(
+                    &connector, &playbook, &job, &run,
+                ))
+                .await?;
+                Box::pin(apply_prepared(&connector, prepared, &job, &checks, &run)).await
             }
         })
         .await)
@@ -189,13 +196,14 @@ where
         issue(loaded, &hosts, fleet)?
     };
     let checks = Arc::new(load::checks(&playbook, loaded.store.as_ref(), client)?);
+    let mut issued = issued;
     let jobs: Vec<(String, Result<Planned<C::Session>>)> = prepared
         .into_iter()
         .map(|f| {
             let planned = f
                 .ended
                 .into_result(&f.host)
-                .map(|(job, prepared)| (with_issued(job, &issued), prepared));
+                .map(|(job, prepared)| (with_issued(job, &mut issued), prepared));
             (f.host, planned)
         })
         .collect();
@@ -237,13 +245,11 @@ fn issue(loaded: &Loaded, hosts: &[&Host], fleet: &Fleet) -> Result<crate::pki::
     )
 }
 
-/// The job with the TLS files the PKI issued for its host, if any.
-fn with_issued(job: HostJob, issued: &HashMap<String, TlsMaterial>) -> HostJob {
-    match issued.get(&job.host.name) {
-        Some(tls) => HostJob {
-            tls: tls.clone(),
-            ..job
-        },
+/// The job with the TLS files the PKI issued for its host, if any (taken
+/// out of `issued`).
+fn with_issued(job: HostJob, issued: &mut HashMap<String, TlsMaterial>) -> HostJob {
+    match issued.remove(&job.host.name) {
+        Some(tls) => HostJob { tls, ..job },
         None => job,
     }
 }
@@ -257,7 +263,9 @@ async fn apply_prepared<C: Connector>(
     checks: &Checks,
     run: &HostRun,
 ) -> Result<AppliedHost> {
-    let plan = prepared.plan.clone();
+    // What the report shows of the plan: not its contents and diffs,
+    // which a fleet of thousands would hold to the end of the run.
+    let plan = prepared.plan.summary();
     let applied = pipeline::apply_and_verify(connector, prepared, job, checks, run).await?;
     Ok((applied, plan))
 }

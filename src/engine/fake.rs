@@ -3,6 +3,13 @@
 //! staged writes and commits them, and can be told to be unreachable, to
 //! hang at a step, or to fail one. It records every step it saw, so a test
 //! can tell what was touched. No root, no lab, no network.
+//!
+//! [`FakeFleet::simulated`] makes it the simulation's fleet (`cargo bench
+//! --bench simulate`): each round trip and login costs the link's latency,
+//! hosts answer with a real Debian 12 host's facts and `sshd -T` (the
+//! settings of the sshd drop-in it holds laid over them), and verification
+//! reaches a simulated dockerd over real mutual TLS. The hosts' work runs
+//! on a runtime of its own, so that dockhand's CPU can be told apart.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -38,6 +45,15 @@ pub enum Act {
     Slow(Duration),
 }
 
+/// A path's type, mode and owners, as a staging record gave them.
+#[derive(Debug, Clone)]
+struct Attr {
+    directory: bool,
+    mode: String,
+    owner: String,
+    group: String,
+}
+
 #[derive(Debug, Default)]
 pub struct HostState {
     pub unreachable: bool,
@@ -46,7 +62,11 @@ pub struct HostState {
     pub acts: HashMap<Step, Act>,
     /// Files as the host has them: path → content.
     pub files: BTreeMap<String, Vec<u8>>,
+    /// Modes and owners staging gave (paths not here are 644 root:root
+    /// files), and the directories it made.
+    attrs: BTreeMap<String, Attr>,
     staged: BTreeMap<String, Vec<u8>>,
+    staged_attrs: BTreeMap<String, Attr>,
     before_commit: Option<BTreeMap<String, Vec<u8>>>,
     /// Every step seen, in order.
     pub seen: Vec<Step>,
@@ -58,9 +78,58 @@ pub struct HostState {
 #[derive(Clone, Default)]
 pub struct FakeFleet {
     hosts: Arc<Mutex<HashMap<String, HostState>>>,
+    sim: Option<Arc<Simulation>>,
 }
 
+/// How a simulated fleet differs from the tests' fake one.
+pub struct Simulation {
+    /// One way: a round trip costs twice this.
+    pub latency: Duration,
+    /// Where the hosts' side runs (its threads are the hosts').
+    pub hosts: tokio::runtime::Handle,
+}
+
+/// Round trips a login costs: TCP, key exchange (two), authentication,
+/// the first channel.
+const LOGIN_ROUND_TRIPS: u32 = 5;
+
+/// A real Debian 12 host's facts and `sshd -T`, as its gather said them.
+const SIM_GATHER: &str = include_str!("sim/bookworm-gather-facts.txt");
+
 impl FakeFleet {
+    /// The simulation's fleet of `names`, fresh Debian 12 hosts.
+    pub fn simulated<'a>(names: impl IntoIterator<Item = &'a str>, sim: Simulation) -> FakeFleet {
+        let hosts = names
+            .into_iter()
+            .map(|name| (name.to_string(), HostState::default()))
+            .collect();
+        FakeFleet {
+            hosts: Arc::new(Mutex::new(hosts)),
+            sim: Some(Arc::new(sim)),
+        }
+    }
+
+    /// The bytes the simulated hosts hold (files, staged and kept for a
+    /// rollback): the simulation reports its memory less these.
+    pub fn held_bytes(&self) -> usize {
+        let sum = |files: &BTreeMap<String, Vec<u8>>| -> usize {
+            files.iter().map(|(k, v)| k.len() + v.capacity()).sum()
+        };
+        self.hosts
+            .lock()
+            .unwrap()
+            .values()
+            .map(|h| sum(&h.files) + sum(&h.staged) + h.before_commit.as_ref().map_or(0, sum))
+            .sum()
+    }
+
+    /// Waits `round_trips` of the simulated link (nothing for the tests).
+    async fn wait(&self, round_trips: u32) {
+        if let Some(sim) = &self.sim {
+            tokio::time::sleep(sim.latency * 2 * round_trips).await;
+        }
+    }
+
     pub fn with_hosts(names: &[&str]) -> FakeFleet {
         let fleet = FakeFleet::default();
         for name in names {
@@ -120,6 +189,7 @@ impl Connector for FakeFleet {
                 },
             });
         }
+        self.wait(LOGIN_ROUND_TRIPS).await;
         self.set(&target.name, |h| h.connections += 1);
         target.meter.login();
         Ok(FakeSession {
@@ -164,12 +234,31 @@ impl Transport for FakeSession {
         }
     }
 
+    /// The simulated dockerd, in the simulation (the TCP handshake's
+    /// round trip paid); none for the tests.
     async fn tunnel(&self, _port: u16) -> Result<Option<Box<dyn crate::transport::Stream>>> {
-        Ok(None)
+        let Some(sim) = &self.fleet.sim else {
+            return Ok(None);
+        };
+        self.fleet.wait(1).await;
+        let file = |h: &HostState, path: &str| h.files.get(path).cloned().unwrap_or_default();
+        let material = self
+            .fleet
+            .get(&self.host, |h| super::sim::dockerd::Material {
+                ca: file(h, "/etc/docker/tls/ca.pem"),
+                cert: file(h, "/etc/docker/tls/server-cert.pem"),
+                key: file(h, "/etc/docker/tls/server-key.pem"),
+                daemon_json: file(h, "/etc/docker/daemon.json"),
+            });
+        let (ours, theirs) = tokio::io::duplex(64 << 10);
+        sim.hosts
+            .spawn(super::sim::dockerd::serve(theirs, material));
+        Ok(Some(Box::new(ours)))
     }
 
     async fn hold(&self, _command: &str, stdin: &[u8]) -> Result<crate::transport::Held> {
         self.meter.command();
+        self.fleet.wait(1).await;
         if self
             .fleet
             .get(&self.host, |h| h.acts.get(&Step::Lock) == Some(&Act::Hang))
@@ -194,7 +283,7 @@ impl Transport for FakeSession {
         // The gather that rides on the lock, as a gather of its own.
         let mut said = String::from("locked\n");
         if !stdin.is_empty() {
-            let answer = self.exec_step(Step::Gather, stdin).await;
+            let answer = self.on_host(Step::Gather, None, stdin).await;
             said.push_str(&String::from_utf8_lossy(&answer.stdout));
         }
         Ok(crate::transport::Held::Running(said))
@@ -202,11 +291,13 @@ impl Transport for FakeSession {
 
     async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput> {
         self.meter.command();
+        self.fleet.wait(1).await;
         let step = step_of(command, stdin);
-        let mut output = self.exec_step(step, stdin).await;
+        let kind = Kind::of(command, stdin);
+        let mut output = self.on_host(step, kind, stdin).await;
         // The commit that follows the staging records, in the same command.
         if step == Step::Stage && output.success() && commits_after_staging(stdin) {
-            let committed = self.exec_step(Step::Commit, stdin).await;
+            let committed = self.on_host(Step::Commit, kind, stdin).await;
             output.stdout.extend(committed.stdout);
             output.status = committed.status;
         }
@@ -215,33 +306,67 @@ impl Transport for FakeSession {
 }
 
 impl FakeSession {
+    /// The host's side of a step: on the hosts' runtime in the simulation.
+    async fn on_host(&self, step: Step, kind: Option<Kind>, stdin: &[u8]) -> ExecOutput {
+        match &self.fleet.sim {
+            Some(sim) => {
+                let (fleet, host, stdin) = (self.fleet.clone(), self.host.clone(), stdin.to_vec());
+                sim.hosts
+                    .spawn(async move { fleet.exec_step(&host, step, kind, &stdin).await })
+                    .await
+                    .expect("a simulated host's step")
+            }
+            None => self.fleet.exec_step(&self.host, step, kind, stdin).await,
+        }
+    }
+}
+
+impl FakeFleet {
     /// What the host does and answers at `step`, its script's input given.
-    async fn exec_step(&self, step: Step, stdin: &[u8]) -> ExecOutput {
-        let act = self.fleet.get(&self.host, |h| h.acts.get(&step).copied());
-        self.fleet.set(&self.host, |h| h.seen.push(step));
+    async fn exec_step(
+        &self,
+        host: &str,
+        step: Step,
+        kind: Option<Kind>,
+        stdin: &[u8],
+    ) -> ExecOutput {
+        let act = self.get(host, |h| h.acts.get(&step).copied());
+        self.set(host, |h| h.seen.push(step));
         match act {
             Some(Act::Hang) => std::future::pending::<()>().await,
             Some(Act::Slow(pause)) => tokio::time::sleep(pause).await,
             _ => {}
         }
         let failed = act == Some(Act::Fail);
+        let simulated = self.sim.is_some();
         let stdout = self
-            .fleet
             .hosts
             .lock()
             .unwrap()
-            .get_mut(&self.host)
+            .get_mut(host)
             .map(|host| match (step, failed) {
                 (_, true) => format!("error {step:?} failed on purpose\n"),
+                (Step::Gather, _) if simulated => simulated_gather(host, stdin),
                 (Step::Gather, _) => gather_answer(host, stdin),
+                (Step::Login, _) if simulated && kind == Some(Kind::SshdSettings) => sshd_t(host),
                 (Step::Stage, _) => {
-                    host.staged = staged_files(stdin);
+                    let (files, attrs) = staged_files(stdin);
+                    host.staged = files;
+                    for (path, attr) in attrs {
+                        if attr.directory {
+                            host.attrs.insert(path, attr);
+                        } else {
+                            host.staged_attrs.insert(path, attr);
+                        }
+                    }
                     "done\n".into()
                 }
                 (Step::Commit, _) => {
                     host.before_commit = Some(host.files.clone());
                     let staged = std::mem::take(&mut host.staged);
                     host.files.extend(staged);
+                    let attrs = std::mem::take(&mut host.staged_attrs);
+                    host.attrs.extend(attrs);
                     "ok committed\nok handlers\n".into()
                 }
                 (Step::Rollback, _) => {
@@ -250,7 +375,10 @@ impl FakeSession {
                     }
                     "ok rolled-back\n".into()
                 }
-                (Step::Finish, _) => "ok finished\n".into(),
+                (Step::Finish, _) => {
+                    host.before_commit = None;
+                    "ok finished\n".into()
+                }
                 // Locks are taken with `hold`, never with `exec`.
                 (Step::Login | Step::Lock, _) => String::new(),
             });
@@ -260,6 +388,66 @@ impl FakeSession {
             status: ExitStatus::Code(if failed { 1 } else { 0 }),
         }
     }
+}
+
+/// A simulated host's gather: its paths as the fake's, then a real Debian
+/// 12 host's facts with the sshd drop-ins it holds, and its `sshd -T`.
+fn simulated_gather(host: &HostState, script: &[u8]) -> String {
+    let paths = gather_answer(host, script);
+    let paths = &paths[..paths.find("@facts\n").unwrap_or(paths.len())];
+    let facts = &SIM_GATHER[..SIM_GATHER.find("@sshd\n").unwrap_or(SIM_GATHER.len())];
+    let mut out = String::with_capacity(paths.len() + SIM_GATHER.len());
+    out.push_str(paths);
+    out.push_str(facts);
+    for path in host.files.keys() {
+        if path.starts_with("/etc/ssh/sshd_config.d/") && path.ends_with(".conf") {
+            out.push_str(&format!("sshd_drop_in {path}\n"));
+        }
+    }
+    out.push_str("@sshd\n");
+    out.push_str(&sshd_t(host));
+    out.push_str("@sshd_status 0\n");
+    out
+}
+
+/// `sshd -T` of the simulated host: the real one, with the settings of
+/// the drop-ins it holds laid over it (first value wins, as in sshd).
+fn sshd_t(host: &HostState) -> String {
+    let base = &SIM_GATHER[SIM_GATHER.find("@sshd\n").map_or(0, |at| at + 6)..];
+    let mut set: BTreeMap<String, String> = BTreeMap::new();
+    for (path, content) in &host.files {
+        if path.starts_with("/etc/ssh/sshd_config.d/") {
+            for line in String::from_utf8_lossy(content).lines() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                if let Some((key, value)) = line.split_once(char::is_whitespace) {
+                    set.entry(key.to_ascii_lowercase())
+                        .or_insert_with(|| value.trim().to_string());
+                }
+            }
+        }
+    }
+    let mut out = String::with_capacity(base.len());
+    let mut said = std::collections::HashSet::new();
+    for line in base.lines().filter(|l| !l.starts_with("@sshd_status")) {
+        let key = line.split(' ').next().unwrap_or("");
+        match set.get(key) {
+            Some(value) if said.insert(key.to_string()) => {
+                out.push_str(&format!("{key} {value}\n"));
+            }
+            Some(_) => {}
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    for (key, value) in set.iter().filter(|(k, _)| !said.contains(*k)) {
+        out.push_str(&format!("{key} {value}\n"));
+    }
+    out
 }
 
 /// The gather's answer for the paths its script asks about (the words
@@ -276,9 +464,23 @@ fn gather_answer(host: &HostState, script: &[u8]) -> String {
         .filter_map(|path| host.files.get(*path).map(|bytes| (*path, bytes)))
         .collect();
     let mut out = String::from("@stat\n");
+    for path in &paths {
+        if let Some(attr) = host.attrs.get(*path).filter(|a| a.directory) {
+            let Attr {
+                mode, owner, group, ..
+            } = attr;
+            out.push_str(&format!("directory|{mode}|{owner}|{group}|4096|{path}\n"));
+        }
+    }
     for (path, bytes) in &present {
+        let (mode, owner, group) = match host.attrs.get(*path) {
+            Some(Attr {
+                mode, owner, group, ..
+            }) => (mode.as_str(), owner.as_str(), group.as_str()),
+            None => ("644", "root", "root"),
+        };
         out.push_str(&format!(
-            "regular file|644|root|root|{}|{path}\n",
+            "regular file|{mode}|{owner}|{group}|{}|{path}\n",
             bytes.len()
         ));
     }
@@ -309,10 +511,13 @@ fn commits_after_staging(input: &[u8]) -> bool {
     input.windows(tag.len()).any(|w| w == tag.as_bytes())
 }
 
-/// The files a staging input carries: `F size mode owner group temp path`
-/// records, each followed by its bytes, up to `END`.
-fn staged_files(input: &[u8]) -> BTreeMap<String, Vec<u8>> {
+/// The files a staging input carries (`F size mode owner group temp
+/// path` records, each followed by its bytes, up to `END`), and the modes
+/// and owners of those and of the directories (`D mode owner group - -
+/// path`) it makes.
+fn staged_files(input: &[u8]) -> (BTreeMap<String, Vec<u8>>, BTreeMap<String, Attr>) {
     let mut files = BTreeMap::new();
+    let mut attrs = BTreeMap::new();
     let mut at = 0;
     while at < input.len() {
         let end = input[at..]
@@ -325,13 +530,23 @@ fn staged_files(input: &[u8]) -> BTreeMap<String, Vec<u8>> {
             break;
         }
         let fields: Vec<&str> = line.splitn(7, ' ').collect();
+        // Modes as `stat -c %a` says them: no leading zeros.
+        let attr = |directory: bool, at: usize| Attr {
+            directory,
+            mode: fields[at].trim_start_matches('0').to_string(),
+            owner: fields[at + 1].to_string(),
+            group: fields[at + 2].to_string(),
+        };
         if fields[0] == "F" && fields.len() == 7 {
             let size: usize = fields[1].parse().unwrap_or(0);
             if !fields[5].contains("-check-") {
                 files.insert(fields[6].to_string(), input[at..at + size].to_vec());
+                attrs.insert(fields[6].to_string(), attr(false, 2));
             }
             at += size;
+        } else if fields[0] == "D" && fields.len() == 7 && fields[1] != "-" {
+            attrs.insert(fields[6].to_string(), attr(true, 1));
         }
     }
-    files
+    (files, attrs)
 }

@@ -253,12 +253,34 @@ pub type Jobs = Vec<(String, HostJob)>;
 /// now (read only: what is missing is "to be issued"), and a warning when
 /// the CA itself is about to expire.
 pub fn jobs(loaded: &Loaded) -> Result<(Jobs, Option<String>)> {
+    jobs_with(loaded, true)
+}
+
+/// [`jobs`], reading each host's TLS files from the store only with
+/// `read_tls`: a one-pass apply has the PKI issue (and read) them all
+/// before it starts, and reading them twice costs a fleet of thousands a
+/// certificate check per host.
+pub fn jobs_with(loaded: &Loaded, read_tls: bool) -> Result<(Jobs, Option<String>)> {
     let mut jobs = Vec::new();
+    // One copy of the CA bundle for the whole fleet.
+    let mut bundle: Option<Arc<[u8]>> = None;
+    let mut shared = |ca_pem: &mut Arc<[u8]>| match &bundle {
+        Some(one) if **one == **ca_pem => *ca_pem = one.clone(),
+        _ => bundle = Some(ca_pem.clone()),
+    };
     for (host, target) in &loaded.hosts {
-        let tls = match &loaded.store {
-            Some(store) => store.tls_for_host(&host.name, &Sans::of_host(host), now())?,
-            None => TlsMaterial::CaPending,
+        let mut tls = match &loaded.store {
+            Some(store) if read_tls => {
+                store.tls_for_host(&host.name, &Sans::of_host(host), now())?
+            }
+            _ => TlsMaterial::CaPending,
         };
+        match &mut tls {
+            TlsMaterial::Ready { ca_pem, .. } | TlsMaterial::CertPending { ca_pem, .. } => {
+                shared(ca_pem)
+            }
+            TlsMaterial::CaPending => {}
+        }
         let job = HostJob {
             target: target.clone(),
             host: host.clone(),
@@ -334,5 +356,9 @@ pub fn checks(
         _ => None,
     };
     let tls = tls.filter(|_| ssh.is_none());
-    Ok(Checks { tls, ssh })
+    Ok(Checks {
+        tls,
+        ssh,
+        tls_configs: Default::default(),
+    })
 }

@@ -5,7 +5,7 @@
 pub mod apply;
 pub mod contexts;
 pub mod deploy;
-#[cfg(test)]
+#[cfg(any(test, feature = "simulation"))]
 pub mod fake;
 pub mod fleet;
 pub mod gather;
@@ -13,5 +13,7 @@ pub mod inspect;
 pub mod load;
 pub mod pipeline;
 pub mod remote;
+#[cfg(any(test, feature = "simulation"))]
+mod sim;
 mod target;
 pub mod work;

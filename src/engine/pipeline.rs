@@ -207,6 +207,8 @@ pub struct Checks {
     /// With `access: ssh`: the TCP port nothing may listen on, and the
     /// daemon settings `/info` must show through `docker system dial-stdio`.
     pub ssh: Option<(u16, serde_json::Map<String, serde_json::Value>)>,
+    /// The TLS client configurations, built once for the run.
+    pub tls_configs: Arc<verify::Configs>,
 }
 
 /// Applies the plan, verifies, and keeps the change or rolls it back. The
@@ -539,8 +541,15 @@ async fn verify_tls<S: Transport>(
         Seen::Unchanged(_) => &[],
     };
     let (answer, refused) = tokio::join!(
-        verify::query_daemon(&dial, *port, address, probe, !must_run.is_empty()),
-        verify::refuses_anonymous_clients(&dial, *port, address, probe)
+        verify::query_daemon(
+            &dial,
+            *port,
+            address,
+            probe,
+            &checks.tls_configs,
+            !must_run.is_empty()
+        ),
+        verify::refuses_anonymous_clients(&dial, *port, address, probe, &checks.tls_configs)
     );
     let answer = answer.map_err(|e| host_error(name, "mutual-TLS GET /version and /info", e))?;
     let problems = verify::info_mismatches(&answer.info, daemon);

@@ -35,7 +35,7 @@ pub fn issue(
         }
     }
     let client = Some(store.ensure_client(verifier, now)?.0);
-    let ca_pem = store.trust_bundle()?.expect("created above");
+    let ca_pem: std::sync::Arc<[u8]> = store.trust_bundle()?.expect("created above").into();
     let mut issued = HashMap::new();
     for host in hosts {
         let (pair, outcome) = store.ensure_server(&host.name, &Sans::of_host(host), now)?;

@@ -416,7 +416,7 @@ impl PkiStore {
         };
         let (cert_path, key_path) = self.pair_paths("servers", host);
         let existing = read_pair(&cert_path, &key_path)?;
-        let bundle = self.trust_bundle()?.expect("the CA exists");
+        let bundle: std::sync::Arc<[u8]> = self.trust_bundle()?.expect("the CA exists").into();
         match self.decide(existing.as_ref(), &ca, Purpose::Server, Some(sans), now) {
             Decision::Reuse => {
                 let pair = existing.expect("reuse implies a pair");

@@ -5,6 +5,10 @@
 //! certificate is turned away. (With TLS 1.3 the server's refusal of a
 //! missing client certificate arrives after the handshake, on the first
 //! read, so that is where it is looked for.)
+//!
+//! The GETs of one check go on one connection, pipelined (HTTP/1.1, the
+//! last asks to close): one TLS handshake and one round trip for all of
+//! them. A fleet's client configurations are built once per run.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +27,31 @@ pub struct TlsProbe {
     pub ca_pem: Vec<u8>,
     pub client_cert_pem: Vec<u8>,
     pub client_key_pem: Vec<u8>,
+}
+
+/// The client configurations of a run, with and without the client
+/// certificate, built on first use (parsing the CA and the key once, not
+/// once per host).
+#[derive(Default)]
+pub struct Configs {
+    with_cert: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
+    without: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
+}
+
+impl Configs {
+    fn get(
+        &self,
+        probe: &TlsProbe,
+        with_client_cert: bool,
+    ) -> Result<Arc<rustls::ClientConfig>, String> {
+        let cell = if with_client_cert {
+            &self.with_cert
+        } else {
+            &self.without
+        };
+        cell.get_or_init(|| config(probe, with_client_cert).map(Arc::new))
+            .clone()
+    }
 }
 
 /// What the daemon answered.
@@ -93,14 +122,15 @@ pub fn direct(address: String, port: u16) -> impl Fn() -> Dialed<'static> + Sync
 /// with thousands of containers stays well below it).
 const MAX_ANSWER_BYTES: u64 = 16 << 20;
 
-/// One HTTPS GET; returns the status and body.
+/// HTTPS GETs on one connection, pipelined; returns each one's status and
+/// body, in order.
 async fn get<'f>(
     dial: &Dial<'f>,
     port: u16,
     server_name: &str,
     config: Arc<rustls::ClientConfig>,
-    path: &str,
-) -> Result<(u16, Vec<u8>), String> {
+    paths: &[&str],
+) -> Result<Vec<(u16, Vec<u8>)>, String> {
     let name = ServerName::try_from(server_name.to_string())
         .map_err(|e| format!("{server_name:?}: {e}"))?;
     let address = server_name;
@@ -110,9 +140,15 @@ async fn get<'f>(
             .connect(name, tcp)
             .await
             .map_err(|e| with_refusal(format!("TLS handshake: {e}"), &e))?;
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {server_name}:{port}\r\nUser-Agent: dockhand\r\nConnection: close\r\n\r\n"
-        );
+        let mut request = String::new();
+        for (at, path) in paths.iter().enumerate() {
+            let last = at + 1 == paths.len();
+            request += &format!(
+                "GET {path} HTTP/1.1\r\nHost: {server_name}:{port}\r\nUser-Agent: dockhand\r\n{}\r\n",
+                if last { "Connection: close\r\n" } else { "" }
+            );
+        }
+        let path = paths.join(", ");
         tls.write_all(request.as_bytes())
             .await
             .map_err(|e| format!("send: {e}"))?;
@@ -134,7 +170,15 @@ async fn get<'f>(
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
             Err(e) => return Err(with_refusal(format!("read: {e}"), &e)),
         }
-        parse_http(&response)
+        let mut answers = Vec::with_capacity(paths.len());
+        let mut rest = response.as_slice();
+        for at in 0..paths.len() {
+            let last = at + 1 == paths.len();
+            let (answer, used) = parse_one(rest, last)?;
+            answers.push(answer);
+            rest = &rest[used..];
+        }
+        Ok(answers)
     };
     tokio::time::timeout(PROBE_TIMEOUT, attempt)
         .await
@@ -166,8 +210,16 @@ fn with_refusal(message: String, error: &std::io::Error) -> String {
     }
 }
 
-/// Status and body of an HTTP/1.1 response (plain or chunked).
+/// Status and body of an HTTP/1.1 response (plain or chunked) that ends
+/// where the connection ended.
 pub fn parse_http(response: &[u8]) -> Result<(u16, Vec<u8>), String> {
+    parse_one(response, true).map(|(answer, _)| answer)
+}
+
+/// The first response of `response` (framed by its Content-Length or
+/// chunks; the last of a connection may run to its end): its status and
+/// body, and the bytes it took.
+pub fn parse_one(response: &[u8], last: bool) -> Result<((u16, Vec<u8>), usize), String> {
     let split = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -180,12 +232,30 @@ pub fn parse_http(response: &[u8]) -> Result<(u16, Vec<u8>), String> {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse::<u16>().ok())
         .ok_or("the answer has no HTTP status")?;
-    let chunked = lines.any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
+    let mut chunked = false;
+    let mut length: Option<usize> = None;
+    for line in lines {
+        let line = line.to_ascii_lowercase();
+        if line.starts_with("transfer-encoding:") && line.contains("chunked") {
+            chunked = true;
+        } else if let Some(value) = line.strip_prefix("content-length:") {
+            length = Some(
+                value
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("bad Content-Length {:?}", value.trim()))?,
+            );
+        }
+    }
     if !chunked {
-        return Ok((status, body.to_vec()));
+        return match length {
+            Some(length) if body.len() >= length => {
+                Ok(((status, body[..length].to_vec()), split + 4 + length))
+            }
+            Some(_) => Err("the answer is cut short (Content-Length)".into()),
+            None if last => Ok(((status, body.to_vec()), response.len())),
+            None => Err("an answer before the last has no length".into()),
+        };
     }
     let mut out = Vec::new();
     let mut rest = body;
@@ -199,7 +269,13 @@ pub fn parse_http(response: &[u8]) -> Result<(u16, Vec<u8>), String> {
             .map_err(|_| format!("bad chunk size {size_text:?}"))?;
         rest = &rest[end + 2..];
         if size == 0 {
-            return Ok((status, out));
+            // The last chunk, and its (empty) trailer.
+            let trailer = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .map_or(rest.len(), |p| p + 2);
+            let used = response.len() - rest.len() + trailer;
+            return Ok(((status, out), used));
         }
         // A size near usize::MAX from a hostile daemon must not overflow.
         if rest.len() < size.saturating_add(2) {
@@ -235,36 +311,33 @@ pub async fn query_daemon<'f>(
     port: u16,
     server_name: &str,
     probe: &TlsProbe,
+    configs: &Configs,
     containers: bool,
 ) -> Result<DaemonAnswer, String> {
-    let config = Arc::new(config(probe, true)?);
-    let mut answers = Vec::new();
+    let config = configs.get(probe, true)?;
     let paths: &[&str] = if containers {
         &["/version", "/info", "/containers/json"]
     } else {
         &["/version", "/info"]
     };
-    for path in paths {
-        let (status, body) = get(dial, port, server_name, config.clone(), path).await?;
+    let answers = get(dial, port, server_name, config, paths).await?;
+    let mut values = Vec::with_capacity(answers.len());
+    for (path, (status, body)) in paths.iter().zip(answers) {
         if status != 200 {
             return Err(format!("GET {path}: HTTP {status}"));
         }
-        answers.push(
+        values.push(
             serde_json::from_slice::<Value>(&body)
                 .map_err(|e| format!("GET {path}: not JSON: {e}"))?,
         );
     }
-    let containers = if containers {
-        answers.pop().expect("the containers' answer")
-    } else {
-        Value::Array(Vec::new())
-    };
-    let info = answers.pop().expect("the info answer");
-    let version = answers.pop().expect("the version answer");
+    let mut values = values.into_iter();
+    let version = values.next().expect("the version answer");
+    let info = values.next().expect("the info answer");
     Ok(DaemonAnswer {
         version,
         info,
-        containers,
+        containers: values.next().unwrap_or(Value::Array(Vec::new())),
     })
 }
 
@@ -276,11 +349,13 @@ pub async fn refuses_anonymous_clients<'f>(
     port: u16,
     server_name: &str,
     probe: &TlsProbe,
+    configs: &Configs,
 ) -> Result<String, String> {
-    let config = Arc::new(config(probe, false)?);
-    match get(dial, port, server_name, config, "/version").await {
-        Ok((status, _)) => Err(format!(
-            "a client without a certificate got an answer (HTTP {status})"
+    let config = configs.get(probe, false)?;
+    match get(dial, port, server_name, config, &["/version"]).await {
+        Ok(answers) => Err(format!(
+            "a client without a certificate got an answer (HTTP {})",
+            answers.first().map_or(0, |a| a.0)
         )),
         Err(refusal) if refusal.starts_with(REFUSED) => Ok(refusal),
         Err(other) => Err(format!(
@@ -398,25 +473,42 @@ mod tests {
         port
     }
 
+    #[test]
+    fn pipelined_answers_are_split_by_their_own_framing() {
+        let two = b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{\"a\":1}HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"b\r\n3\r\n\":2\r\n1\r\n}\r\n0\r\n\r\nHTTP/1.1 200 OK\r\n\r\nrest";
+        let ((status, body), used) = parse_one(two, false).unwrap();
+        assert_eq!((status, body.as_slice()), (200, &b"{\"a\":1}"[..]));
+        let ((status, body), more) = parse_one(&two[used..], false).unwrap();
+        assert_eq!((status, body.as_slice()), (404, &b"{\"b\":2}"[..]));
+        let ((status, body), _) = parse_one(&two[used + more..], true).unwrap();
+        assert_eq!((status, body.as_slice()), (200, &b"rest"[..]));
+        // Before the last, an answer must say where it ends.
+        assert!(parse_one(b"HTTP/1.1 200 OK\r\n\r\n{}", false).is_err());
+        assert!(parse_one(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}", true).is_err());
+    }
+
     #[tokio::test]
     async fn only_a_tls_refusal_counts_as_refusing_anonymous_clients() {
         let (probe, cert, key) = pki();
+        // Both answers of the pipelined GETs: a framed one, then a chunked
+        // one (Go chunks what it does not buffer whole).
         let verified = serve(
             &probe,
             &cert,
             &key,
             true,
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
         )
         .await;
+        let configs = Configs::default();
         let dial = direct("127.0.0.1".into(), verified);
-        let refusal = refuses_anonymous_clients(&dial, verified, "127.0.0.1", &probe)
+        let refusal = refuses_anonymous_clients(&dial, verified, "127.0.0.1", &probe, &configs)
             .await
             .unwrap();
         assert!(refusal.contains("CertificateRequired"), "{refusal}");
         // The same server answers a client with a certificate.
         assert!(
-            query_daemon(&dial, verified, "127.0.0.1", &probe, false)
+            query_daemon(&dial, verified, "127.0.0.1", &probe, &configs, false)
                 .await
                 .is_ok()
         );
@@ -431,7 +523,7 @@ mod tests {
         );
         let flooding = serve(&probe, &cert, &key, true, flood).await;
         let dial = direct("127.0.0.1".into(), flooding);
-        let err = query_daemon(&dial, flooding, "127.0.0.1", &probe, false)
+        let err = query_daemon(&dial, flooding, "127.0.0.1", &probe, &configs, false)
             .await
             .unwrap_err();
         assert!(err.contains("sent more than 16 MiB"), "{err}");
@@ -445,7 +537,7 @@ mod tests {
         ] {
             let open = serve(&probe, &cert, &key, false, reply).await;
             let dial = direct("127.0.0.1".into(), open);
-            let err = refuses_anonymous_clients(&dial, open, "127.0.0.1", &probe)
+            let err = refuses_anonymous_clients(&dial, open, "127.0.0.1", &probe, &configs)
                 .await
                 .unwrap_err();
             assert!(err.contains(needle), "{err}");

@@ -181,13 +181,18 @@ impl Resources {
 /// A host's TLS material from the local PKI: known bytes, or pending.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TlsMaterial {
+    /// The CA bundle is shared by every host's material (a fleet of
+    /// thousands holds one copy).
     Ready {
-        ca_pem: Vec<u8>,
+        ca_pem: std::sync::Arc<[u8]>,
         cert_pem: Vec<u8>,
         key_pem: Vec<u8>,
     },
     /// The CA exists but this host's certificate must be issued.
-    CertPending { ca_pem: Vec<u8>, reason: String },
+    CertPending {
+        ca_pem: std::sync::Arc<[u8]>,
+        reason: String,
+    },
     /// No CA yet: everything will be issued.
     CaPending,
 }
@@ -306,7 +311,7 @@ mod tests {
             for tls in [
                 TlsMaterial::CaPending,
                 TlsMaterial::Ready {
-                    ca_pem: b"CA".to_vec(),
+                    ca_pem: b"CA".as_slice().into(),
                     cert_pem: b"CERT".to_vec(),
                     key_pem: b"KEY".to_vec(),
                 },
@@ -423,7 +428,7 @@ mod tests {
         )
         .unwrap();
         let ready = TlsMaterial::Ready {
-            ca_pem: b"CA".to_vec(),
+            ca_pem: b"CA".as_slice().into(),
             cert_pem: b"CERT".to_vec(),
             key_pem: b"KEY".to_vec(),
         };
@@ -444,7 +449,7 @@ mod tests {
         )
         .unwrap();
         let tls = TlsMaterial::Ready {
-            ca_pem: b"CA".to_vec(),
+            ca_pem: b"CA".as_slice().into(),
             cert_pem: b"CERT".to_vec(),
             key_pem: b"KEY".to_vec(),
         };

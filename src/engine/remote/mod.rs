@@ -326,10 +326,32 @@ fn header(kind: Kind, layout: &Layout, strict: bool) -> String {
 /// Fills a template's `@NAME@` holes. Every hole must be given: a hole
 /// left open is a bug in this module, caught by its tests.
 fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut text = template.to_string();
-    for (name, value) in values {
-        text = text.replace(&format!("@{name}@"), value);
+    // One pass over the template (a fleet renders its scripts per host):
+    // each `@NAME@` is looked up; anything else is copied as it is.
+    let mut text =
+        String::with_capacity(template.len() + values.iter().map(|(_, v)| v.len()).sum::<usize>());
+    let mut rest = template;
+    while let Some(at) = rest.find('@') {
+        text.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let name_end = after
+            .find(|c: char| !(c.is_ascii_uppercase() || c == '_'))
+            .unwrap_or(after.len());
+        let value = (name_end > 0 && after[name_end..].starts_with('@'))
+            .then(|| values.iter().find(|(name, _)| *name == &after[..name_end]))
+            .flatten();
+        match value {
+            Some((_, value)) => {
+                text.push_str(value);
+                rest = &after[name_end + 1..];
+            }
+            None => {
+                text.push('@');
+                rest = after;
+            }
+        }
     }
+    text.push_str(rest);
     debug_assert!(
         open_hole(&text).is_none(),
         "{:?} left open",

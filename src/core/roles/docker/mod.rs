@@ -65,12 +65,12 @@ pub(super) fn tls_contents(tls: &TlsMaterial) -> [Content; 3] {
             cert_pem,
             key_pem,
         } => [
-            Content::Bytes(ca_pem.clone()),
+            Content::Bytes(ca_pem.to_vec()),
             Content::Bytes(cert_pem.clone()),
             Content::Bytes(key_pem.clone()),
         ],
         TlsMaterial::CertPending { ca_pem, reason } => [
-            Content::Bytes(ca_pem.clone()),
+            Content::Bytes(ca_pem.to_vec()),
             Content::Pending(format!("server certificate to be issued: {reason}")),
             Content::Pending("new key for the new server certificate".into()),
         ],

@@ -1,0 +1,3 @@
+//! What the simulation's hosts are made of, beyond the fake fleet.
+
+pub mod dockerd;
