@@ -654,3 +654,76 @@ async fn a_converge_costs_four_round_trips_and_a_no_op_or_a_plan_one() {
     let plan = run(false).await;
     assert_eq!((plan.round_trips, plan.logins), (1, 1), "{plan}");
 }
+
+/// The simulation's fleet (`benches/simulate.rs`) through the shipped
+/// playbook, its PKI and verification over mutual TLS: a converge, then a
+/// no-op and a plan that find nothing, each host costing the round trips
+/// the transport promises (4, 1, 1; 2 TLS probes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulated_fleet_converges_the_shipped_playbook_in_few_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["sim1", "sim2", "sim3"];
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/docker-tls.yaml");
+    let playbook = Playbook::parse(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
+    let store = crate::pki::PkiStore::new(dir.path().join("pki"), playbook.pki.clone().unwrap());
+    let jobs = jobs(&names);
+    let loaded = Loaded {
+        playbook: Arc::new(playbook),
+        hosts: jobs
+            .iter()
+            .map(|(_, job)| (job.host.clone(), job.target.clone()))
+            .collect(),
+        store: Some(store),
+        become_password: None,
+    };
+    let fake = FakeFleet::simulated(
+        names,
+        crate::engine::fake::Simulation {
+            latency: Duration::ZERO,
+            hosts: tokio::runtime::Handle::current(),
+        },
+    );
+    let (fleet, _) = fleet(10, Deadlines::default());
+    let traffic = |loaded: &Loaded| -> Vec<crate::transport::Traffic> {
+        loaded.hosts.iter().map(|(_, t)| t.meter.read()).collect()
+    };
+    let apply = || async {
+        let (jobs, _) = crate::engine::load::jobs_with(&loaded, false).unwrap();
+        let done = deploy::apply_with(
+            fake.clone(),
+            &loaded,
+            jobs,
+            &Rollout::default(),
+            &fleet,
+            Mode::<fn(Plans) -> _>::OnePass,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        done.into_iter()
+            .map(|f| match f.ended {
+                Ended::Ran(Ok((applied, _))) => applied,
+                other => panic!("{}: {other:?}", f.host),
+            })
+            .collect::<Vec<_>>()
+    };
+    // The first apply makes the CA: every host is planned first.
+    let converged = apply().await;
+    assert!(converged.iter().all(|a| matches!(a, Applied::Changed { .. })));
+    for seen in traffic(&loaded) {
+        assert_eq!((seen.round_trips, seen.logins, seen.probes), (4, 2, 2), "{seen}");
+    }
+    let unchanged = apply().await;
+    assert!(unchanged.iter().all(|a| *a == Applied::Unchanged), "{unchanged:?}");
+    for seen in traffic(&loaded) {
+        assert_eq!((seen.round_trips, seen.logins, seen.probes), (5, 3, 4), "{seen}");
+    }
+    let (jobs, _) = crate::engine::load::jobs(&loaded).unwrap();
+    let plans = crate::engine::inspect::plan_with(fake.clone(), &loaded, jobs, &fleet).await;
+    for f in &plans {
+        assert!(matches!(&f.ended, Ended::Ran(Ok(p)) if p.is_empty()), "{}", f.host);
+    }
+    for seen in traffic(&loaded) {
+        assert_eq!((seen.round_trips, seen.logins), (6, 4), "{seen}");
+    }
+}
