@@ -420,8 +420,13 @@ impl Fleet {
                 task_hosts.insert(handle.id(), (index, host_of_task, Instant::now()));
             }
             tokio::select! {
-                joined = tasks.join_next() => match joined {
-                    Some(Ok((index, end))) => slots[index] = Some(end),
+                joined = tasks.join_next_with_id() => match joined {
+                    Some(Ok((id, (index, end)))) => {
+                        // Held only until the task ends: a fleet of
+                        // thousands does not keep one per host.
+                        task_hosts.remove(&id);
+                        slots[index] = Some(end);
+                    }
                     Some(Err(e)) if e.is_panic() => {
                         let Some((index, host, started)) = task_hosts.remove(&e.id()) else {
                             std::panic::resume_unwind(e.into_panic());
