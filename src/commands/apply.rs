@@ -52,18 +52,12 @@ pub fn run(options: &Options) -> Result<i32> {
         .map(|(h, _)| (h.name.clone(), h.address.clone()))
         .collect();
     // The jobs' targets are clones of these: they share the meters.
-    let targets: Vec<(String, crate::transport::Target)> = loaded
+    let meters: HashMap<&str, &crate::transport::Meter> = loaded
         .hosts
         .iter()
-        .map(|(h, t)| (h.name.clone(), t.clone()))
+        .map(|(h, t)| (h.name.as_str(), &t.meter))
         .collect();
-    let traffic = |host: &str| {
-        targets
-            .iter()
-            .find(|(name, _)| name == host)
-            .map(|(_, t)| t.meter.read())
-            .unwrap_or_default()
-    };
+    let traffic = |host: &str| meters.get(host).map(|m| m.read()).unwrap_or_default();
     // The question: the plans, then yes or no, with the progress held.
     let ask = |plans: Plans| {
         let outcomes: Vec<HostOutcome> = plans
@@ -108,7 +102,7 @@ pub fn run(options: &Options) -> Result<i32> {
             }
         })
         .collect();
-    options.run.say_traffic(&targets);
+    options.run.say_traffic(&loaded.hosts);
     report::apply::print(
         &outcomes,
         report::apply::Run::Apply,

@@ -36,11 +36,17 @@ pub struct Run {
 
 impl Run {
     /// `-v`: what each host cost on the wire, once the run ended.
-    fn say_traffic(&self, hosts: &[(String, crate::transport::Target)]) {
+    fn say_traffic(
+        &self,
+        hosts: &[(
+            crate::core::input::inventory::Host,
+            crate::transport::Target,
+        )],
+    ) {
         if self.verbose {
             let counts: Vec<(&str, crate::transport::Traffic)> = hosts
                 .iter()
-                .map(|(name, target)| (name.as_str(), target.meter.read()))
+                .map(|(host, target)| (host.name.as_str(), target.meter.read()))
                 .collect();
             crate::report::traffic(&counts);
         }

@@ -16,10 +16,8 @@ pub struct Options {
 
 pub fn run(options: &Options) -> Result<i32> {
     let hosts = load::targets(&options.inventory, &options.access)?;
-    let targets: Vec<_> = hosts
-        .iter()
-        .map(|(h, t)| (h.name.clone(), t.clone()))
-        .collect();
+    // Clones share their meters.
+    let targets = hosts.clone();
     let (runtime, progress, fleet) = options.run.start()?;
     let ended = runtime.block_on(inspect::ping(hosts, &fleet));
     drop(fleet);

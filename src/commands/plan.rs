@@ -47,12 +47,7 @@ pub fn run(options: &Options) -> Result<i32> {
             traffic: target.meter.read(),
         })
         .collect();
-    let targets: Vec<_> = loaded
-        .hosts
-        .iter()
-        .map(|(h, t)| (h.name.clone(), t.clone()))
-        .collect();
-    options.run.say_traffic(&targets);
+    options.run.say_traffic(&loaded.hosts);
     report::plan::print(&outcomes, options.format);
     let failed = outcomes.iter().any(|o| o.plan.is_err());
     let pending = outcomes

@@ -46,12 +46,7 @@ pub fn run(options: &Options) -> Result<i32> {
             notes: Vec::new(),
         })
         .collect();
-    let targets: Vec<_> = loaded
-        .hosts
-        .iter()
-        .map(|(h, t)| (h.name.clone(), t.clone()))
-        .collect();
-    options.run.say_traffic(&targets);
+    options.run.say_traffic(&loaded.hosts);
     report::apply::print(
         &outcomes,
         report::apply::Run::Verify,

@@ -613,6 +613,26 @@ async fn each_flow_expands_the_playbook_once_per_host() {
     }
 }
 
+/// `apply --yes` over the fake fleet, with these jobs.
+async fn one_pass(
+    fake: &FakeFleet,
+    loaded: &Loaded,
+    jobs: crate::engine::load::Jobs,
+    fleet: &Fleet,
+) -> Vec<Finished<deploy::AppliedHost>> {
+    deploy::apply_with(
+        fake.clone(),
+        loaded,
+        jobs,
+        &Rollout::default(),
+        fleet,
+        Mode::<fn(Plans) -> _>::OnePass,
+    )
+    .await
+    .unwrap()
+    .unwrap()
+}
+
 /// The round trips a host costs after connecting (issue 21): a converge at
 /// most 5, a no-op and a plan 1, counted by the transport's meter.
 #[tokio::test]
@@ -628,16 +648,7 @@ async fn a_converge_costs_four_round_trips_and_a_no_op_or_a_plan_one() {
             let loaded = loaded(&jobs);
             let meter_of = jobs.clone();
             if mode_one_pass {
-                deploy::apply_with(
-                    fake,
-                    &loaded,
-                    jobs,
-                    &Rollout::default(),
-                    &fleet,
-                    Mode::<fn(Plans) -> _>::OnePass,
-                )
-                .await
-                .unwrap();
+                one_pass(&fake, &loaded, jobs, &fleet).await;
             } else {
                 crate::engine::inspect::plan_with(fake, &loaded, jobs, &fleet).await;
             }
@@ -689,18 +700,9 @@ async fn the_simulated_fleet_converges_the_shipped_playbook_in_few_round_trips()
     };
     let apply = || async {
         let (jobs, _) = crate::engine::load::jobs_with(&loaded, false).unwrap();
-        let done = deploy::apply_with(
-            fake.clone(),
-            &loaded,
-            jobs,
-            &Rollout::default(),
-            &fleet,
-            Mode::<fn(Plans) -> _>::OnePass,
-        )
-        .await
-        .unwrap()
-        .unwrap();
-        done.into_iter()
+        one_pass(&fake, &loaded, jobs, &fleet)
+            .await
+            .into_iter()
             .map(|f| match f.ended {
                 Ended::Ran(Ok((applied, _))) => applied,
                 other => panic!("{}: {other:?}", f.host),
@@ -709,19 +711,38 @@ async fn the_simulated_fleet_converges_the_shipped_playbook_in_few_round_trips()
     };
     // The first apply makes the CA: every host is planned first.
     let converged = apply().await;
-    assert!(converged.iter().all(|a| matches!(a, Applied::Changed { .. })));
+    assert!(
+        converged
+            .iter()
+            .all(|a| matches!(a, Applied::Changed { .. }))
+    );
     for seen in traffic(&loaded) {
-        assert_eq!((seen.round_trips, seen.logins, seen.probes), (4, 2, 2), "{seen}");
+        assert_eq!(
+            (seen.round_trips, seen.logins, seen.probes),
+            (4, 2, 2),
+            "{seen}"
+        );
     }
     let unchanged = apply().await;
-    assert!(unchanged.iter().all(|a| *a == Applied::Unchanged), "{unchanged:?}");
+    assert!(
+        unchanged.iter().all(|a| *a == Applied::Unchanged),
+        "{unchanged:?}"
+    );
     for seen in traffic(&loaded) {
-        assert_eq!((seen.round_trips, seen.logins, seen.probes), (5, 3, 4), "{seen}");
+        assert_eq!(
+            (seen.round_trips, seen.logins, seen.probes),
+            (5, 3, 4),
+            "{seen}"
+        );
     }
     let (jobs, _) = crate::engine::load::jobs(&loaded).unwrap();
     let plans = crate::engine::inspect::plan_with(fake.clone(), &loaded, jobs, &fleet).await;
     for f in &plans {
-        assert!(matches!(&f.ended, Ended::Ran(Ok(p)) if p.is_empty()), "{}", f.host);
+        assert!(
+            matches!(&f.ended, Ended::Ran(Ok(p)) if p.is_empty()),
+            "{}",
+            f.host
+        );
     }
     for seen in traffic(&loaded) {
         assert_eq!((seen.round_trips, seen.logins), (6, 4), "{seen}");

@@ -753,6 +753,17 @@ fn hold(script: &Script) -> (std::process::Child, String) {
     (holder, said)
 }
 
+/// How a second lock, taken while another is held or not, ends.
+fn second_lock(host: &Host) -> LockOutcome {
+    let second = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(lock(&host.layout(), 0, &[], &host.at("/transient"), None).command(&Become::No))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    LockOutcome::of(second.status.code())
+}
+
 #[test]
 fn the_gather_rides_on_the_lock_and_runs_while_it_holds() {
     let host = Host::new();
@@ -776,13 +787,7 @@ fn the_gather_rides_on_the_lock_and_runs_while_it_holds() {
         "{answer}"
     );
     // Still holding: a second lock is refused until the first goes.
-    let second = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(lock(&host.layout(), 0, &[], &host.at("/transient"), None).command(&Become::No))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(LockOutcome::of(second.status.code()), LockOutcome::Busy);
+    assert_eq!(second_lock(&host), LockOutcome::Busy);
     drop(holder.stdin.take());
     holder.wait().unwrap();
 }
@@ -799,13 +804,7 @@ fn the_lock_is_held_while_its_command_lives_and_refuses_a_second() {
     // Private: nobody else can open it, let alone hold it.
     assert_eq!(host.mode("/state/apply.lock"), 0o600);
     assert_eq!(host.mode("/state"), 0o700);
-    let second = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(lock(&host.layout(), 0, &[], &host.at("/transient"), None).command(&Become::No))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(LockOutcome::of(second.status.code()), LockOutcome::Busy);
+    assert_eq!(second_lock(&host), LockOutcome::Busy);
     // The connection goes: so does the lock.
     drop(holder.stdin.take());
     holder.wait().unwrap();
