@@ -59,7 +59,8 @@ fn a_link_dropped_while_writing_leaves_no_half_file_and_a_rerun_converges() {
     let mut dropped = false;
     for line in stderr.lines() {
         let line = line.unwrap();
-        if !dropped && line.contains(&format!("{host}: staging files")) {
+        // Staging and the commit are one step (one command) since issue 21.
+        if !dropped && line.contains(&format!("{host}: replacing files")) {
             // The machine's end of the host's link, for a moment.
             let down = |state: &str| {
                 assert!(
@@ -78,7 +79,7 @@ fn a_link_dropped_while_writing_leaves_no_half_file_and_a_rerun_converges() {
         }
     }
     child.wait().unwrap();
-    assert!(dropped, "the link was dropped while staging");
+    assert!(dropped, "the link was dropped while staging and replacing");
 
     // Whatever the first run managed: every managed file is whole (the
     // old one or the new one, never a part), and no temp file lies around

@@ -221,15 +221,20 @@ fn two_applies_never_interleave_on_one_host() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    // The second took the lock before it gathered: its plan was made from
-    // the host as the first left it, never from what the first changed.
+    // The second took the lock before it gathered (the gather runs under
+    // the lock, in the lock's own command): its plan was made from the host
+    // as the first left it, never from what the first changed.
     let progress = String::from_utf8_lossy(&second.stderr);
     let at = |line: &str| {
         progress
             .find(line)
             .unwrap_or_else(|| panic!("{line:?} not in\n{progress}"))
     };
-    assert!(at("lock-01: locking the host") < at("lock-01: gathering"));
+    assert!(at("lock-01: locking the host, gathering") > 0);
+    assert!(
+        !progress.contains("lock-01: gathering"),
+        "no gather apart from the lock:\n{progress}"
+    );
     assert_eq!(
         lab.ssh(host, "cat /root/lock.log"),
         "first-start\nfirst-end\nsecond\n",
