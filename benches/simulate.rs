@@ -3,7 +3,7 @@
 //! host does (its facts and `sshd -T`, at their sizes), each round trip
 //! and login costs the link's latency, and verification reaches a
 //! simulated dockerd over real mutual TLS. Everything of dockhand's is
-//! real: inventory, playbook, PKI, the fleet runner, the pipeline, plans,
+//! real: inventory (with groups, and `--limit`), playbook, PKI, the fleet runner, the pipeline, plans,
 //! the plain progress renderer and the JSON report.
 //!
 //! For 1,000 and 10,000 hosts and `--forks` 50, 200 and 1,000, each in a
@@ -183,6 +183,8 @@ fn child(count: usize, forks: usize, latency: Duration) {
     // SAFETY: set before any thread of this process starts.
     unsafe { std::env::set_var("DOCKHAND_PKI_DIR", dir.path().join("pki")) };
     let names: Vec<String> = (0..count).map(|i| format!("node{i:05}")).collect();
+    // Every host in `fleet` and in one of ten `dcN` groups, as a large
+    // inventory has them; the run selects `--limit fleet`.
     let mut inventory = String::from("hosts:\n");
     for (i, name) in names.iter().enumerate() {
         inventory += &format!(
@@ -190,6 +192,16 @@ fn child(count: usize, forks: usize, latency: Duration) {
             128 + i / 250,
             1 + i % 250
         );
+    }
+    inventory += &format!("groups:\n  fleet:\n    hosts: [{}]\n", names.join(", "));
+    for dc in 0..10 {
+        let members: Vec<&str> = names
+            .iter()
+            .skip(dc)
+            .step_by(10)
+            .map(String::as_str)
+            .collect();
+        inventory += &format!("  dc{dc}:\n    hosts: [{}]\n", members.join(", "));
     }
     let inventory_path = dir.path().join("inventory.yaml");
     std::fs::write(&inventory_path, inventory).unwrap();
@@ -215,7 +227,7 @@ fn child(count: usize, forks: usize, latency: Duration) {
     let selection = load::Selection {
         inventory: inventory_path,
         playbook,
-        limit: None,
+        limit: Some("fleet".into()),
         shard: None,
         access: load::Access::default(),
     };

@@ -511,21 +511,19 @@ impl Transport for SshSession {
 }
 
 /// What a held command said before its [`HOLDING`](super::HOLDING) line,
-/// once that line is in `stdout` (looked for from the line that was
-/// being received at byte `seen`).
+/// once that line is in `stdout`. Only the bytes from `seen` on are new,
+/// and only they are looked at: a host that sends one endless line (a huge
+/// file, base64'd) costs one pass over it, not one per chunk.
 pub(crate) fn holding(stdout: &[u8], seen: usize) -> Option<&[u8]> {
     let mark = super::HOLDING.as_bytes();
-    let from = stdout[..seen]
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .map_or(0, |p| p + 1);
-    let mut start = from;
-    for (at, byte) in stdout.iter().enumerate().skip(from) {
-        if *byte == b'\n' {
-            if &stdout[start..at] == mark {
-                return Some(&stdout[..start]);
-            }
-            start = at + 1;
+    for (offset, byte) in stdout[seen..].iter().enumerate() {
+        let at = seen + offset;
+        if *byte != b'\n' || at < mark.len() {
+            continue;
+        }
+        let start = at - mark.len();
+        if &stdout[start..at] == mark && (start == 0 || stdout[start - 1] == b'\n') {
+            return Some(&stdout[..start]);
         }
     }
     None

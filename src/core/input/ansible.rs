@@ -14,7 +14,7 @@
 //! naming the host and the variable, never silently dropped. Every other
 //! variable reaches templates.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
@@ -338,9 +338,28 @@ impl Tree {
     /// list them), their settings and their variables.
     pub fn resolve(&self, file: &Path, home: Option<&Path>) -> Result<Inventory> {
         let depth = self.depths();
+        // Which groups list each host, from one pass over the groups (not
+        // every group asked about every host: quadratic at thousands), and
+        // the groups above a set of them, once per distinct set.
+        let mut listing: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+        for (group, entry) in &self.groups {
+            for host in &entry.hosts {
+                listing
+                    .entry(host.as_str())
+                    .or_default()
+                    .insert(group.as_str());
+            }
+        }
+        let mut above: HashMap<Vec<&str>, BTreeSet<&str>> = HashMap::new();
         let mut hosts = Vec::new();
         for (name, own) in &self.hosts {
-            let mut groups: Vec<&str> = self.groups_of(name).into_iter().collect();
+            let direct = listing.remove(name.as_str()).unwrap_or_default();
+            let key: Vec<&str> = direct.iter().copied().collect();
+            let all_groups = above
+                .entry(key)
+                .or_insert_with(|| self.groups_above(direct))
+                .clone();
+            let mut groups: Vec<&str> = all_groups.iter().copied().collect();
             groups.sort_by_key(|g| (depth.get(*g).copied().unwrap_or(1), g.to_string()));
             let mut vars: BTreeMap<String, String> = BTreeMap::new();
             for group in &groups {
@@ -363,8 +382,7 @@ impl Tree {
             hosts.push(Host {
                 name: name.clone(),
                 address,
-                groups: self
-                    .groups_of(name)
+                groups: all_groups
                     .into_iter()
                     .filter(|g| *g != "all")
                     .map(str::to_string)
@@ -377,15 +395,10 @@ impl Tree {
         Ok(Inventory { hosts })
     }
 
-    /// Every group that holds `host`, directly or through its children,
-    /// and `all`.
-    fn groups_of(&self, host: &str) -> BTreeSet<&str> {
-        let mut holding: BTreeSet<&str> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| g.hosts.iter().any(|h| h == host))
-            .map(|(name, _)| name.as_str())
-            .collect();
+    /// Every group that holds a host listed by `direct`: those, the groups
+    /// above them through their children, and `all`.
+    fn groups_above<'a>(&'a self, direct: BTreeSet<&'a str>) -> BTreeSet<&'a str> {
+        let mut holding = direct;
         loop {
             let parents: Vec<&str> = self
                 .groups

@@ -177,18 +177,27 @@ impl Inventory {
                 )));
             }
         }
+        // Each host's groups, from one pass over the groups: asking every
+        // group about every host costs hosts × members, quadratic for a
+        // fleet of thousands in a few big groups.
+        let mut groups_of: std::collections::HashMap<&str, Vec<String>> =
+            std::collections::HashMap::new();
+        for (group, entry) in &raw.groups {
+            for host in &entry.hosts {
+                groups_of
+                    .entry(host.as_str())
+                    .or_default()
+                    .push(group.clone());
+            }
+        }
         let hosts = raw
             .hosts
             .iter()
             .map(|(name, entry)| {
                 let entry = entry.clone().unwrap_or_default();
-                let mut groups: Vec<String> = raw
-                    .groups
-                    .iter()
-                    .filter(|(_, g)| g.hosts.contains(name))
-                    .map(|(group, _)| group.clone())
-                    .collect();
+                let mut groups: Vec<String> = groups_of.remove(name.as_str()).unwrap_or_default();
                 groups.sort();
+                groups.dedup();
                 let mut ssh = raw.defaults.ssh.clone();
                 let mut vars: std::collections::BTreeMap<String, String> =
                     raw.defaults.vars.clone().into_iter().collect();
