@@ -52,7 +52,7 @@ pub fn run(options: &Options) -> Result<i32> {
         .map(|(h, _)| (h.name.clone(), h.address.clone()))
         .collect();
     // The jobs' targets are clones of these: they share the meters.
-    let meters: HashMap<&str, &crate::transport::Meter> = loaded
+    let meters: HashMap<&str, &crate::engine::load::Meter> = loaded
         .hosts
         .iter()
         .map(|(h, t)| (h.name.as_str(), &t.meter))

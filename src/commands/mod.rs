@@ -40,11 +40,11 @@ impl Run {
         &self,
         hosts: &[(
             crate::core::input::inventory::Host,
-            crate::transport::Target,
+            crate::engine::load::LoadedTarget,
         )],
     ) {
         if self.verbose {
-            let counts: Vec<(&str, crate::transport::Traffic)> = hosts
+            let counts: Vec<(&str, crate::engine::load::Traffic)> = hosts
                 .iter()
                 .map(|(host, target)| (host.name.as_str(), target.meter.read()))
                 .collect();

@@ -12,6 +12,8 @@ use crate::core::pki::Sans;
 use crate::error::{Error, Result};
 use crate::pki::PkiStore;
 use crate::transport::Target;
+/// What a command reads of a host's connection after the run: its counts.
+pub use crate::transport::{Meter, Target as LoadedTarget, Traffic};
 use crate::verify::TlsProbe;
 
 use super::pipeline::{Checks, HostJob};
