@@ -158,20 +158,12 @@ impl HostPlan {
                     validate: None,
                 })
                 .collect(),
-            live_restore_first: None,
-            ..self.clone_without_changes()
-        }
-    }
-
-    fn clone_without_changes(&self) -> HostPlan {
-        HostPlan {
-            changes: Vec::new(),
             handlers: self.handlers.clone(),
             warnings: self.warnings.clone(),
             notes: self.notes.clone(),
             refusal: self.refusal.clone(),
             docker_group_additions: self.docker_group_additions.clone(),
-            live_restore_first: self.live_restore_first.clone(),
+            live_restore_first: None,
         }
     }
 
