@@ -292,7 +292,7 @@ fn child(count: usize, forks: usize, latency: Duration) {
                     traffic: target.meter.read(),
                     warnings: plan.warnings,
                     notes: plan.notes,
-                    result: Ok((applied.clone(), plan.changes)),
+                    result: Ok((applied.clone(), plan.paths)),
                 }
             })
             .collect();

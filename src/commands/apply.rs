@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::core::event::Event;
 use crate::core::outcome::Applied;
-use crate::core::plan::HostPlan;
+use crate::core::plan::PlanSummary;
 use crate::engine::deploy::{self, Mode, Plans};
 use crate::engine::fleet::Rollout;
 use crate::engine::load::{self, Selection};
@@ -88,8 +88,8 @@ pub fn run(options: &Options) -> Result<i32> {
         .map(|f| {
             let (result, plan) = match f.ended.into_result(&f.host) {
                 Ok((Applied::Unchanged, plan)) => (Ok((Applied::Unchanged, Vec::new())), plan),
-                Ok((changed, plan)) => (Ok((changed, plan.changes.clone())), plan),
-                Err(err) => (Err(err), HostPlan::default()),
+                Ok((changed, plan)) => (Ok((changed, plan.paths.clone())), plan),
+                Err(err) => (Err(err), PlanSummary::default()),
             };
             ApplyOutcome {
                 address: addresses[&f.host].clone(),

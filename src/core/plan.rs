@@ -137,33 +137,24 @@ pub struct HostPlan {
     pub live_restore_first: Option<(String, String)>,
 }
 
+/// What a report of the apply shows of a host's plan: the paths it
+/// changed, its warnings and notes. Kept per host until the run ends, so
+/// it holds no contents, diffs or attributes (a fleet of thousands would
+/// carry them all to the end).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PlanSummary {
+    pub paths: Vec<String>,
+    pub warnings: Vec<String>,
+    pub notes: Vec<String>,
+}
+
 impl HostPlan {
-    /// The plan without the changes' contents, diffs, attributes and
-    /// checks: what a report of the apply shows (paths, handlers, warnings
-    /// and notes), kept per host until the run ends.
-    pub fn summary(&self) -> HostPlan {
-        HostPlan {
-            changes: self
-                .changes
-                .iter()
-                .map(|c| Change {
-                    path: c.path.clone(),
-                    kind: c.kind,
-                    action: c.action,
-                    secret: c.secret,
-                    content: None,
-                    mode: None,
-                    owner: None,
-                    group: None,
-                    validate: None,
-                })
-                .collect(),
-            handlers: self.handlers.clone(),
+    /// The plan as the apply's report shows it.
+    pub fn summary(&self) -> PlanSummary {
+        PlanSummary {
+            paths: self.changes.iter().map(|c| c.path.clone()).collect(),
             warnings: self.warnings.clone(),
             notes: self.notes.clone(),
-            refusal: self.refusal.clone(),
-            docker_group_additions: self.docker_group_additions.clone(),
-            live_restore_first: None,
         }
     }
 

@@ -23,13 +23,14 @@ use super::pipeline::{self, Checks, HostJob, Prepared};
 use crate::core::event::{Event, HostStatus};
 use crate::core::input::inventory::Host;
 use crate::core::outcome::Applied;
-use crate::core::plan::HostPlan;
+use crate::core::plan::{HostPlan, PlanSummary};
 use crate::core::roles::TlsMaterial;
 use crate::error::{Error, Result};
 use crate::transport::{Connector, Ssh, Transport};
 
-/// What a host's apply ended with, and the plan it carried out.
-pub type AppliedHost = (Applied, HostPlan);
+/// What a host's apply ended with, and what the report shows of the plan
+/// it carried out.
+pub type AppliedHost = (Applied, PlanSummary);
 
 /// Each host's plan, as the question shows it.
 pub type Plans = Vec<(String, Result<HostPlan>)>;

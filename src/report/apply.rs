@@ -93,44 +93,74 @@ struct JsonHost<'a> {
     notes: &'a [String],
 }
 
+/// One host as the JSON report shows it.
+fn json_host(o: &ApplyOutcome, run: Run) -> JsonHost<'_> {
+    JsonHost {
+        host: &o.host,
+        address: &o.address,
+        status: status(o, run),
+        seconds: o.elapsed.as_secs_f64(),
+        traffic: o.traffic,
+        error: o.result.as_ref().err().map(|e| e.to_string()),
+        changes: o
+            .result
+            .as_ref()
+            .map(|(_, changes)| changes.iter().map(String::as_str).collect())
+            .unwrap_or_default(),
+        handlers: match &o.result {
+            Ok((Applied::Changed { handlers, .. }, _)) => handlers.clone(),
+            _ => Vec::new(),
+        },
+        warnings: &o.warnings,
+        // Notes tell what a change did: none without one.
+        notes: match &o.result {
+            Ok((Applied::Changed { .. }, _)) => &o.notes,
+            _ => &[],
+        },
+    }
+}
+
+/// The JSON document `{"hosts": [...], "summary": ..., "seconds": ...}`,
+/// pretty-printed one host at a time: a fleet of thousands is held as
+/// text, never as one JSON tree (several times its size). The bytes are
+/// those of printing the whole document at once (a test holds them so).
+fn json(outcomes: &[ApplyOutcome], run: Run, summary: &Summary, elapsed: Duration) -> String {
+    let pretty = |value: serde_json::Value| {
+        serde_json::to_string_pretty(&super::masked(value)).expect("report serialises")
+    };
+    // Each line of a nested value, indented to its depth (JSON text has
+    // no raw newline inside a string, so lines are safe to indent).
+    let nest = |out: &mut String, text: &str, indent: &str| {
+        for (i, line) in text.lines().enumerate() {
+            if i > 0 {
+                out.push('\n');
+                out.push_str(indent);
+            }
+            out.push_str(line);
+        }
+    };
+    let mut out = String::from("{\n  \"hosts\": [");
+    for (i, outcome) in outcomes.iter().enumerate() {
+        out.push_str(if i == 0 { "\n    " } else { ",\n    " });
+        let host = serde_json::to_value(json_host(outcome, run)).expect("report serialises");
+        nest(&mut out, &pretty(host), "    ");
+    }
+    if !outcomes.is_empty() {
+        out.push_str("\n  ");
+    }
+    out.push_str("],\n  \"summary\": ");
+    let summary = serde_json::to_value(summary).expect("report serialises");
+    nest(&mut out, &pretty(summary), "  ");
+    out.push_str(",\n  \"seconds\": ");
+    out.push_str(&pretty(serde_json::json!(elapsed.as_secs_f64())));
+    out.push_str("\n}\n");
+    out
+}
+
 pub fn print(outcomes: &[ApplyOutcome], run: Run, format: Format, elapsed: Duration) {
     let summary = summarize(outcomes, run);
     let text = match format {
-        Format::Json => {
-            let hosts: Vec<JsonHost> = outcomes
-                .iter()
-                .map(|o| JsonHost {
-                    host: &o.host,
-                    address: &o.address,
-                    status: status(o, run),
-                    seconds: o.elapsed.as_secs_f64(),
-                    traffic: o.traffic,
-                    error: o.result.as_ref().err().map(|e| e.to_string()),
-                    changes: o
-                        .result
-                        .as_ref()
-                        .map(|(_, changes)| changes.iter().map(|c| c.path.as_str()).collect())
-                        .unwrap_or_default(),
-                    handlers: match &o.result {
-                        Ok((Applied::Changed { handlers, .. }, _)) => handlers.clone(),
-                        _ => Vec::new(),
-                    },
-                    warnings: &o.warnings,
-                    // Notes tell what a change did: none without one.
-                    notes: match &o.result {
-                        Ok((Applied::Changed { .. }, _)) => &o.notes,
-                        _ => &[],
-                    },
-                })
-                .collect();
-            serde_json::to_string_pretty(&super::masked(serde_json::json!({
-                "hosts": hosts,
-                "summary": summary,
-                "seconds": elapsed.as_secs_f64(),
-            })))
-            .expect("report serialises")
-                + "\n"
-        }
+        Format::Json => json(outcomes, run, &summary, elapsed),
         Format::Human => {
             let mut out = String::new();
             for outcome in outcomes {
@@ -141,11 +171,7 @@ pub fn print(outcomes: &[ApplyOutcome], run: Run, format: Format, elapsed: Durat
                     other => style(other).red().bold(),
                 };
                 let detail = match &outcome.result {
-                    Ok((_, changes)) if !changes.is_empty() => changes
-                        .iter()
-                        .map(|c| c.path.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    Ok((_, changes)) if !changes.is_empty() => changes.join(", "),
                     Ok(_) => String::new(),
                     Err(err) => super::escape(&err.to_string()),
                 };
@@ -225,6 +251,51 @@ mod tests {
             warnings: Vec::new(),
             notes: Vec::new(),
             result: result.map(|applied| (applied, Vec::new())),
+        }
+    }
+
+    /// The report printed one host at a time is, byte for byte, the whole
+    /// document pretty-printed at once (as it was made before).
+    #[test]
+    fn the_json_report_is_the_whole_document_printed_at_once() {
+        let mut changed = outcome(Ok(Applied::Changed {
+            changes: 2,
+            handlers: vec![Handler::RestartDocker],
+        }));
+        changed.result = changed.result.map(|(a, _)| {
+            (
+                a,
+                vec!["/etc/docker/daemon.json".into(), "/etc/docker/tls".into()],
+            )
+        });
+        changed.notes = vec!["a note with \"quotes\"\nand a newline".into()];
+        changed.warnings = vec!["https://user:secret@example.invalid/x".into()];
+        let failed = outcome(Err(Error::OnHost {
+            host: "h".into(),
+            cause: HostError::Step {
+                step: "verify".into(),
+                reason: "refused".into(),
+            },
+        }));
+        for outcomes in [
+            vec![],
+            vec![outcome(Ok(Applied::Unchanged))],
+            vec![changed, failed, outcome(Ok(Applied::Unchanged))],
+        ] {
+            for run in [Run::Apply, Run::Verify] {
+                let elapsed = Duration::from_millis(1234);
+                let summary = summarize(&outcomes, run);
+                let hosts: Vec<JsonHost> = outcomes.iter().map(|o| json_host(o, run)).collect();
+                let whole =
+                    serde_json::to_string_pretty(&super::super::masked(serde_json::json!({
+                        "hosts": hosts,
+                        "summary": summary,
+                        "seconds": elapsed.as_secs_f64(),
+                    })))
+                    .unwrap()
+                        + "\n";
+                assert_eq!(json(&outcomes, run, &summary, elapsed), whole);
+            }
         }
     }
 

@@ -55,7 +55,8 @@ pub struct ApplyOutcome {
     pub notes: Vec<String>,
     pub result: Result<(
         crate::core::outcome::Applied,
-        Vec<crate::core::plan::Change>,
+        // The paths changed.
+        Vec<String>,
     )>,
 }
 
