@@ -9,6 +9,13 @@ each of `--runs` rounds:
                   login and one command per host), dockhand plan
                   (converged), the restart floor (`ssh HOST systemctl
                   restart docker`, all at once)
+  fresh hosts     the same-job floor: dockhand's job done with OpenSSH
+                  alone, one `ssh HOST 'tar -x -C / && systemctl
+                  daemon-reload && systemctl restart docker && systemctl
+                  reload ssh'` per host, all at once, each fed a tar of the
+                  files dockhand's converge wrote on that host (the paths
+                  its report lists, copied untimed before the lab went
+                  down)
   fresh hosts     ansible-playbook --check --diff, converge, no-op
   fresh hosts     pyinfra converge, no-op
 
@@ -22,6 +29,20 @@ where the report carries each host's traffic (logins, commands, channels,
 round trips after connect, probes), its per-host maximum and mean are
 recorded with the run. A subcommand without `--format` (asked of
 `dockhand COMMAND --help`) runs without it and records no traffic.
+
+The restart floor restarts a dockerd that is already in its new
+configuration: the first start with `userns-remap` (creating the dockremap
+user and its subordinate ids, a new data root) was paid by the converge.
+The same-job floor pays it, as dockhand's converge does: it is the
+converge's floor, dockhand's own work (the gather, the PKI, staging,
+checks, the dead-man switch's fresh login, verification) taken out. Its
+hosts come up at the names and addresses of the converged ones (the lab
+numbers them alike), so the copied certificates name them and dockhand
+plan and verify check the result as after a converge (untimed; skipped,
+and said so, if the lab came up elsewhere, as when another lab took its
+subnet meanwhile). The machine's busy CPU time over the floor is recorded
+with it. `systemctl reload ssh` returns before sshd listens again, which
+this floor does not wait for and dockhand's converge does.
 
 With `--latency MS`, the same rounds run across a wide-area link: every
 tool (dockhand, the OpenSSH floors, Ansible, pyinfra) reaches the hosts
@@ -40,6 +61,15 @@ size:
 
   bench/run 50 --latency 50 --runs 1
 
+With `--dockhand-only`, each round stops after the same-job floor: no
+Ansible or pyinfra (neither is run, nor asked its version). Those rounds
+are kept apart, under "dockhand_only" in results.json ("150", or "50@50ms"
+with `--latency`), and summary.md gives them their own section with the
+targets that concern dockhand alone (converge against the restart floor,
+no-op against dockhand ping):
+
+  bench/run 150 --dockhand-only --runs 3
+
 With `--scaling N`, dockhand alone is measured on one lab of N hosts that
 stays up throughout, so the machine carries the same load at every size:
 converges of fresh, disjoint subsets of 10, 40 and N-50 hosts, then
@@ -48,7 +78,8 @@ dockhand's own CPU time and the machine's busy CPU time. That is the time
 per extra host with the number of booted hosts held still.
 
 Results go to bench/results/: results.json (every sample, merged across
-invocations by fleet size, and by size and delay for `--latency`),
+invocations by fleet size, and by size and delay for `--latency`, each
+kind of round apart),
 summary.md (medians, spread, ratios, the targets of issues 11 and 21, each
 PASS or MISS) and wall-time.png (wall time against hosts for the three
 tools, LAN only). `--report` rewrites those two from results.json alone
@@ -89,10 +120,28 @@ LAB = "bench"
 STATE = ROOT / "target/bench-labs"
 WORK = ROOT / "target/bench-work"
 
+# What the same-job floor copies when dockhand's converge report lists no
+# changes (a dockhand without `--format`): the paths a converge of
+# PLAYBOOK reports on a fresh lab host, parent directories first.
+JOB_PATHS = [
+    "/etc/docker/tls",
+    "/etc/systemd/system/docker.service.d",
+    "/etc/docker/tls/ca.pem",
+    "/etc/docker/tls/server-cert.pem",
+    "/etc/docker/tls/server-key.pem",
+    "/etc/docker/daemon.json",
+    "/etc/systemd/system/docker.service.d/override.conf",
+    "/etc/ssh/sshd_config.d/00-dockhand.conf",
+]
+# The same-job floor on each fresh host, its tar on stdin: the handlers the
+# converge runs (daemon-reload, restart-docker, reload-ssh), in its order.
+JOB_COMMAND = "tar -x -C / && systemctl daemon-reload && systemctl restart docker && systemctl reload ssh"
+
 # What each measurement is called in results.json, in the order shown.
 MEASURES = [
     ("floor_exec", "OpenSSH floor: one exec per host, all at once"),
     ("floor_restart", "floor: `systemctl restart docker` on every host at once"),
+    ("floor_job", "same-job floor: dockhand's files and handlers by OpenSSH alone, fresh hosts, all at once"),
     ("dockhand_plan_fresh", "dockhand plan, fresh hosts"),
     ("dockhand_converge", "dockhand apply, converge (verification included)"),
     ("dockhand_noop", "dockhand apply, no-op (verification included)"),
@@ -329,22 +378,39 @@ def ssh_base() -> list[str]:
     ]
 
 
-def parallel_ssh(name: str, hosts: list[tuple[str, str]], command: str) -> dict:
+def parallel_ssh(
+    name: str,
+    hosts: list[tuple[str, str]],
+    command: str,
+    inputs: dict[str, Path] | None = None,
+    outputs: dict[str, Path] | None = None,
+) -> dict:
     """One OpenSSH client per host, all started at once; timed until the
-    last one exits. Every one must succeed."""
+    last one exits. Every one must succeed. A host in `inputs` gets that
+    file on stdin; one in `outputs` has its stdout written there (its log
+    keeps stderr)."""
     logdir = WORK / "logs" / name
     logdir.mkdir(parents=True, exist_ok=True)
+    inputs, outputs = inputs or {}, outputs or {}
     started = time.perf_counter()
     children = []
     for host, address in hosts:
-        out = open(logdir / f"{host}.log", "w")
+        files = [open(logdir / f"{host}.log", "w")]
+        stdin, stdout, stderr = subprocess.DEVNULL, files[0], subprocess.STDOUT
+        if host in inputs:
+            stdin = open(inputs[host], "rb")
+            files.append(stdin)
+        if host in outputs:
+            stdout, stderr = open(outputs[host], "wb"), files[0]
+            files.append(stdout)
         argv = ssh_base() + [f"root@{address}", command]
-        children.append((host, subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL), out))
+        children.append((host, subprocess.Popen(argv, stdout=stdout, stderr=stderr, stdin=stdin), files))
     failed = []
-    for host, child, out in children:
+    for host, child, files in children:
         if child.wait() != 0:
             failed.append(host)
-        out.close()
+        for f in files:
+            f.close()
     seconds = time.perf_counter() - started
     if failed:
         raise BenchError(f"{name}: ssh failed on {', '.join(failed)}; see {logdir}")
@@ -381,18 +447,24 @@ def dockhand(name: str, command: str, *args: str, ok=(0,), traffic: bool = True)
     return result
 
 
+def json_report(path: Path) -> dict | None:
+    """dockhand's `--format json` report in `path` (from its first brace),
+    None when there is none."""
+    try:
+        text = path.read_text()
+        report, _ = json.JSONDecoder().raw_decode(text[text.index("{"):])
+    except (OSError, ValueError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
 def traffic_of(path: Path) -> dict | None:
     """From dockhand's `--format json` report, each traffic count's
     maximum and mean over the hosts (`"hosts": [{"traffic": {...}}]`) and
     the summary's totals. None when there is no such report or it carries
     no traffic (a dockhand from before issue 21): nothing is recorded."""
-    try:
-        text = path.read_text()
-        start = text.index("{")
-        report, _ = json.JSONDecoder().raw_decode(text[start:])
-    except (OSError, ValueError):
-        return None
-    hosts = report.get("hosts") if isinstance(report, dict) else None
+    report = json_report(path)
+    hosts = None if report is None else report.get("hosts")
     if not isinstance(hosts, list):
         return None
 
@@ -427,6 +499,70 @@ def assert_converged(tool: str) -> None:
             f"see {WORK / 'logs' / (tool + '_check_plan.log')}"
         )
     dockhand(f"{tool}_check_verify", "verify", traffic=False)
+
+
+def job_paths() -> list[str]:
+    """What this round's dockhand converge wrote: the paths its report
+    lists under each host's "changes", in the report's order (a directory
+    before what it holds), every host's together; JOB_PATHS when there is
+    no such report."""
+    report = json_report(WORK / "logs" / "dockhand_converge.json") if has_format("apply") else None
+    paths: list[str] = []
+    hosts = (report or {}).get("hosts") or []
+    for changes in (host.get("changes") or [] for host in hosts if isinstance(host, dict)):
+        for change in changes:
+            if isinstance(change, str) and change.startswith("/") and change not in paths:
+                paths.append(change)
+    return paths or JOB_PATHS
+
+
+def save_job(hosts: list[tuple[str, str]]) -> dict[str, Path]:
+    """Untimed, on the converged hosts: a tar of the files and directories
+    dockhand wrote on each (their modes and owners with them, nothing
+    beneath a directory but what it wrote), one per host in WORK/job."""
+    directory = WORK / "job"
+    directory.mkdir(parents=True, exist_ok=True)
+    tars = {host: directory / f"{host}.tar" for host, _ in hosts}
+    members = " ".join(shlex.quote(path.lstrip("/")) for path in job_paths())
+    parallel_ssh("floor_job_save", hosts, f"tar -c -C / --no-recursion -f - {members}", outputs=tars)
+    return tars
+
+
+def when_ssh_answers(hosts: list[tuple[str, str]], seconds: float = 30) -> None:
+    """Waits until every host takes a new login: `systemctl reload ssh`
+    returns while sshd re-executes itself, before it listens again."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            parallel_ssh("floor_job_login", hosts, "true")
+            return
+        except BenchError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def same_job_floor(count: int, converged: list[tuple[str, str]]) -> dict:
+    """See the same-job floor in this file's doc: each converged host's
+    files, unpacked on a fresh host of its name, with the converge's
+    handlers; all hosts at once. Leaves the fresh hosts up."""
+    tars = save_job(converged)
+    hosts = LINK.reach(fresh_hosts(count))
+    if sorted(name for name, _ in hosts) != sorted(tars):
+        raise BenchError(f"the fresh lab's hosts are not the converged ones: {', '.join(name for name, _ in hosts)}")
+    busy = machine_busy_seconds()
+    result = parallel_ssh("floor_job", hosts, JOB_COMMAND, inputs=tars)
+    result["machine_cpu_seconds"] = machine_busy_seconds() - busy
+    result["hosts"] = len(hosts)
+    # Whether dockhand plan and verify found the converge's configuration.
+    result["checked"] = sorted(hosts) == sorted(converged)
+    if result["checked"]:
+        when_ssh_answers(hosts)
+        assert_converged("floor_job")
+    else:
+        log("  the fresh hosts came up at other addresses than the converged ones (another lab took the subnet?): "
+            "the copied certificates do not name them, so dockhand plan and verify are not asked")
+    return result
 
 
 def ansible_inventory(hosts: list[tuple[str, str]]) -> Path:
@@ -510,12 +646,16 @@ def pyinfra(name: str, hosts: list[tuple[str, str]]) -> dict:
     return timed(name, argv, env=dict(os.environ, NO_COLOR="1"))
 
 
-def one_round(count: int, round_number: int) -> dict:
+def one_round(count: int, round_number: int, dockhand_only: bool = False) -> dict:
+    """One round (see this file's doc); with `dockhand_only`, up to the
+    same-job floor."""
     samples: dict = {}
 
     def record(key: str, result: dict) -> None:
         samples[key] = result
         memory = f", peak {result['peak_kib'] / 1024:.1f} MiB" if key.startswith("dockhand") else ""
+        if "machine_cpu_seconds" in result:
+            memory += f", machine CPU {result['machine_cpu_seconds']:.1f}s"
         if "traffic" in result:
             most, mean = result["traffic"]["max"], result["traffic"]["mean"]
             memory += f"; round trips per host {most.get('round_trips', '?')} at most, {mean.get('round_trips', '?')} on average"
@@ -532,6 +672,9 @@ def one_round(count: int, round_number: int) -> dict:
     record("dockhand_ping", dockhand("dockhand_ping", "ping"))
     record("dockhand_plan_converged", dockhand("dockhand_plan_converged", "plan", "--detailed-exitcode"))
     record("floor_restart", parallel_ssh("floor_restart", hosts, "systemctl restart docker"))
+    record("floor_job", same_job_floor(count, hosts))
+    if dockhand_only:
+        return samples
 
     log(f"{count} hosts{where}, round {round_number}: Ansible")
     hosts = LINK.reach(fresh_hosts(count))
@@ -615,7 +758,8 @@ def load_results() -> dict:
 
 def latency_key(count: int, delay_ms: float) -> str:
     """Where a fleet size's rounds across the relay go in results.json,
-    under "latency": "50@50ms"."""
+    under "latency" (and "dockhand_only" for `--dockhand-only`):
+    "50@50ms"."""
     return f"{count}@{delay_ms:g}ms"
 
 
@@ -624,18 +768,20 @@ def save_results(results: dict) -> None:
     (RESULTS / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
 
 
-def versions() -> dict:
+def versions(peers: bool = True) -> dict:
+    """The tools' versions; without `peers`, Ansible and pyinfra are not
+    asked (`--dockhand-only` needs neither installed)."""
     def first_line(argv: list[str]) -> str:
         done = subprocess.run(argv, capture_output=True, text=True)
         return (done.stdout or done.stderr).splitlines()[0].strip()
 
-    return {
-        "dockhand": first_line([str(DOCKHAND), "--version"]),
-        "ansible": first_line([str(VENV_BIN / "ansible-playbook"), "--version"]),
-        "pyinfra": first_line([str(VENV_BIN / "pyinfra"), "--version"]),
-        "openssh": first_line(["ssh", "-V"]),
-        "cpus": os.cpu_count(),
-    }
+    found = {"dockhand": first_line([str(DOCKHAND), "--version"])}
+    if peers:
+        found["ansible"] = first_line([str(VENV_BIN / "ansible-playbook"), "--version"])
+        found["pyinfra"] = first_line([str(VENV_BIN / "pyinfra"), "--version"])
+    found["openssh"] = first_line(["ssh", "-V"])
+    found["cpus"] = os.cpu_count()
+    return found
 
 
 def main() -> int:
@@ -650,6 +796,11 @@ def main() -> int:
         metavar="MS",
         help="run the rounds across a link that delays each direction by MS ms (bench/relay.py); kept apart in the results",
     )
+    parser.add_argument(
+        "--dockhand-only",
+        action="store_true",
+        help="only dockhand and the floors in each round, no Ansible or pyinfra; kept apart in the results",
+    )
     args = parser.parse_args()
     sizes = args.hosts or ([] if args.report or args.scaling else [50])
     if args.scaling is not None and not 100 <= args.scaling <= 200:
@@ -657,6 +808,9 @@ def main() -> int:
         return 1
     if args.latency is not None and (args.scaling or args.report or not 0 <= args.latency <= 10000):
         print("bench: --latency takes 0 to 10000 ms, and goes with fleet sizes (not --scaling or --report)", file=sys.stderr)
+        return 1
+    if args.dockhand_only and (args.scaling or args.report):
+        print("bench: --dockhand-only goes with fleet sizes (not --scaling or --report)", file=sys.stderr)
         return 1
     if (sizes or args.scaling) and os.geteuid() != 0:
         print("bench: the lab needs root", file=sys.stderr)
@@ -677,22 +831,27 @@ def main() -> int:
             rounds = []
             for number in range(1, args.runs + 1):
                 try:
-                    rounds.append(one_round(count, number))
+                    rounds.append(one_round(count, number, args.dockhand_only))
                 finally:
                     LINK.stop()
             entry = {
                 "rounds": rounds,
-                "versions": versions(),
+                "versions": versions(peers=not args.dockhand_only),
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             }
-            if args.latency is None:
-                results["sizes"][str(count)] = entry
-            else:
+            if args.latency is not None:
                 entry.update(
                     hosts=count,
                     latency_ms=args.latency,
                     link="bench/relay.py: a fixed delay each way and the TCP handshake's round trip; no bandwidth limit, loss or jitter",
                 )
+            if args.dockhand_only:
+                entry.setdefault("hosts", count)
+                key = str(count) if args.latency is None else latency_key(count, args.latency)
+                results.setdefault("dockhand_only", {})[key] = entry
+            elif args.latency is None:
+                results["sizes"][str(count)] = entry
+            else:
                 results.setdefault("latency", {})[latency_key(count, args.latency)] = entry
             save_results(results)
     except BenchError as error:

@@ -1,13 +1,15 @@
 """Turns bench/results/results.json into summary.md (medians with their
-spread, ratios to the floor and to each peer, the round trips dockhand
+spread, ratios to the floors and to each peer, the round trips dockhand
 counted, the runs across a delayed link beside the LAN ones, the targets
-of issues 11 and 21) and wall-time.png (wall time against hosts for the
-three tools, LAN runs only).
+of issues 11 and 21, the `--dockhand-only` rounds in a section of their
+own) and wall-time.png (wall time against hosts for the three tools, LAN
+runs only).
 
     python3 bench/report.py [--results FILE] [--out DIR]
 
 writes both (the plot only where matplotlib is installed) and prints the
-targets of issue 21, PASS or MISS, per fleet size.
+targets of issue 21, PASS or MISS, per fleet size (and apart, those of
+the `--dockhand-only` rounds).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ TRAFFIC_MEASURES = [
     ("dockhand_plan_converged", "plan, converged hosts"),
 ]
 TRAFFIC_COUNTS = ["round_trips", "commands", "channels", "logins", "probes"]
+# Measures newer than the first results: a table has their row only where a
+# round recorded them, so the summary of older results reads as it did.
+WHERE_RECORDED = {"floor_job"}
 
 
 def samples(size: dict, key: str) -> list[float]:
@@ -50,6 +55,11 @@ def spread(size: dict, key: str) -> str:
 def peak_mib(size: dict, key: str) -> float | None:
     values = [r[key]["peak_kib"] / 1024 for r in size["rounds"] if key in r and "peak_kib" in r[key]]
     return max(values) if values else None
+
+
+def shown(measure: str, *sizes: dict | None) -> bool:
+    """Whether a table of `sizes` has a row for `measure`."""
+    return measure not in WHERE_RECORDED or any(size is not None and samples(size, measure) for size in sizes)
 
 
 def ratio(slow: float | None, fast: float | None) -> str:
@@ -114,6 +124,13 @@ def latency_entries(results: dict) -> list[tuple[str, dict]]:
     return sorted(entries.items(), key=lambda item: (int(item[1]["hosts"]), float(item[1]["latency_ms"])))
 
 
+def at_most(name: str, slow: float | None, fast: float | None, limit: float) -> tuple[str, str, bool | None]:
+    """A target that one median be at most `limit` times another."""
+    if slow is None or fast is None or fast == 0:
+        return (name, "—", None)
+    return (name, f"{slow / fast:.2f}", slow / fast <= limit)
+
+
 def issue21_targets(results: dict, hosts: int) -> list[tuple[str, str, bool | None]]:
     """The targets of issue 21 for one fleet size: against the floors and
     in round trips on the LAN (or, without LAN runs, across the link), and
@@ -121,12 +138,6 @@ def issue21_targets(results: dict, hosts: int) -> list[tuple[str, str, bool | No
     rows: list[tuple[str, str, bool | None]] = []
     lan = lan_of(results, hosts)
     linked = [(key, entry) for key, entry in latency_entries(results) if int(entry["hosts"]) == hosts]
-
-    def at_most(name: str, slow: float | None, fast: float | None, limit: float) -> None:
-        if slow is None or fast is None or fast == 0:
-            rows.append((name, "—", None))
-        else:
-            rows.append((name, f"{slow / fast:.2f}", slow / fast <= limit))
 
     def trips(name: str, size: dict, key: str, limit: int) -> None:
         most = traffic(size, key, "max", "round_trips")
@@ -141,8 +152,8 @@ def issue21_targets(results: dict, hosts: int) -> list[tuple[str, str, bool | No
     sources = [("", lan)] if lan is not None else [(f" ({key})", entry) for key, entry in linked]
     for where, size in sources:
         m = lambda k: median(size, k)  # noqa: E731
-        at_most(f"converge ÷ restart floor ≤ 1.3{where}", m("dockhand_converge"), m("floor_restart"), 1.3)
-        at_most(f"no-op ÷ dockhand ping ≤ 1.5{where}", m("dockhand_noop"), m("dockhand_ping"), 1.5)
+        rows.append(at_most(f"converge ÷ restart floor ≤ 1.3{where}", m("dockhand_converge"), m("floor_restart"), 1.3))
+        rows.append(at_most(f"no-op ÷ dockhand ping ≤ 1.5{where}", m("dockhand_noop"), m("dockhand_ping"), 1.5))
         trips(f"round trips per host after connect, converge ≤ 5{where}", size, "dockhand_converge", 5)
         trips(f"round trips per host after connect, no-op ≤ 1{where}", size, "dockhand_noop", 1)
         trips(f"round trips per host after connect, plan (fresh) ≤ 1{where}", size, "dockhand_plan_fresh", 1)
@@ -176,6 +187,13 @@ def targets_text(results: dict) -> list[str]:
     for hosts in all_sizes(results):
         lines.append(f"  {hosts} hosts")
         for name, figure, met in issue21_targets(results, hosts):
+            lines.append(f"    {verdict(met):4}  {name}: {figure}")
+    alone = dockhand_only_entries(results)
+    if alone:
+        lines.append("Targets for dockhand alone (--dockhand-only):")
+    for key, entry in alone:
+        lines.append(f"  {key}")
+        for name, figure, met in dockhand_only_targets(entry):
             lines.append(f"    {verdict(met):4}  {name}: {figure}")
     return lines
 
@@ -215,8 +233,73 @@ def latency_lines(results: dict, measures: list[tuple[str, str]]) -> list[str]:
         lines.append(f"| pyinfra converge / dockhand converge | {ratio(m('pyinfra_converge'), m('dockhand_converge'))} |")
         lines.append(f"| Ansible converge / dockhand converge | {ratio(m('ansible_converge'), m('dockhand_converge'))} |")
         lines.append(f"| dockhand converge / restart floor | {ratio(m('dockhand_converge'), m('floor_restart'))} |")
+        if shown("floor_job", entry):
+            lines.append(f"| dockhand converge / same-job floor | {ratio(m('dockhand_converge'), m('floor_job'))} |")
         lines.append(f"| dockhand no-op / dockhand ping | {ratio(m('dockhand_noop'), m('dockhand_ping'))} |")
         lines.append(f"| dockhand no-op / OpenSSH floor | {ratio(m('dockhand_noop'), m('floor_exec'))} |")
+        lines.append("")
+        lines.extend(traffic_lines(entry))
+    return lines
+
+
+def dockhand_only_entries(results: dict) -> list[tuple[str, dict]]:
+    """The `--dockhand-only` rounds, by hosts, the LAN before any delay."""
+    entries = results.get("dockhand_only", {})
+
+    def order(item: tuple[str, dict]) -> tuple[int, float]:
+        delay = item[1].get("latency_ms")
+        return int(item[1]["hosts"]), -1.0 if delay is None else float(delay)
+
+    return sorted(entries.items(), key=order)
+
+
+def dockhand_only_targets(entry: dict) -> list[tuple[str, str, bool | None]]:
+    """The targets of issue 21 that concern dockhand alone: its converge
+    against the restart floor, its no-op against its ping."""
+    m = lambda k: median(entry, k)  # noqa: E731
+    return [
+        at_most("converge ÷ restart floor ≤ 1.3", m("dockhand_converge"), m("floor_restart"), 1.3),
+        at_most("no-op ÷ dockhand ping ≤ 1.5", m("dockhand_noop"), m("dockhand_ping"), 1.5),
+    ]
+
+
+def dockhand_only_lines(results: dict, measures: list[tuple[str, str]]) -> list[str]:
+    """The `--dockhand-only` rounds, each in a short section of its own:
+    never set beside or merged with the side-by-side rounds."""
+    lines = []
+    for key, entry in dockhand_only_entries(results):
+        hosts, delay = int(entry["hosts"]), entry.get("latency_ms")
+        v = entry["versions"]
+        link = "" if delay is None else f" across a {float(delay):g} ms link"
+        flag = "" if delay is None else f" --latency {float(delay):g}"
+        lines.append(f"## dockhand alone: {hosts} hosts{link} ({key}: {len(entry['rounds'])} rounds, {entry['date']})")
+        lines.append("")
+        lines.append(
+            f"`bench/run {hosts} --dockhand-only{flag}`: dockhand and the floors only, no Ansible or pyinfra. "
+            f"{v['dockhand']}; {v['openssh']}; {v['cpus']} CPUs for the hosts and the tools."
+        )
+        lines.append("")
+        lines.append("| run | wall time | dockhand peak memory |")
+        lines.append("| --- | --- | --- |")
+        for measure, title in measures:
+            if not samples(entry, measure):
+                continue
+            mem = peak_mib(entry, measure) if measure.startswith("dockhand") else None
+            lines.append(f"| {title} | {spread(entry, measure)} | {'' if mem is None else f'{mem:.1f} MiB'} |")
+        lines.append("")
+        m = lambda k: median(entry, k)  # noqa: E731
+        lines.append("| ratio | value |")
+        lines.append("| --- | --- |")
+        lines.append(f"| dockhand converge / restart floor | {ratio(m('dockhand_converge'), m('floor_restart'))} |")
+        lines.append(f"| dockhand converge / same-job floor | {ratio(m('dockhand_converge'), m('floor_job'))} |")
+        lines.append(f"| same-job floor / restart floor | {ratio(m('floor_job'), m('floor_restart'))} |")
+        lines.append(f"| dockhand no-op / dockhand ping | {ratio(m('dockhand_noop'), m('dockhand_ping'))} |")
+        lines.append(f"| dockhand no-op / OpenSSH floor | {ratio(m('dockhand_noop'), m('floor_exec'))} |")
+        lines.append("")
+        lines.append("| target (issue 21, dockhand alone) | measured | |")
+        lines.append("| --- | --- | --- |")
+        for name, figure, met in dockhand_only_targets(entry):
+            lines.append(f"| {name} | {figure} | {verdict(met)} |")
         lines.append("")
         lines.extend(traffic_lines(entry))
     return lines
@@ -263,6 +346,8 @@ def write_report(results: dict, out: Path, measures: list[tuple[str, str]], with
         lines.append("| run | wall time | dockhand peak memory |")
         lines.append("| --- | --- | --- |")
         for measure, title in measures:
+            if not shown(measure, size):
+                continue
             mem = peak_mib(size, measure) if measure.startswith("dockhand") else None
             lines.append(f"| {title} | {spread(size, measure)} | {'' if mem is None else f'{mem:.1f} MiB'} |")
         lines.append("")
@@ -277,6 +362,8 @@ def write_report(results: dict, out: Path, measures: list[tuple[str, str]], with
         lines.append(f"| dockhand plan (fresh) / OpenSSH floor | {ratio(m('dockhand_plan_fresh'), m('floor_exec'))} |")
         lines.append(f"| dockhand no-op / OpenSSH floor | {ratio(m('dockhand_noop'), m('floor_exec'))} |")
         lines.append(f"| dockhand converge / restart floor | {ratio(m('dockhand_converge'), m('floor_restart'))} |")
+        if shown("floor_job", size):
+            lines.append(f"| dockhand converge / same-job floor | {ratio(m('dockhand_converge'), m('floor_job'))} |")
         lines.append(f"| dockhand no-op / dockhand ping | {ratio(m('dockhand_noop'), m('dockhand_ping'))} |")
         lines.append("")
         lines.extend(traffic_lines(size))
@@ -291,6 +378,8 @@ def write_report(results: dict, out: Path, measures: list[tuple[str, str]], with
         lines.append("| run | " + " | ".join(f"{a}→{b} hosts" for a, b in zip(sizes, sizes[1:])) + " |")
         lines.append("| --- |" + " --- |" * (len(sizes) - 1))
         for measure, title in measures:
+            if not shown(measure, *(results["sizes"][s] for s in sizes)):
+                continue
             cells = []
             for a, b in zip(sizes, sizes[1:]):
                 ta, tb = median(results["sizes"][a], measure), median(results["sizes"][b], measure)
@@ -298,6 +387,7 @@ def write_report(results: dict, out: Path, measures: list[tuple[str, str]], with
             lines.append(f"| {title} | " + " | ".join(cells) + " |")
         lines.append("")
     lines.extend(latency_lines(results, measures))
+    lines.extend(dockhand_only_lines(results, measures))
     if all_sizes(results):
         lines.append("## Targets of issue 21")
         lines.append("")
@@ -371,7 +461,7 @@ def plot(results: dict, path: Path) -> None:
     sizes = sorted(results["sizes"], key=int)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     series = {
-        "converge": [("dockhand", "dockhand_converge"), ("pyinfra", "pyinfra_converge"), ("Ansible", "ansible_converge"), ("floor: parallel docker restart", "floor_restart")],
+        "converge": [("dockhand", "dockhand_converge"), ("pyinfra", "pyinfra_converge"), ("Ansible", "ansible_converge"), ("floor: parallel docker restart", "floor_restart"), ("floor: same job, OpenSSH alone on fresh hosts", "floor_job")],
         "no-op re-run": [("dockhand", "dockhand_noop"), ("pyinfra", "pyinfra_noop"), ("Ansible", "ansible_noop"), ("floor: one OpenSSH exec per host", "floor_exec")],
     }
     for axis, (title, lines) in zip(axes, series.items()):
