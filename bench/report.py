@@ -263,6 +263,25 @@ def dockhand_only_targets(entry: dict) -> list[tuple[str, str, bool | None]]:
     ]
 
 
+def ratio_rows(entry: dict, rows: list[tuple[str, str, str]]) -> list[str]:
+    """Rows of the ratio table: the ratio of the medians of `slower` and
+    `faster` for each `(label, slower, faster)`."""
+    return [f"| {label} | {ratio(median(entry, slow), median(entry, fast))} |" for label, slow, fast in rows]
+
+
+def time_table(entry: dict, measures, keep) -> list[str]:
+    """The table of wall times (median, with the fastest and slowest) and
+    dockhand's peak memory, for the measures `keep` accepts; then the head
+    of the table of ratios that always follows it."""
+    lines = ["| run | wall time | dockhand peak memory |", "| --- | --- | --- |"]
+    for measure, title in measures:
+        if not keep(measure):
+            continue
+        mem = peak_mib(entry, measure) if measure.startswith("dockhand") else None
+        lines.append(f"| {title} | {spread(entry, measure)} | {'' if mem is None else f'{mem:.1f} MiB'} |")
+    return lines + ["", "| ratio | value |", "| --- | --- |"]
+
+
 def dockhand_only_lines(results: dict, measures: list[tuple[str, str]]) -> list[str]:
     """The `--dockhand-only` rounds, each in a short section of its own:
     never set beside or merged with the side-by-side rounds."""
@@ -279,22 +298,17 @@ def dockhand_only_lines(results: dict, measures: list[tuple[str, str]]) -> list[
             f"{v['dockhand']}; {v['openssh']}; {v['cpus']} CPUs for the hosts and the tools."
         )
         lines.append("")
-        lines.append("| run | wall time | dockhand peak memory |")
-        lines.append("| --- | --- | --- |")
-        for measure, title in measures:
-            if not samples(entry, measure):
-                continue
-            mem = peak_mib(entry, measure) if measure.startswith("dockhand") else None
-            lines.append(f"| {title} | {spread(entry, measure)} | {'' if mem is None else f'{mem:.1f} MiB'} |")
-        lines.append("")
-        m = lambda k: median(entry, k)  # noqa: E731
-        lines.append("| ratio | value |")
-        lines.append("| --- | --- |")
-        lines.append(f"| dockhand converge / restart floor | {ratio(m('dockhand_converge'), m('floor_restart'))} |")
-        lines.append(f"| dockhand converge / same-job floor | {ratio(m('dockhand_converge'), m('floor_job'))} |")
-        lines.append(f"| same-job floor / restart floor | {ratio(m('floor_job'), m('floor_restart'))} |")
-        lines.append(f"| dockhand no-op / dockhand ping | {ratio(m('dockhand_noop'), m('dockhand_ping'))} |")
-        lines.append(f"| dockhand no-op / OpenSSH floor | {ratio(m('dockhand_noop'), m('floor_exec'))} |")
+        lines += time_table(entry, measures, lambda measure: samples(entry, measure))
+        lines += ratio_rows(
+            entry,
+            [
+                ("dockhand converge / restart floor", "dockhand_converge", "floor_restart"),
+                ("dockhand converge / same-job floor", "dockhand_converge", "floor_job"),
+                ("same-job floor / restart floor", "floor_job", "floor_restart"),
+                ("dockhand no-op / dockhand ping", "dockhand_noop", "dockhand_ping"),
+                ("dockhand no-op / OpenSSH floor", "dockhand_noop", "floor_exec"),
+            ],
+        )
         lines.append("")
         lines.append("| target (issue 21, dockhand alone) | measured | |")
         lines.append("| --- | --- | --- |")
@@ -343,17 +357,8 @@ def write_report(results: dict, out: Path, measures: list[tuple[str, str]], with
         lines.append("")
         lines.append(f"{v['dockhand']}; {v['ansible']}; {v['pyinfra']}; {v['openssh']}; {v['cpus']} CPUs for the hosts and the tools.")
         lines.append("")
-        lines.append("| run | wall time | dockhand peak memory |")
-        lines.append("| --- | --- | --- |")
-        for measure, title in measures:
-            if not shown(measure, size):
-                continue
-            mem = peak_mib(size, measure) if measure.startswith("dockhand") else None
-            lines.append(f"| {title} | {spread(size, measure)} | {'' if mem is None else f'{mem:.1f} MiB'} |")
-        lines.append("")
+        lines += time_table(size, measures, lambda measure: shown(measure, size))
         m = lambda k: median(size, k)  # noqa: E731
-        lines.append("| ratio | value |")
-        lines.append("| --- | --- |")
         lines.append(f"| pyinfra no-op / dockhand no-op | {ratio(m('pyinfra_noop'), m('dockhand_noop'))} |")
         lines.append(f"| Ansible no-op / dockhand no-op | {ratio(m('ansible_noop'), m('dockhand_noop'))} |")
         lines.append(f"| pyinfra converge / dockhand converge | {ratio(m('pyinfra_converge'), m('dockhand_converge'))} |")
