@@ -28,6 +28,8 @@ enum Command {
         /// The inventory file (YAML).
         #[arg(short = 'i', long = "inventory", value_name = "INVENTORY")]
         inventory: PathBuf,
+        #[arg(long, value_enum, default_value_t = FormatArg::Human)]
+        format: FormatArg,
         #[command(flatten)]
         access: AccessArgs,
         #[command(flatten)]
@@ -442,10 +444,12 @@ pub fn run() -> Result<i32> {
         ),
         Command::Ping {
             inventory,
+            format,
             access,
             run,
         } => commands::ping::run(&commands::ping::Options {
             inventory,
+            format: format.into(),
             access: access.into_access(None),
             run: run.into(),
         }),

@@ -313,6 +313,24 @@ fn ping_reports_every_host_and_checks_sudo_with_become() {
         HOSTS,
         "{stdout}"
     );
+
+    // As JSON, for scripts: each host's answer and what it cost on the
+    // wire (one login, one command), and the totals.
+    let output = lab.dockhand(&["ping", "-i", &as_user.to_string_lossy(), "--format", "json"]);
+    assert_success(&output, "ping --format json");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let hosts = report["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), HOSTS);
+    for (number, entry) in (1..=HOSTS).zip(hosts) {
+        assert_eq!(entry["host"], host(number), "{report}");
+        assert_eq!(entry["status"], "ok", "{report}");
+        assert_eq!(entry["user"], dockhand::lab::SUDO_USER, "{report}");
+        assert_eq!(entry["sudo"], "ok", "{report}");
+        assert_eq!(entry["traffic"]["logins"], 1, "{report}");
+        assert_eq!(entry["traffic"]["commands"], 1, "{report}");
+    }
+    assert_eq!(report["summary"]["ok"], HOSTS, "{report}");
+    assert_eq!(report["summary"]["traffic"]["logins"], HOSTS, "{report}");
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `dockhand ping -i INVENTORY`: the transport check. One SSH connection
+//! `dockhand ping -i INVENTORY [--format json]`: the transport check. One SSH connection
 //! per host, all hosts at once (up to `--forks`), one command each
 //! (`engine::inspect::ping`); reports the host's name, the login user,
 //! sudo (when `become` is set) and docker's state, or why the host could
@@ -10,6 +10,7 @@ use crate::report::{self, PingOutcome};
 
 pub struct Options {
     pub inventory: std::path::PathBuf,
+    pub format: report::Format,
     pub access: load::Access,
     pub run: super::Run,
 }
@@ -23,14 +24,17 @@ pub fn run(options: &Options) -> Result<i32> {
     drop(fleet);
     progress.finish();
     options.run.say_traffic(&targets);
+    // The hosts end in the inventory's order, as their targets are.
     let outcomes: Vec<PingOutcome> = ended
         .into_iter()
-        .map(|f| PingOutcome {
+        .zip(&targets)
+        .map(|(f, (_, target))| PingOutcome {
             reply: f.ended.into_result(&f.host),
             host: f.host,
+            traffic: target.meter.read(),
         })
         .collect();
     let failed = outcomes.iter().filter(|o| o.reply.is_err()).count();
-    report::ping_summary(&outcomes);
+    report::ping::print(&outcomes, options.format);
     Ok(if failed == 0 { 0 } else { 1 })
 }

@@ -3,6 +3,7 @@
 //! (console decides per stream, and honours NO_COLOR / CLICOLOR_FORCE).
 
 pub mod apply;
+pub mod ping;
 pub mod plan;
 pub mod progress;
 
@@ -227,6 +228,7 @@ pub use crate::core::outcome::PingReply;
 pub struct PingOutcome {
     pub host: String,
     pub reply: Result<PingReply>,
+    pub traffic: Traffic,
 }
 
 pub fn error(err: &Error) {
@@ -407,48 +409,4 @@ pub fn lab_status(name: &str, hosts: &[HostStatus]) {
             host.name, host.address, host.release
         );
     }
-}
-
-/// The result table, sorted by host, and the totals.
-pub fn ping_summary(outcomes: &[PingOutcome]) {
-    let mut failed = 0;
-    let mut unreachable = 0;
-    for outcome in outcomes {
-        match &outcome.reply {
-            Ok(reply) => {
-                let sudo = reply
-                    .sudo
-                    .as_ref()
-                    .map(|s| format!(" sudo={s}"))
-                    .unwrap_or_default();
-                println!(
-                    "{:<16} ok          hostname={} user={} docker={}{}",
-                    outcome.host,
-                    escape(&reply.hostname),
-                    escape(&reply.user),
-                    escape(&reply.docker),
-                    escape(&sudo)
-                );
-            }
-            Err(err) => {
-                let kind = if err.is_unreachable() {
-                    unreachable += 1;
-                    "unreachable"
-                } else {
-                    failed += 1;
-                    "failed"
-                };
-                println!(
-                    "{:<16} {kind:<11} {}",
-                    outcome.host,
-                    escape(&err.to_string())
-                );
-            }
-        }
-    }
-    println!(
-        "{} host(s): {} ok, {failed} failed, {unreachable} unreachable",
-        outcomes.len(),
-        outcomes.len() - failed - unreachable
-    );
 }
