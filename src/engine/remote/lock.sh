@@ -4,7 +4,10 @@ said=
 @STOP_COMMIT@for t in @TRANSIENT@/dockhand-sshd-revert-*.timer; do
   [ -e "$t" ] || continue
   u=${t##*/}; u=${u%.timer}
-  if systemctl start "$u.service" >/dev/null 2>&1; then said="$said honoured=$u"; else said="$said failed=$u"; fi
+  # --wait: the switch's service is a plain one, so a bare start returns
+  # once it is spawned, and its restore and ssh reload could land in the
+  # middle of this run's gather, commit or reload.
+  if systemctl start --wait "$u.service" >/dev/null 2>&1; then said="$said honoured=$u"; else said="$said failed=$u"; fi
   systemctl stop "$u.timer" >/dev/null 2>&1
 done
 set -- @DIRS@

@@ -1172,7 +1172,7 @@ fn the_lock_settles_what_an_interrupted_run_left() {
         ]
     );
     // The revert ran before its backup went, then the timer was stopped.
-    let fired = host.called("systemctl start dockhand-sshd-revert-old.service");
+    let fired = host.called("systemctl start --wait dockhand-sshd-revert-old.service");
     assert!(fired < host.called("systemctl stop dockhand-sshd-revert-old.timer"));
     assert_eq!(host.names_in("/etc/t"), ["ca.pem", "key.pem", "sshd.conf"]);
     assert_eq!(settled.said().len(), 2);
