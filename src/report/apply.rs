@@ -120,41 +120,18 @@ fn json_host(o: &ApplyOutcome, run: Run) -> JsonHost<'_> {
     }
 }
 
-/// The JSON document `{"hosts": [...], "summary": ..., "seconds": ...}`,
-/// pretty-printed one host at a time: a fleet of thousands is held as
-/// text, never as one JSON tree (several times its size). The bytes are
-/// those of printing the whole document at once (a test holds them so).
+/// The JSON document `{"hosts": [...], "summary": ..., "seconds": ...}`.
 fn json(outcomes: &[ApplyOutcome], run: Run, summary: &Summary, elapsed: Duration) -> String {
-    let pretty = |value: serde_json::Value| {
-        serde_json::to_string_pretty(&super::masked(value)).expect("report serialises")
-    };
-    // Each line of a nested value, indented to its depth (JSON text has
-    // no raw newline inside a string, so lines are safe to indent).
-    let nest = |out: &mut String, text: &str, indent: &str| {
-        for (i, line) in text.lines().enumerate() {
-            if i > 0 {
-                out.push('\n');
-                out.push_str(indent);
-            }
-            out.push_str(line);
-        }
-    };
-    let mut out = String::from("{\n  \"hosts\": [");
-    for (i, outcome) in outcomes.iter().enumerate() {
-        out.push_str(if i == 0 { "\n    " } else { ",\n    " });
-        let host = serde_json::to_value(json_host(outcome, run)).expect("report serialises");
-        nest(&mut out, &pretty(host), "    ");
-    }
-    if !outcomes.is_empty() {
-        out.push_str("\n  ");
-    }
-    out.push_str("],\n  \"summary\": ");
-    let summary = serde_json::to_value(summary).expect("report serialises");
-    nest(&mut out, &pretty(summary), "  ");
-    out.push_str(",\n  \"seconds\": ");
-    out.push_str(&pretty(serde_json::json!(elapsed.as_secs_f64())));
-    out.push_str("\n}\n");
-    out
+    super::json_document(
+        outcomes.iter().map(|o| json_host(o, run)),
+        &[
+            (
+                "summary",
+                serde_json::to_value(summary).expect("report serialises"),
+            ),
+            ("seconds", serde_json::json!(elapsed.as_secs_f64())),
+        ],
+    )
 }
 
 pub fn print(outcomes: &[ApplyOutcome], run: Run, format: Format, elapsed: Duration) {

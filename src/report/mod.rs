@@ -273,6 +273,51 @@ pub(crate) fn masked(value: serde_json::Value) -> serde_json::Value {
     }
 }
 
+/// A report's JSON document, `{"hosts": [...], KEY: VALUE, ...}`, masked
+/// and pretty-printed one host at a time: a fleet of thousands is held as
+/// text, never as one JSON tree (several times its size). The bytes are
+/// those of masking and pretty-printing the whole document at once (a
+/// test holds them so).
+pub(crate) fn json_document<H: serde::Serialize>(
+    hosts: impl IntoIterator<Item = H>,
+    rest: &[(&str, serde_json::Value)],
+) -> String {
+    let pretty = |value: serde_json::Value| {
+        serde_json::to_string_pretty(&masked(value)).expect("report serialises")
+    };
+    // Each line of a nested value, indented to its depth (JSON text has
+    // no raw newline inside a string, so lines are safe to indent).
+    let nest = |out: &mut String, text: &str, indent: &str| {
+        for (i, line) in text.lines().enumerate() {
+            if i > 0 {
+                out.push('\n');
+                out.push_str(indent);
+            }
+            out.push_str(line);
+        }
+    };
+    let mut out = String::from("{\n  \"hosts\": [");
+    let mut empty = true;
+    for host in hosts {
+        out.push_str(if empty { "\n    " } else { ",\n    " });
+        empty = false;
+        let host = serde_json::to_value(host).expect("report serialises");
+        nest(&mut out, &pretty(host), "    ");
+    }
+    if !empty {
+        out.push_str("\n  ");
+    }
+    out.push(']');
+    for (key, value) in rest {
+        out.push_str(",\n  ");
+        out.push_str(&pretty(serde_json::Value::String((*key).to_string())));
+        out.push_str(": ");
+        nest(&mut out, &pretty(value.clone()), "  ");
+    }
+    out.push_str("\n}\n");
+    out
+}
+
 /// `dockhand inventory`: each host as dockhand understood it, in its own
 /// inventory's terms (YAML), or as JSON.
 pub fn inventory(hosts: &[crate::core::input::inventory::Host], json: bool) {

@@ -58,36 +58,30 @@ struct JsonHost<'a> {
     traffic: Traffic,
 }
 
-fn json(outcomes: &[PingOutcome]) -> serde_json::Value {
-    let hosts: Vec<JsonHost> = outcomes
-        .iter()
-        .map(|o| {
-            let reply = o.reply.as_ref().ok();
-            JsonHost {
-                host: &o.host,
-                status: status(o),
-                hostname: reply.map(|r| r.hostname.as_str()),
-                user: reply.map(|r| r.user.as_str()),
-                docker: reply.map(|r| r.docker.as_str()),
-                sudo: reply.and_then(|r| r.sudo.as_deref()),
-                error: o.reply.as_ref().err().map(|e| e.to_string()),
-                traffic: o.traffic,
-            }
-        })
-        .collect();
-    super::masked(serde_json::json!({
-        "hosts": hosts,
-        "summary": summarize(outcomes),
-    }))
+/// The JSON document `{"hosts": [...], "summary": ...}`.
+fn json(outcomes: &[PingOutcome]) -> String {
+    let hosts = outcomes.iter().map(|o| {
+        let reply = o.reply.as_ref().ok();
+        JsonHost {
+            host: &o.host,
+            status: status(o),
+            hostname: reply.map(|r| r.hostname.as_str()),
+            user: reply.map(|r| r.user.as_str()),
+            docker: reply.map(|r| r.docker.as_str()),
+            sudo: reply.and_then(|r| r.sudo.as_deref()),
+            error: o.reply.as_ref().err().map(|e| e.to_string()),
+            traffic: o.traffic,
+        }
+    });
+    let summary = serde_json::to_value(summarize(outcomes)).expect("report serialises");
+    super::json_document(hosts, &[("summary", summary)])
 }
 
 /// The result table in the hosts' order and the totals, or the JSON
 /// document.
 pub fn print(outcomes: &[PingOutcome], format: Format) {
     let text = match format {
-        Format::Json => {
-            serde_json::to_string_pretty(&json(outcomes)).expect("report serialises") + "\n"
-        }
+        Format::Json => json(outcomes),
         Format::Human => human(outcomes),
     };
     super::raw_stdout(&text);
@@ -174,7 +168,7 @@ mod tests {
 
     #[test]
     fn the_json_report_has_each_host_its_traffic_and_the_totals() {
-        let value = json(&outcomes());
+        let value: serde_json::Value = serde_json::from_str(&json(&outcomes())).unwrap();
         let hosts = value["hosts"].as_array().unwrap();
         assert_eq!(hosts[0]["status"], "ok");
         assert_eq!(hosts[0]["user"], "deploy");

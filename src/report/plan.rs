@@ -21,10 +21,7 @@ use crate::error::Result;
 pub fn print(outcomes: &[HostOutcome], format: Format) {
     let text = match format {
         Format::Human => human(outcomes),
-        Format::Json => {
-            let value = serde_json::to_value(json(outcomes)).expect("plan serialises");
-            serde_json::to_string_pretty(&super::masked(value)).expect("plan serialises") + "\n"
-        }
+        Format::Json => json(outcomes),
     };
     super::raw_stdout(&text);
 }
@@ -83,12 +80,6 @@ struct JsonHost<'a> {
     traffic: crate::transport::Traffic,
 }
 
-#[derive(Serialize)]
-struct JsonPlan<'a> {
-    hosts: Vec<JsonHost<'a>>,
-    summary: Summary,
-}
-
 fn status(plan: &Result<HostPlan>) -> &'static str {
     match plan {
         Ok(plan) if plan.is_empty() => "unchanged",
@@ -98,21 +89,18 @@ fn status(plan: &Result<HostPlan>) -> &'static str {
     }
 }
 
-fn json(outcomes: &[HostOutcome]) -> JsonPlan<'_> {
-    JsonPlan {
-        hosts: outcomes
-            .iter()
-            .map(|o| JsonHost {
-                host: &o.host,
-                address: &o.address,
-                status: status(&o.plan),
-                error: o.plan.as_ref().err().map(|e| e.to_string()),
-                plan: o.plan.as_ref().ok(),
-                traffic: o.traffic,
-            })
-            .collect(),
-        summary: summarize(outcomes),
-    }
+/// The JSON document `{"hosts": [...], "summary": ...}`.
+fn json(outcomes: &[HostOutcome]) -> String {
+    let hosts = outcomes.iter().map(|o| JsonHost {
+        host: &o.host,
+        address: &o.address,
+        status: status(&o.plan),
+        error: o.plan.as_ref().err().map(|e| e.to_string()),
+        plan: o.plan.as_ref().ok(),
+        traffic: o.traffic,
+    });
+    let summary = serde_json::to_value(summarize(outcomes)).expect("plan serialises");
+    super::json_document(hosts, &[("summary", summary)])
 }
 
 fn human(outcomes: &[HostOutcome]) -> String {
@@ -453,8 +441,25 @@ mod tests {
             }),
         };
         let text = console::strip_ansi_codes(&human(&[outcome()])).into_owned();
-        let value = serde_json::to_value(json(&[outcome()])).unwrap();
-        let json = serde_json::to_string(&crate::report::masked(value)).unwrap();
+        let json = json(&[outcome()]);
+        // Printed a host at a time, the document is byte for byte the
+        // whole one printed at once.
+        let outcomes = [outcome(), outcome()];
+        let whole = serde_json::json!({
+            "hosts": outcomes.iter().map(|o| JsonHost {
+                host: &o.host,
+                address: &o.address,
+                status: status(&o.plan),
+                error: None,
+                plan: o.plan.as_ref().ok(),
+                traffic: o.traffic,
+            }).collect::<Vec<_>>(),
+            "summary": summarize(&outcomes),
+        });
+        assert_eq!(
+            super::json(&outcomes),
+            serde_json::to_string_pretty(&crate::report::masked(whole)).unwrap() + "\n"
+        );
         for shown in [&text, &json] {
             assert!(
                 !shown.contains("s3cret") && !shown.contains("hunter2"),
