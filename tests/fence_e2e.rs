@@ -71,7 +71,14 @@ fn scenario(lab: &str, release: Release) {
             &docker_over_tls(&address, &bundle, &["version"]),
             &format!("the workstation's docker CLI {when}"),
         );
-        assert_eq!(reach(&scene, other, &address, 2376), "no answer", "{when}");
+        let answer = reach(&scene, other, &address, 2376);
+        if answer != "no answer" {
+            let host_side = scene.lab.ssh(
+                fenced,
+                "nft list table inet dockhand 2>&1; journalctl -u nftables.service -u dockhand-firewall.service -n 40 --no-pager",
+            );
+            panic!("{when}: TCP 2376 from another host: {answer}\n{host_side}");
+        }
         assert_eq!(
             reach(&scene, other, &address, 22),
             "open",

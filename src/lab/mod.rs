@@ -238,9 +238,12 @@ impl Lab {
             std::thread::sleep(BOOT_SPACING);
         }
         hosts.sort_by_key(|h| h.number);
-        let known_hosts_path = self.paths.known_hosts();
-        std::fs::write(&known_hosts_path, known_hosts.join("\n") + "\n")
-            .map_err(|e| Error::file(&known_hosts_path, e))?;
+        // Replaced whole: an earlier `lab up` of this lab, past the lock,
+        // may be reading it to wait for its hosts.
+        state::replace(
+            &self.paths.known_hosts(),
+            (known_hosts.join("\n") + "\n").as_bytes(),
+        )?;
         let lab = LabState {
             name: self.paths.name.clone(),
             index,
@@ -248,9 +251,10 @@ impl Lab {
             hosts,
         };
         lab.save(&self.paths)?;
-        let inventory_path = self.paths.inventory();
-        std::fs::write(&inventory_path, inventory::render(&self.paths, &lab))
-            .map_err(|e| Error::file(&inventory_path, e))?;
+        state::replace(
+            &self.paths.inventory(),
+            inventory::render(&self.paths, &lab).as_bytes(),
+        )?;
         Ok(lab)
     }
 

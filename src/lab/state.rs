@@ -124,12 +124,21 @@ impl LabState {
     /// Written to a temp file and renamed, so a killed `lab up` never
     /// leaves a truncated record behind.
     pub fn save(&self, paths: &LabPaths) -> Result<()> {
-        let path = paths.state_file();
-        let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(self).expect("lab state serialises");
-        std::fs::write(&tmp, text).map_err(|e| Error::file(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::file(&path, e))
+        replace(&paths.state_file(), text.as_bytes())
     }
+}
+
+/// Replaces a file of the lab whole, by a rename (under the lab's lock, so
+/// one temp name will do): whoever reads it meanwhile, a test or a login
+/// looking up a host key after its own `lab up`, sees the old file or the
+/// new one, never an emptied one.
+pub fn replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).map_err(|e| Error::file(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::file(path, e))
 }
 
 /// Names and addresses of the lab's network pieces. Interface names stay
@@ -318,6 +327,25 @@ pub fn random_uuid() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replaced_file_is_whole_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        replace(&path, b"old\n").unwrap();
+        // A reader holding the old file keeps reading it whole.
+        let mut held = File::open(&path).unwrap();
+        replace(&path, b"new line\n").unwrap();
+        let mut old = String::new();
+        std::io::Read::read_to_string(&mut held, &mut old).unwrap();
+        assert_eq!(old, "old\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new line\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["known_hosts"]);
+    }
 
     #[test]
     fn relative_state_and_cache_dirs_are_made_absolute() {

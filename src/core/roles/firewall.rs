@@ -47,6 +47,11 @@ pub(super) fn expand(
                 .into(),
         );
     };
+    if !plain_program_path(nft) {
+        return Err(format!(
+            "this host's `nft` is {nft:?} (`command -v nft`), which dockhand does not write into a systemd unit: only an absolute path of letters, digits and / . _ + - is; dockhand puts up no half fence"
+        ));
+    }
     let docker_port = playbook
         .docker
         .as_ref()
@@ -88,6 +93,16 @@ pub(super) fn expand(
     ));
     out.firewall_rules = Some(RULES.to_string());
     Ok(())
+}
+
+/// A path systemd reads as one word and runs as the program it names: the
+/// host said where its `nft` is, and that text goes into the unit and the
+/// drop-in unquoted.
+fn plain_program_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._+-".contains(c))
 }
 
 /// sshd's port: the playbook's, else the one the host's sshd listens on
@@ -169,15 +184,27 @@ fn unit(nft: &str) -> String {
     )
 }
 
+/// Each of nftables.service's hooks loads the fence twice, the second
+/// right after the first: the table is replaced whole in one transaction,
+/// so the second load changes nothing when the first took, and it is
+/// another chance when the first met another program's ruleset change at
+/// the same moment (dockerd, just restarted, adding its iptables-nft
+/// rules; a CI run once found the fence missing after `systemctl start
+/// nftables` there). systemd runs a hook's lines in order, and `-` lets
+/// the next one run when one fails; no shell is needed.
 fn nftables_drop_in(nft: &str) -> String {
-    format!(
+    let mut text = String::from(
         "# Written by dockhand: nftables.service's `flush ruleset` would take dockhand's\n\
-         # fence with it, so the fence is put back right after it starts, reloads or stops.\n\
-         [Service]\n\
-         ExecStartPost=-{nft} -f {RULES}\n\
-         ExecReload=-{nft} -f {RULES}\n\
-         ExecStopPost=-{nft} -f {RULES}\n"
-    )
+         # fence with it, so the fence is put back right after it starts, reloads or stops\n\
+         # (twice: the second load is a second chance, and harmless when the first took).\n\
+         [Service]\n",
+    );
+    for hook in ["ExecStartPost", "ExecReload", "ExecStopPost"] {
+        for _ in 0..2 {
+            text += &format!("{hook}=-{nft} -f {RULES}\n");
+        }
+    }
+    text
 }
 
 #[cfg(test)]
@@ -218,13 +245,66 @@ mod tests {
     }
 
     #[test]
-    fn a_host_without_nft_gets_no_half_fence() {
+    fn each_nftables_hook_loads_the_fence_twice_and_goes_on_when_a_load_fails() {
+        let text = nftables_drop_in("/usr/sbin/nft");
+        for hook in ["ExecStartPost", "ExecReload", "ExecStopPost"] {
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with(&format!("{hook}=")))
+                .collect();
+            let load = format!("{hook}=-/usr/sbin/nft -f {RULES}");
+            assert_eq!(lines, [load.as_str(), load.as_str()], "{text}");
+        }
+        assert!(
+            text.starts_with('#') && text.contains("\n[Service]\n"),
+            "{text}"
+        );
+    }
+
+    /// A playbook that fences docker's port, and its firewall role.
+    fn fenced_playbook() -> (Playbook, FirewallRole) {
         let playbook = Playbook::parse(
             "p.yaml".as_ref(),
             "firewall:\n  docker_from: [10.0.0.0/8]\n",
         )
         .unwrap();
         let firewall = playbook.firewall.clone().unwrap();
+        (playbook, firewall)
+    }
+
+    #[test]
+    fn an_nft_path_that_is_not_one_plain_word_gets_no_fence() {
+        let (playbook, firewall) = fenced_playbook();
+        for (path, plain) in [
+            ("/usr/sbin/nft", true),
+            ("/opt/nftables-1.0/sbin/nft", true),
+            ("nft", false),
+            ("/usr/sbin/nft -f /tmp/x", false),
+            ("/usr/sbin/nft\nExecStart=/bin/true", false),
+            ("/usr/sbin/$nft", false),
+            ("/usr/sbin/%n", false),
+        ] {
+            let facts = Facts {
+                nft_path: Some(path.into()),
+                ..Facts::default()
+            };
+            let mut out = Resources::default();
+            let result = expand(&playbook, &firewall, &facts, &mut out);
+            assert_eq!(result.is_ok(), plain, "{path:?}: {result:?}");
+            if !plain {
+                assert!(
+                    result
+                        .unwrap_err()
+                        .contains("does not write into a systemd unit")
+                );
+                assert!(out.files.is_empty(), "{path:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_host_without_nft_gets_no_half_fence() {
+        let (playbook, firewall) = fenced_playbook();
         let mut out = Resources::default();
         let err = expand(&playbook, &firewall, &Facts::default(), &mut out).unwrap_err();
         assert!(
