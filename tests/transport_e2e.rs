@@ -123,7 +123,7 @@ fn an_unknown_host_key_is_refused_when_strict_and_recorded_with_accept_new() {
     let dir = tempfile::tempdir().unwrap();
     let known_hosts = dir.path().join("known_hosts");
     let mut target = lab.target(&host(1), "root");
-    target.known_hosts = vec![known_hosts.clone()];
+    target.known_hosts = vec![known_hosts.clone()].into();
     runtime().block_on(async {
         let err = SshSession::connect(&target)
             .await
@@ -177,7 +177,7 @@ fn a_revoked_host_key_is_refused_and_openssh_agrees() {
         format!("{recorded}@revoked * {} {}\n", key[1], key[2]),
     )
     .unwrap();
-    target.known_hosts = vec![known_hosts.clone()];
+    target.known_hosts = vec![known_hosts.clone()].into();
     for policy in [HostKeyPolicy::Strict, HostKeyPolicy::AcceptNew] {
         target.host_key_policy = policy;
         let err = runtime()
@@ -229,7 +229,7 @@ fn a_wrong_key_fails_authentication_with_what_was_tried() {
         .unwrap();
     assert!(status.success());
     let mut target = lab.target(&host(2), "root");
-    target.identity_files = vec![key.clone(), dir.path().join("missing")];
+    target.identity_files = vec![key.clone(), dir.path().join("missing")].into();
     runtime().block_on(async {
         let err = SshSession::connect(&target).await.err().expect("refused");
         let text = err.to_string();

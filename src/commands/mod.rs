@@ -36,13 +36,7 @@ pub struct Run {
 
 impl Run {
     /// `-v`: what each host cost on the wire, once the run ended.
-    fn say_traffic(
-        &self,
-        hosts: &[(
-            crate::core::input::inventory::Host,
-            crate::engine::load::LoadedTarget,
-        )],
-    ) {
+    fn say_traffic(&self, hosts: &crate::engine::load::Hosts) {
         if self.verbose {
             let counts: Vec<(&str, crate::engine::load::Traffic)> = hosts
                 .iter()

@@ -22,7 +22,7 @@ pub struct Options {
 pub fn run(options: &Options) -> Result<i32> {
     let loaded = load::load(&options.selection)?;
     let (jobs, ca_warning) = load::jobs(&loaded)?;
-    let addresses: Vec<(String, crate::engine::load::LoadedTarget)> = loaded
+    let addresses: Vec<(String, std::sync::Arc<crate::engine::load::LoadedTarget>)> = loaded
         .hosts
         .iter()
         .map(|(h, t)| (h.address.clone(), t.clone()))

@@ -20,7 +20,7 @@ pub struct Options {
 
 pub fn run(options: &Options) -> Result<i32> {
     let loaded = load::load(&options.selection)?;
-    let addresses: Vec<(String, crate::engine::load::LoadedTarget)> = loaded
+    let addresses: Vec<(String, std::sync::Arc<crate::engine::load::LoadedTarget>)> = loaded
         .hosts
         .iter()
         .map(|(h, t)| (h.address.clone(), t.clone()))

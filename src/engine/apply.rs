@@ -123,12 +123,20 @@ pub async fn apply(
     become_root: &Become,
     run: &HostRun,
 ) -> Result<()> {
-    let commit = remote::commit(work, &LAYOUT);
     let stages = !work.directories.is_empty() || !work.files.is_empty();
-    let script = if stages {
-        remote::stage(work, &LAYOUT, Some(&commit))
-    } else {
-        commit
+    // Only what is sent is kept while the commit runs (docker's restart:
+    // seconds, for every host in flight), not the scripts it was made of.
+    let (command, stdin) = {
+        let commit = remote::commit(work, &LAYOUT);
+        let script = if stages {
+            remote::stage(work, &LAYOUT, Some(&commit))
+        } else {
+            commit
+        };
+        (
+            script.command(become_root),
+            script.stdin(become_root).into_owned(),
+        )
     };
     let mut output = run
         .step(
@@ -136,9 +144,10 @@ pub async fn apply(
                 handlers: work.handlers.clone(),
             },
             run.deadlines.handlers,
-            send(transport, &script, become_root),
+            transport.exec(&command, &stdin),
         )
         .await?;
+    drop((command, stdin));
     if stages {
         // The staging's answer ends at its `done`; the commit's follows.
         let text = output.stdout_text();

@@ -51,7 +51,7 @@ pub fn alias_blocks(host: &str, target: &Target, user: Option<&str>) -> String {
         target.port,
         user.unwrap_or(&target.user)
     );
-    for identity in &target.identity_files {
+    for identity in target.identity_files.iter() {
         block += &format!("  IdentityFile \"{}\"\n", identity.display());
     }
     if !target.identity_files.is_empty() && !target.use_agent {
@@ -303,9 +303,9 @@ mod tests {
             address: address.into(),
             port: 2222,
             user: "deploy".into(),
-            identity_files: vec!["/keys/lab key".into()],
+            identity_files: vec!["/keys/lab key".into()].into(),
             use_agent: false,
-            known_hosts: vec!["/state/known_hosts".into()],
+            known_hosts: vec!["/state/known_hosts".into()].into(),
             host_key_policy: HostKeyPolicy::Strict,
             host_key_alias: None,
             connect_timeout: Duration::from_secs(10),

@@ -14,7 +14,7 @@
 //!   applies, batch by batch, on the connections phase one opened, each
 //!   host planned again with its certificate (pure, no round trip).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::fleet::{Ended, Finished, Fleet, HostRun, Rollout, failure};
@@ -24,8 +24,8 @@ use crate::core::event::{Event, HostStatus};
 use crate::core::input::inventory::Host;
 use crate::core::outcome::Applied;
 use crate::core::plan::{HostPlan, PlanSummary};
-use crate::core::roles::TlsMaterial;
 use crate::error::{Error, Result};
+use crate::pki::ServerPairs;
 use crate::transport::{Connector, Ssh, Transport};
 
 /// What a host's apply ended with, and what the report shows of the plan
@@ -96,21 +96,22 @@ async fn in_one_pass<C: Connector + Clone>(
             .map(Option::unwrap_or_default);
     }
     let playbook = loaded.playbook.clone();
-    let hosts: Vec<&Host> = loaded.hosts.iter().map(|(h, _)| h).collect();
-    let (issued, client) = issue(loaded, &hosts, fleet)?;
-    let checks = Arc::new(load::checks(&playbook, loaded.store.as_ref(), client)?);
-    // Each host's files move into its job: one copy each, however many hosts.
-    let mut issued = issued;
-    let jobs: Jobs = jobs
-        .into_iter()
-        .map(|(name, job)| (name, with_issued(job, &mut issued)))
-        .collect();
-    drop(issued);
+    let hosts: Vec<&Host> = loaded.hosts.iter().map(|(h, _)| h.as_ref()).collect();
+    let (pairs, client) = issue(loaded, &hosts, fleet)?;
+    let checks = Arc::new(load::checks(&playbook, loaded.store.as_deref(), client)?);
+    let pairs = Arc::new(pairs);
     Ok(fleet
         .roll_out("apply", jobs, rollout, describe_applied, move |job, run| {
-            let (connector, checks, playbook) =
-                (connector.clone(), checks.clone(), playbook.clone());
+            let (connector, checks, playbook, pairs) = (
+                connector.clone(),
+                checks.clone(),
+                playbook.clone(),
+                pairs.clone(),
+            );
             async move {
+                // Its TLS files are read when its turn comes, not held
+                // from the start by every host waiting.
+                let job = with_issued(job, &pairs)?;
                 // Boxed: a host waiting for a fork holds a pointer, and one
                 // in flight only the step it is at (thousands of hosts).
                 let prepared = Box::pin(pipeline::prepare_to_apply(
@@ -145,6 +146,7 @@ where
             move |job: HostJob, run| {
                 let (connector, playbook) = (connector.clone(), playbook.clone());
                 async move {
+                    let job = job.read_tls()?;
                     let prepared =
                         pipeline::prepare_to_apply(&connector, &playbook, &job, &run).await?;
                     Ok((job, prepared))
@@ -185,26 +187,23 @@ where
     }
     // Then the local PKI issues what the planned hosts need. An interrupt
     // before this point skips every host.
-    let (issued, client) = if interrupted() {
-        (HashMap::new(), None)
+    let (pairs, client) = if interrupted() {
+        (ServerPairs::default(), None)
     } else {
         let hosts: Vec<&Host> = loaded
             .hosts
             .iter()
-            .map(|(host, _)| host)
+            .map(|(host, _)| host.as_ref())
             .filter(|host| planned.contains(host.name.as_str()))
             .collect();
         issue(loaded, &hosts, fleet)?
     };
-    let checks = Arc::new(load::checks(&playbook, loaded.store.as_ref(), client)?);
-    let mut issued = issued;
+    let checks = Arc::new(load::checks(&playbook, loaded.store.as_deref(), client)?);
+    let pairs = Arc::new(pairs);
     let jobs: Vec<(String, Result<Planned<C::Session>>)> = prepared
         .into_iter()
         .map(|f| {
-            let planned = f
-                .ended
-                .into_result(&f.host)
-                .map(|(job, prepared)| (with_issued(job, &mut issued), prepared));
+            let planned = f.ended.into_result(&f.host);
             (f.host, planned)
         })
         .collect();
@@ -216,10 +215,21 @@ where
                 rollout,
                 describe_applied,
                 move |planned: Result<Planned<C::Session>>, run| {
-                    let (connector, checks, playbook) =
-                        (connector.clone(), checks.clone(), playbook.clone());
+                    let (connector, checks, playbook, pairs) = (
+                        connector.clone(),
+                        checks.clone(),
+                        playbook.clone(),
+                        pairs.clone(),
+                    );
                     async move {
                         let (job, prepared) = planned?;
+                        let job = match with_issued(job, &pairs) {
+                            Ok(job) => job,
+                            Err(err) => {
+                                prepared.session.close().await;
+                                return Err(err);
+                            }
+                        };
                         // The issued certificates are known now: the same
                         // gathered state, planned again with them.
                         let prepared = pipeline::replan(&playbook, &job, prepared)?;
@@ -234,7 +244,7 @@ where
 /// The local PKI issues what `hosts` need (nothing without a PKI).
 fn issue(loaded: &Loaded, hosts: &[&Host], fleet: &Fleet) -> Result<crate::pki::Issued> {
     let Some(store) = loaded.store.as_ref().filter(|_| !hosts.is_empty()) else {
-        return Ok((HashMap::new(), None));
+        return Ok((ServerPairs::default(), None));
     };
     crate::pki::issue(
         store,
@@ -246,13 +256,13 @@ fn issue(loaded: &Loaded, hosts: &[&Host], fleet: &Fleet) -> Result<crate::pki::
     )
 }
 
-/// The job with the TLS files the PKI issued for its host, if any (taken
-/// out of `issued`).
-fn with_issued(job: HostJob, issued: &mut HashMap<String, TlsMaterial>) -> HostJob {
-    match issued.remove(&job.host.name) {
+/// The job with the TLS files the PKI issued for its host, if any, read
+/// now.
+fn with_issued(job: HostJob, pairs: &ServerPairs) -> Result<HostJob> {
+    Ok(match pairs.material(&job.host.name)? {
         Some(tls) => HostJob { tls, ..job },
         None => job,
-    }
+    })
 }
 
 /// Applies a planned host and verifies it; returns the outcome with the

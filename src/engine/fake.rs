@@ -109,20 +109,6 @@ impl FakeFleet {
         }
     }
 
-    /// The bytes the simulated hosts hold (files, staged and kept for a
-    /// rollback): the simulation reports its memory less these.
-    pub fn held_bytes(&self) -> usize {
-        let sum = |files: &BTreeMap<String, Vec<u8>>| -> usize {
-            files.iter().map(|(k, v)| k.len() + v.capacity()).sum()
-        };
-        self.hosts
-            .lock()
-            .unwrap()
-            .values()
-            .map(|h| sum(&h.files) + sum(&h.staged) + h.before_commit.as_ref().map_or(0, sum))
-            .sum()
-    }
-
     /// Waits `round_trips` of the simulated link (nothing for the tests).
     async fn wait(&self, round_trips: u32) {
         if let Some(sim) = &self.sim {

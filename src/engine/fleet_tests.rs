@@ -43,9 +43,9 @@ fn jobs(names: &[&str]) -> Vec<(String, HostJob)> {
                 address: host.address.clone(),
                 port: 22,
                 user: "root".into(),
-                identity_files: Vec::new(),
+                identity_files: Vec::new().into(),
                 use_agent: false,
-                known_hosts: Vec::new(),
+                known_hosts: Vec::new().into(),
                 host_key_policy: HostKeyPolicy::Strict,
                 host_key_alias: None,
                 connect_timeout: Duration::from_secs(1),
@@ -53,9 +53,10 @@ fn jobs(names: &[&str]) -> Vec<(String, HostJob)> {
                 meter: Default::default(),
             };
             let job = HostJob {
-                host: host.clone(),
-                target,
+                host: host.clone().into(),
+                target: target.into(),
                 tls: TlsMaterial::CaPending,
+                tls_store: None,
                 become_password: None,
                 replace_ca: false,
             };
@@ -684,7 +685,7 @@ async fn the_simulated_fleet_converges_the_shipped_playbook_in_few_round_trips()
             .iter()
             .map(|(_, job)| (job.host.clone(), job.target.clone()))
             .collect(),
-        store: Some(store),
+        store: Some(Arc::new(store)),
         become_password: None,
     };
     let fake = FakeFleet::simulated(

@@ -7,15 +7,13 @@ use std::sync::Arc;
 
 use super::fleet::{Finished, Fleet, failure};
 use super::load::{self, Jobs, Loaded};
-use super::pipeline::{self, HostJob};
+use super::pipeline;
 use super::remote::Become;
 use super::{gather, remote};
 use crate::core::audit::{self, Finding, Verdict};
 use crate::core::event::{HostStatus, Phase};
-use crate::core::input::inventory::Host;
 use crate::core::outcome::PingReply;
 use crate::core::plan::HostPlan;
-use crate::core::roles::TlsMaterial;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::transport::{Connector, Ssh, Target, Transport};
@@ -37,6 +35,7 @@ pub async fn plan_with<C: Connector + Clone>(
         .run("plan", jobs, describe_plan, move |job, run| {
             let (connector, playbook) = (connector.clone(), playbook.clone());
             async move {
+                let job = job.read_tls()?;
                 let prepared = pipeline::prepare(&connector, &playbook, &job, &run).await?;
                 prepared.session.close().await;
                 Ok(prepared.plan)
@@ -80,21 +79,8 @@ pub async fn verify_with<C: Connector + Clone>(
         }
         None => None,
     };
-    let checks = Arc::new(load::checks(&playbook, loaded.store.as_ref(), client)?);
-    let jobs: Jobs = loaded
-        .hosts
-        .iter()
-        .map(|(host, target)| {
-            let job = HostJob {
-                target: target.clone(),
-                host: host.clone(),
-                tls: TlsMaterial::CaPending,
-                become_password: loaded.become_password.clone(),
-                replace_ca: false,
-            };
-            (host.name.clone(), job)
-        })
-        .collect();
+    let checks = Arc::new(load::checks(&playbook, loaded.store.as_deref(), client)?);
+    let jobs = load::host_jobs(loaded, false);
     Ok(fleet
         .run("verify", jobs, describe_verified, move |job, run| {
             let (connector, checks, playbook) =
@@ -132,7 +118,7 @@ fn describe_verified(checks: &Result<Vec<String>>) -> (HostStatus, String) {
 /// Audits every host over SSH: gathers what the audit rules read, and
 /// judges it; changes nothing.
 pub async fn audit(
-    hosts: Vec<(Host, Target)>,
+    hosts: load::Hosts,
     become_password: Option<Arc<Secret>>,
     fleet: &Fleet,
 ) -> Vec<Finished<Vec<Finding>>> {
@@ -141,7 +127,7 @@ pub async fn audit(
 
 pub async fn audit_with<C: Connector + Clone>(
     connector: C,
-    hosts: Vec<(Host, Target)>,
+    hosts: load::Hosts,
     become_password: Option<Arc<Secret>>,
     fleet: &Fleet,
 ) -> Vec<Finished<Vec<Finding>>> {
@@ -152,7 +138,7 @@ pub async fn audit_with<C: Connector + Clone>(
                 host.ssh.become_root.unwrap_or(false),
                 become_password.as_ref(),
             );
-            (host.name, (target, how))
+            (host.name.clone(), (target, how))
         })
         .collect();
     fleet
@@ -160,7 +146,7 @@ pub async fn audit_with<C: Connector + Clone>(
             "audit",
             jobs,
             describe_audit,
-            move |(target, how): (Target, Become), run| {
+            move |(target, how): (Arc<Target>, Become), run| {
                 let connector = connector.clone();
                 async move {
                     let session = pipeline::connect_to(&connector, &target, &run).await?;
@@ -204,20 +190,20 @@ fn describe_audit(findings: &Result<Vec<Finding>>) -> (HostStatus, String) {
 
 /// The transport check over SSH: each host's name, login user, sudo (when
 /// `become` is set) and docker's state, in one round trip.
-pub async fn ping(hosts: Vec<(Host, Target)>, fleet: &Fleet) -> Vec<Finished<PingReply>> {
+pub async fn ping(hosts: load::Hosts, fleet: &Fleet) -> Vec<Finished<PingReply>> {
     ping_with(Ssh, hosts, fleet).await
 }
 
 pub async fn ping_with<C: Connector + Clone>(
     connector: C,
-    hosts: Vec<(Host, Target)>,
+    hosts: load::Hosts,
     fleet: &Fleet,
 ) -> Vec<Finished<PingReply>> {
     let jobs = hosts
         .into_iter()
         .map(|(host, target)| {
             let sudo = host.ssh.become_root.unwrap_or(false);
-            (host.name, (target, sudo))
+            (host.name.clone(), (target, sudo))
         })
         .collect();
     fleet
@@ -225,7 +211,7 @@ pub async fn ping_with<C: Connector + Clone>(
             "ping",
             jobs,
             describe_ping,
-            move |(target, check_sudo): (Target, bool), run| {
+            move |(target, check_sudo): (Arc<Target>, bool), run| {
                 let connector = connector.clone();
                 async move {
                     let session = pipeline::connect_to(&connector, &target, &run).await?;

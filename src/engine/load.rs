@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use crate::core::input::inventory::{Host, Inventory};
 use crate::core::input::playbook::Playbook;
-use crate::core::pki::Sans;
 use crate::error::{Error, Result};
 use crate::pki::PkiStore;
 use crate::transport::Target;
@@ -83,12 +82,17 @@ impl Access {
     }
 }
 
+/// Hosts and how to reach each, shared with every job made from them (a
+/// fleet of thousands holds each host once).
+pub type Hosts = Vec<(Arc<Host>, Arc<Target>)>;
+
 /// What a command starts from.
 pub struct Loaded {
     pub playbook: Arc<Playbook>,
     /// The selected hosts and how to reach each.
-    pub hosts: Vec<(Host, Target)>,
-    pub store: Option<PkiStore>,
+    pub hosts: Hosts,
+    /// Shared with the jobs that read their TLS files at their turn.
+    pub store: Option<Arc<PkiStore>>,
     /// The sudo password, when one was given.
     pub become_password: Option<Arc<crate::secret::Secret>>,
 }
@@ -154,7 +158,7 @@ pub fn playbook(path: &Path) -> Result<Playbook> {
 }
 
 /// Every host of an inventory with its target (ping: no playbook).
-pub fn targets(inventory_path: &Path, access: &Access) -> Result<Vec<(Host, Target)>> {
+pub fn targets(inventory_path: &Path, access: &Access) -> Result<Hosts> {
     selected_targets(inventory_path, None, None, access)
 }
 
@@ -164,13 +168,23 @@ pub fn selected_targets(
     limit: Option<&str>,
     shard: Option<Shard>,
     access: &Access,
-) -> Result<Vec<(Host, Target)>> {
+) -> Result<Hosts> {
     let inventory = inventory(inventory_path)?;
     let hosts = select(&inventory.hosts, limit, shard)?;
+    with_targets(hosts, access)
+}
+
+/// Each host with how to reach it (ssh_config read once for all); a bad
+/// jump spec is bad input too.
+fn with_targets(hosts: Vec<Host>, access: &Access) -> Result<Hosts> {
     let targets = Targets::from_environment(access.ssh_config.as_deref())?;
     hosts
         .into_iter()
-        .map(|host| targets.for_host(&host).map(|target| (host, target)))
+        .map(|host| {
+            targets
+                .for_host(&host)
+                .map(|target| (Arc::new(host), Arc::new(target)))
+        })
         .collect()
 }
 
@@ -192,15 +206,13 @@ pub fn load(selection: &Selection) -> Result<Loaded> {
     }
     check_templates(&playbook, playbook_path, &hosts)?;
     let store = playbook.pki.as_ref().map(|settings| {
-        PkiStore::new(PkiStore::locate(settings, playbook_path), settings.clone())
-            .with_passphrase(selection.access.ca_passphrase())
+        Arc::new(
+            PkiStore::new(PkiStore::locate(settings, playbook_path), settings.clone())
+                .with_passphrase(selection.access.ca_passphrase()),
+        )
     });
     // Every target is resolved here, so a bad jump spec is bad input too.
-    let targets = Targets::from_environment(selection.access.ssh_config.as_deref())?;
-    let hosts = hosts
-        .into_iter()
-        .map(|host| targets.for_host(&host).map(|target| (host, target)))
-        .collect::<Result<Vec<_>>>()?;
+    let hosts = with_targets(hosts, &selection.access)?;
     let become_password = selection.access.become_password()?;
     Ok(Loaded {
         playbook: Arc::new(playbook),
@@ -251,52 +263,44 @@ fn position_of_path(text: &str, wanted: &str) -> (usize, usize) {
 /// The jobs of a run, by host name, in inventory order.
 pub type Jobs = Vec<(String, HostJob)>;
 
-/// Each selected host's job with the TLS files the local PKI has for it
-/// now (read only: what is missing is "to be issued"), and a warning when
-/// the CA itself is about to expire.
+/// Each selected host's job, which reads the TLS files the local PKI has
+/// for its host when its turn comes (read only: what is missing is "to be
+/// issued"), and a warning when the CA itself is about to expire.
 pub fn jobs(loaded: &Loaded) -> Result<(Jobs, Option<String>)> {
     jobs_with(loaded, true)
 }
 
-/// [`jobs`], reading each host's TLS files from the store only with
-/// `read_tls`: a one-pass apply has the PKI issue (and read) them all
+/// [`jobs`], whose jobs read their TLS files from the store only with
+/// `read_tls`: a one-pass apply has the PKI issue (and check) them all
 /// before it starts, and reading them twice costs a fleet of thousands a
 /// certificate check per host.
 pub fn jobs_with(loaded: &Loaded, read_tls: bool) -> Result<(Jobs, Option<String>)> {
-    let mut jobs = Vec::new();
-    // One copy of the CA bundle for the whole fleet.
-    let mut bundle: Option<Arc<[u8]>> = None;
-    let mut shared = |ca_pem: &mut Arc<[u8]>| match &bundle {
-        Some(one) if **one == **ca_pem => *ca_pem = one.clone(),
-        _ => bundle = Some(ca_pem.clone()),
-    };
-    for (host, target) in &loaded.hosts {
-        let mut tls = match &loaded.store {
-            Some(store) if read_tls => {
-                store.tls_for_host(&host.name, &Sans::of_host(host), now())?
-            }
-            _ => TlsMaterial::CaPending,
-        };
-        match &mut tls {
-            TlsMaterial::Ready { ca_pem, .. } | TlsMaterial::CertPending { ca_pem, .. } => {
-                shared(ca_pem)
-            }
-            TlsMaterial::CaPending => {}
-        }
-        let job = HostJob {
-            target: target.clone(),
-            host: host.clone(),
-            tls,
-            become_password: loaded.become_password.clone(),
-            replace_ca: false,
-        };
-        jobs.push((host.name.clone(), job));
-    }
     let warning = match &loaded.store {
         Some(store) => store.ca_warning(now())?,
         None => None,
     };
-    Ok((jobs, warning))
+    Ok((host_jobs(loaded, read_tls), warning))
+}
+
+/// Each selected host's job, reading its TLS files at its turn only with
+/// `read_tls` (verify needs none: it checks what the host serves).
+pub fn host_jobs(loaded: &Loaded, read_tls: bool) -> Jobs {
+    let tls_store = loaded.store.clone().filter(|_| read_tls);
+    loaded
+        .hosts
+        .iter()
+        .map(|(host, target)| {
+            let job = HostJob {
+                target: target.clone(),
+                host: host.clone(),
+                tls: TlsMaterial::CaPending,
+                tls_store: tls_store.clone(),
+                become_password: loaded.become_password.clone(),
+                replace_ca: false,
+            };
+            (host.name.clone(), job)
+        })
+        .collect()
 }
 
 pub fn now() -> i64 {

@@ -26,9 +26,15 @@ use std::sync::Arc;
 /// Everything known about a host before connecting.
 #[derive(Clone)]
 pub struct HostJob {
-    pub host: Host,
-    pub target: Target,
+    /// Shared with the run's other copies (a fleet of thousands holds
+    /// each host once).
+    pub host: Arc<Host>,
+    pub target: Arc<Target>,
     pub tls: TlsMaterial,
+    /// Where `tls` is read from when the host's turn comes
+    /// ([`HostJob::read_tls`]), not before: a fleet of 10,000 waiting
+    /// hosts would hold 10 MB of PEM.
+    pub tls_store: Option<Arc<crate::pki::PkiStore>>,
     /// The sudo password (`-K`, `--become-password-file`), if given.
     pub become_password: Option<Arc<Secret>>,
     /// `apply --replace-ca`: a host that trusts another CA is switched.
@@ -36,6 +42,17 @@ pub struct HostJob {
 }
 
 impl HostJob {
+    /// The job with the TLS files the local PKI has for its host now, when
+    /// it reads them at its turn (what is missing is "to be issued").
+    pub fn read_tls(mut self) -> Result<HostJob> {
+        if let Some(store) = self.tls_store.take() {
+            let sans = crate::core::pki::Sans::of_host(&self.host);
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            self.tls = store.tls_for_host(&self.host.name, &sans, now)?;
+        }
+        Ok(self)
+    }
+
     fn become_root(&self) -> Become {
         Become::of(
             self.host.ssh.become_root.unwrap_or(false),
@@ -220,60 +237,62 @@ pub async fn apply_and_verify<C: Connector>(
     checks: &Checks,
     run: &HostRun,
 ) -> Result<Applied> {
-    let session = &prepared.session;
-    let result = apply_on(connector, session, &prepared, job, checks, run).await;
-    prepared.session.close().await;
+    let Prepared {
+        session,
+        desired,
+        actual,
+        plan,
+    } = prepared;
+    let result = apply_on(connector, &session, desired, actual, plan, job, checks, run).await;
+    session.close().await;
     result
 }
 
+/// Takes the host's state and plan by value: what the commit and the
+/// verification do not need is let go before them (docker's restart takes
+/// seconds, for every host in flight).
+#[allow(clippy::too_many_arguments)]
 async fn apply_on<C: Connector>(
     connector: &C,
     session: &C::Session,
-    prepared: &Prepared<C::Session>,
+    desired: Resources,
+    actual: ActualState,
+    plan: HostPlan,
     job: &HostJob,
     checks: &Checks,
     run: &HostRun,
 ) -> Result<Applied> {
     let name = &job.host.name;
     let become_root = job.become_root();
-    if let Some(refusal) = &prepared.plan.refusal {
+    if let Some(refusal) = &plan.refusal {
         return Err(host_error(
             name,
             "plan",
             format!("{refusal}; nothing was changed"),
         ));
     }
-    if prepared.plan.is_empty() {
+    if plan.is_empty() {
         // Nothing changed since the gather: sshd's settings are the ones it
         // saw, and this run's own login proves a login works.
-        let seen = Seen::Unchanged(&prepared.actual.facts);
-        verify(
-            connector,
-            session,
-            job,
-            &prepared.desired,
-            checks,
-            seen,
-            run,
-        )
-        .await?;
+        let seen = Seen::Unchanged(&actual.facts);
+        verify(connector, session, job, &desired, checks, seen, run).await?;
         return Ok(Applied::Unchanged);
     }
     let work = work::work(
-        &prepared.desired,
-        &prepared.plan,
-        &prepared.actual.facts.ssh_unit,
+        &desired,
+        &plan,
+        &actual.facts.ssh_unit,
         &mut work::random_suffix,
     )
     .map_err(|reason| host_error(name, "prepare the writes", reason))?;
     // The containers that ran must run afterwards, unless the playbook
     // chose a new data root, which hides them on purpose.
-    let must_run: Vec<Container> = match &prepared.actual.facts.workload {
-        Some(workload) if prepared.desired.data_root_move.is_none() => {
-            workload.running().cloned().collect()
-        }
+    let must_run: Vec<Container> = match &actual.facts.workload {
+        Some(workload) if desired.data_root_move.is_none() => workload.running().cloned().collect(),
         _ => Vec::new(),
     };
+    let changes = plan.changes.len();
+    drop((plan, actual));
     let committed = apply::apply(session, &work, &become_root, run).await;
     if let Err(err) = committed {
         // A commit that missed its deadline may have replaced files and
@@ -298,7 +317,7 @@ async fn apply_on<C: Connector>(
         connector,
         session,
         job,
-        &prepared.desired,
+        &desired,
         checks,
         Seen::Changed(&must_run),
         run,
@@ -313,7 +332,7 @@ async fn apply_on<C: Connector>(
             )
             .await?;
             Ok(Applied::Changed {
-                changes: prepared.plan.changes.len(),
+                changes,
                 handlers: work.handlers,
             })
         }
@@ -540,6 +559,15 @@ async fn verify_tls<S: Transport>(
         Seen::Changed(must_run) => must_run,
         Seen::Unchanged(_) => &[],
     };
+    // The certificate pushed to this host, which the store checked against
+    // the host's inventory address: pinned only when the probe goes to
+    // that address (an ssh_config HostName may lead elsewhere).
+    let pinned = match &job.tls {
+        TlsMaterial::Ready { cert_pem, .. } if *address == job.host.address => {
+            verify::pin::Pin::of_pem(cert_pem)
+        }
+        _ => None,
+    };
     let (answer, refused) = tokio::join!(
         verify::query_daemon(
             &dial,
@@ -547,9 +575,17 @@ async fn verify_tls<S: Transport>(
             address,
             probe,
             &checks.tls_configs,
+            pinned.as_ref(),
             !must_run.is_empty()
         ),
-        verify::refuses_anonymous_clients(&dial, *port, address, probe, &checks.tls_configs)
+        verify::refuses_anonymous_clients(
+            &dial,
+            *port,
+            address,
+            probe,
+            &checks.tls_configs,
+            pinned.as_ref()
+        )
     );
     let answer = answer.map_err(|e| host_error(name, "mutual-TLS GET /version and /info", e))?;
     let problems = verify::info_mismatches(&answer.info, daemon);

@@ -4,6 +4,7 @@
 //! HostKeyAlias, ConnectTimeout), then OpenSSH's defaults.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::core::input::inventory::{Host, HostKeyChecking};
@@ -18,6 +19,14 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Targets {
     home: Option<PathBuf>,
     ssh_config: SshConfig,
+    /// The key files OpenSSH tries when nothing names one: the ones of
+    /// `~/.ssh` that exist, looked up once for the whole fleet.
+    default_identities: Arc<[PathBuf]>,
+    /// The known_hosts files OpenSSH reads when nothing names one.
+    default_known_hosts: Arc<[PathBuf]>,
+    /// The lists of files the targets built so far hold, each once: a
+    /// fleet of 10,000 has one or two, not 10,000 copies.
+    lists: Mutex<Vec<Arc<[PathBuf]>>>,
 }
 
 impl Targets {
@@ -53,7 +62,39 @@ impl Targets {
     }
 
     pub fn new(home: Option<PathBuf>, ssh_config: SshConfig) -> Targets {
-        Targets { home, ssh_config }
+        let ssh_dir = home.as_ref().map(|h| h.join(".ssh"));
+        let default_identities = ssh_dir
+            .iter()
+            .flat_map(|dir| ["id_ed25519", "id_ecdsa", "id_rsa"].map(|f| dir.join(f)))
+            .filter(|path| path.exists())
+            .collect();
+        let default_known_hosts = ssh_dir
+            .iter()
+            .map(|dir| dir.join("known_hosts"))
+            .chain([PathBuf::from("/etc/ssh/ssh_known_hosts")])
+            .collect();
+        Targets {
+            home,
+            ssh_config,
+            default_identities,
+            default_known_hosts,
+            lists: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// `list`, shared with the targets built before that hold the same.
+    fn shared(&self, list: Vec<PathBuf>) -> Arc<[PathBuf]> {
+        let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = lists.iter().find(|known| ***known == *list) {
+            return known.clone();
+        }
+        let list: Arc<[PathBuf]> = list.into();
+        // Hosts that each have a list of their own are not all kept and
+        // scanned: a few distinct lists are what sharing is for.
+        if lists.len() < 16 {
+            lists.push(list.clone());
+        }
+        list
     }
 
     fn expand(&self, path: &str) -> PathBuf {
@@ -80,28 +121,23 @@ impl Targets {
         host: &Host,
     ) -> Result<Target> {
         let ssh = &host.ssh;
-        let ssh_dir = self.home.as_ref().map(|h| h.join(".ssh"));
         let mut identity_files: Vec<PathBuf> = ssh.identity_file.iter().cloned().collect();
         identity_files.extend(config.identity_files.iter().map(|f| self.expand(f)));
-        if identity_files.is_empty() {
-            identity_files = ssh_dir
-                .iter()
-                .flat_map(|dir| ["id_ed25519", "id_ecdsa", "id_rsa"].map(|f| dir.join(f)))
-                .filter(|path| path.exists())
-                .collect();
-        }
+        let identity_files = if identity_files.is_empty() {
+            self.default_identities.clone()
+        } else {
+            self.shared(identity_files)
+        };
         let known_hosts = match (&ssh.known_hosts, config.known_hosts_files.is_empty()) {
-            (Some(file), _) => vec![file.clone()],
-            (None, false) => config
-                .known_hosts_files
-                .iter()
-                .map(|f| self.expand(f))
-                .collect(),
-            (None, true) => ssh_dir
-                .iter()
-                .map(|dir| dir.join("known_hosts"))
-                .chain([PathBuf::from("/etc/ssh/ssh_known_hosts")])
-                .collect(),
+            (Some(file), _) => self.shared(vec![file.clone()]),
+            (None, false) => self.shared(
+                config
+                    .known_hosts_files
+                    .iter()
+                    .map(|f| self.expand(f))
+                    .collect(),
+            ),
+            (None, true) => self.default_known_hosts.clone(),
         };
         let policy = match (
             ssh.host_key_checking,
@@ -299,7 +335,7 @@ mod tests {
             (plain.address.as_str(), plain.port, plain.user.as_str()),
             ("192.0.2.10", 2200, "cfguser")
         );
-        assert_eq!(plain.identity_files, [PathBuf::from("/home/u/.ssh/web")]);
+        assert_eq!(*plain.identity_files, [PathBuf::from("/home/u/.ssh/web")]);
         assert_eq!(
             plain.known_hosts[0],
             PathBuf::from("/home/u/.ssh/known_hosts")
@@ -318,6 +354,29 @@ mod tests {
         assert_eq!((explicit.port, explicit.user.as_str()), (22, "me"));
         assert_eq!(explicit.identity_files[0], PathBuf::from("/k"));
         assert!(explicit.jump.is_none());
+    }
+
+    #[test]
+    fn targets_with_the_same_files_share_one_list() {
+        let targets = Targets::new(Some("/home/u".into()), SshConfig::parse(""));
+        let inventory = Inventory::parse(
+            "i.yaml".as_ref(),
+            "defaults:\n  ssh: { identity_file: /keys/fleet, known_hosts: /state/known_hosts }\n\
+             hosts:\n  a:\n  b:\n  c:\n    ssh: { identity_file: /keys/c }\n",
+            None,
+        )
+        .unwrap();
+        let built: Vec<Target> = inventory
+            .hosts
+            .iter()
+            .map(|h| targets.for_host(h).unwrap())
+            .collect();
+        let [a, b, c] = &built[..] else { panic!() };
+        assert!(Arc::ptr_eq(&a.identity_files, &b.identity_files));
+        assert!(Arc::ptr_eq(&a.known_hosts, &c.known_hosts));
+        assert_eq!(*c.identity_files, [PathBuf::from("/keys/c")]);
+        assert_eq!(*a.identity_files, [PathBuf::from("/keys/fleet")]);
+        assert_eq!(*b.known_hosts, [PathBuf::from("/state/known_hosts")]);
     }
 
     #[test]

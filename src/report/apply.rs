@@ -121,8 +121,15 @@ fn json_host(o: &ApplyOutcome, run: Run) -> JsonHost<'_> {
 }
 
 /// The JSON document `{"hosts": [...], "summary": ..., "seconds": ...}`.
-fn json(outcomes: &[ApplyOutcome], run: Run, summary: &Summary, elapsed: Duration) -> String {
+fn json(
+    out: &mut dyn std::io::Write,
+    outcomes: &[ApplyOutcome],
+    run: Run,
+    summary: &Summary,
+    elapsed: Duration,
+) -> std::io::Result<()> {
     super::json_document(
+        out,
         outcomes.iter().map(|o| json_host(o, run)),
         &[
             (
@@ -137,7 +144,9 @@ fn json(outcomes: &[ApplyOutcome], run: Run, summary: &Summary, elapsed: Duratio
 pub fn print(outcomes: &[ApplyOutcome], run: Run, format: Format, elapsed: Duration) {
     let summary = summarize(outcomes, run);
     let text = match format {
-        Format::Json => json(outcomes, run, &summary, elapsed),
+        Format::Json => {
+            return super::json_stdout(|out| json(out, outcomes, run, &summary, elapsed));
+        }
         Format::Human => {
             let mut out = String::new();
             for outcome in outcomes {
@@ -271,7 +280,10 @@ mod tests {
                     })))
                     .unwrap()
                         + "\n";
-                assert_eq!(json(&outcomes, run, &summary, elapsed), whole);
+                assert_eq!(
+                    super::super::json_text(|out| json(out, &outcomes, run, &summary, elapsed)),
+                    whole
+                );
             }
         }
     }

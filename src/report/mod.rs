@@ -245,16 +245,21 @@ pub fn error(err: &Error) {
 /// what the user reads (tabs stay), and the password of every URL is
 /// masked.
 pub fn escape(text: &str) -> String {
-    crate::core::mask_credentials(text)
-        .chars()
-        .flat_map(|c| -> Box<dyn Iterator<Item = char>> {
-            if c.is_control() && c != '\t' {
-                Box::new(c.escape_unicode())
-            } else {
-                Box::new(std::iter::once(c))
-            }
-        })
-        .collect()
+    let masked = crate::core::mask_credentials(text);
+    let control = |c: char| c.is_control() && c != '\t';
+    // Most lines have nothing to escape: they are kept as they are.
+    if !masked.chars().any(control) {
+        return masked;
+    }
+    let mut out = String::with_capacity(masked.len() + 16);
+    for c in masked.chars() {
+        if control(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A JSON report with the password of every URL in every string masked,
@@ -274,48 +279,64 @@ pub(crate) fn masked(value: serde_json::Value) -> serde_json::Value {
 }
 
 /// A report's JSON document, `{"hosts": [...], KEY: VALUE, ...}`, masked
-/// and pretty-printed one host at a time: a fleet of thousands is held as
-/// text, never as one JSON tree (several times its size). The bytes are
-/// those of masking and pretty-printing the whole document at once (a
-/// test holds them so).
+/// and pretty-printed one host at a time into `out`: a fleet of thousands
+/// is never held whole, as one JSON tree (several times its size) nor as
+/// one text. The bytes are those of masking and pretty-printing the whole
+/// document at once (a test holds them so).
 pub(crate) fn json_document<H: serde::Serialize>(
+    out: &mut dyn std::io::Write,
     hosts: impl IntoIterator<Item = H>,
     rest: &[(&str, serde_json::Value)],
-) -> String {
+) -> std::io::Result<()> {
     let pretty = |value: serde_json::Value| {
         serde_json::to_string_pretty(&masked(value)).expect("report serialises")
     };
     // Each line of a nested value, indented to its depth (JSON text has
     // no raw newline inside a string, so lines are safe to indent).
-    let nest = |out: &mut String, text: &str, indent: &str| {
+    let nest = |out: &mut dyn std::io::Write, text: &str, indent: &str| {
         for (i, line) in text.lines().enumerate() {
             if i > 0 {
-                out.push('\n');
-                out.push_str(indent);
+                write!(out, "\n{indent}")?;
             }
-            out.push_str(line);
+            out.write_all(line.as_bytes())?;
         }
+        Ok::<(), std::io::Error>(())
     };
-    let mut out = String::from("{\n  \"hosts\": [");
+    out.write_all(b"{\n  \"hosts\": [")?;
     let mut empty = true;
     for host in hosts {
-        out.push_str(if empty { "\n    " } else { ",\n    " });
+        out.write_all(if empty { b"\n    " } else { b",\n    " })?;
         empty = false;
         let host = serde_json::to_value(host).expect("report serialises");
-        nest(&mut out, &pretty(host), "    ");
+        nest(out, &pretty(host), "    ")?;
     }
     if !empty {
-        out.push_str("\n  ");
+        out.write_all(b"\n  ")?;
     }
-    out.push(']');
+    out.write_all(b"]")?;
     for (key, value) in rest {
-        out.push_str(",\n  ");
-        out.push_str(&pretty(serde_json::Value::String((*key).to_string())));
-        out.push_str(": ");
-        nest(&mut out, &pretty(value.clone()), "  ");
+        out.write_all(b",\n  ")?;
+        out.write_all(pretty(serde_json::Value::String((*key).to_string())).as_bytes())?;
+        out.write_all(b": ")?;
+        nest(out, &pretty(value.clone()), "  ")?;
     }
-    out.push_str("\n}\n");
-    out
+    out.write_all(b"\n}\n")
+}
+
+/// Writes a JSON document to stdout through a buffer, as it is made.
+pub(crate) fn json_stdout(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let _ = write(&mut out).and_then(|()| out.flush());
+}
+
+/// A JSON document as text (the tests compare it).
+#[cfg(test)]
+pub(crate) fn json_text(
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> String {
+    let mut out = Vec::new();
+    write(&mut out).unwrap();
+    String::from_utf8(out).unwrap()
 }
 
 /// `dockhand inventory`: each host as dockhand understood it, in its own
@@ -453,5 +474,22 @@ pub fn lab_status(name: &str, hosts: &[HostStatus]) {
             "  {:<12} {:<15} {:<8} {state}",
             host.name, host.address, host.release
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escape_shows_control_characters_and_masks_passwords() {
+        for (text, shown) in [
+            ("plain line", "plain line"),
+            ("tab\tkept", "tab\tkept"),
+            ("bell\u{7} and\r\nbreak", "bell\\u{7} and\\u{d}\\u{a}break"),
+            ("\u{1b}[31mred", "\\u{1b}[31mred"),
+            ("https://u:secret@host/x\n", "https://u:***@host/x\\u{a}"),
+            ("ünïcödé stays", "ünïcödé stays"),
+        ] {
+            assert_eq!(super::escape(text), shown, "{text:?}");
+        }
     }
 }

@@ -59,7 +59,7 @@ struct JsonHost<'a> {
 }
 
 /// The JSON document `{"hosts": [...], "summary": ...}`.
-fn json(outcomes: &[PingOutcome]) -> String {
+fn json(out: &mut dyn std::io::Write, outcomes: &[PingOutcome]) -> std::io::Result<()> {
     let hosts = outcomes.iter().map(|o| {
         let reply = o.reply.as_ref().ok();
         JsonHost {
@@ -74,14 +74,14 @@ fn json(outcomes: &[PingOutcome]) -> String {
         }
     });
     let summary = serde_json::to_value(summarize(outcomes)).expect("report serialises");
-    super::json_document(hosts, &[("summary", summary)])
+    super::json_document(out, hosts, &[("summary", summary)])
 }
 
 /// The result table in the hosts' order and the totals, or the JSON
 /// document.
 pub fn print(outcomes: &[PingOutcome], format: Format) {
     let text = match format {
-        Format::Json => json(outcomes),
+        Format::Json => return super::json_stdout(|out| json(out, outcomes)),
         Format::Human => human(outcomes),
     };
     super::raw_stdout(&text);
@@ -168,7 +168,8 @@ mod tests {
 
     #[test]
     fn the_json_report_has_each_host_its_traffic_and_the_totals() {
-        let value: serde_json::Value = serde_json::from_str(&json(&outcomes())).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(&super::super::json_text(|out| json(out, &outcomes()))).unwrap();
         let hosts = value["hosts"].as_array().unwrap();
         assert_eq!(hosts[0]["status"], "ok");
         assert_eq!(hosts[0]["user"], "deploy");

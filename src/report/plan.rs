@@ -21,7 +21,7 @@ use crate::error::Result;
 pub fn print(outcomes: &[HostOutcome], format: Format) {
     let text = match format {
         Format::Human => human(outcomes),
-        Format::Json => json(outcomes),
+        Format::Json => return super::json_stdout(|out| json(out, outcomes)),
     };
     super::raw_stdout(&text);
 }
@@ -90,7 +90,7 @@ fn status(plan: &Result<HostPlan>) -> &'static str {
 }
 
 /// The JSON document `{"hosts": [...], "summary": ...}`.
-fn json(outcomes: &[HostOutcome]) -> String {
+fn json(out: &mut dyn std::io::Write, outcomes: &[HostOutcome]) -> std::io::Result<()> {
     let hosts = outcomes.iter().map(|o| JsonHost {
         host: &o.host,
         address: &o.address,
@@ -100,7 +100,7 @@ fn json(outcomes: &[HostOutcome]) -> String {
         traffic: o.traffic,
     });
     let summary = serde_json::to_value(summarize(outcomes)).expect("plan serialises");
-    super::json_document(hosts, &[("summary", summary)])
+    super::json_document(out, hosts, &[("summary", summary)])
 }
 
 fn human(outcomes: &[HostOutcome]) -> String {
@@ -441,7 +441,7 @@ mod tests {
             }),
         };
         let text = console::strip_ansi_codes(&human(&[outcome()])).into_owned();
-        let json = json(&[outcome()]);
+        let json = super::super::json_text(|out| json(out, &[outcome()]));
         // Printed a host at a time, the document is byte for byte the
         // whole one printed at once.
         let outcomes = [outcome(), outcome()];
@@ -457,7 +457,7 @@ mod tests {
             "summary": summarize(&outcomes),
         });
         assert_eq!(
-            super::json(&outcomes),
+            super::super::json_text(|out| super::json(out, &outcomes)),
             serde_json::to_string_pretty(&crate::report::masked(whole)).unwrap() + "\n"
         );
         for shown in [&text, &json] {

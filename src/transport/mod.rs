@@ -12,6 +12,7 @@ pub(crate) use ssh::holding;
 mod traffic;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use known_hosts::HostKeyPolicy;
@@ -30,12 +31,14 @@ pub struct Target {
     pub address: String,
     pub port: u16,
     pub user: String,
-    /// Private key files, tried in order before the agent.
-    pub identity_files: Vec<PathBuf>,
+    /// Private key files, tried in order before the agent. Shared by the
+    /// targets that have the same (a fleet of thousands usually has one).
+    pub identity_files: Arc<[PathBuf]>,
     /// Whether to try the keys of the ssh-agent at `SSH_AUTH_SOCK`.
     pub use_agent: bool,
-    /// known_hosts files, searched in order; new keys (accept-new) go to the first.
-    pub known_hosts: Vec<PathBuf>,
+    /// known_hosts files, searched in order; new keys (accept-new) go to
+    /// the first. Shared as `identity_files` is.
+    pub known_hosts: Arc<[PathBuf]>,
     pub host_key_policy: HostKeyPolicy,
     /// Name to look the host key up under, instead of `address`
     /// (OpenSSH's `HostKeyAlias`).

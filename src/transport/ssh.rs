@@ -55,7 +55,7 @@ struct HostKeyChecker {
     label: String,
     lookup_host: String,
     port: u16,
-    files: Vec<std::path::PathBuf>,
+    files: std::sync::Arc<[std::path::PathBuf]>,
     policy: HostKeyPolicy,
 }
 
@@ -224,7 +224,7 @@ impl SshSession {
     /// sshd counts every attempt against MaxAuthTries), then the agent's keys.
     async fn authenticate(&mut self, target: &Target) -> Result<()> {
         let mut tried = Vec::new();
-        for path in &target.identity_files {
+        for path in target.identity_files.iter() {
             match self.try_key_file(&target.user, path).await? {
                 KeyAttempt::Accepted => return Ok(()),
                 KeyAttempt::Refused => tried.push(format!("{} (refused)", path.display())),

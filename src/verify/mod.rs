@@ -1,7 +1,8 @@
 //! Verification from the workstation, the way a user's docker client
 //! sees the host: a mutual-TLS `GET /version` and `GET /info` on the
 //! daemon's TCP port, the server certificate checked against our CA and
-//! the host's name or address; and proof that a client without a
+//! the host's name or address (or, for the one dockhand pushed, pinned:
+//! see [`pin`]); and proof that a client without a
 //! certificate is turned away. (With TLS 1.3 the server's refusal of a
 //! missing client certificate arrives after the handshake, on the first
 //! read, so that is where it is looked for.)
@@ -19,6 +20,8 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub mod pin;
+
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the probe needs: the CA, and the client certificate to present.
@@ -31,11 +34,21 @@ pub struct TlsProbe {
 
 /// The client configurations of a run, with and without the client
 /// certificate, built on first use (parsing the CA and the key once, not
-/// once per host).
+/// once per host); a host's probes pin the server certificate pushed to it
+/// ([`pin`]) on a copy.
 #[derive(Default)]
 pub struct Configs {
-    with_cert: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
-    without: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
+    with_cert: std::sync::OnceLock<Result<Built, String>>,
+    without: std::sync::OnceLock<Result<Built, String>>,
+}
+
+/// A configuration, the verifier that checks servers in full, and the CAs
+/// within their dates (a pinned certificate must be issued by one).
+#[derive(Clone)]
+struct Built {
+    config: Arc<rustls::ClientConfig>,
+    full: Arc<dyn rustls::client::danger::ServerCertVerifier>,
+    issuers: Arc<Vec<Vec<u8>>>,
 }
 
 impl Configs {
@@ -43,14 +56,28 @@ impl Configs {
         &self,
         probe: &TlsProbe,
         with_client_cert: bool,
+        pinned: Option<&pin::Pin>,
     ) -> Result<Arc<rustls::ClientConfig>, String> {
         let cell = if with_client_cert {
             &self.with_cert
         } else {
             &self.without
         };
-        cell.get_or_init(|| config(probe, with_client_cert).map(Arc::new))
-            .clone()
+        let built = cell
+            .get_or_init(|| config(probe, with_client_cert))
+            .clone()?;
+        let Some(pin) = pinned else {
+            return Ok(built.config);
+        };
+        let mut config = (*built.config).clone();
+        config
+            .dangerous()
+            .set_certificate_verifier(Arc::new(pin::Pinned {
+                pin: pin.clone(),
+                issuers: built.issuers,
+                full: built.full,
+            }));
+        Ok(Arc::new(config))
     }
 }
 
@@ -63,7 +90,7 @@ pub struct DaemonAnswer {
     pub containers: Value,
 }
 
-fn config(probe: &TlsProbe, with_client_cert: bool) -> Result<rustls::ClientConfig, String> {
+fn config(probe: &TlsProbe, with_client_cert: bool) -> Result<Built, String> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&probe.ca_pem) {
         let cert = cert.map_err(|e| format!("CA certificate: {e}"))?;
@@ -71,13 +98,20 @@ fn config(probe: &TlsProbe, with_client_cert: bool) -> Result<rustls::ClientConf
             .add(cert)
             .map_err(|e| format!("CA certificate: {e}"))?;
     }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots);
-    if with_client_cert {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let full: Arc<dyn rustls::client::danger::ServerCertVerifier> =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| format!("CA certificate: {e}"))?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(full.clone());
+    let config = if with_client_cert {
         let chain = CertificateDer::pem_slice_iter(&probe.client_cert_pem)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("client certificate: {e}"))?;
@@ -86,10 +120,16 @@ fn config(probe: &TlsProbe, with_client_cert: bool) -> Result<rustls::ClientConf
             .map_err(|_| "the client key cannot be read".to_string())?;
         builder
             .with_client_auth_cert(chain, key)
-            .map_err(|e| format!("client certificate: {e}"))
+            .map_err(|e| format!("client certificate: {e}"))?
     } else {
-        Ok(builder.with_no_client_auth())
-    }
+        builder.with_no_client_auth()
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    Ok(Built {
+        config: Arc::new(config),
+        full,
+        issuers: Arc::new(pin::current_issuers(&probe.ca_pem, now)),
+    })
 }
 
 /// A stream being opened to the daemon's port.
@@ -312,9 +352,10 @@ pub async fn query_daemon<'f>(
     server_name: &str,
     probe: &TlsProbe,
     configs: &Configs,
+    pinned: Option<&pin::Pin>,
     containers: bool,
 ) -> Result<DaemonAnswer, String> {
-    let config = configs.get(probe, true)?;
+    let config = configs.get(probe, true, pinned)?;
     let paths: &[&str] = if containers {
         &["/version", "/info", "/containers/json"]
     } else {
@@ -350,8 +391,9 @@ pub async fn refuses_anonymous_clients<'f>(
     server_name: &str,
     probe: &TlsProbe,
     configs: &Configs,
+    pinned: Option<&pin::Pin>,
 ) -> Result<String, String> {
-    let config = configs.get(probe, false)?;
+    let config = configs.get(probe, false, pinned)?;
     match get(dial, port, server_name, config, &["/version"]).await {
         Ok(answers) => Err(format!(
             "a client without a certificate got an answer (HTTP {})",
@@ -502,13 +544,14 @@ mod tests {
         .await;
         let configs = Configs::default();
         let dial = direct("127.0.0.1".into(), verified);
-        let refusal = refuses_anonymous_clients(&dial, verified, "127.0.0.1", &probe, &configs)
-            .await
-            .unwrap();
+        let refusal =
+            refuses_anonymous_clients(&dial, verified, "127.0.0.1", &probe, &configs, None)
+                .await
+                .unwrap();
         assert!(refusal.contains("CertificateRequired"), "{refusal}");
         // The same server answers a client with a certificate.
         assert!(
-            query_daemon(&dial, verified, "127.0.0.1", &probe, &configs, false)
+            query_daemon(&dial, verified, "127.0.0.1", &probe, &configs, None, false)
                 .await
                 .is_ok()
         );
@@ -523,7 +566,7 @@ mod tests {
         );
         let flooding = serve(&probe, &cert, &key, true, flood).await;
         let dial = direct("127.0.0.1".into(), flooding);
-        let err = query_daemon(&dial, flooding, "127.0.0.1", &probe, &configs, false)
+        let err = query_daemon(&dial, flooding, "127.0.0.1", &probe, &configs, None, false)
             .await
             .unwrap_err();
         assert!(err.contains("sent more than 16 MiB"), "{err}");
@@ -537,11 +580,129 @@ mod tests {
         ] {
             let open = serve(&probe, &cert, &key, false, reply).await;
             let dial = direct("127.0.0.1".into(), open);
-            let err = refuses_anonymous_clients(&dial, open, "127.0.0.1", &probe, &configs)
+            let err = refuses_anonymous_clients(&dial, open, "127.0.0.1", &probe, &configs, None)
                 .await
                 .unwrap_err();
             assert!(err.contains(needle), "{err}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_pinned_certificate_skips_the_chain_and_any_other_is_checked_in_full() {
+        let (probe, cert, key) = pki();
+        let (_, other_cert, _) = pki();
+        let (_, stranger_cert, stranger_key) = pki();
+        let reply: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+        let configs = Configs::default();
+        let query = |port: u16, pinned: Option<Vec<u8>>| {
+            let (probe, configs) = (&probe, &configs);
+            async move {
+                let pinned = pinned.map(|pem| pin::Pin::of_pem(&pem).unwrap());
+                let dial = direct("127.0.0.1".into(), port);
+                query_daemon(
+                    &dial,
+                    port,
+                    "127.0.0.1",
+                    probe,
+                    configs,
+                    pinned.as_ref(),
+                    false,
+                )
+                .await
+            }
+        };
+        // The pushed certificate, pinned; and pinned to another one, the
+        // server's is checked against the CA, and passes.
+        let ours = serve(&probe, &cert, &key, true, reply).await;
+        query(ours, Some(cert.clone())).await.unwrap();
+        query(ours, Some(other_cert.clone())).await.unwrap();
+        // A certificate of another CA is refused unless it is the pinned
+        // one (which dockhand's store checked before the run).
+        let theirs = serve(&probe, &stranger_cert, &stranger_key, true, reply).await;
+        let err = query(theirs, Some(other_cert)).await.unwrap_err();
+        assert!(
+            err.contains("TLS handshake") && err.contains("certificate"),
+            "{err}"
+        );
+        let err = query(theirs, None).await.unwrap_err();
+        assert!(err.contains("TLS handshake"), "{err}");
+        query(theirs, Some(stranger_cert.clone())).await.unwrap();
+        // The handshake's signature is checked even for the pinned
+        // certificate: a server that shows it without its key fails.
+        let (_, _, wrong_key) = pki();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth();
+        let chain: Vec<_> = CertificateDer::pem_slice_iter(&cert)
+            .map(Result::unwrap)
+            .collect();
+        let key = PrivateKeyDer::from_pem_slice(&wrong_key).unwrap();
+        // rustls refuses a mismatched pair when it can tell; an impostor
+        // can still sign with any key, so the client must check it.
+        let resolver = Arc::new(rustls::sign::SingleCertAndKey::from(
+            rustls::sign::CertifiedKey::new(
+                chain,
+                rustls::crypto::aws_lc_rs::sign::any_supported_type(&key).unwrap(),
+            ),
+        ));
+        let config = Arc::new(config.with_cert_resolver(resolver));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let impostor = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let _ = tokio_rustls::TlsAcceptor::from(config.clone())
+                    .accept(tcp)
+                    .await;
+            }
+        });
+        let err = query(impostor, Some(cert)).await.unwrap_err();
+        assert!(err.contains("BadSignature"), "{err}");
+    }
+
+    #[test]
+    fn a_pinned_certificate_still_needs_its_dates_and_a_ca_within_its_own() {
+        use rustls::client::danger::ServerCertVerifier;
+        use rustls::pki_types::UnixTime;
+        let (ours, _, _) = pki();
+        let (theirs, their_cert, _) = pki();
+        let full = Configs::default()
+            .with_cert
+            .get_or_init(|| config(&ours, true))
+            .clone()
+            .unwrap()
+            .full;
+        let pinned = pin::Pin::of_pem(&their_cert).unwrap();
+        let certificate = pinned.certificate.clone();
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let at = |seconds: u64| UnixTime::since_unix_epoch(Duration::from_secs(seconds));
+        let verify = |issuers: Vec<Vec<u8>>, seconds: u64| {
+            pin::Pinned {
+                pin: pinned.clone(),
+                issuers: Arc::new(issuers),
+                full: full.clone(),
+            }
+            .verify_server_cert(&certificate, &[], &name, &[], at(seconds))
+            .is_ok()
+        };
+        let current = pin::current_issuers(&theirs.ca_pem, now as i64);
+        assert_eq!(current.len(), 1);
+        // Pinned, in date, its CA in date: accepted, though our CA did not
+        // sign it (the store checked that before the run).
+        assert!(verify(current.clone(), now));
+        // Its CA out of its dates, or the certificate past its own: checked
+        // in full against our CA, which refuses it.
+        assert!(!verify(Vec::new(), now));
+        // rcgen's certificates run from 1975 to 4096.
+        assert!(pin::current_issuers(&theirs.ca_pem, 0).is_empty());
+        let after_its_end = 70_000_000_000;
+        assert!(!verify(current, after_its_end));
     }
 
     #[test]

@@ -89,7 +89,14 @@ pub async fn serve(stream: DuplexStream, material: Material) {
 }
 
 fn server_config(material: &Material) -> Option<rustls::ServerConfig> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    // dockerd is Go: its TLS 1.3 server picks the suite itself, AES-128-GCM
+    // with SHA-256 first on a machine with AES instructions, whatever the
+    // client prefers (rustls would follow the client, to AES-256/SHA-384).
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider
+        .cipher_suites
+        .sort_by_key(|suite| suite.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    let provider = Arc::new(provider);
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&material.ca) {
         roots.add(cert.ok()?).ok()?;
@@ -110,6 +117,7 @@ fn server_config(material: &Material) -> Option<rustls::ServerConfig> {
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
         .ok()?;
+    config.ignore_client_order = true;
     // No resumption (dockhand never resumes): no cache per connection.
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Some(config)
