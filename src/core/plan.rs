@@ -143,16 +143,19 @@ pub struct HostPlan {
 /// carry them all to the end).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PlanSummary {
-    pub paths: Vec<String>,
+    /// Shared between hosts where the caller's `intern` shares them: the
+    /// same few paths, for every host of a fleet.
+    pub paths: Vec<std::sync::Arc<str>>,
     pub warnings: Vec<String>,
     pub notes: Vec<String>,
 }
 
 impl HostPlan {
-    /// The plan as the apply's report shows it.
-    pub fn summary(&self) -> PlanSummary {
+    /// The plan as the apply's report shows it; `intern` turns each path
+    /// into the copy the report keeps.
+    pub fn summary(&self, mut intern: impl FnMut(&str) -> std::sync::Arc<str>) -> PlanSummary {
         PlanSummary {
-            paths: self.changes.iter().map(|c| c.path.clone()).collect(),
+            paths: self.changes.iter().map(|c| intern(&c.path)).collect(),
             warnings: self.warnings.clone(),
             notes: self.notes.clone(),
         }

@@ -276,9 +276,26 @@ async fn apply_prepared<C: Connector>(
 ) -> Result<AppliedHost> {
     // What the report shows of the plan: not its contents and diffs,
     // which a fleet of thousands would hold to the end of the run.
-    let plan = prepared.plan.summary();
+    let plan = prepared.plan.summary(shared_path);
     let applied = pipeline::apply_and_verify(connector, prepared, job, checks, run).await?;
     Ok((applied, plan))
+}
+
+/// `path`, as one copy shared by every host's report that names it: a
+/// fleet's hosts change the same few paths, and a report of 10,000 hosts
+/// held a copy of each for each host to the end of the run. A few hundred
+/// distinct paths are kept and looked up; past them, paths are not shared.
+fn shared_path(path: &str) -> Arc<str> {
+    static PATHS: std::sync::Mutex<Vec<Arc<str>>> = std::sync::Mutex::new(Vec::new());
+    let mut known = PATHS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(same) = known.iter().find(|known| ***known == *path) {
+        return same.clone();
+    }
+    let path: Arc<str> = path.into();
+    if known.len() < 256 {
+        known.push(path.clone());
+    }
+    path
 }
 
 fn describe_plan<S>(prepared: &Result<Planned<S>>) -> (HostStatus, String) {
@@ -308,5 +325,20 @@ fn describe_applied(applied: &Result<AppliedHost>) -> (HostStatus, String) {
             )
         }
         Err(err) => failure(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_that_change_the_same_path_share_one_copy_of_it() {
+        let first = shared_path("/etc/docker/daemon.json");
+        let again = shared_path(&String::from("/etc/docker/daemon.json"));
+        assert!(Arc::ptr_eq(&first, &again));
+        let other = shared_path("/etc/ssh/sshd_config.d/10-dockhand.conf");
+        assert_eq!(&*other, "/etc/ssh/sshd_config.d/10-dockhand.conf");
+        assert!(!Arc::ptr_eq(&first, &other));
     }
 }

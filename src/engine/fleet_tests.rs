@@ -56,7 +56,7 @@ fn jobs(names: &[&str]) -> Vec<(String, HostJob)> {
                 host: host.clone().into(),
                 target: target.into(),
                 tls: TlsMaterial::CaPending,
-                tls_store: None,
+                tls_reader: None,
                 become_password: None,
                 replace_ca: false,
             };

@@ -285,7 +285,12 @@ pub fn jobs_with(loaded: &Loaded, read_tls: bool) -> Result<(Jobs, Option<String
 /// Each selected host's job, reading its TLS files at its turn only with
 /// `read_tls` (verify needs none: it checks what the host serves).
 pub fn host_jobs(loaded: &Loaded, read_tls: bool) -> Jobs {
-    let tls_store = loaded.store.clone().filter(|_| read_tls);
+    // One reader for the run: it reads the CA once for every host.
+    let tls_reader = loaded
+        .store
+        .clone()
+        .filter(|_| read_tls)
+        .map(|store| Arc::new(crate::pki::TlsReader::new(store)));
     loaded
         .hosts
         .iter()
@@ -294,7 +299,7 @@ pub fn host_jobs(loaded: &Loaded, read_tls: bool) -> Jobs {
                 target: target.clone(),
                 host: host.clone(),
                 tls: TlsMaterial::CaPending,
-                tls_store: tls_store.clone(),
+                tls_reader: tls_reader.clone(),
                 become_password: loaded.become_password.clone(),
                 replace_ca: false,
             };

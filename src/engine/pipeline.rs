@@ -34,7 +34,7 @@ pub struct HostJob {
     /// Where `tls` is read from when the host's turn comes
     /// ([`HostJob::read_tls`]), not before: a fleet of 10,000 waiting
     /// hosts would hold 10 MB of PEM.
-    pub tls_store: Option<Arc<crate::pki::PkiStore>>,
+    pub tls_reader: Option<Arc<crate::pki::TlsReader>>,
     /// The sudo password (`-K`, `--become-password-file`), if given.
     pub become_password: Option<Arc<Secret>>,
     /// `apply --replace-ca`: a host that trusts another CA is switched.
@@ -45,10 +45,10 @@ impl HostJob {
     /// The job with the TLS files the local PKI has for its host now, when
     /// it reads them at its turn (what is missing is "to be issued").
     pub fn read_tls(mut self) -> Result<HostJob> {
-        if let Some(store) = self.tls_store.take() {
+        if let Some(reader) = self.tls_reader.take() {
             let sans = crate::core::pki::Sans::of_host(&self.host);
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            self.tls = store.tls_for_host(&self.host.name, &sans, now)?;
+            self.tls = reader.tls_for_host(&self.host.name, &sans, now)?;
         }
         Ok(self)
     }

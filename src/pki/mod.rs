@@ -186,6 +186,12 @@ impl PkiStore {
             return Ok(None);
         };
         let mut bundle = ca.cert_pem;
+        self.add_other_cas(&mut bundle);
+        Ok(Some(bundle))
+    }
+
+    /// Appends the next CA and the previous one, while a rotation trusts them.
+    fn add_other_cas(&self, bundle: &mut Vec<u8>) {
         for dir in [self.next_dir(), self.previous_dir()] {
             if let Ok(pem) = std::fs::read(dir.join("ca.pem")) {
                 if !bundle.ends_with(b"\n") {
@@ -194,7 +200,6 @@ impl PkiStore {
                 bundle.extend(pem);
             }
         }
-        Ok(Some(bundle))
     }
 
     /// Where a rotation stands: `None`, `Some("started")` (a next CA is
@@ -410,23 +415,43 @@ impl PkiStore {
 
     /// What a host's TLS files would be, without issuing anything.
     pub fn tls_for_host(&self, host: &str, sans: &Sans, now: i64) -> Result<TlsMaterial> {
+        self.tls_with(self.ca_and_bundle()?.as_ref(), host, sans, now)
+    }
+
+    /// The CA and the trust bundle hosts are given, if there is a CA.
+    fn ca_and_bundle(&self) -> Result<Option<(Pair, std::sync::Arc<[u8]>)>> {
         let Some(ca) = self.ca()? else {
+            return Ok(None);
+        };
+        let mut bundle = ca.cert_pem.clone();
+        self.add_other_cas(&mut bundle);
+        Ok(Some((ca, bundle.into())))
+    }
+
+    /// [`PkiStore::tls_for_host`] with the CA and the bundle already read.
+    fn tls_with(
+        &self,
+        ca: Option<&(Pair, std::sync::Arc<[u8]>)>,
+        host: &str,
+        sans: &Sans,
+        now: i64,
+    ) -> Result<TlsMaterial> {
+        let Some((ca, bundle)) = ca else {
             return Ok(TlsMaterial::CaPending);
         };
         let (cert_path, key_path) = self.pair_paths("servers", host);
         let existing = read_pair(&cert_path, &key_path)?;
-        let bundle: std::sync::Arc<[u8]> = self.trust_bundle()?.expect("the CA exists").into();
-        match self.decide(existing.as_ref(), &ca, Purpose::Server, Some(sans), now) {
+        match self.decide(existing.as_ref(), ca, Purpose::Server, Some(sans), now) {
             Decision::Reuse => {
                 let pair = existing.expect("reuse implies a pair");
                 Ok(TlsMaterial::Ready {
-                    ca_pem: bundle,
+                    ca_pem: bundle.clone(),
                     cert_pem: pair.cert_pem,
                     key_pem: pair.key_pem,
                 })
             }
             Decision::Issue(reason) => Ok(TlsMaterial::CertPending {
-                ca_pem: bundle,
+                ca_pem: bundle.clone(),
                 reason: reason.to_string(),
             }),
         }
@@ -745,6 +770,36 @@ fn private_dir(dir: &Path) -> Result<()> {
 
 /// Whether a key belongs to its certificate: the certificate's public key
 /// is the key's.
+/// Hosts' TLS files as plan reads them, a host at a time when its turn
+/// comes: the CA and the trust bundle are read, and the CA's key checked
+/// against its certificate, once for the run (by the first host), not
+/// once per host. A store without a CA is looked at again by each host.
+pub struct TlsReader {
+    store: std::sync::Arc<PkiStore>,
+    ca: std::sync::OnceLock<(Pair, std::sync::Arc<[u8]>)>,
+}
+
+impl TlsReader {
+    pub fn new(store: std::sync::Arc<PkiStore>) -> TlsReader {
+        TlsReader {
+            store,
+            ca: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// [`PkiStore::tls_for_host`], the CA read once.
+    pub fn tls_for_host(&self, host: &str, sans: &Sans, now: i64) -> Result<TlsMaterial> {
+        let ca = match self.ca.get() {
+            Some(ca) => Some(ca),
+            None => match self.store.ca_and_bundle()? {
+                Some(read) => Some(self.ca.get_or_init(|| read)),
+                None => None,
+            },
+        };
+        self.store.tls_with(ca, host, sans, now)
+    }
+}
+
 fn key_matches(pair: &Pair) -> std::result::Result<(), String> {
     let key = KeyPair::from_pem(&String::from_utf8_lossy(&pair.key_pem))
         .map_err(|e| format!("the key cannot be read: {e}"))?;
@@ -834,6 +889,40 @@ mod tests {
             !dir.path().join("rotation").exists(),
             "the old CA's key is gone"
         );
+    }
+
+    #[test]
+    fn a_reader_answers_as_the_store_does_and_reads_the_ca_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(store(dir.path(), KeyType::EcdsaP256));
+        let reader = TlsReader::new(store.clone());
+        let sans = |host: &str| Sans::for_host(host, "192.0.2.1", &[], &[]);
+        // No CA yet: pending, and looked at again by the next host.
+        assert_eq!(
+            reader.tls_for_host("web1", &sans("web1"), now()).unwrap(),
+            TlsMaterial::CaPending
+        );
+        store.ensure_server("web1", &sans("web1"), now()).unwrap();
+        store.rotate_start().unwrap();
+        for host in ["web1", "web2"] {
+            let read = reader.tls_for_host(host, &sans(host), now()).unwrap();
+            assert_eq!(read, store.tls_for_host(host, &sans(host), now()).unwrap());
+            let (TlsMaterial::Ready { ca_pem, .. } | TlsMaterial::CertPending { ca_pem, .. }) =
+                read
+            else {
+                panic!("{host}: {read:?}");
+            };
+            assert_eq!(*ca_pem, *store.trust_bundle().unwrap().unwrap(), "{host}");
+        }
+        // The run's CA was read once: the reader keeps the bundle it read
+        // (a plan is one snapshot of the store), the store reads it again.
+        store.rotate_switch().unwrap();
+        let TlsMaterial::CertPending { ca_pem, .. } =
+            reader.tls_for_host("web2", &sans("web2"), now()).unwrap()
+        else {
+            panic!("web2 has no pair");
+        };
+        assert_ne!(*ca_pem, *store.trust_bundle().unwrap().unwrap());
     }
 
     #[test]

@@ -105,7 +105,7 @@ fn json_host(o: &ApplyOutcome, run: Run) -> JsonHost<'_> {
         changes: o
             .result
             .as_ref()
-            .map(|(_, changes)| changes.iter().map(String::as_str).collect())
+            .map(|(_, changes)| changes.iter().map(|path| &**path).collect())
             .unwrap_or_default(),
         handlers: match &o.result {
             Ok((Applied::Changed { handlers, .. }, _)) => handlers.clone(),

@@ -57,7 +57,7 @@ pub struct ApplyOutcome {
     pub result: Result<(
         crate::core::outcome::Applied,
         // The paths changed.
-        Vec<String>,
+        Vec<std::sync::Arc<str>>,
     )>,
 }
 
