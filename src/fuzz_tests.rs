@@ -168,6 +168,8 @@ const HTTP: &[&str] = &[
     "0\r\n\r\n",
     "{}",
     "{\"Version\":\"28.5\"}",
+    "{\"LiveRestoreEnabled\":true,\"SecurityOptions\":[\"name=userns\"]}",
+    "{\"ServerVersion\":",
     "\r",
     "\n",
 ];
@@ -346,6 +348,17 @@ proptest! {
         // An answer before the last of a pipelined connection.
         let _ = crate::verify::parse_one(text.as_bytes(), false);
         let _ = crate::verify::parse_one(&bytes, false);
+        // The daemon's answers as verification reads them.
+        for body in [text.as_bytes(), &bytes] {
+            if let Ok(info) = serde_json::from_slice::<crate::verify::Info>(body) {
+                let _ = info.server_version();
+                let daemon = serde_json::json!({"live-restore": true, "userns-remap": "default"});
+                let _ = crate::verify::info_mismatches(&info, daemon.as_object().unwrap());
+            }
+            if let Ok(version) = serde_json::from_slice::<crate::verify::Version>(body) {
+                let _ = version.number();
+            }
+        }
     }
 
     /// Inventories are the user's, not a host's, but a panic on any of

@@ -398,11 +398,13 @@ async fn verify_ssh_access<S: Transport>(
         .await?;
     let (status, body) = verify::parse_http(&output.stdout)
         .map_err(|e| host_error(name, step, format!("{e} ({})", output.stderr_text().trim())))?;
-    let info: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| host_error(name, step, format!("HTTP {status}, not JSON: {e}")))?;
     if status != 200 {
-        return Err(host_error(name, step, format!("HTTP {status}: {info}")));
+        let said = serde_json::from_slice::<serde_json::Value>(&body)
+            .map_err(|e| host_error(name, step, format!("HTTP {status}, not JSON: {e}")))?;
+        return Err(host_error(name, step, format!("HTTP {status}: {said}")));
     }
+    let info: verify::Info = serde_json::from_slice(&body)
+        .map_err(|e| host_error(name, step, format!("HTTP {status}, not JSON: {e}")))?;
     let problems = verify::info_mismatches(&info, daemon);
     if !problems.is_empty() {
         return Err(host_error(name, "check /info", problems.join("; ")));
@@ -436,7 +438,7 @@ async fn verify_ssh_access<S: Transport>(
     Ok(vec![
         format!(
             "docker {} answers over SSH (docker system dial-stdio, as {})",
-            info["ServerVersion"].as_str().unwrap_or("?"),
+            info.server_version(),
             job.target.user
         ),
         format!("nothing answers on TCP port {port}"),
@@ -612,7 +614,7 @@ async fn verify_tls<S: Transport>(
     }
     passed.push(format!(
         "docker {} answers over mutual TLS on port {port}",
-        answer.version["Version"].as_str().unwrap_or("?")
+        answer.version.number()
     ));
     refused.map_err(|e| host_error(name, "refuse clients without a certificate", e))?;
     passed.push("a client without a certificate is refused".into());

@@ -84,8 +84,8 @@ impl Configs {
 /// What the daemon answered.
 #[derive(Debug, Clone)]
 pub struct DaemonAnswer {
-    pub version: Value,
-    pub info: Value,
+    pub version: Version,
+    pub info: Info,
     /// `GET /containers/json`: the running containers.
     pub containers: Value,
 }
@@ -343,6 +343,41 @@ pub fn not_running(
         .collect()
 }
 
+/// What verification reads of `GET /version`: the rest of the answer is
+/// skipped as it is parsed, not built into a tree (`/version` and `/info`
+/// are read from every host, twice a run for a fleet of thousands).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct Version {
+    /// Any JSON: what is not a string shows as "?".
+    #[serde(rename = "Version", default)]
+    version: Value,
+}
+
+impl Version {
+    pub fn number(&self) -> &str {
+        self.version.as_str().unwrap_or("?")
+    }
+}
+
+/// What verification reads of `GET /info`, as [`Version`] does. Each field
+/// takes any JSON, so a daemon that answers an odd type gets the check's
+/// own words ("live restore is not enabled"), not a parse error.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct Info {
+    #[serde(rename = "ServerVersion", default)]
+    server_version: Value,
+    #[serde(rename = "LiveRestoreEnabled", default)]
+    live_restore_enabled: Value,
+    #[serde(rename = "SecurityOptions", default)]
+    security_options: Value,
+}
+
+impl Info {
+    pub fn server_version(&self) -> &str {
+        self.server_version.as_str().unwrap_or("?")
+    }
+}
+
 /// `GET /version` and `GET /info` with the client certificate, and `GET
 /// /containers/json` when `containers` is asked for (each GET is a TLS
 /// handshake of its own: a no-op does not pay for what it never checks).
@@ -362,23 +397,23 @@ pub async fn query_daemon<'f>(
         &["/version", "/info"]
     };
     let answers = get(dial, port, server_name, config, paths).await?;
-    let mut values = Vec::with_capacity(answers.len());
+    let mut bodies = Vec::with_capacity(answers.len());
     for (path, (status, body)) in paths.iter().zip(answers) {
         if status != 200 {
             return Err(format!("GET {path}: HTTP {status}"));
         }
-        values.push(
-            serde_json::from_slice::<Value>(&body)
-                .map_err(|e| format!("GET {path}: not JSON: {e}"))?,
-        );
+        bodies.push((path, body));
     }
-    let mut values = values.into_iter();
-    let version = values.next().expect("the version answer");
-    let info = values.next().expect("the info answer");
+    fn parse<T: serde::de::DeserializeOwned>((path, body): &(&&str, Vec<u8>)) -> Result<T, String> {
+        serde_json::from_slice(body).map_err(|e| format!("GET {path}: not JSON: {e}"))
+    }
     Ok(DaemonAnswer {
-        version,
-        info,
-        containers: values.next().unwrap_or(Value::Array(Vec::new())),
+        version: parse(&bodies[0])?,
+        info: parse(&bodies[1])?,
+        containers: match bodies.get(2) {
+            Some(answer) => parse(answer)?,
+            None => Value::Array(Vec::new()),
+        },
     })
 }
 
@@ -407,10 +442,10 @@ pub async fn refuses_anonymous_clients<'f>(
 }
 
 /// What /info must show for the daemon settings the playbook asked for.
-pub fn info_mismatches(info: &Value, daemon: &serde_json::Map<String, Value>) -> Vec<String> {
+pub fn info_mismatches(info: &Info, daemon: &serde_json::Map<String, Value>) -> Vec<String> {
     let mut problems = Vec::new();
     if daemon.get("live-restore") == Some(&Value::Bool(true))
-        && info["LiveRestoreEnabled"] != Value::Bool(true)
+        && info.live_restore_enabled != Value::Bool(true)
     {
         problems.push("live restore is not enabled".to_string());
     }
@@ -418,7 +453,7 @@ pub fn info_mismatches(info: &Value, daemon: &serde_json::Map<String, Value>) ->
         .get("userns-remap")
         .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))
     {
-        let has_userns = info["SecurityOptions"].as_array().is_some_and(|options| {
+        let has_userns = info.security_options.as_array().is_some_and(|options| {
             options
                 .iter()
                 .any(|o| o.as_str().is_some_and(|s| s.contains("name=userns")))
@@ -721,9 +756,26 @@ mod tests {
     fn info_is_checked_against_the_settings() {
         let daemon = json!({"live-restore": true, "userns-remap": "default"});
         let daemon = daemon.as_object().unwrap();
-        let good = json!({"LiveRestoreEnabled": true, "SecurityOptions": ["name=seccomp,profile=default", "name=userns"]});
+        let info = |value: Value| serde_json::from_value::<Info>(value).unwrap();
+        let good = info(
+            json!({"ServerVersion": "20.10.24", "LiveRestoreEnabled": true, "SecurityOptions": ["name=seccomp,profile=default", "name=userns"], "Driver": "overlay2"}),
+        );
         assert!(info_mismatches(&good, daemon).is_empty());
-        let bad = json!({"LiveRestoreEnabled": false, "SecurityOptions": ["name=seccomp,profile=default"]});
+        assert_eq!(good.server_version(), "20.10.24");
+        let bad = info(
+            json!({"LiveRestoreEnabled": false, "SecurityOptions": ["name=seccomp,profile=default"]}),
+        );
         assert_eq!(info_mismatches(&bad, daemon).len(), 2);
+        // Odd types and missing fields are the check's failures, not parse errors.
+        let odd = info(json!({"LiveRestoreEnabled": "yes", "SecurityOptions": "name=userns"}));
+        assert_eq!(info_mismatches(&odd, daemon).len(), 2);
+        assert_eq!(odd.server_version(), "?");
+        assert_eq!(info_mismatches(&info(json!({})), daemon).len(), 2);
+        assert_eq!(info_mismatches(&info(json!([1, 2])), daemon).len(), 2);
+        assert!(serde_json::from_slice::<Info>(b"{\"LiveRestoreEnabled\": tru").is_err());
+        let version: Version =
+            serde_json::from_slice(br#"{"Version": "28.2.2", "Components": [{"Name": "Engine"}]}"#)
+                .unwrap();
+        assert_eq!(version.number(), "28.2.2");
     }
 }
