@@ -791,10 +791,10 @@ impl TlsReader {
     pub fn tls_for_host(&self, host: &str, sans: &Sans, now: i64) -> Result<TlsMaterial> {
         let ca = match self.ca.get() {
             Some(ca) => Some(ca),
-            None => match self.store.ca_and_bundle()? {
-                Some(read) => Some(self.ca.get_or_init(|| read)),
-                None => None,
-            },
+            None => self
+                .store
+                .ca_and_bundle()?
+                .map(|read| self.ca.get_or_init(|| read)),
         };
         self.store.tls_with(ca, host, sans, now)
     }
