@@ -19,10 +19,12 @@ mod ca;
 pub mod context;
 mod issue;
 pub mod keys;
+mod read;
 
 pub use ca::{Imported, Initialized, PASSPHRASE_ENV, passphrase_source};
 
 pub use issue::{Issued, ServerPairs, issue};
+pub use read::TlsReader;
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -770,36 +772,6 @@ fn private_dir(dir: &Path) -> Result<()> {
 
 /// Whether a key belongs to its certificate: the certificate's public key
 /// is the key's.
-/// Hosts' TLS files as plan reads them, a host at a time when its turn
-/// comes: the CA and the trust bundle are read, and the CA's key checked
-/// against its certificate, once for the run (by the first host), not
-/// once per host. A store without a CA is looked at again by each host.
-pub struct TlsReader {
-    store: std::sync::Arc<PkiStore>,
-    ca: std::sync::OnceLock<(Pair, std::sync::Arc<[u8]>)>,
-}
-
-impl TlsReader {
-    pub fn new(store: std::sync::Arc<PkiStore>) -> TlsReader {
-        TlsReader {
-            store,
-            ca: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// [`PkiStore::tls_for_host`], the CA read once.
-    pub fn tls_for_host(&self, host: &str, sans: &Sans, now: i64) -> Result<TlsMaterial> {
-        let ca = match self.ca.get() {
-            Some(ca) => Some(ca),
-            None => self
-                .store
-                .ca_and_bundle()?
-                .map(|read| self.ca.get_or_init(|| read)),
-        };
-        self.store.tls_with(ca, host, sans, now)
-    }
-}
-
 fn key_matches(pair: &Pair) -> std::result::Result<(), String> {
     let key = KeyPair::from_pem(&String::from_utf8_lossy(&pair.key_pem))
         .map_err(|e| format!("the key cannot be read: {e}"))?;
@@ -889,40 +861,6 @@ mod tests {
             !dir.path().join("rotation").exists(),
             "the old CA's key is gone"
         );
-    }
-
-    #[test]
-    fn a_reader_answers_as_the_store_does_and_reads_the_ca_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = std::sync::Arc::new(store(dir.path(), KeyType::EcdsaP256));
-        let reader = TlsReader::new(store.clone());
-        let sans = |host: &str| Sans::for_host(host, "192.0.2.1", &[], &[]);
-        // No CA yet: pending, and looked at again by the next host.
-        assert_eq!(
-            reader.tls_for_host("web1", &sans("web1"), now()).unwrap(),
-            TlsMaterial::CaPending
-        );
-        store.ensure_server("web1", &sans("web1"), now()).unwrap();
-        store.rotate_start().unwrap();
-        for host in ["web1", "web2"] {
-            let read = reader.tls_for_host(host, &sans(host), now()).unwrap();
-            assert_eq!(read, store.tls_for_host(host, &sans(host), now()).unwrap());
-            let (TlsMaterial::Ready { ca_pem, .. } | TlsMaterial::CertPending { ca_pem, .. }) =
-                read
-            else {
-                panic!("{host}: {read:?}");
-            };
-            assert_eq!(*ca_pem, *store.trust_bundle().unwrap().unwrap(), "{host}");
-        }
-        // The run's CA was read once: the reader keeps the bundle it read
-        // (a plan is one snapshot of the store), the store reads it again.
-        store.rotate_switch().unwrap();
-        let TlsMaterial::CertPending { ca_pem, .. } =
-            reader.tls_for_host("web2", &sans("web2"), now()).unwrap()
-        else {
-            panic!("web2 has no pair");
-        };
-        assert_ne!(*ca_pem, *store.trust_bundle().unwrap().unwrap());
     }
 
     #[test]
