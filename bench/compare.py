@@ -137,24 +137,6 @@ JOB_PATHS = [
 # converge runs (daemon-reload, restart-docker, reload-ssh), in its order.
 JOB_COMMAND = "tar -x -C / && systemctl daemon-reload && systemctl restart docker && systemctl reload ssh"
 
-# What each measurement is called in results.json, in the order shown.
-MEASURES = [
-    ("floor_exec", "OpenSSH floor: one exec per host, all at once"),
-    ("floor_restart", "floor: `systemctl restart docker` on every host at once"),
-    ("floor_job", "same-job floor: dockhand's files and handlers by OpenSSH alone, fresh hosts, all at once"),
-    ("dockhand_plan_fresh", "dockhand plan, fresh hosts"),
-    ("dockhand_converge", "dockhand apply, converge (verification included)"),
-    ("dockhand_noop", "dockhand apply, no-op (verification included)"),
-    ("dockhand_ping", "dockhand ping (one login and one command per host)"),
-    ("dockhand_plan_converged", "dockhand plan, converged hosts"),
-    ("ansible_check", "Ansible --check --diff, fresh hosts"),
-    ("ansible_converge", "Ansible converge (verification included)"),
-    ("ansible_noop", "Ansible no-op (verification included)"),
-    ("pyinfra_converge", "pyinfra converge (no verification)"),
-    ("pyinfra_noop", "pyinfra no-op"),
-]
-
-
 class BenchError(Exception):
     pass
 
@@ -894,7 +876,7 @@ def main() -> int:
         if sizes or args.scaling:
             lab("down")
 
-    from report import targets_text, write_report
+    from report import MEASURES, targets_text, write_report
 
     write_report(results, RESULTS, MEASURES)
     print((RESULTS / "summary.md").read_text())

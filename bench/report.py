@@ -20,6 +20,23 @@ import statistics
 import sys
 from pathlib import Path
 
+# What each measurement is called in results.json, in the order shown.
+MEASURES = [
+    ("floor_exec", "OpenSSH floor: one exec per host, all at once"),
+    ("floor_restart", "floor: `systemctl restart docker` on every host at once"),
+    ("floor_job", "same-job floor: dockhand's files and handlers by OpenSSH alone, fresh hosts, all at once"),
+    ("dockhand_plan_fresh", "dockhand plan, fresh hosts"),
+    ("dockhand_converge", "dockhand apply, converge (verification included)"),
+    ("dockhand_noop", "dockhand apply, no-op (verification included)"),
+    ("dockhand_ping", "dockhand ping (one login and one command per host)"),
+    ("dockhand_plan_converged", "dockhand plan, converged hosts"),
+    ("ansible_check", "Ansible --check --diff, fresh hosts"),
+    ("ansible_converge", "Ansible converge (verification included)"),
+    ("ansible_noop", "Ansible no-op (verification included)"),
+    ("pyinfra_converge", "pyinfra converge (no verification)"),
+    ("pyinfra_noop", "pyinfra no-op"),
+]
+
 # dockhand's runs whose traffic is counted (`--format json`), as shown.
 TRAFFIC_MEASURES = [
     ("dockhand_plan_fresh", "plan, fresh hosts"),
@@ -495,9 +512,6 @@ def main() -> int:
     args = parser.parse_args()
     results = json.loads(args.results.read_text())
     results.setdefault("sizes", {})
-    sys.path.insert(0, str(here))
-    from compare import MEASURES
-
     try:
         import matplotlib  # noqa: F401
 
