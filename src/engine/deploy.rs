@@ -20,6 +20,7 @@ use std::sync::Arc;
 use super::fleet::{Ended, Finished, Fleet, HostRun, Rollout, failure};
 use super::load::{self, Jobs, Loaded};
 use super::pipeline::{self, Checks, HostJob, Prepared};
+use super::shared::Shared;
 use crate::core::event::{Event, HostStatus};
 use crate::core::input::inventory::Host;
 use crate::core::outcome::Applied;
@@ -283,19 +284,10 @@ async fn apply_prepared<C: Connector>(
 
 /// `path`, as one copy shared by every host's report that names it: a
 /// fleet's hosts change the same few paths, and a report of 10,000 hosts
-/// held a copy of each for each host to the end of the run. A few hundred
-/// distinct paths are kept and looked up; past them, paths are not shared.
+/// held a copy of each for each host to the end of the run.
 fn shared_path(path: &str) -> Arc<str> {
-    static PATHS: std::sync::Mutex<Vec<Arc<str>>> = std::sync::Mutex::new(Vec::new());
-    let mut known = PATHS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(same) = known.iter().find(|known| ***known == *path) {
-        return same.clone();
-    }
-    let path: Arc<str> = path.into();
-    if known.len() < 256 {
-        known.push(path.clone());
-    }
-    path
+    static PATHS: Shared<str> = Shared::new(256);
+    PATHS.share(path)
 }
 
 fn describe_plan<S>(prepared: &Result<Planned<S>>) -> (HostStatus, String) {

@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod load;
 pub mod pipeline;
 pub mod remote;
+mod shared;
 #[cfg(any(test, feature = "simulation"))]
 mod sim;
 mod target;

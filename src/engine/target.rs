@@ -4,9 +4,10 @@
 //! HostKeyAlias, ConnectTimeout), then OpenSSH's defaults.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::shared::Shared;
 use crate::core::input::inventory::{Host, HostKeyChecking};
 use crate::core::input::ssh_config::{HostSettings, SshConfig};
 use crate::error::{Error, Result};
@@ -26,7 +27,7 @@ pub struct Targets {
     default_known_hosts: Arc<[PathBuf]>,
     /// The lists of files the targets built so far hold, each once: a
     /// fleet of 10,000 has one or two, not 10,000 copies.
-    lists: Mutex<Vec<Arc<[PathBuf]>>>,
+    lists: Shared<[PathBuf]>,
 }
 
 impl Targets {
@@ -78,23 +79,8 @@ impl Targets {
             ssh_config,
             default_identities,
             default_known_hosts,
-            lists: Mutex::new(Vec::new()),
+            lists: Shared::new(16),
         }
-    }
-
-    /// `list`, shared with the targets built before that hold the same.
-    fn shared(&self, list: Vec<PathBuf>) -> Arc<[PathBuf]> {
-        let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(known) = lists.iter().find(|known| ***known == *list) {
-            return known.clone();
-        }
-        let list: Arc<[PathBuf]> = list.into();
-        // Hosts that each have a list of their own are not all kept and
-        // scanned: a few distinct lists are what sharing is for.
-        if lists.len() < 16 {
-            lists.push(list.clone());
-        }
-        list
     }
 
     fn expand(&self, path: &str) -> PathBuf {
@@ -126,16 +112,16 @@ impl Targets {
         let identity_files = if identity_files.is_empty() {
             self.default_identities.clone()
         } else {
-            self.shared(identity_files)
+            self.lists.share(identity_files)
         };
         let known_hosts = match (&ssh.known_hosts, config.known_hosts_files.is_empty()) {
-            (Some(file), _) => self.shared(vec![file.clone()]),
-            (None, false) => self.shared(
+            (Some(file), _) => self.lists.share(vec![file.clone()]),
+            (None, false) => self.lists.share(
                 config
                     .known_hosts_files
                     .iter()
                     .map(|f| self.expand(f))
-                    .collect(),
+                    .collect::<Vec<_>>(),
             ),
             (None, true) => self.default_known_hosts.clone(),
         };
