@@ -315,7 +315,7 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
     assert_eq!(verify.status.code(), Some(1), "{text}");
     assert!(
         text.lines()
-            .any(|l| l.starts_with(stopped.as_str()) && l.contains("mutual-TLS GET /version")),
+            .any(|l| l.starts_with(stopped.as_str()) && l.contains("mutual-TLS GET /info")),
         "{text}"
     );
     lab.start_docker(stopped);

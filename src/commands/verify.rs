@@ -1,6 +1,6 @@
 //! `dockhand verify`: probes only, changes nothing (`engine::inspect::
-//! verify`). For each host: the daemon answers `GET /version` and `GET
-//! /info` over mutual TLS with the settings the playbook asked for, refuses
+//! verify`). For each host: the daemon answers `GET /info` over mutual
+//! TLS with the settings the playbook asked for, refuses
 //! a client without a certificate, sshd's effective settings match, and
 //! SSH logins work.
 

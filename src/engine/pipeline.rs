@@ -539,8 +539,8 @@ async fn verify_checks<C: Connector>(
     Ok(passed)
 }
 
-/// The daemon over mutual TLS, as its clients meet it: `/version` and
-/// `/info` with a client certificate (and the containers that ran before
+/// The daemon over mutual TLS, as its clients meet it: `/info` with a
+/// client certificate (and the containers that ran before
 /// still running), then a client without one refused; both at once.
 async fn verify_tls<S: Transport>(
     session: &S,
@@ -589,7 +589,7 @@ async fn verify_tls<S: Transport>(
             pinned.as_ref()
         )
     );
-    let answer = answer.map_err(|e| host_error(name, "mutual-TLS GET /version and /info", e))?;
+    let answer = answer.map_err(|e| host_error(name, "mutual-TLS GET /info", e))?;
     let problems = verify::info_mismatches(&answer.info, daemon);
     if !problems.is_empty() {
         return Err(host_error(name, "check /info", problems.join("; ")));
@@ -614,7 +614,7 @@ async fn verify_tls<S: Transport>(
     }
     passed.push(format!(
         "docker {} answers over mutual TLS on port {port}",
-        answer.version.number()
+        answer.info.server_version()
     ));
     refused.map_err(|e| host_error(name, "refuse clients without a certificate", e))?;
     passed.push("a client without a certificate is refused".into());

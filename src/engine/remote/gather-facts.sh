@@ -4,10 +4,22 @@ echo '@facts'
 dockerd_bin=$(command -v dockerd || true)
 printf 'dockerd %s\n' "$dockerd_bin"
 printf 'docker_cli %s\n' "$(command -v docker || true)"
-if g=$(getent group docker); then printf 'docker_group %s\n' "${g##*:}"; fi
+# /etc/group by the shell's own read (getent costs the host a program's
+# start); getent for a group that only another NSS source has.
+group_seen=
+while IFS=: read -r name _ _ members; do
+  [ "$name" = docker ] && { printf 'docker_group %s\n' "$members"; group_seen=yes; break; }
+done < /etc/group
+[ -z "$group_seen" ] && g=$(getent group docker) && printf 'docker_group %s\n' "${g##*:}"
 nft_bin=$(command -v nft || true)
 printf 'nft %s\n' "$nft_bin"
-if [ -n "$nft_bin" ]; then "$nft_bin" list table inet dockhand 2>/dev/null | sed -n 's/^[[:space:]]*tcp dport \([0-9]*\) drop$/fenced_port \1/p'; fi
+if [ -n "$nft_bin" ] && table=$("$nft_bin" list table inet dockhand 2>/dev/null); then
+  while read -r tcp dport port drop rest; do
+    [ "$tcp $dport $drop" = 'tcp dport drop' ] && [ -z "$rest" ] && case $port in *[!0-9]*|'') ;; *) printf 'fenced_port %s\n' "$port" ;; esac
+  done <<TABLE
+$table
+TABLE
+fi
 units_show=$(systemctl show -p Id -p ExecStart -p DropInPaths -p FragmentPath -p EnvironmentFiles -p ActiveState docker.service sshd.service 2>/dev/null)
 drop_ins=; fragment=; env_files=; docker_state=; ssh_unit=; ssh_state=; unit=docker
 while IFS= read -r l; do

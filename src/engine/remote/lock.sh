@@ -1,4 +1,6 @@
-mkdir -p -- @DIR@ && chmod 0700 @DIR@ && exec 9>> @LOCK@ && chmod 0600 @LOCK@ || exit 1
+# umask 077 made them 0700 and 0600 if they are new; one chmod takes
+# group's and others' access from both if they are not.
+mkdir -p -- @DIR@ && exec 9>> @LOCK@ && chmod go= -- @DIR@ @LOCK@ || exit 1
 flock -w @WAIT@ -E @BUSY@ 9 || exit $?
 said=
 @STOP_COMMIT@for t in @TRANSIENT@/dockhand-sshd-revert-*.timer; do

@@ -26,7 +26,7 @@ if read -r g start < \"$group_file\" 2>/dev/null && [ \"$g\" -gt 1 ] 2>/dev/null
    && @READ_NOW@ && [ \"$now\" = \"$start\" ]; then
   kill -TERM \"-$g\" 2>/dev/null; sleep 0.2; kill -KILL \"-$g\" 2>/dev/null@STOPPED@
 fi
-rm -f -- \"$group_file\"
+if [ -e \"$group_file\" ] || [ -L \"$group_file\" ]; then rm -f -- \"$group_file\"; fi
 ";
 
 /// What an interrupted run can leave in a managed directory `$d`: temp

@@ -33,6 +33,7 @@ case $call in
   "dockerd --validate --config-file "*) if grep -q bad "$3"; then echo 'unable to configure the Docker daemon: bad'; exit 1; fi ;;
   "systemd-run "*) for a in "$@"; do last=$a; done; printf '%s' "$last" > ROOT/armed ;;
   "journalctl "*) [ -e ROOT/journal ] && cat ROOT/journal ;;
+  "nft list table inet dockhand") [ -e ROOT/nft-table ] && cat ROOT/nft-table ;;
 esac
 "#;
 
@@ -790,6 +791,37 @@ fn the_gather_rides_on_the_lock_and_runs_while_it_holds() {
     assert_eq!(second_lock(&host), LockOutcome::Busy);
     drop(holder.stdin.take());
     holder.wait().unwrap();
+}
+
+#[test]
+fn the_gather_reads_the_fence_s_drops_and_the_docker_group_without_a_program_each() {
+    let host = Host::new();
+    // `nft list table inet dockhand` as nft prints it, with lines that
+    // only look like a drop.
+    host.write(
+        "/nft-table",
+        b"table inet dockhand {\n\tchain input {\n\t\ttype filter hook input priority filter - 1; policy accept;\n\t\tip saddr 10.0.0.0/8 tcp dport 2376 accept\n\t\ttcp dport 2376 drop\n\t\ttcp dport 22 drop\n\t\ttcp dport 2375 drop comment \"x\"\n\t\ttcp dport 0x10 drop\n\t\ttcp dport 23 accept\n\t}\n}\n",
+        0o644,
+    );
+    let (ok, answer) = host.run(&gather(&[], &host.layout()));
+    assert!(ok, "{answer}");
+    let state = crate::engine::gather::parse(&answer).unwrap();
+    assert_eq!(state.facts.fenced_ports, vec![2376, 22], "{answer}");
+    // The group as getent gives it on this machine (none: no line).
+    let getent = Command::new("getent")
+        .args(["group", "docker"])
+        .output()
+        .unwrap();
+    let expected = String::from_utf8_lossy(&getent.stdout)
+        .trim_end()
+        .rsplit_once(':')
+        .map(|(_, members)| members.to_string());
+    assert_eq!(
+        state.facts.docker_group.map(|members| members.join(",")),
+        expected,
+        "{answer}"
+    );
+    host.called("nft list table inet dockhand");
 }
 
 #[test]

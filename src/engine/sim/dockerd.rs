@@ -1,7 +1,7 @@
 //! A simulated host's dockerd behind mutual TLS, for the simulation's
 //! verification probes: the host's own server certificate, key and CA (the
 //! files apply put on the simulated host), client certificates required,
-//! and `/version`, `/info` and `/containers/json` answered with what a
+//! and `/_ping`, `/info` and `/containers/json` answered with what a
 //! Debian 12 dockerd says (`/info` from the host's daemon.json), at their
 //! real sizes. The TLS handshakes are real: their cost on dockhand's side
 //! is part of what the simulation measures.
@@ -63,7 +63,7 @@ pub async fn serve(stream: DuplexStream, material: Material) {
         let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
         let close = request.to_ascii_lowercase().contains("connection: close");
         let body = match path.as_str() {
-            "/version" => VERSION.to_string(),
+            "/_ping" => "OK".to_string(),
             "/info" => info(&material.daemon_json),
             "/containers/json" => "[]".to_string(),
             _ => String::new(),
@@ -122,9 +122,6 @@ fn server_config(material: &Material) -> Option<rustls::ServerConfig> {
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Some(config)
 }
-
-/// `/version` of Debian 12's docker.io.
-const VERSION: &str = r#"{"Platform":{"Name":""},"Components":[{"Name":"Engine","Version":"20.10.24+dfsg1","Details":{"ApiVersion":"1.41","Arch":"amd64","BuildTime":"2024-11-12T14:21:20.000000000+00:00","Experimental":"false","GitCommit":"5d6db84","GoVersion":"go1.19.8","KernelVersion":"6.1.0-28-amd64","MinAPIVersion":"1.12","Os":"linux"}},{"Name":"containerd","Version":"1.6.20~ds1","Details":{"GitCommit":"1.6.20~ds1-1+b1"}},{"Name":"runc","Version":"1.1.5+ds1","Details":{"GitCommit":"1.1.5+ds1-1+deb12u1"}},{"Name":"docker-init","Version":"0.19.0","Details":{"GitCommit":""}}],"Version":"20.10.24+dfsg1","ApiVersion":"1.41","MinAPIVersion":"1.12","GitCommit":"5d6db84","GoVersion":"go1.19.8","Os":"linux","Arch":"amd64","KernelVersion":"6.1.0-28-amd64","BuildTime":"2024-11-12T14:21:20.000000000+00:00"}"#;
 
 /// `/info` as dockerd answers it with this daemon.json in effect: live
 /// restore and user namespaces as set, the rest as Debian 12's (about
