@@ -1,6 +1,7 @@
-# umask 077 made them 0700 and 0600 if they are new; one chmod takes
-# group's and others' access from both if they are not.
-mkdir -p -- @DIR@ && exec 9>> @LOCK@ && chmod go= -- @DIR@ @LOCK@ || exit 1
+# umask 077 makes them 0700 and 0600 when they are new; one chmod takes
+# group's and others' access from both when they are not. (`mkdir` only
+# the first time: every program started is a millisecond of the host's.)
+{ [ -d @DIR@ ] || mkdir -p -- @DIR@; } && exec 9>> @LOCK@ && chmod go= -- @DIR@ @LOCK@ || exit 1
 flock -w @WAIT@ -E @BUSY@ 9 || exit $?
 said=
 @STOP_COMMIT@for t in @TRANSIENT@/dockhand-sshd-revert-*.timer; do
