@@ -5,9 +5,10 @@
 //! proof that a client without a certificate is turned away. `/info` names
 //! the daemon's version too: dockerd answers `GET /version` and `GET
 //! /info` alike by running `runc --version` and `docker-init --version`,
-//! so asking both would cost each host those two programs twice. (With TLS 1.3 the server's refusal of a
-//! missing client certificate arrives after the handshake, on the first
-//! read, so that is where it is looked for.)
+//! so asking both would cost each host those two programs twice. (With
+//! TLS 1.3 the server's refusal of a missing client certificate arrives
+//! after the handshake, on the first read, so that is where it is looked
+//! for.)
 //!
 //! The GETs of one check go on one connection, pipelined (HTTP/1.1, the
 //! last asks to close): one TLS handshake and one round trip for all of
@@ -346,8 +347,9 @@ pub fn not_running(
 
 /// What verification reads of `GET /info`: the rest of the answer is
 /// skipped as it is parsed, not built into a tree (it is read from every
-/// host, twice a run for a fleet of thousands). Each field takes any JSON, so a daemon that answers an odd type gets the check's
-/// own words ("live restore is not enabled"), not a parse error.
+/// host on every run, for fleets of thousands). Each field takes any JSON,
+/// so a daemon that answers an odd type gets the check's own words ("live
+/// restore is not enabled"), not a parse error.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct Info {
     #[serde(rename = "ServerVersion", default)]
@@ -388,15 +390,16 @@ pub async fn query_daemon<'f>(
         if status != 200 {
             return Err(format!("GET {path}: HTTP {status}"));
         }
-        bodies.push((path, body));
+        bodies.push(body);
     }
-    fn parse<T: serde::de::DeserializeOwned>((path, body): &(&&str, Vec<u8>)) -> Result<T, String> {
+    fn parse<T: serde::de::DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, String> {
         serde_json::from_slice(body).map_err(|e| format!("GET {path}: not JSON: {e}"))
     }
+    // `get` answers once per path, in order.
     Ok(DaemonAnswer {
-        info: parse(&bodies[0])?,
+        info: parse(paths[0], &bodies[0])?,
         containers: match bodies.get(1) {
-            Some(answer) => parse(answer)?,
+            Some(body) => parse(paths[1], body)?,
             None => Value::Array(Vec::new()),
         },
     })
