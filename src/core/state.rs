@@ -37,9 +37,9 @@ pub struct ActualPath {
 pub struct Facts {
     pub os_id: String,
     pub os_version: String,
-    /// `command -v dockerd`.
+    /// The first `dockerd` on PATH (as `command -v dockerd`).
     pub dockerd_path: Option<String>,
-    /// `command -v nft`.
+    /// The first `nft` on PATH (as `command -v nft`).
     pub nft_path: Option<String>,
     /// The members of the `docker` group (`getent group docker`); None
     /// when there is no such group.

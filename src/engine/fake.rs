@@ -268,7 +268,7 @@ impl Transport for FakeSession {
         }
         // The gather that rides on the lock, as a gather of its own.
         let mut said = String::from("locked\n");
-        if !stdin.is_empty() {
+        if Kind::Gather.within(stdin) {
             let answer = self.on_host(Step::Gather, None, stdin).await;
             said.push_str(&String::from_utf8_lossy(&answer.stdout));
         }

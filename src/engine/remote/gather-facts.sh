@@ -1,9 +1,16 @@
 echo '@facts'
 # shellcheck source=/dev/null
 . /etc/os-release 2>/dev/null; printf 'os %s %s\n' "${ID:-unknown}" "${VERSION_ID:-unknown}"
-dockerd_bin=$(command -v dockerd || true)
+# `command -v` without the subshell that takes its answer (a fork each):
+# the first executable file of that name on PATH, in $found.
+on_path() {
+  found=; ifs=$IFS; IFS=:; set -f
+  for d in $PATH; do [ -f "$d/$1" ] && [ -x "$d/$1" ] && { found=$d/$1; break; }; done
+  IFS=$ifs; set +f
+}
+on_path dockerd; dockerd_bin=$found
 printf 'dockerd %s\n' "$dockerd_bin"
-printf 'docker_cli %s\n' "$(command -v docker || true)"
+on_path docker; printf 'docker_cli %s\n' "$found"
 # /etc/group by the shell's own read (getent costs the host a program's
 # start); getent for a group that only another NSS source has.
 group_seen=
@@ -11,7 +18,7 @@ while IFS=: read -r name _ _ members; do
   [ "$name" = docker ] && { printf 'docker_group %s\n' "$members"; group_seen=yes; break; }
 done < /etc/group
 [ -z "$group_seen" ] && g=$(getent group docker) && printf 'docker_group %s\n' "${g##*:}"
-nft_bin=$(command -v nft || true)
+on_path nft; nft_bin=$found
 printf 'nft %s\n' "$nft_bin"
 if [ -n "$nft_bin" ] && table=$("$nft_bin" list table inet dockhand 2>/dev/null); then
   while read -r tcp dport port drop rest; do

@@ -22,11 +22,16 @@
 //!
 //! Globs and builtins where nothing is left: a no-op pays no fork for it.
 //!
-//! The gather can ride on the lock: its script follows on the lock's
-//! input, and runs, under the lock, as soon as the lock is settled. Its
-//! answer comes before the line that says the command now holds
+//! The gather can ride on the lock: its text is part of the lock's script,
+//! and runs, under the lock, as soon as the lock is settled. Its answer
+//! comes before the line that says the command now holds
 //! ([`HOLDING`](crate::transport::HOLDING)): an apply's lock and gather
 //! are one round trip.
+//!
+//! The script travels on stdin (`sh -s`, as the commit does): the command
+//! line stays short for sudo's log, and no program stands between the
+//! login shell and the script (a `sh -c` that read the gather through
+//! `head | sh` cost every host three programs' start on every run).
 
 use super::restore::{leftovers_in_d, stop_commit};
 use super::{Kind, Layout, Script, fill, header, quote};
@@ -46,13 +51,15 @@ pub const TRANSIENT_UNITS: &str = "/run/systemd/transient";
 /// hold it and stall every apply.
 const LOCK: &str = include_str!("lock.sh");
 
-/// Runs the script that follows on the lock's input (its length known),
-/// then says it holds.
-const THEN: &str = "head -c @BYTES@ | /bin/sh\n";
+/// The gather, in a subshell: its variables, its positional parameters and
+/// its `set +u` stay there, and its stdin is not the lock's (the rest of
+/// this script, then the channel held open), so nothing it runs can eat
+/// the script or wait on the channel.
+const THEN: &str = "(\nset +u\n@GATHER@) </dev/null\n";
 
 /// The lock, settling what an earlier run left in `dirs` (the managed
-/// files' directories) and its armed switches, then running `then` (a
-/// script that reads its text on stdin: the gather) while it holds.
+/// files' directories) and its armed switches, then running `then` (the
+/// gather) while it holds.
 pub fn lock(
     layout: &Layout,
     wait: u32,
@@ -60,13 +67,9 @@ pub fn lock(
     transient: &str,
     then: Option<&Script>,
 ) -> Script {
-    let (then_line, input) = match then {
-        Some(script) => (
-            fill(THEN, &[("BYTES", &script.input().len().to_string())]),
-            script.input().to_vec(),
-        ),
-        None => (String::new(), Vec::new()),
-    };
+    let then_line = then.map_or_else(String::new, |script| {
+        fill(THEN, &[("GATHER", &script.text)])
+    });
     let dirs: Vec<String> = dirs.iter().map(|d| quote(d)).collect();
     let text = header(Kind::Lock, layout, true)
         + &fill(
@@ -92,7 +95,7 @@ pub fn lock(
                 ("HOLDING", &quote(crate::transport::HOLDING)),
             ],
         );
-    Script::with_input(Kind::Lock, text, input)
+    Script::on_stdin(Kind::Lock, text)
 }
 
 /// How a lock command that ended (instead of holding) ended.

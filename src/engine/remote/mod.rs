@@ -143,6 +143,12 @@ impl Kind {
         };
         named(&String::from_utf8_lossy(head)).or_else(|| named(command))
     }
+
+    /// Whether a script's text holds one of this kind within it, after its
+    /// own header (the lock's gather).
+    pub fn within(self, text: &[u8]) -> bool {
+        String::from_utf8_lossy(text).contains(&format!("\n{TAG}{}\n", self.name()))
+    }
 }
 
 /// How a script reaches its shell.

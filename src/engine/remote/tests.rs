@@ -754,14 +754,25 @@ fn hold(script: &Script) -> (std::process::Child, String) {
     (holder, said)
 }
 
+/// Runs a script as dockhand sends it, its input then the end of its
+/// stdin (the connection going), to its end.
+fn run_to_end(script: &Script) -> std::process::Output {
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script.command(&Become::No))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.input()).unwrap();
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
 /// How a second lock, taken while another is held or not, ends.
 fn second_lock(host: &Host) -> LockOutcome {
-    let second = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(lock(&host.layout(), 0, &[], &host.at("/transient"), None).command(&Become::No))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let second = run_to_end(&lock(&host.layout(), 0, &[], &host.at("/transient"), None));
     LockOutcome::of(second.status.code())
 }
 
@@ -840,12 +851,7 @@ fn the_lock_is_held_while_its_command_lives_and_refuses_a_second() {
     // The connection goes: so does the lock.
     drop(holder.stdin.take());
     holder.wait().unwrap();
-    let third = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(lock(&host.layout(), 0, &[], &host.at("/transient"), None).command(&Become::No))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let third = run_to_end(&lock(&host.layout(), 0, &[], &host.at("/transient"), None));
     assert!(third.status.success(), "{third:?}");
 }
 
@@ -920,14 +926,22 @@ fn stale_temps_and_backups_go_at_the_next_stage() {
 
 /// Every kind of script, rendered for work that uses every part.
 fn every_script(host: &Host, work: &Work) -> Vec<Script> {
+    let gathered = gather(
+        &[
+            (host.at("/etc/t/key.pem"), true),
+            (host.at("/etc/a b"), false),
+        ],
+        &host.layout(),
+    );
     vec![
-        gather(
-            &[
-                (host.at("/etc/t/key.pem"), true),
-                (host.at("/etc/a b"), false),
-            ],
+        lock(
             &host.layout(),
+            30,
+            &[host.at("/etc/t")],
+            TRANSIENT_UNITS,
+            Some(&gathered),
         ),
+        gathered,
         lock(
             &host.layout(),
             30,
@@ -1095,12 +1109,14 @@ fn a_script_reaches_its_shell_as_root_through_sudo_without_a_prompt() {
     assert_eq!(commit.command(&Become::Sudo), "sudo -n /bin/sh -s");
     assert_eq!(commit.command(&Become::No), "/bin/sh -s");
     assert_eq!(commit.input(), commit.text.as_bytes());
-    let lock = lock(&layout, 30, &[], TRANSIENT_UNITS, None);
-    assert!(
-        lock.command(&Become::Sudo)
-            .starts_with("sudo -n sh -c '# dockhand: lock\n")
-    );
-    assert!(lock.input().is_empty());
+    // The lock, with the gather in it, as the commit: sudo's log line
+    // stays `sh -s`, whatever the script holds.
+    let gather = gather(&[("/etc/docker/daemon.json".into(), false)], &layout);
+    let lock = lock(&layout, 30, &[], TRANSIENT_UNITS, Some(&gather));
+    assert_eq!(lock.command(&Become::Sudo), "sudo -n /bin/sh -s");
+    assert!(lock.input().starts_with(b"# dockhand: lock\n"));
+    assert!(Kind::Gather.within(lock.input()));
+    assert!(!Kind::Gather.within(commit.input()));
     // The ping and the fresh login are what any SSH client sends: the
     // login shell runs them, as the login user.
     assert!(!ping(true).command(&Become::Sudo).starts_with("sudo"));
@@ -1263,12 +1279,7 @@ fn the_lock_puts_back_files_whose_handlers_were_owed() {
         &host.at("/transient"),
         None,
     );
-    let output = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(script.command(&Become::No))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let output = run_to_end(&script);
     let said = String::from_utf8_lossy(&output.stdout).into_owned();
     let settled = Settled::parse(said.lines().next().unwrap_or(""));
     assert_eq!(settled.stopped, [stale.id().to_string()], "{said}");
