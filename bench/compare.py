@@ -392,10 +392,16 @@ def parallel_ssh(
 
 def dropped_before_session(log_path: Path) -> bool:
     """Whether an ssh client's log is only sshd closing the connection
-    before authentication finished (nothing ran on the host)."""
+    before authentication finished (nothing ran on the host). The client
+    says so in one of several ways, by what it was doing when the
+    connection went: reading ("Connection closed by"), or writing its next
+    key exchange or authentication message ("ssh_dispatch_run_fatal: ...:
+    Broken pipe"). An authenticated session is never cut by sshd's
+    LoginGraceTime, and the floors' commands print nothing on success."""
     lines = [l for l in log_path.read_text(errors="replace").splitlines() if l.strip()]
     return bool(lines) and all(
         l.startswith(("Connection closed by", "Connection reset by", "kex_exchange_identification", "banner exchange"))
+        or (l.startswith("ssh_dispatch_run_fatal: Connection to ") and l.endswith((": Broken pipe", ": Connection reset by peer")))
         for l in lines
     )
 
