@@ -75,7 +75,7 @@ fn scenario(lab: &str, release: Release) {
         if answer != "no answer" {
             let host_side = scene.lab.ssh(
                 fenced,
-                "nft list table inet dockhand 2>&1; journalctl -u nftables.service -u dockhand-firewall.service -n 40 --no-pager",
+                "nft list table inet dockhand 2>&1; nft list ruleset 2>&1 | head -60; systemctl status --no-pager nftables.service dockhand-firewall.service 2>&1; journalctl -n 150 --no-pager",
             );
             panic!("{when}: TCP 2376 from another host: {answer}\n{host_side}");
         }
