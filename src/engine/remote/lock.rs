@@ -31,7 +31,7 @@
 //! The script travels on stdin (`sh -s`, as the commit does): the command
 //! line stays short for sudo's log, and no program stands between the
 //! login shell and the script (a `sh -c` that read the gather through
-//! `head | sh` cost every host three programs' start on every run).
+//! `head | sh` cost every host two programs' start on every run).
 
 use super::restore::{leftovers_in_d, stop_commit};
 use super::{Kind, Layout, Script, fill, header, quote};

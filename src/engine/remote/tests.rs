@@ -95,21 +95,9 @@ impl Host {
         }
     }
 
-    /// Sends a script as SSH would: its command to a shell, its input on
-    /// stdin. Its own process group, as a session's would be.
+    /// Sends a script as SSH would: see [`run_to_end`].
     fn run(&self, script: &Script) -> (bool, String) {
-        let mut child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(script.command(&Become::No))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        std::io::Write::write_all(&mut stdin, script.input()).unwrap();
-        drop(stdin);
-        let output = child.wait_with_output().unwrap();
+        let output = run_to_end(script);
         (
             output.status.success(),
             String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -754,15 +742,16 @@ fn hold(script: &Script) -> (std::process::Child, String) {
     (holder, said)
 }
 
-/// Runs a script as dockhand sends it, its input then the end of its
-/// stdin (the connection going), to its end.
+/// Sends a script as SSH would: its command to a shell, its input on
+/// stdin, then the end of stdin (the connection going); runs it to its end.
+/// Its own process group, as a session's would be.
 fn run_to_end(script: &Script) -> std::process::Output {
     let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(script.command(&Become::No))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .unwrap();
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.input()).unwrap();
