@@ -92,15 +92,11 @@ fn scenario(lab: &str, release: Release) {
     fence_holds("after systemctl restart docker");
     // Debian's nftables.service flushes the whole ruleset when it starts,
     // reloads and stops; the fence comes back each time.
-    // Debian's own `nft -f /etc/nftables.conf` can fail when it runs
-    // while dockerd, just restarted, is still adding its iptables-nft
-    // rules (a CI run saw the reload fail so): the admin's action is
-    // tried again once, with the journal shown if it fails twice.
     for action in ["start", "reload", "restart", "stop"] {
         scene.lab.ssh(
             fenced,
             &format!(
-                "systemctl {action} nftables.service || {{ sleep 2; systemctl {action} nftables.service; }} || {{ journalctl -u nftables.service -n 20 --no-pager; exit 1; }}"
+                "systemctl {action} nftables.service || {{ journalctl -u nftables.service -n 20 --no-pager; exit 1; }}"
             ),
         );
         fence_holds(&format!("after systemctl {action} nftables"));

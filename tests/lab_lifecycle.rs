@@ -19,6 +19,7 @@ struct Leftovers {
     namespaces: Vec<String>,
     links: Vec<String>,
     mounts: Vec<String>,
+    cgroups: Vec<String>,
 }
 
 impl Leftovers {
@@ -27,6 +28,7 @@ impl Leftovers {
             && self.namespaces.is_empty()
             && self.links.is_empty()
             && self.mounts.is_empty()
+            && self.cgroups.is_empty()
     }
 }
 
@@ -86,7 +88,51 @@ fn leftovers(lab: &TestLab, state: &LabState) -> Leftovers {
         })
         .map(str::to_string)
         .collect();
+    found.cgroups = std::fs::read_dir(unified_hierarchy())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default();
     found
+}
+
+/// The directory of this process's cgroup in the cgroup2 hierarchy, where
+/// the lab puts each host's own cgroup (it runs as our child).
+fn unified_hierarchy() -> std::path::PathBuf {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mount = mountinfo
+        .lines()
+        .find(|line| {
+            line.split(" - ")
+                .nth(1)
+                .is_some_and(|s| s.starts_with("cgroup2 "))
+        })
+        .and_then(|line| line.split(' ').nth(4))
+        .expect("a cgroup2 mount");
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let own = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+    Path::new(mount).join(own.trim_start_matches('/'))
+}
+
+/// The cgroup2 path of each host's container init, as the machine sees it.
+fn init_cgroups(state: &LabState) -> Vec<String> {
+    nspawn_pids(state)
+        .iter()
+        .map(|pid| {
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            let init = children.split_whitespace().next().expect("container init");
+            let cgroup = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+            cgroup
+                .lines()
+                .find_map(|l| l.strip_prefix("0::"))
+                .unwrap()
+                .to_string()
+        })
+        .collect()
 }
 
 fn down(lab: &TestLab) {
@@ -139,6 +185,13 @@ fn kill_hard(pids: &[i32]) {
 fn assert_hosts_answer(lab: &TestLab, count: usize) {
     let state = lab.state();
     assert_eq!(state.hosts.len(), count);
+    // Each host's systemd owns a cgroup tree of its own: hosts that shared
+    // one pruned each other's units' cgroups (219/CGROUP).
+    let cgroups = init_cgroups(&state);
+    for (host, cgroup) in state.hosts.iter().zip(&cgroups) {
+        let own = format!("/dockhand-{}-{}/", state.index, host.name);
+        assert!(cgroup.contains(&own), "{}: {cgroup}", host.name);
+    }
     for host in &state.hosts {
         assert_eq!(lab.ssh(&host.name, "hostname").trim(), host.name);
         assert_eq!(

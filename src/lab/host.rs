@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use rustix::process::Signal;
 
 use super::base::{self, SUDO_USER};
+use super::cgroup;
 use super::net;
 use super::state::{HostRecord, LabPaths, NetPlan};
 use super::system::{self, HostProcesses};
@@ -47,6 +48,10 @@ impl HostDirs {
     /// The host's network namespace name, kept for the same reason.
     pub fn netns_file(&self) -> PathBuf {
         self.dir.join("netns")
+    }
+    /// The path of the host's own cgroup, kept so `lab down` removes it.
+    pub fn cgroup_file(&self) -> PathBuf {
+        self.dir.join("cgroup")
     }
 }
 
@@ -168,37 +173,54 @@ fn user_ids(root: &Path, user: &str) -> Result<(u32, u32)> {
 /// dockerd, a writable /proc/sys/net for its bridge, and no seccomp filter
 /// of nspawn's own, without which runc cannot start a container ("unable
 /// to join session keyring", then `bpf_prog_query` refused): hosts run
-/// workloads, as the hosts users bring do.
+/// workloads, as the hosts users bring do. Each nspawn runs in a cgroup
+/// of its own (see `cgroup`), named after the host's network namespace.
 fn boot(dirs: &HostDirs, record: &HostRecord, netns: &str) -> Result<i32> {
     let log = File::create(dirs.log()).map_err(|e| Error::file(dirs.log(), e))?;
     let log_err = log.try_clone().map_err(|e| Error::file(dirs.log(), e))?;
     let netns_path = Path::new("/run/netns").join(netns);
-    let child = Command::new(
+    let mut command = Command::new(
         system::find_program("systemd-nspawn").unwrap_or_else(|| "systemd-nspawn".into()),
-    )
-    .arg("-D")
-    .arg(dirs.root())
-    .args([
-        "-b",
-        "--register=no",
-        "--keep-unit",
-        "--capability=all",
-        "--quiet",
-    ])
-    .arg(format!("--machine={}", record.name))
-    .arg(format!("--uuid={}", record.uuid))
-    .arg(format!("--network-namespace-path={}", netns_path.display()))
-    .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
-    .env("SYSTEMD_NSPAWN_API_VFS_WRITABLE", "network")
-    .env("SYSTEMD_SECCOMP", "0")
-    .stdin(Stdio::null())
-    .stdout(log)
-    .stderr(log_err)
-    // Its own process group: a Ctrl-C meant for dockhand must not
-    // reach the hosts, which outlive the command that booted them.
-    .process_group(0)
-    .spawn()
-    .map_err(|e| Error::lab(format!("{}: boot", record.name), e))?;
+    );
+    if let Some(path) = cgroup::host_cgroup(netns) {
+        let file = dirs.cgroup_file();
+        std::fs::write(&file, path.as_os_str().as_encoded_bytes())
+            .map_err(|e| Error::file(&file, e))?;
+        let procs = cgroup::prepare(&path, &record.name)?;
+        // SAFETY: between fork and exec only write(2), async-signal-safe,
+        // runs, on a descriptor the parent opened and keeps open until
+        // the spawn returns.
+        unsafe {
+            command.pre_exec(move || {
+                rustix::io::write(&procs, b"0")?;
+                Ok(())
+            });
+        }
+    }
+    let child = command
+        .arg("-D")
+        .arg(dirs.root())
+        .args([
+            "-b",
+            "--register=no",
+            "--keep-unit",
+            "--capability=all",
+            "--quiet",
+        ])
+        .arg(format!("--machine={}", record.name))
+        .arg(format!("--uuid={}", record.uuid))
+        .arg(format!("--network-namespace-path={}", netns_path.display()))
+        .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
+        .env("SYSTEMD_NSPAWN_API_VFS_WRITABLE", "network")
+        .env("SYSTEMD_SECCOMP", "0")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        // Its own process group: a Ctrl-C meant for dockhand must not
+        // reach the hosts, which outlive the command that booted them.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| Error::lab(format!("{}: boot", record.name), e))?;
     Ok(child.id() as i32)
 }
 
@@ -332,6 +354,9 @@ pub fn remove(
             system::run_quietly("ip", &["netns", "del", &netns]);
         }
         (_, None) => {}
+    }
+    if let Ok(path) = std::fs::read_to_string(host.dirs.cgroup_file()) {
+        cgroup::remove(Path::new(path.trim_end_matches('\n')));
     }
     if paths.hosts_dir().join(&host.name) == host.dirs.dir && host.dirs.dir.exists() {
         std::fs::remove_dir_all(&host.dirs.dir).map_err(|e| Error::file(&host.dirs.dir, e))?;

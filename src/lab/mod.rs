@@ -10,6 +10,7 @@
 //! prints: it reports through [`LabEvent`]s.
 
 mod base;
+mod cgroup;
 mod host;
 mod inventory;
 mod net;

@@ -101,10 +101,11 @@ async fn wait_for_host(target: &Target, deadline: Instant) -> Result<()> {
     }
 }
 
-/// Waits until docker is active. On a loaded machine systemd sometimes
-/// fails to set up docker.socket's cgroup at boot (219/CGROUP), and then
-/// docker.service never starts at all: once boot is over, docker is
-/// started as dockhand's restart handler starts it, at most twice.
+/// Waits until docker is active. When lab hosts shared one cgroup tree
+/// (see `cgroup`), systemd sometimes failed to put docker.socket in its
+/// cgroup at boot (219/CGROUP), and then docker.service never started at
+/// all; should a boot still leave docker down, it is started once boot is
+/// over, as dockhand's restart handler starts it, at most twice.
 async fn wait_for_docker(session: &SshSession, deadline: Instant) -> Result<()> {
     let mut starts = 0;
     loop {

@@ -184,25 +184,19 @@ fn unit(nft: &str) -> String {
     )
 }
 
-/// Each of nftables.service's hooks loads the fence twice, the second
-/// right after the first: the table is replaced whole in one transaction,
-/// so the second load changes nothing when the first took, and it is
-/// another chance when the first met another program's ruleset change at
-/// the same moment (dockerd, just restarted, adding its iptables-nft
-/// rules; a CI run once found the fence missing after `systemctl start
-/// nftables` there). systemd runs a hook's lines in order, and `-` lets
-/// the next one run when one fails; no shell is needed.
+/// Each of nftables.service's hooks loads the fence once more after
+/// Debian's `nft -f /etc/nftables.conf` (whose `flush ruleset` took it);
+/// the table is replaced whole in one transaction. `-` keeps a failed
+/// load from failing the admin's own start, reload or stop: the fence's
+/// absence is then what `plan` and `audit` report. No shell is needed.
 fn nftables_drop_in(nft: &str) -> String {
     let mut text = String::from(
         "# Written by dockhand: nftables.service's `flush ruleset` would take dockhand's\n\
-         # fence with it, so the fence is put back right after it starts, reloads or stops\n\
-         # (twice: the second load is a second chance, and harmless when the first took).\n\
+         # fence with it, so the fence is put back right after it starts, reloads or stops.\n\
          [Service]\n",
     );
     for hook in ["ExecStartPost", "ExecReload", "ExecStopPost"] {
-        for _ in 0..2 {
-            text += &format!("{hook}=-{nft} -f {RULES}\n");
-        }
+        text += &format!("{hook}=-{nft} -f {RULES}\n");
     }
     text
 }
@@ -245,7 +239,7 @@ mod tests {
     }
 
     #[test]
-    fn each_nftables_hook_loads_the_fence_twice_and_goes_on_when_a_load_fails() {
+    fn each_nftables_hook_loads_the_fence_and_goes_on_when_the_load_fails() {
         let text = nftables_drop_in("/usr/sbin/nft");
         for hook in ["ExecStartPost", "ExecReload", "ExecStopPost"] {
             let lines: Vec<&str> = text
@@ -253,7 +247,7 @@ mod tests {
                 .filter(|l| l.starts_with(&format!("{hook}=")))
                 .collect();
             let load = format!("{hook}=-/usr/sbin/nft -f {RULES}");
-            assert_eq!(lines, [load.as_str(), load.as_str()], "{text}");
+            assert_eq!(lines, [load.as_str()], "{text}");
         }
         assert!(
             text.starts_with('#') && text.contains("\n[Service]\n"),
