@@ -184,7 +184,7 @@ fn insecure_registries_kept(name: &str, release: Release) {
         "mkdir -p /etc/docker && echo '{\"insecure-registries\": [\"registry.invalid:5000\"], \"debug\": true}' > /etc/docker/daemon.json && systemctl stop docker",
     );
     // Started as dockhand's handler starts it: once more when systemd, not
-    // dockerd, failed (219/CGROUP on a loaded machine).
+    // dockerd, failed (219/CGROUP; see `START_DOCKER`).
     lab.start_docker(host);
 
     let (_, plan, _) = json(lab, pki, &["plan", "-i", &inventory, PLAYBOOK]);

@@ -209,7 +209,7 @@ impl TestLab {
 
     /// Starts docker on a host the test stopped it on, as dockhand's
     /// restart handler does: once more when systemd, not dockerd, failed
-    /// (219/CGROUP on a loaded machine, the old cgroup still going away).
+    /// (219/CGROUP; see `START_DOCKER`).
     pub fn start_docker(&self, host: &str) {
         self.ssh(host, dockhand::engine::remote::START_DOCKER);
     }

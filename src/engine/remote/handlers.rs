@@ -32,8 +32,10 @@ use crate::core::input::playbook::Handler;
 /// Starts docker.service, and when that fails but dockerd did not (no
 /// exit status of its own, 1 to 199), once more a second later: systemd
 /// could not set it up (219/CGROUP of docker.socket's or dockerd's
-/// process, seen on nspawn hosts under load when a unit starts right
-/// after it stopped). Exits 1 with the journal's last lines otherwise.
+/// process: met on nspawn hosts that shared one cgroup tree, as the lab's
+/// did until each got its own, when another host's systemd pruned the
+/// unit's cgroup; a container host set up that way can still do it).
+/// Exits 1 with the journal's last lines otherwise.
 /// The restart handler uses it, and so do the lab and the tests that stop
 /// docker.
 pub const START_DOCKER: &str = include_str!("start-docker.sh");
