@@ -88,7 +88,9 @@ fn leftovers(lab: &TestLab, state: &LabState) -> Leftovers {
         })
         .map(str::to_string)
         .collect();
-    found.cgroups = std::fs::read_dir(unified_hierarchy())
+    // The lab runs as our child, so its hosts' cgroups are beneath ours.
+    let parent = dockhand::lab::hosts_cgroup_parent().expect("a cgroup2 mount");
+    found.cgroups = std::fs::read_dir(parent)
         .map(|d| {
             d.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -97,24 +99,6 @@ fn leftovers(lab: &TestLab, state: &LabState) -> Leftovers {
         })
         .unwrap_or_default();
     found
-}
-
-/// The directory of this process's cgroup in the cgroup2 hierarchy, where
-/// the lab puts each host's own cgroup (it runs as our child).
-fn unified_hierarchy() -> std::path::PathBuf {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mount = mountinfo
-        .lines()
-        .find(|line| {
-            line.split(" - ")
-                .nth(1)
-                .is_some_and(|s| s.starts_with("cgroup2 "))
-        })
-        .and_then(|line| line.split(' ').nth(4))
-        .expect("a cgroup2 mount");
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    let own = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
-    Path::new(mount).join(own.trim_start_matches('/'))
 }
 
 /// The cgroup2 path of each host's container init, as the machine sees it.

@@ -64,16 +64,22 @@ fn unescape(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The cgroup a host's nspawn is to run in: `name` beneath the lab
-/// command's own cgroup. `None` when the machine has no cgroup2 mount.
-pub fn host_cgroup(name: &str) -> Option<PathBuf> {
+/// The lab command's own cgroup directory, beneath which each host's
+/// cgroup is made. `None` when the machine has no cgroup2 mount.
+pub fn hosts_cgroup_parent() -> Option<PathBuf> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let mount = unified_mount(&mountinfo)?;
     let own = std::fs::read_to_string("/proc/self/cgroup")
         .ok()
         .and_then(|text| own_cgroup(&text))
         .unwrap_or_default();
-    Some(mount.join(own).join(name))
+    Some(mount.join(own))
+}
+
+/// The cgroup a host's nspawn is to run in: `name` beneath the lab
+/// command's own cgroup. `None` when the machine has no cgroup2 mount.
+pub fn host_cgroup(name: &str) -> Option<PathBuf> {
+    hosts_cgroup_parent().map(|parent| parent.join(name))
 }
 
 /// Creates the host's cgroup (a leftover of a killed lab is reused) and

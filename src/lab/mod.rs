@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use base::{SUDO_USER, base_dir};
+pub use cgroup::hosts_cgroup_parent;
 pub use release::Release;
 pub use state::{HostRecord, LabPaths, LabState, MAX_HOSTS};
 

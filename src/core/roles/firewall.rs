@@ -190,15 +190,14 @@ fn unit(nft: &str) -> String {
 /// load from failing the admin's own start, reload or stop: the fence's
 /// absence is then what `plan` and `audit` report. No shell is needed.
 fn nftables_drop_in(nft: &str) -> String {
-    let mut text = String::from(
+    format!(
         "# Written by dockhand: nftables.service's `flush ruleset` would take dockhand's\n\
          # fence with it, so the fence is put back right after it starts, reloads or stops.\n\
-         [Service]\n",
-    );
-    for hook in ["ExecStartPost", "ExecReload", "ExecStopPost"] {
-        text += &format!("{hook}=-{nft} -f {RULES}\n");
-    }
-    text
+         [Service]\n\
+         ExecStartPost=-{nft} -f {RULES}\n\
+         ExecReload=-{nft} -f {RULES}\n\
+         ExecStopPost=-{nft} -f {RULES}\n"
+    )
 }
 
 #[cfg(test)]
