@@ -20,7 +20,7 @@ pub async fn gather(
     paths: &[(String, bool)],
     how: &Become,
 ) -> Result<ActualState> {
-    let script = remote::gather(paths, &Layout::HOST);
+    let script = remote::gather(paths, &Layout::HOST, false);
     let output = transport
         .exec(&script.command(how), &script.stdin(how))
         .await?;
@@ -242,20 +242,13 @@ pub(crate) fn package_validates(version: &str) -> bool {
         .is_some_and(|major| major >= 23)
 }
 
-/// `BASE64 PATH` (`=` for an empty file) as a unit file.
-fn unit_file(rest: &str) -> Option<UnitFile> {
-    let (encoded, path) = rest.split_once(' ')?;
-    let bytes = if encoded == "=" {
-        Vec::new()
-    } else {
-        base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .ok()?
-    };
-    Some(UnitFile {
-        path: path.to_string(),
-        text: String::from_utf8_lossy(&bytes).into_owned(),
-    })
+/// A line of the last unit (or environment) file announced: the line as
+/// the host sent it, spaces and all. A line before any file is dropped.
+fn push_line(files: &mut [UnitFile], line: &str) {
+    if let Some(file) = files.last_mut() {
+        file.text.push_str(line);
+        file.text.push('\n');
+    }
 }
 
 /// At most 200 characters of what a host said, for a message.
@@ -268,6 +261,12 @@ fn truncated(text: &str) -> String {
 
 fn parse_fact_line(facts: &mut Facts, line: &str) {
     let (tag, rest) = line.split_once(' ').unwrap_or((line, ""));
+    // A file's lines are kept whole: they are not words.
+    match tag {
+        "docker_unit_file_line" => return push_line(&mut facts.docker_unit_files, rest),
+        "docker_env_file_line" => return push_line(&mut facts.docker_env_files, rest),
+        _ => {}
+    }
     let rest = rest.trim();
     match tag {
         "os" => {
@@ -291,8 +290,14 @@ fn parse_fact_line(facts: &mut Facts, line: &str) {
             .docker_exec_start
             .push(rest.split_whitespace().map(String::from).collect()),
         "docker_drop_in" => facts.docker_drop_ins.push(rest.to_string()),
-        "docker_unit_file" => facts.docker_unit_files.extend(unit_file(rest)),
-        "docker_env_file" => facts.docker_env_files.extend(unit_file(rest)),
+        "docker_unit_file" => facts.docker_unit_files.push(UnitFile {
+            path: rest.to_string(),
+            text: String::new(),
+        }),
+        "docker_env_file" => facts.docker_env_files.push(UnitFile {
+            path: rest.to_string(),
+            text: String::new(),
+        }),
         "docker_active" => facts.docker_active = rest.to_string(),
         "ssh_unit" => facts.ssh_unit = rest.to_string(),
         "ssh_active" => facts.ssh_active = rest.to_string(),
@@ -494,7 +499,7 @@ mod tests {
     #[test]
     fn the_paths_cost_the_same_few_forks_however_many_there_are() {
         let paths: Vec<(String, bool)> = (0..20).map(|i| (format!("/etc/f{i}"), i == 3)).collect();
-        let text = remote::gather(&paths, &Layout::HOST).text;
+        let text = remote::gather(&paths, &Layout::HOST, false).text;
         let paths_part = &text[..text.find("echo '@facts'").unwrap()];
         for command in ["stat -c", "sha256sum --", "cat --", "base64"] {
             assert_eq!(paths_part.matches(command).count(), 1, "{command}");
@@ -514,7 +519,7 @@ mod tests {
         let mut sample = format!(
             "@stat\nregular file|644|root|root|2|/etc/docker/daemon.json\n@sha256\n{HASH_A}  /etc/docker/daemon.json\n\
              @content\n/etc/docker/daemon.json\n@blob\ne30=\n@facts\nos debian 12\ndocker_active active\n\
-             exec_start /usr/sbin/dockerd -H fd:// $DOCKER_OPTS\ndocker_unit_file W1NlcnZpY2VdCg== /lib/systemd/system/docker.service\n\
+             exec_start /usr/sbin/dockerd -H fd:// $DOCKER_OPTS\ndocker_unit_file /lib/systemd/system/docker.service\ndocker_unit_file_line [Service]\n\
              openssh_version OpenSSH_10.6p1\nssh_kex mlkem768x25519-sha256 curve25519-sha256\ndefault_root_containers 3\n\
              docker_info {{\"DockerRootDir\":\"/var/lib/docker\",\"Driver\":\"vfs\",\"Images\":5,\"LiveRestoreEnabled\":false,\"SecurityOptions\":[\"name=userns\"]}}\n\
              docker_container {{\"Id\":\"0123456789abcdef\",\"Name\":\"/web\",\"State\":{{\"Running\":true,\"Pid\":42,\"StartedAt\":\"x\"}},\"HostConfig\":{{\"RestartPolicy\":{{\"Name\":\"always\"}}}},\"Mounts\":[{{\"Source\":\"/var/run/docker.sock\"}}]}}\n\
@@ -582,8 +587,9 @@ mod tests {
              exec_start /usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS\n\
              docker_active active\nssh_unit ssh.service\nssh_active active\n\
              sshd_drop_in /etc/ssh/sshd_config.d/50-cloud-init.conf\n\
-             docker_unit_file W1NlcnZpY2VdCg== /lib/systemd/system/docker.service\n\
-             docker_env_file = /etc/default/docker\n\
+             docker_unit_file /lib/systemd/system/docker.service\n\
+             docker_unit_file_line [Service]\n\
+             docker_env_file /etc/default/docker\n\
              pending_handler restart-docker\n\
              @sshd\npasswordauthentication yes\npermitrootlogin without-password\n@sshd_status 0\n"
         );
@@ -706,7 +712,7 @@ mod tests {
             names.iter().map(|n| (at(n), *n == "secret.pem")).collect();
         let output = std::process::Command::new("/bin/sh")
             .arg("-c")
-            .arg(remote::gather(&paths, &Layout::HOST).text)
+            .arg(remote::gather(&paths, &Layout::HOST, false).text)
             .output()
             .unwrap();
         let state = parse(&String::from_utf8_lossy(&output.stdout)).unwrap();

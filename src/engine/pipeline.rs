@@ -151,7 +151,7 @@ async fn prepare_with<C: Connector>(
     let gathered = if lock {
         // The gather rides on the lock: one round trip for both.
         let dirs = remote::managed_dirs(&paths);
-        let script = remote::gather(&paths, &remote::Layout::HOST);
+        let script = remote::gather(&paths, &remote::Layout::HOST, true);
         run.step(
             Phase::Locking,
             run.deadlines.step,

@@ -44,31 +44,60 @@ done <<UNITS_SHOW
 $units_show
 UNITS_SHOW
 for f in $drop_ins; do case $f in /*) printf 'docker_drop_in %s\n' "$f" ;; esac; done
+# The unit's files and its environment files line by line, by the shell's
+# own read (a `base64` each cost the host a program's start); systemd reads
+# them by lines too. `IFS=` and `-r` keep each line as it is.
+show_lines() {
+  printf '%s %s\n' "$1" "$2"
+  while IFS= read -r l || [ -n "$l" ]; do printf '%s_line %s\n' "$1" "$l"; done < "$2"
+}
 for f in $fragment $drop_ins; do
-  [ -f "$f" ] && [ -r "$f" ] && { b=$(base64 -w0 -- "$f"); printf 'docker_unit_file %s %s\n' "${b:-=}" "$f"; }
+  [ -f "$f" ] && [ -r "$f" ] && show_lines docker_unit_file "$f"
 done
 for f in $env_files; do
-  [ -f "$f" ] && [ -r "$f" ] && { b=$(base64 -w0 -- "$f"); printf 'docker_env_file %s %s\n' "${b:-=}" "$f"; }
+  [ -f "$f" ] && [ -r "$f" ] && show_lines docker_env_file "$f"
 done
 printf 'docker_active %s\n' "${docker_state:-inactive}"
 printf 'ssh_unit %s\n' "${ssh_unit:-ssh.service}"
 printf 'ssh_active %s\n' "${ssh_state:-inactive}"
 for f in /etc/ssh/sshd_config.d/*.conf; do [ -e "$f" ] && printf 'sshd_drop_in %s\n' "$f"; done
-kex=$(ssh -Q kex 2>/dev/null); set -f
-# shellcheck disable=SC2086 # one word each
-set -- $kex; set +f; printf 'ssh_kex %s\n' "$*"
-[ -z "$kex" ] && { v=$(sshd -V 2>&1); set -f; for w in $v; do case $w in OpenSSH_*) printf 'openssh_version %s\n' "$w"; break ;; esac; done; set +f; }
 for f in /etc/ssh/ssh_host_*_key; do [ -e "$f" ] && printf 'ssh_host_key %s\n' "$f"; done
-dockerd_packaged=
-case $dockerd_bin in /usr/bin/dockerd|/usr/sbin/dockerd)
-  pkgs=$(dpkg-query -W -f='${db:Status-Abbrev} ${Version}\n' docker.io docker-ce moby-engine 2>/dev/null)
-  while read -r status version; do
-    case $status in ii) printf 'dockerd_package %s\n' "$version"; dockerd_packaged=yes ;; esac
-  done <<PKGS
+# What the host's programs can do: the key exchanges its OpenSSH has (its
+# client's list; its version where no client is installed), the docker
+# package's version, whether an unpackaged dockerd validates a file.
+program_facts() {
+  kex=; [ -n "$ssh_bin" ] && kex=$("$ssh_bin" -Q kex 2>/dev/null); set -f
+  # shellcheck disable=SC2086 # one word each
+  set -- $kex; set +f; printf 'ssh_kex %s\n' "$*"
+  [ -z "$kex" ] && [ -n "$sshd_bin" ] && { v=$("$sshd_bin" -V 2>&1); set -f; for w in $v; do case $w in OpenSSH_*) printf 'openssh_version %s\n' "$w"; break ;; esac; done; set +f; }
+  dockerd_packaged=
+  case $dockerd_bin in /usr/bin/dockerd|/usr/sbin/dockerd)
+    pkgs=$(dpkg-query -W -f='${db:Status-Abbrev} ${Version}\n' docker.io docker-ce moby-engine 2>/dev/null)
+    while read -r status version; do
+      case $status in ii) printf 'dockerd_package %s\n' "$version"; dockerd_packaged=yes ;; esac
+    done <<PKGS
 $pkgs
 PKGS
-;; esac
-if [ -z "$dockerd_packaged" ] && [ -n "$dockerd_bin" ] && dockerd --help 2>/dev/null | grep -q -- '--validate'; then echo 'dockerd_validate yes'; fi
+  ;; esac
+  if [ -z "$dockerd_packaged" ] && [ -n "$dockerd_bin" ] && "$dockerd_bin" --help 2>/dev/null | grep -q -- '--validate'; then echo 'dockerd_validate yes'; fi
+}
+# They change only when a program does, and asking costs the host three
+# programs' start on every run: an apply keeps the answer in @FACTS@,
+# under the identity of every file it came from (device, inode, size,
+# mtime and ctime to the nanosecond: a package upgrade renames a new file
+# in, a copy over one changes its ctime), and any difference asks again.
+on_path ssh; ssh_bin=$found; on_path sshd; sshd_bin=$found
+key=$(stat -L --printf '%d:%i:%s:%.9Y:%.9Z:%n\t' -- ${ssh_bin:+"$ssh_bin"} ${sshd_bin:+"$sshd_bin"} ${dockerd_bin:+"$dockerd_bin"} /var/lib/dpkg/status 2>/dev/null)
+known=
+if [ -f @FACTS@ ]; then
+  { IFS= read -r k && [ "$k" = "key $key" ] && known=yes && while IFS= read -r l; do printf '%s\n' "$l"; done; } < @FACTS@
+fi
+if [ -z "$known" ]; then
+  said=$(program_facts)
+  [ -n "$said" ] && printf '%s\n' "$said"
+  # shellcheck disable=SC2050 # filled in per run: an apply, not a plan
+  [ @REMEMBER@ = yes ] && printf 'key %s\n%s\n' "$key" "$said" > @FACTS@.new && mv -f -- @FACTS@.new @FACTS@
+fi
 [ -f @PENDING@ ] && sort -u @PENDING@ | sed 's/^/pending_handler /'
 for t in @TRANSIENT@/dockhand-sshd-revert-*.timer; do [ -e "$t" ] && { u=${t##*/}; printf 'armed_switch %s\n' "${u%.timer}"; }; done
 set -- @DIRS@

@@ -16,6 +16,12 @@
 //! settles it): an sshd dead-man switch still armed, and backups and temp
 //! files beside the managed files.
 //!
+//! What the host's programs can do (`ssh -Q kex`, the docker package's
+//! version, `dockerd --help`) is asked again only when one of them changed:
+//! an apply keeps the answers on the host under the identity of the files
+//! they came from (`stat`'s device, inode, size, mtime and ctime), which
+//! costs one program's start instead of three.
+//!
 //! What dockerd holds is asked of dockerd itself (`docker info` and
 //! `inspect`, or its API through python3, `docker.py`) only where one of
 //! its data roots holds anything, or a data root is set elsewhere: asking
@@ -50,8 +56,11 @@ pub fn managed_dirs(paths: &[(String, bool)]) -> Vec<String> {
 }
 
 /// The gather for these paths (`true`: secret, never shown). Not strict:
-/// a host's odd answer is reported, not a reason to stop.
-pub fn gather(paths: &[(String, bool)], layout: &Layout) -> Script {
+/// a host's odd answer is reported, not a reason to stop. With `remember`
+/// (an apply, holding the host's lock), what the host's programs can do is
+/// kept on the host for the next run ([`Layout::program_facts`]); a plan
+/// only reads it, and writes nothing.
+pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool) -> Script {
     let mut text = header(Kind::Gather, layout, false);
     if !paths.is_empty() {
         let quoted = |secret: Option<bool>| {
@@ -84,6 +93,8 @@ pub fn gather(paths: &[(String, bool)], layout: &Layout) -> Script {
         FACTS,
         &[
             ("PENDING", &quote(&layout.pending_handlers())),
+            ("FACTS", &quote(&layout.program_facts())),
+            ("REMEMBER", if remember { "yes" } else { "no" }),
             ("TRANSIENT", &quote(super::TRANSIENT_UNITS)),
             ("DIRS", &dirs.join(" ")),
             ("LEFTOVERS", &super::restore::leftovers_in_d()),

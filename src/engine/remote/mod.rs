@@ -74,6 +74,12 @@ impl Layout<'_> {
         format!("{}/pending-handlers", self.state_dir)
     }
 
+    /// What the host's programs can do, as the last apply's gather asked
+    /// it, under the identity of the programs it asked (see `gather`).
+    pub fn program_facts(&self) -> String {
+        format!("{}/program-facts", self.state_dir)
+    }
+
     /// Where the dead-man switch `unit` keeps its commands: armed by the
     /// commit, removed by itself when it runs, or by a disarm.
     pub fn revert_file(&self, unit: &str) -> String {

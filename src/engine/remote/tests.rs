@@ -34,6 +34,8 @@ case $call in
   "systemd-run "*) for a in "$@"; do last=$a; done; printf '%s' "$last" > ROOT/armed ;;
   "journalctl "*) [ -e ROOT/journal ] && cat ROOT/journal ;;
   "nft list table inet dockhand") [ -e ROOT/nft-table ] && cat ROOT/nft-table ;;
+  "systemctl show -p Id "*) [ -e ROOT/units-show ] && cat ROOT/units-show ;;
+  "ssh -Q kex") printf 'curve25519-sha256\nmlkem768x25519-sha256\n' ;;
 esac
 "#;
 
@@ -770,7 +772,7 @@ fn the_gather_rides_on_the_lock_and_runs_while_it_holds() {
     let host = Host::new();
     host.write("/etc/t/a.conf", b"alpha", 0o644);
     let paths = [(host.at("/etc/t/a.conf"), false)];
-    let gather = gather(&paths, &host.layout());
+    let gather = gather(&paths, &host.layout(), true);
     let script = lock(
         &host.layout(),
         0,
@@ -803,7 +805,7 @@ fn the_gather_reads_the_fence_s_drops_and_the_docker_group_without_a_program_eac
         b"table inet dockhand {\n\tchain input {\n\t\ttype filter hook input priority filter - 1; policy accept;\n\t\tip saddr 10.0.0.0/8 tcp dport 2376 accept\n\t\ttcp dport 2376 drop\n\t\ttcp dport 22 drop\n\t\ttcp dport 2375 drop comment \"x\"\n\t\ttcp dport 0x10 drop\n\t\ttcp dport 23 accept\n\t}\n}\n",
         0o644,
     );
-    let (ok, answer) = host.run(&gather(&[], &host.layout()));
+    let (ok, answer) = host.run(&gather(&[], &host.layout(), false));
     assert!(ok, "{answer}");
     let state = crate::engine::gather::parse(&answer).unwrap();
     assert_eq!(state.facts.fenced_ports, vec![2376, 22], "{answer}");
@@ -822,6 +824,117 @@ fn the_gather_reads_the_fence_s_drops_and_the_docker_group_without_a_program_eac
         "{answer}"
     );
     host.called("nft list table inet dockhand");
+}
+
+#[test]
+fn the_gather_sends_unit_and_environment_files_line_for_line() {
+    let host = Host::new();
+    let unit = "[Service]\n  ExecStart=/usr/bin/dockerd \\\n\t-H fd://  \n\nEnvironment=\"A=b c\" 'x=$y'\n# no newline at the end";
+    host.write("/lib/docker.service", unit.as_bytes(), 0o644);
+    host.write("/etc/empty.conf", b"", 0o644);
+    host.write(
+        "/etc/default/docker",
+        b"DOCKER_OPTS=\"-H tcp://x\"\n",
+        0o644,
+    );
+    host.write(
+        "/units-show",
+        format!(
+            "Id=docker.service\nFragmentPath={}\nDropInPaths={} {}\nEnvironmentFiles={} (ignore_errors=yes)\nActiveState=active\n\nId=ssh.service\nActiveState=active\n",
+            host.at("/lib/docker.service"),
+            host.at("/etc/empty.conf"),
+            host.at("/etc/unreadable-or-missing.conf"),
+            host.at("/etc/default/docker"),
+        )
+        .as_bytes(),
+        0o644,
+    );
+    let (ok, answer) = host.run(&gather(&[], &host.layout(), false));
+    assert!(ok, "{answer}");
+    let facts = crate::engine::gather::parse(&answer).unwrap().facts;
+    let texts: Vec<(String, String)> = facts
+        .docker_unit_files
+        .iter()
+        .map(|f| (f.path.clone(), f.text.clone()))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            (host.at("/lib/docker.service"), format!("{unit}\n")),
+            (host.at("/etc/empty.conf"), String::new()),
+        ]
+    );
+    assert_eq!(
+        facts.docker_env_files[0].text,
+        "DOCKER_OPTS=\"-H tcp://x\"\n"
+    );
+    assert_eq!(facts.docker_active, "active");
+    // Read by the shell, not by a program per file.
+    assert!(!host.calls().iter().any(|c| c.starts_with("base64")));
+}
+
+#[test]
+fn what_the_programs_can_do_is_asked_again_only_when_one_of_them_changed() {
+    let host = Host::new();
+    // An `ssh` of the host's own, found on the PATH as the gather finds it.
+    let ssh = host.at("/stubs/ssh");
+    let stub = STUB.replace("NAME", "ssh").replace("ROOT", host.root());
+    std::fs::write(&ssh, &stub).unwrap();
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let asked = |host: &Host| {
+        host.calls()
+            .iter()
+            .filter(|c| *c == "ssh -Q kex" || c.starts_with("dockerd --help"))
+            .count()
+    };
+    let kex = |answer: &str| crate::engine::gather::parse(answer).unwrap().facts.ssh_kex;
+    let want = ["curve25519-sha256", "mlkem768x25519-sha256"];
+    // A plan reads what an apply kept, and keeps nothing itself.
+    let (ok, answer) = host.run(&gather(&[], &host.layout(), false));
+    assert!(ok && kex(&answer) == want, "{answer}");
+    assert_eq!(asked(&host), 2);
+    assert!(host.read("/state/program-facts").is_none());
+    // An apply asks and keeps; the next runs, plan or apply, only read.
+    for remember in [true, true, false] {
+        let (ok, answer) = host.run(&gather(&[], &host.layout(), remember));
+        assert!(ok && kex(&answer) == want, "{answer}");
+    }
+    assert_eq!(asked(&host), 4, "{:#?}", host.calls());
+    // The same bytes written over the program (a copy over it: the same
+    // inode, a new ctime) are asked again, once.
+    std::fs::write(&ssh, &stub).unwrap();
+    for _ in 0..2 {
+        let (ok, answer) = host.run(&gather(&[], &host.layout(), true));
+        assert!(ok && kex(&answer) == want, "{answer}");
+    }
+    assert_eq!(asked(&host), 6, "{:#?}", host.calls());
+    // A client that lists nothing (as none at all): the version is kept
+    // instead, `sshd -V` asked once.
+    let silent = "#!/bin/sh\necho \"ssh $*\" >> ROOT/calls\n";
+    std::fs::write(&ssh, silent.replace("ROOT", host.root())).unwrap();
+    let sshd = host.at("/stubs/sshd");
+    let version =
+        "#!/bin/sh\necho \"sshd $*\" >> ROOT/calls\necho 'OpenSSH_10.6p1, OpenSSL 3.5.1'\n";
+    std::fs::write(&sshd, version.replace("ROOT", host.root())).unwrap();
+    for _ in 0..2 {
+        let (ok, answer) = host.run(&gather(&[], &host.layout(), true));
+        let facts = crate::engine::gather::parse(&answer).unwrap().facts;
+        assert!(ok && facts.ssh_kex.is_empty(), "{answer}");
+        assert_eq!(facts.openssh_version, Some((10, 6)), "{answer}");
+    }
+    let sshd_v = host.calls().iter().filter(|c| *c == "sshd -V").count();
+    assert_eq!(sshd_v, 1, "{:#?}", host.calls());
+    // What the host keeps is the answer under its key, private to root.
+    let kept = host.read("/state/program-facts").unwrap();
+    assert!(
+        kept.starts_with("key ") && kept.contains("openssh_version OpenSSH_10.6p1"),
+        "{kept}"
+    );
+    let mode = std::fs::metadata(host.at("/state/program-facts"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0);
 }
 
 #[test]
@@ -921,6 +1034,7 @@ fn every_script(host: &Host, work: &Work) -> Vec<Script> {
             (host.at("/etc/a b"), false),
         ],
         &host.layout(),
+        true,
     );
     vec![
         lock(
@@ -1100,7 +1214,7 @@ fn a_script_reaches_its_shell_as_root_through_sudo_without_a_prompt() {
     assert_eq!(commit.input(), commit.text.as_bytes());
     // The lock, with the gather in it, as the commit: sudo's log line
     // stays `sh -s`, whatever the script holds.
-    let gather = gather(&[("/etc/docker/daemon.json".into(), false)], &layout);
+    let gather = gather(&[("/etc/docker/daemon.json".into(), false)], &layout, true);
     let lock = lock(&layout, 30, &[], TRANSIENT_UNITS, Some(&gather));
     assert_eq!(lock.command(&Become::Sudo), "sudo -n /bin/sh -s");
     assert!(lock.input().starts_with(b"# dockhand: lock\n"));
