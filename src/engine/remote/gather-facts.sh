@@ -93,10 +93,10 @@ if [ -f @FACTS@ ]; then
   { IFS= read -r k && [ "$k" = "key $key" ] && known=yes && while IFS= read -r l; do printf '%s\n' "$l"; done; } < @FACTS@
 fi
 if [ -z "$known" ]; then
-  said=$(program_facts)
-  [ -n "$said" ] && printf '%s\n' "$said"
+  answers=$(program_facts)
+  [ -n "$answers" ] && printf '%s\n' "$answers"
   # shellcheck disable=SC2050 # filled in per run: an apply, not a plan
-  [ @REMEMBER@ = yes ] && printf 'key %s\n%s\n' "$key" "$said" > @FACTS@.new && mv -f -- @FACTS@.new @FACTS@
+  [ @REMEMBER@ = yes ] && printf 'key %s\n%s\n' "$key" "$answers" > @FACTS@.new && mv -f -- @FACTS@.new @FACTS@
 fi
 [ -f @PENDING@ ] && sort -u @PENDING@ | sed 's/^/pending_handler /'
 for t in @TRANSIENT@/dockhand-sshd-revert-*.timer; do [ -e "$t" ] && { u=${t##*/}; printf 'armed_switch %s\n' "${u%.timer}"; }; done
