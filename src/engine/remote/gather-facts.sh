@@ -86,8 +86,14 @@ PKGS
 # under the identity of every file it came from (device, inode, size,
 # mtime and ctime to the nanosecond: a package upgrade renames a new file
 # in, a copy over one changes its ctime), and any difference asks again.
+# The key's `stat` only where it is compared or kept: a plan of a host no
+# apply has kept anything on does without it.
 on_path ssh; ssh_bin=$found; on_path sshd; sshd_bin=$found
-key=$(stat -L --printf '%d:%i:%s:%.9Y:%.9Z:%n\t' -- ${ssh_bin:+"$ssh_bin"} ${sshd_bin:+"$sshd_bin"} ${dockerd_bin:+"$dockerd_bin"} /var/lib/dpkg/status 2>/dev/null)
+key=
+# shellcheck disable=SC2050 # filled in per run: an apply, not a plan
+if [ -f @FACTS@ ] || [ @REMEMBER@ = yes ]; then
+  key=$(stat -L --printf '%d:%i:%s:%.9Y:%.9Z:%n\t' -- ${ssh_bin:+"$ssh_bin"} ${sshd_bin:+"$sshd_bin"} ${dockerd_bin:+"$dockerd_bin"} /var/lib/dpkg/status 2>/dev/null)
+fi
 known=
 if [ -f @FACTS@ ]; then
   { IFS= read -r k && [ "$k" = "key $key" ] && known=yes && while IFS= read -r l; do printf '%s\n' "$l"; done; } < @FACTS@
