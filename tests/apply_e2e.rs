@@ -267,6 +267,31 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
     assert_eq!(before, after, "docker was not restarted");
     assert_eq!(plan_exit_code(lab, pki, inventory), Some(0));
 
+    // What the host's programs can do is kept on the host by the apply
+    // (see the gather): the same bytes written over dpkg's status (the
+    // same inode, a new ctime) are asked again, with the same answers, and
+    // the run stays a no-op.
+    let kept_on = &state.hosts[0].name;
+    let kept = || lab.ssh(kept_on, "cat /var/lib/dockhand/program-facts");
+    let first = kept();
+    let (key, answers) = first.split_once('\n').unwrap_or_default();
+    assert!(
+        key.starts_with("key ") && key.contains(":/var/lib/dpkg/status\t"),
+        "{first}"
+    );
+    assert!(answers.starts_with("ssh_kex "), "{first}");
+    lab.ssh(
+        kept_on,
+        "cp /var/lib/dpkg/status /tmp/status && cat /tmp/status > /var/lib/dpkg/status && rm /tmp/status",
+    );
+    let (code, report, _) = apply_json(lab, pki, inventory, &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(report["summary"]["unchanged"], 3, "{report:#}");
+    let again = kept();
+    let (key_again, answers_again) = again.split_once('\n').unwrap_or_default();
+    assert_ne!(key_again, key, "asked again once dpkg's status changed");
+    assert_eq!(answers_again, answers);
+
     // One host edited by hand: only it changes, and docker restarts only there.
     let edited = &state.hosts[1].name;
     lab.ssh(
