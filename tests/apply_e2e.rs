@@ -267,30 +267,65 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
     assert_eq!(before, after, "docker was not restarted");
     assert_eq!(plan_exit_code(lab, pki, inventory), Some(0));
 
-    // What the host's programs can do is kept on the host by the apply
-    // (see the gather): the same bytes written over dpkg's status (the
-    // same inode, a new ctime) are asked again, with the same answers, and
-    // the run stays a no-op.
+    // What the host's programs said (what they can do, and `sshd -T`) is
+    // kept on the host by the apply (see the gather), under the identity
+    // of every file they read; verify's fresh login after the converge
+    // kept sshd's settings as they are now, which `sshd -T` itself shows.
     let kept_on = &state.hosts[0].name;
-    let kept = || lab.ssh(kept_on, "cat /var/lib/dockhand/program-facts");
-    let first = kept();
-    let (key, answers) = first.split_once('\n').unwrap_or_default();
+    let kept = || {
+        let text = lab.ssh(kept_on, "cat /var/lib/dockhand/host-facts");
+        let (key, rest) = text.split_once('\n').unwrap_or_default();
+        (key.to_string(), rest.to_string())
+    };
+    let (key, rest) = kept();
+    for input in [
+        "/var/lib/dpkg/status",
+        "/etc/passwd",
+        "/etc/ssh/sshd_config",
+        "/etc/ssh/sshd_config.d/00-dockhand.conf",
+    ] {
+        assert!(key.contains(&format!(":{input}\t")), "{input} in {key}");
+    }
+    let answers = rest.lines().nth(2).unwrap_or_default();
     assert!(
-        key.starts_with("key ") && key.contains(":/var/lib/dpkg/status\t"),
-        "{first}"
+        answers.starts_with("ssh_kex ") || answers.starts_with("openssh_version "),
+        "{rest}"
     );
-    assert!(answers.starts_with("ssh_kex "), "{first}");
-    lab.ssh(
-        kept_on,
+    let sshd_kept: Vec<&str> = rest
+        .split_once("\n@sshd\n")
+        .map(|(_, sshd)| {
+            sshd.lines()
+                .take_while(|l| !l.starts_with("@sshd_status"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        sshd_kept,
+        lab.ssh(kept_on, "sshd -T").lines().collect::<Vec<_>>(),
+        "{rest}"
+    );
+    // The same bytes written over dpkg's status (the same inode, a new
+    // ctime), then a file sshd reads that was not there: each is asked
+    // again, with the same answers, and the run stays a no-op.
+    let mut key = key;
+    for change in [
         "cp /var/lib/dpkg/status /tmp/status && cat /tmp/status > /var/lib/dpkg/status && rm /tmp/status",
+        "echo '# kept by hand' > /etc/ssh/sshd_config.d/50-local.conf",
+    ] {
+        lab.ssh(kept_on, change);
+        let (code, report, _) = apply_json(lab, pki, inventory, &[]);
+        assert_eq!(code, Some(0));
+        assert_eq!(report["summary"]["unchanged"], 3, "{report:#}");
+        let (key_again, rest_again) = kept();
+        assert_ne!(key_again, key, "asked again after `{change}`");
+        assert_eq!(rest_again, rest);
+        key = key_again;
+    }
+    assert!(
+        key.contains(":/etc/ssh/sshd_config.d/50-local.conf\t"),
+        "{key}"
     );
-    let (code, report, _) = apply_json(lab, pki, inventory, &[]);
-    assert_eq!(code, Some(0));
-    assert_eq!(report["summary"]["unchanged"], 3, "{report:#}");
-    let again = kept();
-    let (key_again, answers_again) = again.split_once('\n').unwrap_or_default();
-    assert_ne!(key_again, key, "asked again once dpkg's status changed");
-    assert_eq!(answers_again, answers);
+    lab.ssh(kept_on, "rm /etc/ssh/sshd_config.d/50-local.conf");
 
     // One host edited by hand: only it changes, and docker restarts only there.
     let edited = &state.hosts[1].name;

@@ -432,9 +432,9 @@ fn killed_before_the_handlers_then_run_again(name: &str, release: Release) {
                 host,
                 "systemctl list-units --all --no-legend 'dockhand-sshd-revert-*.timer' | wc -l; ls /var/lib/dockhand"
             ),
-        // The lock, and what the host's programs can do as the gather
-        // keeps it: no switch's record, no handler owed.
-        "0\napply.lock\nprogram-facts\n",
+        // The lock, and what the host's programs said as the apply keeps
+        // it: no switch's record, no handler owed.
+        "0\napply.lock\nhost-facts\n",
         "no switch left, nothing owed"
     );
     assert!(drop_in(&scene, host).contains("PasswordAuthentication no"));

@@ -1,14 +1,7 @@
 echo '@facts'
 # shellcheck source=/dev/null
 . /etc/os-release 2>/dev/null; printf 'os %s %s\n' "${ID:-unknown}" "${VERSION_ID:-unknown}"
-# `command -v` without the subshell that takes its answer (a fork each):
-# the first executable file of that name on PATH, in $found.
-on_path() {
-  found=; ifs=$IFS; IFS=:; set -f
-  for d in $PATH; do [ -f "$d/$1" ] && [ -x "$d/$1" ] && { found=$d/$1; break; }; done
-  IFS=$ifs; set +f
-}
-on_path dockerd; dockerd_bin=$found
+@HOST_FACTS@on_path dockerd; dockerd_bin=$found
 printf 'dockerd %s\n' "$dockerd_bin"
 on_path docker; printf 'docker_cli %s\n' "$found"
 # /etc/group by the shell's own read (getent costs the host a program's
@@ -62,48 +55,6 @@ printf 'ssh_unit %s\n' "${ssh_unit:-ssh.service}"
 printf 'ssh_active %s\n' "${ssh_state:-inactive}"
 for f in /etc/ssh/sshd_config.d/*.conf; do [ -e "$f" ] && printf 'sshd_drop_in %s\n' "$f"; done
 for f in /etc/ssh/ssh_host_*_key; do [ -e "$f" ] && printf 'ssh_host_key %s\n' "$f"; done
-# What the host's programs can do: the key exchanges its OpenSSH has (its
-# client's list; its version where no client is installed), the docker
-# package's version, whether an unpackaged dockerd validates a file.
-program_facts() {
-  kex=; [ -n "$ssh_bin" ] && kex=$("$ssh_bin" -Q kex 2>/dev/null); set -f
-  # shellcheck disable=SC2086 # one word each
-  set -- $kex; set +f; printf 'ssh_kex %s\n' "$*"
-  [ -z "$kex" ] && [ -n "$sshd_bin" ] && { v=$("$sshd_bin" -V 2>&1); set -f; for w in $v; do case $w in OpenSSH_*) printf 'openssh_version %s\n' "$w"; break ;; esac; done; set +f; }
-  dockerd_packaged=
-  case $dockerd_bin in /usr/bin/dockerd|/usr/sbin/dockerd)
-    pkgs=$(dpkg-query -W -f='${db:Status-Abbrev} ${Version}\n' docker.io docker-ce moby-engine 2>/dev/null)
-    while read -r status version; do
-      case $status in ii) printf 'dockerd_package %s\n' "$version"; dockerd_packaged=yes ;; esac
-    done <<PKGS
-$pkgs
-PKGS
-  ;; esac
-  if [ -z "$dockerd_packaged" ] && [ -n "$dockerd_bin" ] && "$dockerd_bin" --help 2>/dev/null | grep -q -- '--validate'; then echo 'dockerd_validate yes'; fi
-}
-# They change only when a program does, and asking costs the host three
-# programs' start on every run: an apply keeps the answer in @FACTS@,
-# under the identity of every file it came from (device, inode, size,
-# mtime and ctime to the nanosecond: a package upgrade renames a new file
-# in, a copy over one changes its ctime), and any difference asks again.
-# The key's `stat` only where it is compared or kept: a plan of a host no
-# apply has kept anything on does without it.
-on_path ssh; ssh_bin=$found; on_path sshd; sshd_bin=$found
-key=
-# shellcheck disable=SC2050 # filled in per run: an apply, not a plan
-if [ -f @FACTS@ ] || [ @REMEMBER@ = yes ]; then
-  key=$(stat -L --printf '%d:%i:%s:%.9Y:%.9Z:%n\t' -- ${ssh_bin:+"$ssh_bin"} ${sshd_bin:+"$sshd_bin"} ${dockerd_bin:+"$dockerd_bin"} /var/lib/dpkg/status 2>/dev/null)
-fi
-known=
-if [ -f @FACTS@ ]; then
-  { IFS= read -r k && [ "$k" = "key $key" ] && known=yes && while IFS= read -r l; do printf '%s\n' "$l"; done; } < @FACTS@
-fi
-if [ -z "$known" ]; then
-  answers=$(program_facts)
-  [ -n "$answers" ] && printf '%s\n' "$answers"
-  # shellcheck disable=SC2050 # filled in per run: an apply, not a plan
-  [ @REMEMBER@ = yes ] && printf 'key %s\n%s\n' "$key" "$answers" > @FACTS@.new && mv -f -- @FACTS@.new @FACTS@
-fi
 [ -f @PENDING@ ] && sort -u @PENDING@ | sed 's/^/pending_handler /'
 for t in @TRANSIENT@/dockhand-sshd-revert-*.timer; do [ -e "$t" ] && { u=${t##*/}; printf 'armed_switch %s\n' "${u%.timer}"; }; done
 set -- @DIRS@
@@ -133,5 +84,33 @@ elif [ "$docker_state" = active ]; then
     echo 'docker_unknown neither a docker CLI nor python3 on the host to ask dockerd with'
   fi
 fi
-echo '@sshd'
-sshd -T 2>&1; printf '@sshd_status %s\n' "$?"
+# What the host's programs said (their facts, then `sshd -T`) changes only
+# when a file they read does: an apply keeps it in @FACTS@ under the
+# identity of those files, and any difference asks again. The key's `stat`
+# only where it is compared or kept: a plan of a host no apply has kept
+# anything on does without it.
+on_path ssh; ssh_bin=$found; on_path sshd; sshd_bin=$found
+kept=; sshd_kept=; patterns=
+if [ -f @FACTS@ ]; then
+  {
+    IFS= read -r k && IFS= read -r programs && IFS= read -r patterns && patterns=${patterns#patterns } &&
+      [ "$programs" = "programs $ssh_bin|$sshd_bin|$dockerd_bin" ] && facts_key && [ "$k" = "key $key" ] && kept=yes &&
+      while IFS= read -r l; do
+        printf '%s\n' "$l"; case $l in '@sshd_status '*) sshd_kept=yes ;; esac
+      done
+  } < @FACTS@
+fi
+if [ -z "$kept" ]; then
+  # The key before the answers: a file changed meanwhile is seen next run.
+  # shellcheck disable=SC2050 # filled in per run: an apply, not a plan
+  [ @REMEMBER@ = yes ] && { sshd_patterns; facts_key; }
+  answers=$(program_facts)
+  [ -n "$answers" ] && printf '%s\n' "$answers"
+  sshd_out=$(sshd -T 2>&1); sshd_status=$?
+  printf '@sshd\n%s\n@sshd_status %s\n' "$sshd_out" "$sshd_status"
+  # shellcheck disable=SC2050 # filled in per run: an apply, not a plan
+  if [ @REMEMBER@ = yes ]; then keep_facts; fi
+elif [ -z "$sshd_kept" ]; then
+  echo '@sshd'
+  sshd -T 2>&1; printf '@sshd_status %s\n' "$?"
+fi

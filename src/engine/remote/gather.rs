@@ -36,6 +36,24 @@ pub const MAX_CONTENT_BYTES: u64 = 1 << 20;
 const PATHS: &str = include_str!("gather-paths.sh");
 const FACTS: &str = include_str!("gather-facts.sh");
 
+/// The functions that ask the host's programs (`ssh -Q kex`, the docker
+/// package's version, `sshd -T`) and keep their answers, shared by the
+/// gather and verify's fresh login.
+const HOST_FACTS: &str = include_str!("host-facts.sh");
+
+/// [`HOST_FACTS`] for this layout.
+pub(super) fn host_facts(layout: &Layout) -> String {
+    fill(
+        HOST_FACTS,
+        &[
+            ("SSHD_DIR", &quote(super::parent(layout.sshd_config))),
+            ("SSHD_CONFIG", &quote(layout.sshd_config)),
+            ("FACTS", &quote(&layout.kept_facts())),
+            ("STATE_DIR", &quote(layout.state_dir)),
+        ],
+    )
+}
+
 /// dockerd's answers through its API, for hosts without a docker CLI
 /// (Debian 13's docker.io only recommends it): the same lines the CLI
 /// branch prints. HTTP/1.0, so the body is never chunked.
@@ -58,7 +76,7 @@ pub fn managed_dirs(paths: &[(String, bool)]) -> Vec<String> {
 /// The gather for these paths (`true`: secret, never shown). Not strict:
 /// a host's odd answer is reported, not a reason to stop. With `remember`
 /// (an apply, holding the host's lock), what the host's programs can do is
-/// kept on the host for the next run ([`Layout::program_facts`]); a plan
+/// kept on the host for the next run ([`Layout::kept_facts`]); a plan
 /// only reads it, and writes nothing.
 pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool) -> Script {
     let mut text = header(Kind::Gather, layout, false);
@@ -93,7 +111,8 @@ pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool) -> Scri
         FACTS,
         &[
             ("PENDING", &quote(&layout.pending_handlers())),
-            ("FACTS", &quote(&layout.program_facts())),
+            ("HOST_FACTS", &host_facts(layout)),
+            ("FACTS", &quote(&layout.kept_facts())),
             ("REMEMBER", if remember { "yes" } else { "no" }),
             ("TRANSIENT", &quote(super::TRANSIENT_UNITS)),
             ("DIRS", &dirs.join(" ")),

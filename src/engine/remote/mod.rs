@@ -44,12 +44,16 @@ pub use stage::{stage, stage_input};
 pub struct Layout<'a> {
     pub state_dir: &'a str,
     pub path: &'a str,
+    /// sshd's main configuration file; relative `Include`s and the default
+    /// host keys are in its directory.
+    pub sshd_config: &'a str,
 }
 
 impl Layout<'static> {
     pub const HOST: Layout<'static> = Layout {
         state_dir: "/var/lib/dockhand",
         path: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        sshd_config: "/etc/ssh/sshd_config",
     };
 }
 
@@ -74,10 +78,11 @@ impl Layout<'_> {
         format!("{}/pending-handlers", self.state_dir)
     }
 
-    /// What the host's programs can do, as the last apply's gather asked
-    /// it, under the identity of the programs it asked (see `gather`).
-    pub fn program_facts(&self) -> String {
-        format!("{}/program-facts", self.state_dir)
+    /// What the host's programs said (what they can do, and sshd's
+    /// effective settings), as the last apply asked them, under the
+    /// identity of every file they read (see `gather`).
+    pub fn kept_facts(&self) -> String {
+        format!("{}/host-facts", self.state_dir)
     }
 
     /// Where the dead-man switch `unit` keeps its commands: armed by the

@@ -74,11 +74,29 @@ pub fn dial_stdio(layout: &Layout, path: &str) -> Script {
     Script::on_stdin(Kind::DialStdio, text)
 }
 
-/// sshd's effective settings, as root.
+/// sshd's effective settings, as root, kept for the next run with what
+/// the host's programs can do (the apply that asks holds the host's lock).
+const SSHD_SETTINGS: &str = "on_path ssh; ssh_bin=$found; on_path sshd; sshd_bin=$found; on_path dockerd; dockerd_bin=$found
+# The key before the answers: a file changed meanwhile is seen next run.
+sshd_patterns; facts_key
+answers=$(program_facts)
+sshd_out=$(sshd -T 2>&1); sshd_status=$?
+printf '%s\\n' \"$sshd_out\"
+[ \"$sshd_status\" = 0 ] || printf '%s\\n' \"$sshd_out\" >&2
+[ -d @STATE_DIR@ ] && keep_facts
+exit \"$sshd_status\"
+";
+
+/// sshd's effective settings, as root; see [`SSHD_SETTINGS`].
 pub fn sshd_settings(layout: &Layout) -> Script {
     Script::on_stdin(
         Kind::SshdSettings,
-        header(Kind::SshdSettings, layout, true) + "sshd -T\n",
+        header(Kind::SshdSettings, layout, true)
+            + &super::gather::host_facts(layout)
+            + &super::fill(
+                SSHD_SETTINGS,
+                &[("STATE_DIR", &super::quote(layout.state_dir))],
+            ),
     )
 }
 

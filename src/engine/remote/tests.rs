@@ -53,6 +53,7 @@ struct Host {
     dir: tempfile::TempDir,
     path: String,
     state_dir: String,
+    sshd_config: String,
     user: String,
     group: String,
 }
@@ -76,6 +77,7 @@ impl Host {
         Host {
             path: format!("{root}/stubs:{}", Layout::HOST.path),
             state_dir: format!("{root}/state"),
+            sshd_config: format!("{root}/etc/ssh/sshd_config"),
             user: id("-un"),
             group: id("-gn"),
             dir,
@@ -94,6 +96,7 @@ impl Host {
         Layout {
             state_dir: &self.state_dir,
             path: &self.path,
+            sshd_config: &self.sshd_config,
         }
     }
 
@@ -893,7 +896,7 @@ fn what_the_programs_can_do_is_asked_again_only_when_one_of_them_changed() {
     let (ok, answer) = host.run(&gather(&[], &host.layout(), false));
     assert!(ok && kex(&answer) == want, "{answer}");
     assert_eq!(asked(&host), 2);
-    assert!(host.read("/state/program-facts").is_none());
+    assert!(host.read("/state/host-facts").is_none());
     // An apply asks and keeps; the next runs, plan or apply, only read.
     for remember in [true, true, false] {
         let (ok, answer) = host.run(&gather(&[], &host.layout(), remember));
@@ -925,16 +928,124 @@ fn what_the_programs_can_do_is_asked_again_only_when_one_of_them_changed() {
     let sshd_v = host.calls().iter().filter(|c| *c == "sshd -V").count();
     assert_eq!(sshd_v, 1, "{:#?}", host.calls());
     // What the host keeps is the answer under its key, private to root.
-    let kept = host.read("/state/program-facts").unwrap();
+    let kept = host.read("/state/host-facts").unwrap();
     assert!(
         kept.starts_with("key ") && kept.contains("openssh_version OpenSSH_10.6p1"),
         "{kept}"
     );
-    let mode = std::fs::metadata(host.at("/state/program-facts"))
+    let mode = std::fs::metadata(host.at("/state/host-facts"))
         .unwrap()
         .permissions()
         .mode();
     assert_eq!(mode & 0o077, 0);
+}
+
+#[test]
+fn sshd_s_settings_are_asked_again_only_when_a_file_sshd_reads_changed() {
+    let host = Host::new();
+    let root = host.root().to_string();
+    // sshd_config as the hosts write it: a relative Include of a glob, an
+    // Include with `=` in another case, a HostKey; the drop-in includes
+    // one more file.
+    host.write(
+        "/etc/ssh/sshd_config",
+        format!(
+            "# Include /nowhere\nInclude sshd_config.d/*.conf\n  include = {root}/etc/extra/x.conf\nHostKey {root}/etc/keys/k1\nPasswordAuthentication no\n"
+        )
+        .as_bytes(),
+        0o644,
+    );
+    host.write(
+        "/etc/ssh/sshd_config.d/a.conf",
+        format!("Match User git\n\tInclude {root}/etc/ssh/nested.conf\n").as_bytes(),
+        0o644,
+    );
+    host.write("/etc/ssh/nested.conf", b"X11Forwarding no\n", 0o644);
+    let asked = |host: &Host| host.calls().iter().filter(|c| *c == "sshd -T").count();
+    let gather_once = |remember: bool| {
+        let (ok, answer) = host.run(&gather(&[], &host.layout(), remember));
+        let state = crate::engine::gather::parse(&answer).unwrap();
+        assert!(
+            ok && state.facts.sshd_effective.get("port").map(String::as_str) == Some("22"),
+            "{answer}"
+        );
+    };
+    // A plan asks and keeps nothing; an apply asks and keeps; the next
+    // runs, apply or plan, read what it kept.
+    gather_once(false);
+    assert!(host.read("/state/host-facts").is_none());
+    for remember in [true, true, false] {
+        gather_once(remember);
+    }
+    assert_eq!(asked(&host), 2, "{:#?}", host.calls());
+    // Each file sshd reads, changed, has it asked again once: a nested
+    // Include rewritten with the same bytes (a new ctime), a new file the
+    // glob matches, an Include's file that was not there, a host key.
+    // A backup beside the drop-ins (a dot file, as the commit leaves
+    // them) matches no glob and changes nothing.
+    let mut want = 2;
+    for change in [
+        "/etc/ssh/nested.conf",
+        "/etc/ssh/sshd_config.d/b.conf",
+        "/etc/extra/x.conf",
+        "/etc/keys/k1",
+        "/etc/ssh/sshd_config.d/.a.conf.dockhand-backup",
+    ] {
+        host.write(change, b"X11Forwarding no\n", 0o644);
+        for remember in [true, true, false] {
+            gather_once(remember);
+        }
+        if !change.contains("dockhand-backup") {
+            want += 1;
+        }
+        assert_eq!(asked(&host), want, "after {change}: {:#?}", host.calls());
+    }
+    let kept = host.read("/state/host-facts").unwrap();
+    assert!(
+        kept.contains(&format!("{root}/etc/ssh/nested.conf\t")),
+        "{kept}"
+    );
+    assert!(
+        kept.contains("\n@sshd\nport 22\n@sshd_status 0\n"),
+        "{kept}"
+    );
+    // verify's fresh login keeps what it asked: the next plan reads it.
+    host.write("/etc/ssh/nested.conf", b"X11Forwarding yes\n", 0o644);
+    let (ok, said) = host.run(&sshd_settings(&host.layout()));
+    assert!(ok && said == "port 22\n", "{said}");
+    gather_once(false);
+    assert_eq!(asked(&host), want + 1, "{:#?}", host.calls());
+    // A failing sshd -T is never kept; what the programs can do still is.
+    host.write("/fail/sshd", b"sshd -T", 0o644);
+    host.write("/etc/ssh/nested.conf", b"X11Forwarding no\n", 0o644);
+    let kex = host
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("dockerd --help"))
+        .count();
+    for remember in [true, true] {
+        let (_, answer) = host.run(&gather(&[], &host.layout(), remember));
+        assert!(answer.contains("@sshd_status 1\n"), "{answer}");
+    }
+    assert_eq!(asked(&host), want + 3, "{:#?}", host.calls());
+    std::fs::remove_file(host.at("/fail/sshd")).unwrap();
+    // A quoted Include is not followed as sshd would: sshd is asked on
+    // every run, the programs' facts are still kept.
+    host.write(
+        "/etc/ssh/sshd_config",
+        b"Include \"/etc/ssh/with space/*.conf\"\n",
+        0o644,
+    );
+    for remember in [true, true, true] {
+        gather_once(remember);
+    }
+    assert_eq!(asked(&host), want + 6, "{:#?}", host.calls());
+    let kex_now = host
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("dockerd --help"))
+        .count();
+    assert_eq!(kex_now, kex + 2, "{:#?}", host.calls());
 }
 
 #[test]

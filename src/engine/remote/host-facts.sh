@@ -1,0 +1,100 @@
+# `command -v` without the subshell that takes its answer (a fork each):
+# the first executable file of that name on PATH, in $found.
+on_path() {
+  found=; ifs=$IFS; IFS=:; set -f
+  for d in $PATH; do [ -f "$d/$1" ] && [ -x "$d/$1" ] && { found=$d/$1; break; }; done
+  IFS=$ifs; set +f
+}
+# What the host's programs can do: the key exchanges its OpenSSH has (its
+# client's list; its version where no client is installed), the docker
+# package's version, whether an unpackaged dockerd validates a file.
+program_facts() {
+  kex=; [ -n "$ssh_bin" ] && kex=$("$ssh_bin" -Q kex 2>/dev/null); set -f
+  # shellcheck disable=SC2086 # one word each
+  set -- $kex; set +f; printf 'ssh_kex %s\n' "$*"
+  [ -z "$kex" ] && [ -n "$sshd_bin" ] && { v=$("$sshd_bin" -V 2>&1); set -f; for w in $v; do case $w in OpenSSH_*) printf 'openssh_version %s\n' "$w"; break ;; esac; done; set +f; }
+  dockerd_packaged=
+  case $dockerd_bin in /usr/bin/dockerd|/usr/sbin/dockerd)
+    pkgs=$(dpkg-query -W -f='${db:Status-Abbrev} ${Version}\n' docker.io docker-ce moby-engine 2>/dev/null)
+    while read -r status version; do
+      case $status in ii) printf 'dockerd_package %s\n' "$version"; dockerd_packaged=yes ;; esac
+    done <<PKGS
+$pkgs
+PKGS
+  ;; esac
+  if [ -z "$dockerd_packaged" ] && [ -n "$dockerd_bin" ] && "$dockerd_bin" --help 2>/dev/null | grep -q -- '--validate'; then echo 'dockerd_validate yes'; fi
+}
+# What `sshd -T` reads besides the files every host has: every file an
+# Include names (followed as sshd follows it, relative to @SSHD_DIR@), every
+# HostKey, and the default host keys, as the patterns they were written
+# in, in $patterns: each run expands them again, so a new file a glob
+# matches is a new input. "unsure" where a line says what this walk does
+# not follow as sshd would (quotes, `~`, `%`, a backslash, a comment):
+# there sshd is asked every time.
+sshd_patterns() {
+  patterns=@SSHD_DIR@/'ssh_host_*_key'; todo=@SSHD_CONFIG@; walked=
+  while [ -n "$todo" ]; do
+    f=${todo%%"$nl"*}; todo=${todo#"$f"}; todo=${todo#"$nl"}
+    case "$nl$walked$nl" in *"$nl$f$nl"*) continue ;; esac
+    walked="$walked$nl$f"
+    [ -f "$f" ] && [ -r "$f" ] || continue
+    while IFS= read -r l || [ -n "$l" ]; do
+      l=${l#"${l%%[! 	]*}"}; kw=${l%%[ 	=]*}
+      case $kw in
+        [Ii][Nn][Cc][Ll][Uu][Dd][Ee]) follow=yes ;;
+        [Hh][Oo][Ss][Tt][Kk][Ee][Yy]) follow= ;;
+        *) continue ;;
+      esac
+      a=${l#"$kw"}; a=${a#"${a%%[! 	]*}"}; a=${a#=}
+      case $a in *[\"\'\\~%#]*) patterns=unsure; return ;; esac
+      set -f
+      for w in $a; do
+        case $w in /*) ;; *) w=@SSHD_DIR@/$w ;; esac
+        patterns="$patterns $w"
+        [ -n "$follow" ] || continue
+        # Names as the glob gives them, blanks and all.
+        set +f; ifs=$IFS; IFS=
+        # shellcheck disable=SC2086 # a pattern, expanded as sshd expands it
+        for g in $w; do [ -f "$g" ] && todo="$todo$nl$g"; done
+        IFS=$ifs; set -f
+      done
+      set +f
+    done < "$f"
+  done
+}
+# The key of what the programs said: `stat -L` (device, inode, size, mtime
+# and ctime to the nanosecond: a package upgrade renames a new file in, an
+# edit or a copy over one changes its ctime) of every file they read:
+# ssh, sshd, dockerd, dpkg's status, and for `sshd -T` also the privilege
+# separation user (/etc/passwd), its configuration and what $patterns
+# match now; whether its privilege separation directory is there.
+facts_key() {
+  set -- ${ssh_bin:+"$ssh_bin"} ${sshd_bin:+"$sshd_bin"} ${dockerd_bin:+"$dockerd_bin"} /var/lib/dpkg/status
+  if [ "$patterns" != unsure ]; then
+    set -- "$@" /etc/passwd @SSHD_CONFIG@
+    set -f
+    for p in $patterns; do
+      set +f; ifs=$IFS; IFS=
+      # shellcheck disable=SC2086 # a pattern, expanded as sshd expands it
+      for g in $p; do [ -e "$g" ] && set -- "$@" "$g"; done
+      IFS=$ifs; set -f
+    done
+    set +f
+  fi
+  key=$(stat -L --printf '%d:%i:%s:%.9Y:%.9Z:%n\t' -- "$@" 2>/dev/null)
+  if [ -d /run/sshd ]; then key="$key run_sshd"; fi
+}
+# Keeps what the programs said ($answers, and `sshd -T` when it answered
+# and $patterns are sure) under $key, for the next run: written beside and
+# renamed, so a reader sees the old file or the new one.
+keep_facts() {
+  {
+    printf 'key %s\nprograms %s|%s|%s\npatterns %s\n' "$key" "$ssh_bin" "$sshd_bin" "$dockerd_bin" "$patterns"
+    [ -n "$answers" ] && printf '%s\n' "$answers"
+    if [ "$patterns" != unsure ] && [ "$sshd_status" = 0 ]; then printf '@sshd\n%s\n@sshd_status 0\n' "$sshd_out"; fi
+  } > @FACTS@.$$ && mv -f -- @FACTS@.$$ @FACTS@
+  # What an earlier dockhand kept (the programs' facts alone) goes.
+  if [ -e @STATE_DIR@/program-facts ]; then rm -f -- @STATE_DIR@/program-facts; fi
+}
+nl='
+'
