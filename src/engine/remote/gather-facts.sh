@@ -90,15 +90,17 @@ fi
 # only where it is compared or kept: a plan of a host no apply has kept
 # anything on does without it.
 on_path ssh; ssh_bin=$found; on_path sshd; sshd_bin=$found
-kept=; sshd_kept=; patterns=
-if [ -f @FACTS@ ]; then
-  {
-    IFS= read -r k && IFS= read -r programs && IFS= read -r patterns && patterns=${patterns#patterns } &&
-      [ "$programs" = "programs $ssh_bin|$sshd_bin|$dockerd_bin" ] && facts_key && [ "$k" = "key $key" ] && kept=yes &&
-      while IFS= read -r l; do
-        printf '%s\n' "$l"; case $l in '@sshd_status '*) sshd_kept=yes ;; esac
-      done
-  } < @FACTS@
+kept=; patterns=
+kept_key=; kept_programs=; kept_patterns=; kept_answers=; kept_settings=
+# shellcheck source=/dev/null # what an apply kept (see keep_facts)
+[ -f @FACTS@ ] && . @FACTS@
+if [ -n "$kept_key" ] && [ "$kept_programs" = "$ssh_bin|$sshd_bin|$dockerd_bin" ]; then
+  patterns=$kept_patterns; facts_key
+  if [ "$key" = "$kept_key" ]; then
+    kept=yes
+    [ -n "$kept_answers" ] && printf '%s\n' "$kept_answers"
+    [ -n "$kept_settings" ] && printf '@sshd\n%s\n@sshd_status 0\n' "$kept_settings"
+  fi
 fi
 if [ -z "$kept" ]; then
   # The key before the answers: a file changed meanwhile is seen next run.
@@ -110,7 +112,7 @@ if [ -z "$kept" ]; then
   printf '@sshd\n%s\n@sshd_status %s\n' "$sshd_out" "$sshd_status"
   # shellcheck disable=SC2050 # filled in per run: an apply, not a plan
   if [ @REMEMBER@ = yes ]; then keep_facts; fi
-elif [ -z "$sshd_kept" ]; then
+elif [ -z "$kept_settings" ]; then
   echo '@sshd'
   sshd -T 2>&1; printf '@sshd_status %s\n' "$?"
 fi

@@ -84,14 +84,31 @@ facts_key() {
   key=$(stat -L --printf '%d:%i:%s:%.9Y:%.9Z:%n\t' -- "$@" 2>/dev/null)
   if [ -d /run/sshd ]; then key="$key run_sshd"; fi
 }
+# $1 as one single-quoted shell word, in $quoted.
+quote() {
+  quoted=; rest=$1
+  while :; do
+    case $rest in
+      *\'*) quoted="$quoted${rest%%\'*}'\\''"; rest=${rest#*\'} ;;
+      *) quoted="'$quoted$rest'"; return ;;
+    esac
+  done
+}
 # Keeps what the programs said ($answers, and `sshd -T` when it answered
-# and $patterns are sure) under $key, for the next run: written beside and
-# renamed, so a reader sees the old file or the new one.
+# and $patterns are sure) under $key, for the next run, as assignments the
+# next run reads with `.`: the shell reads a file it sources by blocks,
+# where `read` takes a byte per system call (a 5 KB file cost a host 3 ms
+# that way). Written beside and renamed, so a reader sees the old file or
+# the new one; root's alone, in root's directory.
 keep_facts() {
+  settings=
+  if [ "$patterns" != unsure ] && [ "$sshd_status" = 0 ]; then settings=$sshd_out; fi
   {
-    printf 'key %s\nprograms %s|%s|%s\npatterns %s\n' "$key" "$ssh_bin" "$sshd_bin" "$dockerd_bin" "$patterns"
-    [ -n "$answers" ] && printf '%s\n' "$answers"
-    if [ "$patterns" != unsure ] && [ "$sshd_status" = 0 ]; then printf '@sshd\n%s\n@sshd_status 0\n' "$sshd_out"; fi
+    quote "$key"; printf 'kept_key=%s\n' "$quoted"
+    quote "$ssh_bin|$sshd_bin|$dockerd_bin"; printf 'kept_programs=%s\n' "$quoted"
+    quote "$patterns"; printf 'kept_patterns=%s\n' "$quoted"
+    quote "$answers"; printf 'kept_answers=%s\n' "$quoted"
+    quote "$settings"; printf 'kept_settings=%s\n' "$quoted"
   } > @FACTS@.$$ && mv -f -- @FACTS@.$$ @FACTS@
   # What an earlier dockhand kept (the programs' facts alone) goes.
   if [ -e @STATE_DIR@/program-facts ]; then rm -f -- @STATE_DIR@/program-facts; fi

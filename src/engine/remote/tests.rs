@@ -930,7 +930,7 @@ fn what_the_programs_can_do_is_asked_again_only_when_one_of_them_changed() {
     // What the host keeps is the answer under its key, private to root.
     let kept = host.read("/state/host-facts").unwrap();
     assert!(
-        kept.starts_with("key ") && kept.contains("openssh_version OpenSSH_10.6p1"),
+        kept.starts_with("kept_key='") && kept.contains("openssh_version OpenSSH_10.6p1"),
         "{kept}"
     );
     let mode = std::fs::metadata(host.at("/state/host-facts"))
@@ -961,12 +961,21 @@ fn sshd_s_settings_are_asked_again_only_when_a_file_sshd_reads_changed() {
         0o644,
     );
     host.write("/etc/ssh/nested.conf", b"X11Forwarding no\n", 0o644);
+    // An sshd whose settings hold a quote, kept and read back whole.
+    let sshd = "#!/bin/sh\necho \"sshd $*\" >> ROOT/calls\n[ -e ROOT/fail/sshd ] && { echo 'sshd failed on purpose'; exit 1; }\n[ \"$*\" = -T ] && printf \"port 22\\nbanner /etc/it's\\n\"\n";
+    host.write("/stubs/sshd", sshd.replace("ROOT", &root).as_bytes(), 0o755);
     let asked = |host: &Host| host.calls().iter().filter(|c| *c == "sshd -T").count();
     let gather_once = |remember: bool| {
         let (ok, answer) = host.run(&gather(&[], &host.layout(), remember));
         let state = crate::engine::gather::parse(&answer).unwrap();
+        let effective = &state.facts.sshd_effective;
         assert!(
-            ok && state.facts.sshd_effective.get("port").map(String::as_str) == Some("22"),
+            ok && effective.get("port").map(String::as_str) == Some("22"),
+            "{answer}"
+        );
+        assert_eq!(
+            effective.get("banner").map(String::as_str),
+            Some("/etc/it's"),
             "{answer}"
         );
     };
@@ -1006,13 +1015,13 @@ fn sshd_s_settings_are_asked_again_only_when_a_file_sshd_reads_changed() {
         "{kept}"
     );
     assert!(
-        kept.contains("\n@sshd\nport 22\n@sshd_status 0\n"),
+        kept.contains("\nkept_settings='port 22\nbanner /etc/it'\\''s'\n"),
         "{kept}"
     );
     // verify's fresh login keeps what it asked: the next plan reads it.
     host.write("/etc/ssh/nested.conf", b"X11Forwarding yes\n", 0o644);
     let (ok, said) = host.run(&sshd_settings(&host.layout()));
-    assert!(ok && said == "port 22\n", "{said}");
+    assert!(ok && said == "port 22\nbanner /etc/it's\n", "{said}");
     gather_once(false);
     assert_eq!(asked(&host), want + 1, "{:#?}", host.calls());
     // A failing sshd -T is never kept; what the programs can do still is.
