@@ -1,7 +1,7 @@
 echo '@facts'
 # shellcheck source=/dev/null
 . /etc/os-release 2>/dev/null; printf 'os %s %s\n' "${ID:-unknown}" "${VERSION_ID:-unknown}"
-@HOST_FACTS@on_path dockerd; dockerd_bin=$found
+on_path dockerd; dockerd_bin=$found
 printf 'dockerd %s\n' "$dockerd_bin"
 on_path docker; printf 'docker_cli %s\n' "$found"
 # /etc/group by the shell's own read (getent costs the host a program's
@@ -14,15 +14,19 @@ done < /etc/group
 on_path nft; nft_bin=$found
 printf 'nft %s\n' "$nft_bin"
 if [ -n "$nft_bin" ] && table=$("$nft_bin" list table inet dockhand 2>/dev/null); then
-  while read -r tcp dport port drop rest; do
-    [ "$tcp $dport $drop" = 'tcp dport drop' ] && [ -z "$rest" ] && case $port in *[!0-9]*|'') ;; *) printf 'fenced_port %s\n' "$port" ;; esac
-  done <<TABLE
-$table
-TABLE
+  rest=$table
+  while [ -n "$rest" ]; do
+    next_line; set -f
+    # shellcheck disable=SC2086 # its words
+    set -- $line; set +f
+    [ $# = 4 ] && [ "$1 $2 $4" = 'tcp dport drop' ] && case $3 in *[!0-9]*|'') ;; *) printf 'fenced_port %s\n' "$3" ;; esac
+  done
 fi
 units_show=$(systemctl show -p Id -p ExecStart -p DropInPaths -p FragmentPath -p EnvironmentFiles -p ActiveState docker.service sshd.service 2>/dev/null)
 drop_ins=; fragment=; env_files=; docker_state=; ssh_unit=; ssh_state=; unit=docker
-while IFS= read -r l; do
+rest=$units_show
+while [ -n "$rest" ]; do
+  next_line; l=$line
   case $unit/$l in
     docker/) unit=ssh ;;
     docker/ExecStart=*argv*) l=${l#*argv\[\]=}; printf 'exec_start %s\n' "${l%% ;*}" ;;
@@ -33,16 +37,19 @@ while IFS= read -r l; do
     ssh/Id=*) ssh_unit=${l#Id=} ;;
     ssh/ActiveState=*) ssh_state=${l#ActiveState=} ;;
   esac
-done <<UNITS_SHOW
-$units_show
-UNITS_SHOW
+done
 for f in $drop_ins; do case $f in /*) printf 'docker_drop_in %s\n' "$f" ;; esac; done
 # The unit's files and its environment files line by line, by the shell's
 # own read (a `base64` each cost the host a program's start); systemd reads
 # them by lines too. `IFS=` and `-r` keep each line as it is.
+# A line that sets a data root (see below) sets $root_named.
+root_named=
 show_lines() {
   printf '%s %s\n' "$1" "$2"
-  while IFS= read -r l || [ -n "$l" ]; do printf '%s_line %s\n' "$1" "$l"; done < "$2"
+  while IFS= read -r l || [ -n "$l" ]; do
+    printf '%s_line %s\n' "$1" "$l"
+    case $l in *'"data-root"'*|*'"graph"'*|*--data-root*|*--graph*|-g\ *|*[\ \"=]-g\ *) root_named=yes ;; esac
+  done < "$2"
 }
 for f in $fragment $drop_ins; do
   [ -f "$f" ] && [ -r "$f" ] && show_lines docker_unit_file "$f"
@@ -66,8 +73,18 @@ holds=
 for d in /var/lib/docker /var/lib/docker/*.*; do
   for g in "$d"/containers/* "$d"/image/*/imagedb/content/sha256/* "$d"/volumes/*/; do [ -e "$g" ] && holds=yes && break 2; done
 done
-# shellcheck disable=SC2086 # lists of paths, one word each
-[ -z "$holds" ] && grep -qsE -e '"(data-root|graph)"' -e '--data-root|--graph|(^|[ "=])-g ' /etc/docker/daemon.json /etc/default/docker $fragment $drop_ins $env_files && holds=yes
+# A data root set elsewhere (daemon.json's `data-root`, or its old name,
+# or a flag in the unit or an environment file, whose lines were read
+# above) may hold anything: dockerd is asked. Read by the shell, as the
+# unit's files were: a grep cost the host a program's start on every run.
+if [ -z "$holds" ] && [ -n "$root_named" ]; then holds=yes; fi
+for f in /etc/docker/daemon.json /etc/default/docker; do
+  [ -z "$holds" ] && [ -f "$f" ] && [ -r "$f" ] || continue
+  case " $env_files " in *" $f "*) continue ;; esac
+  while IFS= read -r l || [ -n "$l" ]; do
+    case $l in *'"data-root"'*|*'"graph"'*|*--data-root*|*--graph*|-g\ *|*[\ \"=]-g\ *) holds=yes; break ;; esac
+  done < "$f"
+done
 if [ "$docker_state" = active ] && [ -z "$holds" ]; then
   echo 'docker_holds_nothing'
 elif [ "$docker_state" = active ]; then

@@ -61,6 +61,16 @@ const DOCKER_PY: &str = include_str!("docker.py");
 
 const SET_DOCKER_PY: &str = "DOCKER_PY=@DOCKER_PY@\n";
 
+/// The gather runs in a command substitution, and what it said is printed
+/// in one go: every `printf` of the shell is a write of its own, and every
+/// write to sshd's pipe became an SSH packet (sshd woke, encrypted and sent
+/// it; dockhand received and decrypted it), about 80 a no-op. Into the
+/// substitution's pipe they cost next to nothing. Its own stdin, its own
+/// variables and positional parameters, and `set +u` (a lock's script is
+/// strict): nothing it runs can eat the script that follows it.
+const CAPTURE: &str = "gathered=$(exec </dev/null\nset +u\n";
+const CAPTURED: &str = ")\nprintf '%s\\n' \"$gathered\"\n";
+
 /// The directories of the managed paths, where an interrupted run leaves
 /// its temps and backups: the gather reports them, the lock settles them.
 pub fn managed_dirs(paths: &[(String, bool)]) -> Vec<String> {
@@ -79,7 +89,7 @@ pub fn managed_dirs(paths: &[(String, bool)]) -> Vec<String> {
 /// kept on the host for the next run ([`Layout::kept_facts`]); a plan
 /// only reads it, and writes nothing.
 pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool) -> Script {
-    let mut text = header(Kind::Gather, layout, false);
+    let mut text = header(Kind::Gather, layout, false) + CAPTURE + &host_facts(layout);
     if !paths.is_empty() {
         let quoted = |secret: Option<bool>| {
             paths
@@ -111,7 +121,6 @@ pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool) -> Scri
         FACTS,
         &[
             ("PENDING", &quote(&layout.pending_handlers())),
-            ("HOST_FACTS", &host_facts(layout)),
             ("FACTS", &quote(&layout.kept_facts())),
             ("REMEMBER", if remember { "yes" } else { "no" }),
             ("TRANSIENT", &quote(super::TRANSIENT_UNITS)),
@@ -119,5 +128,6 @@ pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool) -> Scri
             ("LEFTOVERS", &super::restore::leftovers_in_d()),
         ],
     );
+    text += CAPTURED;
     Script::on_stdin(Kind::Gather, text)
 }

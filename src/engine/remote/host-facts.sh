@@ -1,3 +1,11 @@
+nl='
+'
+# The first line of $rest in $line, and $rest without it: a loop over a
+# variable's lines without `read`, which takes a byte per system call (a
+# here-document is read back that way too).
+next_line() {
+  line=${rest%%"$nl"*}; rest=${rest#"$line"}; rest=${rest#"$nl"}
+}
 # `command -v` without the subshell that takes its answer (a fork each):
 # the first executable file of that name on PATH, in $found.
 on_path() {
@@ -16,11 +24,12 @@ program_facts() {
   dockerd_packaged=
   case $dockerd_bin in /usr/bin/dockerd|/usr/sbin/dockerd)
     pkgs=$(dpkg-query -W -f='${db:Status-Abbrev} ${Version}\n' docker.io docker-ce moby-engine 2>/dev/null)
-    while read -r status version; do
-      case $status in ii) printf 'dockerd_package %s\n' "$version"; dockerd_packaged=yes ;; esac
-    done <<PKGS
-$pkgs
-PKGS
+    rest=$pkgs
+    while [ -n "$rest" ]; do
+      next_line
+      # `ii ` (wanted, installed, no error), a blank, the version.
+      case $line in 'ii '*) v=${line#ii }; printf 'dockerd_package %s\n' "${v#"${v%%[! ]*}"}"; dockerd_packaged=yes ;; esac
+    done
   ;; esac
   if [ -z "$dockerd_packaged" ] && [ -n "$dockerd_bin" ] && "$dockerd_bin" --help 2>/dev/null | grep -q -- '--validate'; then echo 'dockerd_validate yes'; fi
 }
@@ -113,5 +122,3 @@ keep_facts() {
   # What an earlier dockhand kept (the programs' facts alone) goes.
   if [ -e @STATE_DIR@/program-facts ]; then rm -f -- @STATE_DIR@/program-facts; fi
 }
-nl='
-'

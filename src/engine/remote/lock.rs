@@ -51,11 +51,12 @@ pub const TRANSIENT_UNITS: &str = "/run/systemd/transient";
 /// hold it and stall every apply.
 const LOCK: &str = include_str!("lock.sh");
 
-/// The gather, in a subshell: its variables, its positional parameters and
-/// its `set +u` stay there, and its stdin is not the lock's (the rest of
-/// this script, then the channel held open), so nothing it runs can eat
-/// the script or wait on the channel.
-const THEN: &str = "(\nset +u\n@GATHER@) </dev/null\n";
+/// The gather, as it is: it runs in a command substitution of its own
+/// (see `gather`), so its variables, its positional parameters and its
+/// `set +u` stay there, and its stdin is not the lock's (the rest of this
+/// script, then the channel held open): nothing it runs can eat the
+/// script or wait on the channel.
+const THEN: &str = "@GATHER@";
 
 /// The lock, settling what an earlier run left in `dirs` (the managed
 /// files' directories) and its armed switches, then running `then` (the

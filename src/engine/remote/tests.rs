@@ -1058,6 +1058,83 @@ fn sshd_s_settings_are_asked_again_only_when_a_file_sshd_reads_changed() {
 }
 
 #[test]
+fn a_data_root_named_by_the_unit_or_its_environment_has_dockerd_asked() {
+    // The data roots the gather looks in are this machine's own: where
+    // docker runs here, it holds something, and dockerd is always asked.
+    if Path::new("/var/lib/docker").exists() || Path::new("/etc/docker/daemon.json").exists() {
+        eprintln!("skipped: this machine has a docker data root or daemon.json of its own");
+        return;
+    }
+    let host = Host::new();
+    let root = host.root().to_string();
+    let docker = "#!/bin/sh\necho \"docker $*\" >> ROOT/calls\n";
+    host.write(
+        "/stubs/docker",
+        docker.replace("ROOT", &root).as_bytes(),
+        0o755,
+    );
+    host.write(
+        "/units-show",
+        format!(
+            "ActiveState=active\nFragmentPath={root}/docker.service\nDropInPaths={root}/override.conf\nEnvironmentFiles={root}/default (ignore_errors=yes)\n\nId=ssh.service\n"
+        )
+        .as_bytes(),
+        0o644,
+    );
+    host.write(
+        "/docker.service",
+        b"[Service]\nExecStart=/usr/bin/dockerd -H fd://\n",
+        0o644,
+    );
+    host.write("/default", b"# DOCKER_OPTS=\"-g /srv/old\"\n", 0o644);
+    let cases: [(&str, &[u8], &[u8]); 4] = [
+        (
+            "nothing names one",
+            b"[Service]\nLimitNOFILE=1048576\n",
+            b"DOCKER_OPTS=\"--log-level=warn\"\n",
+        ),
+        (
+            "the unit's -g",
+            b"[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -g /srv/docker\n",
+            b"",
+        ),
+        (
+            "the unit's --data-root=",
+            b"[Service]\nExecStart=\nExecStart=/usr/bin/dockerd --data-root=/srv/docker\n",
+            b"",
+        ),
+        (
+            "the environment's -g",
+            b"",
+            b"DOCKER_OPTS=\"-H fd:// -g /srv/docker\"\n",
+        ),
+    ];
+    for (case, drop_in, environment) in cases {
+        host.write("/override.conf", drop_in, 0o644);
+        host.write("/default", environment, 0o644);
+        let before = host
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("docker info"))
+            .count();
+        let (ok, answer) = host.run(&gather(&[], &host.layout(), false));
+        let asked = host
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("docker info"))
+            .count()
+            - before;
+        let nothing = answer.lines().any(|l| l == "docker_holds_nothing");
+        assert!(ok, "{case}: {answer}");
+        if case == "nothing names one" {
+            assert!(nothing && asked == 0, "{case}: {answer}");
+        } else {
+            assert!(!nothing && asked == 1, "{case}: {answer}");
+        }
+    }
+}
+
+#[test]
 fn the_lock_is_held_while_its_command_lives_and_refuses_a_second() {
     let host = Host::new();
     // As an earlier version left it: open to all.
