@@ -16,17 +16,19 @@
 //! settles it): an sshd dead-man switch still armed, and backups and temp
 //! files beside the managed files.
 //!
-//! What the host's programs can do (`ssh -Q kex`, the docker package's
-//! version, `dockerd --help`) is asked again only when one of them changed:
-//! an apply keeps the answers on the host under the identity of the files
-//! they came from (`stat`'s device, inode, size, mtime and ctime), which
-//! costs one program's start instead of three.
+//! What the host's programs said (`ssh -Q kex`, the docker package's
+//! version, `dockerd --help`, `sshd -T`) is asked again only when a file
+//! they read changed: an apply keeps the answers on the host under the
+//! identity of those files (`stat`'s device, inode, size, mtime and
+//! ctime), sshd's configuration followed through its `Include`s, which
+//! costs one program's start instead of four (`host-facts.sh`).
 //!
 //! What dockerd holds is asked of dockerd itself (`docker info` and
 //! `inspect`, or its API through python3, `docker.py`) only where one of
 //! its data roots holds anything, or a data root is set elsewhere: asking
 //! costs the host tens of milliseconds of CPU, and a fleet's no-op pays it
-//! on every host. The look is globs and one grep.
+//! on every host. The look is globs and the shell's own `case` over the
+//! lines of the files that may name a data root elsewhere.
 
 use super::{Kind, Layout, Script, fill, header, quote};
 

@@ -35,4 +35,6 @@ for d in "$@"; do
 done
 printf 'locked%s\n' "$said"
 @THEN@printf '%s\n' @HOLDING@
-exec cat >/dev/null
+# Held until the channel closes: the shell's own read waits on stdin, where
+# nothing more comes (a `cat` cost the host a program's start on every run).
+while IFS= read -r _; do :; done
