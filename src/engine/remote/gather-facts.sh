@@ -1,7 +1,6 @@
 echo '@facts'
 # shellcheck source=/dev/null
 . /etc/os-release 2>/dev/null; printf 'os %s %s\n' "${ID:-unknown}" "${VERSION_ID:-unknown}"
-on_path dockerd; dockerd_bin=$found
 printf 'dockerd %s\n' "$dockerd_bin"
 on_path docker; printf 'docker_cli %s\n' "$found"
 # /etc/group by the shell's own read (getent costs the host a program's
@@ -106,13 +105,10 @@ fi
 # identity of those files, and any difference asks again. The key's `stat`
 # only where it is compared or kept: a plan of a host no apply has kept
 # anything on does without it.
-on_path ssh; ssh_bin=$found; on_path sshd; sshd_bin=$found
-kept=; patterns=
-kept_key=; kept_programs=; kept_patterns=; kept_answers=; kept_settings=
-# shellcheck source=/dev/null # what an apply kept (see keep_facts)
-[ -f @FACTS@ ] && . @FACTS@
-if [ -n "$kept_key" ] && [ "$kept_programs" = "$ssh_bin|$sshd_bin|$dockerd_bin" ]; then
-  patterns=$kept_patterns; facts_key
+kept=
+if [ -n "$inputs" ]; then
+  # Without managed paths, or with a link among the files, the key's own.
+  [ "$key_ready" = yes ] || facts_key
   if [ "$key" = "$kept_key" ]; then
     kept=yes
     [ -n "$kept_answers" ] && printf '%s\n' "$kept_answers"

@@ -63,6 +63,18 @@ const DOCKER_PY: &str = include_str!("docker.py");
 
 const SET_DOCKER_PY: &str = "DOCKER_PY=@DOCKER_PY@\n";
 
+/// What an apply kept ([`Layout::kept_facts`]), and the files its key
+/// names when it may still hold: the paths' `stat` takes their identity
+/// too.
+const KEPT: &str = "on_path ssh; ssh_bin=$found; on_path sshd; sshd_bin=$found; on_path dockerd; dockerd_bin=$found
+kept_key=; kept_programs=; kept_patterns=; kept_answers=; kept_settings=; inputs=; key=; key_ready=; patterns=
+# shellcheck source=/dev/null # what an apply kept (see keep_facts)
+[ -f @FACTS@ ] && . @FACTS@
+if [ -n \"$kept_key\" ] && [ \"$kept_programs\" = \"$ssh_bin|$sshd_bin|$dockerd_bin\" ]; then
+  patterns=$kept_patterns; key_inputs
+fi
+";
+
 /// The gather runs in a command substitution, and what it said is printed
 /// in one go: every `printf` of the shell is a write of its own, and every
 /// write to sshd's pipe became an SSH packet (sshd woke, encrypted and sent
@@ -91,7 +103,10 @@ pub fn managed_dirs(paths: &[(String, bool)]) -> Vec<String> {
 /// kept on the host for the next run ([`Layout::kept_facts`]); a plan
 /// only reads it, and writes nothing.
 pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool) -> Script {
-    let mut text = header(Kind::Gather, layout, false) + CAPTURE + &host_facts(layout);
+    let mut text = header(Kind::Gather, layout, false)
+        + CAPTURE
+        + &host_facts(layout)
+        + &fill(KEPT, &[("FACTS", &quote(&layout.kept_facts()))]);
     if !paths.is_empty() {
         let quoted = |secret: Option<bool>| {
             paths

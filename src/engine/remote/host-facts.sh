@@ -1,5 +1,6 @@
 nl='
 '
+sshd_config=@SSHD_CONFIG@
 # The first line of $rest in $line, and $rest without it: a loop over a
 # variable's lines without `read`, which takes a byte per system call (a
 # here-document is read back that way too).
@@ -41,7 +42,7 @@ program_facts() {
 # not follow as sshd would (quotes, `~`, `%`, a backslash, a comment):
 # there sshd is asked every time.
 sshd_patterns() {
-  patterns=@SSHD_DIR@/'ssh_host_*_key'; todo=@SSHD_CONFIG@; walked=
+  patterns=@SSHD_DIR@/'ssh_host_*_key'; todo=$sshd_config; walked=
   while [ -n "$todo" ]; do
     f=${todo%%"$nl"*}; todo=${todo#"$f"}; todo=${todo#"$nl"}
     case "$nl$walked$nl" in *"$nl$f$nl"*) continue ;; esac
@@ -71,27 +72,48 @@ sshd_patterns() {
     done < "$f"
   done
 }
-# The key of what the programs said: `stat -L` (device, inode, size, mtime
-# and ctime to the nanosecond: a package upgrade renames a new file in, an
-# edit or a copy over one changes its ctime) of every file they read:
-# ssh, sshd, dockerd, dpkg's status, and for `sshd -T` also the privilege
-# separation user (/etc/passwd), its configuration and what $patterns
-# match now; whether its privilege separation directory is there.
-facts_key() {
-  set -- ${ssh_bin:+"$ssh_bin"} ${sshd_bin:+"$sshd_bin"} ${dockerd_bin:+"$dockerd_bin"} /var/lib/dpkg/status
+# The files the key of what the programs said names, one a line, in
+# $inputs: ssh, sshd, dockerd, dpkg's status, and for `sshd -T` also the
+# privilege separation user (/etc/passwd), its configuration and what
+# $patterns match now.
+key_inputs() {
+  inputs=; odd_name=
+  for f in "$ssh_bin" "$sshd_bin" "$dockerd_bin" /var/lib/dpkg/status; do
+    [ -n "$f" ] && inputs="$inputs$f$nl"
+  done
   if [ "$patterns" != unsure ]; then
-    set -- "$@" /etc/passwd @SSHD_CONFIG@
+    inputs="$inputs/etc/passwd$nl$sshd_config$nl"
     set -f
     for p in $patterns; do
       set +f; ifs=$IFS; IFS=
       # shellcheck disable=SC2086 # a pattern, expanded as sshd expands it
-      for g in $p; do [ -e "$g" ] && set -- "$@" "$g"; done
+      for g in $p; do
+        [ -e "$g" ] || continue
+        # A name a line: one that holds a newline could change unseen.
+        case $g in *"$nl"*) odd_name=yes ;; *) inputs="$inputs$g$nl" ;; esac
+      done
       IFS=$ifs; set -f
     done
     set +f
   fi
-  key=$(stat -L --printf '%d:%i:%s:%.9Y:%.9Z:%n\t' -- "$@" 2>/dev/null)
+}
+# The key: `stat`'s device, inode, size, mtime and ctime to the nanosecond
+# of each of $inputs (a package upgrade renames a new file in, an edit or a
+# copy over one changes its ctime), following links; whether sshd's
+# privilege separation directory is there. The gather's own `stat` of the
+# managed paths gives it where it can (see gather-paths.sh).
+facts_key() {
+  key_inputs
+  ifs=$IFS; IFS=$nl; set -f
+  # shellcheck disable=SC2086 # a name a line
+  key=$(stat -L --printf '%d:%i:%s:%.9Y:%.9Z:%n\t' -- $inputs 2>/dev/null)
+  IFS=$ifs; set +f
+  key_end
+}
+key_end() {
   if [ -d /run/sshd ]; then key="$key run_sshd"; fi
+  # Never the same twice: asked on every run.
+  if [ -n "$odd_name" ]; then key="$key odd_name $$"; fi
 }
 # $1 as one single-quoted shell word, in $quoted.
 quote() {

@@ -965,8 +965,16 @@ fn sshd_s_settings_are_asked_again_only_when_a_file_sshd_reads_changed() {
     let sshd = "#!/bin/sh\necho \"sshd $*\" >> ROOT/calls\n[ -e ROOT/fail/sshd ] && { echo 'sshd failed on purpose'; exit 1; }\n[ \"$*\" = -T ] && printf \"port 22\\nbanner /etc/it's\\n\"\n";
     host.write("/stubs/sshd", sshd.replace("ROOT", &root).as_bytes(), 0o755);
     let asked = |host: &Host| host.calls().iter().filter(|c| *c == "sshd -T").count();
+    // An apply's gather takes the key's identities with its managed
+    // paths' `stat`; a gather without paths takes them itself: either
+    // reads what the other kept.
+    let managed = [
+        (host.at("/etc/ssh/sshd_config.d/a.conf"), false),
+        (host.at("/etc/keys/k1"), true),
+    ];
     let gather_once = |remember: bool| {
-        let (ok, answer) = host.run(&gather(&[], &host.layout(), remember));
+        let paths: &[(String, bool)] = if remember { &managed } else { &[] };
+        let (ok, answer) = host.run(&gather(paths, &host.layout(), remember));
         let state = crate::engine::gather::parse(&answer).unwrap();
         let effective = &state.facts.sshd_effective;
         assert!(
@@ -1008,6 +1016,44 @@ fn sshd_s_settings_are_asked_again_only_when_a_file_sshd_reads_changed() {
             want += 1;
         }
         assert_eq!(asked(&host), want, "after {change}: {:#?}", host.calls());
+    }
+    // With managed paths, one `stat` takes theirs and the key's (the link
+    // below has the key taken again, through it).
+    let stat = "#!/bin/sh\necho \"stat $*\" >> ROOT/calls\nexec /usr/bin/stat \"$@\"\n";
+    host.write("/stubs/stat", stat.replace("ROOT", &root).as_bytes(), 0o755);
+    let stats = |host: &Host| {
+        host.calls()
+            .iter()
+            .filter(|c| c.starts_with("stat "))
+            .count()
+    };
+    let before = stats(&host);
+    gather_once(true);
+    assert_eq!(
+        (asked(&host), stats(&host) - before),
+        (want, 1),
+        "{:#?}",
+        host.calls()
+    );
+    std::fs::remove_file(host.at("/stubs/stat")).unwrap();
+    // An Include's file made a link: asked again once; then its target
+    // rewritten with the same bytes, seen through the link: once more.
+    std::fs::remove_file(host.at("/etc/extra/x.conf")).unwrap();
+    host.write("/etc/extra/real.conf", b"X11Forwarding no\n", 0o644);
+    std::os::unix::fs::symlink(
+        host.at("/etc/extra/real.conf"),
+        host.at("/etc/extra/x.conf"),
+    )
+    .unwrap();
+    for target_too in [false, true] {
+        if target_too {
+            host.write("/etc/extra/real.conf", b"X11Forwarding no\n", 0o644);
+        }
+        for remember in [true, true, false] {
+            gather_once(remember);
+        }
+        want += 1;
+        assert_eq!(asked(&host), want, "{:#?}", host.calls());
     }
     let kept = host.read("/state/host-facts").unwrap();
     assert!(
