@@ -442,8 +442,15 @@ fn gather_answer(host: &HostState, script: &[u8]) -> String {
     let script = String::from_utf8_lossy(script);
     let paths: Vec<&str> = script
         .lines()
-        .find_map(|line| line.strip_prefix("st=$(stat -c '%F|%a|%U|%G|%s|%n' -- "))
-        .map(|words| words.split('\'').skip(1).step_by(2).collect())
+        .find_map(|line| {
+            line.strip_prefix("st=$(stat -c '%d:%i:%s:%.9Y:%.9Z|%F|%a|%U|%G|%s|%n' -- ")
+        })
+        // The managed paths come first, each quoted; the key's files and
+        // the state directory after them.
+        .map(|words| {
+            let words = words.split(" ${inputs").next().unwrap_or_default();
+            words.split('\'').skip(1).step_by(2).collect()
+        })
         .unwrap_or_default();
     let present: Vec<(&str, &Vec<u8>)> = paths
         .iter()

@@ -1,25 +1,32 @@
 echo '@stat'
 # One `stat` for the managed paths and, after `/`, the files the kept
-# facts' key names (see host-facts.sh): a program's start fewer. Each line
-# starts with the file's identity as the key takes it, then what the
-# parser reads; a link among the key's files has the key taken again,
-# through it.
+# facts' key names (see host-facts.sh), and for an apply, after `//`, the
+# state directory and its lock: programs' starts fewer. Each line starts
+# with the file's identity as the key takes it, then what the parser reads;
+# a link among the key's files has the key taken again, through it.
 ifs=$IFS; IFS=$nl; set -f
 # shellcheck disable=SC2086 # a name a line
-st=$(stat -c '%d:%i:%s:%.9Y:%.9Z|%F|%a|%U|%G|%s|%n' -- @PATHS@ ${inputs:+/$nl$inputs} 2>/dev/null)
+st=$(stat -c '%d:%i:%s:%.9Y:%.9Z|%F|%a|%U|%G|%s|%n' -- @PATHS@ ${inputs:+/$nl$inputs} @STATE@ 2>/dev/null)
 IFS=$ifs; set +f
-shown=; past=
+shown=; section=paths
 rest=$st
 while [ -n "$rest" ]; do
   next_line
-  if [ -n "$past" ]; then
-    case ${line#*|} in 'symbolic link|'*) key_ready=no ;; esac
-    key="$key${line%%|*}:${line#*|*|*|*|*|*|}	"
-  elif [ -n "$inputs" ] && [ "${line#*|*|*|*|*|*|}" = / ]; then
-    past=yes; key=; key_ready=yes
-  else
-    shown="$shown${line#*|}$nl"
-  fi
+  name=${line#*|*|*|*|*|*|}
+  if [ "$name" = / ] && [ -n "$inputs" ]; then section=key; key=; key_ready=yes; continue; fi
+  if [ "$name" = // ]; then section=state; continue; fi
+  case $section in
+    paths) shown="$shown${line#*|}$nl" ;;
+    key)
+      case ${line#*|} in 'symbolic link|'*) key_ready=no ;; esac
+      key="$key${line%%|*}:$name	" ;;
+    *)
+      mode=${line#*|*|}; mode=${mode%%|*}
+      case $mode in
+        *00|0) ;;
+        *) chmod go= -- "$name" || { echo 'dockhand: the state directory could not be made private' >&2; exit 1; } ;;
+      esac ;;
+  esac
 done
 [ "$key_ready" = yes ] && key_end
 [ -n "$shown" ] && printf '%s' "$shown"

@@ -63,6 +63,19 @@ const DOCKER_PY: &str = include_str!("docker.py");
 
 const SET_DOCKER_PY: &str = "DOCKER_PY=@DOCKER_PY@\n";
 
+/// In an apply's gather, which rides on the host lock: the state directory
+/// and the lock lose group's and others' access where the paths' `stat`
+/// found them open (the lock leaves it to the gather; see `lock`).
+pub const PRIVATE_BY_GATHER: &str = "# the state directory is kept private here\n";
+
+fn private(layout: &Layout) -> String {
+    format!(
+        "chmod go= -- {} {} || {{ echo 'dockhand: the state directory could not be made private' >&2; exit 1; }}",
+        quote(layout.state_dir),
+        quote(&layout.host_lock())
+    )
+}
+
 /// What an apply kept ([`Layout::kept_facts`]), and the files its key
 /// names when it may still hold: the paths' `stat` takes their identity
 /// too.
@@ -107,6 +120,17 @@ pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool) -> Scri
         + CAPTURE
         + &host_facts(layout)
         + &fill(KEPT, &[("FACTS", &quote(&layout.kept_facts()))]);
+    if remember {
+        text += PRIVATE_BY_GATHER;
+        if paths.is_empty() {
+            // No `stat` to look with: where the lock is (an apply's).
+            text += &format!(
+                "if [ -e {} ]; then {}; fi\n",
+                quote(&layout.host_lock()),
+                private(layout)
+            );
+        }
+    }
     if !paths.is_empty() {
         let quoted = |secret: Option<bool>| {
             paths
@@ -123,9 +147,19 @@ pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool) -> Scri
         } else {
             secrets.join("|")
         };
+        let state = if remember {
+            format!(
+                "// {} {}",
+                quote(layout.state_dir),
+                quote(&layout.host_lock())
+            )
+        } else {
+            String::new()
+        };
         text += &fill(
             PATHS,
             &[
+                ("STATE", &state),
                 ("PATHS", &quoted(None).join(" ")),
                 ("SECRETS", &secrets),
                 ("MAX_CONTENT", &MAX_CONTENT_BYTES.to_string()),

@@ -33,6 +33,7 @@
 //! login shell and the script (a `sh -c` that read the gather through
 //! `head | sh` cost every host two programs' start on every run).
 
+use super::gather::PRIVATE_BY_GATHER;
 use super::restore::{leftovers_in_d, stop_commit};
 use super::{Kind, Layout, Script, fill, header, quote};
 
@@ -50,6 +51,9 @@ pub const TRANSIENT_UNITS: &str = "/run/systemd/transient";
 /// an earlier version left: nobody else can open it, so nobody else can
 /// hold it and stall every apply.
 const LOCK: &str = include_str!("lock.sh");
+
+/// Group's and others' access taken from the state directory and the lock.
+const PRIVATE: &str = "chmod go= -- @DIR@ @LOCK@ || exit 1\n";
 
 /// The gather, as it is: it runs in a command substitution of its own
 /// (see `gather`), so its variables, its positional parameters and its
@@ -71,6 +75,18 @@ pub fn lock(
     let then_line = then.map_or_else(String::new, |script| {
         fill(THEN, &[("GATHER", &script.text)])
     });
+    // An apply's gather keeps the directory private itself, where its
+    // `stat` found it or the lock open (see `gather`).
+    let private = match then {
+        Some(script) if script.text.contains(PRIVATE_BY_GATHER) => String::new(),
+        _ => fill(
+            PRIVATE,
+            &[
+                ("DIR", &quote(layout.state_dir)),
+                ("LOCK", &quote(&layout.host_lock())),
+            ],
+        ),
+    };
     let dirs: Vec<String> = dirs.iter().map(|d| quote(d)).collect();
     let text = header(Kind::Lock, layout, true)
         + &fill(
@@ -93,6 +109,7 @@ pub fn lock(
                     &dirs.join(" "),
                 ),
                 ("THEN", &then_line),
+                ("PRIVATE", &private),
                 ("HOLDING", &quote(crate::transport::HOLDING)),
             ],
         );

@@ -1,9 +1,11 @@
 # umask 077 makes them 0700 and 0600 when they are new; one chmod takes
-# group's and others' access from both when they are not. (`mkdir` only
-# the first time: every program started is a millisecond of the host's.)
-{ [ -d @DIR@ ] || mkdir -p -- @DIR@; } && exec 9>> @LOCK@ && chmod go= -- @DIR@ @LOCK@ || exit 1
+# group's and others' access from both when they are not (an apply's
+# gather, riding on the lock, does it where its `stat` found them open:
+# a descriptor opened before stays open either way). (`mkdir` only the
+# first time: every program started is a millisecond of the host's.)
+{ [ -d @DIR@ ] || mkdir -p -- @DIR@; } && exec 9>> @LOCK@ || exit 1
 flock -w @WAIT@ -E @BUSY@ 9 || exit $?
-said=
+@PRIVATE@said=
 @STOP_COMMIT@for t in @TRANSIENT@/dockhand-sshd-revert-*.timer; do
   [ -e "$t" ] || continue
   u=${t##*/}; u=${u%.timer}

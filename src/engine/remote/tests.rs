@@ -771,6 +771,53 @@ fn second_lock(host: &Host) -> LockOutcome {
 }
 
 #[test]
+fn an_apply_s_gather_makes_the_state_directory_private_only_where_it_is_not() {
+    let host = Host::new();
+    let root = host.root().to_string();
+    // As an earlier version left them: open to all.
+    host.write("/state/apply.lock", b"", 0o644);
+    std::fs::set_permissions(host.at("/state"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let chmod = "#!/bin/sh\necho \"chmod $*\" >> ROOT/calls\nexec /bin/chmod \"$@\"\n";
+    host.write(
+        "/stubs/chmod",
+        chmod.replace("ROOT", &root).as_bytes(),
+        0o755,
+    );
+    host.write("/etc/t/a.conf", b"alpha", 0o644);
+    let gather = gather(&[(host.at("/etc/t/a.conf"), false)], &host.layout(), true);
+    let script = lock(
+        &host.layout(),
+        0,
+        &[],
+        &host.at("/transient"),
+        Some(&gather),
+    );
+    let chmods = |host: &Host| {
+        host.calls()
+            .iter()
+            .filter(|c| c.starts_with("chmod "))
+            .count()
+    };
+    for want in [2, 2, 2] {
+        let (mut holder, said) = hold(&script);
+        assert!(said.contains(&format!("|{root}/etc/t/a.conf\n")), "{said}");
+        // The gather's `stat` shows the managed paths only.
+        assert!(!said.contains("/state"), "{said}");
+        assert_eq!(
+            (host.mode("/state"), host.mode("/state/apply.lock")),
+            (0o700, 0o600)
+        );
+        assert_eq!(chmods(&host), want, "{:#?}", host.calls());
+        drop(holder.stdin.take());
+        holder.wait().unwrap();
+    }
+    // Without a gather, the lock does it on every run.
+    let alone = run_to_end(&lock(&host.layout(), 0, &[], &host.at("/transient"), None));
+    assert!(alone.status.success());
+    assert_eq!(chmods(&host), 3, "{:#?}", host.calls());
+}
+
+#[test]
 fn the_gather_rides_on_the_lock_and_runs_while_it_holds() {
     let host = Host::new();
     host.write("/etc/t/a.conf", b"alpha", 0o644);
