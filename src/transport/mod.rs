@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use known_hosts::HostKeyPolicy;
-pub use ssh::SshSession;
+pub use ssh::{MAX_OUTPUT_BYTES, SshSession};
 pub use traffic::{Meter, Traffic};
 
 use crate::error::{Error, HostError, Result};

@@ -177,6 +177,10 @@ pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool) -> Scri
             ("TRANSIENT", &quote(super::TRANSIENT_UNITS)),
             ("DIRS", &dirs.join(" ")),
             ("LEFTOVERS", &super::restore::leftovers_in_d()),
+            (
+                "MAX_OUTPUT",
+                &crate::transport::MAX_OUTPUT_BYTES.to_string(),
+            ),
         ],
     );
     text += CAPTURED;
