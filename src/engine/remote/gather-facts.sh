@@ -43,15 +43,15 @@ for f in $drop_ins; do case $f in /*) printf 'docker_drop_in %s\n' "$f" ;; esac;
 # them by lines too. `IFS=` and `-r` keep each line as it is.
 # A line that sets a data root (see below) sets $root_named. The gather's
 # lines are printed at its end: past what dockhand takes from a host
-# (@MAX_OUTPUT@ bytes) it stops reading and says what it has, which is
-# too much, and that host fails saying so, as it did when every line went
-# at once.
+# (@MAX_OUTPUT@ bytes, counted short: each line printed is longer than
+# counted) it stops reading and says what it has, which is too much, and
+# that host fails saying so, as it did when every line went at once.
 root_named=; shown_bytes=0
 show_lines() {
   printf '%s %s\n' "$1" "$2"
   while IFS= read -r l || [ -n "$l" ]; do
     printf '%s_line %s\n' "$1" "$l"
-    shown_bytes=$((shown_bytes + ${#l} + 24))
+    shown_bytes=$((shown_bytes + ${#l} + 16))
     [ "$shown_bytes" -gt @MAX_OUTPUT@ ] && exit 1
     case $l in *'"data-root"'*|*'"graph"'*|*--data-root*|*--graph*|-g\ *|*[\ \"=]-g\ *) root_named=yes ;; esac
   done < "$2"
