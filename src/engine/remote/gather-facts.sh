@@ -47,13 +47,19 @@ for f in $drop_ins; do case $f in /*) printf 'docker_drop_in %s\n' "$f" ;; esac;
 # counted) it stops reading and says what it has, which is too much, and
 # that host fails saying so, as it did when every line went at once.
 root_named=; shown_bytes=0
+# Whether a line names a data root: daemon.json's `data-root` (or its old
+# name), or a flag of dockerd's in the unit or an environment file.
+names_data_root() {
+  case $1 in *'"data-root"'*|*'"graph"'*|*--data-root*|*--graph*|-g\ *|*[\ \"=]-g\ *) return 0 ;; esac
+  return 1
+}
 show_lines() {
   printf '%s %s\n' "$1" "$2"
   while IFS= read -r l || [ -n "$l" ]; do
     printf '%s_line %s\n' "$1" "$l"
     shown_bytes=$((shown_bytes + ${#l} + 16))
     [ "$shown_bytes" -gt @MAX_OUTPUT@ ] && exit 1
-    case $l in *'"data-root"'*|*'"graph"'*|*--data-root*|*--graph*|-g\ *|*[\ \"=]-g\ *) root_named=yes ;; esac
+    names_data_root "$l" && root_named=yes
   done < "$2"
 }
 for f in $fragment $drop_ins; do
@@ -83,11 +89,15 @@ done
 # above) may hold anything: dockerd is asked. Read by the shell, as the
 # unit's files were: a grep cost the host a program's start on every run.
 if [ -z "$holds" ] && [ -n "$root_named" ]; then holds=yes; fi
+# A file too big to read by the shell's byte-wise read (past @MAX_CONTENT@
+# bytes) may name one too: dockerd is asked.
 for f in /etc/docker/daemon.json /etc/default/docker; do
   [ -z "$holds" ] && [ -f "$f" ] && [ -r "$f" ] || continue
   case " $env_files " in *" $f "*) continue ;; esac
+  n=0
   while IFS= read -r l || [ -n "$l" ]; do
-    case $l in *'"data-root"'*|*'"graph"'*|*--data-root*|*--graph*|-g\ *|*[\ \"=]-g\ *) holds=yes; break ;; esac
+    n=$((n + ${#l} + 1))
+    if [ "$n" -gt @MAX_CONTENT@ ] || names_data_root "$l"; then holds=yes; break; fi
   done < "$f"
 done
 if [ "$docker_state" = active ] && [ -z "$holds" ]; then

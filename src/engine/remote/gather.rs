@@ -52,6 +52,7 @@ pub(super) fn host_facts(layout: &Layout) -> String {
             ("SSHD_CONFIG", &quote(layout.sshd_config)),
             ("FACTS", &quote(&layout.kept_facts())),
             ("STATE_DIR", &quote(layout.state_dir)),
+            ("MAX_CONTENT", &MAX_CONTENT_BYTES.to_string()),
         ],
     )
 }
@@ -68,18 +69,10 @@ const SET_DOCKER_PY: &str = "DOCKER_PY=@DOCKER_PY@\n";
 /// found them open (the lock leaves it to the gather; see `lock`).
 pub const PRIVATE_BY_GATHER: &str = "# the state directory is kept private here\n";
 
-fn private(layout: &Layout) -> String {
-    format!(
-        "chmod go= -- {} {} || {{ echo 'dockhand: the state directory could not be made private' >&2; exit 1; }}",
-        quote(layout.state_dir),
-        quote(&layout.host_lock())
-    )
-}
-
 /// What an apply kept ([`Layout::kept_facts`]), and the files its key
 /// names when it may still hold: the paths' `stat` takes their identity
 /// too.
-const KEPT: &str = "on_path ssh; ssh_bin=$found; on_path sshd; sshd_bin=$found; on_path dockerd; dockerd_bin=$found
+const KEPT: &str = "programs_on_path
 kept_key=; kept_programs=; kept_patterns=; kept_answers=; kept_settings=; inputs=; key=; key_ready=; patterns=
 # shellcheck source=/dev/null # what an apply kept (see keep_facts)
 [ -f @FACTS@ ] && . @FACTS@
@@ -127,7 +120,7 @@ pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool) -> Scri
             text += &format!(
                 "if [ -e {} ]; then {}; fi\n",
                 quote(&layout.host_lock()),
-                private(layout)
+                super::lock::private(layout)
             );
         }
     }
@@ -181,6 +174,7 @@ pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool) -> Scri
                 "MAX_OUTPUT",
                 &crate::transport::MAX_OUTPUT_BYTES.to_string(),
             ),
+            ("MAX_CONTENT", &MAX_CONTENT_BYTES.to_string()),
         ],
     );
     text += CAPTURED;

@@ -14,6 +14,10 @@ on_path() {
   for d in $PATH; do [ -f "$d/$1" ] && [ -x "$d/$1" ] && { found=$d/$1; break; }; done
   IFS=$ifs; set +f
 }
+# ssh, sshd and dockerd as the host's PATH finds them.
+programs_on_path() {
+  on_path ssh; ssh_bin=$found; on_path sshd; sshd_bin=$found; on_path dockerd; dockerd_bin=$found
+}
 # What the host's programs can do: the key exchanges its OpenSSH has (its
 # client's list; its version where no client is installed), the docker
 # package's version, whether an unpackaged dockerd validates a file.
@@ -40,15 +44,18 @@ program_facts() {
 # in, in $patterns: each run expands them again, so a new file a glob
 # matches is a new input. "unsure" where a line says what this walk does
 # not follow as sshd would (quotes, `~`, `%`, a backslash, a comment):
-# there sshd is asked every time.
+# there sshd is asked every time, as past @MAX_CONTENT@ bytes of them (the
+# shell's read takes a byte per system call).
 sshd_patterns() {
-  patterns=@SSHD_DIR@/'ssh_host_*_key'; todo=$sshd_config; walked=
-  while [ -n "$todo" ]; do
-    f=${todo%%"$nl"*}; todo=${todo#"$f"}; todo=${todo#"$nl"}
+  patterns=@SSHD_DIR@/'ssh_host_*_key'; rest=$sshd_config; walked=; n=0
+  while [ -n "$rest" ]; do
+    next_line; f=$line
     case "$nl$walked$nl" in *"$nl$f$nl"*) continue ;; esac
     walked="$walked$nl$f"
     [ -f "$f" ] && [ -r "$f" ] || continue
     while IFS= read -r l || [ -n "$l" ]; do
+      n=$((n + ${#l} + 1))
+      [ "$n" -gt @MAX_CONTENT@ ] && { patterns=unsure; return; }
       l=${l#"${l%%[! 	]*}"}; kw=${l%%[ 	=]*}
       case $kw in
         [Ii][Nn][Cc][Ll][Uu][Dd][Ee]) follow=yes ;;
@@ -65,7 +72,7 @@ sshd_patterns() {
         # Names as the glob gives them, blanks and all.
         set +f; ifs=$IFS; IFS=
         # shellcheck disable=SC2086 # a pattern, expanded as sshd expands it
-        for g in $w; do [ -f "$g" ] && todo="$todo$nl$g"; done
+        for g in $w; do [ -f "$g" ] && rest="$rest$nl$g"; done
         IFS=$ifs; set -f
       done
       set +f

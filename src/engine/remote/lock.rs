@@ -52,8 +52,16 @@ pub const TRANSIENT_UNITS: &str = "/run/systemd/transient";
 /// hold it and stall every apply.
 const LOCK: &str = include_str!("lock.sh");
 
-/// Group's and others' access taken from the state directory and the lock.
-const PRIVATE: &str = "chmod go= -- @DIR@ @LOCK@ || exit 1\n";
+/// Group's and others' access taken from the state directory and the lock
+/// (by the lock, or by an apply's gather where it has no `stat` to look
+/// with): one command, failing the script that runs it.
+pub(super) fn private(layout: &Layout) -> String {
+    format!(
+        "chmod go= -- {} {} || {{ echo 'dockhand: the state directory could not be made private' >&2; exit 1; }}",
+        quote(layout.state_dir),
+        quote(&layout.host_lock())
+    )
+}
 
 /// The gather, as it is: it runs in a command substitution of its own
 /// (see `gather`), so its variables, its positional parameters and its
@@ -79,13 +87,7 @@ pub fn lock(
     // `stat` found it or the lock open (see `gather`).
     let private = match then {
         Some(script) if script.text.contains(PRIVATE_BY_GATHER) => String::new(),
-        _ => fill(
-            PRIVATE,
-            &[
-                ("DIR", &quote(layout.state_dir)),
-                ("LOCK", &quote(&layout.host_lock())),
-            ],
-        ),
+        _ => private(layout) + "\n",
     };
     let dirs: Vec<String> = dirs.iter().map(|d| quote(d)).collect();
     let text = header(Kind::Lock, layout, true)

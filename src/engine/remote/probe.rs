@@ -76,7 +76,7 @@ pub fn dial_stdio(layout: &Layout, path: &str) -> Script {
 
 /// sshd's effective settings, as root, kept for the next run with what
 /// the host's programs can do (the apply that asks holds the host's lock).
-const SSHD_SETTINGS: &str = "on_path ssh; ssh_bin=$found; on_path sshd; sshd_bin=$found; on_path dockerd; dockerd_bin=$found
+const SSHD_SETTINGS: &str = "programs_on_path
 # The key before the answers: a file changed meanwhile is seen next run.
 sshd_patterns; facts_key
 answers=$(program_facts)

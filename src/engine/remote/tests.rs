@@ -1151,6 +1151,26 @@ fn sshd_s_settings_are_asked_again_only_when_a_file_sshd_reads_changed() {
 }
 
 #[test]
+fn an_sshd_configuration_too_big_to_walk_has_sshd_asked_every_run() {
+    let host = Host::new();
+    // Past what the walk reads by the shell's byte-wise read.
+    let mut big = "# padding\n".repeat((MAX_CONTENT_BYTES as usize) / 10 + 1);
+    big.push_str("PasswordAuthentication no\n");
+    host.write("/etc/ssh/sshd_config", big.as_bytes(), 0o644);
+    for _ in 0..2 {
+        let (ok, answer) = host.run(&gather(&[], &host.layout(), true));
+        assert!(ok && answer.contains("@sshd_status 0\n"), "{answer}");
+    }
+    let asked = host.calls().iter().filter(|c| *c == "sshd -T").count();
+    assert_eq!(asked, 2, "{:#?}", host.calls());
+    assert!(
+        host.read("/state/host-facts")
+            .unwrap()
+            .contains("kept_patterns='unsure'")
+    );
+}
+
+#[test]
 fn a_data_root_named_by_the_unit_or_its_environment_has_dockerd_asked() {
     // The data roots the gather looks in are this machine's own: where
     // docker runs here, it holds something, and dockerd is always asked.
