@@ -120,7 +120,7 @@ pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool) -> Scri
             text += &format!(
                 "if [ -e {} ]; then {}; fi\n",
                 quote(&layout.host_lock()),
-                super::lock::private(layout)
+                super::private(layout)
             );
         }
     }

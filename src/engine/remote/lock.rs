@@ -35,7 +35,7 @@
 
 use super::gather::PRIVATE_BY_GATHER;
 use super::restore::{leftovers_in_d, stop_commit};
-use super::{Kind, Layout, Script, fill, header, quote};
+use super::{Kind, Layout, Script, fill, header, private, quote};
 
 /// How long an apply waits for another one to let go of the host (a run
 /// just before this one may still be closing its connection).
@@ -51,17 +51,6 @@ pub const TRANSIENT_UNITS: &str = "/run/systemd/transient";
 /// an earlier version left: nobody else can open it, so nobody else can
 /// hold it and stall every apply.
 const LOCK: &str = include_str!("lock.sh");
-
-/// Group's and others' access taken from the state directory and the lock
-/// (by the lock, or by an apply's gather where it has no `stat` to look
-/// with): one command, failing the script that runs it.
-pub(super) fn private(layout: &Layout) -> String {
-    format!(
-        "chmod go= -- {} {} || {{ echo 'dockhand: the state directory could not be made private' >&2; exit 1; }}",
-        quote(layout.state_dir),
-        quote(&layout.host_lock())
-    )
-}
 
 /// The gather, as it is: it runs in a command substitution of its own
 /// (see `gather`), so its variables, its positional parameters and its

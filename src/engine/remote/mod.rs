@@ -132,6 +132,17 @@ const KINDS: [(Kind, &str); 14] = [
     (Kind::DialStdio, "dial-stdio"),
 ];
 
+/// Group's and others' access taken from the state directory and the lock
+/// (by the lock, or by an apply's gather where it has no `stat` to look
+/// with): one command, failing the script that runs it.
+fn private(layout: &Layout) -> String {
+    format!(
+        "chmod go= -- {} {} || {{ echo 'dockhand: the state directory could not be made private' >&2; exit 1; }}",
+        quote(layout.state_dir),
+        quote(&layout.host_lock())
+    )
+}
+
 /// The header's first line: `# dockhand: KIND`.
 const TAG: &str = "# dockhand: ";
 
