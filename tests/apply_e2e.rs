@@ -301,13 +301,40 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
         rest.ends_with(&live) && live.lines().count() > 50,
         "kept:\n{rest}\nsshd -T:\n{live}"
     );
+    // systemd's view of the units was kept too (by the fresh login, after
+    // the commit's daemon-reload): as `systemctl show` gives it now.
+    let units = || {
+        lab.ssh(
+            kept_on,
+            ". /var/lib/dockhand/host-facts && printf '%s\n' \"$kept_units\"",
+        )
+    };
+    let live_units = lab.ssh(
+        kept_on,
+        "systemctl show -p Id -p DropInPaths -p FragmentPath -p ControlGroup -p NeedDaemonReload docker.service sshd.service",
+    );
+    let kept_units = units();
+    for line in live_units.lines().filter(|l| !l.is_empty()) {
+        assert!(
+            kept_units.lines().any(|k| k == line),
+            "{line} in\n{kept_units}"
+        );
+    }
+    assert!(
+        kept_units.contains("/etc/systemd/system/docker.service.d/override.conf")
+            && kept_units.contains("ControlGroup=/system.slice/docker.service\n")
+            && key.contains(":/run/systemd/generator\t"),
+        "{kept_units}\n{key}"
+    );
     // The same bytes written over dpkg's status (the same inode, a new
-    // ctime), then a file sshd reads that was not there: each is asked
-    // again, with the same answers, and the run stays a no-op.
+    // ctime), a file sshd reads that was not there, then a daemon-reload:
+    // each is asked again, with the same answers, and the run stays a
+    // no-op.
     let mut key = key;
     for change in [
         "cp /var/lib/dpkg/status /tmp/status && cat /tmp/status > /var/lib/dpkg/status && rm /tmp/status",
         "echo '# kept by hand' > /etc/ssh/sshd_config.d/50-local.conf",
+        "systemctl daemon-reload",
     ] {
         lab.ssh(kept_on, change);
         let (code, report, _) = apply_json(lab, pki, inventory, &[]);
@@ -322,6 +349,15 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
         key.contains(":/etc/ssh/sshd_config.d/50-local.conf\t"),
         "{key}"
     );
+    // The same view asked again (ExecStart's line also says when it last
+    // ran, which a reload forgets).
+    let settled = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with("ExecStart="))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(settled(&units()), settled(&kept_units));
     lab.ssh(kept_on, "rm /etc/ssh/sshd_config.d/50-local.conf");
 
     // One host edited by hand: only it changes, and docker restarts only there.

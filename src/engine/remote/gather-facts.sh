@@ -21,22 +21,55 @@ if [ -n "$nft_bin" ] && table=$("$nft_bin" list table inet dockhand 2>/dev/null)
     [ $# = 4 ] && [ "$1 $2 $4" = 'tcp dport drop' ] && case $3 in *[!0-9]*|'') ;; *) printf 'fenced_port %s\n' "$3" ;; esac
   done
 fi
-units_show=$(systemctl show -p Id -p ExecStart -p DropInPaths -p FragmentPath -p EnvironmentFiles -p ActiveState docker.service sshd.service 2>/dev/null)
-drop_ins=; fragment=; env_files=; docker_state=; ssh_unit=; ssh_state=; unit=docker
-rest=$units_show
-while [ -n "$rest" ]; do
-  next_line; l=$line
-  case $unit/$l in
-    docker/) unit=ssh ;;
-    docker/ExecStart=*argv*) l=${l#*argv\[\]=}; printf 'exec_start %s\n' "${l%% ;*}" ;;
-    docker/DropInPaths=*) drop_ins=${l#DropInPaths=} ;;
-    docker/FragmentPath=*) fragment=${l#FragmentPath=} ;;
-    docker/EnvironmentFiles=/*) l=${l#EnvironmentFiles=}; env_files="$env_files ${l%% (ignore_errors*}" ;;
-    docker/ActiveState=*) docker_state=${l#ActiveState=} ;;
-    ssh/Id=*) ssh_unit=${l#Id=} ;;
-    ssh/ActiveState=*) ssh_state=${l#ActiveState=} ;;
-  esac
-done
+# What an apply kept holds while its key does (see host-facts.sh): the key
+# is taken before anything is asked, so a file changed meanwhile is seen
+# on the next run.
+kept=
+if [ -n "$inputs" ]; then
+  # Without managed paths, or with a link among the files, the key's own.
+  [ "$key_ready" = yes ] || facts_key
+  [ "$key" = "$kept_key" ] && kept=yes
+fi
+# shellcheck disable=SC2050 # filled in per run: an apply, not a plan
+[ -z "$kept" ] && [ @REMEMBER@ = yes ] && { sshd_patterns; facts_key; }
+# systemd's view of the units ($units_show) into variables.
+units_read() {
+  drop_ins=; fragment=; env_files=; docker_state=; ssh_unit=; ssh_state=; docker_cg=; ssh_cg=; exec_lines=; unit=docker
+  rest=$units_show
+  while [ -n "$rest" ]; do
+    next_line; l=$line
+    case $unit/$l in
+      docker/) unit=ssh ;;
+      docker/ExecStart=*argv*) l=${l#*argv\[\]=}; exec_lines="${exec_lines}exec_start ${l%% ;*}$nl" ;;
+      docker/DropInPaths=*) drop_ins=${l#DropInPaths=} ;;
+      docker/FragmentPath=*) fragment=${l#FragmentPath=} ;;
+      docker/EnvironmentFiles=/*) l=${l#EnvironmentFiles=}; env_files="$env_files ${l%% (ignore_errors*}" ;;
+      docker/ActiveState=*) docker_state=${l#ActiveState=} ;;
+      docker/ControlGroup=/*) docker_cg=${l#ControlGroup=} ;;
+      ssh/Id=*) ssh_unit=${l#Id=} ;;
+      ssh/ActiveState=*) ssh_state=${l#ActiveState=} ;;
+      ssh/ControlGroup=/*) ssh_cg=${l#ControlGroup=} ;;
+    esac
+  done
+}
+# Whether anything of the unit whose cgroup is $1 runs: its cgroup says
+# so itself (`populated 1`), which costs no program's start (systemctl
+# took about 9 ms of a host's on every run).
+runs() {
+  [ -n "$1" ] && [ -r @CGROUPS@"$1"/cgroup.events ] || return 1
+  while IFS= read -r l; do [ "$l" = 'populated 1' ] && return 0; done < @CGROUPS@"$1"/cgroup.events
+  return 1
+}
+# What was kept, with both units running by their cgroups: active. Any
+# doubt (nothing kept, a cgroup not there or empty: stopped, failed,
+# cgroups v1) asks systemd, whose answer says which.
+units_kept=
+if [ -n "$kept" ] && [ -n "$kept_units" ]; then
+  units_show=$kept_units; units_read
+  if runs "$docker_cg" && runs "$ssh_cg"; then docker_state=active; ssh_state=active; units_kept=yes; fi
+fi
+[ -n "$units_kept" ] || { units_asked; units_read; }
+[ -n "$exec_lines" ] && printf '%s' "$exec_lines"
 for f in $drop_ins; do case $f in /*) printf 'docker_drop_in %s\n' "$f" ;; esac; done
 # The unit's files and its environment files line by line, by the shell's
 # own read (a `base64` each cost the host a program's start); systemd reads
@@ -118,30 +151,29 @@ elif [ "$docker_state" = active ]; then
 fi
 # What the host's programs said (their facts, then `sshd -T`) changes only
 # when a file they read does: an apply keeps it in @FACTS@ under the
-# identity of those files, and any difference asks again. The key's `stat`
-# only where it is compared or kept: a plan of a host no apply has kept
-# anything on does without it.
-kept=
-if [ -n "$inputs" ]; then
-  # Without managed paths, or with a link among the files, the key's own.
-  [ "$key_ready" = yes ] || facts_key
-  if [ "$key" = "$kept_key" ]; then
-    kept=yes
-    [ -n "$kept_answers" ] && printf '%s\n' "$kept_answers"
-    [ -n "$kept_settings" ] && printf '@sshd\n%s\n@sshd_status 0\n' "$kept_settings"
+# identity of those files, and any difference asks again (the key was
+# taken above). The key's `stat` only where it is compared or kept: a plan
+# of a host no apply has kept anything on does without it.
+if [ -n "$kept" ]; then
+  [ -n "$kept_answers" ] && printf '%s\n' "$kept_answers"
+  if [ -n "$kept_settings" ]; then
+    printf '@sshd\n%s\n@sshd_status 0\n' "$kept_settings"
+  else
+    echo '@sshd'
+    sshd -T 2>&1; printf '@sshd_status %s\n' "$?"
   fi
-fi
-if [ -z "$kept" ]; then
-  # The key before the answers: a file changed meanwhile is seen next run.
+  # Kept by a dockhand that did not keep the units, or while systemd had
+  # files to load again: kept now that they can be.
   # shellcheck disable=SC2050 # filled in per run: an apply, not a plan
-  [ @REMEMBER@ = yes ] && { sshd_patterns; facts_key; }
+  if [ @REMEMBER@ = yes ] && [ -z "$kept_units" ] && [ -z "$units_kept" ]; then
+    answers=$kept_answers; sshd_out=$kept_settings; sshd_status=0; patterns=$kept_patterns
+    case "$nl$units_show$nl" in *"${nl}NeedDaemonReload=yes$nl"*) ;; *) keep_facts ;; esac
+  fi
+else
   answers=$(program_facts)
   [ -n "$answers" ] && printf '%s\n' "$answers"
   sshd_out=$(sshd -T 2>&1); sshd_status=$?
   printf '@sshd\n%s\n@sshd_status %s\n' "$sshd_out" "$sshd_status"
   # shellcheck disable=SC2050 # filled in per run: an apply, not a plan
   if [ @REMEMBER@ = yes ]; then keep_facts; fi
-elif [ -z "$kept_settings" ]; then
-  echo '@sshd'
-  sshd -T 2>&1; printf '@sshd_status %s\n' "$?"
 fi

@@ -52,6 +52,8 @@ pub(super) fn host_facts(layout: &Layout) -> String {
             ("SSHD_CONFIG", &quote(layout.sshd_config)),
             ("FACTS", &quote(&layout.kept_facts())),
             ("STATE_DIR", &quote(layout.state_dir)),
+            ("SYSTEMD_RUN", &quote(layout.systemd_run)),
+            ("SYSTEMD_ETC", &quote(layout.systemd_etc)),
             ("MAX_CONTENT", &MAX_CONTENT_BYTES.to_string()),
         ],
     )
@@ -73,7 +75,7 @@ pub const PRIVATE_BY_GATHER: &str = "# the state directory is kept private here\
 /// names when it may still hold: the paths' `stat` takes their identity
 /// too.
 const KEPT: &str = "programs_on_path
-kept_key=; kept_programs=; kept_patterns=; kept_answers=; kept_settings=; inputs=; key=; key_ready=; patterns=
+kept_key=; kept_programs=; kept_patterns=; kept_answers=; kept_settings=; kept_units=; inputs=; key=; key_ready=; patterns=
 # shellcheck source=/dev/null # what an apply kept (see keep_facts)
 [ -f @FACTS@ ] && . @FACTS@
 if [ -n \"$kept_key\" ] && [ \"$kept_programs\" = \"$ssh_bin|$sshd_bin|$dockerd_bin\" ]; then
@@ -168,6 +170,7 @@ pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool) -> Scri
             ("FACTS", &quote(&layout.kept_facts())),
             ("REMEMBER", if remember { "yes" } else { "no" }),
             ("TRANSIENT", &quote(super::TRANSIENT_UNITS)),
+            ("CGROUPS", &quote(layout.cgroups)),
             ("DIRS", &dirs.join(" ")),
             ("LEFTOVERS", &super::restore::leftovers_in_d()),
             (

@@ -80,12 +80,15 @@ sshd_patterns() {
   done
 }
 # The files the key of what the programs said names, one a line, in
-# $inputs: ssh, sshd, dockerd, dpkg's status, and for `sshd -T` also the
-# privilege separation user (/etc/passwd), its configuration and what
-# $patterns match now.
+# $inputs: ssh, sshd, dockerd, dpkg's status; for systemd's view of the
+# units (see units_asked) the directories a daemon-reload or a boot makes
+# anew (@SYSTEMD_RUN@/generator) and those `systemctl set-property` writes
+# into; and for `sshd -T` also the privilege separation user
+# (/etc/passwd), its configuration and what $patterns match now.
 key_inputs() {
   inputs=; odd_name=
-  for f in "$ssh_bin" "$sshd_bin" "$dockerd_bin" /var/lib/dpkg/status; do
+  for f in "$ssh_bin" "$sshd_bin" "$dockerd_bin" /var/lib/dpkg/status @SYSTEMD_RUN@/generator \
+    @SYSTEMD_RUN@/system.control/docker.service.d @SYSTEMD_ETC@/system.control/docker.service.d; do
     [ -n "$f" ] && inputs="$inputs$f$nl"
   done
   if [ "$patterns" != unsure ]; then
@@ -122,6 +125,15 @@ key_end() {
   # Never the same twice: asked on every run.
   if [ -n "$odd_name" ]; then key="$key odd_name $$"; fi
 }
+# What systemd says of the docker and ssh units, in $units_show: the
+# unit's files, ExecStart and environment files as it loaded them (what a
+# restart runs), their cgroups, whether each is active. Kept with the
+# programs' answers (keep_facts) unless systemd has files to load again:
+# its view changes when it loads them (a daemon-reload, a boot), which
+# the key sees. Whether a unit runs is not kept (see gather-facts.sh).
+units_asked() {
+  units_show=$(systemctl show -p Id -p ExecStart -p DropInPaths -p FragmentPath -p EnvironmentFiles -p ActiveState -p ControlGroup -p NeedDaemonReload docker.service sshd.service 2>/dev/null)
+}
 # $1 as one single-quoted shell word, in $quoted.
 quote() {
   quoted=; rest=$1
@@ -141,12 +153,15 @@ quote() {
 keep_facts() {
   settings=
   if [ "$patterns" != unsure ] && [ "$sshd_status" = 0 ]; then settings=$sshd_out; fi
+  units=$units_show
+  case "$nl$units$nl" in *"${nl}NeedDaemonReload=yes$nl"*|*"${nl}Id=$nl"*) units= ;; esac
   {
     quote "$key"; printf 'kept_key=%s\n' "$quoted"
     quote "$ssh_bin|$sshd_bin|$dockerd_bin"; printf 'kept_programs=%s\n' "$quoted"
     quote "$patterns"; printf 'kept_patterns=%s\n' "$quoted"
     quote "$answers"; printf 'kept_answers=%s\n' "$quoted"
     quote "$settings"; printf 'kept_settings=%s\n' "$quoted"
+    quote "$units"; printf 'kept_units=%s\n' "$quoted"
   } > @FACTS@.$$ && mv -f -- @FACTS@.$$ @FACTS@
   # What an earlier dockhand kept (the programs' facts alone) goes.
   if [ -e @STATE_DIR@/program-facts ]; then rm -f -- @STATE_DIR@/program-facts; fi

@@ -47,6 +47,16 @@ pub struct Layout<'a> {
     /// sshd's main configuration file; relative `Include`s and the default
     /// host keys are in its directory.
     pub sshd_config: &'a str,
+    /// systemd's runtime directory: a daemon-reload or a boot makes its
+    /// `generator` directory anew, and `systemctl set-property --runtime`
+    /// writes into its `system.control` (see `host-facts.sh`).
+    pub systemd_run: &'a str,
+    /// systemd's configuration directory, whose `system.control` takes
+    /// what `systemctl set-property` sets for good.
+    pub systemd_etc: &'a str,
+    /// Where the cgroup hierarchy is mounted: a unit's `cgroup.events`
+    /// says whether anything of it runs.
+    pub cgroups: &'a str,
 }
 
 impl Layout<'static> {
@@ -54,6 +64,9 @@ impl Layout<'static> {
         state_dir: "/var/lib/dockhand",
         path: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         sshd_config: "/etc/ssh/sshd_config",
+        systemd_run: "/run/systemd",
+        systemd_etc: "/etc/systemd",
+        cgroups: "/sys/fs/cgroup",
     };
 }
 

@@ -75,11 +75,13 @@ pub fn dial_stdio(layout: &Layout, path: &str) -> Script {
 }
 
 /// sshd's effective settings, as root, kept for the next run with what
-/// the host's programs can do (the apply that asks holds the host's lock).
+/// the host's programs can do and systemd's view of the units (the apply
+/// that asks holds the host's lock; its commit may have reloaded both).
 const SSHD_SETTINGS: &str = "programs_on_path
 # The key before the answers: a file changed meanwhile is seen next run.
 sshd_patterns; facts_key
 answers=$(program_facts)
+units_asked
 sshd_out=$(sshd -T 2>&1); sshd_status=$?
 printf '%s\\n' \"$sshd_out\"
 [ \"$sshd_status\" = 0 ] || printf '%s\\n' \"$sshd_out\" >&2

@@ -54,6 +54,9 @@ struct Host {
     path: String,
     state_dir: String,
     sshd_config: String,
+    systemd_run: String,
+    systemd_etc: String,
+    cgroups: String,
     user: String,
     group: String,
 }
@@ -78,6 +81,9 @@ impl Host {
             path: format!("{root}/stubs:{}", Layout::HOST.path),
             state_dir: format!("{root}/state"),
             sshd_config: format!("{root}/etc/ssh/sshd_config"),
+            systemd_run: format!("{root}/run/systemd"),
+            systemd_etc: format!("{root}/etc/systemd"),
+            cgroups: format!("{root}/cgroup"),
             user: id("-un"),
             group: id("-gn"),
             dir,
@@ -97,6 +103,9 @@ impl Host {
             state_dir: &self.state_dir,
             path: &self.path,
             sshd_config: &self.sshd_config,
+            systemd_run: &self.systemd_run,
+            systemd_etc: &self.systemd_etc,
+            cgroups: &self.cgroups,
         }
     }
 
@@ -1148,6 +1157,163 @@ fn sshd_s_settings_are_asked_again_only_when_a_file_sshd_reads_changed() {
         .filter(|c| c.starts_with("dockerd --help"))
         .count();
     assert_eq!(kex_now, kex + 2, "{:#?}", host.calls());
+}
+
+#[test]
+fn systemd_s_view_of_the_units_is_asked_again_only_when_it_loads_them_again() {
+    let host = Host::new();
+    let root = host.root().to_string();
+    let show = |reload: &str| {
+        format!(
+            "Id=docker.service\nExecStart={{ path=/usr/bin/dockerd ; argv[]=/usr/bin/dockerd --containerd=/run/c.sock ; ignore_errors=no ; start_time=[n/a] ; pid=0 }}\nFragmentPath={root}/docker.service\nDropInPaths={root}/override.conf\nActiveState=active\nControlGroup=/system.slice/docker.service\nNeedDaemonReload={reload}\n\nId=ssh.service\nActiveState=active\nControlGroup=/system.slice/ssh.service\nNeedDaemonReload=no\n"
+        )
+    };
+    host.write("/units-show", show("no").as_bytes(), 0o644);
+    host.write(
+        "/docker.service",
+        b"[Service]\nExecStart=/usr/bin/dockerd -H fd://\n",
+        0o644,
+    );
+    host.write("/override.conf", b"[Service]\nExecStart=\n", 0o644);
+    let populated = |unit: &str, yes: bool| {
+        host.write(
+            &format!("/cgroup/system.slice/{unit}/cgroup.events"),
+            format!("populated {}\nfrozen 0\n", u8::from(yes)).as_bytes(),
+            0o644,
+        );
+    };
+    populated("docker.service", true);
+    populated("ssh.service", true);
+    std::fs::create_dir_all(host.at("/run/systemd/generator")).unwrap();
+    let asked = |host: &Host| {
+        host.calls()
+            .iter()
+            .filter(|c| c.starts_with("systemctl show -p Id "))
+            .count()
+    };
+    let managed = [(host.at("/override.conf"), false)];
+    // Each gather says what systemd said: the same facts, kept or asked.
+    let gather_once = |remember: bool| {
+        let paths: &[(String, bool)] = if remember { &managed } else { &[] };
+        let (ok, answer) = host.run(&gather(paths, &host.layout(), remember));
+        assert!(ok, "{answer}");
+        let facts = crate::engine::gather::parse(&answer).unwrap().facts;
+        assert_eq!(
+            facts.docker_exec_start,
+            [["/usr/bin/dockerd", "--containerd=/run/c.sock"]],
+            "{answer}"
+        );
+        assert_eq!(facts.docker_drop_ins, [host.at("/override.conf")]);
+        assert_eq!(facts.ssh_unit, "ssh.service");
+        (facts.docker_active, facts.ssh_active)
+    };
+    let active = || ("active".to_string(), "active".to_string());
+    // A plan asks and keeps nothing; an apply asks and keeps; the next
+    // runs, apply or plan, read what it kept, and whether the units run
+    // from their cgroups.
+    assert_eq!(gather_once(false), active());
+    for remember in [true, true, false] {
+        assert_eq!(gather_once(remember), active());
+    }
+    assert_eq!(asked(&host), 2, "{:#?}", host.calls());
+    let kept = host.read("/state/host-facts").unwrap();
+    assert!(
+        kept.contains("\nkept_units='Id=docker.service\n")
+            && kept.contains("/run/systemd/generator\t"),
+        "{kept}"
+    );
+    // A daemon-reload (the generators' directory made anew) and a
+    // `systemctl set-property` (a system.control drop-in, at run time or
+    // for good): asked again once each.
+    let mut want = 2;
+    std::fs::remove_dir(host.at("/run/systemd/generator")).unwrap();
+    std::fs::create_dir(host.at("/run/systemd/generator")).unwrap();
+    for control in ["", "/run/systemd", "/etc/systemd"] {
+        if !control.is_empty() {
+            host.write(
+                &format!("{control}/system.control/docker.service.d/50-CPUQuota.conf"),
+                b"[Service]\nCPUQuota=50%\n",
+                0o644,
+            );
+        }
+        for remember in [true, true, false] {
+            assert_eq!(gather_once(remember), active());
+        }
+        want += 1;
+        assert_eq!(asked(&host), want, "after {control:?}: {:#?}", host.calls());
+    }
+    // docker stopped (its cgroup empty, then gone) or ssh's cgroup not
+    // there: systemd is asked on every run, and its answer stands.
+    host.write(
+        "/units-show",
+        show("no")
+            .replace(
+                "ActiveState=active\nControlGroup=/system.slice/docker",
+                "ActiveState=failed\nControlGroup=/system.slice/docker",
+            )
+            .as_bytes(),
+        0o644,
+    );
+    populated("docker.service", false);
+    for remember in [true, false] {
+        assert_eq!(gather_once(remember).0, "failed");
+    }
+    std::fs::remove_dir_all(host.at("/cgroup/system.slice/docker.service")).unwrap();
+    assert_eq!(gather_once(true).0, "failed");
+    want += 3;
+    assert_eq!(asked(&host), want, "{:#?}", host.calls());
+    host.write("/units-show", show("no").as_bytes(), 0o644);
+    populated("docker.service", true);
+    std::fs::remove_dir_all(host.at("/cgroup/system.slice/ssh.service")).unwrap();
+    assert_eq!(gather_once(true), active());
+    populated("ssh.service", true);
+    assert_eq!(gather_once(true), active());
+    want += 1;
+    assert_eq!(asked(&host), want, "{:#?}", host.calls());
+    // Units changed on disk and not loaded again (NeedDaemonReload=yes):
+    // what systemd says is not kept; asked until a daemon-reload.
+    host.write("/units-show", show("yes").as_bytes(), 0o644);
+    std::fs::remove_dir(host.at("/run/systemd/generator")).unwrap();
+    std::fs::create_dir(host.at("/run/systemd/generator")).unwrap();
+    for remember in [true, true, false] {
+        assert_eq!(gather_once(remember), active());
+    }
+    want += 3;
+    assert_eq!(asked(&host), want, "{:#?}", host.calls());
+    assert!(
+        host.read("/state/host-facts")
+            .unwrap()
+            .contains("\nkept_units=''\n")
+    );
+    // The reload done, the next apply keeps it again, with the programs'
+    // answers it had kept (sshd is not asked for them).
+    host.write("/units-show", show("no").as_bytes(), 0o644);
+    let sshd = |host: &Host| host.calls().iter().filter(|c| *c == "sshd -T").count();
+    let sshd_before = sshd(&host);
+    gather_once(false);
+    gather_once(true);
+    gather_once(true);
+    want += 2;
+    assert_eq!(
+        (asked(&host), sshd(&host)),
+        (want, sshd_before),
+        "{:#?}",
+        host.calls()
+    );
+    // verify's fresh login keeps systemd's view with sshd's settings (a
+    // converge's commit reloads both): the next gather asks neither.
+    std::fs::remove_dir(host.at("/run/systemd/generator")).unwrap();
+    std::fs::create_dir(host.at("/run/systemd/generator")).unwrap();
+    let (ok, said) = host.run(&sshd_settings(&host.layout()));
+    assert!(ok && said == "port 22\n", "{said}");
+    gather_once(true);
+    want += 1;
+    assert_eq!(
+        (asked(&host), sshd(&host)),
+        (want, sshd_before + 1),
+        "{:#?}",
+        host.calls()
+    );
 }
 
 #[test]
