@@ -18,9 +18,10 @@ use super::remote::{self, Become, Layout};
 pub async fn gather(
     transport: &impl Transport,
     paths: &[(String, bool)],
+    fence: bool,
     how: &Become,
 ) -> Result<ActualState> {
-    let script = remote::gather(paths, &Layout::HOST, false);
+    let script = remote::gather(paths, &Layout::HOST, false, fence);
     let output = transport
         .exec(&script.command(how), &script.stdin(how))
         .await?;
@@ -499,7 +500,7 @@ mod tests {
     #[test]
     fn the_paths_cost_the_same_few_forks_however_many_there_are() {
         let paths: Vec<(String, bool)> = (0..20).map(|i| (format!("/etc/f{i}"), i == 3)).collect();
-        let text = remote::gather(&paths, &Layout::HOST, false).text;
+        let text = remote::gather(&paths, &Layout::HOST, false, true).text;
         let paths_part = &text[..text.find("echo '@facts'").unwrap()];
         for command in ["stat -c", "sha256sum --", "cat --", "base64"] {
             assert_eq!(paths_part.matches(command).count(), 1, "{command}");
@@ -712,7 +713,7 @@ mod tests {
             names.iter().map(|n| (at(n), *n == "secret.pem")).collect();
         let output = std::process::Command::new("/bin/sh")
             .arg("-c")
-            .arg(remote::gather(&paths, &Layout::HOST, false).text)
+            .arg(remote::gather(&paths, &Layout::HOST, false, true).text)
             .output()
             .unwrap();
         let state = parse(&String::from_utf8_lossy(&output.stdout)).unwrap();

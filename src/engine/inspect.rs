@@ -154,7 +154,7 @@ pub async fn audit_with<C: Connector + Clone>(
                         .step(
                             Phase::Gathering,
                             run.deadlines.step,
-                            gather::gather(&session, &audit::paths(), &how),
+                            gather::gather(&session, &audit::paths(), true, &how),
                         )
                         .await;
                     session.close().await;

@@ -147,11 +147,13 @@ async fn prepare_with<C: Connector>(
 ) -> Result<Prepared<C::Session>> {
     let name = &job.host.name;
     let paths = roles::paths(playbook);
+    // The kernel's fence is compared only where the playbook puts one up.
+    let fence = playbook.firewall.is_some();
     let session = connect(connector, job, run).await?;
     let gathered = if lock {
         // The gather rides on the lock: one round trip for both.
         let dirs = remote::managed_dirs(&paths);
-        let script = remote::gather(&paths, &remote::Layout::HOST, true);
+        let script = remote::gather(&paths, &remote::Layout::HOST, true, fence);
         run.step(
             Phase::Locking,
             run.deadlines.step,
@@ -171,7 +173,7 @@ async fn prepare_with<C: Connector>(
         run.step(
             Phase::Gathering,
             run.deadlines.step,
-            gather::gather(&session, &paths, &job.become_root()),
+            gather::gather(&session, &paths, fence, &job.become_root()),
         )
         .await
     };
@@ -425,7 +427,13 @@ async fn verify_ssh_access<S: Transport>(
         ));
     }
     // The socket is the way in now: audit's socket rules must pass.
-    let state = gather::gather(session, &crate::core::audit::paths(), &job.become_root()).await?;
+    let state = gather::gather(
+        session,
+        &crate::core::audit::paths(),
+        true,
+        &job.become_root(),
+    )
+    .await?;
     let failed: Vec<String> = crate::core::audit::audit(&state)
         .into_iter()
         .filter(|f| crate::core::audit::SOCKET_RULES.contains(&f.id))

@@ -109,8 +109,9 @@ pub fn managed_dirs(paths: &[(String, bool)]) -> Vec<String> {
 /// a host's odd answer is reported, not a reason to stop. With `remember`
 /// (an apply, holding the host's lock), what the host's programs can do is
 /// kept on the host for the next run ([`Layout::kept_facts`]); a plan
-/// only reads it, and writes nothing.
-pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool) -> Script {
+/// only reads it, and writes nothing. With `fence` (a playbook that puts
+/// one up, or an audit), the fence's rules as the kernel holds them.
+pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool, fence: bool) -> Script {
     let mut text = header(Kind::Gather, layout, false)
         + CAPTURE
         + &host_facts(layout)
@@ -169,6 +170,7 @@ pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool) -> Scri
             ("PENDING", &quote(&layout.pending_handlers())),
             ("FACTS", &quote(&layout.kept_facts())),
             ("REMEMBER", if remember { "yes" } else { "no" }),
+            ("FENCE", if fence { "yes" } else { "no" }),
             ("TRANSIENT", &quote(super::TRANSIENT_UNITS)),
             ("CGROUPS", &quote(layout.cgroups)),
             ("DIRS", &dirs.join(" ")),

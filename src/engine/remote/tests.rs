@@ -793,7 +793,12 @@ fn an_apply_s_gather_makes_the_state_directory_private_only_where_it_is_not() {
         0o755,
     );
     host.write("/etc/t/a.conf", b"alpha", 0o644);
-    let gather = gather(&[(host.at("/etc/t/a.conf"), false)], &host.layout(), true);
+    let gather = gather(
+        &[(host.at("/etc/t/a.conf"), false)],
+        &host.layout(),
+        true,
+        true,
+    );
     let script = lock(
         &host.layout(),
         0,
@@ -831,7 +836,7 @@ fn the_gather_rides_on_the_lock_and_runs_while_it_holds() {
     let host = Host::new();
     host.write("/etc/t/a.conf", b"alpha", 0o644);
     let paths = [(host.at("/etc/t/a.conf"), false)];
-    let gather = gather(&paths, &host.layout(), true);
+    let gather = gather(&paths, &host.layout(), true, true);
     let script = lock(
         &host.layout(),
         0,
@@ -864,10 +869,26 @@ fn the_gather_reads_the_fence_s_drops_and_the_docker_group_without_a_program_eac
         b"table inet dockhand {\n\tchain input {\n\t\ttype filter hook input priority filter - 1; policy accept;\n\t\tip saddr 10.0.0.0/8 tcp dport 2376 accept\n\t\ttcp dport 2376 drop\n\t\ttcp dport 22 drop\n\t\ttcp dport 2375 drop comment \"x\"\n\t\ttcp dport 0x10 drop\n\t\ttcp dport 23 accept\n\t}\n}\n",
         0o644,
     );
-    let (ok, answer) = host.run(&gather(&[], &host.layout(), false));
+    let (ok, answer) = host.run(&gather(&[], &host.layout(), false, true));
     assert!(ok, "{answer}");
     let state = crate::engine::gather::parse(&answer).unwrap();
     assert_eq!(state.facts.fenced_ports, vec![2376, 22], "{answer}");
+    // A run whose playbook puts up no fence does not ask nft about it;
+    // where nft is is still said.
+    let asked = |host: &Host| {
+        host.calls()
+            .iter()
+            .filter(|c| c.starts_with("nft "))
+            .count()
+    };
+    assert_eq!(asked(&host), 1);
+    for remember in [false, true] {
+        let (ok, answer) = host.run(&gather(&[], &host.layout(), remember, false));
+        let facts = crate::engine::gather::parse(&answer).unwrap().facts;
+        assert!(ok && facts.fenced_ports.is_empty(), "{answer}");
+        assert_eq!(facts.nft_path, Some(host.at("/stubs/nft")));
+    }
+    assert_eq!(asked(&host), 1, "{:#?}", host.calls());
     // The group as getent gives it on this machine (none: no line).
     let getent = Command::new("getent")
         .args(["group", "docker"])
@@ -908,7 +929,7 @@ fn the_gather_sends_unit_and_environment_files_line_for_line() {
         .as_bytes(),
         0o644,
     );
-    let (ok, answer) = host.run(&gather(&[], &host.layout(), false));
+    let (ok, answer) = host.run(&gather(&[], &host.layout(), false, true));
     assert!(ok, "{answer}");
     let facts = crate::engine::gather::parse(&answer).unwrap().facts;
     let texts: Vec<(String, String)> = facts
@@ -949,13 +970,13 @@ fn what_the_programs_can_do_is_asked_again_only_when_one_of_them_changed() {
     let kex = |answer: &str| crate::engine::gather::parse(answer).unwrap().facts.ssh_kex;
     let want = ["curve25519-sha256", "mlkem768x25519-sha256"];
     // A plan reads what an apply kept, and keeps nothing itself.
-    let (ok, answer) = host.run(&gather(&[], &host.layout(), false));
+    let (ok, answer) = host.run(&gather(&[], &host.layout(), false, true));
     assert!(ok && kex(&answer) == want, "{answer}");
     assert_eq!(asked(&host), 2);
     assert!(host.read("/state/host-facts").is_none());
     // An apply asks and keeps; the next runs, plan or apply, only read.
     for remember in [true, true, false] {
-        let (ok, answer) = host.run(&gather(&[], &host.layout(), remember));
+        let (ok, answer) = host.run(&gather(&[], &host.layout(), remember, true));
         assert!(ok && kex(&answer) == want, "{answer}");
     }
     assert_eq!(asked(&host), 4, "{:#?}", host.calls());
@@ -963,7 +984,7 @@ fn what_the_programs_can_do_is_asked_again_only_when_one_of_them_changed() {
     // inode, a new ctime) are asked again, once.
     std::fs::write(&ssh, &stub).unwrap();
     for _ in 0..2 {
-        let (ok, answer) = host.run(&gather(&[], &host.layout(), true));
+        let (ok, answer) = host.run(&gather(&[], &host.layout(), true, true));
         assert!(ok && kex(&answer) == want, "{answer}");
     }
     assert_eq!(asked(&host), 6, "{:#?}", host.calls());
@@ -976,7 +997,7 @@ fn what_the_programs_can_do_is_asked_again_only_when_one_of_them_changed() {
         "#!/bin/sh\necho \"sshd $*\" >> ROOT/calls\necho 'OpenSSH_10.6p1, OpenSSL 3.5.1'\n";
     std::fs::write(&sshd, version.replace("ROOT", host.root())).unwrap();
     for _ in 0..2 {
-        let (ok, answer) = host.run(&gather(&[], &host.layout(), true));
+        let (ok, answer) = host.run(&gather(&[], &host.layout(), true, true));
         let facts = crate::engine::gather::parse(&answer).unwrap().facts;
         assert!(ok && facts.ssh_kex.is_empty(), "{answer}");
         assert_eq!(facts.openssh_version, Some((10, 6)), "{answer}");
@@ -1030,7 +1051,7 @@ fn sshd_s_settings_are_asked_again_only_when_a_file_sshd_reads_changed() {
     ];
     let gather_once = |remember: bool| {
         let paths: &[(String, bool)] = if remember { &managed } else { &[] };
-        let (ok, answer) = host.run(&gather(paths, &host.layout(), remember));
+        let (ok, answer) = host.run(&gather(paths, &host.layout(), remember, true));
         let state = crate::engine::gather::parse(&answer).unwrap();
         let effective = &state.facts.sshd_effective;
         assert!(
@@ -1135,7 +1156,7 @@ fn sshd_s_settings_are_asked_again_only_when_a_file_sshd_reads_changed() {
         .filter(|c| c.starts_with("dockerd --help"))
         .count();
     for remember in [true, true] {
-        let (_, answer) = host.run(&gather(&[], &host.layout(), remember));
+        let (_, answer) = host.run(&gather(&[], &host.layout(), remember, true));
         assert!(answer.contains("@sshd_status 1\n"), "{answer}");
     }
     assert_eq!(asked(&host), want + 3, "{:#?}", host.calls());
@@ -1195,7 +1216,7 @@ fn systemd_s_view_of_the_units_is_asked_again_only_when_it_loads_them_again() {
     // Each gather says what systemd said: the same facts, kept or asked.
     let gather_once = |remember: bool| {
         let paths: &[(String, bool)] = if remember { &managed } else { &[] };
-        let (ok, answer) = host.run(&gather(paths, &host.layout(), remember));
+        let (ok, answer) = host.run(&gather(paths, &host.layout(), remember, true));
         assert!(ok, "{answer}");
         let facts = crate::engine::gather::parse(&answer).unwrap().facts;
         assert_eq!(
@@ -1324,7 +1345,7 @@ fn an_sshd_configuration_too_big_to_walk_has_sshd_asked_every_run() {
     big.push_str("PasswordAuthentication no\n");
     host.write("/etc/ssh/sshd_config", big.as_bytes(), 0o644);
     for _ in 0..2 {
-        let (ok, answer) = host.run(&gather(&[], &host.layout(), true));
+        let (ok, answer) = host.run(&gather(&[], &host.layout(), true, true));
         assert!(ok && answer.contains("@sshd_status 0\n"), "{answer}");
     }
     let asked = host.calls().iter().filter(|c| *c == "sshd -T").count();
@@ -1396,7 +1417,7 @@ fn a_data_root_named_by_the_unit_or_its_environment_has_dockerd_asked() {
             .iter()
             .filter(|c| c.starts_with("docker info"))
             .count();
-        let (ok, answer) = host.run(&gather(&[], &host.layout(), false));
+        let (ok, answer) = host.run(&gather(&[], &host.layout(), false, true));
         let asked = host
             .calls()
             .iter()
@@ -1510,6 +1531,7 @@ fn every_script(host: &Host, work: &Work) -> Vec<Script> {
             (host.at("/etc/a b"), false),
         ],
         &host.layout(),
+        true,
         true,
     );
     vec![
@@ -1690,7 +1712,12 @@ fn a_script_reaches_its_shell_as_root_through_sudo_without_a_prompt() {
     assert_eq!(commit.input(), commit.text.as_bytes());
     // The lock, with the gather in it, as the commit: sudo's log line
     // stays `sh -s`, whatever the script holds.
-    let gather = gather(&[("/etc/docker/daemon.json".into(), false)], &layout, true);
+    let gather = gather(
+        &[("/etc/docker/daemon.json".into(), false)],
+        &layout,
+        true,
+        true,
+    );
     let lock = lock(&layout, 30, &[], TRANSIENT_UNITS, Some(&gather));
     assert_eq!(lock.command(&Become::Sudo), "sudo -n /bin/sh -s");
     assert!(lock.input().starts_with(b"# dockhand: lock\n"));
