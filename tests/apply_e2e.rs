@@ -326,6 +326,27 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
             && key.contains(":/run/systemd/generator\t"),
         "{kept_units}\n{key}"
     );
+    // What the managed files said was kept too (by the fresh login after
+    // the commit): their digests as the host's own sha256sum gives them.
+    let files_said = lab.ssh(
+        kept_on,
+        ". /var/lib/dockhand/host-files && printf '%s' \"$kept_files_said\"",
+    );
+    let digests: Vec<&str> = files_said
+        .split("@sha256\n")
+        .nth(1)
+        .and_then(|rest| rest.split("@content").next())
+        .unwrap_or_default()
+        .lines()
+        .collect();
+    assert!(digests.len() >= 6, "{files_said}");
+    for line in digests {
+        let (_, path) = line.split_once("  ").unwrap();
+        assert_eq!(
+            lab.ssh(kept_on, &format!("sha256sum '{path}'")).trim(),
+            line
+        );
+    }
     // The same bytes written over dpkg's status (the same inode, a new
     // ctime), a file sshd reads that was not there, then a daemon-reload:
     // each is asked again, with the same answers, and the run stays a

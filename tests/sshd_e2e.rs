@@ -433,8 +433,8 @@ fn killed_before_the_handlers_then_run_again(name: &str, release: Release) {
                 "systemctl list-units --all --no-legend 'dockhand-sshd-revert-*.timer' | wc -l; ls /var/lib/dockhand"
             ),
         // The lock, and what the host's programs said as the apply keeps
-        // it: no switch's record, no handler owed.
-        "0\napply.lock\nhost-facts\n",
+        // it, and what its files said: no switch's record, no handler owed.
+        "0\napply.lock\nhost-facts\nhost-files\n",
         "no switch left, nothing owed"
     );
     assert!(drop_in(&scene, host).contains("PasswordAuthentication no"));

@@ -649,7 +649,7 @@ async fn fresh_login<C: Connector>(
         .await
         .map_err(|e| host_error(name, "fresh SSH login", e.cause()))?;
     let result = if desired.sshd_expected.is_some() {
-        let script = remote::sshd_settings(&remote::Layout::HOST);
+        let script = remote::sshd_settings(&remote::Layout::HOST, &desired.paths());
         let how = job.become_root();
         fresh
             .run("sshd -T", &script.command(&how), &script.stdin(&how))

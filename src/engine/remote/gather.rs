@@ -7,7 +7,9 @@
 //! managed: one `stat` for all of them, one `sha256sum` for the regular
 //! files among them, and one `cat | base64` for the content of those that
 //! are shown (neither secret nor above [`MAX_CONTENT_BYTES`]), split again
-//! by the sizes `stat` gave. The loops that pick the files are shell
+//! by the sizes `stat` gave; none of those three on a run where no regular
+//! file changed, since the last apply or verify's fresh login kept what
+//! they said under the files' identities. The loops that pick the files are shell
 //! builtins: a fork per path costs the host about a millisecond, and a
 //! fleet pays it on every run. `%n` comes last, so a `|` or a space in a
 //! path stays in the name.
@@ -51,6 +53,7 @@ pub(super) fn host_facts(layout: &Layout) -> String {
             ("SSHD_DIR", &quote(super::parent(layout.sshd_config))),
             ("SSHD_CONFIG", &quote(layout.sshd_config)),
             ("FACTS", &quote(&layout.kept_facts())),
+            ("FILES", &quote(&layout.kept_files())),
             ("STATE_DIR", &quote(layout.state_dir)),
             ("SYSTEMD_RUN", &quote(layout.systemd_run)),
             ("SYSTEMD_ETC", &quote(layout.systemd_etc)),
@@ -76,8 +79,11 @@ pub const PRIVATE_BY_GATHER: &str = "# the state directory is kept private here\
 /// too.
 const KEPT: &str = "programs_on_path
 kept_key=; kept_programs=; kept_patterns=; kept_answers=; kept_settings=; kept_units=; inputs=; key=; key_ready=; patterns=
+kept_files_key=; kept_files_said=
 # shellcheck source=/dev/null # what an apply kept (see keep_facts)
 [ -f @FACTS@ ] && . @FACTS@
+# shellcheck source=/dev/null # what the files said (see keep_files)
+[ -f @FILES@ ] && . @FILES@
 if [ -n \"$kept_key\" ] && [ \"$kept_programs\" = \"$ssh_bin|$sshd_bin|$dockerd_bin\" ]; then
   patterns=$kept_patterns; key_inputs
 fi
@@ -92,6 +98,51 @@ fi
 /// strict): nothing it runs can eat the script that follows it.
 const CAPTURE: &str = "gathered=$(exec </dev/null\nset +u\n";
 const CAPTURED: &str = ")\nprintf '%s\\n' \"$gathered\"\n";
+
+/// The managed paths' part of the gather: their `stat`, then the regular
+/// files' digests and shown contents, kept where `remember` (an apply).
+/// The paths go in sorted, so the gather and verify's fresh login (which
+/// has them from the expanded playbook, in another order) take the same
+/// key.
+fn paths_part(paths: &[(String, bool)], state: &str, remember: bool) -> String {
+    let mut paths = paths.to_vec();
+    paths.sort();
+    let quoted = |secret: Option<bool>| {
+        paths
+            .iter()
+            .filter(|(_, s)| secret.is_none_or(|want| *s == want))
+            .map(|(path, _)| quote(path))
+            .collect::<Vec<_>>()
+    };
+    // An empty pattern list would be a syntax error: `''` names no
+    // managed path (they are all absolute).
+    let secrets = quoted(Some(true));
+    let secrets = if secrets.is_empty() {
+        "''".to_string()
+    } else {
+        secrets.join("|")
+    };
+    fill(
+        PATHS,
+        &[
+            ("STATE", state),
+            ("PATHS", &quoted(None).join(" ")),
+            ("SECRETS", &secrets),
+            ("REMEMBER", if remember { "yes" } else { "no" }),
+            ("MAX_CONTENT", &MAX_CONTENT_BYTES.to_string()),
+        ],
+    )
+}
+
+/// For verify's fresh login after a commit, as root: what the managed
+/// files say now, kept for the next run and not printed (the login's
+/// answer is `sshd -T`'s). Needs [`host_facts`] before it.
+pub(super) fn keep_what_files_say(paths: &[(String, bool)]) -> String {
+    if paths.is_empty() {
+        return String::new();
+    }
+    format!("said=$(set +u\n{})\n", paths_part(paths, "", true))
+}
 
 /// The directories of the managed paths, where an interrupted run leaves
 /// its temps and backups: the gather reports them, the lock settles them.
@@ -115,7 +166,13 @@ pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool, fence: 
     let mut text = header(Kind::Gather, layout, false)
         + CAPTURE
         + &host_facts(layout)
-        + &fill(KEPT, &[("FACTS", &quote(&layout.kept_facts()))]);
+        + &fill(
+            KEPT,
+            &[
+                ("FACTS", &quote(&layout.kept_facts())),
+                ("FILES", &quote(&layout.kept_files())),
+            ],
+        );
     if remember {
         text += PRIVATE_BY_GATHER;
         if paths.is_empty() {
@@ -128,21 +185,6 @@ pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool, fence: 
         }
     }
     if !paths.is_empty() {
-        let quoted = |secret: Option<bool>| {
-            paths
-                .iter()
-                .filter(|(_, s)| secret.is_none_or(|want| *s == want))
-                .map(|(path, _)| quote(path))
-                .collect::<Vec<_>>()
-        };
-        // An empty pattern list would be a syntax error: `''` names no
-        // managed path (they are all absolute).
-        let secrets = quoted(Some(true));
-        let secrets = if secrets.is_empty() {
-            "''".to_string()
-        } else {
-            secrets.join("|")
-        };
         let state = if remember {
             format!(
                 "// {} {}",
@@ -152,15 +194,7 @@ pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool, fence: 
         } else {
             String::new()
         };
-        text += &fill(
-            PATHS,
-            &[
-                ("STATE", &state),
-                ("PATHS", &quoted(None).join(" ")),
-                ("SECRETS", &secrets),
-                ("MAX_CONTENT", &MAX_CONTENT_BYTES.to_string()),
-            ],
-        );
+        text += &paths_part(paths, &state, remember);
     }
     text += &fill(SET_DOCKER_PY, &[("DOCKER_PY", &quote(DOCKER_PY))]);
     let dirs: Vec<String> = managed_dirs(paths).iter().map(|d| quote(d)).collect();

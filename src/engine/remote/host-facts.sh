@@ -144,6 +144,15 @@ quote() {
     esac
   done
 }
+# Keeps what the managed regular files said ($files_said) under their
+# identities ($files_key), as keep_facts keeps the programs' answers.
+# shellcheck disable=SC2317,SC2154 # called where there are managed paths
+keep_files() {
+  {
+    quote "$files_key"; printf 'kept_files_key=%s\n' "$quoted"
+    quote "$files_said"; printf 'kept_files_said=%s\n' "$quoted"
+  } > @FILES@.$$ && mv -f -- @FILES@.$$ @FILES@
+}
 # Keeps what the programs said ($answers, and `sshd -T` when it answered
 # and $patterns are sure) under $key, for the next run, as assignments the
 # next run reads with `.`: the shell reads a file it sources by blocks,

@@ -98,6 +98,13 @@ impl Layout<'_> {
         format!("{}/host-facts", self.state_dir)
     }
 
+    /// What the managed regular files said (digests, and the contents
+    /// shown), as the last apply or fresh login read them, under their
+    /// identities (see `gather`).
+    pub fn kept_files(&self) -> String {
+        format!("{}/host-files", self.state_dir)
+    }
+
     /// Where the dead-man switch `unit` keeps its commands: armed by the
     /// commit, removed by itself when it runs, or by a disarm.
     pub fn revert_file(&self, unit: &str) -> String {

@@ -89,12 +89,14 @@ printf '%s\\n' \"$sshd_out\"
 exit \"$sshd_status\"
 ";
 
-/// sshd's effective settings, as root; see [`SSHD_SETTINGS`].
-pub fn sshd_settings(layout: &Layout) -> Script {
+/// sshd's effective settings, as root; see [`SSHD_SETTINGS`]. What the
+/// managed `paths` say after the commit is kept too, for the next run.
+pub fn sshd_settings(layout: &Layout, paths: &[(String, bool)]) -> Script {
     Script::on_stdin(
         Kind::SshdSettings,
         header(Kind::SshdSettings, layout, true)
             + &super::gather::host_facts(layout)
+            + &super::gather::keep_what_files_say(paths)
             + &super::fill(
                 SSHD_SETTINGS,
                 &[("STATE_DIR", &super::quote(layout.state_dir))],

@@ -1143,7 +1143,7 @@ fn sshd_s_settings_are_asked_again_only_when_a_file_sshd_reads_changed() {
     );
     // verify's fresh login keeps what it asked: the next plan reads it.
     host.write("/etc/ssh/nested.conf", b"X11Forwarding yes\n", 0o644);
-    let (ok, said) = host.run(&sshd_settings(&host.layout()));
+    let (ok, said) = host.run(&sshd_settings(&host.layout(), &[]));
     assert!(ok && said == "port 22\nbanner /etc/it's\n", "{said}");
     gather_once(false);
     assert_eq!(asked(&host), want + 1, "{:#?}", host.calls());
@@ -1325,7 +1325,7 @@ fn systemd_s_view_of_the_units_is_asked_again_only_when_it_loads_them_again() {
     // converge's commit reloads both): the next gather asks neither.
     std::fs::remove_dir(host.at("/run/systemd/generator")).unwrap();
     std::fs::create_dir(host.at("/run/systemd/generator")).unwrap();
-    let (ok, said) = host.run(&sshd_settings(&host.layout()));
+    let (ok, said) = host.run(&sshd_settings(&host.layout(), &[]));
     assert!(ok && said == "port 22\n", "{said}");
     gather_once(true);
     want += 1;
@@ -1335,6 +1335,107 @@ fn systemd_s_view_of_the_units_is_asked_again_only_when_it_loads_them_again() {
         "{:#?}",
         host.calls()
     );
+}
+
+#[test]
+fn what_the_files_say_is_read_again_only_when_one_of_them_changed() {
+    let host = Host::new();
+    let root = host.root().to_string();
+    host.write("/etc/t/a.conf", b"a = 1\n", 0o644);
+    host.write("/etc/t/key.pem", b"secret\n", 0o600);
+    let managed = vec![
+        (host.at("/etc/t"), false),
+        (host.at("/etc/t/key.pem"), true),
+        (host.at("/etc/t/a.conf"), false),
+        (host.at("/etc/t/new.conf"), false),
+    ];
+    for program in ["sha256sum", "cat", "base64"] {
+        let stub = format!(
+            "#!/bin/sh\necho \"{program} $*\" >> ROOT/calls\nexec /usr/bin/{program} \"$@\"\n"
+        );
+        host.write(
+            &format!("/stubs/{program}"),
+            stub.replace("ROOT", &root).as_bytes(),
+            0o755,
+        );
+    }
+    let asked = |host: &Host| {
+        host.calls()
+            .iter()
+            .filter(|c| {
+                c.starts_with("sha256sum ") || c.starts_with("cat ") || c.starts_with("base64 ")
+            })
+            .count()
+    };
+    // Each gather says the same of every path, read or kept.
+    let said = |remember: bool| {
+        let (ok, answer) = host.run(&gather(&managed, &host.layout(), remember, false));
+        assert!(ok, "{answer}");
+        let state = crate::engine::gather::parse(&answer).unwrap();
+        managed
+            .iter()
+            .map(|(path, _)| state.path(path).clone())
+            .collect::<Vec<_>>()
+    };
+    let first = said(false);
+    assert!(
+        host.read("/state/host-files").is_none(),
+        "a plan keeps nothing"
+    );
+    assert_eq!(first[2].content.as_deref(), Some(&b"a = 1\n"[..]));
+    assert_eq!(first[1].content, None);
+    assert!(first[1].sha256.is_some());
+    assert_eq!(asked(&host), 3);
+    for remember in [true, true, false] {
+        assert_eq!(said(remember), first);
+    }
+    assert_eq!(asked(&host), 6, "{:#?}", host.calls());
+    let kept = host.read("/state/host-files").unwrap();
+    assert!(
+        !kept.contains("secret") && !kept.contains("c2VjcmV0"),
+        "{kept}"
+    );
+    // Each change is seen on the next run and asked once: the same bytes
+    // written again (a new ctime), a mode, a managed file that comes, and
+    // one that goes.
+    let mut want = 6;
+    let changes: [(&str, &dyn Fn()); 4] = [
+        ("rewritten", &|| {
+            host.write("/etc/t/a.conf", b"a = 1\n", 0o644)
+        }),
+        ("chmod", &|| {
+            std::fs::set_permissions(
+                host.at("/etc/t/key.pem"),
+                std::fs::Permissions::from_mode(0o400),
+            )
+            .unwrap()
+        }),
+        ("come", &|| host.write("/etc/t/new.conf", b"new\n", 0o644)),
+        ("gone", &|| {
+            std::fs::remove_file(host.at("/etc/t/a.conf")).unwrap()
+        }),
+    ];
+    for (change, make) in changes {
+        make();
+        let again = said(true);
+        for remember in [true, false] {
+            assert_eq!(said(remember), again, "{change}");
+        }
+        want += 3;
+        assert_eq!(asked(&host), want, "{change}: {:#?}", host.calls());
+    }
+    // verify's fresh login after a commit keeps what the files say: the
+    // next run reads it (the paths in another order: the same key).
+    host.write("/etc/t/a.conf", b"a = 2\n", 0o644);
+    let mut reversed = managed.clone();
+    reversed.reverse();
+    let (ok, out) = host.run(&sshd_settings(&host.layout(), &reversed));
+    assert!(ok && out == "port 22\n", "{out}");
+    want += 3;
+    assert_eq!(asked(&host), want);
+    let now = said(true);
+    assert_eq!(now[2].content.as_deref(), Some(&b"a = 2\n"[..]));
+    assert_eq!(asked(&host), want, "{:#?}", host.calls());
 }
 
 #[test]
@@ -1557,7 +1658,7 @@ fn every_script(host: &Host, work: &Work) -> Vec<Script> {
         finish(work, &host.layout()),
         ping(true),
         login(),
-        sshd_settings(&host.layout()),
+        sshd_settings(&host.layout(), &[]),
     ]
 }
 
@@ -1778,7 +1879,7 @@ fn the_probes_answer_as_the_engine_reads_them() {
     assert_eq!(run(&login()), "");
     host.called("journalctl -u docker.service -u docker.socket --no-pager -n 20");
     // sshd -T as root, through the header's PATH.
-    let (ok, out) = host.run(&sshd_settings(&host.layout()));
+    let (ok, out) = host.run(&sshd_settings(&host.layout(), &[]));
     assert!(ok && out == "port 22\n", "{out}");
     // docker is started as the restart handler starts it.
     assert!(run(&start_docker()).is_empty());
