@@ -136,12 +136,17 @@ fn paths_part(paths: &[(String, bool)], state: &str, remember: bool) -> String {
 
 /// For verify's fresh login after a commit, as root: what the managed
 /// files say now, kept for the next run and not printed (the login's
-/// answer is `sshd -T`'s). Needs [`host_facts`] before it.
+/// answer is `sshd -T`'s). In the login's own shell, not a substitution:
+/// its `stat` takes the kept facts' key too (`$inputs` after `/`), as the
+/// gather's does. Needs [`host_facts`] and `key_inputs` before it.
 pub(super) fn keep_what_files_say(paths: &[(String, bool)]) -> String {
     if paths.is_empty() {
         return String::new();
     }
-    format!("said=$(set +u\n{})\n", paths_part(paths, "", true))
+    format!(
+        "{{ set +u; kept_files_key=\n{}set -u; }} >/dev/null\n",
+        paths_part(paths, "", true)
+    )
 }
 
 /// The directories of the managed paths, where an interrupted run leaves

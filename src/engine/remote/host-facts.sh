@@ -131,6 +131,12 @@ key_end() {
 # programs' answers (keep_facts) unless systemd has files to load again:
 # its view changes when it loads them (a daemon-reload, a boot), which
 # the key sees. Whether a unit runs is not kept (see gather-facts.sh).
+# Whether $units_show may be kept: not while systemd owes a daemon-reload
+# (NeedDaemonReload=yes: what it holds is not what it will run), nor an
+# answer without a unit's Id.
+units_keepable() {
+  case "$nl$units_show$nl" in *"${nl}NeedDaemonReload=yes$nl"*|*"${nl}Id=$nl"*) return 1 ;; esac
+}
 units_asked() {
   units_show=$(systemctl show -p Id -p ExecStart -p DropInPaths -p FragmentPath -p EnvironmentFiles -p ActiveState -p ControlGroup -p NeedDaemonReload docker.service sshd.service 2>/dev/null)
 }
@@ -162,8 +168,7 @@ keep_files() {
 keep_facts() {
   settings=
   if [ "$patterns" != unsure ] && [ "$sshd_status" = 0 ]; then settings=$sshd_out; fi
-  units=$units_show
-  case "$nl$units$nl" in *"${nl}NeedDaemonReload=yes$nl"*|*"${nl}Id=$nl"*) units= ;; esac
+  units=; units_keepable && units=$units_show
   {
     quote "$key"; printf 'kept_key=%s\n' "$quoted"
     quote "$ssh_bin|$sshd_bin|$dockerd_bin"; printf 'kept_programs=%s\n' "$quoted"

@@ -77,9 +77,7 @@ pub fn dial_stdio(layout: &Layout, path: &str) -> Script {
 /// sshd's effective settings, as root, kept for the next run with what
 /// the host's programs can do and systemd's view of the units (the apply
 /// that asks holds the host's lock; its commit may have reloaded both).
-const SSHD_SETTINGS: &str = "programs_on_path
-# The key before the answers: a file changed meanwhile is seen next run.
-sshd_patterns; facts_key
+const SSHD_SETTINGS: &str = "@FILES@[ \"$key_ready\" = yes ] || facts_key
 answers=$(program_facts)
 units_asked
 sshd_out=$(sshd -T 2>&1); sshd_status=$?
@@ -96,13 +94,24 @@ pub fn sshd_settings(layout: &Layout, paths: &[(String, bool)]) -> Script {
         Kind::SshdSettings,
         header(Kind::SshdSettings, layout, true)
             + &super::gather::host_facts(layout)
-            + &super::gather::keep_what_files_say(paths)
+            + KEY_FIRST
             + &super::fill(
                 SSHD_SETTINGS,
-                &[("STATE_DIR", &super::quote(layout.state_dir))],
+                &[
+                    ("FILES", &super::gather::keep_what_files_say(paths)),
+                    ("STATE_DIR", &super::quote(layout.state_dir)),
+                ],
             ),
     )
 }
+
+/// The key before the answers, so a file changed meanwhile is seen next
+/// run: the files it names, which the managed paths' `stat` looks at too
+/// (one program's start), or `facts_key` where there are no paths or a
+/// link among them.
+const KEY_FIRST: &str = "programs_on_path
+sshd_patterns; key_inputs; key=; key_ready=
+";
 
 /// Whether docker is active, and whether the boot is over.
 pub fn docker_state() -> Script {

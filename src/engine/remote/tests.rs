@@ -1426,16 +1426,34 @@ fn what_the_files_say_is_read_again_only_when_one_of_them_changed() {
     }
     // verify's fresh login after a commit keeps what the files say: the
     // next run reads it (the paths in another order: the same key).
+    // One `stat` there takes the files' identities and the kept facts'
+    // key, which the next run then finds as kept (no `sshd -T`).
     host.write("/etc/t/a.conf", b"a = 2\n", 0o644);
     let mut reversed = managed.clone();
     reversed.reverse();
+    let stat = "#!/bin/sh\necho \"stat $*\" >> ROOT/calls\nexec /usr/bin/stat \"$@\"\n";
+    host.write("/stubs/stat", stat.replace("ROOT", &root).as_bytes(), 0o755);
+    let count = |host: &Host, program: &str| {
+        host.calls()
+            .iter()
+            .filter(|c| c.split(' ').next() == Some(program))
+            .count()
+    };
+    let (stats, sshd_t) = (count(&host, "stat"), count(&host, "sshd"));
     let (ok, out) = host.run(&sshd_settings(&host.layout(), &reversed));
     assert!(ok && out == "port 22\n", "{out}");
+    assert_eq!(
+        (count(&host, "stat") - stats, count(&host, "sshd") - sshd_t),
+        (1, 1),
+        "{:#?}",
+        host.calls()
+    );
     want += 3;
     assert_eq!(asked(&host), want);
     let now = said(true);
     assert_eq!(now[2].content.as_deref(), Some(&b"a = 2\n"[..]));
     assert_eq!(asked(&host), want, "{:#?}", host.calls());
+    assert_eq!(count(&host, "sshd") - sshd_t, 1, "{:#?}", host.calls());
 }
 
 #[test]
