@@ -100,10 +100,11 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
             serde_json::json!(["daemon-reload", "restart-docker", "reload-ssh"])
         );
         // Round trips after connecting (issue 21): the lock with the
-        // gather, staging with the commit, the fresh login with sshd -T,
-        // the finish; the TLS probes apart.
+        // gather, staging with the commit (two: its input waits for
+        // OpenSSH to open the channel's window), the fresh login with
+        // sshd -T, the finish; the TLS probes apart.
         let traffic = &host["traffic"];
-        assert!(traffic["round_trips"].as_u64().unwrap() <= 5, "{traffic}");
+        assert_eq!(traffic["round_trips"], 5, "{traffic}");
         assert_eq!(traffic["logins"], 2, "{traffic}");
     }
 
@@ -477,6 +478,31 @@ fn become_gives_the_same_end_state_as_root(name: &str, release: Release) {
     assert_eq!(
         (code, report["summary"]["unchanged"].as_u64()),
         (Some(0), Some(2))
+    );
+    // As root the no-op's script goes on the command line: one round trip.
+    // Through sudo it goes on stdin, so sudo's log line (the no-op's is the
+    // last) stays `/bin/sh -s`, and waits a round trip for OpenSSH to open
+    // the channel's window.
+    let round_trips = |host: &str| {
+        report["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["host"] == host)
+            .map(|h| h["traffic"]["round_trips"].clone())
+    };
+    assert_eq!(
+        (round_trips(&first), round_trips(&second)),
+        (Some(1.into()), Some(2.into())),
+        "{report:#}"
+    );
+    let logged = lab.ssh(
+        &second,
+        "journalctl -q --no-pager -t sudo -g 'COMMAND=' | tail -n 1",
+    );
+    assert!(
+        logged.contains("COMMAND=/bin/sh -s") && !logged.contains("dockhand: "),
+        "{logged}"
     );
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }

@@ -242,9 +242,9 @@ impl Transport for FakeSession {
         Ok(Some(Box::new(ours)))
     }
 
-    async fn hold(&self, _command: &str, stdin: &[u8]) -> Result<crate::transport::Held> {
+    async fn hold(&self, command: &str, stdin: &[u8]) -> Result<crate::transport::Held> {
         self.meter.command();
-        self.fleet.wait(1).await;
+        self.fleet.wait(self.waits(stdin)).await;
         if self
             .fleet
             .get(&self.host, |h| h.acts.get(&Step::Lock) == Some(&Act::Hang))
@@ -268,8 +268,9 @@ impl Transport for FakeSession {
         }
         // The gather that rides on the lock, as a gather of its own.
         let mut said = String::from("locked\n");
-        if Kind::Gather.within(stdin) {
-            let answer = self.on_host(Step::Gather, None, stdin).await;
+        let script = script_of(command, stdin);
+        if Kind::Gather.within(&script) {
+            let answer = self.on_host(Step::Gather, None, &script).await;
             said.push_str(&String::from_utf8_lossy(&answer.stdout));
         }
         Ok(crate::transport::Held::Running(said))
@@ -277,10 +278,10 @@ impl Transport for FakeSession {
 
     async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput> {
         self.meter.command();
-        self.fleet.wait(1).await;
+        self.fleet.wait(self.waits(stdin)).await;
         let step = step_of(command, stdin);
         let kind = Kind::of(command, stdin);
-        let mut output = self.on_host(step, kind, stdin).await;
+        let mut output = self.on_host(step, kind, &script_of(command, stdin)).await;
         // The commit that follows the staging records, in the same command.
         if step == Step::Stage && output.success() && commits_after_staging(stdin) {
             let committed = self.on_host(Step::Commit, kind, stdin).await;
@@ -292,6 +293,17 @@ impl Transport for FakeSession {
 }
 
 impl FakeSession {
+    /// A command's round trips: its answer, and before it, as with
+    /// OpenSSH, the channel's window when input goes with the command.
+    fn waits(&self, stdin: &[u8]) -> u32 {
+        if stdin.is_empty() {
+            1
+        } else {
+            self.meter.window();
+            2
+        }
+    }
+
     /// The host's side of a step: on the hosts' runtime in the simulation.
     async fn on_host(&self, step: Step, kind: Option<Kind>, stdin: &[u8]) -> ExecOutput {
         match &self.fleet.sim {
@@ -499,6 +511,18 @@ fn gather_answer(host: &HostState, script: &[u8]) -> String {
 }
 
 /// Whether a commit's script follows the staging records.
+/// A script's text as the host's shell reads it: `sh -c`'s argument
+/// where it went on the command line (as root already), else stdin.
+fn script_of<'a>(command: &str, stdin: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+    let word = command
+        .strip_prefix("/bin/sh -c '")
+        .and_then(|rest| rest.strip_suffix('\''));
+    match word {
+        Some(quoted) => std::borrow::Cow::Owned(quoted.replace("'\\''", "'").into_bytes()),
+        None => std::borrow::Cow::Borrowed(stdin),
+    }
+}
+
 fn commits_after_staging(input: &[u8]) -> bool {
     let tag = format!("# dockhand: {}\n", Kind::Commit.name());
     input.windows(tag.len()).any(|w| w == tag.as_bytes())

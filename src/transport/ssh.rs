@@ -404,6 +404,15 @@ impl SshSession {
     }
 }
 
+impl SshSession {
+    /// Input about to wait for the channel's window (see [`Meter::window`]).
+    async fn count_window(&self, channel: &SessionChannel) {
+        if channel.writable_packet_size().await == 0 {
+            self.meter.window();
+        }
+    }
+}
+
 impl Transport for SshSession {
     fn host(&self) -> &str {
         &self.host
@@ -416,6 +425,7 @@ impl Transport for SshSession {
         channel.exec(true, command).await.map_err(step)?;
         // No end of input: the command holds until the connection closes.
         if !stdin.is_empty() {
+            self.count_window(&channel).await;
             channel.data(stdin).await.map_err(step)?;
         }
         let mut output = ExecOutput::default();
@@ -465,6 +475,7 @@ impl Transport for SshSession {
         self.meter.command();
         channel.exec(true, command).await.map_err(step)?;
         if !stdin.is_empty() {
+            self.count_window(&channel).await;
             channel.data(stdin).await.map_err(step)?;
         }
         channel.eof().await.map_err(step)?;

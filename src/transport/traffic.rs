@@ -4,7 +4,8 @@
 //! step; these counts show where they go (`-v`, `--format json`, the bench).
 //!
 //! A round trip is a wait on the host: a command's answer, a channel that
-//! had to be opened on demand, a tunnel. A connection's own handshake (TCP,
+//! had to be opened on demand, a command's input held until the host
+//! opened the channel's window, a tunnel. A connection's own handshake (TCP,
 //! key exchange, authentication, its first channel, as `ssh host CMD`
 //! pays) is counted as a login, not in round trips. Probes are counted
 //! apart: each is a TCP connection (with its TLS handshake) of its own.
@@ -83,6 +84,13 @@ impl Meter {
     /// its answer.
     pub fn command(&self) {
         self.0.commands.fetch_add(1, Ordering::Relaxed);
+        self.0.round_trips.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A command's input that waited for the host to open the channel's
+    /// window: OpenSSH gives a session channel none until it started the
+    /// command, so input sent with the command waits a round trip more.
+    pub fn window(&self) {
         self.0.round_trips.fetch_add(1, Ordering::Relaxed);
     }
 

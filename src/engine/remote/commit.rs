@@ -105,7 +105,7 @@ pub fn commit(work: &Work, layout: &Layout) -> Script {
                 ("PENDING", &quote(&layout.pending_handlers())),
             ],
         );
-    Script::on_stdin(Kind::Commit, text)
+    Script::plain(Kind::Commit, text)
 }
 
 /// Checks on the staged files, before anything is replaced; a file that

@@ -222,5 +222,5 @@ pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool, fence: 
         ],
     );
     text += CAPTURED;
-    Script::on_stdin(Kind::Gather, text)
+    Script::plain(Kind::Gather, text)
 }

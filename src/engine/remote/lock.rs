@@ -104,7 +104,7 @@ pub fn lock(
                 ("HOLDING", &quote(crate::transport::HOLDING)),
             ],
         );
-    Script::on_stdin(Kind::Lock, text)
+    Script::plain(Kind::Lock, text)
 }
 
 /// How a lock command that ended (instead of holding) ended.

@@ -193,10 +193,21 @@ impl Kind {
     }
 }
 
+/// The largest plain script sent on the command line (Linux takes one
+/// argument up to 128 KiB). There, the host runs it as soon as it has the
+/// command; on stdin it costs a round trip more, since OpenSSH opens a
+/// session channel's window (what the client may send on it) only once
+/// it started the command, so the text waits for that. Scripts hold no
+/// secret (keys and contents travel as data, on stdin), but through sudo
+/// the command line goes to sudo's log on every run: there they stay on
+/// stdin, and the log line says `/bin/sh -s`.
+pub const ON_COMMAND_LINE_MAX: usize = 64 << 10;
+
 /// How a script reaches its shell.
 #[derive(Debug, Clone, PartialEq)]
 enum Carrier {
-    /// The text on stdin (`sh -s`): nothing on the command line.
+    /// A plain script: its text on the command line (`sh -c`) as the
+    /// login user when it fits, else on stdin (`sh -s`), as through sudo.
     Stdin,
     /// The text as `sh -c`'s argument, and stdin free for this data
     /// (contents and records travel there, never on a command line).
@@ -215,12 +226,21 @@ pub struct Script {
 }
 
 impl Script {
-    fn on_stdin(kind: Kind, text: String) -> Script {
+    /// A script with no data of its own: see [`Carrier::Stdin`].
+    fn plain(kind: Kind, text: String) -> Script {
         Script {
             kind,
             text,
             carrier: Carrier::Stdin,
         }
+    }
+
+    /// Whether the text goes on the command line: a plain script, run as
+    /// the login user (root already), that fits there.
+    fn text_in_command(&self, how: &Become) -> bool {
+        self.carrier == Carrier::Stdin
+            && matches!(how, Become::No)
+            && self.text.len() <= ON_COMMAND_LINE_MAX
     }
 
     fn with_input(kind: Kind, text: String, input: Vec<u8>) -> Script {
@@ -235,6 +255,9 @@ impl Script {
     /// sudo (see [`Become`]).
     pub fn command(&self, how: &Become) -> String {
         let inner = match &self.carrier {
+            Carrier::Stdin if self.text_in_command(how) => {
+                return format!("/bin/sh -c {}", quote(&self.text));
+            }
             Carrier::Stdin => "/bin/sh -s".to_string(),
             Carrier::Argument(_) => format!("sh -c {}", quote(&self.text)),
             Carrier::Login => return self.text.clone(),
@@ -254,7 +277,7 @@ impl Script {
     /// What goes on the command's stdin: the script or its data, after
     /// the sudo password's line when sudo needs one.
     pub fn stdin(&self, how: &Become) -> std::borrow::Cow<'_, [u8]> {
-        let input = self.input();
+        let input = self.input_for(how);
         match how {
             // A login command runs as the login user: no sudo, no password.
             Become::SudoWithPassword(password) if self.carrier != Carrier::Login => {
@@ -270,7 +293,13 @@ impl Script {
 
     /// What goes on stdin as the login user (no sudo).
     pub fn input(&self) -> &[u8] {
+        self.input_for(&Become::No)
+    }
+
+    /// What goes on stdin for `how`, before any password.
+    fn input_for(&self, how: &Become) -> &[u8] {
         match &self.carrier {
+            Carrier::Stdin if self.text_in_command(how) => b"",
             Carrier::Stdin => self.text.as_bytes(),
             Carrier::Argument(input) => input,
             Carrier::Login => b"",

@@ -71,7 +71,7 @@ exit \"$status\"
 pub fn dial_stdio(layout: &Layout, path: &str) -> Script {
     let text = header(Kind::DialStdio, layout, false)
         + &super::fill(DIAL_STDIO, &[("PATH", &super::quote(path))]);
-    Script::on_stdin(Kind::DialStdio, text)
+    Script::plain(Kind::DialStdio, text)
 }
 
 /// sshd's effective settings, as root, kept for the next run with what
@@ -90,7 +90,7 @@ exit \"$sshd_status\"
 /// sshd's effective settings, as root; see [`SSHD_SETTINGS`]. What the
 /// managed `paths` say after the commit is kept too, for the next run.
 pub fn sshd_settings(layout: &Layout, paths: &[(String, bool)]) -> Script {
-    Script::on_stdin(
+    Script::plain(
         Kind::SshdSettings,
         header(Kind::SshdSettings, layout, true)
             + &super::gather::host_facts(layout)

@@ -76,7 +76,7 @@ pub fn finish(work: &Work, layout: &Layout) -> Script {
                 ("REMOVE_BACKUPS", &remove_backups(work)),
             ],
         );
-    Script::on_stdin(Kind::Finish, text)
+    Script::plain(Kind::Finish, text)
 }
 
 pub fn restore(work: &Work, layout: &Layout) -> Script {
@@ -89,7 +89,7 @@ pub fn restore(work: &Work, layout: &Layout) -> Script {
                 ("RESTORE", &restore_lines(work)),
             ],
         );
-    Script::on_stdin(Kind::Restore, text)
+    Script::plain(Kind::Restore, text)
 }
 
 /// The handlers again, with the restored files; the owed handlers are
@@ -103,7 +103,7 @@ pub fn handlers_again(work: &Work, layout: &Layout) -> Script {
                 ("PENDING", &quote(&layout.pending_handlers())),
             ],
         );
-    Script::on_stdin(Kind::HandlersAgain, text)
+    Script::plain(Kind::HandlersAgain, text)
 }
 
 pub(super) fn disarm(switch: Option<&SshdSwitch>, layout: &Layout) -> String {

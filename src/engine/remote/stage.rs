@@ -64,7 +64,7 @@ pub fn stage(work: &Work, layout: &Layout, then: Option<&Script>) -> Script {
         );
     let mut input = stage_input(work);
     if let Some(then) = then {
-        input.extend_from_slice(then.input());
+        input.extend_from_slice(then.text.as_bytes());
     }
     Script::with_input(Kind::Stage, text, input)
 }

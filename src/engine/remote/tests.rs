@@ -1708,12 +1708,14 @@ fn full_work() -> (Host, Work) {
 fn every_script_says_its_kind_fills_every_hole_and_keeps_contents_off_its_text() {
     let (host, work) = full_work();
     for script in every_script(&host, &work) {
-        assert_eq!(
-            Kind::of(&script.command(&Become::Sudo), script.input()),
-            Some(script.kind),
-            "{}",
-            script.text
-        );
+        for how in [Become::Sudo, Become::No] {
+            assert_eq!(
+                Kind::of(&script.command(&how), &script.stdin(&how)),
+                Some(script.kind),
+                "{}",
+                script.text
+            );
+        }
         assert_eq!(open_hole(&script.text), None, "{}", script.text);
         assert!(!script.text.contains("NEW KEY"), "{}", script.text);
         assert!(!script.command(&Become::Sudo).contains("NEW KEY"));
@@ -1827,8 +1829,14 @@ fn a_script_reaches_its_shell_as_root_through_sudo_without_a_prompt() {
     let work = Work::default();
     let commit = commit(&work, &layout);
     assert_eq!(commit.command(&Become::Sudo), "sudo -n /bin/sh -s");
-    assert_eq!(commit.command(&Become::No), "/bin/sh -s");
-    assert_eq!(commit.input(), commit.text.as_bytes());
+    assert_eq!(commit.stdin(&Become::Sudo), commit.text.as_bytes());
+    // As root already, on the command line: no round trip for the
+    // channel's window before it is sent.
+    assert_eq!(
+        commit.command(&Become::No),
+        format!("/bin/sh -c {}", quote(&commit.text))
+    );
+    assert!(commit.input().is_empty());
     // The lock, with the gather in it, as the commit: sudo's log line
     // stays `sh -s`, whatever the script holds.
     let gather = gather(
@@ -1839,9 +1847,10 @@ fn a_script_reaches_its_shell_as_root_through_sudo_without_a_prompt() {
     );
     let lock = lock(&layout, 30, &[], TRANSIENT_UNITS, Some(&gather));
     assert_eq!(lock.command(&Become::Sudo), "sudo -n /bin/sh -s");
-    assert!(lock.input().starts_with(b"# dockhand: lock\n"));
-    assert!(Kind::Gather.within(lock.input()));
-    assert!(!Kind::Gather.within(commit.input()));
+    assert!(lock.stdin(&Become::Sudo).starts_with(b"# dockhand: lock\n"));
+    assert!(Kind::Gather.within(&lock.stdin(&Become::Sudo)));
+    assert!(Kind::Gather.within(lock.command(&Become::No).as_bytes()));
+    assert!(!Kind::Gather.within(commit.command(&Become::No).as_bytes()));
     // The ping and the fresh login are what any SSH client sends: the
     // login shell runs them, as the login user.
     assert!(!ping(true).command(&Become::Sudo).starts_with("sudo"));
@@ -2123,7 +2132,7 @@ fn a_sudo_password_travels_on_stdin_reaches_sudo_alone_and_a_wrong_one_runs_noth
     let password = std::sync::Arc::new(zeroize::Zeroizing::new("pa ss'word".to_string()));
     let how = Become::SudoWithPassword(password.clone());
     // A script on stdin, and one whose stdin carries data.
-    let on_stdin = Script::on_stdin(
+    let on_stdin = Script::plain(
         Kind::Gather,
         "echo ran\nread -r more; echo \"$more\"\n".into(),
     );
