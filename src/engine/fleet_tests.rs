@@ -305,6 +305,32 @@ async fn a_commit_past_its_deadline_is_rolled_back_on_a_fresh_channel() {
     assert_eq!(fake.get("hung", |h| h.files["/etc/motd"].clone()), b"old\n");
 }
 
+/// A finish the host refuses (its dead-man switch fired during the
+/// verification and put sshd's drop-in back) has the rest put back too:
+/// the host ends as it was, never half of each.
+#[tokio::test]
+async fn a_finish_the_host_refuses_has_the_change_rolled_back() {
+    let names = ["h1", "fired"];
+    let fake = FakeFleet::with_hosts(&names);
+    fake.set("fired", |h| {
+        h.files.insert("/etc/motd".into(), b"old\n".to_vec());
+        h.acts.insert(Step::Finish, Act::Fail);
+    });
+    let (fleet, _) = fleet(10, Deadlines::default());
+    let done = apply(&fake, &fleet, &names, Rollout::default()).await;
+    assert_eq!(statuses(&done), [("h1", "ok"), ("fired", "failed")]);
+    assert_eq!(
+        error(&done[1]),
+        "fired: remove backups: Finish failed on purpose; the previous files were restored"
+    );
+    let seen = fake.get("fired", |h| h.seen.clone());
+    assert_eq!(seen.last(), Some(&Step::Rollback), "{seen:?}");
+    assert_eq!(
+        fake.get("fired", |h| h.files["/etc/motd"].clone()),
+        b"old\n"
+    );
+}
+
 #[tokio::test]
 async fn an_interrupt_lets_hosts_in_flight_finish_and_skips_the_rest() {
     let names = ["h1", "h2", "h3"];

@@ -327,16 +327,30 @@ async fn apply_on<C: Connector>(
     .await
     {
         Ok(_) => {
-            run.step(
-                Phase::RemovingBackups,
-                run.deadlines.step,
-                apply::finish(session, &work, &become_root),
-            )
-            .await?;
-            Ok(Applied::Changed {
-                changes,
-                handlers: work.handlers,
-            })
+            let finished = run
+                .step(
+                    Phase::RemovingBackups,
+                    run.deadlines.step,
+                    apply::finish(session, &work, &become_root),
+                )
+                .await;
+            match finished {
+                Ok(()) => Ok(Applied::Changed {
+                    changes,
+                    handlers: work.handlers,
+                }),
+                // The host said why (the dead-man switch fired, and put
+                // part of the change back): the rest goes back too, so
+                // the host is as before, not half of each.
+                Err(Error::OnHost {
+                    cause: HostError::Step { step, reason },
+                    ..
+                }) => {
+                    let restored = roll_back(session, &work, &become_root, run).await;
+                    Err(host_error(name, &step, format!("{reason}; {restored}")))
+                }
+                Err(err) => Err(err),
+            }
         }
         Err(err) => {
             let restored = roll_back(session, &work, &become_root, run).await;

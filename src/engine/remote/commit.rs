@@ -247,7 +247,10 @@ fn arm_switch(switch: Option<&SshdSwitch>, ssh_unit: &str, layout: &Layout) -> S
     let Some(switch) = switch else {
         return String::new();
     };
-    let mut reverts = Vec::new();
+    // Its first line: the script goes as it starts, so the finish can
+    // tell that it ran (or runs).
+    let file = layout.revert_file(&switch.unit);
+    let mut reverts = vec![format!("rm -f -- {}", quote(&file))];
     if let Some(drop_in) = &switch.drop_in {
         reverts.push(fill(
             REVERT_SSHD,
@@ -266,9 +269,6 @@ fn arm_switch(switch: Option<&SshdSwitch>, ssh_unit: &str, layout: &Layout) -> S
             ],
         ));
     }
-    // Its last line: the script goes once it has run.
-    let file = layout.revert_file(&switch.unit);
-    reverts.push(format!("rm -f -- {}", quote(&file)));
     let revert = reverts.join("\n");
     fill(
         ARM_SWITCH,

@@ -11,6 +11,15 @@ use crate::engine::work::{BACKUP_MARK, SshdSwitch, TEMP_MARK, Work};
 
 const FINISH: &str = "@DISARM@@REMOVE_BACKUPS@printf 'ok finished\\n'\n";
 
+/// The finish's disarm: the switch's script goes first thing when it runs
+/// (see `commit`), so its absence once the timer is stopped says it ran,
+/// or runs: the host verified with settings the switch has since put back.
+/// That fails the finish, and the apply restores the rest.
+const DISARM_OR_FAIL: &str = "systemctl stop @UNIT@.timer 2>/dev/null
+[ -e @FILE@ ] || { printf 'error the sshd dead-man switch fired before the host was verified (after %s s: sshd.revert_after) and put back what it guards\\n' @SECONDS@; exit 1; }
+rm -f -- @FILE@
+";
+
 /// A commit still running (it missed its deadline: a handler hangs) is
 /// stopped first, so it cannot go on replacing files under the restore;
 /// its record names its process group and that process's start time, so a
@@ -72,7 +81,7 @@ pub fn finish(work: &Work, layout: &Layout) -> Script {
         + &fill(
             FINISH,
             &[
-                ("DISARM", &disarm(work.sshd_switch.as_ref(), layout)),
+                ("DISARM", &disarm_or_fail(work.sshd_switch.as_ref(), layout)),
                 ("REMOVE_BACKUPS", &remove_backups(work)),
             ],
         );
@@ -112,6 +121,20 @@ pub(super) fn disarm(switch: Option<&SshdSwitch>, layout: &Layout) -> String {
         fill(
             DISARM,
             &[("UNIT", &quote(&switch.unit)), ("FILE", &quote(&file))],
+        )
+    })
+}
+
+fn disarm_or_fail(switch: Option<&SshdSwitch>, layout: &Layout) -> String {
+    switch.map_or_else(String::new, |switch| {
+        let file = layout.revert_file(&switch.unit);
+        fill(
+            DISARM_OR_FAIL,
+            &[
+                ("UNIT", &quote(&switch.unit)),
+                ("FILE", &quote(&file)),
+                ("SECONDS", &switch.seconds.to_string()),
+            ],
         )
     })
 }

@@ -608,17 +608,35 @@ fn the_dead_man_switch_is_armed_before_ssh_reloads_and_reverts_the_drop_in() {
             .count(),
         2
     );
-    // Finish and restore both disarm it.
-    for script in [
-        finish(&work, &host.layout()),
-        restore(&work, &host.layout()),
-    ] {
+    // It fired: the finish says so and fails (the apply then restores
+    // the rest); the restore disarms it all the same.
+    let (ok, out) = host.run(&finish(&work, &host.layout()));
+    assert!(!ok, "{out}");
+    assert_eq!(
+        first_error(&out),
+        Some(
+            "the sshd dead-man switch fired before the host was verified (after 90 s: sshd.revert_after) and put back what it guards"
+        ),
+        "{out}"
+    );
+    let disarmed = |host: &Host, script: &Script| {
         let before = host.calls().len();
-        assert!(host.run(&script).0);
-        assert!(
-            host.calls()[before..].contains(&"systemctl stop dockhand-sshd-revert-r.timer".into())
-        );
-    }
+        let (ok, out) = host.run(script);
+        let stopped =
+            host.calls()[before..].contains(&"systemctl stop dockhand-sshd-revert-r.timer".into());
+        (ok, stopped, out)
+    };
+    let (ok, stopped, out) = disarmed(&host, &restore(&work, &host.layout()));
+    assert!(ok && stopped, "{out}");
+    // Armed and not fired: the finish disarms it, and its script goes.
+    host.write(
+        revert.strip_prefix(host.root()).unwrap(),
+        b"exit 0\n",
+        0o600,
+    );
+    let (ok, stopped, out) = disarmed(&host, &finish(&work, &host.layout()));
+    assert!(ok && stopped && out.contains("ok finished"), "{out}");
+    assert!(!Path::new(&revert).exists());
 }
 
 #[test]
