@@ -97,7 +97,7 @@ fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
     for host in report["hosts"].as_array().unwrap() {
         assert_eq!(
             host["handlers"],
-            serde_json::json!(["daemon-reload", "restart-docker", "reload-ssh"])
+            serde_json::json!(["daemon-reload", "reload-ssh", "restart-docker"])
         );
         // Round trips after connecting (issue 21): the lock with the
         // gather, staging with the commit (two: its input waits for

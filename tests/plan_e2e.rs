@@ -148,7 +148,7 @@ fn fresh_hosts_planned(lab: TestLab) {
         }
         assert_eq!(
             entry["handlers"],
-            serde_json::json!(["daemon-reload", "restart-docker", "reload-ssh"])
+            serde_json::json!(["daemon-reload", "reload-ssh", "restart-docker"])
         );
     }
     // The human form says the same, with --detailed-exitcode 2 as well.
@@ -171,7 +171,7 @@ fn fresh_hosts_planned(lab: TestLab) {
         "{human}"
     );
     assert!(
-        human.contains("handlers: systemctl daemon-reload, restart docker, reload ssh"),
+        human.contains("handlers: systemctl daemon-reload, reload ssh, restart docker"),
         "{human}"
     );
     assert!(human.contains("Plan: 2 host(s): 2 with changes"), "{human}");

@@ -992,7 +992,7 @@ mod tests {
         assert_eq!(plan.changes[1].content, Some(ContentChange::Secret));
         assert_eq!(
             plan.handlers,
-            vec![Handler::RestartDocker, Handler::ReloadSsh]
+            vec![Handler::ReloadSsh, Handler::RestartDocker]
         );
         // A file's notes come with its change, named by the file.
         assert_eq!(plan.notes, ["daemon.json: a listener is closed"]);

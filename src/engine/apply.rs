@@ -116,12 +116,14 @@ fn check(host: &str, step: &str, output: &ExecOutput) -> Result<String> {
 /// Stage, then commit (with checks and handlers). When the commit got as
 /// far as replacing files and then failed (a handler: dockerd would not
 /// start with the new settings), the previous files are restored and the
-/// handlers run again before the error is returned.
+/// handlers run again before the error is returned. `watch`: a line of
+/// the commit's, and who to tell as soon as it came.
 pub async fn apply(
     transport: &impl Transport,
     work: &Work,
     become_root: &Become,
     run: &HostRun,
+    watch: Option<(&str, tokio::sync::oneshot::Sender<()>)>,
 ) -> Result<()> {
     let stages = !work.directories.is_empty() || !work.files.is_empty();
     // Only what is sent is kept while the commit runs (docker's restart:
@@ -144,7 +146,14 @@ pub async fn apply(
                 handlers: work.handlers.clone(),
             },
             run.deadlines.handlers,
-            transport.exec(&command, &stdin),
+            async {
+                match watch {
+                    Some((mark, seen)) => {
+                        transport.exec_watching(&command, &stdin, mark, seen).await
+                    }
+                    None => transport.exec(&command, &stdin).await,
+                }
+            },
         )
         .await?;
     drop((command, stdin));

@@ -7,7 +7,7 @@ pub use crate::core::outcome::Applied;
 
 use crate::core::event::Phase;
 use crate::core::input::inventory::Host;
-use crate::core::input::playbook::Playbook;
+use crate::core::input::playbook::{Handler, Playbook};
 use crate::core::plan::{self, HostPlan};
 use crate::core::roles::docker::workload::Container;
 use crate::core::roles::{self, Resources, TlsMaterial};
@@ -295,8 +295,26 @@ async fn apply_on<C: Connector>(
     };
     let changes = plan.changes.len();
     drop((plan, actual));
-    let committed = apply::apply(session, &work, &become_root, run).await;
+    // Once the commit has reloaded ssh (and loaded the fence), verify's
+    // fresh login is made while docker restarts, which comes last: its
+    // handshake (five or six round trips) then costs no time of its own.
+    let mark = early_login_mark(&work.handlers);
+    let (reloaded, heard) = tokio::sync::oneshot::channel();
+    let watch = mark.as_deref().map(|mark| (mark, reloaded));
+    let early_login = async {
+        match heard.await {
+            Ok(()) => Some(fresh_connection(connector, job).await),
+            Err(_) => None,
+        }
+    };
+    let (committed, early) = tokio::join!(
+        apply::apply(session, &work, &become_root, run, watch),
+        early_login
+    );
     if let Err(err) = committed {
+        if let Some(Ok(fresh)) = early {
+            fresh.close().await;
+        }
         // A commit that missed its deadline may have replaced files and
         // left a handler hanging: stop it and restore, on a fresh channel.
         if let Error::OnHost {
@@ -315,14 +333,8 @@ async fn apply_on<C: Connector>(
         }
         return Err(err);
     }
-    match verify(
-        connector,
-        session,
-        job,
-        &desired,
-        checks,
-        Seen::Changed(&must_run),
-        run,
+    match verify_after_change(
+        connector, session, job, &desired, checks, &must_run, early, run,
     )
     .await
     {
@@ -361,6 +373,19 @@ async fn apply_on<C: Connector>(
             ))
         }
     }
+}
+
+/// The commit's line after which sshd (and the fence) are as this change
+/// leaves them, when docker's restart follows it (see [`Handler`]'s order).
+fn early_login_mark(handlers: &[Handler]) -> Option<String> {
+    if !handlers.contains(&Handler::RestartDocker) {
+        return None;
+    }
+    handlers
+        .iter()
+        .filter(|h| matches!(h, Handler::ReloadSsh | Handler::ReloadFirewall))
+        .max()
+        .map(|last| remote::handler_ran(*last))
 }
 
 /// Restores the previous files and runs the handlers again; says how it went.
@@ -495,7 +520,29 @@ pub async fn verify<C: Connector>(
     run.step(
         Phase::Verifying,
         run.deadlines.step,
-        verify_checks(connector, session, job, desired, checks, seen),
+        verify_checks(connector, session, job, desired, checks, seen, None),
+    )
+    .await
+}
+
+/// [`verify`] after a commit, with the fresh login the commit's reload
+/// let it make already, if any.
+#[allow(clippy::too_many_arguments)]
+async fn verify_after_change<C: Connector>(
+    connector: &C,
+    session: &C::Session,
+    job: &HostJob,
+    desired: &Resources,
+    checks: &Checks,
+    must_run: &[Container],
+    early: Option<Result<C::Session>>,
+    run: &HostRun,
+) -> Result<Vec<String>> {
+    let seen = Seen::Changed(must_run);
+    run.step(
+        Phase::Verifying,
+        run.deadlines.step,
+        verify_checks(connector, session, job, desired, checks, seen, early),
     )
     .await
 }
@@ -507,13 +554,14 @@ async fn verify_checks<C: Connector>(
     desired: &Resources,
     checks: &Checks,
     seen: Seen<'_>,
+    early: Option<Result<C::Session>>,
 ) -> Result<Vec<String>> {
     let name = &job.host.name;
     // After a change, the fresh login (which also reads `sshd -T`) and the
     // daemon's probes go at once: neither waits on the other's round trips.
     let (tls, fresh) = tokio::join!(
         verify_tls(session, job, checks, seen),
-        fresh_login(connector, job, desired, seen)
+        fresh_login(connector, job, desired, seen, early)
     );
     let mut passed = tls?;
     let fresh = fresh?;
@@ -653,15 +701,18 @@ async fn fresh_login<C: Connector>(
     job: &HostJob,
     desired: &Resources,
     seen: Seen<'_>,
+    early: Option<Result<C::Session>>,
 ) -> Result<Option<BTreeMap<String, String>>> {
     if let Seen::Unchanged(_) = seen {
+        if let Some(Ok(fresh)) = early {
+            fresh.close().await;
+        }
         return Ok(None);
     }
-    let name = &job.host.name;
-    let fresh = connector
-        .connect(&job.target)
-        .await
-        .map_err(|e| host_error(name, "fresh SSH login", e.cause()))?;
+    let fresh = match early {
+        Some(made) => made?,
+        None => fresh_connection(connector, job).await?,
+    };
     let result = if desired.sshd_expected.is_some() {
         let script = remote::sshd_settings(&remote::Layout::HOST, &desired.paths());
         let how = job.become_root();
@@ -682,6 +733,15 @@ async fn fresh_login<C: Connector>(
     };
     fresh.close().await;
     result
+}
+
+/// A new SSH connection to the host, as an administrator would make one
+/// after the change.
+async fn fresh_connection<C: Connector>(connector: &C, job: &HostJob) -> Result<C::Session> {
+    connector
+        .connect(&job.target)
+        .await
+        .map_err(|e| host_error(&job.host.name, "fresh SSH login", e.cause()))
 }
 
 #[cfg(test)]

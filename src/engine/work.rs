@@ -361,7 +361,7 @@ mod tests {
     fn a_new_directory_is_created_and_checks_after_writing_are_kept() {
         let work = fresh_work();
         assert_eq!(work.created_directories, vec!["/etc/t".to_string()]);
-        assert_eq!(work.handlers, [Handler::RestartDocker, Handler::ReloadSsh]);
+        assert_eq!(work.handlers, [Handler::ReloadSsh, Handler::RestartDocker]);
         assert_eq!(
             work.post_checks,
             vec![(

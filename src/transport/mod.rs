@@ -153,6 +153,25 @@ pub trait Transport: Send + Sync {
         stdin: &[u8],
     ) -> impl std::future::Future<Output = Result<ExecOutput>> + Send;
 
+    /// [`exec`](Self::exec), telling `seen` as soon as the command printed
+    /// the whole line `mark`, while it goes on: what needs only the steps
+    /// before that line can start then. Here, at its end.
+    fn exec_watching(
+        &self,
+        command: &str,
+        stdin: &[u8],
+        mark: &str,
+        seen: tokio::sync::oneshot::Sender<()>,
+    ) -> impl std::future::Future<Output = Result<ExecOutput>> + Send {
+        async move {
+            let output = self.exec(command, stdin).await?;
+            if ssh::line_start(&output.stdout, 0, mark).is_some() {
+                let _ = seen.send(());
+            }
+            Ok(output)
+        }
+    }
+
     /// Starts `command` and leaves it running for as long as the connection
     /// lives, once it has printed the line [`HOLDING`] (a lock it holds
     /// then goes when the connection goes, however dockhand ends). Returns

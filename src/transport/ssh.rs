@@ -470,6 +470,28 @@ impl Transport for SshSession {
     }
 
     async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput> {
+        self.exec_with(command, stdin, None).await
+    }
+
+    async fn exec_watching(
+        &self,
+        command: &str,
+        stdin: &[u8],
+        mark: &str,
+        seen: tokio::sync::oneshot::Sender<()>,
+    ) -> Result<ExecOutput> {
+        self.exec_with(command, stdin, Some((mark, seen))).await
+    }
+}
+
+impl SshSession {
+    /// [`Transport::exec`], telling `watch`'s sender once its line came.
+    async fn exec_with(
+        &self,
+        command: &str,
+        stdin: &[u8],
+        mut watch: Option<(&str, tokio::sync::oneshot::Sender<()>)>,
+    ) -> Result<ExecOutput> {
         let step = |e: russh::Error| self.ssh_error("exec", e);
         let mut channel = self.channel().await?;
         self.meter.command();
@@ -486,10 +508,18 @@ impl Transport for SshSession {
             match message {
                 ChannelMsg::Data { ref data } | ChannelMsg::ExtendedData { ref data, ext: 1 } => {
                     let stderr = !matches!(message, ChannelMsg::Data { .. });
+                    let seen = output.stdout.len();
                     if let Err(e) = self.take(&mut output, stderr, data) {
                         // The command stops with its channel.
                         let _ = channel.close().await;
                         return Err(e);
+                    }
+                    if !stderr
+                        && let Some((mark, _)) = &watch
+                        && line_start(&output.stdout, seen, mark).is_some()
+                        && let Some((_, sender)) = watch.take()
+                    {
+                        let _ = sender.send(());
                     }
                 }
                 ChannelMsg::ExitStatus { exit_status } => {
@@ -526,15 +556,21 @@ impl Transport for SshSession {
 /// and only they are looked at: a host that sends one endless line (a huge
 /// file, base64'd) costs one pass over it, not one per chunk.
 pub(crate) fn holding(stdout: &[u8], seen: usize) -> Option<&[u8]> {
-    let mark = super::HOLDING.as_bytes();
-    for (offset, byte) in stdout[seen..].iter().enumerate() {
+    line_start(stdout, seen, super::HOLDING).map(|start| &stdout[..start])
+}
+
+/// Where the whole line `mark` starts in `stdout`, once its newline is in;
+/// only newlines from `seen` on are looked at (see [`holding`]).
+pub(crate) fn line_start(stdout: &[u8], seen: usize, mark: &str) -> Option<usize> {
+    let mark = mark.as_bytes();
+    for (offset, byte) in stdout[seen.min(stdout.len())..].iter().enumerate() {
         let at = seen + offset;
         if *byte != b'\n' || at < mark.len() {
             continue;
         }
         let start = at - mark.len();
         if &stdout[start..at] == mark && (start == 0 || stdout[start - 1] == b'\n') {
-            return Some(&stdout[..start]);
+            return Some(start);
         }
     }
     None

@@ -222,26 +222,28 @@ impl Default for SshdRole {
 }
 
 /// Things a change can set off, run once per host after all writes, in
-/// this order.
+/// this order. docker's restart comes last: it takes seconds, and once ssh
+/// was reloaded (and the fence loaded) verify's fresh login is made while
+/// it runs, so that login's handshake costs no time of its own.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Handler {
     DaemonReload,
-    RestartDocker,
     ReloadSsh,
     /// Loads the fence's rules (and enables their boot unit); after ssh's
     /// reload, so one dead-man switch armed before either guards both.
     ReloadFirewall,
+    RestartDocker,
 }
 
 impl Handler {
     pub const ALL: [Handler; 4] = [
         Handler::DaemonReload,
-        Handler::RestartDocker,
         Handler::ReloadSsh,
         Handler::ReloadFirewall,
+        Handler::RestartDocker,
     ];
 
     /// The name in playbooks, JSON and on hosts (`restart-docker`).

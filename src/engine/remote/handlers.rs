@@ -77,8 +77,9 @@ fn command(handler: Handler, ssh_unit: &str) -> String {
 /// The handlers' lines, in their fixed order, each once; they set
 /// `handler_failed=1` when one fails and go on with the next.
 /// `guard` goes right before ssh's reload or the fence's, whichever comes
-/// first: the dead-man switch, so that its time counts from there, not
-/// from docker's restart.
+/// first: the dead-man switch, so that its time counts from there. docker's
+/// restart comes after both, and verify's fresh login is made while it
+/// runs (the switch's time covers it).
 pub fn handlers(handlers: &[Handler], ssh_unit: &str, guard: &str) -> String {
     let mut sorted = handlers.to_vec();
     sorted.sort();

@@ -25,6 +25,7 @@ mod stage;
 #[cfg(test)]
 mod tests;
 
+use crate::core::input::playbook::Handler;
 use crate::core::parent_dir as parent;
 pub use crate::core::shell_quote as quote;
 pub use commit::{CommitOutcome, commit};
@@ -481,6 +482,11 @@ impl<'a> Line<'a> {
             Line::Other(line)
         }
     }
+}
+
+/// The line a handler's run prints when it went well (see `handlers`).
+pub fn handler_ran(handler: Handler) -> String {
+    format!("handler {} ok", handler.name())
 }
 
 /// A script's answer, line by line.

@@ -311,7 +311,7 @@ fn a_commit_replaces_backs_up_checks_and_runs_handlers_in_order() {
     let daemon_reload = host.called("systemctl daemon-reload");
     let start = host.called("systemctl start docker.service");
     let reload = host.called("systemctl reload ssh.service");
-    assert!(check < daemon_reload && daemon_reload < start && start < reload);
+    assert!(check < daemon_reload && daemon_reload < reload && reload < start);
     assert_eq!(
         lines(&out)
             .filter_map(|l| match l {
@@ -319,7 +319,7 @@ fn a_commit_replaces_backs_up_checks_and_runs_handlers_in_order() {
                 _ => None,
             })
             .collect::<Vec<_>>(),
-        ["daemon-reload", "restart-docker", "reload-ssh"]
+        ["daemon-reload", "reload-ssh", "restart-docker"]
     );
     // Nothing is owed any more, and no commit is on record.
     assert_eq!(host.names_in("/state"), Vec::<String>::new());
@@ -579,10 +579,12 @@ fn the_dead_man_switch_is_armed_before_ssh_reloads_and_reverts_the_drop_in() {
     let armed = host.calls().iter().position(|c| {
         c.starts_with("systemd-run --quiet --collect --unit=dockhand-sshd-revert-r --on-active=90 ")
     });
-    // Armed after docker's restart, right before ssh's reload: its time
-    // counts from the reload.
-    assert!(host.called("systemctl start docker.service") < armed.unwrap());
+    // Armed right before ssh's reload, which docker's restart follows:
+    // its time counts from the reload, and covers that restart.
     assert!(armed.unwrap() < host.called("systemctl reload ssh.service"));
+    assert!(
+        host.called("systemctl reload ssh.service") < host.called("systemctl start docker.service")
+    );
     // The timer's command, run as systemd would: the drop-in goes back
     // and ssh reloads.
     let revert = host.read("/armed").unwrap();
