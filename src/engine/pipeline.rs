@@ -277,7 +277,7 @@ async fn apply_on<C: Connector>(
         // Nothing changed since the gather: sshd's settings are the ones it
         // saw, and this run's own login proves a login works.
         let seen = Seen::Unchanged(&actual.facts);
-        verify(connector, session, job, &desired, checks, seen, run).await?;
+        verify(connector, session, job, &desired, checks, seen, None, run).await?;
         return Ok(Applied::Unchanged);
     }
     let work = work::work(
@@ -333,11 +333,8 @@ async fn apply_on<C: Connector>(
         }
         return Err(err);
     }
-    match verify_after_change(
-        connector, session, job, &desired, checks, &must_run, early, run,
-    )
-    .await
-    {
+    let seen = Seen::Changed(&must_run);
+    match verify(connector, session, job, &desired, checks, seen, early, run).await {
         Ok(_) => {
             let finished = run
                 .step(
@@ -507,7 +504,9 @@ pub enum Seen<'a> {
     Unchanged(&'a Facts),
 }
 
-/// Checks a host as its users will meet it; returns what passed.
+/// Checks a host as its users will meet it; returns what passed. `early`:
+/// the fresh login a commit's reload let apply make already, if any.
+#[allow(clippy::too_many_arguments)]
 pub async fn verify<C: Connector>(
     connector: &C,
     session: &C::Session,
@@ -515,30 +514,9 @@ pub async fn verify<C: Connector>(
     desired: &Resources,
     checks: &Checks,
     seen: Seen<'_>,
-    run: &HostRun,
-) -> Result<Vec<String>> {
-    run.step(
-        Phase::Verifying,
-        run.deadlines.step,
-        verify_checks(connector, session, job, desired, checks, seen, None),
-    )
-    .await
-}
-
-/// [`verify`] after a commit, with the fresh login the commit's reload
-/// let it make already, if any.
-#[allow(clippy::too_many_arguments)]
-async fn verify_after_change<C: Connector>(
-    connector: &C,
-    session: &C::Session,
-    job: &HostJob,
-    desired: &Resources,
-    checks: &Checks,
-    must_run: &[Container],
     early: Option<Result<C::Session>>,
     run: &HostRun,
 ) -> Result<Vec<String>> {
-    let seen = Seen::Changed(must_run);
     run.step(
         Phase::Verifying,
         run.deadlines.step,
