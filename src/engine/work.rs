@@ -75,6 +75,13 @@ pub struct SshdSwitch {
     pub seconds: u32,
 }
 
+impl SshdSwitch {
+    /// The switch's name once armed again after docker's restart.
+    pub fn unit_again(&self) -> String {
+        format!("{}-again", self.unit)
+    }
+}
+
 impl Work {
     pub fn is_empty(&self) -> bool {
         self.directories.is_empty()

@@ -55,6 +55,19 @@ const ARM_SWITCH: &str = "revert=@REVERT_FILE@
   || { printf 'error arm the sshd dead-man switch (systemd-run)\\n'; rm -f -- \"$log\" \"$revert\"; rollback; exit 1; }
 printf 'ok armed %s\\n' @UNIT@
 ";
+/// After docker's restart, which follows ssh's reload: the switch armed
+/// again under a second name (the first stopped once the second runs, so
+/// the host is never without one), its time counting from here. A switch
+/// that fired during the restart (its script gone) fails the commit, which
+/// the engine then restores.
+const REARM_SWITCH: &str = "if [ -e \"$revert\" ]; then
+  { systemd-run --quiet --collect --unit=@AGAIN@ --on-active=@SECONDS@ --timer-property=AccuracySec=1s /bin/sh \"$revert\" >/dev/null 2>&1 \\
+    && systemctl stop @UNIT@.timer 2>/dev/null && printf 'ok armed %s\\n' @AGAIN@; } \\
+    || { printf 'error arm the sshd dead-man switch again after docker'\\''s restart (systemd-run)\\n'; handler_failed=1; }
+else
+  printf 'error the sshd dead-man switch fired during docker'\\''s restart (after %s s: sshd.revert_after) and put back what it guards\\n' @SECONDS@; handler_failed=1
+fi
+";
 const REVERT_SSHD: &str = "@RESTORE@; systemctl reload @SSH_UNIT@";
 /// The fence back as it was (or gone, when it was new), loaded directly.
 const REVERT_FIREWALL: &str = "@RESTORE@; if [ -e @RULES@ ]; then nft -f @RULES@; else systemctl disable --quiet dockhand-firewall.service; nft delete table inet dockhand; fi";
@@ -101,6 +114,7 @@ pub fn commit(work: &Work, layout: &Layout) -> Script {
                         &work.handlers,
                         &work.ssh_unit,
                         &arm_switch(work.sshd_switch.as_ref(), &work.ssh_unit, layout),
+                        &rearm_switch(work.sshd_switch.as_ref()),
                     ),
                 ),
                 ("PENDING", &quote(&layout.pending_handlers())),
@@ -280,6 +294,19 @@ fn arm_switch(switch: Option<&SshdSwitch>, ssh_unit: &str, layout: &Layout) -> S
             ("REVERT", &quote(&revert)),
         ],
     )
+}
+
+fn rearm_switch(switch: Option<&SshdSwitch>) -> String {
+    switch.map_or_else(String::new, |switch| {
+        fill(
+            REARM_SWITCH,
+            &[
+                ("UNIT", &quote(&switch.unit)),
+                ("AGAIN", &quote(&switch.unit_again())),
+                ("SECONDS", &switch.seconds.to_string()),
+            ],
+        )
+    })
 }
 
 /// How a commit ended, from its answer.

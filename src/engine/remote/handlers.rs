@@ -79,8 +79,11 @@ fn command(handler: Handler, ssh_unit: &str) -> String {
 /// `guard` goes right before ssh's reload or the fence's, whichever comes
 /// first: the dead-man switch, so that its time counts from there. docker's
 /// restart comes after both, and verify's fresh login is made while it
-/// runs (the switch's time covers it).
-pub fn handlers(handlers: &[Handler], ssh_unit: &str, guard: &str) -> String {
+/// runs.
+/// `rearm` goes right after docker's restart when `guard` went in: the
+/// switch armed again, so its time counts from there (a docker that takes
+/// minutes to start never has the switch fire during the checks).
+pub fn handlers(handlers: &[Handler], ssh_unit: &str, guard: &str, rearm: &str) -> String {
     let mut sorted = handlers.to_vec();
     sorted.sort();
     sorted.dedup();
@@ -103,6 +106,7 @@ pub fn handlers(handlers: &[Handler], ssh_unit: &str, guard: &str) -> String {
                     guarded = true;
                     format!("{guard}{run}")
                 }
+                Handler::RestartDocker if guarded => format!("{run}{rearm}"),
                 _ => run,
             }
         })

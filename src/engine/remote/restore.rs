@@ -15,7 +15,7 @@ const FINISH: &str = "@DISARM@@REMOVE_BACKUPS@printf 'ok finished\\n'\n";
 /// (see `commit`), so its absence once the timer is stopped says it ran,
 /// or runs: the host verified with settings the switch has since put back.
 /// That fails the finish, and the apply restores the rest.
-const DISARM_OR_FAIL: &str = "systemctl stop @UNIT@.timer 2>/dev/null
+const DISARM_OR_FAIL: &str = "systemctl stop @UNIT@.timer @AGAIN@.timer 2>/dev/null
 [ -e @FILE@ ] || { printf 'error the sshd dead-man switch fired before the host was verified (after %s s: sshd.revert_after) and put back what it guards\\n' @SECONDS@; exit 1; }
 rm -f -- @FILE@
 ";
@@ -71,7 +71,7 @@ const RESTORE_ATTRIBUTES: &str =
 const REMOVE_DIRECTORY: &str = "rmdir -- @DIR@ 2>/dev/null || :\n";
 /// The switch's timer goes. Its service, if it ran, went by itself:
 /// `--collect` unloads a transient unit even when it failed.
-const DISARM: &str = "systemctl stop @UNIT@.timer 2>/dev/null; rm -f -- @FILE@\n";
+const DISARM: &str = "systemctl stop @UNIT@.timer @AGAIN@.timer 2>/dev/null; rm -f -- @FILE@\n";
 const REMOVE: &str = "rm -f -- @NAMES@\n";
 
 /// After verification: the switch disarmed (the fresh login worked)
@@ -108,7 +108,10 @@ pub fn handlers_again(work: &Work, layout: &Layout) -> Script {
         + &fill(
             HANDLERS_AGAIN,
             &[
-                ("HANDLERS", &handlers(&work.handlers, &work.ssh_unit, "")),
+                (
+                    "HANDLERS",
+                    &handlers(&work.handlers, &work.ssh_unit, "", ""),
+                ),
                 ("PENDING", &quote(&layout.pending_handlers())),
             ],
         );
@@ -120,7 +123,11 @@ pub(super) fn disarm(switch: Option<&SshdSwitch>, layout: &Layout) -> String {
         let file = layout.revert_file(&switch.unit);
         fill(
             DISARM,
-            &[("UNIT", &quote(&switch.unit)), ("FILE", &quote(&file))],
+            &[
+                ("UNIT", &quote(&switch.unit)),
+                ("AGAIN", &quote(&switch.unit_again())),
+                ("FILE", &quote(&file)),
+            ],
         )
     })
 }
@@ -132,6 +139,7 @@ fn disarm_or_fail(switch: Option<&SshdSwitch>, layout: &Layout) -> String {
             DISARM_OR_FAIL,
             &[
                 ("UNIT", &quote(&switch.unit)),
+                ("AGAIN", &quote(&switch.unit_again())),
                 ("FILE", &quote(&file)),
                 ("SECONDS", &switch.seconds.to_string()),
             ],

@@ -32,6 +32,8 @@ case $call in
   "systemctl is-active"*) exit 3 ;;
   "dockerd --validate --config-file "*) if grep -q bad "$3"; then echo 'unable to configure the Docker daemon: bad'; exit 1; fi ;;
   "systemd-run "*) for a in "$@"; do last=$a; done; printf '%s' "$last" > ROOT/armed ;;
+  # The switch fires while docker starts, when a test asks for it.
+  "systemctl start docker.service") if [ -e ROOT/fire-on-start ]; then sh "$(cat ROOT/armed)"; fi ;;
   "journalctl "*) [ -e ROOT/journal ] && cat ROOT/journal ;;
   "nft list table inet dockhand") [ -e ROOT/nft-table ] && cat ROOT/nft-table ;;
   "systemctl show -p Id "*) [ -e ROOT/units-show ] && cat ROOT/units-show ;;
@@ -579,11 +581,22 @@ fn the_dead_man_switch_is_armed_before_ssh_reloads_and_reverts_the_drop_in() {
     let armed = host.calls().iter().position(|c| {
         c.starts_with("systemd-run --quiet --collect --unit=dockhand-sshd-revert-r --on-active=90 ")
     });
-    // Armed right before ssh's reload, which docker's restart follows:
-    // its time counts from the reload, and covers that restart.
+    // Armed right before ssh's reload, which docker's restart follows;
+    // then armed again under a second name once docker is up (its time
+    // counts from there), and the first one stopped.
     assert!(armed.unwrap() < host.called("systemctl reload ssh.service"));
+    let start = host.called("systemctl start docker.service");
+    assert!(host.called("systemctl reload ssh.service") < start);
+    let again = host.calls().iter().position(|c| {
+        c.starts_with(
+            "systemd-run --quiet --collect --unit=dockhand-sshd-revert-r-again --on-active=90 ",
+        )
+    });
+    assert!(start < again.unwrap());
+    assert!(again.unwrap() < host.called("systemctl stop dockhand-sshd-revert-r.timer"));
     assert!(
-        host.called("systemctl reload ssh.service") < host.called("systemctl start docker.service")
+        out.contains("ok armed dockhand-sshd-revert-r-again\n"),
+        "{out}"
     );
     // The timer's command, run as systemd would: the drop-in goes back
     // and ssh reloads.
@@ -624,8 +637,10 @@ fn the_dead_man_switch_is_armed_before_ssh_reloads_and_reverts_the_drop_in() {
     let disarmed = |host: &Host, script: &Script| {
         let before = host.calls().len();
         let (ok, out) = host.run(script);
-        let stopped =
-            host.calls()[before..].contains(&"systemctl stop dockhand-sshd-revert-r.timer".into());
+        let stopped = host.calls()[before..].contains(
+            &"systemctl stop dockhand-sshd-revert-r.timer dockhand-sshd-revert-r-again.timer"
+                .into(),
+        );
         (ok, stopped, out)
     };
     let (ok, stopped, out) = disarmed(&host, &restore(&work, &host.layout()));
@@ -639,6 +654,38 @@ fn the_dead_man_switch_is_armed_before_ssh_reloads_and_reverts_the_drop_in() {
     let (ok, stopped, out) = disarmed(&host, &finish(&work, &host.layout()));
     assert!(ok && stopped && out.contains("ok finished"), "{out}");
     assert!(!Path::new(&revert).exists());
+}
+
+/// A switch that fires while docker restarts (a docker slower to start
+/// than `revert_after`) fails the commit: the engine restores the rest.
+#[test]
+fn a_switch_that_fires_during_docker_s_restart_fails_the_commit() {
+    let (host, mut work) = lived_in();
+    work.sshd_switch = Some(SshdSwitch {
+        drop_in: Some(host.at("/etc/t/sshd.conf")),
+        firewall_rules: None,
+        unit: "dockhand-sshd-revert-r".into(),
+        seconds: 90,
+    });
+    host.stage(&work);
+    host.write("/fire-on-start", b"", 0o644);
+    let (outcome, out) = host.commit(&work);
+    assert_eq!(
+        outcome,
+        CommitOutcome::FailedAfterReplacing(
+            "the sshd dead-man switch fired during docker's restart (after 90 s: sshd.revert_after) and put back what it guards".into()
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        host.read("/etc/t/sshd.conf").as_deref(),
+        Some("PasswordAuthentication yes\n")
+    );
+    assert!(
+        !host.calls().iter().any(|c| c.contains("-again")),
+        "{:#?}",
+        host.calls()
+    );
 }
 
 #[test]
