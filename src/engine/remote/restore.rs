@@ -3,7 +3,8 @@
 //! verification or a commit that failed or missed its deadline: a commit
 //! still running is stopped, and the previous files, modes and owners are
 //! put back. **handlers again**, then, so the restored files are in
-//! effect. The commit's own rollback uses the same restore lines.
+//! effect, and the switch disarmed. The commit's own rollback uses the
+//! same restore lines.
 
 use super::handlers::handlers;
 use super::{Kind, Layout, Script, fill, header, quote};
@@ -24,7 +25,7 @@ rm -f -- @FILE@
 /// stopped first, so it cannot go on replacing files under the restore;
 /// its record names its process group and that process's start time, so a
 /// stale record never names another process.
-const RESTORE: &str = "@STOP_COMMIT@@DISARM@@RESTORE@printf 'ok restored\\n'\n";
+const RESTORE: &str = "@STOP_COMMIT@@RESTORE@printf 'ok restored\\n'\n";
 
 /// Stops the commit on record if it still runs (its process group, when
 /// the process that leads it is the one recorded), then drops the record;
@@ -58,9 +59,13 @@ pub(super) fn stop_commit(layout: &Layout, stopped: &str) -> String {
     )
 }
 
+/// The switch is disarmed here, once ssh was reloaded with the restored
+/// files, not by the restore: a run that dies between the two leaves it
+/// armed, and when it fires it reloads ssh with what the restore put back
+/// (its own restore finds nothing left to move).
 const HANDLERS_AGAIN: &str = "handler_failed=0
 @HANDLERS@[ \"$handler_failed\" = 0 ] && rm -f -- @PENDING@
-printf 'ok rolled-back\\n'
+@DISARM@printf 'ok rolled-back\\n'
 ";
 
 /// Puts one path back: its backup, or no file where there was none.
@@ -94,7 +99,6 @@ pub fn restore(work: &Work, layout: &Layout) -> Script {
             RESTORE,
             &[
                 ("STOP_COMMIT", &stop_commit(layout, "")),
-                ("DISARM", &disarm(work.sshd_switch.as_ref(), layout)),
                 ("RESTORE", &restore_lines(work)),
             ],
         );
@@ -113,6 +117,7 @@ pub fn handlers_again(work: &Work, layout: &Layout) -> Script {
                     &handlers(&work.handlers, &work.ssh_unit, "", ""),
                 ),
                 ("PENDING", &quote(&layout.pending_handlers())),
+                ("DISARM", &disarm(work.sshd_switch.as_ref(), layout)),
             ],
         );
     Script::plain(Kind::HandlersAgain, text)

@@ -624,7 +624,9 @@ fn the_dead_man_switch_is_armed_before_ssh_reloads_and_reverts_the_drop_in() {
         2
     );
     // It fired: the finish says so and fails (the apply then restores
-    // the rest); the restore disarms it all the same.
+    // the rest); the handlers run again after the restore disarm it all
+    // the same (the restore leaves it armed until ssh took the restored
+    // files).
     let (ok, out) = host.run(&finish(&work, &host.layout()));
     assert!(!ok, "{out}");
     assert_eq!(
@@ -644,6 +646,8 @@ fn the_dead_man_switch_is_armed_before_ssh_reloads_and_reverts_the_drop_in() {
         (ok, stopped, out)
     };
     let (ok, stopped, out) = disarmed(&host, &restore(&work, &host.layout()));
+    assert!(ok && !stopped, "{out}");
+    let (ok, stopped, out) = disarmed(&host, &handlers_again(&work, &host.layout()));
     assert!(ok && stopped, "{out}");
     // Armed and not fired: the finish disarms it, and its script goes.
     host.write(
