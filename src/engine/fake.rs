@@ -510,7 +510,6 @@ fn gather_answer(host: &HostState, script: &[u8]) -> String {
     out
 }
 
-/// Whether a commit's script follows the staging records.
 /// A script's text as the host's shell reads it: `sh -c`'s argument
 /// where it went on the command line (as root already), else stdin.
 fn script_of<'a>(command: &str, stdin: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
@@ -523,6 +522,7 @@ fn script_of<'a>(command: &str, stdin: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
     }
 }
 
+/// Whether a commit's script follows the staging records.
 fn commits_after_staging(input: &[u8]) -> bool {
     let tag = format!("# dockhand: {}\n", Kind::Commit.name());
     input.windows(tag.len()).any(|w| w == tag.as_bytes())

@@ -682,9 +682,6 @@ async fn fresh_login<C: Connector>(
     early: Option<Result<C::Session>>,
 ) -> Result<Option<BTreeMap<String, String>>> {
     if let Seen::Unchanged(_) = seen {
-        if let Some(Ok(fresh)) = early {
-            fresh.close().await;
-        }
         return Ok(None);
     }
     let fresh = match early {

@@ -402,9 +402,7 @@ impl SshSession {
         buffer.extend_from_slice(data);
         Ok(())
     }
-}
 
-impl SshSession {
     /// Input about to wait for the channel's window (see [`Meter::window`]).
     async fn count_window(&self, channel: &SessionChannel) {
         if channel.writable_packet_size().await == 0 {

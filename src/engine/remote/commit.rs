@@ -2,8 +2,8 @@
 //! each as a hard-linked backup, rename each temp over its target (atomic),
 //! run the post-commit checks (`sshd -t`), and run the notified handlers in
 //! their fixed order, the sshd dead-man switch armed right before ssh's
-//! reload (its time counts from the reload, and covers docker's restart,
-//! which comes last). A failed check
+//! reload and armed again once docker's restart, which comes last, is
+//! done (its time for the checks counts from there). A failed check
 //! restores the backups itself; a failed handler leaves that to the
 //! engine's restore, which also stops a commit past its deadline (the
 //! commit records its process group for it).

@@ -131,14 +131,14 @@ key_end() {
 # programs' answers (keep_facts) unless systemd has files to load again:
 # its view changes when it loads them (a daemon-reload, a boot), which
 # the key sees. Whether a unit runs is not kept (see gather-facts.sh).
+units_asked() {
+  units_show=$(systemctl show -p Id -p ExecStart -p DropInPaths -p FragmentPath -p EnvironmentFiles -p ActiveState -p ControlGroup -p NeedDaemonReload docker.service sshd.service 2>/dev/null)
+}
 # Whether $units_show may be kept: not while systemd owes a daemon-reload
 # (NeedDaemonReload=yes: what it holds is not what it will run), nor an
 # answer without a unit's Id.
 units_keepable() {
   case "$nl$units_show$nl" in *"${nl}NeedDaemonReload=yes$nl"*|*"${nl}Id=$nl"*) return 1 ;; esac
-}
-units_asked() {
-  units_show=$(systemctl show -p Id -p ExecStart -p DropInPaths -p FragmentPath -p EnvironmentFiles -p ActiveState -p ControlGroup -p NeedDaemonReload docker.service sshd.service 2>/dev/null)
 }
 # $1 as one single-quoted shell word, in $quoted.
 quote() {

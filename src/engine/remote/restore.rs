@@ -86,7 +86,10 @@ pub fn finish(work: &Work, layout: &Layout) -> Script {
         + &fill(
             FINISH,
             &[
-                ("DISARM", &disarm_or_fail(work.sshd_switch.as_ref(), layout)),
+                (
+                    "DISARM",
+                    &fill_disarm(DISARM_OR_FAIL, work.sshd_switch.as_ref(), layout),
+                ),
                 ("REMOVE_BACKUPS", &remove_backups(work)),
             ],
         );
@@ -124,28 +127,19 @@ pub fn handlers_again(work: &Work, layout: &Layout) -> Script {
 }
 
 pub(super) fn disarm(switch: Option<&SshdSwitch>, layout: &Layout) -> String {
-    switch.map_or_else(String::new, |switch| {
-        let file = layout.revert_file(&switch.unit);
-        fill(
-            DISARM,
-            &[
-                ("UNIT", &quote(&switch.unit)),
-                ("AGAIN", &quote(&switch.unit_again())),
-                ("FILE", &quote(&file)),
-            ],
-        )
-    })
+    fill_disarm(DISARM, switch, layout)
 }
 
-fn disarm_or_fail(switch: Option<&SshdSwitch>, layout: &Layout) -> String {
+/// `template` ([`DISARM`] or [`DISARM_OR_FAIL`]) for this switch; nothing
+/// without one.
+fn fill_disarm(template: &str, switch: Option<&SshdSwitch>, layout: &Layout) -> String {
     switch.map_or_else(String::new, |switch| {
-        let file = layout.revert_file(&switch.unit);
         fill(
-            DISARM_OR_FAIL,
+            template,
             &[
                 ("UNIT", &quote(&switch.unit)),
                 ("AGAIN", &quote(&switch.unit_again())),
-                ("FILE", &quote(&file)),
+                ("FILE", &quote(&layout.revert_file(&switch.unit))),
                 ("SECONDS", &switch.seconds.to_string()),
             ],
         )

@@ -211,6 +211,16 @@ impl Host {
 /// A host with a key and an sshd drop-in in place, and work that replaces
 /// both, writes a new file in a new directory, tightens a mode in place,
 /// checks sshd after writing, and notifies every handler.
+/// The dead-man switch over `lived_in`'s sshd drop-in: 90 s, unit `…-r`.
+fn drop_in_switch(host: &Host) -> SshdSwitch {
+    SshdSwitch {
+        drop_in: Some(host.at("/etc/t/sshd.conf")),
+        firewall_rules: None,
+        unit: "dockhand-sshd-revert-r".into(),
+        seconds: 90,
+    }
+}
+
 fn lived_in() -> (Host, Work) {
     let host = Host::new();
     host.write("/etc/t/key.pem", b"OLD KEY\n", 0o644);
@@ -568,12 +578,7 @@ fn a_new_fence_is_guarded_by_the_switch_which_takes_it_down_again() {
 #[test]
 fn the_dead_man_switch_is_armed_before_ssh_reloads_and_reverts_the_drop_in() {
     let (host, mut work) = lived_in();
-    work.sshd_switch = Some(SshdSwitch {
-        drop_in: Some(host.at("/etc/t/sshd.conf")),
-        firewall_rules: None,
-        unit: "dockhand-sshd-revert-r".into(),
-        seconds: 90,
-    });
+    work.sshd_switch = Some(drop_in_switch(&host));
     host.stage(&work);
     let (outcome, out) = host.commit(&work);
     assert_eq!(outcome, CommitOutcome::Done, "{out}");
@@ -665,12 +670,7 @@ fn the_dead_man_switch_is_armed_before_ssh_reloads_and_reverts_the_drop_in() {
 #[test]
 fn a_switch_that_fires_during_docker_s_restart_fails_the_commit() {
     let (host, mut work) = lived_in();
-    work.sshd_switch = Some(SshdSwitch {
-        drop_in: Some(host.at("/etc/t/sshd.conf")),
-        firewall_rules: None,
-        unit: "dockhand-sshd-revert-r".into(),
-        seconds: 90,
-    });
+    work.sshd_switch = Some(drop_in_switch(&host));
     host.stage(&work);
     host.write("/fire-on-start", b"", 0o644);
     let (outcome, out) = host.commit(&work);
@@ -695,12 +695,7 @@ fn a_switch_that_fires_during_docker_s_restart_fails_the_commit() {
 #[test]
 fn a_switch_that_cannot_be_armed_undoes_the_commit() {
     let (host, mut work) = lived_in();
-    work.sshd_switch = Some(SshdSwitch {
-        drop_in: Some(host.at("/etc/t/sshd.conf")),
-        firewall_rules: None,
-        unit: "dockhand-sshd-revert-r".into(),
-        seconds: 90,
-    });
+    work.sshd_switch = Some(drop_in_switch(&host));
     host.stage(&work);
     host.fail("run", "systemd-run *");
     let (outcome, out) = host.commit(&work);
@@ -1753,12 +1748,7 @@ fn every_script(host: &Host, work: &Work) -> Vec<Script> {
 
 fn full_work() -> (Host, Work) {
     let (host, mut work) = lived_in();
-    work.sshd_switch = Some(SshdSwitch {
-        drop_in: Some(host.at("/etc/t/sshd.conf")),
-        firewall_rules: None,
-        unit: "dockhand-sshd-revert-r".into(),
-        seconds: 90,
-    });
+    work.sshd_switch = Some(drop_in_switch(&host));
     work.live_restore_first = Some((host.at("/etc/t/daemon.json"), "{}\n".into()));
     work.files[0].secret = true;
     work.files[0].validate = Some(Check::Shell("grep -q KEY %s".into()));
