@@ -268,28 +268,25 @@ impl Transport for FakeSession {
         }
         // The gather that rides on the lock, as a gather of its own.
         let mut said = String::from("locked\n");
-        let script = script_of(command, stdin);
-        if Kind::Gather.within(&script) {
-            let answer = self.on_host(Step::Gather, None, &script).await;
-            said.push_str(&String::from_utf8_lossy(&answer.stdout));
-        }
+        let answer = self.on_host(command, stdin, Hosted::HeldGather).await;
+        said.push_str(&String::from_utf8_lossy(&answer.stdout));
         Ok(crate::transport::Held::Running(said))
     }
 
     async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput> {
         self.meter.command();
         self.fleet.wait(self.waits(stdin)).await;
-        let step = step_of(command, stdin);
-        let kind = Kind::of(command, stdin);
-        let mut output = self.on_host(step, kind, &script_of(command, stdin)).await;
-        // The commit that follows the staging records, in the same command.
-        if step == Step::Stage && output.success() && commits_after_staging(stdin) {
-            let committed = self.on_host(Step::Commit, kind, stdin).await;
-            output.stdout.extend(committed.stdout);
-            output.status = committed.status;
-        }
-        Ok(output)
+        Ok(self.on_host(command, stdin, Hosted::Command).await)
     }
+}
+
+/// What a host makes of a command sent to it.
+#[derive(Clone, Copy)]
+enum Hosted {
+    /// Runs it.
+    Command,
+    /// Runs the gather that rides on a lock, if the lock's script has one.
+    HeldGather,
 }
 
 impl FakeSession {
@@ -304,22 +301,58 @@ impl FakeSession {
         }
     }
 
-    /// The host's side of a step: on the hosts' runtime in the simulation.
-    async fn on_host(&self, step: Step, kind: Option<Kind>, stdin: &[u8]) -> ExecOutput {
+    /// The host's side of a command: on the hosts' runtime in the
+    /// simulation. What the command is, and what it does, is the host's
+    /// work (its shell reads the command), not dockhand's.
+    async fn on_host(&self, command: &str, stdin: &[u8], what: Hosted) -> ExecOutput {
         match &self.fleet.sim {
             Some(sim) => {
-                let (fleet, host, stdin) = (self.fleet.clone(), self.host.clone(), stdin.to_vec());
+                let (fleet, host) = (self.fleet.clone(), self.host.clone());
+                let (command, stdin) = (command.to_string(), stdin.to_vec());
                 sim.hosts
-                    .spawn(async move { fleet.exec_step(&host, step, kind, &stdin).await })
+                    .spawn(async move { fleet.run_command(&host, &command, &stdin, what).await })
                     .await
-                    .expect("a simulated host's step")
+                    .expect("a simulated host's command")
             }
-            None => self.fleet.exec_step(&self.host, step, kind, stdin).await,
+            None => {
+                self.fleet
+                    .run_command(&self.host, command, stdin, what)
+                    .await
+            }
         }
     }
 }
 
 impl FakeFleet {
+    /// What the host does with a command and its input, and answers.
+    async fn run_command(
+        &self,
+        host: &str,
+        command: &str,
+        stdin: &[u8],
+        what: Hosted,
+    ) -> ExecOutput {
+        if let Hosted::HeldGather = what {
+            let script = script_of(command, stdin);
+            if !Kind::Gather.within(&script) {
+                return ExecOutput::default();
+            }
+            return self.exec_step(host, Step::Gather, None, &script).await;
+        }
+        let step = step_of(command, stdin);
+        let kind = Kind::of(command, stdin);
+        let mut output = self
+            .exec_step(host, step, kind, &script_of(command, stdin))
+            .await;
+        // The commit that follows the staging records, in the same command.
+        if step == Step::Stage && output.success() && commits_after_staging(stdin) {
+            let committed = self.exec_step(host, Step::Commit, kind, stdin).await;
+            output.stdout.extend(committed.stdout);
+            output.status = committed.status;
+        }
+        output
+    }
+
     /// What the host does and answers at `step`, its script's input given.
     async fn exec_step(
         &self,

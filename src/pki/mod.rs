@@ -7,6 +7,8 @@
 //!                                        `pki import`)
 //! servers/HOST/cert.pem  key.pem         one per host (key 0600)
 //! clients/NAME/cert.pem  key.pem         client certificates (key 0600)
+//! checked-pairs                          digests of the pairs checked
+//!                                        before (a cache, 0600: see checked)
 //! ```
 //!
 //! Reading (for `plan`) never writes; issuing decides with
@@ -16,6 +18,7 @@
 //! to belong to its certificate; the directories are 0700.
 
 mod ca;
+mod checked;
 pub mod context;
 mod issue;
 pub mod keys;
@@ -52,6 +55,7 @@ pub struct PkiStore {
     /// The CA key once decrypted, with the certificate it belongs to: a
     /// run that issues 50 certificates derives the key once.
     unsealed: std::sync::Mutex<Option<(Vec<u8>, keys::Pkcs8)>>,
+    checked: checked::Checked,
 }
 
 /// The store's lock; released when dropped.
@@ -132,10 +136,11 @@ pub enum Outcome {
 impl PkiStore {
     pub fn new(dir: PathBuf, settings: PkiRole) -> PkiStore {
         PkiStore {
-            dir,
             settings,
             passphrase: ca::passphrase_source(None),
             unsealed: std::sync::Mutex::new(None),
+            checked: checked::Checked::new(&dir),
+            dir,
         }
     }
 
@@ -467,10 +472,7 @@ impl PkiStore {
         sans: Option<&Sans>,
         now: i64,
     ) -> Decision {
-        let parsed = existing.map(|pair| {
-            key_matches(pair)
-                .and_then(|()| pki::read_certificate(&pair.cert_pem, Some(&ca.cert_pem)))
-        });
+        let parsed = existing.map(|pair| self.check_pair(pair, ca));
         let existing = parsed.as_ref().map(|r| r.as_ref().map_err(String::as_str));
         pki::decide(
             existing,
@@ -479,6 +481,26 @@ impl PkiStore {
             now,
             self.settings.renew_before_days,
         )
+    }
+
+    /// The certificate of `pair` as read, its key checked to belong to it
+    /// and its signature against `ca`, unless this store checked these
+    /// very bytes before (see [`checked`]).
+    fn check_pair(&self, pair: &Pair, ca: &Pair) -> std::result::Result<pki::CertInfo, String> {
+        let digest = checked::Checked::digest(ca, pair);
+        if self.checked.contains(&digest) {
+            let info = pki::read_certificate(&pair.cert_pem, None)?;
+            return Ok(pki::CertInfo {
+                signed_by_ca: true,
+                ..info
+            });
+        }
+        key_matches(pair)?;
+        let info = pki::read_certificate(&pair.cert_pem, Some(&ca.cert_pem))?;
+        if info.signed_by_ca {
+            self.checked.add(digest);
+        }
+        Ok(info)
     }
 
     /// The CA, created if missing.
@@ -547,7 +569,7 @@ impl PkiStore {
                 self.ensure_pair_locked(&ca, "servers", host, Purpose::Server, Some(&sans), now)?;
             each(host, pair, outcome);
         }
-        Ok(())
+        self.checked.save()
     }
 
     fn ensure_pair(
@@ -561,7 +583,9 @@ impl PkiStore {
         validate_name(name_)?;
         let _lock = self.lock()?;
         let (ca, _) = self.ensure_ca_locked()?;
-        self.ensure_pair_locked(&ca, kind, name_, purpose, sans, now)
+        let ensured = self.ensure_pair_locked(&ca, kind, name_, purpose, sans, now)?;
+        self.checked.save()?;
+        Ok(ensured)
     }
 
     /// [`PkiStore::ensure_pair`] with the store locked and `ca` read.
@@ -619,6 +643,8 @@ impl PkiStore {
             key_pem: key.serialize_pem().into_bytes(),
         };
         write_pair(&cert_path, &key_path, &pair)?;
+        // Made here from the CA's key: its key and signature are right.
+        self.checked.add(checked::Checked::digest(ca, &pair));
         Ok((pair, Outcome::Issued(reason)))
     }
 

@@ -53,7 +53,10 @@ impl Progress {
             Mode::Plain => {
                 let (sender, receiver) = channel();
                 let thread = std::thread::spawn(move || {
-                    plain(receiver, verbose, |line| eprintln!("{line}"));
+                    plain(receiver, verbose, |lines| {
+                        use std::io::Write as _;
+                        let _ = std::io::stderr().lock().write_all(lines.as_bytes());
+                    });
                 });
                 Progress {
                     sender: Some(sender),
@@ -76,9 +79,7 @@ impl Progress {
         let drawn = multi.clone();
         let thread = std::thread::spawn(move || {
             let mut bars = Bars::new(drawn);
-            while let Ok(Some(event)) = receiver.recv() {
-                bars.show(&event);
-            }
+            each_event(&receiver, |event| bars.show(&event), || {});
             bars.finish();
         });
         Progress {
@@ -125,15 +126,62 @@ impl Drop for Progress {
     }
 }
 
+/// Plain lines, written a batch at a time (`write` is given whole lines).
 fn plain(receiver: Receiver<Option<Event>>, verbose: bool, mut write: impl FnMut(&str)) {
     let started = Instant::now();
-    while let Ok(Some(event)) = receiver.recv() {
-        if !verbose && matches!(event, Event::StepFinished { .. }) {
-            continue;
+    let lines = std::cell::RefCell::new(String::new());
+    each_event(
+        &receiver,
+        |event| {
+            if !verbose && matches!(event, Event::StepFinished { .. }) {
+                return;
+            }
+            if let Some(line) = plain_line(started.elapsed(), &event) {
+                let mut lines = lines.borrow_mut();
+                lines.push_str(&line);
+                lines.push('\n');
+            }
+        },
+        || {
+            let mut lines = lines.borrow_mut();
+            if !lines.is_empty() {
+                write(&lines);
+                lines.clear();
+            }
+        },
+    );
+}
+
+/// How long the renderer rests after showing what had come: below what
+/// an eye or a log's timestamps tell apart.
+const RENDER_PAUSE: Duration = Duration::from_millis(20);
+
+/// Shows each event in order until the end (`None`, or every sender
+/// gone), a batch at a time: what has come is shown, then the renderer
+/// rests. A renderer blocked on the channel is woken by every event (a
+/// futex call in the runner's thread, a context switch in this one),
+/// which on a fleet of thousands cost more CPU than showing the events;
+/// resting, it is woken once per pause, and senders wake nobody.
+/// `shown` is called after each batch, and at the end.
+fn each_event(
+    receiver: &Receiver<Option<Event>>,
+    mut show: impl FnMut(Event),
+    mut shown: impl FnMut(),
+) {
+    while let Ok(mut next) = receiver.recv() {
+        loop {
+            let Some(event) = next else {
+                shown();
+                return;
+            };
+            show(event);
+            match receiver.try_recv() {
+                Ok(event) => next = event,
+                Err(_) => break,
+            }
         }
-        if let Some(line) = plain_line(started.elapsed(), &event) {
-            write(&line);
-        }
+        shown();
+        std::thread::sleep(RENDER_PAUSE);
     }
 }
 
@@ -552,5 +600,46 @@ mod tests {
         drop(sink);
         progress.finish();
         assert!(!term.contents().contains("in flight"), "bars cleared");
+    }
+
+    /// Lines come in the events' order, a batch written at a time, and the
+    /// end comes after every event sent before it, however the sends fall
+    /// against the renderer's pauses.
+    #[test]
+    fn plain_lines_come_in_order_in_batches_and_none_is_lost() {
+        let (sender, receiver) = channel();
+        let writes = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let written = writes.clone();
+        let renderer = std::thread::spawn(move || {
+            plain(receiver, false, |lines| {
+                written.lock().unwrap().push(lines.to_string())
+            })
+        });
+        let warning = |n: usize| {
+            Some(Event::Warning {
+                host: Some(format!("web{n}")),
+                message: "m".into(),
+            })
+        };
+        for n in 0..50 {
+            sender.send(warning(n)).unwrap();
+            if n % 10 == 0 {
+                std::thread::sleep(RENDER_PAUSE / 2);
+            }
+        }
+        sender.send(None).unwrap();
+        // Sent after the end: not shown.
+        let _ = sender.send(warning(99));
+        renderer.join().unwrap();
+        let writes = writes.lock().unwrap();
+        let hosts: Vec<String> = writes
+            .concat()
+            .lines()
+            .map(|line| line.split_whitespace().nth(2).unwrap().to_string())
+            .collect();
+        let expected: Vec<String> = (0..50).map(|n| format!("web{n}:")).collect();
+        assert_eq!(hosts, expected);
+        assert!(writes.len() < 50, "one write per batch: {}", writes.len());
+        assert!(writes.iter().all(|w| w.ends_with('\n')));
     }
 }
