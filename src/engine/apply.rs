@@ -37,13 +37,19 @@ pub async fn lock_host(
     transport: &impl Transport,
     how: &Become,
     dirs: &[String],
-    gather: &Script,
+    gather: Script,
 ) -> Result<(Settled, String)> {
-    let script = remote::lock(&LAYOUT, HOST_LOCK_WAIT, dirs, TRANSIENT_UNITS, Some(gather));
-    let output = match transport
-        .hold(&script.command(how), &script.stdin(how))
-        .await?
-    {
+    // Only what is sent is held while the lock waits and the gather runs.
+    let (command, stdin) = remote::lock(
+        &LAYOUT,
+        HOST_LOCK_WAIT,
+        dirs,
+        TRANSIENT_UNITS,
+        Some(&gather),
+    )
+    .into_sent(how);
+    drop(gather);
+    let output = match transport.hold(&command, &stdin).await? {
         Held::Running(said) => {
             let (first, rest) = said.split_once('\n').unwrap_or((&said, ""));
             return Ok((Settled::parse(first), rest.to_string()));
@@ -135,10 +141,7 @@ pub async fn apply(
         } else {
             commit
         };
-        (
-            script.command(become_root),
-            script.stdin(become_root).into_owned(),
-        )
+        script.into_sent(become_root)
     };
     let mut output = run
         .step(

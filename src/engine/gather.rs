@@ -21,10 +21,8 @@ pub async fn gather(
     fence: bool,
     how: &Become,
 ) -> Result<ActualState> {
-    let script = remote::gather(paths, &Layout::HOST, false, fence);
-    let output = transport
-        .exec(&script.command(how), &script.stdin(how))
-        .await?;
+    let (command, stdin) = remote::gather(paths, &Layout::HOST, false, fence).into_sent(how);
+    let output = transport.exec(&command, &stdin).await?;
     let stderr = output.stderr_text();
     if how.is_root() && !output.success() && stderr.contains("sudo") {
         return Err(Error::OnHost {

@@ -157,7 +157,7 @@ async fn prepare_with<C: Connector>(
         run.step(
             Phase::Locking,
             run.deadlines.step,
-            apply::lock_host(&session, &job.become_root(), &dirs, &script),
+            apply::lock_host(&session, &job.become_root(), &dirs, script),
         )
         .await
         .and_then(|(settled, answer)| {
@@ -689,10 +689,10 @@ async fn fresh_login<C: Connector>(
         None => fresh_connection(connector, job).await?,
     };
     let result = if desired.sshd_expected.is_some() {
-        let script = remote::sshd_settings(&remote::Layout::HOST, &desired.paths());
-        let how = job.become_root();
+        let (command, stdin) = remote::sshd_settings(&remote::Layout::HOST, &desired.paths())
+            .into_sent(&job.become_root());
         fresh
-            .run("sshd -T", &script.command(&how), &script.stdin(&how))
+            .run("sshd -T", &command, &stdin)
             .await
             .map(|output| Some(gather::sshd_settings(output.stdout_text().lines())))
     } else {

@@ -275,6 +275,13 @@ impl Script {
         }
     }
 
+    /// The command line and the input to send, the script let go: a host
+    /// waiting on its command (for seconds, while docker restarts) holds
+    /// what was sent, not also the text it was made from.
+    pub fn into_sent(self, how: &Become) -> (String, Vec<u8>) {
+        (self.command(how), self.stdin(how).into_owned())
+    }
+
     /// What goes on the command's stdin: the script or its data, after
     /// the sudo password's line when sudo needs one.
     pub fn stdin(&self, how: &Become) -> std::borrow::Cow<'_, [u8]> {
