@@ -115,6 +115,9 @@ impl Progress {
             let _ = sender.send(None);
         }
         if let Some(thread) = self.thread.take() {
+            // A renderer resting between batches is woken for the end, so
+            // the command does not wait out its pause before it exits.
+            thread.thread().unpark();
             let _ = thread.join();
         }
     }
@@ -153,7 +156,8 @@ fn plain(receiver: Receiver<Option<Event>>, verbose: bool, mut write: impl FnMut
 }
 
 /// How long the renderer rests after showing what had come: below what
-/// an eye or a log's timestamps tell apart.
+/// an eye or a log's timestamps tell apart. The end of the run cuts the
+/// rest short ([`Progress::finish`] unparks the renderer).
 const RENDER_PAUSE: Duration = Duration::from_millis(20);
 
 /// Shows each event in order until the end (`None`, or every sender
@@ -181,7 +185,7 @@ fn each_event(
             }
         }
         shown();
-        std::thread::sleep(RENDER_PAUSE);
+        std::thread::park_timeout(RENDER_PAUSE);
     }
 }
 
