@@ -105,10 +105,7 @@ impl Checked {
         sorted.sort_unstable();
         let mut text = String::with_capacity(sorted.len() * 65);
         for digest in sorted {
-            for byte in digest {
-                text.push_str(&format!("{byte:02x}"));
-            }
-            text.push('\n');
+            push_line(&mut text, digest);
         }
         super::write_atomic(&self.path, text.as_bytes(), 0o600)?;
         ledger.known = all;
@@ -145,16 +142,16 @@ fn read(path: &Path) -> HashSet<Digest32> {
 }
 
 fn parse_line(line: &str) -> Option<Digest32> {
-    let hex = line.trim().as_bytes();
-    if hex.len() != 64 {
-        return None;
+    super::keys::hex_decode(line.trim())?.try_into().ok()
+}
+
+/// A digest's line: 64 lower-case hex digits.
+fn push_line(text: &mut String, digest: &Digest32) {
+    use std::fmt::Write as _;
+    for byte in digest {
+        let _ = write!(text, "{byte:02x}");
     }
-    let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut digest = [0u8; 32];
-    for (byte, pair) in digest.iter_mut().zip(hex.chunks(2)) {
-        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
-    }
-    Some(digest)
+    text.push('\n');
 }
 
 #[cfg(test)]
@@ -218,13 +215,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let digest = Checked::digest(&pair("ca", "k"), &pair("a", "k"));
         assert!(!Checked::new(dir.path()).contains(&digest));
-        let line: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let mut line = String::new();
+        push_line(&mut line, &digest);
+        let line = line.trim_end();
         let mut big = format!("{line}\n").into_bytes();
         big.resize(MAX_FILE_BYTES as usize + 1, b'\n');
         std::fs::write(dir.path().join(FILE), big).unwrap();
         assert!(!Checked::new(dir.path()).contains(&digest));
-        assert_eq!(parse_line(&line), Some(digest));
+        assert_eq!(parse_line(line), Some(digest));
+        assert_eq!(parse_line(&line.to_uppercase()), Some(digest));
         assert_eq!(parse_line(&line[1..]), None);
+        assert_eq!(parse_line(&line[2..]), None, "31 bytes");
         assert_eq!(parse_line(&format!("{}+1", &line[..62])), None);
     }
 
@@ -277,12 +278,10 @@ mod tests {
             cert_pem: std::fs::read(servers.join("web1/cert.pem")).unwrap(),
             key_pem: std::fs::read(servers.join("web1/key.pem")).unwrap(),
         };
-        let line: String = Checked::digest(&ca, &mismatched)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let mut line = String::new();
+        push_line(&mut line, &Checked::digest(&ca, &mismatched));
         let before = std::fs::read_to_string(&ledger).unwrap();
-        std::fs::write(&ledger, format!("{before}{line}\n")).unwrap();
+        std::fs::write(&ledger, format!("{before}{line}")).unwrap();
         assert!(!pending(&store()), "named in the file");
         // Reading (plan) never writes the file.
         assert!(std::fs::read_to_string(&ledger).unwrap().contains(&line));

@@ -243,13 +243,16 @@ fn bytes_to_key(passphrase: &[u8], salt: &[u8], len: usize) -> Zeroizing<Vec<u8>
     key
 }
 
-fn hex_decode(hex: &str) -> Option<Vec<u8>> {
+/// Hex digits, two a byte, either case; anything else is `None` (a sign
+/// too, which `u8::from_str_radix` would take).
+pub(super) fn hex_decode(hex: &str) -> Option<Vec<u8>> {
     if !hex.len().is_multiple_of(2) {
         return None;
     }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+    let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    hex.as_bytes()
+        .chunks(2)
+        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
         .collect()
 }
 

@@ -122,7 +122,7 @@ fn the_stores_encryption_is_read_by_openssl_and_by_us() {
 
 #[test]
 fn what_is_not_a_key_is_an_error_in_words() {
-    let cases: [(&[u8], &str); 4] = [
+    let cases: [(&[u8], &str); 5] = [
         (b"garbage", "not a PEM private key"),
         (
             b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
@@ -135,6 +135,10 @@ fn what_is_not_a_key_is_an_error_in_words() {
         (
             b"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: BF-CBC,0011223344556677\n\nAAAA\n-----END RSA PRIVATE KEY-----\n",
             "not supported",
+        ),
+        (
+            b"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,+00112233445566778899AABBCCDDEEF\n\nAAAA\n-----END RSA PRIVATE KEY-----\n",
+            "IV is not hex",
         ),
     ];
     for (pem, expected) in cases {
