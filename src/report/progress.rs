@@ -79,7 +79,7 @@ impl Progress {
         let drawn = multi.clone();
         let thread = std::thread::spawn(move || {
             let mut bars = Bars::new(drawn);
-            each_event(&receiver, |event| bars.show(&event), || {});
+            each_batch(&receiver, |events| events.iter().for_each(|e| bars.show(e)));
             bars.finish();
         });
         Progress {
@@ -132,27 +132,21 @@ impl Drop for Progress {
 /// Plain lines, written a batch at a time (`write` is given whole lines).
 fn plain(receiver: Receiver<Option<Event>>, verbose: bool, mut write: impl FnMut(&str)) {
     let started = Instant::now();
-    let lines = std::cell::RefCell::new(String::new());
-    each_event(
-        &receiver,
-        |event| {
+    each_batch(&receiver, |events| {
+        let mut lines = String::new();
+        for event in events {
             if !verbose && matches!(event, Event::StepFinished { .. }) {
-                return;
+                continue;
             }
             if let Some(line) = plain_line(started.elapsed(), &event) {
-                let mut lines = lines.borrow_mut();
                 lines.push_str(&line);
                 lines.push('\n');
             }
-        },
-        || {
-            let mut lines = lines.borrow_mut();
-            if !lines.is_empty() {
-                write(&lines);
-                lines.clear();
-            }
-        },
-    );
+        }
+        if !lines.is_empty() {
+            write(&lines);
+        }
+    });
 }
 
 /// How long the renderer rests after showing what had come: below what
@@ -160,31 +154,27 @@ fn plain(receiver: Receiver<Option<Event>>, verbose: bool, mut write: impl FnMut
 /// rest short ([`Progress::finish`] unparks the renderer).
 const RENDER_PAUSE: Duration = Duration::from_millis(20);
 
-/// Shows each event in order until the end (`None`, or every sender
+/// Shows the events in order until the end (`None`, or every sender
 /// gone), a batch at a time: what has come is shown, then the renderer
 /// rests. A renderer blocked on the channel is woken by every event (a
 /// futex call in the runner's thread, a context switch in this one),
 /// which on a fleet of thousands cost more CPU than showing the events;
 /// resting, it is woken once per pause, and senders wake nobody.
-/// `shown` is called after each batch, and at the end.
-fn each_event(
-    receiver: &Receiver<Option<Event>>,
-    mut show: impl FnMut(Event),
-    mut shown: impl FnMut(),
-) {
+fn each_batch(receiver: &Receiver<Option<Event>>, mut show: impl FnMut(Vec<Event>)) {
     while let Ok(mut next) = receiver.recv() {
+        let mut batch = Vec::new();
         loop {
             let Some(event) = next else {
-                shown();
+                show(batch);
                 return;
             };
-            show(event);
+            batch.push(event);
             match receiver.try_recv() {
                 Ok(event) => next = event,
                 Err(_) => break,
             }
         }
-        shown();
+        show(batch);
         std::thread::park_timeout(RENDER_PAUSE);
     }
 }
