@@ -173,29 +173,32 @@ fn mark(stage: &str) {
     }
 }
 
-/// The bytes glibc's allocator has handed out and not had back, in every
-/// arena (`mallinfo2`, glibc 2.33 and later).
+/// The bytes the allocator (jemalloc, dockhand's) has handed out and not
+/// had back, from its statistics as of now.
 fn heap_in_use() -> usize {
-    #[repr(C)]
-    struct Mallinfo2 {
-        arena: usize,
-        ordblks: usize,
-        smblks: usize,
-        hblks: usize,
-        hblkhd: usize,
-        usmblks: usize,
-        fsmblks: usize,
-        uordblks: usize,
-        fordblks: usize,
-        keepcost: usize,
+    use tikv_jemalloc_sys::mallctl;
+    let (mut epoch, mut allocated) = (1u64, 0usize);
+    let mut size = std::mem::size_of::<usize>();
+    // SAFETY: both are jemalloc's own names: writing `epoch` (a u64)
+    // refreshes the statistics, and `stats.allocated` is a size_t.
+    unsafe {
+        let refresh = mallctl(
+            c"epoch".as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            (&raw mut epoch).cast(),
+            std::mem::size_of::<u64>(),
+        );
+        let read = mallctl(
+            c"stats.allocated".as_ptr(),
+            (&raw mut allocated).cast(),
+            &mut size,
+            std::ptr::null_mut(),
+            0,
+        );
+        assert_eq!((refresh, read), (0, 0), "jemalloc's statistics");
     }
-    unsafe extern "C" {
-        fn mallinfo2() -> Mallinfo2;
-    }
-    // SAFETY: mallinfo2 only reads the allocator's statistics.
-    let info = unsafe { mallinfo2() };
-    // Small blocks in use, and those mmap'ed whole.
-    info.uordblks + info.hblkhd
+    allocated
 }
 
 fn vm_hwm_mb() -> f64 {
@@ -365,8 +368,9 @@ fn child(count: usize, forks: usize, latency: Duration) {
 
     let total_cpu = process_cpu() - cpu_start;
     let ours = total_cpu - hosts_cpu() - pki_cpu;
-    // What the simulated hosts hold at the end (their files, with the
-    // allocator's own overhead): the heap in use before and after they go.
+    // What the simulated hosts hold at the end (their files, each block as
+    // the allocator rounds it up to its size class, not its own
+    // bookkeeping): the bytes in use before and after they go.
     // What they held only in flight (a staged copy, a TLS server's
     // connection, for the hosts of one wave) is gone by then, and so is
     // counted as dockhand's: the figure errs against dockhand.
