@@ -23,8 +23,8 @@ pub mod verify;
 /// jemalloc for every binary built on this crate (dockhand, its tests and
 /// benches alike): a fleet run's many short buffers (scripts, hosts'
 /// answers, TLS records) beside the few that last to the report split
-/// glibc's heaps into thousands of free chunks, and its `malloc` slow path
-/// then took a third of dockhand's CPU at 10,000 simulated hosts.
+/// glibc's heaps into thousands of free chunks, and its `malloc` and `free`
+/// then took a third of the runner threads' CPU at 10,000 simulated hosts.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
