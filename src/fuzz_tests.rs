@@ -280,6 +280,44 @@ proptest! {
         prop_assert_eq!(found, first);
     }
 
+    /// A script's answer from the held lock's shell, read chunk by chunk
+    /// as the host sends it: at every chunk, where it ends (on stdout, on
+    /// stderr) is what a look at all the bytes so far finds, and nothing
+    /// panics.
+    #[test]
+    fn a_held_script_s_answer_ends_where_a_whole_look_finds_it(
+        text in text_of(&["@end-ab", "@end-a", " 0\n", " 255\n", " 256\n", " x\n", "\n", " ", "7", "@end-zz 1\n"]),
+        cuts in proptest::collection::vec(0usize..64, 0..8),
+    ) {
+        use crate::transport::held::{stderr_end, stdout_end};
+        let (bytes, end) = (text.as_bytes(), "@end-ab");
+        let mut received = Vec::new();
+        let (mut out_done, mut err_done) = (false, false);
+        let mut at: usize = 0;
+        for cut in cuts.into_iter().chain(std::iter::once(usize::MAX)) {
+            let to = at.saturating_add(cut).min(bytes.len());
+            let seen = received.len();
+            received.extend_from_slice(&bytes[at..to]);
+            at = to;
+            if !out_done {
+                let found = stdout_end(&received, end, seen);
+                prop_assert_eq!(&found, &stdout_end(&received, end, 0));
+                if let Ok(Some((at, status))) = found {
+                    prop_assert!(received[at..].starts_with(end.as_bytes()) && status <= 255);
+                }
+                out_done = !matches!(found, Ok(None));
+            }
+            if !err_done {
+                let found = stderr_end(&received, end, seen);
+                prop_assert_eq!(found, stderr_end(&received, end, 0));
+                err_done = found.is_some();
+            }
+            if at == bytes.len() {
+                break;
+            }
+        }
+    }
+
     #[test]
     fn sshd_t_and_version_parsers_never_panic(text in text_of(GATHER)) {
         let _ = gather::sshd_settings(text.lines());

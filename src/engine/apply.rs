@@ -12,6 +12,9 @@
 //! 4. **finish**: after the host verified, the backups go; if it did not,
 //!    [`rollback`] restores them and runs the handlers again.
 //!
+//! Every script after the lock's goes to the lock's shell while it holds
+//! (see [`remote::lock`]): one round trip each, through sudo too.
+//!
 //! A killed run leaves only hidden temp files (removed by the next stage)
 //! or a mix of old and new whole files (converged by the next run): never
 //! a half-written file, never wider permissions than asked.
@@ -80,15 +83,28 @@ pub async fn lock_host(
     ))
 }
 
-/// Sends a script and returns its output as it came.
+/// Sends a script and returns its output as it came: to the host lock's
+/// shell while it holds (one round trip, as root already), else as a
+/// command of its own. `watch` as for [`Transport::exec_watching`]; it is
+/// not told when the lock's shell could take no more, which only delays
+/// what waits on it.
 async fn send(
     transport: &impl Transport,
     script: &Script,
     become_root: &Become,
+    watch: Option<(&str, tokio::sync::oneshot::Sender<()>)>,
 ) -> Result<ExecOutput> {
-    transport
-        .exec(&script.command(become_root), &script.stdin(become_root))
-        .await
+    let mut watch = watch;
+    if let Some((text, input)) = script.held()
+        && let Some(output) = transport.ask_held(text, input, watch.take()).await?
+    {
+        return Ok(output);
+    }
+    let (command, stdin) = (script.command(become_root), script.stdin(become_root));
+    match watch {
+        Some((mark, seen)) => transport.exec_watching(&command, &stdin, mark, seen).await,
+        None => transport.exec(&command, &stdin).await,
+    }
 }
 
 /// Runs a script and turns an `error …` line, or a failure without one,
@@ -99,7 +115,7 @@ async fn run_script(
     become_root: &Become,
     script: &Script,
 ) -> Result<String> {
-    let output = send(transport, script, become_root).await?;
+    let output = send(transport, script, become_root, None).await?;
     check(transport.host(), step, &output)
 }
 
@@ -132,16 +148,15 @@ pub async fn apply(
     watch: Option<(&str, tokio::sync::oneshot::Sender<()>)>,
 ) -> Result<()> {
     let stages = !work.directories.is_empty() || !work.files.is_empty();
-    // Only what is sent is kept while the commit runs (docker's restart:
-    // seconds, for every host in flight), not the scripts it was made of.
-    let (command, stdin) = {
+    // Only the script that is sent is kept while the commit runs (docker's
+    // restart: seconds, for every host in flight), not the commit's own.
+    let script = {
         let commit = remote::commit(work, &LAYOUT);
-        let script = if stages {
+        if stages {
             remote::stage(work, &LAYOUT, Some(&commit))
         } else {
             commit
-        };
-        script.into_sent(become_root)
+        }
     };
     let mut output = run
         .step(
@@ -149,17 +164,10 @@ pub async fn apply(
                 handlers: work.handlers.clone(),
             },
             run.deadlines.handlers,
-            async {
-                match watch {
-                    Some((mark, seen)) => {
-                        transport.exec_watching(&command, &stdin, mark, seen).await
-                    }
-                    None => transport.exec(&command, &stdin).await,
-                }
-            },
+            send(transport, &script, become_root, watch),
         )
         .await?;
-    drop((command, stdin));
+    drop(script);
     if stages {
         // The staging's answer ends at its `done`; the commit's follows.
         let text = output.stdout_text();

@@ -273,6 +273,28 @@ impl Transport for FakeSession {
         Ok(crate::transport::Held::Running(said))
     }
 
+    /// As the lock's shell does: the script and its input come on the
+    /// held channel, whose window is open, and the answer: one round trip.
+    async fn ask_held(
+        &self,
+        script: &str,
+        input: &[u8],
+        watch: Option<(&str, tokio::sync::oneshot::Sender<()>)>,
+    ) -> Result<Option<ExecOutput>> {
+        if !self.holds_lock.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(None);
+        }
+        self.meter.command();
+        self.fleet.wait(1).await;
+        let output = self.on_host(script, input, Hosted::Command).await;
+        if let Some((mark, seen)) = watch
+            && crate::transport::line_start(&output.stdout, 0, mark).is_some()
+        {
+            let _ = seen.send(());
+        }
+        Ok(Some(output))
+    }
+
     async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput> {
         self.meter.command();
         self.fleet.wait(self.waits(stdin)).await;

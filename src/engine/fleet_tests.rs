@@ -685,9 +685,10 @@ async fn a_converge_costs_five_round_trips_and_a_no_op_or_a_plan_one() {
         }
     };
     let converge = run(true).await;
-    // The lock with the gather, staging with the commit (two: its records
-    // and contents go on stdin), the fresh login with sshd -T, the finish.
-    assert_eq!(converge.round_trips, 5, "{converge}");
+    // The lock with the gather, staging with the commit (on the lock's
+    // channel: no window to wait for), the fresh login with sshd -T, the
+    // finish (on the lock's channel too).
+    assert_eq!(converge.round_trips, 4, "{converge}");
     assert_eq!(converge.logins, 2, "{converge}");
     let no_op = run(true).await;
     assert_eq!((no_op.round_trips, no_op.logins), (1, 1), "{no_op}");
@@ -695,10 +696,12 @@ async fn a_converge_costs_five_round_trips_and_a_no_op_or_a_plan_one() {
     assert_eq!((plan.round_trips, plan.logins), (1, 1), "{plan}");
 }
 
-/// Through sudo, the scripts go on stdin (sudo's log line stays `/bin/sh
-/// -s`), and each waits for its channel's window: a round trip more.
+/// Through sudo, a script that goes on a command of its own goes on stdin
+/// (sudo's log line stays `/bin/sh -s`) and waits for its channel's
+/// window: a round trip more. Only the lock does so: the scripts after it
+/// go to the lock's root shell.
 #[tokio::test]
-async fn through_sudo_each_script_costs_a_round_trip_more() {
+async fn through_sudo_only_the_lock_costs_a_round_trip_more() {
     let names = ["rt-sudo"];
     let fake = FakeFleet::with_hosts(&names);
     let (fleet, _) = fleet(10, Deadlines::default());
@@ -723,17 +726,17 @@ async fn through_sudo_each_script_costs_a_round_trip_more() {
         }
         counts.push(meter.read().round_trips);
     }
-    // The converge: the lock with the gather, staging with the commit and
-    // the finish, two each, and the fresh login's one command (this
-    // playbook sets no sshd settings: `true`, as the login user, no sudo);
-    // then a no-op, a plan.
-    assert_eq!(counts, [7, 2, 2]);
+    // The converge: the lock with the gather (two), staging with the
+    // commit and the finish on the lock's channel (one each), and the
+    // fresh login's one command (this playbook sets no sshd settings:
+    // `true`, as the login user, no sudo); then a no-op, a plan.
+    assert_eq!(counts, [5, 2, 2]);
 }
 
 /// The simulation's fleet (`benches/simulate.rs`) through the shipped
 /// playbook, its PKI and verification over mutual TLS: a converge, then a
 /// no-op and a plan that find nothing, each host costing the round trips
-/// the transport promises (5, 1, 1; 2 TLS probes).
+/// the transport promises (4, 1, 1; 2 TLS probes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulated_fleet_converges_the_shipped_playbook_in_few_round_trips() {
     let dir = tempfile::tempdir().unwrap();
@@ -783,7 +786,7 @@ async fn the_simulated_fleet_converges_the_shipped_playbook_in_few_round_trips()
     for seen in traffic(&loaded) {
         assert_eq!(
             (seen.round_trips, seen.logins, seen.probes),
-            (5, 2, 2),
+            (4, 2, 2),
             "{seen}"
         );
     }
@@ -795,7 +798,7 @@ async fn the_simulated_fleet_converges_the_shipped_playbook_in_few_round_trips()
     for seen in traffic(&loaded) {
         assert_eq!(
             (seen.round_trips, seen.logins, seen.probes),
-            (6, 3, 4),
+            (5, 3, 4),
             "{seen}"
         );
     }
@@ -809,6 +812,6 @@ async fn the_simulated_fleet_converges_the_shipped_playbook_in_few_round_trips()
         );
     }
     for seen in traffic(&loaded) {
-        assert_eq!((seen.round_trips, seen.logins), (7, 4), "{seen}");
+        assert_eq!((seen.round_trips, seen.logins), (6, 4), "{seen}");
     }
 }

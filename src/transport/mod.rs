@@ -5,10 +5,13 @@
 //! one connection serves every command of a run on that host (docs/ARCHITECTURE.md:
 //! no per-task connection churn).
 
+pub mod held;
 pub mod known_hosts;
 mod ssh;
 #[cfg(test)]
 pub(crate) use ssh::holding;
+#[cfg(any(test, feature = "simulation"))]
+pub(crate) use ssh::line_start;
 mod traffic;
 
 use std::path::PathBuf;
@@ -182,6 +185,23 @@ pub trait Transport: Send + Sync {
         command: &str,
         stdin: &[u8],
     ) -> impl std::future::Future<Output = Result<Held>> + Send;
+
+    /// Runs `script` on the command [`hold`](Self::hold) keeps running (an
+    /// apply's lock: a root shell), `input` its stdin: one round trip, with
+    /// no channel to open, no window to wait for and no sudo (see
+    /// [`held`]). `watch` as for [`exec_watching`](Self::exec_watching).
+    /// `None` when no command is held, or when the held one can take no
+    /// more (an answer cut short left it out of step): send it with
+    /// [`exec`](Self::exec) then.
+    fn ask_held(
+        &self,
+        script: &str,
+        input: &[u8],
+        watch: Option<(&str, tokio::sync::oneshot::Sender<()>)>,
+    ) -> impl std::future::Future<Output = Result<Option<ExecOutput>>> + Send {
+        let _ = (script, input, watch);
+        async { Ok(None) }
+    }
 
     /// For a host reached through a jump host: a stream to `port` of the
     /// host, opened by the jump host (a direct-tcpip channel), so probes

@@ -31,7 +31,7 @@ pub struct SshSession {
     address: String,
     /// Commands kept running for as long as the connection lives (a lock
     /// held on the host); they end when it closes, however it closes.
-    held: std::sync::Mutex<Vec<russh::Channel<client::Msg>>>,
+    held: std::sync::Mutex<Vec<HeldChannel>>,
     /// The next command's channel, opened while the previous command runs
     /// (or with the login): a command then costs one round trip, not two.
     spare: std::sync::Mutex<Option<Spare>>,
@@ -40,6 +40,34 @@ pub struct SshSession {
 }
 
 type SessionChannel = russh::Channel<client::Msg>;
+
+/// The channel of a held command.
+struct HeldChannel {
+    channel: SessionChannel,
+    /// Whether it can take a script: not after an answer was cut short
+    /// (the wait for it dropped), whose rest would come first. It is kept
+    /// all the same: the lock lives as long as the channel.
+    in_step: bool,
+}
+
+/// A held command's channel lent to one script: it goes back when the
+/// script's answer was read whole or the wait for it dropped, however.
+struct Lent<'a> {
+    held: &'a std::sync::Mutex<Vec<HeldChannel>>,
+    channel: Option<SessionChannel>,
+    whole: bool,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(channel) = self.channel.take() {
+            self.held.lock().unwrap().push(HeldChannel {
+                channel,
+                in_step: self.whole,
+            });
+        }
+    }
+}
 
 /// A session channel for the next command.
 enum Spare {
@@ -434,7 +462,10 @@ impl Transport for SshSession {
                     self.take(&mut output, false, &data)?;
                     if let Some(said) = holding(&output.stdout, seen) {
                         // Running: it stays so until the connection closes.
-                        self.held.lock().unwrap().push(channel);
+                        self.held.lock().unwrap().push(HeldChannel {
+                            channel,
+                            in_step: true,
+                        });
                         let said = String::from_utf8_lossy(said).into_owned();
                         return Ok(super::Held::Running(said));
                     }
@@ -447,6 +478,85 @@ impl Transport for SshSession {
             }
         }
         Ok(super::Held::Ended(output))
+    }
+
+    async fn ask_held(
+        &self,
+        script: &str,
+        input: &[u8],
+        mut watch: Option<(&str, tokio::sync::oneshot::Sender<()>)>,
+    ) -> Result<Option<ExecOutput>> {
+        let channel = {
+            let mut held = self.held.lock().unwrap();
+            let Some(at) = held.iter().rposition(|h| h.in_step) else {
+                return Ok(None);
+            };
+            held.swap_remove(at).channel
+        };
+        let mut lent = Lent {
+            held: &self.held,
+            channel: Some(channel),
+            whole: false,
+        };
+        let channel = lent.channel.as_mut().expect("lent");
+        let step = "run a script on the held lock";
+        let end = super::held::fresh_end();
+        self.meter.command();
+        channel
+            .data(&super::held::request(&end, script, input)[..])
+            .await
+            .map_err(|e| self.ssh_error(step, e))?;
+        let mut output = ExecOutput::default();
+        let (mut out_seen, mut err_seen) = (0, 0);
+        let (mut out_end, mut err_end) = (None, None);
+        let protocol = |reason: String| Error::OnHost {
+            host: self.host.clone(),
+            cause: HostError::Ssh {
+                step: step.into(),
+                reason,
+            },
+        };
+        while out_end.is_none() || err_end.is_none() {
+            match channel.wait().await {
+                Some(ChannelMsg::Data { data }) => {
+                    self.take(&mut output, false, &data)?;
+                    if let Some((mark, _)) = &watch
+                        && line_start(&output.stdout, out_seen, mark).is_some()
+                        && let Some((_, sender)) = watch.take()
+                    {
+                        let _ = sender.send(());
+                    }
+                    if out_end.is_none() {
+                        out_end = super::held::stdout_end(&output.stdout, &end, out_seen)
+                            .map_err(protocol)?;
+                    }
+                    out_seen = output.stdout.len();
+                }
+                Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                    self.take(&mut output, true, &data)?;
+                    if err_end.is_none() {
+                        err_end = super::held::stderr_end(&output.stderr, &end, err_seen);
+                    }
+                    err_seen = output.stderr.len();
+                }
+                Some(ChannelMsg::ExitStatus { .. } | ChannelMsg::Eof | ChannelMsg::Close)
+                | None => {
+                    return Err(protocol(
+                        "the host lock's command ended before the script's answer did (connection lost?); the lock is gone"
+                            .into(),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        let (Some((out_at, status)), Some(err_at)) = (out_end, err_end) else {
+            unreachable!("the loop ends with both")
+        };
+        output.stdout.truncate(out_at);
+        output.stderr.truncate(err_at);
+        output.status = ExitStatus::Code(status);
+        lent.whole = true;
+        Ok(Some(output))
     }
 
     async fn tunnel(&self, port: u16) -> Result<Option<Box<dyn super::Stream>>> {

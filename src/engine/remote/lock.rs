@@ -28,9 +28,18 @@
 //! ([`HOLDING`](crate::transport::HOLDING)): an apply's lock and gather
 //! are one round trip.
 //!
-//! The script travels on stdin (`sh -s`, as the commit does): the command
-//! line stays short for sudo's log, and no program stands between the
-//! login shell and the script (a `sh -c` that read the gather through
+//! While it holds, the command's shell runs the scripts that follow on
+//! its channel, one at a time (framed as [`held`](crate::transport::held)
+//! says): staging with the commit, the finish and a rollback each cost one
+//! round trip, with no channel to open, no window to wait for (OpenSSH
+//! opens a channel's window only once its command started, so input sent
+//! with a new command waits a round trip) and no sudo. Each runs in a
+//! session of its own (`setsid`), its input its only stdin, as a command
+//! of its own would; the lock's descriptor is not theirs.
+//!
+//! As root the script goes on `sh -c`'s command line; through sudo on
+//! stdin (`sh -s`), so sudo's log line stays short. No program stands
+//! between the login shell and the script (a `sh -c` that read the gather through
 //! `head | sh` cost every host two programs' start on every run).
 
 use super::gather::PRIVATE_BY_GATHER;
@@ -102,6 +111,7 @@ pub fn lock(
                 ("THEN", &then_line),
                 ("PRIVATE", &private),
                 ("HOLDING", &quote(crate::transport::HOLDING)),
+                ("RUN", crate::transport::held::RUN),
             ],
         );
     Script::plain(Kind::Lock, text)

@@ -36,7 +36,25 @@ for d in "$@"; do
   done
 done
 printf 'locked%s\n' "$said"
-@THEN@printf '%s\n' @HOLDING@
-# Held until the channel closes: the shell's own read waits on stdin, where
-# nothing more comes (a `cat` cost the host a program's start on every run).
-while IFS= read -r _; do :; done
+@THEN@# Held until the channel closes, running, one at a time and as root,
+# the scripts sent on it (see lock.rs): `@run END SIZE INPUT`, the script
+# (ending in `#END`), its stdin. Each in a session of its own, as a
+# command's: stopping a commit stops nothing of this shell's. The group is
+# parsed whole before HOLDING goes out: a request must reach `read`, never
+# the parser of an `sh -s`.
+{
+printf '%s\n' @HOLDING@
+while IFS=' ' read -r word end size input; do
+  case $word in @RUN@) ;; *) exit 1 ;; esac
+  case $size in '' | *[!0-9]*) exit 1 ;; esac
+  case $input in '' | *[!0-9]*) exit 1 ;; esac
+  s=$(dd bs="$size" count=1 iflag=fullblock status=none 9>&-) && [ "${s%"#$end"}" != "$s" ] || exit 1
+  if [ "$input" -gt 0 ]; then
+    dd bs="$input" count=1 iflag=fullblock status=none 9>&- | setsid -w /bin/sh -c "$s" 9>&-
+  else
+    setsid -w /bin/sh -c "$s" 9>&- < /dev/null
+  fi
+  printf '%s %s\n' "$end" "$?"
+  printf '%s\n' "$end" >&2
+done
+}

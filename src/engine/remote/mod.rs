@@ -299,6 +299,21 @@ impl Script {
         }
     }
 
+    /// The text and the input to send to the host lock's shell, which runs
+    /// it as root (see [`lock()`]); `None` for a login's command, and for
+    /// a text too long for `sh -c`'s one argument there (sent with a
+    /// command of its own then).
+    pub fn held(&self) -> Option<(&str, &[u8])> {
+        if self.text.len() > ON_COMMAND_LINE_MAX {
+            return None;
+        }
+        match &self.carrier {
+            Carrier::Stdin => Some((&self.text, b"")),
+            Carrier::Argument(input) => Some((&self.text, input)),
+            Carrier::Login => None,
+        }
+    }
+
     /// What goes on stdin as the login user (no sudo).
     pub fn input(&self) -> &[u8] {
         self.input_for(&Become::No)

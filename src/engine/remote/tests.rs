@@ -1639,6 +1639,211 @@ fn the_lock_is_held_while_its_command_lives_and_refuses_a_second() {
     assert!(third.status.success(), "{third:?}");
 }
 
+/// A held lock's shell as a session holds it: its stdin, stdout and stderr
+/// piped, taken as root (`sh -c`) or as through sudo (`sh -s`, the script
+/// on the stdin the requests follow on).
+struct HeldShell {
+    child: std::process::Child,
+    stdout: std::process::ChildStdout,
+    stderr: std::process::ChildStderr,
+}
+
+impl HeldShell {
+    fn take(lock: &Script, on_stdin: bool) -> HeldShell {
+        let mut shell = Command::new("/bin/sh");
+        if on_stdin {
+            shell.arg("-s");
+        } else {
+            shell.arg("-c").arg(lock.command(&Become::No));
+        }
+        let mut child = shell
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let sent = if on_stdin {
+            lock.text.as_bytes()
+        } else {
+            lock.input()
+        };
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), sent).unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        // Byte by byte: nothing after the holding line may be read here.
+        let mut said = Vec::new();
+        let holding = format!("{}\n", crate::transport::HOLDING);
+        while !said.ends_with(holding.as_bytes()) {
+            let mut byte = [0u8];
+            let read = std::io::Read::read(&mut stdout, &mut byte).unwrap();
+            assert_eq!(
+                read,
+                1,
+                "ended before it held: {:?}",
+                String::from_utf8_lossy(&said)
+            );
+            said.push(byte[0]);
+        }
+        HeldShell {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        std::io::Write::write_all(self.child.stdin.as_mut().unwrap(), bytes).unwrap();
+    }
+
+    /// Runs `script` with `input` on the held shell: its stdout, its
+    /// stderr, its status, read as the transport reads them.
+    fn ask(&mut self, script: &str, input: &[u8]) -> (String, String, u32) {
+        let end = crate::transport::held::fresh_end();
+        self.send(&crate::transport::held::request(&end, script, input));
+        let mut stdout = Vec::new();
+        let (at, status) = loop {
+            let seen = stdout.len();
+            let mut chunk = [0u8; 4096];
+            let read = std::io::Read::read(&mut self.stdout, &mut chunk).unwrap();
+            assert!(
+                read > 0,
+                "the held shell ended: {:?}",
+                String::from_utf8_lossy(&stdout)
+            );
+            stdout.extend_from_slice(&chunk[..read]);
+            if let Some(found) = crate::transport::held::stdout_end(&stdout, &end, seen).unwrap() {
+                break found;
+            }
+        };
+        assert_eq!(stdout.len(), at + end.len() + format!(" {status}\n").len());
+        stdout.truncate(at);
+        let mut stderr = Vec::new();
+        let err_at = loop {
+            let seen = stderr.len();
+            let mut chunk = [0u8; 4096];
+            let read = std::io::Read::read(&mut self.stderr, &mut chunk).unwrap();
+            assert!(
+                read > 0,
+                "the held shell ended: {:?}",
+                String::from_utf8_lossy(&stderr)
+            );
+            stderr.extend_from_slice(&chunk[..read]);
+            if let Some(at) = crate::transport::held::stderr_end(&stderr, &end, seen) {
+                break at;
+            }
+        };
+        stderr.truncate(err_at);
+        (
+            String::from_utf8(stdout).unwrap(),
+            String::from_utf8(stderr).unwrap(),
+            status,
+        )
+    }
+
+    /// Closes stdin (the connection going) and returns how the shell ended.
+    fn close(mut self) -> std::process::ExitStatus {
+        drop(self.child.stdin.take());
+        self.child.wait().unwrap()
+    }
+}
+
+#[test]
+fn the_held_lock_s_shell_runs_each_script_sent_as_a_command_of_its_own() {
+    for on_stdin in [false, true] {
+        let (host, work) = lived_in();
+        let lock = lock(&host.layout(), 0, &[], &host.at("/transient"), None);
+        let mut held = HeldShell::take(&lock, on_stdin);
+        // Staging with its commit: its records and contents on its stdin.
+        let commit_script = commit(&work, &host.layout());
+        let staged = stage(&work, &host.layout(), Some(&commit_script));
+        let (text, input) = staged.held().expect("small enough to send held");
+        assert!(!input.is_empty());
+        let (out, err, status) = held.ask(text, input);
+        let (_, committed) = out.split_once("done\n").expect("staging said done");
+        assert_eq!(
+            (
+                CommitOutcome::of(committed, status == 0, || "failed".into()),
+                status
+            ),
+            (CommitOutcome::Done, 0),
+            "{out}{err}"
+        );
+        assert_eq!(host.read("/etc/t/key.pem").as_deref(), Some("NEW KEY\n"));
+        assert_eq!(host.mode("/etc/t/key.pem"), 0o400);
+        // A failing script: its output on each stream, its status.
+        let answer = held.ask("echo out; echo err >&2; printf tail; exit 3", b"");
+        assert_eq!(answer, ("out\ntail".into(), "err\n".into(), 3));
+        // Its stdin is its input, then ends; never the requests that follow.
+        let answer = held.ask("cat; echo after", b"DATA");
+        assert_eq!(answer, ("DATAafter\n".into(), String::new(), 0));
+        let answer = held.ask("cat; echo none", b"");
+        assert_eq!(answer, ("none\n".into(), String::new(), 0));
+        // The lock's descriptor is not the script's, and its session is its
+        // own: stopping its whole group stops nothing of the lock's.
+        let answer = held.ask("[ -e /proc/self/fd/9 ] && echo open || echo closed", b"");
+        assert_eq!(answer.0, "closed\n");
+        let answer = held.ask("kill -TERM 0; sleep 5; echo lived", b"");
+        assert_eq!((answer.0.as_str(), answer.2), ("", 143));
+        assert_eq!(second_lock(&host), LockOutcome::Busy, "the lock let go");
+        // An END that a script prints is output like any: the answer ends
+        // at its own.
+        let answer = held.ask("echo '@end-0000 0'", b"");
+        assert_eq!(answer, ("@end-0000 0\n".into(), String::new(), 0));
+        // Restored by the finish, sent the same way.
+        let (out, _, status) = held.ask(restore(&work, &host.layout()).held().unwrap().0, b"");
+        assert_eq!((out.as_str(), status), ("ok restored\n", 0));
+        assert_as_before(&host);
+        assert!(held.close().success(), "on_stdin {on_stdin}");
+        let next = run_to_end(&lock);
+        assert!(next.status.success(), "the lock stayed: {next:?}");
+    }
+}
+
+#[test]
+fn the_held_lock_s_shell_runs_no_script_that_came_cut_short_or_unframed() {
+    let host = Host::new();
+    let lock = lock(&host.layout(), 0, &[], &host.at("/transient"), None);
+    let marker = host.at("/ran");
+    let script = format!("touch {}\n#@end-ab", quote(&marker));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // The connection went before the whole script came.
+        (
+            "cut short",
+            format!("@run @end-ab {} 0\n{}", script.len(), &script[..10]).into_bytes(),
+        ),
+        // The bytes came, but not with the END the line named.
+        (
+            "another end",
+            format!("@run @end-zz {} 0\n{script}", script.len()).into_bytes(),
+        ),
+        // Not a request at all.
+        ("unframed", format!("{script}\n").into_bytes()),
+        (
+            "no size",
+            format!("@run @end-ab x 0\n{script}").into_bytes(),
+        ),
+        (
+            "an input size that is not a number",
+            format!("@run @end-ab {} 0x\n{script}", script.len()).into_bytes(),
+        ),
+        (
+            "a word more",
+            format!("@run @end-ab {} 0 1\n{script}", script.len()).into_bytes(),
+        ),
+    ];
+    for (case, bytes) in cases {
+        let mut held = HeldShell::take(&lock, false);
+        held.send(&bytes);
+        let status = held.close();
+        assert!(!status.success(), "{case}: {status}");
+        assert!(!host.exists("/ran"), "{case}: the script ran");
+        // Gone with its shell: the next lock is taken.
+        let next = run_to_end(&lock);
+        assert!(next.status.success(), "{case}: {next:?}");
+    }
+}
+
 #[test]
 fn staging_writes_every_temp_with_its_mode() {
     let (host, mut work) = lived_in();
