@@ -98,7 +98,7 @@ pub async fn verify_with<C: Connector + Clone>(
                     &prepared.desired,
                     &checks,
                     pipeline::Seen::Unchanged(&prepared.actual.facts),
-                    None,
+                    std::future::ready(None),
                     &run,
                 )
                 .await;

@@ -277,7 +277,8 @@ async fn apply_on<C: Connector>(
         // Nothing changed since the gather: sshd's settings are the ones it
         // saw, and this run's own login proves a login works.
         let seen = Seen::Unchanged(&actual.facts);
-        verify(connector, session, job, &desired, checks, seen, None, run).await?;
+        let early = std::future::ready(None);
+        verify(connector, session, job, &desired, checks, seen, early, run).await?;
         return Ok(Applied::Unchanged);
     }
     let work = work::work(
@@ -298,21 +299,30 @@ async fn apply_on<C: Connector>(
     // Once the commit has reloaded ssh (and loaded the fence), verify's
     // fresh login is made while docker restarts, which comes last: its
     // handshake (five or six round trips) then costs no time of its own.
+    // Verification does not wait for it to start the daemon's probes: on
+    // a slow link the handshake outlasts docker's restart.
     let mark = early_login_mark(&work.handlers);
     let (reloaded, heard) = tokio::sync::oneshot::channel();
     let watch = mark.as_deref().map(|mark| (mark, reloaded));
-    let early_login = async {
+    let mut early_login = std::pin::pin!(async {
         match heard.await {
             Ok(()) => Some(fresh_connection(connector, job).await),
             Err(_) => None,
         }
+    });
+    let mut early = None;
+    let committed = {
+        let mut commit = std::pin::pin!(apply::apply(session, &work, &become_root, run, watch));
+        loop {
+            tokio::select! {
+                committed = &mut commit => break committed,
+                made = &mut early_login, if early.is_none() => early = Some(made),
+            }
+        }
     };
-    let (committed, early) = tokio::join!(
-        apply::apply(session, &work, &become_root, run, watch),
-        early_login
-    );
     if let Err(err) = committed {
-        if let Some(Ok(fresh)) = early {
+        // A login still being made goes with `early_login`.
+        if let Some(Some(Ok(fresh))) = early {
             fresh.close().await;
         }
         // A commit that missed its deadline may have replaced files and
@@ -334,6 +344,12 @@ async fn apply_on<C: Connector>(
         return Err(err);
     }
     let seen = Seen::Changed(&must_run);
+    let early = async {
+        match early {
+            Some(made) => made,
+            None => early_login.await,
+        }
+    };
     match verify(connector, session, job, &desired, checks, seen, early, run).await {
         Ok(_) => {
             let finished = run
@@ -505,7 +521,8 @@ pub enum Seen<'a> {
 }
 
 /// Checks a host as its users will meet it; returns what passed. `early`:
-/// the fresh login a commit's reload let apply make already, if any.
+/// the fresh login a commit's reload let apply start already, if any
+/// (`None` when it did not): the probes do not wait for it.
 #[allow(clippy::too_many_arguments)]
 pub async fn verify<C: Connector>(
     connector: &C,
@@ -514,7 +531,7 @@ pub async fn verify<C: Connector>(
     desired: &Resources,
     checks: &Checks,
     seen: Seen<'_>,
-    early: Option<Result<C::Session>>,
+    early: impl Future<Output = Option<Result<C::Session>>>,
     run: &HostRun,
 ) -> Result<Vec<String>> {
     run.step(
@@ -532,7 +549,7 @@ async fn verify_checks<C: Connector>(
     desired: &Resources,
     checks: &Checks,
     seen: Seen<'_>,
-    early: Option<Result<C::Session>>,
+    early: impl Future<Output = Option<Result<C::Session>>>,
 ) -> Result<Vec<String>> {
     let name = &job.host.name;
     // After a change, the fresh login (which also reads `sshd -T`) and the
@@ -679,12 +696,12 @@ async fn fresh_login<C: Connector>(
     job: &HostJob,
     desired: &Resources,
     seen: Seen<'_>,
-    early: Option<Result<C::Session>>,
+    early: impl Future<Output = Option<Result<C::Session>>>,
 ) -> Result<Option<BTreeMap<String, String>>> {
     if let Seen::Unchanged(_) = seen {
         return Ok(None);
     }
-    let fresh = match early {
+    let fresh = match early.await {
         Some(made) => made?,
         None => fresh_connection(connector, job).await?,
     };
