@@ -238,6 +238,24 @@ const VERSIONS: &[&str] = &[
     "5:", "27", ".", "3", "~", "-", "+", "debian", "bookworm", "20.10", "a", ":", "",
 ];
 
+/// Where each chunk ends when `len` bytes come cut after `cuts` bytes each
+/// (a cut of 0: a chunk with nothing new), the last chunk the rest.
+fn chunk_ends(len: usize, cuts: Vec<usize>) -> Vec<usize> {
+    let mut at = 0;
+    let mut ends = Vec::new();
+    for cut in cuts {
+        if at == len {
+            break;
+        }
+        at = at.saturating_add(cut).min(len);
+        ends.push(at);
+    }
+    if at < len || ends.is_empty() {
+        ends.push(len);
+    }
+    ends
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -258,17 +276,11 @@ proptest! {
         let bytes = text.as_bytes();
         let mut received = Vec::new();
         let mut found = None;
-        let mut at: usize = 0;
-        for cut in cuts.into_iter().chain(std::iter::once(usize::MAX)) {
-            let end = at.saturating_add(cut).min(bytes.len());
+        for to in chunk_ends(bytes.len(), cuts) {
             let seen = received.len();
-            received.extend_from_slice(&bytes[at..end]);
-            at = end;
+            received.extend_from_slice(&bytes[seen..to]);
             if let Some(said) = crate::transport::holding(&received, seen) {
                 found = Some(said.len());
-                break;
-            }
-            if at == bytes.len() {
                 break;
             }
         }
@@ -293,12 +305,9 @@ proptest! {
         let (bytes, end) = (text.as_bytes(), "@end-ab");
         let mut received = Vec::new();
         let (mut out_done, mut err_done) = (false, false);
-        let mut at: usize = 0;
-        for cut in cuts.into_iter().chain(std::iter::once(usize::MAX)) {
-            let to = at.saturating_add(cut).min(bytes.len());
+        for to in chunk_ends(bytes.len(), cuts) {
             let seen = received.len();
-            received.extend_from_slice(&bytes[at..to]);
-            at = to;
+            received.extend_from_slice(&bytes[seen..to]);
             if !out_done {
                 let found = stdout_end(&received, end, seen);
                 prop_assert_eq!(&found, &stdout_end(&received, end, 0));
@@ -311,9 +320,6 @@ proptest! {
                 let found = stderr_end(&received, end, seen);
                 prop_assert_eq!(found, stderr_end(&received, end, 0));
                 err_done = found.is_some();
-            }
-            if at == bytes.len() {
-                break;
             }
         }
     }

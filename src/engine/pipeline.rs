@@ -304,7 +304,7 @@ async fn apply_on<C: Connector>(
     let mark = early_login_mark(&work.handlers);
     let (reloaded, heard) = tokio::sync::oneshot::channel();
     let watch = mark.as_deref().map(|mark| (mark, reloaded));
-    let mut early_login = std::pin::pin!(async {
+    let mut early_login = Box::pin(async {
         match heard.await {
             Ok(()) => Some(fresh_connection(connector, job).await),
             Err(_) => None,
@@ -321,7 +321,8 @@ async fn apply_on<C: Connector>(
         }
     };
     if let Err(err) = committed {
-        // A login still being made goes with `early_login`.
+        // A login still being made goes now, not after the rollback.
+        drop(early_login);
         if let Some(Some(Ok(fresh))) = early {
             fresh.close().await;
         }

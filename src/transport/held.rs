@@ -9,7 +9,9 @@
 //! stderr. END is new for every request (random): nothing a script prints
 //! ends its answer early, and nothing left of an earlier answer ends this
 //! one. A script cut short on the way never runs: it does not end in its
-//! `#END`.
+//! `#END`. Its input is not framed so: an input cut short (the connection
+//! gone mid-request) reaches the script shorter, as a command's stdin
+//! would, and the script must tell (staging checks every size it reads).
 
 /// The first word of a request.
 pub const RUN: &str = "@run";

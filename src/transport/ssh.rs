@@ -45,8 +45,9 @@ type SessionChannel = russh::Channel<client::Msg>;
 struct HeldChannel {
     channel: SessionChannel,
     /// Whether it can take a script: not after an answer was cut short
-    /// (the wait for it dropped), whose rest would come first. It is kept
-    /// all the same: the lock lives as long as the channel.
+    /// (the wait for it dropped), whose rest would come first. Such a
+    /// channel is kept all the same (the lock lives as long as the
+    /// channel), read by a task of its own (see [`Lent`]).
     in_step: bool,
 }
 
@@ -60,12 +61,23 @@ struct Lent<'a> {
 
 impl Drop for Lent<'_> {
     fn drop(&mut self) {
-        if let Some(channel) = self.channel.take() {
-            self.held.lock().unwrap().push(HeldChannel {
-                channel,
-                in_step: self.whole,
-            });
+        let Some(mut channel) = self.channel.take() else {
+            return;
+        };
+        // Out of step, the rest of the answer still comes: read and
+        // dropped until the channel closes, for an unread channel's full
+        // buffer would stall every channel of the connection (a rollback's
+        // among them). The task holds the channel, and so the lock.
+        if !self.whole
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move { while channel.wait().await.is_some() {} });
+            return;
         }
+        self.held.lock().unwrap().push(HeldChannel {
+            channel,
+            in_step: self.whole,
+        });
     }
 }
 

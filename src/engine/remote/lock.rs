@@ -35,7 +35,9 @@
 //! opens a channel's window only once its command started, so input sent
 //! with a new command waits a round trip) and no sudo. Each runs in a
 //! session of its own (`setsid`), its input its only stdin, as a command
-//! of its own would; the lock's descriptor is not theirs.
+//! of its own would; the lock's descriptor is not theirs. Each runs in the
+//! background once its input was read, so the shell waits in `read`: the
+//! connection going ends it, and the lock, even while a script hangs.
 //!
 //! As root the script goes on `sh -c`'s command line; through sudo on
 //! stdin (`sh -s`), so sudo's log line stays short. No program stands

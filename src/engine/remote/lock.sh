@@ -39,10 +39,22 @@ printf 'locked%s\n' "$said"
 @THEN@# Held until the channel closes, running, one at a time and as root,
 # the scripts sent on it (see lock.rs): `@run END SIZE INPUT`, the script
 # (ending in `#END`), its stdin. Each in a session of its own, as a
-# command's: stopping a commit stops nothing of this shell's. The group is
-# parsed whole before HOLDING goes out: a request must reach `read`, never
-# the parser of an `sh -s`.
+# command's: stopping a commit stops nothing of this shell's. Each runs in
+# the background, without the lock's descriptor, once its input was read
+# here whole: this shell is back in `read` while it runs, so the channel
+# closing ends the shell and the lock even while a script hangs (the next
+# lock stops a commit left running, as for a command of its own). The
+# group is parsed whole before HOLDING goes out: a request must reach
+# `read`, never the parser of an `sh -s`.
 {
+ran() {
+  # For good, in this background shell: a redirection on the call would
+  # leave it a saved copy of the lock's descriptor.
+  exec 9>&-
+  setsid -w /bin/sh -c "$1"
+  printf '%s %s\n' "$end" "$?"
+  printf '%s\n' "$end" >&2
+}
 printf '%s\n' @HOLDING@
 while IFS=' ' read -r word end size input; do
   case $word in @RUN@) ;; *) exit 1 ;; esac
@@ -50,11 +62,10 @@ while IFS=' ' read -r word end size input; do
   case $input in '' | *[!0-9]*) exit 1 ;; esac
   s=$(dd bs="$size" count=1 iflag=fullblock status=none 9>&-) && [ "${s%"#$end"}" != "$s" ] || exit 1
   if [ "$input" -gt 0 ]; then
-    dd bs="$input" count=1 iflag=fullblock status=none 9>&- | setsid -w /bin/sh -c "$s" 9>&-
+    # The pipeline ends once dd has read the input; the script goes on.
+    dd bs="$input" count=1 iflag=fullblock status=none 9>&- | { exec 7<&0; ran "$s" <&7 7<&- & }
   else
-    setsid -w /bin/sh -c "$s" 9>&- < /dev/null
+    ran "$s" < /dev/null &
   fi
-  printf '%s %s\n' "$end" "$?"
-  printf '%s\n' "$end" >&2
 done
 }

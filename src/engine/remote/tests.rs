@@ -1702,37 +1702,15 @@ impl HeldShell {
         let end = crate::transport::held::fresh_end();
         self.send(&crate::transport::held::request(&end, script, input));
         let mut stdout = Vec::new();
-        let (at, status) = loop {
-            let seen = stdout.len();
-            let mut chunk = [0u8; 4096];
-            let read = std::io::Read::read(&mut self.stdout, &mut chunk).unwrap();
-            assert!(
-                read > 0,
-                "the held shell ended: {:?}",
-                String::from_utf8_lossy(&stdout)
-            );
-            stdout.extend_from_slice(&chunk[..read]);
-            if let Some(found) = crate::transport::held::stdout_end(&stdout, &end, seen).unwrap() {
-                break found;
-            }
-        };
+        let (at, status) = read_until(&mut self.stdout, &mut stdout, |bytes, seen| {
+            crate::transport::held::stdout_end(bytes, &end, seen).unwrap()
+        });
         assert_eq!(stdout.len(), at + end.len() + format!(" {status}\n").len());
         stdout.truncate(at);
         let mut stderr = Vec::new();
-        let err_at = loop {
-            let seen = stderr.len();
-            let mut chunk = [0u8; 4096];
-            let read = std::io::Read::read(&mut self.stderr, &mut chunk).unwrap();
-            assert!(
-                read > 0,
-                "the held shell ended: {:?}",
-                String::from_utf8_lossy(&stderr)
-            );
-            stderr.extend_from_slice(&chunk[..read]);
-            if let Some(at) = crate::transport::held::stderr_end(&stderr, &end, seen) {
-                break at;
-            }
-        };
+        let err_at = read_until(&mut self.stderr, &mut stderr, |bytes, seen| {
+            crate::transport::held::stderr_end(bytes, &end, seen)
+        });
         stderr.truncate(err_at);
         (
             String::from_utf8(stdout).unwrap(),
@@ -1745,6 +1723,29 @@ impl HeldShell {
     fn close(mut self) -> std::process::ExitStatus {
         drop(self.child.stdin.take());
         self.child.wait().unwrap()
+    }
+}
+
+/// Reads `from` into `bytes` chunk by chunk until `found` (given the bytes
+/// so far and how many it saw before) finds what it looks for.
+fn read_until<T>(
+    from: &mut impl std::io::Read,
+    bytes: &mut Vec<u8>,
+    found: impl Fn(&[u8], usize) -> Option<T>,
+) -> T {
+    loop {
+        let seen = bytes.len();
+        let mut chunk = [0u8; 4096];
+        let read = from.read(&mut chunk).unwrap();
+        assert!(
+            read > 0,
+            "the held shell ended: {:?}",
+            String::from_utf8_lossy(bytes)
+        );
+        bytes.extend_from_slice(&chunk[..read]);
+        if let Some(it) = found(bytes, seen) {
+            return it;
+        }
     }
 }
 
@@ -1797,6 +1798,50 @@ fn the_held_lock_s_shell_runs_each_script_sent_as_a_command_of_its_own() {
         assert!(held.close().success(), "on_stdin {on_stdin}");
         let next = run_to_end(&lock);
         assert!(next.status.success(), "the lock stayed: {next:?}");
+    }
+}
+
+/// The connection going while a held script hangs (a commit stuck in
+/// docker's start) ends the lock's shell and the lock at once, as it did
+/// when the commit was a command of its own: the next lock is not kept
+/// waiting on a host nobody watches.
+#[test]
+fn the_connection_going_while_a_held_script_hangs_lets_the_lock_go() {
+    for on_stdin in [false, true] {
+        let host = Host::new();
+        let lock = lock(&host.layout(), 0, &[], &host.at("/transient"), None);
+        let mut held = HeldShell::take(&lock, on_stdin);
+        let pid_file = host.at("/hanging.pid");
+        let hanging = format!("echo $$ > {}; exec sleep 60", quote(&pid_file));
+        let end = crate::transport::held::fresh_end();
+        held.send(&crate::transport::held::request(
+            &end,
+            &hanging,
+            b"some input",
+        ));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !host.exists("/hanging.pid") {
+            assert!(std::time::Instant::now() < deadline, "the script never ran");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(second_lock(&host), LockOutcome::Busy);
+        drop(held.child.stdin.take());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while held.child.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "on_stdin {on_stdin}: the lock's shell waited on its script"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let next = run_to_end(&lock);
+        assert!(next.status.success(), "on_stdin {on_stdin}: {next:?}");
+        let pid = host.read("/hanging.pid").unwrap().trim().to_string();
+        assert!(
+            Path::new(&format!("/proc/{pid}")).exists(),
+            "the script goes on, as a command whose connection went would"
+        );
+        Command::new("kill").arg(&pid).status().unwrap();
     }
 }
 
