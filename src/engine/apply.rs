@@ -92,9 +92,8 @@ async fn send(
     transport: &impl Transport,
     script: &Script,
     become_root: &Become,
-    watch: Option<(&str, tokio::sync::oneshot::Sender<()>)>,
+    mut watch: Option<(&str, tokio::sync::oneshot::Sender<()>)>,
 ) -> Result<ExecOutput> {
-    let mut watch = watch;
     if let Some((text, input)) = script.held()
         && let Some(output) = transport.ask_held(text, input, watch.take()).await?
     {

@@ -279,7 +279,7 @@ impl Transport for FakeSession {
         &self,
         script: &str,
         input: &[u8],
-        watch: Option<(&str, tokio::sync::oneshot::Sender<()>)>,
+        mut watch: Option<(&str, tokio::sync::oneshot::Sender<()>)>,
     ) -> Result<Option<ExecOutput>> {
         if !self.holds_lock.load(std::sync::atomic::Ordering::SeqCst) {
             return Ok(None);
@@ -287,11 +287,7 @@ impl Transport for FakeSession {
         self.meter.command();
         self.fleet.wait(1).await;
         let output = self.on_host(script, input, Hosted::Command).await;
-        if let Some((mark, seen)) = watch
-            && crate::transport::line_start(&output.stdout, 0, mark).is_some()
-        {
-            let _ = seen.send(());
-        }
+        crate::transport::tell_when_printed(&mut watch, &output.stdout, 0);
         Ok(Some(output))
     }
 

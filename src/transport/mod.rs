@@ -10,8 +10,6 @@ pub mod known_hosts;
 mod ssh;
 #[cfg(test)]
 pub(crate) use ssh::holding;
-#[cfg(any(test, feature = "simulation"))]
-pub(crate) use ssh::line_start;
 mod traffic;
 
 use std::path::PathBuf;
@@ -137,6 +135,22 @@ impl Connector for Ssh {
 pub trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
 
+/// Tells the watcher of a line (see [`Transport::exec_watching`]) once
+/// the whole line is in `stdout`, looking only at the newlines from `seen`
+/// on; it is told once, and then `watch` is `None`.
+pub(crate) fn tell_when_printed(
+    watch: &mut Option<(&str, tokio::sync::oneshot::Sender<()>)>,
+    stdout: &[u8],
+    seen: usize,
+) {
+    if let Some((mark, _)) = watch
+        && ssh::line_start(stdout, seen, mark).is_some()
+        && let Some((_, sender)) = watch.take()
+    {
+        let _ = sender.send(());
+    }
+}
+
 /// A connection to one host that runs commands.
 ///
 /// Commands are shell command lines (the remote user's login shell runs
@@ -168,9 +182,7 @@ pub trait Transport: Send + Sync {
     ) -> impl std::future::Future<Output = Result<ExecOutput>> + Send {
         async move {
             let output = self.exec(command, stdin).await?;
-            if ssh::line_start(&output.stdout, 0, mark).is_some() {
-                let _ = seen.send(());
-            }
+            tell_when_printed(&mut Some((mark, seen)), &output.stdout, 0);
             Ok(output)
         }
     }

@@ -31,7 +31,7 @@ pub struct SshSession {
     address: String,
     /// Commands kept running for as long as the connection lives (a lock
     /// held on the host); they end when it closes, however it closes.
-    held: std::sync::Mutex<Vec<HeldChannel>>,
+    held: std::sync::Mutex<Vec<SessionChannel>>,
     /// The next command's channel, opened while the previous command runs
     /// (or with the login): a command then costs one round trip, not two.
     spare: std::sync::Mutex<Option<Spare>>,
@@ -41,20 +41,16 @@ pub struct SshSession {
 
 type SessionChannel = russh::Channel<client::Msg>;
 
-/// The channel of a held command.
-struct HeldChannel {
-    channel: SessionChannel,
-    /// Whether it can take a script: not after an answer was cut short
-    /// (the wait for it dropped), whose rest would come first. Such a
-    /// channel is kept all the same (the lock lives as long as the
-    /// channel), read by a task of its own (see [`Lent`]).
-    in_step: bool,
-}
-
 /// A held command's channel lent to one script: it goes back when the
-/// script's answer was read whole or the wait for it dropped, however.
+/// script's answer was read whole. When the wait for it dropped before
+/// (a deadline), the rest of the answer still comes, and would come first
+/// for the next script: the channel is kept (the lock lives as long as
+/// it), read and dropped until it closes by a task of its own, for an
+/// unread channel's full buffer would stall every channel of the
+/// connection (a rollback's among them). Scripts then go as commands of
+/// their own.
 struct Lent<'a> {
-    held: &'a std::sync::Mutex<Vec<HeldChannel>>,
+    held: &'a std::sync::Mutex<Vec<SessionChannel>>,
     channel: Option<SessionChannel>,
     whole: bool,
 }
@@ -64,20 +60,12 @@ impl Drop for Lent<'_> {
         let Some(mut channel) = self.channel.take() else {
             return;
         };
-        // Out of step, the rest of the answer still comes: read and
-        // dropped until the channel closes, for an unread channel's full
-        // buffer would stall every channel of the connection (a rollback's
-        // among them). The task holds the channel, and so the lock.
-        if !self.whole
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
+        if self.whole {
+            self.held.lock().unwrap().push(channel);
+        } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move { while channel.wait().await.is_some() {} });
-            return;
         }
-        self.held.lock().unwrap().push(HeldChannel {
-            channel,
-            in_step: self.whole,
-        });
+        // Else the runtime, and the connection with it, are gone.
     }
 }
 
@@ -474,10 +462,7 @@ impl Transport for SshSession {
                     self.take(&mut output, false, &data)?;
                     if let Some(said) = holding(&output.stdout, seen) {
                         // Running: it stays so until the connection closes.
-                        self.held.lock().unwrap().push(HeldChannel {
-                            channel,
-                            in_step: true,
-                        });
+                        self.held.lock().unwrap().push(channel);
                         let said = String::from_utf8_lossy(said).into_owned();
                         return Ok(super::Held::Running(said));
                     }
@@ -498,12 +483,8 @@ impl Transport for SshSession {
         input: &[u8],
         mut watch: Option<(&str, tokio::sync::oneshot::Sender<()>)>,
     ) -> Result<Option<ExecOutput>> {
-        let channel = {
-            let mut held = self.held.lock().unwrap();
-            let Some(at) = held.iter().rposition(|h| h.in_step) else {
-                return Ok(None);
-            };
-            held.swap_remove(at).channel
+        let Some(channel) = self.held.lock().unwrap().pop() else {
+            return Ok(None);
         };
         let mut lent = Lent {
             held: &self.held,
@@ -532,12 +513,7 @@ impl Transport for SshSession {
             match channel.wait().await {
                 Some(ChannelMsg::Data { data }) => {
                     self.take(&mut output, false, &data)?;
-                    if let Some((mark, _)) = &watch
-                        && line_start(&output.stdout, out_seen, mark).is_some()
-                        && let Some((_, sender)) = watch.take()
-                    {
-                        let _ = sender.send(());
-                    }
+                    super::tell_when_printed(&mut watch, &output.stdout, out_seen);
                     if out_end.is_none() {
                         out_end = super::held::stdout_end(&output.stdout, &end, out_seen)
                             .map_err(protocol)?;
@@ -634,12 +610,8 @@ impl SshSession {
                         let _ = channel.close().await;
                         return Err(e);
                     }
-                    if !stderr
-                        && let Some((mark, _)) = &watch
-                        && line_start(&output.stdout, seen, mark).is_some()
-                        && let Some((_, sender)) = watch.take()
-                    {
-                        let _ = sender.send(());
+                    if !stderr {
+                        super::tell_when_printed(&mut watch, &output.stdout, seen);
                     }
                 }
                 ChannelMsg::ExitStatus { exit_status } => {

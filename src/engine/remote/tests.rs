@@ -780,20 +780,29 @@ fn the_restore_stops_a_commit_past_its_deadline() {
         .spawn()
         .unwrap();
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), script.input()).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !host
-        .calls()
-        .contains(&"systemctl start docker.service".to_string())
-    {
-        assert!(std::time::Instant::now() < deadline, "{:?}", host.calls());
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    within_10s(
+        || {
+            host.calls()
+                .contains(&"systemctl start docker.service".to_string())
+        },
+        || format!("{:?}", host.calls()),
+    );
     let (ok, out) = host.run(&restore(&work, &host.layout()));
     assert!(ok && out == "ok restored\n", "{out}");
     let status = child.wait().unwrap();
     assert!(!status.success(), "the commit went on: {status}");
     assert_as_before(&host);
     assert!(!host.exists("/state/commit.pgid"));
+}
+
+/// Waits, looking every 20 ms, until `done`; fails the test with `what`
+/// after 10 s.
+fn within_10s(mut done: impl FnMut() -> bool, what: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{}", what());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Starts a script that holds (the lock) as a session would (its input
@@ -1819,21 +1828,16 @@ fn the_connection_going_while_a_held_script_hangs_lets_the_lock_go() {
             &hanging,
             b"some input",
         ));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !host.exists("/hanging.pid") {
-            assert!(std::time::Instant::now() < deadline, "the script never ran");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        within_10s(
+            || host.exists("/hanging.pid"),
+            || "the script never ran".into(),
+        );
         assert_eq!(second_lock(&host), LockOutcome::Busy);
         drop(held.child.stdin.take());
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while held.child.try_wait().unwrap().is_none() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "on_stdin {on_stdin}: the lock's shell waited on its script"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        within_10s(
+            || held.child.try_wait().unwrap().is_some(),
+            || format!("on_stdin {on_stdin}: the lock's shell waited on its script"),
+        );
         let next = run_to_end(&lock);
         assert!(next.status.success(), "on_stdin {on_stdin}: {next:?}");
         let pid = host.read("/hanging.pid").unwrap().trim().to_string();
