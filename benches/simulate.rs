@@ -17,8 +17,9 @@
 //!
 //! `cargo bench --features simulation --bench simulate` (about 10
 //! minutes); `SIMULATE=1000x50,10000x200` picks cases, `SIMULATE_LATENCY_MS`
-//! sets the one-way latency (default 10 ms). Results: target/simulate.json
-//! and a table on stdout.
+//! sets the one-way latency (default 10 ms), `SIMULATE_PERF` a `perf
+//! record` control fifo that profiles only the converge. Results:
+//! target/simulate.json and a table on stdout.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -201,6 +202,14 @@ fn heap_in_use() -> usize {
     allocated
 }
 
+/// Profiles the converge alone (`SIMULATE_PERF=FIFO`, the control fifo of
+/// `perf record -D -1 --control fifo:FIFO`): `enable` before, `disable` after.
+fn perf_control(command: &str) {
+    if let Some(fifo) = std::env::var_os("SIMULATE_PERF") {
+        std::fs::write(fifo, format!("{command}\n")).unwrap();
+    }
+}
+
 fn vm_hwm_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap()
@@ -342,7 +351,9 @@ fn child(count: usize, forks: usize, latency: Duration) {
         mark(&format!("{name} reported"));
         (started.elapsed().as_secs_f64(), changed, ours_now() - cpu)
     };
+    perf_control("enable");
     let (converge, changed, converge_cpu) = run_apply("converge");
+    perf_control("disable");
     // A real run is one process: its peak is this one's so far (the PKI,
     // then the converge). The no-op and the plan after it in this process
     // start from the converge's leftovers, which a process of their own

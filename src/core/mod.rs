@@ -77,7 +77,30 @@ pub fn parent_dir(path: &str) -> &str {
 /// script (`engine::remote`) and of the line `pki client` prints to
 /// `eval`.
 pub fn shell_quote(word: &str) -> String {
-    format!("'{}'", word.replace('\'', "'\\''"))
+    // One pass into a string of the final size: a fleet's scripts are
+    // quoted per host, tens of kilobytes each.
+    let quotes = word.bytes().filter(|&b| b == b'\'').count();
+    let mut quoted = String::with_capacity(word.len() + 3 * quotes + 2);
+    quoted.push('\'');
+    for (i, part) in word.split('\'').enumerate() {
+        if i > 0 {
+            quoted.push_str("'\\''");
+        }
+        quoted.push_str(part);
+    }
+    quoted.push('\'');
+    quoted
+}
+
+/// Bytes as lower-case hex digits, two a byte (digests, random names).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(2 * bytes.len());
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    text
 }
 
 /// A YAML error as `file:line:column: message`.
@@ -98,5 +121,18 @@ pub(crate) fn yaml_error(file: &Path, err: &serde_yaml::Error) -> Error {
         line,
         column,
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_is_two_lower_case_digits_a_byte() {
+        assert_eq!(super::hex(&[]), "");
+        assert_eq!(super::hex(&[0x00, 0x0f, 0xf0, 0xff, 0xa5]), "000ff0ffa5");
+        assert_eq!(
+            super::plan::sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 }

@@ -176,10 +176,7 @@ pub fn mode_text(mode: u32) -> String {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::hex(&Sha256::digest(bytes))
 }
 
 /// Compares `desired` with `actual`. Fails (naming the path) only where

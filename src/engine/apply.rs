@@ -19,11 +19,14 @@
 //! or a mix of old and new whole files (converged by the next run): never
 //! a half-written file, never wider permissions than asked.
 
+use std::sync::Arc;
+
 use super::fleet::HostRun;
 use super::remote::{
-    self, Become, CommitOutcome, HOST_LOCK_WAIT, Layout, LockOutcome, Script, Settled,
+    self, Become, CommitOutcome, HOST_LOCK_WAIT, Layout, LockOutcome, Script, Sent, Settled,
     TRANSIENT_UNITS,
 };
+use super::shared::Made;
 use super::work::Work;
 use crate::core::event::Phase;
 use crate::error::{Error, HostError, Result};
@@ -34,25 +37,17 @@ const LAYOUT: Layout<'static> = Layout::HOST;
 
 /// Takes the host's apply lock, held by a command that lives as long as
 /// this connection (however dockhand ends, the lock goes with it), settles
-/// what an earlier run left in `dirs`, and runs `gather` under the lock, in
-/// the same round trip; returns what it settled and the gather's answer.
+/// what an earlier run left in the directories of `paths`, and gathers
+/// `paths` (and the fence, with `fence`) under the lock, in the same round
+/// trip; returns what it settled and the gather's answer.
 pub async fn lock_host(
     transport: &impl Transport,
     how: &Become,
-    dirs: &[String],
-    gather: Script,
+    paths: Vec<(String, bool)>,
+    fence: bool,
 ) -> Result<(Settled, String)> {
-    // Only what is sent is held while the lock waits and the gather runs.
-    let (command, stdin) = remote::lock(
-        &LAYOUT,
-        HOST_LOCK_WAIT,
-        dirs,
-        TRANSIENT_UNITS,
-        Some(&gather),
-    )
-    .into_sent(how);
-    drop(gather);
-    let output = match transport.hold(&command, &stdin).await? {
+    let sent = lock_request(paths, fence, how);
+    let output = match transport.hold(&sent.command, &sent.stdin(how)).await? {
         Held::Running(said) => {
             let (first, rest) = said.split_once('\n').unwrap_or((&said, ""));
             return Ok((Settled::parse(first), rest.to_string()));
@@ -224,6 +219,29 @@ pub async fn finish(transport: &impl Transport, work: &Work, become_root: &Becom
     .map(|_| ())
 }
 
+/// The lock with its gather, as sent: alike for every host of a run (one
+/// playbook, one way to root; a sudo password goes in front of it per
+/// host), so it is made and quoted once, not for each of 10,000 hosts.
+fn lock_request(paths: Vec<(String, bool)>, fence: bool, how: &Become) -> Arc<Sent> {
+    type Key = (Vec<(String, bool)>, bool, std::mem::Discriminant<Become>);
+    static MADE: Made<Key, Sent> = Made::new(4);
+    MADE.get(
+        (paths, fence, std::mem::discriminant(how)),
+        |(paths, fence, _)| {
+            let gather = remote::gather(paths, &LAYOUT, true, *fence);
+            let dirs = remote::managed_dirs(paths);
+            remote::lock(
+                &LAYOUT,
+                HOST_LOCK_WAIT,
+                &dirs,
+                TRANSIENT_UNITS,
+                Some(&gather),
+            )
+            .into_sent(how)
+        },
+    )
+}
+
 /// Restores the previous files (under the step deadline), then runs the
 /// handlers again with them (under the handlers' deadline); says in words
 /// how it went, for the host's error.
@@ -270,5 +288,29 @@ pub async fn rollback(
             "the previous files were restored, but putting them in effect failed: {}",
             strip(e)
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lock's request is made once per playbook's paths and way to
+    /// root: another way to root, or other paths, get their own.
+    #[test]
+    fn the_locks_request_is_shared_only_by_hosts_sent_the_same() {
+        let paths = |p: &str| vec![(p.to_string(), false)];
+        let root = lock_request(paths("/etc/a"), false, &Become::No);
+        assert!(Arc::ptr_eq(
+            &root,
+            &lock_request(paths("/etc/a"), false, &Become::No)
+        ));
+        let sudo = lock_request(paths("/etc/a"), false, &Become::Sudo);
+        assert!(sudo.command.starts_with("sudo -n"));
+        assert!(!root.command.starts_with("sudo"));
+        let other = lock_request(paths("/etc/b"), false, &Become::No);
+        assert!(other.command.contains("/etc/b") && !root.command.contains("/etc/b"));
+        let fenced = lock_request(paths("/etc/a"), true, &Become::No);
+        assert_ne!(fenced.command, root.command);
     }
 }

@@ -12,7 +12,21 @@ use crate::core::state::{ActualPath, ActualState, Facts, PathKind, UnitFile};
 use crate::error::{Error, HostError, Result};
 use crate::transport::Transport;
 
+use std::sync::Arc;
+
 use super::remote::{self, Become, Layout};
+use super::shared::Made;
+
+/// The gather, as sent: alike for every host of a run, so made once
+/// (see [`Made`]).
+fn request(paths: &[(String, bool)], fence: bool, how: &Become) -> Arc<remote::Sent> {
+    type Key = (Vec<(String, bool)>, bool, std::mem::Discriminant<Become>);
+    static MADE: Made<Key, remote::Sent> = Made::new(4);
+    MADE.get(
+        (paths.to_vec(), fence, std::mem::discriminant(how)),
+        |(paths, fence, _)| remote::gather(paths, &Layout::HOST, false, *fence).into_sent(how),
+    )
+}
 
 /// Runs the gather script on a host.
 pub async fn gather(
@@ -21,8 +35,8 @@ pub async fn gather(
     fence: bool,
     how: &Become,
 ) -> Result<ActualState> {
-    let (command, stdin) = remote::gather(paths, &Layout::HOST, false, fence).into_sent(how);
-    let output = transport.exec(&command, &stdin).await?;
+    let sent = request(paths, fence, how);
+    let output = transport.exec(&sent.command, &sent.stdin(how)).await?;
     let stderr = output.stderr_text();
     if how.is_root() && !output.success() && stderr.contains("sudo") {
         return Err(Error::OnHost {

@@ -18,6 +18,7 @@ use crate::verify::{self, TlsProbe};
 
 use super::fleet::HostRun;
 use super::remote::Become;
+use super::shared::Made;
 use super::{apply, gather, remote, work};
 use crate::secret::Secret;
 use std::collections::BTreeMap;
@@ -152,12 +153,10 @@ async fn prepare_with<C: Connector>(
     let session = connect(connector, job, run).await?;
     let gathered = if lock {
         // The gather rides on the lock: one round trip for both.
-        let dirs = remote::managed_dirs(&paths);
-        let script = remote::gather(&paths, &remote::Layout::HOST, true, fence);
         run.step(
             Phase::Locking,
             run.deadlines.step,
-            apply::lock_host(&session, &job.become_root(), &dirs, script),
+            apply::lock_host(&session, &job.become_root(), paths, fence),
         )
         .await
         .and_then(|(settled, answer)| {
@@ -692,6 +691,16 @@ async fn verify_tls<S: Transport>(
 /// playbook sets them, so the login and the check are one round trip;
 /// returns them. Nothing when nothing changed (this run's own login, a
 /// moment ago, proves it).
+/// The fresh login's `sshd -T` and facts, as sent: alike for every host
+/// of a run, so made once (see [`Made`]).
+fn sshd_settings_request(paths: Vec<(String, bool)>, how: &Become) -> Arc<remote::Sent> {
+    type Key = (Vec<(String, bool)>, std::mem::Discriminant<Become>);
+    static MADE: Made<Key, remote::Sent> = Made::new(4);
+    MADE.get((paths, std::mem::discriminant(how)), |(paths, _)| {
+        remote::sshd_settings(&remote::Layout::HOST, paths).into_sent(how)
+    })
+}
+
 async fn fresh_login<C: Connector>(
     connector: &C,
     job: &HostJob,
@@ -707,10 +716,10 @@ async fn fresh_login<C: Connector>(
         None => fresh_connection(connector, job).await?,
     };
     let result = if desired.sshd_expected.is_some() {
-        let (command, stdin) = remote::sshd_settings(&remote::Layout::HOST, &desired.paths())
-            .into_sent(&job.become_root());
+        let how = job.become_root();
+        let sent = sshd_settings_request(desired.paths(), &how);
         fresh
-            .run("sshd -T", &command, &stdin)
+            .run("sshd -T", &sent.command, &sent.stdin(&how))
             .await
             .map(|output| Some(gather::sshd_settings(output.stdout_text().lines())))
     } else {

@@ -313,7 +313,7 @@ pub fn random_uuid() -> String {
     crate::random::fill(&mut bytes);
     bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
     bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::core::hex(&bytes);
     format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],

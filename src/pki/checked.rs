@@ -147,10 +147,7 @@ fn parse_line(line: &str) -> Option<Digest32> {
 
 /// A digest's line: 64 lower-case hex digits.
 fn push_line(text: &mut String, digest: &Digest32) {
-    use std::fmt::Write as _;
-    for byte in digest {
-        let _ = write!(text, "{byte:02x}");
-    }
+    text.push_str(&crate::core::hex(digest));
     text.push('\n');
 }
 

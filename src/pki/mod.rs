@@ -752,7 +752,7 @@ impl PkiStore {
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let mut suffix = [0u8; 8];
     crate::random::fill(&mut suffix);
-    let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+    let suffix = crate::core::hex(&suffix);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -20,11 +20,7 @@ pub const RUN: &str = "@run";
 pub fn fresh_end() -> String {
     let mut bytes = [0u8; 12];
     crate::random::fill(&mut bytes);
-    let mut end = String::from("@end-");
-    for byte in bytes {
-        end.push_str(&format!("{byte:02x}"));
-    }
-    end
+    format!("@end-{}", crate::core::hex(&bytes))
 }
 
 /// The bytes of a request: its line, the script with its `#END`, the input.

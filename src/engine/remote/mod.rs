@@ -277,26 +277,21 @@ impl Script {
 
     /// The command line and the input to send, the script let go: a host
     /// waiting on its command (for seconds, while docker restarts) holds
-    /// what was sent, not also the text it was made from.
-    pub fn into_sent(self, how: &Become) -> (String, Vec<u8>) {
-        (self.command(how), self.stdin(how).into_owned())
+    /// what was sent, not also the text it was made from. No password is
+    /// in it: [`Sent::stdin`] puts it in front, so one `Sent` serves
+    /// every host sent the same script.
+    pub fn into_sent(self, how: &Become) -> Sent {
+        Sent {
+            command: self.command(how),
+            input: self.input_for(how).to_vec(),
+            as_login: self.carrier == Carrier::Login,
+        }
     }
 
     /// What goes on the command's stdin: the script or its data, after
     /// the sudo password's line when sudo needs one.
     pub fn stdin(&self, how: &Become) -> std::borrow::Cow<'_, [u8]> {
-        let input = self.input_for(how);
-        match how {
-            // A login command runs as the login user: no sudo, no password.
-            Become::SudoWithPassword(password) if self.carrier != Carrier::Login => {
-                let mut sent = Vec::with_capacity(password.len() + 1 + input.len());
-                sent.extend_from_slice(password.as_bytes());
-                sent.push(b'\n');
-                sent.extend_from_slice(input);
-                std::borrow::Cow::Owned(sent)
-            }
-            _ => std::borrow::Cow::Borrowed(input),
-        }
+        password_first(how, self.carrier == Carrier::Login, self.input_for(how))
     }
 
     /// The text and the input to send to the host lock's shell, which runs
@@ -327,6 +322,36 @@ impl Script {
             Carrier::Argument(input) => input,
             Carrier::Login => b"",
         }
+    }
+}
+
+/// A script as sent: its command line and its input, before any password.
+#[derive(Debug, PartialEq)]
+pub struct Sent {
+    pub command: String,
+    input: Vec<u8>,
+    as_login: bool,
+}
+
+impl Sent {
+    /// What goes on the command's stdin for `how` (see [`Script::stdin`]).
+    pub fn stdin(&self, how: &Become) -> std::borrow::Cow<'_, [u8]> {
+        password_first(how, self.as_login, &self.input)
+    }
+}
+
+/// `input` after the sudo password's line, when sudo needs one. A login
+/// command runs as the login user: no sudo, no password.
+fn password_first<'a>(how: &Become, as_login: bool, input: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+    match how {
+        Become::SudoWithPassword(password) if !as_login => {
+            let mut sent = Vec::with_capacity(password.len() + 1 + input.len());
+            sent.extend_from_slice(password.as_bytes());
+            sent.push(b'\n');
+            sent.extend_from_slice(input);
+            std::borrow::Cow::Owned(sent)
+        }
+        _ => std::borrow::Cow::Borrowed(input),
     }
 }
 

@@ -2176,8 +2176,31 @@ fn a_script_reaches_its_shell_as_root_through_sudo_without_a_prompt() {
         ("/it's", "'/it'\\''s'"),
         ("$(touch /tmp/x)", "'$(touch /tmp/x)'"),
         ("", "''"),
+        ("'", "''\\'''"),
+        ("''a", "''\\'''\\''a'"),
     ] {
         assert_eq!(quote(word), quoted);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 200,
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+    /// Whatever a word holds (quotes, `$`, backslashes, newlines), dash
+    /// reads its quoting back as that one word.
+    #[test]
+    fn a_quoted_word_comes_back_whole_from_dash(
+        word in "([^\\x00]|'|\\\\|\\$\\(|\n){0,40}"
+    ) {
+        let out = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("printf %s {}", quote(&word)))
+            .output()
+            .unwrap();
+        proptest::prop_assert_eq!(String::from_utf8_lossy(&out.stdout), word);
     }
 }
 
@@ -2433,6 +2456,33 @@ fn through_sudo(root: &Path, script: &Script, how: &Become) -> (bool, String, St
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// What is sent is the script's own command and input, and one `Sent`
+/// serves every host of a run: each host's sudo password goes in front
+/// of it, its own.
+#[test]
+fn a_sent_script_is_the_scripts_own_bytes_and_takes_each_hosts_password() {
+    let password =
+        |p: &str| Become::SudoWithPassword(std::sync::Arc::new(zeroize::Zeroizing::new(p.into())));
+    let scripts = [
+        Script::plain(Kind::Gather, "echo ran\n".into()),
+        Script::with_input(Kind::Stage, "cat".into(), b"DATA\n".to_vec()),
+        login(),
+    ];
+    for script in scripts {
+        for how in [Become::No, Become::Sudo, password("one")] {
+            let sent = script.clone().into_sent(&how);
+            assert_eq!(sent.command, script.command(&how));
+            assert_eq!(sent.stdin(&how), script.stdin(&how));
+            assert!(!sent.command.contains("one"));
+        }
+        let shared = script.clone().into_sent(&password("one"));
+        assert_eq!(
+            shared.stdin(&password("two")),
+            script.stdin(&password("two"))
+        );
+    }
 }
 
 #[test]
