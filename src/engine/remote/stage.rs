@@ -45,12 +45,26 @@ const MODE: &str = "chmod -- @MODE@ @TEMPS@ || fail @MESSAGE@\n";
 /// The staging command; its input is [`stage_input`], then the text of
 /// `then` (the commit), which a shell runs once every file is staged: one
 /// round trip for both. `read` and `dd iflag=fullblock` take no byte past
-/// the records, so the script that follows them reaches its shell whole.
+/// the records, so the script that follows them reaches its shell whole;
+/// it is run only once all of it came, to its last line ([`COMMIT_END`]),
+/// so a connection lost in the middle of it runs none of it (a shell
+/// reading a script as it comes would run the lines that came, the last
+/// one perhaps cut short).
 pub fn stage(work: &Work, layout: &Layout, then: Option<&Script>) -> Script {
-    let after = if then.is_some() {
-        "exec /bin/sh -s"
-    } else {
-        "exit 0"
+    let then = then.map(|script| {
+        debug_assert!(!script.text.contains(COMMIT_END));
+        let mut text = script.text.clone();
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text + COMMIT_END + "\n"
+    });
+    let after = match &then {
+        Some(text) => fill(
+            RUN_WHOLE,
+            &[("SIZE", &text.len().to_string()), ("END", COMMIT_END)],
+        ),
+        None => "exit 0".to_string(),
     };
     let text = header(Kind::Stage, layout, true)
         + &staged(work)
@@ -59,15 +73,25 @@ pub fn stage(work: &Work, layout: &Layout, then: Option<&Script>) -> Script {
             &[
                 ("TEMP_MARK", TEMP_MARK),
                 ("BACKUP_MARK", BACKUP_MARK),
-                ("AFTER", after),
+                ("AFTER", &after),
             ],
         );
     let mut input = stage_input(work);
     if let Some(then) = then {
-        input.extend_from_slice(then.text.as_bytes());
+        input.extend_from_slice(then.as_bytes());
     }
     Script::with_input(Kind::Stage, text, input)
 }
+
+/// The last line of the commit's text as staging sends it.
+const COMMIT_END: &str = "#@commit-end";
+
+/// Reads the commit's SIZE bytes whole (`$(…)` would drop its last
+/// newlines without the dot), runs it only if it ends with its last line,
+/// and ends with the commit's status.
+const RUN_WHOLE: &str = "c=$(dd bs=@SIZE@ count=1 iflag=fullblock status=none && echo .) || fail 'the commit could not be read: nothing was committed'
+case ${c%.} in *'@END@'?) ;; *) fail 'the commit came cut short: nothing was committed' ;; esac
+printf %s \"${c%.}\" | /bin/sh -s; exit";
 
 /// A temp file staging writes: a file's own, or its check copy.
 struct Temp<'a> {

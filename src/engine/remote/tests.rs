@@ -296,6 +296,48 @@ fn staging_hands_over_to_the_commit_that_follows_its_records_in_one_command() {
     assert_eq!(host.read("/etc/t/key.pem").as_deref(), Some("OLD KEY\n"));
 }
 
+/// A commit whose text came cut short (the connection lost while it was
+/// sent on a command of its own) runs none of its lines: a shell that ran
+/// the text as it came would run the lines before the cut, the last one
+/// perhaps cut in the middle of a path.
+#[test]
+fn a_commit_cut_short_after_the_staging_records_runs_none_of_its_lines() {
+    let (host, work) = lived_in();
+    let staged = stage(&work, &host.layout(), Some(&commit(&work, &host.layout())));
+    let (records, whole) = (stage_input(&work).len(), staged.input().len());
+    for cut in [
+        records,
+        records + 1,
+        (records + whole) / 2,
+        whole - 2,
+        whole - 1,
+    ] {
+        let (host, work) = lived_in();
+        let staged = stage(&work, &host.layout(), Some(&commit(&work, &host.layout())));
+        let output = run_with_input(&staged, &staged.input()[..cut]);
+        let out = String::from_utf8_lossy(&output.stdout);
+        assert!(!output.status.success(), "cut at {cut}: {out}");
+        assert!(
+            first_error(&out).is_some_and(|e| e.contains("nothing was committed")),
+            "cut at {cut}: {out}"
+        );
+        assert!(!out.contains("ok committed"), "cut at {cut}: {out}");
+        assert_eq!(host.read("/etc/t/key.pem").as_deref(), Some("OLD KEY\n"));
+        assert_eq!(host.mode("/etc/t/key.pem"), 0o644);
+        assert_eq!(
+            host.read("/etc/t/sshd.conf").as_deref(),
+            Some("PasswordAuthentication yes\n")
+        );
+        assert!(host.calls().is_empty(), "cut at {cut}: {:?}", host.calls());
+    }
+    // Whole, it commits.
+    let (host, work) = lived_in();
+    let staged = stage(&work, &host.layout(), Some(&commit(&work, &host.layout())));
+    let output = run_with_input(&staged, staged.input());
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(host.read("/etc/t/key.pem").as_deref(), Some("NEW KEY\n"));
+}
+
 #[test]
 fn a_commit_replaces_backs_up_checks_and_runs_handlers_in_order() {
     let (host, work) = lived_in();
@@ -835,6 +877,11 @@ fn hold(script: &Script) -> (std::process::Child, String) {
 /// stdin, then the end of stdin (the connection going); runs it to its end.
 /// Its own process group, as a session's would be.
 fn run_to_end(script: &Script) -> std::process::Output {
+    run_with_input(script, script.input())
+}
+
+/// As [`run_to_end`], with `input` for the script's own.
+fn run_with_input(script: &Script, input: &[u8]) -> std::process::Output {
     let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(script.command(&Become::No))
@@ -843,7 +890,7 @@ fn run_to_end(script: &Script) -> std::process::Output {
         .process_group(0)
         .spawn()
         .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.input()).unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), input).unwrap();
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
 }
