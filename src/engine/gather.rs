@@ -4,6 +4,7 @@
 //! line format that is parsed here.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use base64::Engine as _;
 
@@ -11,8 +12,6 @@ use crate::core::roles::docker::workload::{Container, Workload};
 use crate::core::state::{ActualPath, ActualState, Facts, PathKind, UnitFile};
 use crate::error::{Error, HostError, Result};
 use crate::transport::Transport;
-
-use std::sync::Arc;
 
 use super::remote::{self, Become, Layout};
 use super::shared::Made;

@@ -686,11 +686,6 @@ async fn verify_tls<S: Transport>(
     Ok(passed)
 }
 
-/// After a change, a new connection: the change must not lock us out. Its
-/// one command reads sshd's settings (`sshd -T`, as root) when the
-/// playbook sets them, so the login and the check are one round trip;
-/// returns them. Nothing when nothing changed (this run's own login, a
-/// moment ago, proves it).
 /// The fresh login's `sshd -T` and facts, as sent: alike for every host
 /// of a run, so made once (see [`Made`]).
 fn sshd_settings_request(paths: Vec<(String, bool)>, how: &Become) -> Arc<remote::Sent> {
@@ -701,6 +696,11 @@ fn sshd_settings_request(paths: Vec<(String, bool)>, how: &Become) -> Arc<remote
     })
 }
 
+/// After a change, a new connection: the change must not lock us out. Its
+/// one command reads sshd's settings (`sshd -T`, as root) when the
+/// playbook sets them, so the login and the check are one round trip;
+/// returns them. Nothing when nothing changed (this run's own login, a
+/// moment ago, proves it).
 async fn fresh_login<C: Connector>(
     connector: &C,
     job: &HostJob,
