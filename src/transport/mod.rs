@@ -105,7 +105,8 @@ pub enum Held {
     Ended(ExecOutput),
 }
 
-/// The line by which a held command says it now holds.
+/// The line by which a held command says it now holds: on stdout, then
+/// on stderr, so what came on either before it is not a script's.
 pub const HOLDING: &str = "@holding";
 
 pub trait Connector: Send + Sync + 'static {

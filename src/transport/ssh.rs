@@ -455,23 +455,32 @@ impl Transport for SshSession {
             channel.data(stdin).await.map_err(step)?;
         }
         let mut output = ExecOutput::default();
+        // The holding line comes on stdout and on stderr at once: the
+        // channel is lent to scripts only once both came, so nothing the
+        // lock or the gather wrote before it is read as a script's.
+        let (mut said, mut stderr_held) = (None, false);
         while let Some(message) = channel.wait().await {
             match message {
-                ChannelMsg::Data { data } => {
+                ChannelMsg::Data { data } if said.is_none() => {
                     let seen = output.stdout.len();
                     self.take(&mut output, false, &data)?;
-                    if let Some(said) = holding(&output.stdout, seen) {
-                        // Running: it stays so until the connection closes.
-                        self.held.lock().unwrap().push(channel);
-                        let said = String::from_utf8_lossy(said).into_owned();
-                        return Ok(super::Held::Running(said));
-                    }
+                    said = holding(&output.stdout, seen)
+                        .map(|said| String::from_utf8_lossy(said).into_owned());
                 }
-                ChannelMsg::ExtendedData { data, ext: 1 } => self.take(&mut output, true, &data)?,
+                ChannelMsg::ExtendedData { data, ext: 1 } if !stderr_held => {
+                    let seen = output.stderr.len();
+                    self.take(&mut output, true, &data)?;
+                    stderr_held = holding(&output.stderr, seen).is_some();
+                }
                 ChannelMsg::ExitStatus { exit_status } => {
                     output.status = ExitStatus::Code(exit_status)
                 }
                 _ => {}
+            }
+            if let (Some(said), true) = (&said, stderr_held) {
+                // Running: it stays so until the connection closes.
+                self.held.lock().unwrap().push(channel);
+                return Ok(super::Held::Running(said.clone()));
             }
         }
         Ok(super::Held::Ended(output))

@@ -55,7 +55,10 @@ ran() {
   printf '%s %s\n' "$end" "$?"
   printf '%s\n' "$end" >&2
 }
+# On stderr too: what the lock and the gather wrote there before is not
+# taken for the first script's.
 printf '%s\n' @HOLDING@
+printf '%s\n' @HOLDING@ >&2
 while IFS=' ' read -r word end size input; do
   case $word in @RUN@) ;; *) exit 1 ;; esac
   case $size in '' | *[!0-9]*) exit 1 ;; esac

@@ -31,8 +31,10 @@ const RESTORE: &str = "@STOP_COMMIT@@RESTORE@printf 'ok restored\\n'\n";
 /// the process that leads it is the one recorded), then drops the record;
 /// `@STOPPED@` is what to do once it was stopped. The restore and the lock
 /// use it.
+/// (`2>/dev/null` before `<`: redirections go left to right, and a missing
+/// file's complaint would come out on stderr.)
 const STOP_COMMIT: &str = "group_file=@COMMIT_GROUP@
-if read -r g start < \"$group_file\" 2>/dev/null && [ \"$g\" -gt 1 ] 2>/dev/null \\
+if read -r g start 2>/dev/null < \"$group_file\" && [ \"$g\" -gt 1 ] 2>/dev/null \\
    && @READ_NOW@ && [ \"$now\" = \"$start\" ]; then
   kill -TERM \"-$g\" 2>/dev/null; sleep 0.2; kill -KILL \"-$g\" 2>/dev/null@STOPPED@
 fi

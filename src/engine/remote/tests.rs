@@ -1726,21 +1726,10 @@ impl HeldShell {
         };
         std::io::Write::write_all(child.stdin.as_mut().unwrap(), sent).unwrap();
         let mut stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        // Byte by byte: nothing after the holding line may be read here.
-        let mut said = Vec::new();
-        let holding = format!("{}\n", crate::transport::HOLDING);
-        while !said.ends_with(holding.as_bytes()) {
-            let mut byte = [0u8];
-            let read = std::io::Read::read(&mut stdout, &mut byte).unwrap();
-            assert_eq!(
-                read,
-                1,
-                "ended before it held: {:?}",
-                String::from_utf8_lossy(&said)
-            );
-            said.push(byte[0]);
-        }
+        let mut stderr = child.stderr.take().unwrap();
+        // As the transport: up to the holding line on each stream.
+        up_to_holding(&mut stdout);
+        up_to_holding(&mut stderr);
         HeldShell {
             child,
             stdout,
@@ -1782,6 +1771,26 @@ impl HeldShell {
     }
 }
 
+/// What a held shell wrote on one stream before its holding line; byte by
+/// byte: nothing after that line may be read here.
+fn up_to_holding(from: &mut impl std::io::Read) -> String {
+    let mut said = Vec::new();
+    let holding = format!("{}\n", crate::transport::HOLDING);
+    while !said.ends_with(holding.as_bytes()) {
+        let mut byte = [0u8];
+        let read = from.read(&mut byte).unwrap();
+        assert_eq!(
+            read,
+            1,
+            "ended before it held: {:?}",
+            String::from_utf8_lossy(&said)
+        );
+        said.push(byte[0]);
+    }
+    said.truncate(said.len() - holding.len());
+    String::from_utf8(said).unwrap()
+}
+
 /// Reads `from` into `bytes` chunk by chunk until `found` (given the bytes
 /// so far and how many it saw before) finds what it looks for.
 fn read_until<T>(
@@ -1803,6 +1812,41 @@ fn read_until<T>(
             return it;
         }
     }
+}
+
+/// What the lock and its gather write on stderr comes before the holding
+/// line there too, so it is never read as the first script's stderr.
+#[test]
+fn the_gathers_stderr_ends_before_the_held_shells_first_answer() {
+    let host = Host::new();
+    let gather = Script::plain(Kind::Gather, "echo gathered\necho noise >&2\n".into());
+    let lock = lock(
+        &host.layout(),
+        0,
+        &[],
+        &host.at("/transient"),
+        Some(&gather),
+    );
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(lock.command(&Become::No))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let said = up_to_holding(child.stdout.as_mut().unwrap());
+    assert!(said.ends_with("gathered\n"), "{said}");
+    assert_eq!(up_to_holding(child.stderr.as_mut().unwrap()), "noise\n");
+    let mut held = HeldShell {
+        stdout: child.stdout.take().unwrap(),
+        stderr: child.stderr.take().unwrap(),
+        child,
+    };
+    let answer = held.ask("echo out; echo err >&2", b"");
+    assert_eq!(answer, ("out\n".into(), "err\n".into(), 0));
+    assert!(held.close().success());
 }
 
 #[test]
