@@ -1706,6 +1706,12 @@ struct HeldShell {
 
 impl HeldShell {
     fn take(lock: &Script, on_stdin: bool) -> HeldShell {
+        HeldShell::take_saying(lock, on_stdin).0
+    }
+
+    /// The shell, and what it wrote before its holding line on stdout and
+    /// on stderr.
+    fn take_saying(lock: &Script, on_stdin: bool) -> (HeldShell, String, String) {
         let mut shell = Command::new("/bin/sh");
         if on_stdin {
             shell.arg("-s");
@@ -1728,13 +1734,14 @@ impl HeldShell {
         let mut stdout = child.stdout.take().unwrap();
         let mut stderr = child.stderr.take().unwrap();
         // As the transport: up to the holding line on each stream.
-        up_to_holding(&mut stdout);
-        up_to_holding(&mut stderr);
-        HeldShell {
+        let said = up_to_holding(&mut stdout);
+        let said_on_stderr = up_to_holding(&mut stderr);
+        let shell = HeldShell {
             child,
             stdout,
             stderr,
-        }
+        };
+        (shell, said, said_on_stderr)
     }
 
     fn send(&mut self, bytes: &[u8]) {
@@ -1827,23 +1834,9 @@ fn the_gathers_stderr_ends_before_the_held_shells_first_answer() {
         &host.at("/transient"),
         Some(&gather),
     );
-    let mut child = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(lock.command(&Become::No))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let said = up_to_holding(child.stdout.as_mut().unwrap());
+    let (mut held, said, said_on_stderr) = HeldShell::take_saying(&lock, false);
     assert!(said.ends_with("gathered\n"), "{said}");
-    assert_eq!(up_to_holding(child.stderr.as_mut().unwrap()), "noise\n");
-    let mut held = HeldShell {
-        stdout: child.stdout.take().unwrap(),
-        stderr: child.stderr.take().unwrap(),
-        child,
-    };
+    assert_eq!(said_on_stderr, "noise\n");
     let answer = held.ask("echo out; echo err >&2", b"");
     assert_eq!(answer, ("out\n".into(), "err\n".into(), 0));
     assert!(held.close().success());
