@@ -860,16 +860,7 @@ fn hold(script: &Script) -> (std::process::Child, String) {
         .spawn()
         .unwrap();
     std::io::Write::write_all(holder.stdin.as_mut().unwrap(), script.input()).unwrap();
-    let mut said = String::new();
-    let mut out = std::io::BufReader::new(holder.stdout.take().unwrap());
-    loop {
-        let mut line = String::new();
-        let read = std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-        if read == 0 || line == format!("{}\n", crate::transport::HOLDING) {
-            break;
-        }
-        said.push_str(&line);
-    }
+    let said = up_to_holding(holder.stdout.as_mut().unwrap());
     (holder, said)
 }
 
