@@ -43,8 +43,8 @@ pub enum ContentChange {
     /// base64 lines).
     Certificate {
         #[serde(skip_serializing_if = "Option::is_none")]
-        before: Option<Box<CertSummary>>,
-        after: Box<CertSummary>,
+        before: Option<CertPem>,
+        after: CertPem,
     },
     /// A secret: only that it changes.
     Secret,
@@ -70,19 +70,49 @@ pub struct CertSummary {
     pub fingerprint: String,
 }
 
-impl CertSummary {
-    /// A summary of a PEM certificate, or None when it is not one.
-    pub fn of(pem: &[u8]) -> Option<CertSummary> {
-        if !pem.starts_with(b"-----BEGIN CERTIFICATE-----") {
-            return None;
+/// A certificate of a plan, as PEM: summarized only when the plan is shown
+/// (printed or serialized). A plan applied at once is never shown, and a
+/// fleet's converge would otherwise parse every host's certificates, and
+/// the CA's once per host, for nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertPem(Vec<u8>);
+
+impl CertPem {
+    /// `Some` when the bytes are PEM that starts with a certificate.
+    pub fn of(pem: &[u8]) -> Option<CertPem> {
+        pem.starts_with(b"-----BEGIN CERTIFICATE-----")
+            .then(|| CertPem(pem.to_vec()))
+    }
+
+    /// What a reviewer reads of it, or why it cannot be read.
+    pub fn summary(&self) -> Result<CertSummary, String> {
+        CertSummary::of(&self.0)
+    }
+}
+
+impl Serialize for CertPem {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Unreadable<'a> {
+            unreadable: &'a str,
         }
-        let info = crate::core::pki::read_certificate(pem, None).ok()?;
+        match self.summary() {
+            Ok(summary) => summary.serialize(serializer),
+            Err(error) => Unreadable { unreadable: &error }.serialize(serializer),
+        }
+    }
+}
+
+impl CertSummary {
+    /// A summary of a PEM certificate, or why it cannot be read.
+    pub fn of(pem: &[u8]) -> Result<CertSummary, String> {
+        let info = crate::core::pki::read_certificate(pem, None)?;
         let date = |seconds: i64| {
             time::OffsetDateTime::from_unix_timestamp(seconds)
                 .map(|t| t.date().to_string())
                 .unwrap_or_default()
         };
-        Some(CertSummary {
+        Ok(CertSummary {
             subject: info.subject,
             issuer: info.issuer,
             sans: info.sans.describe(),
@@ -673,14 +703,10 @@ fn content_change(
             if secret {
                 return Ok(Some(ContentChange::Secret));
             }
-            if let Some(after) = CertSummary::of(bytes) {
+            if let Some(after) = CertPem::of(bytes) {
                 return Ok(Some(ContentChange::Certificate {
-                    before: have
-                        .content
-                        .as_deref()
-                        .and_then(CertSummary::of)
-                        .map(Box::new),
-                    after: Box::new(after),
+                    before: have.content.as_deref().and_then(CertPem::of),
+                    after,
                 }));
             }
             let is_text = |b: &[u8]| std::str::from_utf8(b).is_ok();
@@ -1024,6 +1050,7 @@ mod tests {
             panic!("{change:?}")
         };
         let before = before.as_ref().expect("the old one is read too");
+        let (before, after) = (before.summary().unwrap(), after.summary().unwrap());
         assert_eq!(before.sans, "DNS:web1");
         assert_eq!(after.sans, "DNS:web1, IP:192.0.2.7");
         assert_ne!(before.fingerprint, after.fingerprint);

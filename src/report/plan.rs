@@ -13,7 +13,7 @@ use similar::{ChangeTag, TextDiff};
 
 use super::escape;
 use super::{Format, HostOutcome};
-use crate::core::plan::{Action, CertSummary, Change, ContentChange, HostPlan};
+use crate::core::plan::{Action, CertPem, CertSummary, Change, ContentChange, HostPlan};
 use crate::core::roles::docker::daemon_json::KeyChange;
 use crate::core::state::PathKind;
 use crate::error::Result;
@@ -225,24 +225,7 @@ fn change_lines(out: &mut String, change: &Change) {
     match &change.content {
         None => {}
         Some(ContentChange::Certificate { before, after }) => {
-            let fields = |c: &CertSummary| {
-                [
-                    ("subject", c.subject.clone()),
-                    ("SANs", c.sans.clone()),
-                    ("issuer", c.issuer.clone()),
-                    ("not after", c.not_after.clone()),
-                    ("sha256", c.fingerprint.clone()),
-                ]
-            };
-            let old = before.as_deref().map(fields);
-            let _ = writeln!(out, "      certificate (valid from {}):", after.not_before);
-            for (index, (label, new)) in fields(after).into_iter().enumerate() {
-                let line = match old.as_ref().map(|o| &o[index].1) {
-                    Some(old) if *old != new => format!("{label}: {old} -> {new}"),
-                    _ => format!("{label}: {new}"),
-                };
-                let _ = writeln!(out, "        {}", super::escape(&line));
-            }
+            certificate_lines(out, before.as_ref(), after)
         }
         Some(ContentChange::Secret) => {
             let _ = writeln!(out, "      content changes (secret: not shown)");
@@ -292,6 +275,37 @@ fn change_lines(out: &mut String, change: &Change) {
     }
 }
 
+/// A certificate change as a reviewer reads it: each field, old -> new
+/// where it changes (summarized here, the one place a plan is shown).
+fn certificate_lines(out: &mut String, before: Option<&CertPem>, after: &CertPem) {
+    let after = match after.summary() {
+        Ok(after) => after,
+        Err(error) => {
+            let line = format!("certificate that cannot be read: {error}");
+            let _ = writeln!(out, "      {}", super::escape(&line));
+            return;
+        }
+    };
+    let fields = |c: &CertSummary| {
+        [
+            ("subject", c.subject.clone()),
+            ("SANs", c.sans.clone()),
+            ("issuer", c.issuer.clone()),
+            ("not after", c.not_after.clone()),
+            ("sha256", c.fingerprint.clone()),
+        ]
+    };
+    let old = before.and_then(|b| b.summary().ok()).map(|b| fields(&b));
+    let _ = writeln!(out, "      certificate (valid from {}):", after.not_before);
+    for (index, (label, new)) in fields(&after).into_iter().enumerate() {
+        let line = match old.as_ref().map(|o| &o[index].1) {
+            Some(old) if *old != new => format!("{label}: {old} -> {new}"),
+            _ => format!("{label}: {new}"),
+        };
+        let _ = writeln!(out, "        {}", super::escape(&line));
+    }
+}
+
 fn unified_diff(out: &mut String, path: &str, before: &str, after: &str) {
     let diff = TextDiff::from_lines(before, after);
     let _ = writeln!(out, "      {}", style(format!("--- {path} (host)")).red());
@@ -320,32 +334,50 @@ mod tests {
     use crate::core::plan::{Action, Change, ContentChange, HostPlan};
     use crate::core::state::PathKind;
 
-    #[test]
-    fn a_certificate_change_reads_old_to_new() {
-        let summary = |sans: &str, fingerprint: &str| CertSummary {
-            subject: "CN=web1".into(),
-            issuer: "CN=dockhand CA".into(),
-            sans: sans.into(),
-            not_before: "2026-11-22".into(),
-            not_after: "2027-11-22".into(),
-            fingerprint: fingerprint.into(),
-        };
-        let change = Change {
+    /// A certificate for web1 with these SANs, issued by "dockhand CA",
+    /// valid 2026-11-22 to 2027-11-22.
+    fn web1_certificate(sans: &[&str]) -> Vec<u8> {
+        use rcgen::{CertificateParams, DistinguishedName, DnType, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::default();
+        ca.distinguished_name = DistinguishedName::new();
+        ca.distinguished_name
+            .push(DnType::CommonName, "dockhand CA");
+        let issuer = Issuer::new(ca, ca_key);
+        let mut params =
+            CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, "web1");
+        params.not_before = rcgen::date_time_ymd(2026, 11, 22);
+        params.not_after = rcgen::date_time_ymd(2027, 11, 22);
+        let key = KeyPair::generate().unwrap();
+        params.signed_by(&key, &issuer).unwrap().pem().into_bytes()
+    }
+
+    fn certificate_change(before: Option<&[u8]>, after: &[u8]) -> Change {
+        Change {
             path: "/etc/docker/tls/server-cert.pem".into(),
             kind: PathKind::File,
             action: Action::Update,
             secret: false,
             content: Some(ContentChange::Certificate {
-                before: Some(Box::new(summary("DNS:web1", "AA"))),
-                after: Box::new(summary("DNS:web1, IP:192.0.2.7", "BB")),
+                before: before.map(|b| CertPem::of(b).unwrap()),
+                after: CertPem::of(after).unwrap(),
             }),
             mode: None,
             owner: None,
             group: None,
-            validate: None,
-        };
+            validate: Some("openssl x509 -noout -in %s".into()),
+        }
+    }
+
+    #[test]
+    fn a_certificate_change_reads_old_to_new() {
+        let old = web1_certificate(&["web1"]);
+        let new = web1_certificate(&["web1", "192.0.2.7"]);
+        let fingerprint = |pem: &[u8]| CertPem::of(pem).unwrap().summary().unwrap().fingerprint;
         let mut out = String::new();
-        change_lines(&mut out, &change);
+        change_lines(&mut out, &certificate_change(Some(&old), &new));
         let plain = console::strip_ansi_codes(&out).into_owned();
         for line in [
             "      certificate (valid from 2026-11-22):",
@@ -353,11 +385,48 @@ mod tests {
             "        SANs: DNS:web1 -> DNS:web1, IP:192.0.2.7",
             "        issuer: CN=dockhand CA",
             "        not after: 2027-11-22",
-            "        sha256: AA -> BB",
+            &format!(
+                "        sha256: {} -> {}",
+                fingerprint(&old),
+                fingerprint(&new)
+            ),
         ] {
             assert!(plain.lines().any(|l| l == line), "{line:?} in\n{plain}");
         }
         assert!(!plain.contains("BEGIN"));
+    }
+
+    /// A plan holds a certificate's PEM and reads it only when shown: one
+    /// that cannot be read says so, in print and in JSON, and the rest of
+    /// the change is still shown.
+    #[test]
+    fn a_certificate_that_cannot_be_read_is_said_so_when_shown() {
+        let broken = b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n";
+        let good = web1_certificate(&["web1"]);
+        for (before, after) in [(None, &broken[..]), (Some(&broken[..]), &good[..])] {
+            let change = certificate_change(before, after);
+            let mut out = String::new();
+            change_lines(&mut out, &change);
+            let plain = console::strip_ansi_codes(&out).into_owned();
+            assert!(plain.contains("checked before it replaces"), "{plain}");
+            let json = serde_json::to_value(&change).unwrap();
+            if before.is_none() {
+                assert!(
+                    plain.contains("certificate that cannot be read: not a PEM certificate"),
+                    "{plain}"
+                );
+                assert!(json["content"]["after"]["unreadable"].is_string(), "{json}");
+            } else {
+                // The old one unreadable: the new one is shown whole.
+                assert!(plain.contains("        subject: CN=web1"), "{plain}");
+                assert!(
+                    json["content"]["before"]["unreadable"].is_string(),
+                    "{json}"
+                );
+                assert_eq!(json["content"]["after"]["subject"], "CN=web1", "{json}");
+            }
+            assert!(!json.to_string().contains("BEGIN"), "{json}");
+        }
     }
 
     #[test]
