@@ -227,18 +227,22 @@ impl Transport for FakeSession {
             return Ok(None);
         };
         self.fleet.wait(1).await;
-        let file = |h: &HostState, path: &str| h.files.get(path).cloned().unwrap_or_default();
-        let material = self
-            .fleet
-            .get(&self.host, |h| super::sim::dockerd::Material {
+        let (ours, theirs) = tokio::io::duplex(64 << 10);
+        // The daemon reads its files and is made on the host's threads:
+        // only a small future is handed over from dockhand's (the served
+        // connection's state is boxed there), as a real host's daemon
+        // costs dockhand nothing to accept a connection.
+        let (fleet, host) = (self.fleet.clone(), self.host.clone());
+        sim.hosts.spawn(async move {
+            let file = |h: &HostState, path: &str| h.files.get(path).cloned().unwrap_or_default();
+            let material = fleet.get(&host, |h| super::sim::dockerd::Material {
                 ca: file(h, "/etc/docker/tls/ca.pem"),
                 cert: file(h, "/etc/docker/tls/server-cert.pem"),
                 key: file(h, "/etc/docker/tls/server-key.pem"),
                 daemon_json: file(h, "/etc/docker/daemon.json"),
             });
-        let (ours, theirs) = tokio::io::duplex(64 << 10);
-        sim.hosts
-            .spawn(super::sim::dockerd::serve(theirs, material));
+            Box::pin(super::sim::dockerd::serve(theirs, material)).await
+        });
         Ok(Some(Box::new(ours)))
     }
 
@@ -327,8 +331,12 @@ impl FakeSession {
             Some(sim) => {
                 let (fleet, host) = (self.fleet.clone(), self.host.clone());
                 let (command, stdin) = (command.to_string(), stdin.to_vec());
+                // The command's state is boxed on the host's side: dockhand
+                // hands over the bytes, as it would write them to a channel.
                 sim.hosts
-                    .spawn(async move { fleet.run_command(&host, &command, &stdin, what).await })
+                    .spawn(async move {
+                        Box::pin(fleet.run_command(&host, &command, &stdin, what)).await
+                    })
                     .await
                     .expect("a simulated host's command")
             }
