@@ -274,7 +274,9 @@ fn child(count: usize, forks: usize, latency: Duration) {
         access: load::Access::default(),
     };
     let cpu_start = process_cpu();
+    mark("before load");
     let loaded = load::load(&selection).unwrap();
+    mark("after load");
 
     // The PKI, apart: the CA, the clients, every server certificate.
     let pki_start = process_cpu();

@@ -228,7 +228,9 @@ pub fn load(selection: &Selection) -> Result<Loaded> {
 fn check_templates(playbook: &Playbook, path: &Path, hosts: &[Host]) -> Result<()> {
     for spec in playbook.files.iter().filter(|f| f.template) {
         for host in hosts {
-            if let Err(e) = crate::core::input::template::render(&spec.content, &host.vars) {
+            if let Err(e) =
+                crate::core::input::template::render(&spec.content, &host.template_vars())
+            {
                 let text = std::fs::read_to_string(path).unwrap_or_default();
                 let (line, column) = position_of_path(&text, &spec.path);
                 return Err(Error::Input {

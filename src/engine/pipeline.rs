@@ -86,7 +86,7 @@ fn host_error(host: &str, step: &str, reason: impl std::fmt::Display) -> Error {
 fn expand(playbook: &Playbook, job: &HostJob, actual: &ActualState) -> Result<Resources> {
     #[cfg(test)]
     tests::count_expansion(&job.host.name);
-    roles::expand(playbook, &job.host.vars, actual, &job.tls)
+    roles::expand(playbook, &job.host.template_vars(), actual, &job.tls)
         .map(|desired| Resources {
             replace_ca: job.replace_ca,
             ..desired

@@ -374,7 +374,7 @@ pub fn inventory(hosts: &[crate::core::input::inventory::Host], json: bool) {
                 "address": host.address,
                 "groups": host.groups,
                 "ssh": settings,
-                "vars": host.vars,
+                "vars": host.template_vars().all(),
             })
         })
         .collect();

@@ -373,12 +373,10 @@ impl Tree {
             let address = address.unwrap_or_else(|| name.clone());
             super::fields::check_host_address(&address)
                 .map_err(|e| input(file, 0, format!("host `{name}`: ansible_host {e}")))?;
-            let mut template_vars: BTreeMap<String, String> = vars
+            let template_vars: BTreeMap<String, String> = vars
                 .into_iter()
                 .filter(|(k, _)| !k.starts_with("ansible_"))
                 .collect();
-            template_vars.insert("inventory_hostname".into(), name.clone());
-            template_vars.insert("address".into(), address.clone());
             hosts.push(Host {
                 name: name.clone(),
                 address,

@@ -138,11 +138,21 @@ pub struct Host {
     pub groups: Vec<String>,
     pub ssh: SshSettings,
     pub tls: TlsNames,
-    /// Variables for templates: defaults, then groups, then the host's own.
+    /// Variables for templates: defaults, then groups, then the host's own
+    /// (`inventory_hostname` and `address` are the host's fields: see
+    /// [`Host::template_vars`]).
     pub vars: std::collections::BTreeMap<String, String>,
 }
 
 impl Host {
+    /// What the host's templates can name.
+    pub fn template_vars(&self) -> super::template::HostVars<'_> {
+        super::template::HostVars {
+            inventory_hostname: &self.name,
+            address: &self.address,
+            vars: &self.vars,
+        }
+    }
     pub fn user(&self) -> &str {
         self.ssh.user.as_deref().unwrap_or("root")
     }
@@ -208,8 +218,6 @@ impl Inventory {
                 ssh = ssh.overlaid_by(&entry.ssh);
                 vars.extend(entry.vars.clone());
                 let address = entry.address.clone().unwrap_or_else(|| name.clone());
-                vars.insert("inventory_hostname".into(), name.clone());
-                vars.insert("address".into(), address.clone());
                 ssh.identity_file = ssh.identity_file.map(|p| expand_home(&p, home));
                 ssh.known_hosts = ssh.known_hosts.map(|p| expand_home(&p, home));
                 Host {
@@ -335,7 +343,7 @@ mod tests {
              groups:\n  g: { hosts: [a, b], vars: { tier: group, port: 8080 } }\n",
         )
         .unwrap();
-        let (a, b) = (&inv.hosts[0].vars, &inv.hosts[1].vars);
+        let (a, b) = (&inv.hosts[0].template_vars().all(), &inv.hosts[1].vars);
         assert_eq!(
             (a["site"].as_str(), a["tier"].as_str(), a["port"].as_str()),
             ("lab", "edge", "8080")

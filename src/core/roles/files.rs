@@ -2,8 +2,6 @@
 //! inventory variables where asked), checked with the playbook's own
 //! command when it gives one.
 
-use std::collections::BTreeMap;
-
 use super::{Check, Content, DirectoryResource, FileResource, Resources};
 use crate::core::input::playbook::Playbook;
 
@@ -18,7 +16,7 @@ pub(super) fn paths(
 
 pub(super) fn expand(
     playbook: &Playbook,
-    vars: &BTreeMap<String, String>,
+    vars: &crate::core::input::template::HostVars<'_>,
     out: &mut Resources,
 ) -> Result<(), String> {
     for spec in &playbook.directories {

@@ -244,7 +244,7 @@ pub fn paths(playbook: &Playbook) -> Vec<(String, bool)> {
 /// host lacks.
 pub fn expand(
     playbook: &Playbook,
-    vars: &std::collections::BTreeMap<String, String>,
+    vars: &crate::core::input::template::HostVars<'_>,
     actual: &ActualState,
     tls: &TlsMaterial,
 ) -> Result<Resources, String> {
@@ -276,6 +276,16 @@ fn root_dir(path: &str) -> DirectoryResource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A host without inventory vars of its own.
+    fn no_vars() -> crate::core::input::template::HostVars<'static> {
+        static NONE: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+        crate::core::input::template::HostVars {
+            inventory_hostname: "web1",
+            address: "192.0.2.7",
+            vars: &NONE,
+        }
+    }
     use crate::core::fixtures::{debian_facts, state};
     use crate::core::input::playbook::Playbook;
     use crate::core::state::Facts;
@@ -300,7 +310,12 @@ mod tests {
                 include_str!("../../../playbooks/docker-tls.yaml")
             ),
         ];
-        let vars = [("greeting".to_string(), "hi".to_string())].into();
+        let own: std::collections::BTreeMap<String, String> =
+            [("greeting".to_string(), "hi".to_string())].into();
+        let vars = crate::core::input::template::HostVars {
+            vars: &own,
+            ..no_vars()
+        };
         let sorted = |mut paths: Vec<(String, bool)>| {
             paths.sort();
             paths.dedup();
@@ -346,13 +361,7 @@ mod tests {
             "/etc/docker/daemon.json".into(),
             crate::core::fixtures::present(before.as_bytes(), 0o644),
         );
-        let desired = expand(
-            &playbook,
-            &Default::default(),
-            &actual,
-            &TlsMaterial::CaPending,
-        )
-        .unwrap();
+        let desired = expand(&playbook, &no_vars(), &actual, &TlsMaterial::CaPending).unwrap();
         assert!(
             !desired
                 .files
@@ -408,13 +417,7 @@ mod tests {
             desired.warnings
         );
         actual.facts.docker_cli_path = Some("/usr/bin/docker".into());
-        let with_cli = expand(
-            &playbook,
-            &Default::default(),
-            &actual,
-            &TlsMaterial::CaPending,
-        )
-        .unwrap();
+        let with_cli = expand(&playbook, &no_vars(), &actual, &TlsMaterial::CaPending).unwrap();
         assert!(!with_cli.warnings.iter().any(|w| w.contains("docker CLI")));
     }
 
@@ -433,7 +436,7 @@ mod tests {
             key_pem: b"KEY".to_vec(),
         };
         let actual = state(debian_facts());
-        let vars = Default::default();
+        let vars = no_vars();
         let pending = expand(&playbook, &vars, &actual, &TlsMaterial::CaPending).unwrap();
         assert_eq!(
             pending.with_tls(&playbook, &ready),
@@ -453,8 +456,7 @@ mod tests {
             cert_pem: b"CERT".to_vec(),
             key_pem: b"KEY".to_vec(),
         };
-        let resources =
-            expand(&playbook, &Default::default(), &state(debian_facts()), &tls).unwrap();
+        let resources = expand(&playbook, &no_vars(), &state(debian_facts()), &tls).unwrap();
         let modes: Vec<(&str, u32, bool)> = resources
             .files
             .iter()
@@ -527,13 +529,13 @@ mod tests {
         )
         .unwrap();
         let tls = TlsMaterial::CaPending;
-        let old = expand(&playbook, &Default::default(), &state(debian_facts()), &tls).unwrap();
+        let old = expand(&playbook, &no_vars(), &state(debian_facts()), &tls).unwrap();
         assert_eq!(old.files[3].validate, None);
         let facts = Facts {
             dockerd_can_validate: true,
             ..debian_facts()
         };
-        let new = expand(&playbook, &Default::default(), &state(facts), &tls).unwrap();
+        let new = expand(&playbook, &no_vars(), &state(facts), &tls).unwrap();
         let check = new.files[3].validate.as_ref().unwrap();
         assert_eq!(
             check,
@@ -573,13 +575,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        let resources = expand(
-            &playbook,
-            &Default::default(),
-            &actual,
-            &TlsMaterial::CaPending,
-        )
-        .unwrap();
+        let resources = expand(&playbook, &no_vars(), &actual, &TlsMaterial::CaPending).unwrap();
         assert_eq!(resources.warnings.len(), 1, "{:#?}", resources.warnings);
         assert!(
             resources.warnings[0]
@@ -603,14 +599,9 @@ mod tests {
             if let Some(file) = file {
                 actual.paths.insert("/etc/docker/daemon.json".into(), file);
             }
-            expand(
-                &playbook,
-                &Default::default(),
-                &actual,
-                &TlsMaterial::CaPending,
-            )
-            .unwrap()
-            .live_restore_interim
+            expand(&playbook, &no_vars(), &actual, &TlsMaterial::CaPending)
+                .unwrap()
+                .live_restore_interim
         };
         let present = |content: Option<&[u8]>| crate::core::state::ActualPath {
             exists: true,
@@ -645,7 +636,7 @@ mod tests {
         .unwrap();
         let resources = expand(
             &playbook,
-            &Default::default(),
+            &no_vars(),
             &state(debian_facts()),
             &TlsMaterial::CaPending,
         )
@@ -671,9 +662,14 @@ mod tests {
              \x20 - path: /etc/raw\n    content: \"{{ left alone }}\"\n",
         )
         .unwrap();
-        let vars = [("inventory_hostname", "web1"), ("site", "lab")]
+        let own = [("site", "lab")]
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .into();
+        let vars = crate::core::input::template::HostVars {
+            inventory_hostname: "web1",
+            address: "192.0.2.7",
+            vars: &own,
+        };
         let resources = expand(
             &playbook,
             &vars,
@@ -691,15 +687,15 @@ mod tests {
         );
         let err = expand(
             &playbook,
-            &Default::default(),
+            &crate::core::input::template::HostVars {
+                vars: &Default::default(),
+                ..vars
+            },
             &state(Facts::default()),
             &TlsMaterial::CaPending,
         )
         .unwrap_err();
-        assert_eq!(
-            err,
-            "template for /etc/motd: unknown variable `inventory_hostname`"
-        );
+        assert_eq!(err, "template for /etc/motd: unknown variable `site`");
     }
 
     #[test]
@@ -718,7 +714,7 @@ mod tests {
         };
         let resources = expand(
             &playbook,
-            &Default::default(),
+            &no_vars(),
             &state(facts),
             &TlsMaterial::CaPending,
         )
