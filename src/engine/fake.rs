@@ -248,7 +248,7 @@ impl Transport for FakeSession {
 
     async fn hold(&self, command: &str, stdin: &[u8]) -> Result<crate::transport::Held> {
         self.meter.command();
-        self.fleet.wait(self.waits(stdin)).await;
+        let round_trips = self.waits(stdin);
         if self
             .fleet
             .get(&self.host, |h| h.acts.get(&Step::Lock) == Some(&Act::Hang))
@@ -272,7 +272,9 @@ impl Transport for FakeSession {
         }
         // The gather that rides on the lock, as a gather of its own.
         let mut said = String::from("locked\n");
-        let answer = self.on_host(command, stdin, Hosted::HeldGather).await;
+        let answer = self
+            .on_host(command, stdin, Hosted::HeldGather, round_trips)
+            .await;
         said.push_str(&String::from_utf8_lossy(&answer.stdout));
         Ok(crate::transport::Held::Running(said))
     }
@@ -289,16 +291,17 @@ impl Transport for FakeSession {
             return Ok(None);
         }
         self.meter.command();
-        self.fleet.wait(1).await;
-        let output = self.on_host(script, input, Hosted::Command).await;
+        let output = self.on_host(script, input, Hosted::Command, 1).await;
         crate::transport::tell_when_printed(&mut watch, &output.stdout, 0);
         Ok(Some(output))
     }
 
     async fn exec(&self, command: &str, stdin: &[u8]) -> Result<ExecOutput> {
         self.meter.command();
-        self.fleet.wait(self.waits(stdin)).await;
-        Ok(self.on_host(command, stdin, Hosted::Command).await)
+        let round_trips = self.waits(stdin);
+        Ok(self
+            .on_host(command, stdin, Hosted::Command, round_trips)
+            .await)
     }
 }
 
@@ -323,18 +326,29 @@ impl FakeSession {
         }
     }
 
-    /// The host's side of a command: on the hosts' runtime in the
-    /// simulation. What the command is, and what it does, is the host's
-    /// work (its shell reads the command), not dockhand's.
-    async fn on_host(&self, command: &str, stdin: &[u8], what: Hosted) -> ExecOutput {
+    /// The host's side of a command, answered after `round_trips` of the
+    /// link: on the hosts' runtime in the simulation. What the command is,
+    /// and what it does, is the host's work (its shell reads the command),
+    /// not dockhand's; and the link's delay is the network's, so it is
+    /// waited out there too: dockhand is woken once, by the answer, as a
+    /// socket's reply wakes it (not by a timer of its own, then the answer).
+    async fn on_host(
+        &self,
+        command: &str,
+        stdin: &[u8],
+        what: Hosted,
+        round_trips: u32,
+    ) -> ExecOutput {
         match &self.fleet.sim {
             Some(sim) => {
                 let (fleet, host) = (self.fleet.clone(), self.host.clone());
                 let (command, stdin) = (command.to_string(), stdin.to_vec());
+                let delay = sim.latency * 2 * round_trips;
                 // The command's state is boxed on the host's side: dockhand
                 // hands over the bytes, as it would write them to a channel.
                 sim.hosts
                     .spawn(async move {
+                        tokio::time::sleep(delay).await;
                         Box::pin(fleet.run_command(&host, &command, &stdin, what)).await
                     })
                     .await
