@@ -402,6 +402,35 @@ proptest! {
         }
     }
 
+    /// A host's certificate files, as a plan summarizes them when it is
+    /// shown: a real certificate cut anywhere or with bytes put in, and
+    /// anything after a certificate's header.
+    #[test]
+    fn a_host_s_certificate_file_never_panics_a_shown_plan(
+        cut in any::<prop::sample::Index>(),
+        put in any::<Vec<u8>>(),
+        rest in any::<Vec<u8>>(),
+    ) {
+        static PEM: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let pem = PEM.get_or_init(|| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let params = rcgen::CertificateParams::new(vec!["web1".into()]).unwrap();
+            params.self_signed(&key).unwrap().pem().into_bytes()
+        });
+        let at = cut.index(pem.len());
+        let mut spliced = pem[..at].to_vec();
+        spliced.extend_from_slice(&put);
+        spliced.extend_from_slice(&pem[at..]);
+        let mut headed = b"-----BEGIN CERTIFICATE-----\n".to_vec();
+        headed.extend_from_slice(&rest);
+        for bytes in [&pem[..at], &spliced[..], &headed[..]] {
+            if let Some(pem) = crate::core::plan::CertPem::of(bytes) {
+                let _ = pem.summary();
+                let _ = serde_json::to_string(&pem);
+            }
+        }
+    }
+
     /// Inventories are the user's, not a host's, but a panic on any of
     /// them would be as bad: Ansible's three forms and dockhand's own.
     #[test]

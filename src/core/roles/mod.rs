@@ -276,6 +276,10 @@ fn root_dir(path: &str) -> DirectoryResource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::fixtures::{debian_facts, state};
+    use crate::core::input::playbook::Playbook;
+    use crate::core::state::Facts;
+    use serde_json::json;
 
     /// A host without inventory vars of its own.
     fn no_vars() -> crate::core::input::template::HostVars<'static> {
@@ -286,10 +290,6 @@ mod tests {
             vars: &NONE,
         }
     }
-    use crate::core::fixtures::{debian_facts, state};
-    use crate::core::input::playbook::Playbook;
-    use crate::core::state::Facts;
-    use serde_json::json;
 
     /// The gather's paths come without an expansion, and are exactly the
     /// expansion's, whatever the facts and the TLS material.
