@@ -390,6 +390,11 @@ def parallel_ssh(
     return {"seconds": seconds, "exit": 0, "retried": len(dropped)}
 
 
+# The line ssh_all adds to a failed client's log: its exit status (a
+# signal's as negative), which the client itself may not have printed.
+EXIT_MARK = "[bench] ssh exited "
+
+
 def dropped_before_session(log_path: Path) -> bool:
     """Whether an ssh client's log is only sshd closing the connection
     before authentication finished (nothing ran on the host). The client
@@ -398,7 +403,9 @@ def dropped_before_session(log_path: Path) -> bool:
     key exchange or authentication message ("ssh_dispatch_run_fatal: ...:
     Broken pipe"). An authenticated session is never cut by sshd's
     LoginGraceTime, and the floors' commands print nothing on success."""
-    lines = [l for l in log_path.read_text(errors="replace").splitlines() if l.strip()]
+    lines = [
+        l for l in log_path.read_text(errors="replace").splitlines() if l.strip() and not l.startswith(EXIT_MARK)
+    ]
     return bool(lines) and all(
         l.startswith(("Connection closed by", "Connection reset by", "kex_exchange_identification", "banner exchange"))
         or (l.startswith("ssh_dispatch_run_fatal: Connection to ") and l.endswith((": Broken pipe", ": Connection reset by peer")))
@@ -430,8 +437,12 @@ def ssh_all(
         children.append(((host, address), subprocess.Popen(argv, stdout=stdout, stderr=stderr, stdin=stdin), files))
     failed = []
     for host, child, files in children:
-        if child.wait() != 0:
+        code = child.wait()
+        if code != 0:
             failed.append(host)
+            # A client can fail without a word (a signal, a remote command
+            # that printed nothing): the log then says at least how.
+            files[0].write(f"{EXIT_MARK}{code}\n")
         for f in files:
             f.close()
     return failed
