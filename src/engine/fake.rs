@@ -89,6 +89,13 @@ pub struct Simulation {
     pub hosts: tokio::runtime::Handle,
 }
 
+impl Simulation {
+    /// What `round_trips` of the link take.
+    fn delay(&self, round_trips: u32) -> Duration {
+        self.latency * 2 * round_trips
+    }
+}
+
 /// Round trips a login costs: TCP, key exchange (two), authentication,
 /// the first channel.
 const LOGIN_ROUND_TRIPS: u32 = 5;
@@ -112,7 +119,7 @@ impl FakeFleet {
     /// Waits `round_trips` of the simulated link (nothing for the tests).
     async fn wait(&self, round_trips: u32) {
         if let Some(sim) = &self.sim {
-            tokio::time::sleep(sim.latency * 2 * round_trips).await;
+            tokio::time::sleep(sim.delay(round_trips)).await;
         }
     }
 
@@ -265,6 +272,8 @@ impl Transport for FakeSession {
                 .store(true, std::sync::atomic::Ordering::SeqCst);
         }
         if busy {
+            // Refused by the host: the answer still crosses the link.
+            self.fleet.wait(round_trips).await;
             return Ok(crate::transport::Held::Ended(ExecOutput {
                 status: ExitStatus::Code(75),
                 ..ExecOutput::default()
@@ -343,7 +352,7 @@ impl FakeSession {
             Some(sim) => {
                 let (fleet, host) = (self.fleet.clone(), self.host.clone());
                 let (command, stdin) = (command.to_string(), stdin.to_vec());
-                let delay = sim.latency * 2 * round_trips;
+                let delay = sim.delay(round_trips);
                 // The command's state is boxed on the host's side: dockhand
                 // hands over the bytes, as it would write them to a channel.
                 sim.hosts
