@@ -211,7 +211,7 @@ impl TestLab {
     /// restart handler does: once more when systemd, not dockerd, failed
     /// (219/CGROUP; see `START_DOCKER`).
     pub fn start_docker(&self, host: &str) {
-        self.ssh(host, dockhand::engine::remote::START_DOCKER);
+        self.ssh(host, &dockhand::engine::remote::START_DOCKER);
     }
 
     /// OpenSSH's client, ready to run `command` on `host` as root with the

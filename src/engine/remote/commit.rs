@@ -15,11 +15,11 @@ use super::restore::{
     absent_of, backup_of, read_start_time, remove, remove_backups, remove_created_directories,
     restore_lines, restore_path,
 };
-use super::{Kind, Layout, Line, Script, fill, header, lines, parent, quote};
+use super::{Kind, Layout, Line, Script, Template, fill, header, lines, parent, quote, template};
 use crate::core::roles::Check;
 use crate::engine::work::{SshdSwitch, TEMP_MARK, Work};
 
-const COMMIT: &str = include_str!("commit.sh");
+static COMMIT: Template = template!("commit.sh");
 
 /// Puts the interim daemon.json (the host's own with live-restore on) in
 /// place and has dockerd reload it: live-restore is one of the options
@@ -27,7 +27,7 @@ const COMMIT: &str = include_str!("commit.sh");
 /// dockerd's own word in the journal that it reloaded; its error, or no
 /// word within 10 s, puts the original back and stops the commit. Runs
 /// after the backups, so a rollback restores the original file.
-const LIVE_RESTORE: &str = include_str!("live-restore.sh");
+static LIVE_RESTORE: Template = template!("live-restore.sh");
 
 /// A check of a staged file (`%s` in the playbook's check names it); a
 /// secret's check never has its output shown: it could quote the secret.
@@ -83,7 +83,7 @@ pub fn commit(work: &Work, layout: &Layout) -> Script {
     }
     let text = header(Kind::Commit, layout, true)
         + &fill(
-            COMMIT,
+            &COMMIT,
             &[
                 ("COMMIT_GROUP", &quote(&layout.commit_group())),
                 ("STATE_DIR", &quote(layout.state_dir)),
@@ -182,7 +182,7 @@ fn live_restore(work: &Work) -> String {
         return String::new();
     };
     fill(
-        LIVE_RESTORE,
+        &LIVE_RESTORE,
         &[
             (
                 "TEMP",

@@ -32,23 +32,23 @@
 //! on every host. The look is globs and the shell's own `case` over the
 //! lines of the files that may name a data root elsewhere.
 
-use super::{Kind, Layout, Script, fill, header, quote};
+use super::{Kind, Layout, Script, Template, fill, header, quote, template};
 
 /// Content above this size is not sent (the digest still is).
 pub const MAX_CONTENT_BYTES: u64 = 1 << 20;
 
-const PATHS: &str = include_str!("gather-paths.sh");
-const FACTS: &str = include_str!("gather-facts.sh");
+static PATHS: Template = template!("gather-paths.sh");
+static FACTS: Template = template!("gather-facts.sh");
 
 /// The functions that ask the host's programs (`ssh -Q kex`, the docker
 /// package's version, `sshd -T`) and keep their answers, shared by the
 /// gather and verify's fresh login.
-const HOST_FACTS: &str = include_str!("host-facts.sh");
+static HOST_FACTS: Template = template!("host-facts.sh");
 
 /// [`HOST_FACTS`] for this layout.
 pub(super) fn host_facts(layout: &Layout) -> String {
     fill(
-        HOST_FACTS,
+        &HOST_FACTS,
         &[
             ("SSHD_DIR", &quote(super::parent(layout.sshd_config))),
             ("SSHD_CONFIG", &quote(layout.sshd_config)),
@@ -123,7 +123,7 @@ fn paths_part(paths: &[(String, bool)], state: &str, remember: bool) -> String {
         secrets.join("|")
     };
     fill(
-        PATHS,
+        &PATHS,
         &[
             ("STATE", state),
             ("PATHS", &quoted(None).join(" ")),
@@ -204,7 +204,7 @@ pub fn gather(paths: &[(String, bool)], layout: &Layout, remember: bool, fence: 
     text += &fill(SET_DOCKER_PY, &[("DOCKER_PY", &quote(DOCKER_PY))]);
     let dirs: Vec<String> = managed_dirs(paths).iter().map(|d| quote(d)).collect();
     text += &fill(
-        FACTS,
+        &FACTS,
         &[
             ("PENDING", &quote(&layout.pending_handlers())),
             ("FACTS", &quote(&layout.kept_facts())),

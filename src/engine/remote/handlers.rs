@@ -26,7 +26,7 @@
 //! re-exec can take a second, and a poll that forks five processes every
 //! 100 ms adds to the load it waits out.
 
-use super::{fill, quote};
+use super::{Template, fill, quote, template};
 use crate::core::input::playbook::Handler;
 
 /// Starts docker.service, and when that fails but dockerd did not (no
@@ -38,10 +38,10 @@ use crate::core::input::playbook::Handler;
 /// Exits 1 with the journal's last lines otherwise.
 /// The restart handler uses it, and so do the lab and the tests that stop
 /// docker.
-pub const START_DOCKER: &str = include_str!("start-docker.sh");
+pub static START_DOCKER: Template = template!("start-docker.sh");
 
-const RESTART_DOCKER: &str = include_str!("restart-docker.sh");
-const RELOAD_SSH: &str = include_str!("reload-ssh.sh");
+static RESTART_DOCKER: Template = template!("restart-docker.sh");
+static RELOAD_SSH: Template = template!("reload-ssh.sh");
 
 /// **reload-firewall.** The boot unit enabled and started again, which
 /// loads the rules whole; after a restore that removed the rules (the
@@ -68,8 +68,8 @@ const AROUND: &str = "log=$(mktemp) || { printf 'error handlers: no temp file\\n
 fn command(handler: Handler, ssh_unit: &str) -> String {
     match handler {
         Handler::DaemonReload => "systemctl daemon-reload\n".to_string(),
-        Handler::RestartDocker => fill(RESTART_DOCKER, &[("START_DOCKER", START_DOCKER)]),
-        Handler::ReloadSsh => fill(RELOAD_SSH, &[("UNIT", &quote(ssh_unit))]),
+        Handler::RestartDocker => fill(&RESTART_DOCKER, &[("START_DOCKER", &START_DOCKER)]),
+        Handler::ReloadSsh => fill(&RELOAD_SSH, &[("UNIT", &quote(ssh_unit))]),
         Handler::ReloadFirewall => RELOAD_FIREWALL.to_string(),
     }
 }

@@ -46,7 +46,7 @@
 
 use super::gather::PRIVATE_BY_GATHER;
 use super::restore::{leftovers_in_d, stop_commit};
-use super::{Kind, Layout, Script, fill, header, private, quote};
+use super::{Kind, Layout, Script, Template, fill, header, private, quote, template};
 
 /// How long an apply waits for another one to let go of the host (a run
 /// just before this one may still be closing its connection).
@@ -61,7 +61,7 @@ pub const TRANSIENT_UNITS: &str = "/run/systemd/transient";
 /// The directory is root's alone (0700) and the lock file 0600, whatever
 /// an earlier version left: nobody else can open it, so nobody else can
 /// hold it and stall every apply.
-const LOCK: &str = include_str!("lock.sh");
+static LOCK: Template = template!("lock.sh");
 
 /// The gather, as it is: it runs in a command substitution of its own
 /// (see `gather`), so its variables, its positional parameters and its
@@ -92,7 +92,7 @@ pub fn lock(
     let dirs: Vec<String> = dirs.iter().map(|d| quote(d)).collect();
     let text = header(Kind::Lock, layout, true)
         + &fill(
-            LOCK,
+            &LOCK,
             &[
                 ("DIR", &quote(layout.state_dir)),
                 ("WAIT", &wait.to_string()),

@@ -36,7 +36,7 @@ for d in "$@"; do
   done
 done
 printf 'locked%s\n' "$said"
-@THEN@# Held until the channel closes, running, one at a time and as root,
+# Held until the channel closes, running, one at a time and as root,
 # the scripts sent on it (see lock.rs): `@run END SIZE INPUT`, the script
 # (ending in `#END`), its stdin. Each in a session of its own, as a
 # command's: stopping a commit stops nothing of this shell's. Each runs in
@@ -46,7 +46,7 @@ printf 'locked%s\n' "$said"
 # lock stops a commit left running, as for a command of its own). The
 # group is parsed whole before HOLDING goes out: a request must reach
 # `read`, never the parser of an `sh -s`.
-{
+@THEN@{
 ran() {
   # For good, in this background shell: a redirection on the call would
   # leave it a saved copy of the lock's descriptor.

@@ -5,8 +5,9 @@
 //!
 //! The shell is kept as shell: templates (`*.sh` beside this file, or
 //! one-line `const`s) with `@NAME@` holes, filled by [`fill`] with words
-//! quoted by [`quote`] or with lines rendered from smaller templates. No
-//! shell is built anywhere else. Every script starts with the same header
+//! quoted by [`quote`] or with lines rendered from smaller templates, and
+//! sent without their comment lines (`strip.rs`). No shell is built
+//! anywhere else. Every script starts with the same header
 //! (its kind, `set -u`, a private umask, a known locale and PATH), and its
 //! output is read back as [`Line`]s, not searched for substrings.
 //!
@@ -22,6 +23,7 @@ mod lock;
 mod probe;
 mod restore;
 mod stage;
+mod strip;
 #[cfg(test)]
 mod tests;
 
@@ -37,6 +39,18 @@ pub use probe::{
 };
 pub use restore::{finish, handlers_again, restore};
 pub use stage::{stage, stage_input};
+
+/// A template file beside this module, as it travels: read once, without
+/// its comment lines (see `strip.rs`).
+type Template = std::sync::LazyLock<String>;
+
+/// The [`Template`] of a `.sh` file beside this module.
+macro_rules! template {
+    ($file:literal) => {
+        std::sync::LazyLock::new(|| super::strip::without_comments(include_str!($file)))
+    };
+}
+use template;
 
 /// Where the scripts keep their state on a host, and the PATH they run
 /// with. Hosts get [`Layout::HOST`]; the tests point both at a temporary

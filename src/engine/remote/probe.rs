@@ -123,7 +123,7 @@ pub fn docker_state() -> Script {
 
 /// Starts docker as the restart handler does ([`START_DOCKER`]).
 pub fn start_docker() -> Script {
-    login_command(Kind::StartDocker, START_DOCKER)
+    login_command(Kind::StartDocker, &START_DOCKER)
 }
 
 /// docker's last words, for an error.

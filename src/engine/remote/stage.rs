@@ -13,11 +13,11 @@
 
 use std::collections::BTreeMap;
 
-use super::{Kind, Layout, Script, fill, header, quote};
+use super::{Kind, Layout, Script, Template, fill, header, quote, template};
 use crate::core::file_name;
 use crate::engine::work::{BACKUP_MARK, TEMP_MARK, Work};
 
-const STAGE: &str = include_str!("stage.sh");
+static STAGE: Template = template!("stage.sh");
 
 /// `staged` when nothing is staged.
 const NOTHING_STAGED: &str = "staged() { :; }\n";
@@ -69,7 +69,7 @@ pub fn stage(work: &Work, layout: &Layout, then: Option<&Script>) -> Script {
     let text = header(Kind::Stage, layout, true)
         + &staged(work)
         + &fill(
-            STAGE,
+            &STAGE,
             &[
                 ("TEMP_MARK", TEMP_MARK),
                 ("BACKUP_MARK", BACKUP_MARK),

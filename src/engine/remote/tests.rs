@@ -2126,7 +2126,7 @@ fn shellcheck_finds_nothing_in_any_script() {
         .into_iter()
         .map(|s| (s.kind.name().to_string(), s.text))
         .collect();
-    texts.push(("start-docker".into(), START_DOCKER.into()));
+    texts.push(("start-docker".into(), START_DOCKER.to_string()));
     texts.push((
         "dial-stdio".into(),
         dial_stdio(&host.layout(), "/info").text,
