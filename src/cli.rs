@@ -229,7 +229,8 @@ impl AccessArgs {
 #[derive(Debug, clap::Args)]
 struct RunArgs {
     /// How many hosts to work on at once. Each one in flight holds an SSH
-    /// connection and costs dockhand about 100 KiB.
+    /// connection (two while it converges) and costs dockhand up to about
+    /// 0.4 MiB.
     #[arg(long, default_value_t = commands::FORKS as u32, value_parser = clap::value_parser!(u32).range(1..=1000))]
     forks: u32,
     /// The deadline of each remote step, in seconds (default: 60, and 300

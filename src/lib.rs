@@ -37,10 +37,10 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// same CPU. Each thread caches freed blocks of up to 4 KiB only, not 32:
 /// russh's blocks of 16 to 32 KiB a connection (its channels' queues, its
 /// cipher's buffer), freed as each host finishes, otherwise stayed in
-/// every thread's cache; a 50-host converge peaked at 31.3 and 31.6 MiB
-/// against 32.2 and 32.5, for the same CPU at 10,000 simulated hosts
+/// every thread's cache; a 50-host converge peaked at 30.5 and 30.8 MiB
+/// against 31.4 and 31.8, for the same CPU at 10,000 simulated hosts
 /// (1.04 ms a host against 1.05). Handing freed pages back at once
-/// (`dirty_decay_ms:0`) saved 1.2 MiB more but cost that CPU a half again.
+/// (`dirty_decay_ms:0`) saved 1 MiB more but cost that CPU a half again.
 #[cfg(all(target_os = "linux", not(target_env = "msvc")))]
 #[used]
 #[unsafe(export_name = "_rjem_malloc_conf")]

@@ -379,7 +379,7 @@ impl Fleet {
         // lost, and the panic becomes that host's failure alone.
         let mut task_hosts = std::collections::HashMap::new();
         // A host's work is made and spawned only when a fork is free: a
-        // host's future and its connection weigh about 100 KiB, and a
+        // host's future and its connections weigh up to 0.4 MiB, and a
         // fleet of thousands must not hold them all while it waits.
         let mut waiting = batch.into_iter().enumerate();
         let mut signals = self.interrupt.subscribe();
