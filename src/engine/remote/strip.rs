@@ -157,6 +157,7 @@ fn delimiter(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::open_hole;
     use super::without_comments;
 
     #[test]
@@ -257,18 +258,19 @@ mod tests {
     /// it, comments left out and every string and here-document as it is.
     #[test]
     fn every_template_means_to_bash_what_it_meant_with_its_comments() {
-        let templates = [
-            ("commit.sh", include_str!("commit.sh")),
-            ("gather-facts.sh", include_str!("gather-facts.sh")),
-            ("gather-paths.sh", include_str!("gather-paths.sh")),
-            ("host-facts.sh", include_str!("host-facts.sh")),
-            ("live-restore.sh", include_str!("live-restore.sh")),
-            ("lock.sh", include_str!("lock.sh")),
-            ("reload-ssh.sh", include_str!("reload-ssh.sh")),
-            ("restart-docker.sh", include_str!("restart-docker.sh")),
-            ("stage.sh", include_str!("stage.sh")),
-            ("start-docker.sh", include_str!("start-docker.sh")),
-        ];
+        // Every `.sh` beside this module, so a new one is read too.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/engine/remote");
+        let mut templates: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "sh"))
+            .map(|path| {
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(&path).unwrap())
+            })
+            .collect();
+        templates.sort();
+        assert!(templates.len() >= 10, "{templates:?}");
         let parsed = |name: &str, text: &str| {
             let text = holes_filled(text);
             let program = format!("f() {{\n{text}\n}}\ndeclare -f f\n");
@@ -293,7 +295,7 @@ mod tests {
             parsed("a comment", "# a comment\nnl=1\n"),
             parsed("a comment", "nl=1\n")
         );
-        for (name, template) in templates {
+        for (name, template) in &templates {
             let stripped = without_comments(template);
             assert!(
                 stripped.len() < template.len() || !template.contains("\n#"),
@@ -303,36 +305,23 @@ mod tests {
         }
     }
 
-    /// A template's holes as bash can read it: those that start a line
-    /// (code, or a here-document's body before its end) filled with
-    /// nothing, the others with a word.
+    /// A template's holes ([`open_hole`]'s) as bash can read it: those
+    /// that start a line (code, or a here-document's body before its end)
+    /// filled with nothing, the others with a word.
     fn holes_filled(text: &str) -> String {
         let mut filled = String::new();
         for line in text.split_inclusive('\n') {
             let mut rest = line;
             let mut line_start = true;
-            while let Some(at) = rest.find('@') {
-                let name = rest[at + 1..]
-                    .find('@')
-                    .map(|end| &rest[at + 1..at + 1 + end]);
-                match name {
-                    Some(name)
-                        if !name.is_empty()
-                            && name.chars().all(|c| c.is_ascii_uppercase() || c == '_') =>
-                    {
-                        filled.push_str(&rest[..at]);
-                        line_start &= at == 0;
-                        if !line_start {
-                            filled.push('x');
-                        }
-                        rest = &rest[at + name.len() + 2..];
-                    }
-                    _ => {
-                        filled.push_str(&rest[..=at]);
-                        line_start = false;
-                        rest = &rest[at + 1..];
-                    }
+            while let Some(name) = open_hole(rest) {
+                // `name` is a slice of `rest`, after its opening `@`.
+                let at = name.as_ptr() as usize - rest.as_ptr() as usize - 1;
+                filled.push_str(&rest[..at]);
+                line_start &= at == 0;
+                if !line_start {
+                    filled.push('x');
                 }
+                rest = &rest[at + name.len() + 2..];
             }
             filled.push_str(rest);
         }
