@@ -78,3 +78,14 @@ pub fn present_dir(mode: u32) -> ActualPath {
         ..ActualPath::default()
     }
 }
+
+/// A self-signed CA named `name`, as PEM: a CA made by someone else.
+pub fn foreign_ca(name: &str) -> Vec<u8> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.self_signed(&key).unwrap().pem().into_bytes()
+}

@@ -1271,15 +1271,7 @@ mod foreign_ca_tests {
 
     const CA_FILE: &str = "/etc/docker/tls/ca.pem";
 
-    fn ca(name: &str) -> Vec<u8> {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.self_signed(&key).unwrap().pem().into_bytes()
-    }
+    use crate::core::fixtures::foreign_ca as ca;
 
     fn desired(content: Content, replace_ca: bool) -> Resources {
         Resources {

@@ -6,7 +6,11 @@
 //!   certificate first; then each host goes through connect, gather, plan,
 //!   apply, verify, batch by batch, and closes its connection when done: no
 //!   host waits for the slowest gather of the fleet, and no more than
-//!   `forks` connections are open at once, however large the fleet.
+//!   `forks` connections are open at once, however large the fleet. A
+//!   first run (no CA yet) plans every host before, so that a fleet which
+//!   trusts another CA gets no new one: as below when the hosts all fit in
+//!   the forks; else as `plan` does, `forks` at a time, each connection
+//!   closed once planned (a login more per host, once).
 //! - **Plan, ask, apply** (on a terminal): phase one plans every host with
 //!   what the local PKI has (as `plan` does) and keeps its connection; the
 //!   plans are shown and the user asked. Nothing is written, on the hosts or
@@ -88,40 +92,130 @@ async fn in_one_pass<C: Connector + Clone>(
 ) -> Result<Vec<Finished<AppliedHost>>> {
     // Without a CA yet, nothing is created before every host is planned:
     // a fleet that trusts another CA is refused, and gets no new one here.
+    // Hosts that all fit in the forks keep their connections from the plan
+    // to the apply (no second login); more are planned first, each
+    // connection closed once planned.
     if let Some(store) = &loaded.store
         && store.ca()?.is_none()
     {
-        let yes = |_: Plans| Ok(true);
-        return plan_ask_apply(connector, loaded, jobs, rollout, fleet, yes)
-            .await
-            .map(Option::unwrap_or_default);
+        if jobs.len() <= fleet.forks {
+            let yes = |_: Plans| Ok(true);
+            return plan_ask_apply(connector, loaded, jobs, rollout, fleet, yes)
+                .await
+                .map(Option::unwrap_or_default);
+        }
+        let planned = plan_first(connector.clone(), loaded, jobs, fleet).await;
+        return one_pass(connector, loaded, planned, rollout, fleet).await;
     }
+    let jobs = jobs
+        .into_iter()
+        .map(|(host, job)| (host, Ok(job)))
+        .collect();
+    let all = loaded.hosts.iter().map(|(h, _)| h.as_ref()).collect();
+    one_pass(connector, loaded, (jobs, all), rollout, fleet).await
+}
+
+/// The jobs of a pass (a host that could not be planned carries its
+/// error), and the hosts the PKI issues for.
+type PassJobs<'l> = (Vec<(String, Result<HostJob>)>, Vec<&'l Host>);
+
+/// A first run's plan: every host planned as `plan` does, `forks` at a
+/// time, its connection closed once planned (a first run over thousands
+/// of hosts must not hold them all open, as phase one of
+/// [`plan_ask_apply`] does for the question). The PKI then issues for the
+/// hosts planned and not refused; the pass that follows connects again.
+async fn plan_first<'l, C: Connector + Clone>(
+    connector: C,
+    loaded: &'l Loaded,
+    jobs: Jobs,
+    fleet: &Fleet,
+) -> PassJobs<'l> {
     let playbook = loaded.playbook.clone();
-    let hosts: Vec<&Host> = loaded.hosts.iter().map(|(h, _)| h.as_ref()).collect();
-    let (pairs, client) = issue(loaded, &hosts, fleet)?;
+    let planned = fleet
+        .run(
+            "plan",
+            jobs,
+            describe_first_plan,
+            move |job: HostJob, run| {
+                let (connector, playbook) = (connector.clone(), playbook.clone());
+                async move {
+                    let tls_read = job.clone().read_tls()?;
+                    let prepared =
+                        pipeline::prepare(&connector, &playbook, &tls_read, &run).await?;
+                    let verdict = (prepared.plan.changes.len(), prepared.plan.refusal.is_some());
+                    prepared.session.close().await;
+                    Ok((job, verdict))
+                }
+            },
+        )
+        .await;
+    let issue_for: HashSet<&str> = planned
+        .iter()
+        .filter(|f| matches!(&f.ended, Ended::Ran(Ok((_, (_, refused)))) if !refused))
+        .map(|f| f.host.as_str())
+        .collect();
+    let hosts = loaded
+        .hosts
+        .iter()
+        .map(|(host, _)| host.as_ref())
+        .filter(|host| issue_for.contains(host.name.as_str()))
+        .collect();
+    let jobs = planned
+        .into_iter()
+        .map(|f| {
+            let job = f.ended.into_result(&f.host).map(|(job, _)| job);
+            (f.host, job)
+        })
+        .collect();
+    (jobs, hosts)
+}
+
+/// Each host connects, gathers, plans, applies and verifies, batch by
+/// batch, after the PKI issued what `hosts` need.
+async fn one_pass<C: Connector + Clone>(
+    connector: C,
+    loaded: &Loaded,
+    (jobs, hosts): PassJobs<'_>,
+    rollout: &Rollout,
+    fleet: &Fleet,
+) -> Result<Vec<Finished<AppliedHost>>> {
+    let playbook = loaded.playbook.clone();
+    // An interrupt during a first run's plan skips every host: nothing
+    // is issued for them.
+    let (pairs, client) = if fleet.interrupt.count() > 0 {
+        (ServerPairs::default(), None)
+    } else {
+        issue(loaded, &hosts, fleet)?
+    };
     let checks = Arc::new(load::checks(&playbook, loaded.store.as_deref(), client)?);
     let pairs = Arc::new(pairs);
     Ok(fleet
-        .roll_out("apply", jobs, rollout, describe_applied, move |job, run| {
-            let (connector, checks, playbook, pairs) = (
-                connector.clone(),
-                checks.clone(),
-                playbook.clone(),
-                pairs.clone(),
-            );
-            async move {
-                // Its TLS files are read when its turn comes, not held
-                // from the start by every host waiting.
-                let job = with_issued(job, &pairs)?;
-                // Boxed: a host waiting for a fork holds a pointer, and one
-                // in flight only the step it is at (thousands of hosts).
-                let prepared = Box::pin(pipeline::prepare_to_apply(
-                    &connector, &playbook, &job, &run,
-                ))
-                .await?;
-                Box::pin(apply_prepared(&connector, prepared, &job, &checks, &run)).await
-            }
-        })
+        .roll_out(
+            "apply",
+            jobs,
+            rollout,
+            describe_applied,
+            move |job: Result<HostJob>, run| {
+                let (connector, checks, playbook, pairs) = (
+                    connector.clone(),
+                    checks.clone(),
+                    playbook.clone(),
+                    pairs.clone(),
+                );
+                async move {
+                    // Its TLS files are read when its turn comes, not held
+                    // from the start by every host waiting.
+                    let job = with_issued(job?, &pairs)?;
+                    // Boxed: a host waiting for a fork holds a pointer, and one
+                    // in flight only the step it is at (thousands of hosts).
+                    let prepared = Box::pin(pipeline::prepare_to_apply(
+                        &connector, &playbook, &job, &run,
+                    ))
+                    .await?;
+                    Box::pin(apply_prepared(&connector, prepared, &job, &checks, &run)).await
+                }
+            },
+        )
         .await)
 }
 
@@ -297,6 +391,14 @@ fn describe_plan<S>(prepared: &Result<Planned<S>>) -> (HostStatus, String) {
             HostStatus::Ok,
             format!("planned: {} change(s)", p.plan.changes.len()),
         ),
+        Err(err) => failure(err),
+    }
+}
+
+fn describe_first_plan<J>(planned: &Result<(J, (usize, bool))>) -> (HostStatus, String) {
+    match planned {
+        Ok((_, (0, false))) => (HostStatus::Unchanged, "planned: no changes".into()),
+        Ok((_, (changes, _))) => (HostStatus::Ok, format!("planned: {changes} change(s)")),
         Err(err) => failure(err),
     }
 }

@@ -12,6 +12,7 @@
 //! on a runtime of its own, so that dockhand's CPU can be told apart.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -79,6 +80,8 @@ pub struct HostState {
 pub struct FakeFleet {
     hosts: Arc<Mutex<HashMap<String, HostState>>>,
     sim: Option<Arc<Simulation>>,
+    /// Sessions open now, and the most ever open at once, fleet-wide.
+    open: Arc<(AtomicUsize, AtomicUsize)>,
 }
 
 /// How a simulated fleet differs from the tests' fake one.
@@ -113,6 +116,7 @@ impl FakeFleet {
         FakeFleet {
             hosts: Arc::new(Mutex::new(hosts)),
             sim: Some(Arc::new(sim)),
+            open: Arc::default(),
         }
     }
 
@@ -136,6 +140,11 @@ impl FakeFleet {
     }
 
     /// Changes a host.
+    /// The most sessions that were open at once, over the whole fleet.
+    pub fn most_open(&self) -> usize {
+        self.open.1.load(Ordering::SeqCst)
+    }
+
     pub fn set(&self, host: &str, change: impl FnOnce(&mut HostState)) {
         change(
             self.hosts
@@ -184,6 +193,8 @@ impl Connector for FakeFleet {
         }
         self.wait(LOGIN_ROUND_TRIPS).await;
         self.set(&target.name, |h| h.connections += 1);
+        let open = self.open.0.fetch_add(1, Ordering::SeqCst) + 1;
+        self.open.1.fetch_max(open, Ordering::SeqCst);
         target.meter.login();
         Ok(FakeSession {
             host: target.name.clone(),
@@ -191,6 +202,12 @@ impl Connector for FakeFleet {
             holds_lock: std::sync::atomic::AtomicBool::new(false),
             meter: target.meter.clone(),
         })
+    }
+}
+
+impl Drop for FakeSession {
+    fn drop(&mut self) {
+        self.fleet.open.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

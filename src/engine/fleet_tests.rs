@@ -733,18 +733,13 @@ async fn through_sudo_only_the_lock_costs_a_round_trip_more() {
     assert_eq!(counts, [5, 2, 2]);
 }
 
-/// The simulation's fleet (`benches/simulate.rs`) through the shipped
-/// playbook, its PKI and verification over mutual TLS: a converge, then a
-/// no-op and a plan that find nothing, each host costing the round trips
-/// the transport promises (4, 1, 1; 2 TLS probes).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_simulated_fleet_converges_the_shipped_playbook_in_few_round_trips() {
-    let dir = tempfile::tempdir().unwrap();
-    let names = ["sim1", "sim2", "sim3"];
+/// The simulation's fleet of `names` with the shipped playbook, and a PKI
+/// store in `dir` (empty: no CA yet); `latency` each way.
+fn simulated(names: &[&str], dir: &std::path::Path, latency: Duration) -> (Loaded, FakeFleet) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/docker-tls.yaml");
     let playbook = Playbook::parse(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
-    let store = crate::pki::PkiStore::new(dir.path().join("pki"), playbook.pki.clone().unwrap());
-    let jobs = jobs(&names);
+    let store = crate::pki::PkiStore::new(dir.join("pki"), playbook.pki.clone().unwrap());
+    let jobs = jobs(names);
     let loaded = Loaded {
         playbook: Arc::new(playbook),
         hosts: jobs
@@ -754,13 +749,22 @@ async fn the_simulated_fleet_converges_the_shipped_playbook_in_few_round_trips()
         store: Some(Arc::new(store)),
         become_password: None,
     };
-    let fake = FakeFleet::simulated(
-        names,
-        crate::engine::fake::Simulation {
-            latency: Duration::ZERO,
-            hosts: tokio::runtime::Handle::current(),
-        },
-    );
+    let sim = crate::engine::fake::Simulation {
+        latency,
+        hosts: tokio::runtime::Handle::current(),
+    };
+    (loaded, FakeFleet::simulated(names.iter().copied(), sim))
+}
+
+/// The simulation's fleet (`benches/simulate.rs`) through the shipped
+/// playbook, its PKI and verification over mutual TLS: a converge, then a
+/// no-op and a plan that find nothing, each host costing the round trips
+/// the transport promises (4, 1, 1; 2 TLS probes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulated_fleet_converges_the_shipped_playbook_in_few_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["sim1", "sim2", "sim3"];
+    let (loaded, fake) = simulated(&names, dir.path(), Duration::ZERO);
     let (fleet, _) = fleet(10, Deadlines::default());
     let traffic = |loaded: &Loaded| -> Vec<crate::transport::Traffic> {
         loaded.hosts.iter().map(|(_, t)| t.meter.read()).collect()
@@ -776,7 +780,8 @@ async fn the_simulated_fleet_converges_the_shipped_playbook_in_few_round_trips()
             })
             .collect::<Vec<_>>()
     };
-    // The first apply makes the CA: every host is planned first.
+    // The first apply makes the CA: every host is planned first (they
+    // fit in the forks: on the connection the converge goes on).
     let converged = apply().await;
     assert!(
         converged
@@ -814,4 +819,69 @@ async fn the_simulated_fleet_converges_the_shipped_playbook_in_few_round_trips()
     for seen in traffic(&loaded) {
         assert_eq!((seen.round_trips, seen.logins), (6, 4), "{seen}");
     }
+}
+
+/// A first run (no CA yet) over more hosts than `--forks` plans every host
+/// before the CA is made, yet holds no more connections than the forks
+/// allow (two for a host that converges: verification's fresh login):
+/// each host's plan closes its connection, and the apply connects again,
+/// batch by batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_run_holds_no_more_connections_than_the_forks() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = [
+        "first1", "first2", "first3", "first4", "first5", "first6", "first7", "first8",
+    ];
+    let (loaded, fake) = simulated(&names, dir.path(), Duration::from_millis(2));
+    let forks = 2;
+    let (fleet, _) = fleet(forks, Deadlines::default());
+    let (jobs, _) = crate::engine::load::jobs_with(&loaded, false).unwrap();
+    let done = one_pass(&fake, &loaded, jobs, &fleet).await;
+    assert!(
+        done.iter()
+            .all(|f| matches!(f.ended, Ended::Ran(Ok((Applied::Changed { .. }, _))))),
+        "{:?}",
+        done.iter().map(|f| &f.ended).collect::<Vec<_>>()
+    );
+    assert!(dir.path().join("pki/ca.pem").exists());
+    assert!(
+        fake.most_open() <= 2 * forks,
+        "{} connections open at once with --forks {forks}",
+        fake.most_open()
+    );
+    for name in names {
+        // The plan's login, the apply's, verification's fresh one.
+        assert_eq!(fake.get(name, |h| h.connections), 3, "{name}");
+    }
+}
+
+/// A first run over more hosts than the forks still makes no CA for a
+/// fleet that trusts another one: every host is refused, none touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_run_over_a_fleet_of_another_ca_makes_no_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["theirs1", "theirs2", "theirs3", "theirs4"];
+    let (loaded, fake) = simulated(&names, dir.path(), Duration::ZERO);
+    let theirs = crate::core::fixtures::foreign_ca("their CA");
+    for name in names {
+        fake.set(name, |h| {
+            h.files
+                .insert("/etc/docker/tls/ca.pem".into(), theirs.clone());
+        });
+    }
+    let (fleet, _) = fleet(2, Deadlines::default());
+    let (jobs, _) = crate::engine::load::jobs_with(&loaded, false).unwrap();
+    let done = one_pass(&fake, &loaded, jobs, &fleet).await;
+    for f in &done {
+        match &f.ended {
+            Ended::Ran(Err(err)) => assert!(
+                err.to_string().contains("trusts another CA, CN=their CA"),
+                "{}: {err}",
+                f.host
+            ),
+            other => panic!("{}: {other:?}", f.host),
+        }
+        assert!(!fake.touched(&f.host), "{}", f.host);
+    }
+    assert!(!dir.path().join("pki/ca.pem").exists());
 }
