@@ -66,8 +66,52 @@ impl Run {
 
 /// The multi-threaded runtime every networked command runs on.
 fn runtime() -> Result<tokio::runtime::Runtime> {
+    raise_open_files_limit();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))
+}
+
+/// Each host in flight holds a socket or two (its connection, while it
+/// converges verification's fresh login, its TLS probes): `--forks 1000`
+/// needs more files than the 1,024 a login session's soft limit usually
+/// allows. The soft limit is raised to the hard one, as Go programs and
+/// many servers do at start; where the hard limit is unlimited, to the
+/// kernel's default ceiling. A limit that cannot be raised stays as it is.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    const CEILING: u64 = 1 << 20;
+    let limit = getrlimit(Resource::Nofile);
+    let wanted = limit.maximum.unwrap_or(CEILING);
+    if limit.current.is_some_and(|soft| soft < wanted) {
+        let raised = Rlimit {
+            current: Some(wanted),
+            maximum: limit.maximum,
+        };
+        let _ = setrlimit(Resource::Nofile, raised);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+
+    #[test]
+    fn the_open_files_soft_limit_is_raised_to_the_hard_one() {
+        let before = getrlimit(Resource::Nofile);
+        let Some(hard) = before.maximum else {
+            return; // unlimited: nothing to lower and raise back here
+        };
+        // One below the hard limit: other tests of this process keep
+        // (nearly) every file they may open while this one runs.
+        let lowered = Rlimit {
+            current: Some(hard - 1),
+            maximum: Some(hard),
+        };
+        setrlimit(Resource::Nofile, lowered).unwrap();
+        super::raise_open_files_limit();
+        let after = getrlimit(Resource::Nofile);
+        assert_eq!((after.current, after.maximum), (Some(hard), Some(hard)));
+    }
 }

@@ -183,7 +183,7 @@ impl SshSession {
                             host: target.name.clone(),
                             cause: HostError::Unreachable {
                                 addr: addr.to_string(),
-                                reason: e.to_string(),
+                                reason: connect_failure(&e),
                             },
                         })?;
                 let _ = socket.set_nodelay(true);
@@ -386,6 +386,19 @@ impl SshSession {
             .disconnect(Disconnect::ByApplication, "", "en")
             .await
             .map_err(|e| self.ssh_error("disconnect", e))
+    }
+}
+
+/// Why a TCP connection could not be made. Out of file descriptors, the
+/// host is not at fault: the remedy is said with it.
+fn connect_failure(err: &std::io::Error) -> String {
+    if err.raw_os_error() == Some(rustix::io::Errno::MFILE.raw_os_error()) {
+        format!(
+            "{err}: dockhand's own limit (`ulimit -n`); each host in flight holds a few \
+             files: lower --forks, or raise the limit"
+        )
+    } else {
+        err.to_string()
     }
 }
 
@@ -700,4 +713,20 @@ fn preferred_host_key_algorithms(
         .cloned();
     recorded.extend(rest.collect::<Vec<_>>());
     recorded
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn out_of_files_says_the_limit_is_dockhands_and_how_to_get_more() {
+        let emfile = std::io::Error::from_raw_os_error(24);
+        let said = super::connect_failure(&emfile);
+        assert!(said.starts_with(&emfile.to_string()), "{said}");
+        assert!(
+            said.contains("`ulimit -n`") && said.contains("lower --forks"),
+            "{said}"
+        );
+        let refused = std::io::Error::from_raw_os_error(111);
+        assert_eq!(super::connect_failure(&refused), refused.to_string());
+    }
 }
