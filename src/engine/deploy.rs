@@ -27,6 +27,7 @@ use super::pipeline::{self, Checks, HostJob, Prepared};
 use super::shared::Shared;
 use crate::core::event::{Event, HostStatus};
 use crate::core::input::inventory::Host;
+use crate::core::input::playbook::Playbook;
 use crate::core::outcome::Applied;
 use crate::core::plan::{HostPlan, PlanSummary};
 use crate::error::{Error, Result};
@@ -179,7 +180,6 @@ async fn one_pass<C: Connector + Clone>(
     rollout: &Rollout,
     fleet: &Fleet,
 ) -> Result<Vec<Finished<AppliedHost>>> {
-    let playbook = loaded.playbook.clone();
     // An interrupt during a first run's plan skips every host: nothing
     // is issued for them.
     let (pairs, client) = if fleet.interrupt.count() > 0 {
@@ -187,8 +187,7 @@ async fn one_pass<C: Connector + Clone>(
     } else {
         issue(loaded, &hosts, fleet)?
     };
-    let checks = Arc::new(load::checks(&playbook, loaded.store.as_deref(), client)?);
-    let pairs = Arc::new(pairs);
+    let with = applying(connector, loaded, (pairs, client))?;
     Ok(fleet
         .roll_out(
             "apply",
@@ -196,27 +195,51 @@ async fn one_pass<C: Connector + Clone>(
             rollout,
             describe_applied,
             move |job: Result<HostJob>, run| {
-                let (connector, checks, playbook, pairs) = (
-                    connector.clone(),
-                    checks.clone(),
-                    playbook.clone(),
-                    pairs.clone(),
-                );
+                let with = with.clone();
                 async move {
                     // Its TLS files are read when its turn comes, not held
                     // from the start by every host waiting.
-                    let job = with_issued(job?, &pairs)?;
+                    let job = with_issued(job?, &with.pairs)?;
                     // Boxed: a host waiting for a fork holds a pointer, and one
                     // in flight only the step it is at (thousands of hosts).
                     let prepared = Box::pin(pipeline::prepare_to_apply(
-                        &connector, &playbook, &job, &run,
+                        &with.connector,
+                        &with.playbook,
+                        &job,
+                        &run,
                     ))
                     .await?;
-                    Box::pin(apply_prepared(&connector, prepared, &job, &checks, &run)).await
+                    let applied =
+                        apply_prepared(&with.connector, prepared, &job, &with.checks, &run);
+                    Box::pin(applied).await
                 }
             },
         )
         .await)
+}
+
+/// What every host's apply shares: the way in, the playbook, the
+/// certificates the PKI issued, and what verification checks.
+struct Applying<C> {
+    connector: C,
+    playbook: Arc<Playbook>,
+    pairs: ServerPairs,
+    checks: Checks,
+}
+
+fn applying<C>(
+    connector: C,
+    loaded: &Loaded,
+    (pairs, client): crate::pki::Issued,
+) -> Result<Arc<Applying<C>>> {
+    let playbook = loaded.playbook.clone();
+    let checks = load::checks(&playbook, loaded.store.as_deref(), client)?;
+    Ok(Arc::new(Applying {
+        connector,
+        playbook,
+        pairs,
+        checks,
+    }))
 }
 
 /// A host connected and planned, ready for phase two.
@@ -293,8 +316,7 @@ where
             .collect();
         issue(loaded, &hosts, fleet)?
     };
-    let checks = Arc::new(load::checks(&playbook, loaded.store.as_deref(), client)?);
-    let pairs = Arc::new(pairs);
+    let with = applying(connector, loaded, (pairs, client))?;
     let jobs: Vec<(String, Result<Planned<C::Session>>)> = prepared
         .into_iter()
         .map(|f| {
@@ -310,15 +332,10 @@ where
                 rollout,
                 describe_applied,
                 move |planned: Result<Planned<C::Session>>, run| {
-                    let (connector, checks, playbook, pairs) = (
-                        connector.clone(),
-                        checks.clone(),
-                        playbook.clone(),
-                        pairs.clone(),
-                    );
+                    let with = with.clone();
                     async move {
                         let (job, prepared) = planned?;
-                        let job = match with_issued(job, &pairs) {
+                        let job = match with_issued(job, &with.pairs) {
                             Ok(job) => job,
                             Err(err) => {
                                 prepared.session.close().await;
@@ -327,8 +344,8 @@ where
                         };
                         // The issued certificates are known now: the same
                         // gathered state, planned again with them.
-                        let prepared = pipeline::replan(&playbook, &job, prepared)?;
-                        apply_prepared(&connector, prepared, &job, &checks, &run).await
+                        let prepared = pipeline::replan(&with.playbook, &job, prepared)?;
+                        apply_prepared(&with.connector, prepared, &job, &with.checks, &run).await
                     }
                 },
             )
