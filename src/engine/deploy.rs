@@ -116,6 +116,13 @@ async fn in_one_pass<C: Connector + Clone>(
     one_pass(connector, loaded, (jobs, all), rollout, fleet).await
 }
 
+/// What a first run's plan keeps of a host until its apply: what to say
+/// of it, and whether it was refused (the PKI issues nothing for it).
+struct FirstPlan {
+    said: (HostStatus, String),
+    refused: bool,
+}
+
 /// The jobs of a pass (a host that could not be planned carries its
 /// error), and the hosts the PKI issues for.
 type PassJobs<'l> = (Vec<(String, Result<HostJob>)>, Vec<&'l Host>);
@@ -143,7 +150,10 @@ async fn plan_first<'l, C: Connector + Clone>(
                     let tls_read = job.clone().read_tls()?;
                     let prepared =
                         pipeline::prepare(&connector, &playbook, &tls_read, &run).await?;
-                    let verdict = (prepared.plan.changes.len(), prepared.plan.refusal.is_some());
+                    let verdict = FirstPlan {
+                        said: planned(&prepared.plan),
+                        refused: prepared.plan.refusal.is_some(),
+                    };
                     prepared.session.close().await;
                     Ok((job, verdict))
                 }
@@ -152,7 +162,7 @@ async fn plan_first<'l, C: Connector + Clone>(
         .await;
     let issue_for: HashSet<&str> = planned
         .iter()
-        .filter(|f| matches!(&f.ended, Ended::Ran(Ok((_, (_, refused)))) if !refused))
+        .filter(|f| matches!(&f.ended, Ended::Ran(Ok((_, first))) if !first.refused))
         .map(|f| f.host.as_str())
         .collect();
     let hosts = loaded
@@ -403,19 +413,24 @@ fn shared_path(path: &str) -> Arc<str> {
 
 fn describe_plan<S>(prepared: &Result<Planned<S>>) -> (HostStatus, String) {
     match prepared {
-        Ok((_, p)) if p.plan.is_empty() => (HostStatus::Unchanged, "planned: no changes".into()),
-        Ok((_, p)) => (
-            HostStatus::Ok,
-            format!("planned: {} change(s)", p.plan.changes.len()),
-        ),
+        Ok((_, p)) => planned(&p.plan),
         Err(err) => failure(err),
     }
 }
 
-fn describe_first_plan<J>(planned: &Result<(J, (usize, bool))>) -> (HostStatus, String) {
-    match planned {
-        Ok((_, (0, false))) => (HostStatus::Unchanged, "planned: no changes".into()),
-        Ok((_, (changes, _))) => (HostStatus::Ok, format!("planned: {changes} change(s)")),
+/// What a host's plan says, as both ways of planning first report it.
+fn planned(plan: &HostPlan) -> (HostStatus, String) {
+    if plan.is_empty() {
+        (HostStatus::Unchanged, "planned: no changes".into())
+    } else {
+        let changes = plan.changes.len();
+        (HostStatus::Ok, format!("planned: {changes} change(s)"))
+    }
+}
+
+fn describe_first_plan<J>(verdict: &Result<(J, FirstPlan)>) -> (HostStatus, String) {
+    match verdict {
+        Ok((_, first)) => first.said.clone(),
         Err(err) => failure(err),
     }
 }

@@ -139,12 +139,12 @@ impl FakeFleet {
         fleet
     }
 
-    /// Changes a host.
     /// The most sessions that were open at once, over the whole fleet.
     pub fn most_open(&self) -> usize {
         self.open.1.load(Ordering::SeqCst)
     }
 
+    /// Changes a host.
     pub fn set(&self, host: &str, change: impl FnOnce(&mut HostState)) {
         change(
             self.hosts
