@@ -79,6 +79,49 @@ on_all_releases!(
     apply_secures_fresh_forky_hosts_and_reruns_change_nothing
 );
 
+on_all_releases!(
+    first_run_beyond_the_forks,
+    "first",
+    a_first_run_beyond_the_forks_plans_then_applies_on_bullseye,
+    a_first_run_beyond_the_forks_plans_then_applies_on_bookworm,
+    a_first_run_beyond_the_forks_plans_then_applies_on_trixie,
+    a_first_run_beyond_the_forks_plans_then_applies_on_forky
+);
+
+/// A first run (an empty store) over more hosts than `--forks`: each host
+/// is planned on a login of its own, closed, then the CA is made and the
+/// apply logs in again. Every host ends with the store's CA (sha256sum on
+/// both sides), and a re-run changes nothing.
+fn first_run_beyond_the_forks(name: &str, release: Release) {
+    let scene = Scene::fresh(name, 2, release);
+    let (lab, inventory, pki) = (&scene.lab, &scene.inventory, &scene.pki);
+    let (code, report, stderr) = apply_json(lab, pki, inventory, &["--forks", "1"]);
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    assert_eq!(report["summary"]["changed"], 2, "{report:#}");
+    for host in report["hosts"].as_array().unwrap() {
+        // The plan's login and its gather; then the converge's 4 round
+        // trips on its own login and verification's fresh one.
+        let traffic = &host["traffic"];
+        assert_eq!(traffic["logins"], 3, "{traffic}");
+        assert_eq!(traffic["round_trips"], 5, "{traffic}");
+    }
+    let digest = |text: &str| text.split_whitespace().next().unwrap_or("").to_string();
+    let ours = Command::new("sha256sum")
+        .arg(pki.join("ca.pem"))
+        .output()
+        .unwrap();
+    let ours = digest(&String::from_utf8_lossy(&ours.stdout));
+    assert_eq!(ours.len(), 64, "the store's CA");
+    for host in lab.host_names() {
+        let theirs = lab.ssh(&host, "sha256sum /etc/docker/tls/ca.pem");
+        assert_eq!(digest(&theirs), ours, "{host}");
+    }
+    let (code, report, stderr) = apply_json(lab, pki, inventory, &["--forks", "1"]);
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    assert_eq!(report["summary"]["unchanged"], 2, "{report:#}");
+    assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}
+
 /// apply, checked with the docker CLI, curl, stat and `sshd -T`; verify;
 /// a no-op re-run; a hand edit put right on that host alone.
 fn secures_fresh_hosts_and_reruns_change_nothing(name: &str, release: Release) {
