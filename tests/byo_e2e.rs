@@ -265,17 +265,28 @@ fn a_fleet_secured_from_one_store_is_never_switched_silently_by_another() {
         "{shown}"
     );
 
-    let applied = apply(&scene.lab, &empty, &scene.inventory, PLAYBOOK, &["--yes"]);
-    let out = String::from_utf8_lossy(&applied.stdout).into_owned()
-        + &String::from_utf8_lossy(&applied.stderr);
-    assert_eq!(applied.status.code(), Some(1), "{out}");
-    assert!(out.contains("--replace-ca"), "{out}");
-    let after: Vec<String> = hosts.iter().map(|h| scene.lab.fingerprint(h)).collect();
-    assert_eq!(before, after, "a refused host is not touched");
-    assert!(
-        !empty.join("ca.pem").exists(),
-        "no CA made for a fleet that has one"
-    );
+    // Both ways a first run goes: the fleet within `--forks` (planned on
+    // the connection it is applied on), and beyond (each host planned on
+    // a login of its own, then the PKI, then the apply).
+    for (store, flags) in [
+        (empty.clone(), &["--yes"][..]),
+        (
+            scene.dir.path().join("empty-store-forks-1"),
+            &["--yes", "--forks", "1"][..],
+        ),
+    ] {
+        let applied = apply(&scene.lab, &store, &scene.inventory, PLAYBOOK, flags);
+        let out = String::from_utf8_lossy(&applied.stdout).into_owned()
+            + &String::from_utf8_lossy(&applied.stderr);
+        assert_eq!(applied.status.code(), Some(1), "{flags:?}: {out}");
+        assert!(out.contains("--replace-ca"), "{flags:?}: {out}");
+        let after: Vec<String> = hosts.iter().map(|h| scene.lab.fingerprint(h)).collect();
+        assert_eq!(before, after, "{flags:?}: a refused host is not touched");
+        assert!(
+            !store.join("ca.pem").exists(),
+            "{flags:?}: no CA made for a fleet that has one"
+        );
+    }
     for host in &hosts {
         let version = docker_over_tls(&scene.address(host), &bundle, &["version"]);
         assert_success(&version, &format!("the first store's client on {host}"));
