@@ -119,7 +119,96 @@ fn first_run_beyond_the_forks(name: &str, release: Release) {
     let (code, report, stderr) = apply_json(lab, pki, inventory, &["--forks", "1"]);
     assert_eq!(code, Some(0), "{report:#}\n{stderr}");
     assert_eq!(report["summary"]["unchanged"], 2, "{report:#}");
+
+    // On a terminal, beyond the forks: the plans are shown with no host
+    // locked or connected while the user reads. A host changed meanwhile
+    // is failed and left as it is; the other is applied as shown.
+    let cert = "/etc/docker/tls/server-cert.pem";
+    let hosts = lab.host_names();
+    for host in &hosts {
+        lab.ssh(host, &format!("chmod 0644 {cert}"));
+    }
+    let moved = &hosts[1];
+    let inventory_text = inventory.to_string_lossy();
+    let (code, shown) = apply_on_a_terminal(
+        lab,
+        pki,
+        &["apply", "-i", &inventory_text, PLAYBOOK, "--forks", "1"],
+        || {
+            for host in &hosts {
+                // No lock held, and no session but this check's own.
+                lab.ssh(host, "flock -n /var/lib/dockhand/apply.lock true");
+                let sessions = lab.ssh(host, "ps -eo args | grep -c '[@]notty'");
+                assert_eq!(sessions.trim(), "1", "{host}: a session held while asked");
+            }
+            lab.ssh(moved, &format!("chmod 0600 {cert}"));
+        },
+    );
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(
+        shown.contains("its plan is no longer the one shown"),
+        "{shown}"
+    );
+    let mode = |host: &str| {
+        lab.ssh(host, &format!("stat -c %a {cert}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(mode(&hosts[0]), "444", "{shown}");
+    assert_eq!(mode(moved), "600", "{shown}");
+    let (code, report, stderr) = apply_json(lab, pki, inventory, &["--forks", "1"]);
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    assert_eq!(report["summary"]["changed"], 1, "{report:#}");
+    assert_eq!(mode(moved), "444");
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}
+
+/// dockhand on a terminal (a pseudo-terminal of `script`'s) with `args`:
+/// once the question is shown, `meanwhile` runs, then `yes` is typed.
+/// Returns the exit code and everything the terminal showed.
+fn apply_on_a_terminal(
+    lab: &TestLab,
+    pki: &Path,
+    args: &[&str],
+    meanwhile: impl FnOnce(),
+) -> (Option<i32>, String) {
+    use std::io::{Read, Write};
+    let shown = lab.command(args);
+    let line: Vec<String> = std::iter::once(shown.get_program())
+        .chain(shown.get_args())
+        .map(|word| format!("'{}'", word.to_string_lossy().replace('\'', "'\\''")))
+        .collect();
+    let mut script = Command::new("script");
+    script
+        .args(["-qfec", &line.join(" "), "/dev/null"])
+        .env("DOCKHAND_PKI_DIR", pki)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    for (key, value) in shown.get_envs() {
+        if let Some(value) = value {
+            script.env(key, value);
+        }
+    }
+    let mut child = script.spawn().expect("run script");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("Only 'yes' is accepted") {
+        let n = stdout.read(&mut buffer).unwrap();
+        assert!(
+            n > 0,
+            "ended before asking: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    meanwhile();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"yes\n").unwrap();
+    stdout.read_to_end(&mut seen).unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    (status.code(), String::from_utf8_lossy(&seen).into_owned())
 }
 
 /// apply, checked with the docker CLI, curl, stat and `sshd -T`; verify;

@@ -196,6 +196,30 @@ impl HostPlan {
             && self.handlers.is_empty()
             && self.docker_group_additions.is_empty()
     }
+
+    /// What a user approves of this plan, as a digest: every change with
+    /// its contents, handlers, warnings, notes and refusal, except the
+    /// contents of `issued` (the files the local PKI issues: decided by
+    /// the store once the answer is yes, not by the host). A host whose
+    /// plan has the same approval later has not changed since.
+    pub fn approval(&self, issued: &[String]) -> [u8; 32] {
+        let mut plan = self.clone();
+        for change in &mut plan.changes {
+            if issued.contains(&change.path) {
+                change.content = None;
+            }
+        }
+        let mut sha = Sha256::new();
+        sha.update(serde_json::to_vec(&plan).expect("a plan serializes"));
+        // Not serialized (the report does not show it), and part of the plan.
+        if let Some((path, interim)) = &plan.live_restore_first {
+            sha.update([0]);
+            sha.update(path.as_bytes());
+            sha.update([0]);
+            sha.update(interim.as_bytes());
+        }
+        sha.finalize().into()
+    }
 }
 
 /// A file bigger than this is compared by digest only.
@@ -1019,6 +1043,48 @@ mod tests {
         );
         // A file's notes come with its change, named by the file.
         assert_eq!(plan.notes, ["daemon.json: a listener is closed"]);
+    }
+
+    /// What a user approves: the host's side of every change, and not the
+    /// contents the PKI issues after the answer (pending while asked, the
+    /// certificate itself once issued).
+    #[test]
+    fn an_approval_holds_everything_but_what_the_pki_issues() {
+        let issued = ["/etc/t/cert.pem".to_string(), "/etc/t/key.pem".to_string()];
+        let with_cert = |cert: Content| {
+            let mut desired = desired();
+            desired.files[1].content = cert;
+            plan(&desired, &ActualState::default()).unwrap()
+        };
+        let asked = with_cert(Content::Pending("to be issued".into()));
+        let applied = with_cert(Content::Bytes(b"ISSUED\n".to_vec()));
+        assert_ne!(asked, applied);
+        assert_eq!(asked.approval(&issued), applied.approval(&issued));
+        // Not so for a file the host decides.
+        assert_ne!(asked.approval(&[]), applied.approval(&[]));
+        let mut host_changed = ActualState::default();
+        host_changed
+            .paths
+            .insert("/etc/t/sshd.conf".into(), present(b"A yes\n", 0o644));
+        let moved = plan(&desired(), &host_changed).unwrap();
+        assert_ne!(
+            with_cert(Content::Bytes(b"CERT\n".to_vec())).approval(&issued),
+            moved.approval(&issued)
+        );
+        // Its attributes are the host's, issued or not.
+        let mut cert_mode = ActualState::default();
+        cert_mode
+            .paths
+            .insert("/etc/t/cert.pem".into(), present(b"CERT\n", 0o644));
+        let chmod = plan(&desired(), &cert_mode).unwrap();
+        assert_ne!(
+            with_cert(Content::Bytes(b"CERT\n".to_vec())).approval(&issued),
+            chmod.approval(&issued)
+        );
+        // The interim daemon.json of live-restore is part of it too.
+        let mut interim = applied.clone();
+        interim.live_restore_first = Some(("/etc/t/daemon.json".into(), "{}".into()));
+        assert_ne!(interim.approval(&issued), applied.approval(&issued));
     }
 
     #[test]

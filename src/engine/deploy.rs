@@ -16,7 +16,10 @@
 //!   plans are shown and the user asked. Nothing is written, on the hosts or
 //!   here, before the answer is yes. Phase two issues the certificates and
 //!   applies, batch by batch, on the connections phase one opened, each
-//!   host planned again with its certificate (pure, no round trip).
+//!   host planned again with its certificate (pure, no round trip). Over
+//!   more hosts than `forks`, phase one closes each connection once the
+//!   host is planned, and phase two is the one pass, which applies a host
+//!   only if its plan is still the one shown ([`HostPlan::approval`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -80,6 +83,9 @@ where
         Mode::OnePass => in_one_pass(connector, loaded, jobs, rollout, fleet)
             .await
             .map(Some),
+        Mode::Ask(ask) if jobs.len() > fleet.forks => {
+            plan_closed_ask_apply(connector, loaded, jobs, rollout, fleet, ask).await
+        }
         Mode::Ask(ask) => plan_ask_apply(connector, loaded, jobs, rollout, fleet, ask).await,
     }
 }
@@ -105,61 +111,84 @@ async fn in_one_pass<C: Connector + Clone>(
                 .await
                 .map(Option::unwrap_or_default);
         }
-        let planned = plan_first(connector.clone(), loaded, jobs, fleet).await;
-        return one_pass(connector, loaded, planned, rollout, fleet).await;
+        let planned = plan_pass(connector.clone(), loaded, jobs, fleet, false).await;
+        let pass = after_plan_pass(loaded, planned);
+        return one_pass(connector, loaded, pass, rollout, fleet).await;
     }
     let jobs = jobs
         .into_iter()
-        .map(|(host, job)| (host, Ok(job)))
+        .map(|(host, job)| (host, Ok((job, None))))
         .collect();
     let all = loaded.hosts.iter().map(|(h, _)| h.as_ref()).collect();
     one_pass(connector, loaded, (jobs, all), rollout, fleet).await
 }
 
-/// What a first run's plan keeps of a host until its apply: what to say
-/// of it, and whether it was refused (the PKI issues nothing for it).
-struct FirstPlan {
+/// What a plan pass keeps of a host until its apply: what to say of it,
+/// whether it was refused (the PKI issues nothing for it), and for a
+/// question, the plan to show and what approving it approves.
+struct PassPlan {
     said: (HostStatus, String),
     refused: bool,
+    shown: Option<(HostPlan, Approval)>,
 }
+
+/// A host's plan as approved ([`HostPlan::approval`]).
+type Approval = [u8; 32];
+
+/// A host's job in the apply pass, with the approval of its plan when one
+/// was shown: the host is applied only if its plan is still that one.
+type PassJob = (HostJob, Option<Approval>);
 
 /// The jobs of a pass (a host that could not be planned carries its
 /// error), and the hosts the PKI issues for.
-type PassJobs<'l> = (Vec<(String, Result<HostJob>)>, Vec<&'l Host>);
+type PassJobs<'l> = (Vec<(String, Result<PassJob>)>, Vec<&'l Host>);
 
-/// A first run's plan: every host planned as `plan` does, `forks` at a
-/// time, its connection closed once planned (a first run over thousands
-/// of hosts must not hold them all open, as phase one of
-/// [`plan_ask_apply`] does for the question). The PKI then issues for the
-/// hosts planned and not refused; the pass that follows connects again.
-async fn plan_first<'l, C: Connector + Clone>(
+/// Every host planned as `plan` does, `forks` at a time, its connection
+/// closed once planned: a fleet of thousands must not hold them all open,
+/// as phase one of [`plan_ask_apply`] does. `shown`: each plan is kept,
+/// with its approval, for the question.
+async fn plan_pass<C: Connector + Clone>(
     connector: C,
-    loaded: &'l Loaded,
+    loaded: &Loaded,
     jobs: Jobs,
     fleet: &Fleet,
-) -> PassJobs<'l> {
+    shown: bool,
+) -> Vec<Finished<(HostJob, PassPlan)>> {
     let playbook = loaded.playbook.clone();
-    let planned = fleet
+    let issued = Arc::new(crate::core::roles::issued_paths(&playbook));
+    fleet
         .run(
             "plan",
             jobs,
-            describe_first_plan,
+            describe_pass_plan,
             move |job: HostJob, run| {
                 let (connector, playbook) = (connector.clone(), playbook.clone());
+                let issued = issued.clone();
                 async move {
                     let tls_read = job.clone().read_tls()?;
                     let prepared =
                         pipeline::prepare(&connector, &playbook, &tls_read, &run).await?;
-                    let verdict = FirstPlan {
-                        said: planned(&prepared.plan),
-                        refused: prepared.plan.refusal.is_some(),
-                    };
                     prepared.session.close().await;
+                    let plan = prepared.plan;
+                    let verdict = PassPlan {
+                        said: planned(&plan),
+                        refused: plan.refusal.is_some(),
+                        shown: shown.then(|| {
+                            let approval = plan.approval(&issued);
+                            (plan, approval)
+                        }),
+                    };
                     Ok((job, verdict))
                 }
             },
         )
-        .await;
+        .await
+}
+
+/// The apply pass's jobs after a plan pass, each with its approval when
+/// its plan was shown, and the hosts the PKI issues for: planned, and not
+/// refused.
+fn after_plan_pass(loaded: &Loaded, planned: Vec<Finished<(HostJob, PassPlan)>>) -> PassJobs<'_> {
     let issue_for: HashSet<&str> = planned
         .iter()
         .filter(|f| matches!(&f.ended, Ended::Ran(Ok((_, first))) if !first.refused))
@@ -174,11 +203,62 @@ async fn plan_first<'l, C: Connector + Clone>(
     let jobs = planned
         .into_iter()
         .map(|f| {
-            let job = f.ended.into_result(&f.host).map(|(job, _)| job);
+            let job = f
+                .ended
+                .into_result(&f.host)
+                .map(|(job, first)| (job, first.shown.map(|(_, approval)| approval)));
             (f.host, job)
         })
         .collect();
     (jobs, hosts)
+}
+
+/// Plan, ask, apply over more hosts than `--forks`: each host planned on
+/// a login of its own, closed once planned; the plans shown and the user
+/// asked; then one pass connects again, and applies each host only if its
+/// plan is still the one shown (its lock was not held while the user
+/// read: a host changed since is failed, and left alone).
+async fn plan_closed_ask_apply<C, A>(
+    connector: C,
+    loaded: &Loaded,
+    jobs: Jobs,
+    rollout: &Rollout,
+    fleet: &Fleet,
+    ask: A,
+) -> Result<Option<Vec<Finished<AppliedHost>>>>
+where
+    C: Connector + Clone,
+    A: FnOnce(Plans) -> Result<bool>,
+{
+    let mut planned = plan_pass(connector.clone(), loaded, jobs, fleet, true).await;
+    let pending = planned.iter().any(
+        |f| matches!(&f.ended, Ended::Ran(Ok((_, p))) if p.shown.as_ref().is_some_and(|(plan, _)| !plan.is_empty())),
+    );
+    if pending && fleet.interrupt.count() == 0 {
+        // The plans go to the question, and are not kept past it.
+        let plans: Plans = planned
+            .iter_mut()
+            .map(|f| {
+                let plan = match &mut f.ended {
+                    Ended::Ran(Ok((_, p))) => Ok(p
+                        .shown
+                        .as_mut()
+                        .map(|(plan, _)| std::mem::take(plan))
+                        .unwrap_or_default()),
+                    Ended::Ran(Err(e)) => Err(Error::Usage(e.to_string())),
+                    _ => Err(Error::Usage(format!("{}: not planned", f.host))),
+                };
+                (f.host.clone(), plan)
+            })
+            .collect();
+        if !ask(plans)? {
+            return Ok(None);
+        }
+    }
+    let pass = after_plan_pass(loaded, planned);
+    one_pass(connector, loaded, pass, rollout, fleet)
+        .await
+        .map(Some)
 }
 
 /// Each host connects, gathers, plans, applies and verifies, batch by
@@ -204,12 +284,13 @@ async fn one_pass<C: Connector + Clone>(
             jobs,
             rollout,
             describe_applied,
-            move |job: Result<HostJob>, run| {
+            move |job: Result<PassJob>, run| {
                 let with = with.clone();
                 async move {
+                    let (job, approved) = job?;
                     // Its TLS files are read when its turn comes, not held
                     // from the start by every host waiting.
-                    let job = with_issued(job?, &with.pairs)?;
+                    let job = with_issued(job, &with.pairs)?;
                     // Boxed: a host waiting for a fork holds a pointer, and one
                     // in flight only the step it is at (thousands of hosts).
                     let prepared = Box::pin(pipeline::prepare_to_apply(
@@ -219,6 +300,12 @@ async fn one_pass<C: Connector + Clone>(
                         &run,
                     ))
                     .await?;
+                    if let Some(approved) = approved
+                        && prepared.plan.approval(&with.issued) != approved
+                    {
+                        prepared.session.close().await;
+                        return Err(changed_since_shown(&job.host.name));
+                    }
                     let applied =
                         apply_prepared(&with.connector, prepared, &job, &with.checks, &run);
                     Box::pin(applied).await
@@ -235,6 +322,8 @@ struct Applying<C> {
     playbook: Arc<Playbook>,
     pairs: ServerPairs,
     checks: Checks,
+    /// The files the PKI issues ([`HostPlan::approval`]).
+    issued: Vec<String>,
 }
 
 fn applying<C>(
@@ -246,6 +335,7 @@ fn applying<C>(
     let checks = load::checks(&playbook, loaded.store.as_deref(), client)?;
     Ok(Arc::new(Applying {
         connector,
+        issued: crate::core::roles::issued_paths(&playbook),
         playbook,
         pairs,
         checks,
@@ -428,7 +518,20 @@ fn planned(plan: &HostPlan) -> (HostStatus, String) {
     }
 }
 
-fn describe_first_plan<J>(verdict: &Result<(J, FirstPlan)>) -> (HostStatus, String) {
+/// A host whose plan is no longer the one the user approved.
+fn changed_since_shown(host: &str) -> Error {
+    Error::OnHost {
+        host: host.to_string(),
+        cause: crate::error::HostError::Step {
+            step: "apply".into(),
+            reason: "its plan is no longer the one shown (the host changed since): \
+                     nothing was done on it; run again to see its plan"
+                .into(),
+        },
+    }
+}
+
+fn describe_pass_plan<J>(verdict: &Result<(J, PassPlan)>) -> (HostStatus, String) {
     match verdict {
         Ok((_, first)) => first.said.clone(),
         Err(err) => failure(err),

@@ -488,7 +488,8 @@ async fn the_plain_renderer_says_each_step_of_a_plan_ask_apply_in_order() {
     fake.set("h2", |h| {
         h.files.insert("/etc/motd".into(), b"hello\n".to_vec());
     });
-    let (fleet, receiver) = fleet(1, Deadlines::default());
+    // Both hosts within the forks: planned and applied on one connection.
+    let (fleet, receiver) = fleet(2, Deadlines::default());
     let asked = std::cell::Cell::new(false);
     let yes = |plans: Plans| {
         asked.set(true);
@@ -884,4 +885,174 @@ async fn a_first_run_over_a_fleet_of_another_ca_makes_no_ca() {
         assert!(!fake.touched(&f.host), "{}", f.host);
     }
     assert!(!dir.path().join("pki/ca.pem").exists());
+}
+
+/// A question over more hosts than `--forks` holds no more connections
+/// than the forks allow: each host planned on a login of its own, closed
+/// once planned, every plan shown, then the apply connects again. Each
+/// host also logs in afresh for verification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_over_more_hosts_than_the_forks_holds_no_more_connections_than_the_forks() {
+    // The jobs read each host's TLS files when planned, as `apply` makes
+    // them when it asks.
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["ask1", "ask2", "ask3", "ask4", "ask5", "ask6"];
+    let (loaded, fake) = simulated(&names, dir.path(), Duration::from_millis(2));
+    let forks = 2;
+    let (fleet, _) = fleet(forks, Deadlines::default());
+    let (jobs, _) = crate::engine::load::jobs(&loaded).unwrap();
+    let shown = std::sync::Mutex::new(Vec::new());
+    let yes = |plans: Plans| {
+        // Asked before anything is written here or on a host.
+        assert!(!dir.path().join("pki/ca.pem").exists());
+        assert!(
+            names
+                .iter()
+                .all(|n| !fake.touched(n) && !fake.get(n, |h| h.locked))
+        );
+        *shown.lock().unwrap() = plans
+            .into_iter()
+            .map(|(host, plan)| (host, plan.unwrap().changes.len()))
+            .collect();
+        Ok(true)
+    };
+    let done = deploy::apply_with(
+        fake.clone(),
+        &loaded,
+        jobs,
+        &Rollout::default(),
+        &fleet,
+        Mode::Ask(yes),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let shown = shown.into_inner().unwrap();
+    assert_eq!(shown.len(), names.len());
+    assert!(shown.iter().all(|(_, changes)| *changes > 0), "{shown:?}");
+    assert!(
+        done.iter()
+            .all(|f| matches!(f.ended, Ended::Ran(Ok((Applied::Changed { .. }, _))))),
+        "{:?}",
+        done.iter().map(|f| &f.ended).collect::<Vec<_>>()
+    );
+    assert!(
+        fake.most_open() <= 2 * forks,
+        "{} connections open at once with --forks {forks}",
+        fake.most_open()
+    );
+    for name in names {
+        // The plan's login, the apply's, verification's fresh one.
+        assert_eq!(fake.get(name, |h| h.connections), 3, "{name}");
+    }
+
+    // A later run, with the CA and every host's certificate in the store:
+    // a host's plan approved is the one found again, and applied.
+    for name in names {
+        fake.set(name, |h| {
+            h.files
+                .insert("/etc/docker/daemon.json".into(), b"{}\n".to_vec());
+        });
+    }
+    let (jobs, _) = crate::engine::load::jobs(&loaded).unwrap();
+    let yes = |plans: Plans| {
+        for (host, plan) in &plans {
+            let paths: Vec<&str> = plan
+                .as_ref()
+                .unwrap()
+                .changes
+                .iter()
+                .map(|c| c.path.as_str())
+                .collect();
+            assert_eq!(paths, ["/etc/docker/daemon.json"], "{host}");
+        }
+        Ok(true)
+    };
+    let done = deploy::apply_with(
+        fake.clone(),
+        &loaded,
+        jobs,
+        &Rollout::default(),
+        &fleet,
+        Mode::Ask(yes),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        done.iter()
+            .all(|f| matches!(f.ended, Ended::Ran(Ok((Applied::Changed { .. }, _))))),
+        "{:?}",
+        done.iter().map(|f| &f.ended).collect::<Vec<_>>()
+    );
+}
+
+/// Past the forks the hosts' locks are not held while the user reads:
+/// a host whose plan changed since it was shown is failed and left
+/// alone; the others are applied as shown. No, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_changed_after_its_plan_was_shown_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["kept1", "moved", "kept2"];
+    let (loaded, fake) = simulated(&names, dir.path(), Duration::ZERO);
+    let (fleet, _) = fleet(1, Deadlines::default());
+    let (jobs, _) = crate::engine::load::jobs(&loaded).unwrap();
+    let no = |_: Plans| Ok(false);
+    let refused = deploy::apply_with(
+        fake.clone(),
+        &loaded,
+        jobs,
+        &Rollout::default(),
+        &fleet,
+        Mode::Ask(no),
+    )
+    .await
+    .unwrap();
+    assert!(refused.is_none());
+    assert!(!dir.path().join("pki/ca.pem").exists());
+    assert!(
+        names
+            .iter()
+            .all(|n| !fake.touched(n) && !fake.get(n, |h| h.locked))
+    );
+
+    let (jobs, _) = crate::engine::load::jobs(&loaded).unwrap();
+    let yes = |_: Plans| {
+        // Someone edits a file of the playbook's on one host meanwhile.
+        fake.set("moved", |h| {
+            h.files.insert(
+                "/etc/docker/daemon.json".into(),
+                b"{\"debug\": true}\n".to_vec(),
+            );
+        });
+        Ok(true)
+    };
+    let done = deploy::apply_with(
+        fake.clone(),
+        &loaded,
+        jobs,
+        &Rollout::default(),
+        &fleet,
+        Mode::Ask(yes),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    for f in &done {
+        match (&f.ended, f.host.as_str()) {
+            (Ended::Ran(Err(err)), "moved") => assert!(
+                err.to_string()
+                    .contains("its plan is no longer the one shown"),
+                "{err}"
+            ),
+            (Ended::Ran(Ok((Applied::Changed { .. }, _))), _) if f.host != "moved" => {}
+            (other, host) => panic!("{host}: {other:?}"),
+        }
+    }
+    assert!(!fake.touched("moved"));
+    assert!(!fake.get("moved", |h| h.locked));
+    assert_eq!(
+        fake.get("moved", |h| h.files["/etc/docker/daemon.json"].clone()),
+        b"{\"debug\": true}\n"
+    );
 }

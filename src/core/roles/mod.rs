@@ -216,6 +216,19 @@ impl Resources {
     }
 }
 
+/// The files whose contents the local PKI issues (the CA, the server
+/// certificate and its key), when the playbook has the daemon use TLS.
+pub fn issued_paths(playbook: &Playbook) -> Vec<String> {
+    match &playbook.docker {
+        Some(docker) if docker.access == crate::core::input::playbook::Access::Tls => {
+            [docker::CA_FILE, docker::CERT_FILE, docker::KEY_FILE]
+                .map(|name| docker::tls_file(docker, name))
+                .to_vec()
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// Every path a host's gather looks at for this playbook, and whether it
 /// is secret: known before any fact is (the facts change contents, never
 /// paths), so the gather needs no expansion of its own.
