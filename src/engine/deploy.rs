@@ -145,8 +145,9 @@ type PassJobs<'l> = (Vec<(String, Result<PassJob>)>, Vec<&'l Host>);
 
 /// Every host planned as `plan` does, `forks` at a time, its connection
 /// closed once planned: a fleet of thousands must not hold them all open,
-/// as phase one of [`plan_ask_apply`] does. `shown`: each plan is kept,
-/// with its approval, for the question.
+/// as phase one of [`plan_ask_apply`] does. `shown`: each plan is made
+/// under the host's lock (released with the connection) and kept, with
+/// its approval, for the question.
 async fn plan_pass<C: Connector + Clone>(
     connector: C,
     loaded: &Loaded,
@@ -166,8 +167,15 @@ async fn plan_pass<C: Connector + Clone>(
                 let issued = issued.clone();
                 async move {
                     let tls_read = job.clone().read_tls()?;
-                    let prepared =
-                        pipeline::prepare(&connector, &playbook, &tls_read, &run).await?;
+                    // For the question, under the host's lock, as when the
+                    // hosts fit in the forks: what an interrupted run left
+                    // is put back first, so the plan shown is the one the
+                    // apply's own lock will find.
+                    let prepared = if shown {
+                        pipeline::prepare_to_apply(&connector, &playbook, &tls_read, &run).await?
+                    } else {
+                        pipeline::prepare(&connector, &playbook, &tls_read, &run).await?
+                    };
                     prepared.session.close().await;
                     let plan = prepared.plan;
                     let verdict = PassPlan {
