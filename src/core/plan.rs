@@ -1062,25 +1062,15 @@ mod tests {
         assert_eq!(asked.approval(&issued), applied.approval(&issued));
         // Not so for a file the host decides.
         assert_ne!(asked.approval(&[]), applied.approval(&[]));
-        let mut host_changed = ActualState::default();
-        host_changed
-            .paths
-            .insert("/etc/t/sshd.conf".into(), present(b"A yes\n", 0o644));
-        let moved = plan(&desired(), &host_changed).unwrap();
-        assert_ne!(
-            with_cert(Content::Bytes(b"CERT\n".to_vec())).approval(&issued),
-            moved.approval(&issued)
-        );
+        let fresh = with_cert(Content::Bytes(b"CERT\n".to_vec())).approval(&issued);
+        let found = |path: &str, content: &[u8], mode: u32| {
+            let mut state = ActualState::default();
+            state.paths.insert(path.into(), present(content, mode));
+            plan(&desired(), &state).unwrap().approval(&issued)
+        };
+        assert_ne!(fresh, found("/etc/t/sshd.conf", b"A yes\n", 0o644));
         // Its attributes are the host's, issued or not.
-        let mut cert_mode = ActualState::default();
-        cert_mode
-            .paths
-            .insert("/etc/t/cert.pem".into(), present(b"CERT\n", 0o644));
-        let chmod = plan(&desired(), &cert_mode).unwrap();
-        assert_ne!(
-            with_cert(Content::Bytes(b"CERT\n".to_vec())).approval(&issued),
-            chmod.approval(&issued)
-        );
+        assert_ne!(fresh, found("/etc/t/cert.pem", b"CERT\n", 0o644));
         // The interim daemon.json of live-restore is part of it too.
         let mut interim = applied.clone();
         interim.live_restore_first = Some(("/etc/t/daemon.json".into(), "{}".into()));

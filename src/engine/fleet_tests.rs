@@ -838,22 +838,9 @@ async fn a_first_run_holds_no_more_connections_than_the_forks() {
     let (fleet, _) = fleet(forks, Deadlines::default());
     let (jobs, _) = crate::engine::load::jobs_with(&loaded, false).unwrap();
     let done = one_pass(&fake, &loaded, jobs, &fleet).await;
-    assert!(
-        done.iter()
-            .all(|f| matches!(f.ended, Ended::Ran(Ok((Applied::Changed { .. }, _))))),
-        "{:?}",
-        done.iter().map(|f| &f.ended).collect::<Vec<_>>()
-    );
+    assert_all_changed(&done);
     assert!(dir.path().join("pki/ca.pem").exists());
-    assert!(
-        fake.most_open() <= 2 * forks,
-        "{} connections open at once with --forks {forks}",
-        fake.most_open()
-    );
-    for name in names {
-        // The plan's login, the apply's, verification's fresh one.
-        assert_eq!(fake.get(name, |h| h.connections), 3, "{name}");
-    }
+    assert_planned_apart_within_the_forks(&fake, &names, forks);
 }
 
 /// A first run over more hosts than the forks still makes no CA for a
@@ -893,14 +880,11 @@ async fn a_first_run_over_a_fleet_of_another_ca_makes_no_ca() {
 /// host also logs in afresh for verification.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_question_over_more_hosts_than_the_forks_holds_no_more_connections_than_the_forks() {
-    // The jobs read each host's TLS files when planned, as `apply` makes
-    // them when it asks.
     let dir = tempfile::tempdir().unwrap();
     let names = ["ask1", "ask2", "ask3", "ask4", "ask5", "ask6"];
     let (loaded, fake) = simulated(&names, dir.path(), Duration::from_millis(2));
     let forks = 2;
     let (fleet, _) = fleet(forks, Deadlines::default());
-    let (jobs, _) = crate::engine::load::jobs(&loaded).unwrap();
     let shown = std::sync::Mutex::new(Vec::new());
     let yes = |plans: Plans| {
         // Asked before anything is written here or on a host.
@@ -916,35 +900,12 @@ async fn a_question_over_more_hosts_than_the_forks_holds_no_more_connections_tha
             .collect();
         Ok(true)
     };
-    let done = deploy::apply_with(
-        fake.clone(),
-        &loaded,
-        jobs,
-        &Rollout::default(),
-        &fleet,
-        Mode::Ask(yes),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let done = asked(&fake, &loaded, &fleet, yes).await.unwrap();
     let shown = shown.into_inner().unwrap();
     assert_eq!(shown.len(), names.len());
     assert!(shown.iter().all(|(_, changes)| *changes > 0), "{shown:?}");
-    assert!(
-        done.iter()
-            .all(|f| matches!(f.ended, Ended::Ran(Ok((Applied::Changed { .. }, _))))),
-        "{:?}",
-        done.iter().map(|f| &f.ended).collect::<Vec<_>>()
-    );
-    assert!(
-        fake.most_open() <= 2 * forks,
-        "{} connections open at once with --forks {forks}",
-        fake.most_open()
-    );
-    for name in names {
-        // The plan's login, the apply's, verification's fresh one.
-        assert_eq!(fake.get(name, |h| h.connections), 3, "{name}");
-    }
+    assert_all_changed(&done);
+    assert_planned_apart_within_the_forks(&fake, &names, forks);
 
     // A later run, with the CA and every host's certificate in the store:
     // a host's plan approved is the one found again, and applied.
@@ -954,7 +915,6 @@ async fn a_question_over_more_hosts_than_the_forks_holds_no_more_connections_tha
                 .insert("/etc/docker/daemon.json".into(), b"{}\n".to_vec());
         });
     }
-    let (jobs, _) = crate::engine::load::jobs(&loaded).unwrap();
     let yes = |plans: Plans| {
         for (host, plan) in &plans {
             let paths: Vec<&str> = plan
@@ -968,23 +928,8 @@ async fn a_question_over_more_hosts_than_the_forks_holds_no_more_connections_tha
         }
         Ok(true)
     };
-    let done = deploy::apply_with(
-        fake.clone(),
-        &loaded,
-        jobs,
-        &Rollout::default(),
-        &fleet,
-        Mode::Ask(yes),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(
-        done.iter()
-            .all(|f| matches!(f.ended, Ended::Ran(Ok((Applied::Changed { .. }, _))))),
-        "{:?}",
-        done.iter().map(|f| &f.ended).collect::<Vec<_>>()
-    );
+    let done = asked(&fake, &loaded, &fleet, yes).await.unwrap();
+    assert_all_changed(&done);
 }
 
 /// Past the forks the hosts' locks are not held while the user reads:
@@ -996,18 +941,8 @@ async fn a_host_changed_after_its_plan_was_shown_is_left_alone() {
     let names = ["kept1", "moved", "kept2"];
     let (loaded, fake) = simulated(&names, dir.path(), Duration::ZERO);
     let (fleet, _) = fleet(1, Deadlines::default());
-    let (jobs, _) = crate::engine::load::jobs(&loaded).unwrap();
     let no = |_: Plans| Ok(false);
-    let refused = deploy::apply_with(
-        fake.clone(),
-        &loaded,
-        jobs,
-        &Rollout::default(),
-        &fleet,
-        Mode::Ask(no),
-    )
-    .await
-    .unwrap();
+    let refused = asked(&fake, &loaded, &fleet, no).await;
     assert!(refused.is_none());
     assert!(!dir.path().join("pki/ca.pem").exists());
     assert!(
@@ -1016,7 +951,6 @@ async fn a_host_changed_after_its_plan_was_shown_is_left_alone() {
             .all(|n| !fake.touched(n) && !fake.get(n, |h| h.locked))
     );
 
-    let (jobs, _) = crate::engine::load::jobs(&loaded).unwrap();
     let yes = |_: Plans| {
         // Someone edits a file of the playbook's on one host meanwhile.
         fake.set("moved", |h| {
@@ -1027,17 +961,7 @@ async fn a_host_changed_after_its_plan_was_shown_is_left_alone() {
         });
         Ok(true)
     };
-    let done = deploy::apply_with(
-        fake.clone(),
-        &loaded,
-        jobs,
-        &Rollout::default(),
-        &fleet,
-        Mode::Ask(yes),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let done = asked(&fake, &loaded, &fleet, yes).await.unwrap();
     for f in &done {
         match (&f.ended, f.host.as_str()) {
             (Ended::Ran(Err(err)), "moved") => assert!(
@@ -1055,4 +979,49 @@ async fn a_host_changed_after_its_plan_was_shown_is_left_alone() {
         fake.get("moved", |h| h.files["/etc/docker/daemon.json"].clone()),
         b"{\"debug\": true}\n"
     );
+}
+
+/// `apply` on a terminal over the simulated fleet, `answer` answering the
+/// question: the jobs read each host's TLS files when planned, as `apply`
+/// makes them when it asks. `None`: the answer was no.
+async fn asked(
+    fake: &FakeFleet,
+    loaded: &Loaded,
+    fleet: &Fleet,
+    answer: impl FnOnce(Plans) -> crate::error::Result<bool>,
+) -> Option<Vec<Finished<deploy::AppliedHost>>> {
+    let (jobs, _) = crate::engine::load::jobs(loaded).unwrap();
+    deploy::apply_with(
+        fake.clone(),
+        loaded,
+        jobs,
+        &Rollout::default(),
+        fleet,
+        Mode::Ask(answer),
+    )
+    .await
+    .unwrap()
+}
+
+fn assert_all_changed(done: &[Finished<deploy::AppliedHost>]) {
+    assert!(
+        done.iter()
+            .all(|f| matches!(f.ended, Ended::Ran(Ok((Applied::Changed { .. }, _))))),
+        "{:?}",
+        done.iter().map(|f| &f.ended).collect::<Vec<_>>()
+    );
+}
+
+/// No more connections at once than the forks allow (two for a host that
+/// converges: verification's fresh login), and three logins a host: the
+/// plan's, the apply's, verification's fresh one.
+fn assert_planned_apart_within_the_forks(fake: &FakeFleet, names: &[&str], forks: usize) {
+    assert!(
+        fake.most_open() <= 2 * forks,
+        "{} connections open at once with --forks {forks}",
+        fake.most_open()
+    );
+    for name in names {
+        assert_eq!(fake.get(name, |h| h.connections), 3, "{name}");
+    }
 }
