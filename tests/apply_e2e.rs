@@ -136,10 +136,15 @@ fn first_run_beyond_the_forks(name: &str, release: Release) {
         &["apply", "-i", &inventory_text, PLAYBOOK, "--forks", "1"],
         || {
             for host in &hosts {
-                // No lock held, and no session but this check's own.
-                lab.ssh(host, "flock -n /var/lib/dockhand/apply.lock true");
-                let sessions = lab.ssh(host, "ps -eo args | grep -c '[@]notty'");
-                assert_eq!(sessions.trim(), "1", "{host}: a session held while asked");
+                // No lock held, and no session but this check's own (a
+                // plan's closed connection may take a moment to go).
+                let held = lab.ssh(
+                    host,
+                    "for i in $(seq 50); do flock -n /var/lib/dockhand/apply.lock true \
+                       && [ \"$(ps -eo args | grep -c '[@]notty')\" = 1 ] && echo free && exit; \
+                     sleep 0.1; done; ps -eo args | grep '[@]notty'",
+                );
+                assert_eq!(held.trim(), "free", "{host}: held while asked");
             }
             lab.ssh(moved, &format!("chmod 0600 {cert}"));
         },
@@ -165,7 +170,8 @@ fn first_run_beyond_the_forks(name: &str, release: Release) {
 
 /// dockhand on a terminal (a pseudo-terminal of `script`'s) with `args`:
 /// once the question is shown, `meanwhile` runs, then `yes` is typed.
-/// Returns the exit code and everything the terminal showed.
+/// Returns the exit code and everything the terminal showed. A run that
+/// shows nothing for two minutes fails the test, and is killed.
 fn apply_on_a_terminal(
     lab: &TestLab,
     pki: &Path,
@@ -173,6 +179,16 @@ fn apply_on_a_terminal(
     meanwhile: impl FnOnce(),
 ) -> (Option<i32>, String) {
     use std::io::{Read, Write};
+    use std::sync::mpsc::RecvTimeoutError;
+    /// Kills `script` (and so dockhand, its terminal gone) if the test
+    /// fails before it ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let shown = lab.command(args);
     let line: Vec<String> = std::iter::once(shown.get_program())
         .chain(shown.get_args())
@@ -189,25 +205,45 @@ fn apply_on_a_terminal(
             script.env(key, value);
         }
     }
-    let mut child = script.spawn().expect("run script");
-    let mut stdout = child.stdout.take().unwrap();
+    let mut child = Killed(script.spawn().expect("run script"));
+    let mut stdout = child.0.stdout.take().unwrap();
+    let (chunks, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut buffer) {
+            if chunks.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
     let mut seen = Vec::new();
-    let mut buffer = [0u8; 4096];
-    while !String::from_utf8_lossy(&seen).contains("Only 'yes' is accepted") {
-        let n = stdout.read(&mut buffer).unwrap();
-        assert!(
-            n > 0,
-            "ended before asking: {}",
-            String::from_utf8_lossy(&seen)
-        );
-        seen.extend_from_slice(&buffer[..n]);
-    }
+    let read_until = |done: &dyn Fn(&[u8]) -> bool, seen: &mut Vec<u8>| {
+        while !done(seen) {
+            match received.recv_timeout(Duration::from_secs(120)) {
+                Ok(chunk) => seen.extend(chunk),
+                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "nothing shown for 2 minutes: {}",
+                        String::from_utf8_lossy(seen)
+                    )
+                }
+            }
+        }
+    };
+    let asked = |seen: &[u8]| String::from_utf8_lossy(seen).contains("Only 'yes' is accepted");
+    read_until(&asked, &mut seen);
+    assert!(
+        asked(&seen),
+        "ended before asking: {}",
+        String::from_utf8_lossy(&seen)
+    );
     meanwhile();
-    let mut stdin = child.stdin.take().unwrap();
+    let mut stdin = child.0.stdin.take().unwrap();
     stdin.write_all(b"yes\n").unwrap();
-    stdout.read_to_end(&mut seen).unwrap();
+    read_until(&|_| false, &mut seen);
     drop(stdin);
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     (status.code(), String::from_utf8_lossy(&seen).into_owned())
 }
 

@@ -200,9 +200,11 @@ impl HostPlan {
     /// What a user approves of this plan, as a digest: every change with
     /// its contents, handlers, warnings, notes and refusal, except the
     /// contents of `issued` (the files the local PKI issues: decided by
-    /// the store once the answer is yes, not by the host). A host whose
-    /// plan has the same approval later has not changed since.
-    pub fn approval(&self, issued: &[String]) -> [u8; 32] {
+    /// the store once the answer is yes, not by the host); and the host's
+    /// side of every path it was planned from (`actual`: a secret file's
+    /// edit shows in no diff, but in its digest). A host whose plan has
+    /// the same approval later has not changed since.
+    pub fn approval(&self, actual: &ActualState, issued: &[String]) -> [u8; 32] {
         let mut plan = self.clone();
         for change in &mut plan.changes {
             if issued.contains(&change.path) {
@@ -217,6 +219,22 @@ impl HostPlan {
             sha.update(path.as_bytes());
             sha.update([0]);
             sha.update(interim.as_bytes());
+        }
+        for (path, have) in &actual.paths {
+            let ActualPath {
+                exists,
+                kind,
+                mode,
+                owner,
+                group,
+                size,
+                sha256,
+                content: _,
+            } = have;
+            sha.update(format!(
+                "\0{path}\0{exists}\0{kind:?}\0{mode:o}\0{owner}\0{group}\0{size}\0{}",
+                sha256.as_deref().unwrap_or("-")
+            ));
         }
         sha.finalize().into()
     }
@@ -1056,25 +1074,42 @@ mod tests {
             desired.files[1].content = cert;
             plan(&desired, &ActualState::default()).unwrap()
         };
+        let none = ActualState::default();
         let asked = with_cert(Content::Pending("to be issued".into()));
         let applied = with_cert(Content::Bytes(b"ISSUED\n".to_vec()));
         assert_ne!(asked, applied);
-        assert_eq!(asked.approval(&issued), applied.approval(&issued));
+        assert_eq!(
+            asked.approval(&none, &issued),
+            applied.approval(&none, &issued)
+        );
         // Not so for a file the host decides.
-        assert_ne!(asked.approval(&[]), applied.approval(&[]));
-        let fresh = with_cert(Content::Bytes(b"CERT\n".to_vec())).approval(&issued);
-        let found = |path: &str, content: &[u8], mode: u32| {
+        assert_ne!(asked.approval(&none, &[]), applied.approval(&none, &[]));
+        let fresh = with_cert(Content::Bytes(b"CERT\n".to_vec())).approval(&none, &issued);
+        let found = |path: &str, have: ActualPath| {
             let mut state = ActualState::default();
-            state.paths.insert(path.into(), present(content, mode));
-            plan(&desired(), &state).unwrap().approval(&issued)
+            state.paths.insert(path.into(), have);
+            let planned = plan(&desired(), &state).unwrap();
+            (planned.approval(&state, &issued), planned)
         };
-        assert_ne!(fresh, found("/etc/t/sshd.conf", b"A yes\n", 0o644));
+        assert_ne!(
+            fresh,
+            found("/etc/t/sshd.conf", present(b"A yes\n", 0o644)).0
+        );
         // Its attributes are the host's, issued or not.
-        assert_ne!(fresh, found("/etc/t/cert.pem", b"CERT\n", 0o644));
+        assert_ne!(fresh, found("/etc/t/cert.pem", present(b"CERT\n", 0o644)).0);
+        // A secret edited on the host: the same plan (no diff shows a
+        // secret), not the same approval.
+        let (before, planned_before) = found("/etc/t/key.pem", secret_present(b"OLD", 0o400));
+        let (after, planned_after) = found("/etc/t/key.pem", secret_present(b"EDITED", 0o400));
+        assert_eq!(planned_before, planned_after);
+        assert_ne!(before, after);
         // The interim daemon.json of live-restore is part of it too.
         let mut interim = applied.clone();
         interim.live_restore_first = Some(("/etc/t/daemon.json".into(), "{}".into()));
-        assert_ne!(interim.approval(&issued), applied.approval(&issued));
+        assert_ne!(
+            interim.approval(&none, &issued),
+            applied.approval(&none, &issued)
+        );
     }
 
     #[test]

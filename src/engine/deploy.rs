@@ -79,24 +79,38 @@ where
     C: Connector + Clone,
     A: FnOnce(Plans) -> Result<bool>,
 {
+    // One instant for the run's PKI: what a plan shows of a certificate
+    // (kept, renewed, issued) is what is issued after it.
+    let run = Run {
+        loaded,
+        rollout,
+        fleet,
+        now: load::now(),
+    };
     match mode {
-        Mode::OnePass => in_one_pass(connector, loaded, jobs, rollout, fleet)
-            .await
-            .map(Some),
+        Mode::OnePass => in_one_pass(connector, &run, jobs).await.map(Some),
         Mode::Ask(ask) if jobs.len() > fleet.forks => {
-            plan_closed_ask_apply(connector, loaded, jobs, rollout, fleet, ask).await
+            plan_closed_ask_apply(connector, &run, jobs, ask).await
         }
-        Mode::Ask(ask) => plan_ask_apply(connector, loaded, jobs, rollout, fleet, ask).await,
+        Mode::Ask(ask) => plan_ask_apply(connector, &run, jobs, ask).await,
     }
+}
+
+/// What every stage of one apply shares: the selection, how it rolls
+/// out, the fleet, and the instant the PKI decides at.
+struct Run<'r> {
+    loaded: &'r Loaded,
+    rollout: &'r Rollout,
+    fleet: &'r Fleet,
+    now: i64,
 }
 
 async fn in_one_pass<C: Connector + Clone>(
     connector: C,
-    loaded: &Loaded,
+    run: &Run<'_>,
     jobs: Jobs,
-    rollout: &Rollout,
-    fleet: &Fleet,
 ) -> Result<Vec<Finished<AppliedHost>>> {
+    let Run { loaded, fleet, .. } = *run;
     // Without a CA yet, nothing is created before every host is planned:
     // a fleet that trusts another CA is refused, and gets no new one here.
     // Hosts that all fit in the forks keep their connections from the plan
@@ -107,20 +121,20 @@ async fn in_one_pass<C: Connector + Clone>(
     {
         if jobs.len() <= fleet.forks {
             let yes = |_: Plans| Ok(true);
-            return plan_ask_apply(connector, loaded, jobs, rollout, fleet, yes)
+            return plan_ask_apply(connector, run, jobs, yes)
                 .await
                 .map(Option::unwrap_or_default);
         }
-        let planned = plan_pass(connector.clone(), loaded, jobs, fleet, false).await;
-        let pass = after_plan_pass(loaded, planned);
-        return one_pass(connector, loaded, pass, rollout, fleet).await;
+        let planned = plan_pass(connector.clone(), run, jobs, false).await;
+        let pass = after_plan_pass(loaded, planned, false);
+        return one_pass(connector, run, pass).await;
     }
     let jobs = jobs
         .into_iter()
         .map(|(host, job)| (host, Ok((job, None))))
         .collect();
     let all = loaded.hosts.iter().map(|(h, _)| h.as_ref()).collect();
-    one_pass(connector, loaded, (jobs, all), rollout, fleet).await
+    one_pass(connector, run, (jobs, all)).await
 }
 
 /// What a plan pass keeps of a host until its apply: what to say of it,
@@ -150,14 +164,14 @@ type PassJobs<'l> = (Vec<(String, Result<PassJob>)>, Vec<&'l Host>);
 /// its approval, for the question.
 async fn plan_pass<C: Connector + Clone>(
     connector: C,
-    loaded: &Loaded,
+    run: &Run<'_>,
     jobs: Jobs,
-    fleet: &Fleet,
     shown: bool,
 ) -> Vec<Finished<(HostJob, PassPlan)>> {
-    let playbook = loaded.playbook.clone();
+    let playbook = run.loaded.playbook.clone();
     let issued = Arc::new(crate::core::roles::issued_paths(&playbook));
-    fleet
+    let now = run.now;
+    run.fleet
         .run(
             "plan",
             jobs,
@@ -166,7 +180,7 @@ async fn plan_pass<C: Connector + Clone>(
                 let (connector, playbook) = (connector.clone(), playbook.clone());
                 let issued = issued.clone();
                 async move {
-                    let tls_read = job.clone().read_tls()?;
+                    let tls_read = job.clone().read_tls_at(now)?;
                     // For the question, under the host's lock, as when the
                     // hosts fit in the forks: what an interrupted run left
                     // is put back first, so the plan shown is the one the
@@ -177,14 +191,12 @@ async fn plan_pass<C: Connector + Clone>(
                         pipeline::prepare(&connector, &playbook, &tls_read, &run).await?
                     };
                     prepared.session.close().await;
+                    let approval = shown.then(|| prepared.plan.approval(&prepared.actual, &issued));
                     let plan = prepared.plan;
                     let verdict = PassPlan {
                         said: planned(&plan),
                         refused: plan.refusal.is_some(),
-                        shown: shown.then(|| {
-                            let approval = plan.approval(&issued);
-                            (plan, approval)
-                        }),
+                        shown: approval.map(|approval| (plan, approval)),
                     };
                     Ok((job, verdict))
                 }
@@ -194,9 +206,13 @@ async fn plan_pass<C: Connector + Clone>(
 }
 
 /// The apply pass's jobs after a plan pass, each with its approval when
-/// its plan was shown, and the hosts the PKI issues for: planned, and not
-/// refused.
-fn after_plan_pass(loaded: &Loaded, planned: Vec<Finished<(HostJob, PassPlan)>>) -> PassJobs<'_> {
+/// its plan was `asked` about, and the hosts the PKI issues for: planned,
+/// and not refused.
+fn after_plan_pass(
+    loaded: &Loaded,
+    planned: Vec<Finished<(HostJob, PassPlan)>>,
+    asked: bool,
+) -> PassJobs<'_> {
     let issue_for: HashSet<&str> = planned
         .iter()
         .filter(|f| matches!(&f.ended, Ended::Ran(Ok((_, first))) if !first.refused))
@@ -211,10 +227,10 @@ fn after_plan_pass(loaded: &Loaded, planned: Vec<Finished<(HostJob, PassPlan)>>)
     let jobs = planned
         .into_iter()
         .map(|f| {
-            let job = f
-                .ended
-                .into_result(&f.host)
-                .map(|(job, first)| (job, first.shown.map(|(_, approval)| approval)));
+            let job = f.ended.into_result(&f.host).map(|(job, first)| {
+                let approval = first.shown.filter(|_| asked).map(|(_, approval)| approval);
+                (job, approval)
+            });
             (f.host, job)
         })
         .collect();
@@ -228,21 +244,22 @@ fn after_plan_pass(loaded: &Loaded, planned: Vec<Finished<(HostJob, PassPlan)>>)
 /// read: a host changed since is failed, and left alone).
 async fn plan_closed_ask_apply<C, A>(
     connector: C,
-    loaded: &Loaded,
+    run: &Run<'_>,
     jobs: Jobs,
-    rollout: &Rollout,
-    fleet: &Fleet,
     ask: A,
 ) -> Result<Option<Vec<Finished<AppliedHost>>>>
 where
     C: Connector + Clone,
     A: FnOnce(Plans) -> Result<bool>,
 {
-    let mut planned = plan_pass(connector.clone(), loaded, jobs, fleet, true).await;
+    let mut planned = plan_pass(connector.clone(), run, jobs, true).await;
     let pending = planned.iter().any(
         |f| matches!(&f.ended, Ended::Ran(Ok((_, p))) if p.shown.as_ref().is_some_and(|(plan, _)| !plan.is_empty())),
     );
-    if pending && fleet.interrupt.count() == 0 {
+    // Nobody is asked when nothing would change: then nothing was
+    // approved either, and nothing is held against a host.
+    let asks = pending && run.fleet.interrupt.count() == 0;
+    if asks {
         // The plans go to the question, and are not kept past it.
         let plans: Plans = planned
             .iter_mut()
@@ -263,34 +280,31 @@ where
             return Ok(None);
         }
     }
-    let pass = after_plan_pass(loaded, planned);
-    one_pass(connector, loaded, pass, rollout, fleet)
-        .await
-        .map(Some)
+    let pass = after_plan_pass(run.loaded, planned, asks);
+    one_pass(connector, run, pass).await.map(Some)
 }
 
 /// Each host connects, gathers, plans, applies and verifies, batch by
 /// batch, after the PKI issued what `hosts` need.
 async fn one_pass<C: Connector + Clone>(
     connector: C,
-    loaded: &Loaded,
+    run: &Run<'_>,
     (jobs, hosts): PassJobs<'_>,
-    rollout: &Rollout,
-    fleet: &Fleet,
 ) -> Result<Vec<Finished<AppliedHost>>> {
+    let Run { loaded, fleet, .. } = *run;
     // An interrupt during a first run's plan skips every host: nothing
     // is issued for them.
     let (pairs, client) = if fleet.interrupt.count() > 0 {
         (ServerPairs::default(), None)
     } else {
-        issue(loaded, &hosts, fleet)?
+        issue(run, &hosts)?
     };
-    let with = applying(connector, loaded, (pairs, client))?;
+    let with = applying(connector, loaded, (pairs, client), run.now)?;
     Ok(fleet
         .roll_out(
             "apply",
             jobs,
-            rollout,
+            run.rollout,
             describe_applied,
             move |job: Result<PassJob>, run| {
                 let with = with.clone();
@@ -298,7 +312,7 @@ async fn one_pass<C: Connector + Clone>(
                     let (job, approved) = job?;
                     // Its TLS files are read when its turn comes, not held
                     // from the start by every host waiting.
-                    let job = with_issued(job, &with.pairs)?;
+                    let job = with_issued(job, &with.pairs, with.now)?;
                     // Boxed: a host waiting for a fork holds a pointer, and one
                     // in flight only the step it is at (thousands of hosts).
                     let prepared = Box::pin(pipeline::prepare_to_apply(
@@ -308,8 +322,11 @@ async fn one_pass<C: Connector + Clone>(
                         &run,
                     ))
                     .await?;
+                    // A host refused now says why (its refusal, below),
+                    // whether or not it was refused when shown.
                     if let Some(approved) = approved
-                        && prepared.plan.approval(&with.issued) != approved
+                        && prepared.plan.refusal.is_none()
+                        && prepared.plan.approval(&prepared.actual, &with.issued) != approved
                     {
                         prepared.session.close().await;
                         return Err(changed_since_shown(&job.host.name));
@@ -332,12 +349,16 @@ struct Applying<C> {
     checks: Checks,
     /// The files the PKI issues ([`HostPlan::approval`]).
     issued: Vec<String>,
+    /// The instant the PKI decided at: a host it issued nothing for reads
+    /// its files as its plan did.
+    now: i64,
 }
 
 fn applying<C>(
     connector: C,
     loaded: &Loaded,
     (pairs, client): crate::pki::Issued,
+    now: i64,
 ) -> Result<Arc<Applying<C>>> {
     let playbook = loaded.playbook.clone();
     let checks = load::checks(&playbook, loaded.store.as_deref(), client)?;
@@ -347,6 +368,7 @@ fn applying<C>(
         playbook,
         pairs,
         checks,
+        now,
     }))
 }
 
@@ -355,16 +377,16 @@ type Planned<S> = (HostJob, Prepared<S>);
 
 async fn plan_ask_apply<C, A>(
     connector: C,
-    loaded: &Loaded,
+    run: &Run<'_>,
     jobs: Jobs,
-    rollout: &Rollout,
-    fleet: &Fleet,
     ask: A,
 ) -> Result<Option<Vec<Finished<AppliedHost>>>>
 where
     C: Connector + Clone,
     A: FnOnce(Plans) -> Result<bool>,
 {
+    let Run { loaded, fleet, .. } = *run;
+    let now = run.now;
     let playbook = loaded.playbook.clone();
     let prepared = fleet
         .run("plan", jobs, describe_plan, {
@@ -372,7 +394,7 @@ where
             move |job: HostJob, run| {
                 let (connector, playbook) = (connector.clone(), playbook.clone());
                 async move {
-                    let job = job.read_tls()?;
+                    let job = job.read_tls_at(now)?;
                     let prepared =
                         pipeline::prepare_to_apply(&connector, &playbook, &job, &run).await?;
                     Ok((job, prepared))
@@ -422,9 +444,9 @@ where
             .map(|(host, _)| host.as_ref())
             .filter(|host| planned.contains(host.name.as_str()))
             .collect();
-        issue(loaded, &hosts, fleet)?
+        issue(run, &hosts)?
     };
-    let with = applying(connector, loaded, (pairs, client))?;
+    let with = applying(connector, loaded, (pairs, client), now)?;
     let jobs: Vec<(String, Result<Planned<C::Session>>)> = prepared
         .into_iter()
         .map(|f| {
@@ -437,13 +459,13 @@ where
             .roll_out(
                 "apply",
                 jobs,
-                rollout,
+                run.rollout,
                 describe_applied,
                 move |planned: Result<Planned<C::Session>>, run| {
                     let with = with.clone();
                     async move {
                         let (job, prepared) = planned?;
-                        let job = match with_issued(job, &with.pairs) {
+                        let job = match with_issued(job, &with.pairs, with.now) {
                             Ok(job) => job,
                             Err(err) => {
                                 prepared.session.close().await;
@@ -461,8 +483,10 @@ where
     ))
 }
 
-/// The local PKI issues what `hosts` need (nothing without a PKI).
-fn issue(loaded: &Loaded, hosts: &[&Host], fleet: &Fleet) -> Result<crate::pki::Issued> {
+/// The local PKI issues what `hosts` need (nothing without a PKI), as
+/// it decides at the run's instant.
+fn issue(run: &Run<'_>, hosts: &[&Host]) -> Result<crate::pki::Issued> {
+    let loaded = run.loaded;
     let Some(store) = loaded.store.as_ref().filter(|_| !hosts.is_empty()) else {
         return Ok((ServerPairs::default(), None));
     };
@@ -471,18 +495,19 @@ fn issue(loaded: &Loaded, hosts: &[&Host], fleet: &Fleet) -> Result<crate::pki::
         &loaded.playbook,
         hosts,
         &load::verification_client(&loaded.playbook),
-        load::now(),
-        |message| fleet.sink.send(Event::Certificate { message }),
+        run.now,
+        |message| run.fleet.sink.send(Event::Certificate { message }),
     )
 }
 
-/// The job with the TLS files the PKI issued for its host, if any, read
-/// now.
-fn with_issued(job: HostJob, pairs: &ServerPairs) -> Result<HostJob> {
-    Ok(match pairs.material(&job.host.name)? {
-        Some(tls) => HostJob { tls, ..job },
-        None => job,
-    })
+/// The job with the TLS files the PKI issued for its host, read now; a
+/// host it issued nothing for (refused when planned) reads what the store
+/// has, as its plan did at `now`.
+pub(super) fn with_issued(job: HostJob, pairs: &ServerPairs, now: i64) -> Result<HostJob> {
+    match pairs.material(&job.host.name)? {
+        Some(tls) => Ok(HostJob { tls, ..job }),
+        None => job.read_tls_at(now),
+    }
 }
 
 /// Applies a planned host and verifies it; returns the outcome with the

@@ -1025,3 +1025,63 @@ fn assert_planned_apart_within_the_forks(fake: &FakeFleet, names: &[&str], forks
         assert_eq!(fake.get(name, |h| h.connections), 3, "{name}");
     }
 }
+
+/// Past the forks, a host refused when planned (it trusts another CA,
+/// and the store has its own) says its refusal after the question, as it
+/// did when shown: its TLS files are read from the store as its plan
+/// read them, though the PKI issued nothing for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_refused_when_shown_says_its_refusal_after_the_question() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["theirs1", "theirs2", "theirs3"];
+    let (loaded, fake) = simulated(&names, dir.path(), Duration::ZERO);
+    loaded.store.as_ref().unwrap().ensure_ca().unwrap();
+    let theirs = crate::core::fixtures::foreign_ca("their CA");
+    for name in names {
+        fake.set(name, |h| {
+            h.files
+                .insert("/etc/docker/tls/ca.pem".into(), theirs.clone());
+        });
+    }
+    let (fleet, _) = fleet(1, Deadlines::default());
+    let yes = |plans: Plans| {
+        assert!(
+            plans
+                .iter()
+                .all(|(_, p)| p.as_ref().unwrap().refusal.is_some())
+        );
+        Ok(true)
+    };
+    let done = asked(&fake, &loaded, &fleet, yes).await.unwrap();
+    for f in &done {
+        match &f.ended {
+            Ended::Ran(Err(err)) => assert!(
+                err.to_string().contains("trusts another CA, CN=their CA"),
+                "{}: {err}",
+                f.host
+            ),
+            other => panic!("{}: {other:?}", f.host),
+        }
+        assert!(!fake.touched(&f.host), "{}", f.host);
+    }
+}
+
+/// A host the PKI issued nothing for (refused when planned) is planned
+/// again with what the store has, as when it was shown: not as if the
+/// store had no CA, which would call the store's own CA on the host
+/// another's.
+#[tokio::test]
+async fn a_host_the_pki_issued_nothing_for_reads_the_store_as_its_plan_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let (loaded, _) = simulated(&["alone"], dir.path(), Duration::ZERO);
+    loaded.store.as_ref().unwrap().ensure_ca().unwrap();
+    let (jobs, _) = crate::engine::load::jobs(&loaded).unwrap();
+    let (_, job) = jobs.into_iter().next().unwrap();
+    let now = crate::engine::load::now();
+    let job = deploy::with_issued(job, &crate::pki::ServerPairs::default(), now).unwrap();
+    assert!(
+        matches!(job.tls, TlsMaterial::CertPending { .. }),
+        "{:?}",
+        std::mem::discriminant(&job.tls)
+    );
+}

@@ -45,10 +45,16 @@ pub struct HostJob {
 impl HostJob {
     /// The job with the TLS files the local PKI has for its host now, when
     /// it reads them at its turn (what is missing is "to be issued").
-    pub fn read_tls(mut self) -> Result<HostJob> {
+    pub fn read_tls(self) -> Result<HostJob> {
+        self.read_tls_at(time::OffsetDateTime::now_utc().unix_timestamp())
+    }
+
+    /// [`HostJob::read_tls`] as the store decides at `now` (Unix seconds):
+    /// an apply plans and issues at one instant, so that a certificate
+    /// renewed is one its plan showed.
+    pub fn read_tls_at(mut self, now: i64) -> Result<HostJob> {
         if let Some(reader) = self.tls_reader.take() {
             let sans = crate::core::pki::Sans::of_host(&self.host);
-            let now = time::OffsetDateTime::now_utc().unix_timestamp();
             self.tls = reader.tls_for_host(&self.host.name, &sans, now)?;
         }
         Ok(self)
