@@ -261,21 +261,12 @@ where
     let asks = pending && run.fleet.interrupt.count() == 0;
     if asks {
         // The plans go to the question, and are not kept past it.
-        let plans: Plans = planned
-            .iter_mut()
-            .map(|f| {
-                let plan = match &mut f.ended {
-                    Ended::Ran(Ok((_, p))) => Ok(p
-                        .shown
-                        .as_mut()
-                        .map(|(plan, _)| std::mem::take(plan))
-                        .unwrap_or_default()),
-                    Ended::Ran(Err(e)) => Err(Error::Usage(e.to_string())),
-                    _ => Err(Error::Usage(format!("{}: not planned", f.host))),
-                };
-                (f.host.clone(), plan)
-            })
-            .collect();
+        let plans = question(&mut planned, |(_, p)| {
+            p.shown
+                .as_mut()
+                .map(|(plan, _)| std::mem::take(plan))
+                .unwrap_or_default()
+        });
         if !ask(plans)? {
             return Ok(None);
         }
@@ -388,7 +379,7 @@ where
     let Run { loaded, fleet, .. } = *run;
     let now = run.now;
     let playbook = loaded.playbook.clone();
-    let prepared = fleet
+    let mut prepared = fleet
         .run("plan", jobs, describe_plan, {
             let (connector, playbook) = (connector.clone(), playbook.clone());
             move |job: HostJob, run| {
@@ -402,28 +393,12 @@ where
             }
         })
         .await;
-    // The hosts the PKI issues for: planned, and not refused.
-    let planned: HashSet<&str> = prepared
-        .iter()
-        .filter(|f| matches!(&f.ended, Ended::Ran(Ok((_, p))) if p.plan.refusal.is_none()))
-        .map(|f| f.host.as_str())
-        .collect();
     let pending = prepared
         .iter()
         .any(|f| matches!(&f.ended, Ended::Ran(Ok((_, p))) if !p.plan.is_empty()));
     let interrupted = || fleet.interrupt.count() > 0;
     if pending && !interrupted() {
-        let plans: Plans = prepared
-            .iter()
-            .map(|f| {
-                let plan = match &f.ended {
-                    Ended::Ran(Ok((_, p))) => Ok(p.plan.clone()),
-                    Ended::Ran(Err(e)) => Err(Error::Usage(e.to_string())),
-                    _ => Err(Error::Usage(format!("{}: not planned", f.host))),
-                };
-                (f.host.clone(), plan)
-            })
-            .collect();
+        let plans = question(&mut prepared, |(_, p)| p.plan.clone());
         if !ask(plans)? {
             for f in prepared {
                 if let Ended::Ran(Ok((_, p))) = f.ended {
@@ -438,6 +413,12 @@ where
     let (pairs, client) = if interrupted() {
         (ServerPairs::default(), None)
     } else {
+        // The hosts the PKI issues for: planned, and not refused.
+        let planned: HashSet<&str> = prepared
+            .iter()
+            .filter(|f| matches!(&f.ended, Ended::Ran(Ok((_, p))) if p.plan.refusal.is_none()))
+            .map(|f| f.host.as_str())
+            .collect();
         let hosts: Vec<&Host> = loaded
             .hosts
             .iter()
@@ -481,6 +462,22 @@ where
             )
             .await,
     ))
+}
+
+/// What the question shows: each host's plan (`plan` takes it from what
+/// its planning kept), or why it has none.
+fn question<T>(planned: &mut [Finished<T>], mut plan: impl FnMut(&mut T) -> HostPlan) -> Plans {
+    planned
+        .iter_mut()
+        .map(|f| {
+            let shown = match &mut f.ended {
+                Ended::Ran(Ok(kept)) => Ok(plan(kept)),
+                Ended::Ran(Err(e)) => Err(Error::Usage(e.to_string())),
+                _ => Err(Error::Usage(format!("{}: not planned", f.host))),
+            };
+            (f.host.clone(), shown)
+        })
+        .collect()
 }
 
 /// The local PKI issues what `hosts` need (nothing without a PKI), as
@@ -553,15 +550,12 @@ fn planned(plan: &HostPlan) -> (HostStatus, String) {
 
 /// A host whose plan is no longer the one the user approved.
 fn changed_since_shown(host: &str) -> Error {
-    Error::OnHost {
-        host: host.to_string(),
-        cause: crate::error::HostError::Step {
-            step: "apply".into(),
-            reason: "its plan is no longer the one shown (the host changed since): \
-                     nothing was done on it; run again to see its plan"
-                .into(),
-        },
-    }
+    pipeline::host_error(
+        host,
+        "apply",
+        "its plan is no longer the one shown (the host changed since): \
+         nothing was done on it; run again to see its plan",
+    )
 }
 
 fn describe_pass_plan<J>(verdict: &Result<(J, PassPlan)>) -> (HostStatus, String) {

@@ -850,27 +850,11 @@ async fn a_first_run_over_a_fleet_of_another_ca_makes_no_ca() {
     let dir = tempfile::tempdir().unwrap();
     let names = ["theirs1", "theirs2", "theirs3", "theirs4"];
     let (loaded, fake) = simulated(&names, dir.path(), Duration::ZERO);
-    let theirs = crate::core::fixtures::foreign_ca("their CA");
-    for name in names {
-        fake.set(name, |h| {
-            h.files
-                .insert("/etc/docker/tls/ca.pem".into(), theirs.clone());
-        });
-    }
+    trust_their_ca(&fake, &names);
     let (fleet, _) = fleet(2, Deadlines::default());
     let (jobs, _) = crate::engine::load::jobs_with(&loaded, false).unwrap();
     let done = one_pass(&fake, &loaded, jobs, &fleet).await;
-    for f in &done {
-        match &f.ended {
-            Ended::Ran(Err(err)) => assert!(
-                err.to_string().contains("trusts another CA, CN=their CA"),
-                "{}: {err}",
-                f.host
-            ),
-            other => panic!("{}: {other:?}", f.host),
-        }
-        assert!(!fake.touched(&f.host), "{}", f.host);
-    }
+    assert_all_refused_as_theirs(&fake, &done);
     assert!(!dir.path().join("pki/ca.pem").exists());
 }
 
@@ -1036,13 +1020,7 @@ async fn a_host_refused_when_shown_says_its_refusal_after_the_question() {
     let names = ["theirs1", "theirs2", "theirs3"];
     let (loaded, fake) = simulated(&names, dir.path(), Duration::ZERO);
     loaded.store.as_ref().unwrap().ensure_ca().unwrap();
-    let theirs = crate::core::fixtures::foreign_ca("their CA");
-    for name in names {
-        fake.set(name, |h| {
-            h.files
-                .insert("/etc/docker/tls/ca.pem".into(), theirs.clone());
-        });
-    }
+    trust_their_ca(&fake, &names);
     let (fleet, _) = fleet(1, Deadlines::default());
     let yes = |plans: Plans| {
         assert!(
@@ -1053,17 +1031,7 @@ async fn a_host_refused_when_shown_says_its_refusal_after_the_question() {
         Ok(true)
     };
     let done = asked(&fake, &loaded, &fleet, yes).await.unwrap();
-    for f in &done {
-        match &f.ended {
-            Ended::Ran(Err(err)) => assert!(
-                err.to_string().contains("trusts another CA, CN=their CA"),
-                "{}: {err}",
-                f.host
-            ),
-            other => panic!("{}: {other:?}", f.host),
-        }
-        assert!(!fake.touched(&f.host), "{}", f.host);
-    }
+    assert_all_refused_as_theirs(&fake, &done);
 }
 
 /// A host the PKI issued nothing for (refused when planned) is planned
@@ -1084,4 +1052,31 @@ async fn a_host_the_pki_issued_nothing_for_reads_the_store_as_its_plan_did() {
         "{:?}",
         std::mem::discriminant(&job.tls)
     );
+}
+
+/// Every host of `names` trusts a CA made elsewhere ("their CA").
+fn trust_their_ca(fake: &FakeFleet, names: &[&str]) {
+    let theirs = crate::core::fixtures::foreign_ca("their CA");
+    for name in names {
+        fake.set(name, |h| {
+            h.files
+                .insert("/etc/docker/tls/ca.pem".into(), theirs.clone());
+        });
+    }
+}
+
+/// Every host refused for trusting their CA ([`trust_their_ca`]), and
+/// none touched.
+fn assert_all_refused_as_theirs(fake: &FakeFleet, done: &[Finished<deploy::AppliedHost>]) {
+    for f in done {
+        match &f.ended {
+            Ended::Ran(Err(err)) => assert!(
+                err.to_string().contains("trusts another CA, CN=their CA"),
+                "{}: {err}",
+                f.host
+            ),
+            other => panic!("{}: {other:?}", f.host),
+        }
+        assert!(!fake.touched(&f.host), "{}", f.host);
+    }
 }

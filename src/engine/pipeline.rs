@@ -76,7 +76,7 @@ pub struct Prepared<S> {
     pub plan: HostPlan,
 }
 
-fn host_error(host: &str, step: &str, reason: impl std::fmt::Display) -> Error {
+pub(super) fn host_error(host: &str, step: &str, reason: impl std::fmt::Display) -> Error {
     Error::OnHost {
         host: host.to_string(),
         cause: HostError::Step {
