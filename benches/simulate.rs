@@ -255,10 +255,8 @@ fn child(count: usize, forks: usize, latency: Duration) {
         .enable_all()
         .build()
         .unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    // dockhand's own runtime, as `dockhand apply` runs.
+    let runtime = dockhand::engine::runtime::runtime(forks).unwrap();
     let fake = FakeFleet::simulated(
         names.iter().map(String::as_str),
         Simulation {

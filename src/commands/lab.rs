@@ -22,7 +22,8 @@ pub fn up(lab: &Lab, count: Option<usize>, release: Option<Release>) -> Result<i
         .iter()
         .map(|record| crate::lab::target(lab.paths(), record))
         .collect();
-    super::runtime()?.block_on(crate::lab::wait_until_ready(
+    // Every host is waited for at once.
+    super::runtime(targets.len())?.block_on(crate::lab::wait_until_ready(
         targets,
         READY_DEADLINE,
         report::lab_host_ready,

@@ -51,7 +51,7 @@ impl Run {
     /// here on, Ctrl-C and SIGTERM are the runner's: no new host starts,
     /// hosts in flight finish; a second one abandons them.
     fn start(&self) -> Result<(tokio::runtime::Runtime, Progress, Fleet)> {
-        let runtime = runtime()?;
+        let runtime = runtime(self.forks)?;
         let progress = Progress::start(self.progress, self.verbose);
         let fleet = Fleet {
             forks: self.forks,
@@ -64,12 +64,11 @@ impl Run {
     }
 }
 
-/// The multi-threaded runtime every networked command runs on.
-fn runtime() -> Result<tokio::runtime::Runtime> {
+/// The runtime every networked command runs on, for `in_flight` hosts at
+/// once.
+fn runtime(in_flight: usize) -> Result<tokio::runtime::Runtime> {
     raise_open_files_limit();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    crate::engine::runtime::runtime(in_flight)
         .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))
 }
 

@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod load;
 pub mod pipeline;
 pub mod remote;
+pub mod runtime;
 mod shared;
 #[cfg(any(test, feature = "simulation"))]
 mod sim;
