@@ -4,7 +4,8 @@
 //! dynamic inventory script that prints `--list` JSON; the host keys in
 //! `~/.ssh/known_hosts`, as Ansible users keep them. With each, `plan`,
 //! `apply --limit GROUP` and `apply` work, and group variables reach
-//! templates.
+//! templates; on a terminal, past `--forks`, the question's plans are
+//! applied as shown.
 
 mod common;
 
@@ -109,6 +110,35 @@ fn ansible_inventories_in_all_three_forms_plan_apply_and_limit() {
                 &["plan", "-i", &inventory, &playbook, "--detailed-exitcode"],
             ),
             0,
+        );
+    }
+
+    // On a terminal, past `--forks` (each host planned, shown, closed, then
+    // applied if its plan is still the one shown), over the INI inventory:
+    // a file put back by hand on both hosts is applied after `yes`.
+    let target = "/etc/dockhand-ini.txt";
+    for host in [web, db] {
+        scene.lab.ssh(host, &format!("echo edited > {target}"));
+    }
+    let inventory = scene.dir.path().join("hosts.ini");
+    let playbook = scene.dir.path().join("ini.yaml");
+    let mut apply = scene.lab.command(&[
+        "apply",
+        "-i",
+        &inventory.to_string_lossy(),
+        &playbook.to_string_lossy(),
+        "--forks",
+        "1",
+    ]);
+    apply.env("HOME", &home).env("DOCKHAND_PKI_DIR", &scene.pki);
+    let (code, shown) = common::on_a_terminal(apply, || {});
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains(target), "the plan shows the file: {shown}");
+    for (host, greeting) in [(web, "hello web"), (db, "hello")] {
+        assert_eq!(
+            scene.lab.ssh(host, &format!("cat {target}")),
+            format!("{greeting} from {host}\n"),
+            "{shown}"
         );
     }
     common::assert_success(&scene.lab.dockhand(&["lab", "down"]), "lab down");

@@ -130,25 +130,22 @@ fn first_run_beyond_the_forks(name: &str, release: Release) {
     }
     let moved = &hosts[1];
     let inventory_text = inventory.to_string_lossy();
-    let (code, shown) = apply_on_a_terminal(
-        lab,
-        pki,
-        &["apply", "-i", &inventory_text, PLAYBOOK, "--forks", "1"],
-        || {
-            for host in &hosts {
-                // No lock held, and no session but this check's own (a
-                // plan's closed connection may take a moment to go).
-                let held = lab.ssh(
-                    host,
-                    "for i in $(seq 50); do flock -n /var/lib/dockhand/apply.lock true \
+    let mut apply = lab.command(&["apply", "-i", &inventory_text, PLAYBOOK, "--forks", "1"]);
+    apply.env("DOCKHAND_PKI_DIR", pki);
+    let (code, shown) = common::on_a_terminal(apply, || {
+        for host in &hosts {
+            // No lock held, and no session but this check's own (a
+            // plan's closed connection may take a moment to go).
+            let held = lab.ssh(
+                host,
+                "for i in $(seq 50); do flock -n /var/lib/dockhand/apply.lock true \
                        && [ \"$(ps -eo args | grep -c '[@]notty')\" = 1 ] && echo free && exit; \
                      sleep 0.1; done; ps -eo args | grep '[@]notty'",
-                );
-                assert_eq!(held.trim(), "free", "{host}: held while asked");
-            }
-            lab.ssh(moved, &format!("chmod 0600 {cert}"));
-        },
-    );
+            );
+            assert_eq!(held.trim(), "free", "{host}: held while asked");
+        }
+        lab.ssh(moved, &format!("chmod 0600 {cert}"));
+    });
     assert_eq!(code, Some(1), "{shown}");
     assert!(
         shown.contains("its plan is no longer the one shown"),
@@ -166,85 +163,6 @@ fn first_run_beyond_the_forks(name: &str, release: Release) {
     assert_eq!(report["summary"]["changed"], 1, "{report:#}");
     assert_eq!(mode(moved), "444");
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
-}
-
-/// dockhand on a terminal (a pseudo-terminal of `script`'s) with `args`:
-/// once the question is shown, `meanwhile` runs, then `yes` is typed.
-/// Returns the exit code and everything the terminal showed. A run that
-/// shows nothing for two minutes fails the test, and is killed.
-fn apply_on_a_terminal(
-    lab: &TestLab,
-    pki: &Path,
-    args: &[&str],
-    meanwhile: impl FnOnce(),
-) -> (Option<i32>, String) {
-    use std::io::{Read, Write};
-    use std::sync::mpsc::RecvTimeoutError;
-    /// Kills `script` (and so dockhand, its terminal gone) if the test
-    /// fails before it ends.
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let shown = lab.command(args);
-    let line: Vec<String> = std::iter::once(shown.get_program())
-        .chain(shown.get_args())
-        .map(|word| format!("'{}'", word.to_string_lossy().replace('\'', "'\\''")))
-        .collect();
-    let mut script = Command::new("script");
-    script
-        .args(["-qfec", &line.join(" "), "/dev/null"])
-        .env("DOCKHAND_PKI_DIR", pki)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped());
-    for (key, value) in shown.get_envs() {
-        if let Some(value) = value {
-            script.env(key, value);
-        }
-    }
-    let mut child = Killed(script.spawn().expect("run script"));
-    let mut stdout = child.0.stdout.take().unwrap();
-    let (chunks, received) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 4096];
-        while let Ok(n @ 1..) = stdout.read(&mut buffer) {
-            if chunks.send(buffer[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let read_until = |done: &dyn Fn(&[u8]) -> bool, seen: &mut Vec<u8>| {
-        while !done(seen) {
-            match received.recv_timeout(Duration::from_secs(120)) {
-                Ok(chunk) => seen.extend(chunk),
-                Err(RecvTimeoutError::Disconnected) => return,
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "nothing shown for 2 minutes: {}",
-                        String::from_utf8_lossy(seen)
-                    )
-                }
-            }
-        }
-    };
-    let asked = |seen: &[u8]| String::from_utf8_lossy(seen).contains("Only 'yes' is accepted");
-    read_until(&asked, &mut seen);
-    assert!(
-        asked(&seen),
-        "ended before asking: {}",
-        String::from_utf8_lossy(&seen)
-    );
-    meanwhile();
-    let mut stdin = child.0.stdin.take().unwrap();
-    stdin.write_all(b"yes\n").unwrap();
-    read_until(&|_| false, &mut seen);
-    drop(stdin);
-    let status = child.0.wait().unwrap();
-    (status.code(), String::from_utf8_lossy(&seen).into_owned())
 }
 
 /// apply, checked with the docker CLI, curl, stat and `sshd -T`; verify;

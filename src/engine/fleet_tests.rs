@@ -1054,6 +1054,112 @@ async fn a_host_the_pki_issued_nothing_for_reads_the_store_as_its_plan_did() {
     );
 }
 
+/// One instant a run: a server certificate that enters its renewal
+/// window while the user reads is neither renewed unshown nor taken for a
+/// change of the host's; the next run renews it. Past the forks (1) and
+/// within them (2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_entering_its_renewal_window_while_the_user_reads_waits_for_the_next_run() {
+    use crate::engine::load::now;
+    // Seconds from now to the edge: time for a first converge and a plan.
+    const EDGE: i64 = 4;
+    for forks in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let (loaded, fake) = simulated(&["edge", "other"], dir.path(), Duration::ZERO);
+        let store = loaded.store.as_ref().unwrap();
+        let pki = loaded.playbook.pki.clone().unwrap();
+        // The store's certificate for `edge` enters its window at `edge`.
+        let edge = now() + EDGE;
+        let window = i64::from(pki.renew_before_days) * 86_400;
+        store.ensure_ca().unwrap();
+        let sans = crate::core::pki::Sans::of_host(&loaded.hosts[0].0);
+        store_certificate_expiring(store, "edge", &sans, edge + window);
+        let (fleet, _) = fleet(forks, Deadlines::default());
+        assert_all_changed(&asked(&fake, &loaded, &fleet, |_| Ok(true)).await.unwrap());
+        let cert = |fake: &FakeFleet| {
+            fake.get("edge", |h| {
+                h.files["/etc/docker/tls/server-cert.pem"].clone()
+            })
+        };
+        let pushed = cert(&fake);
+        // Something to ask about, on the other host.
+        fake.set("other", |h| {
+            h.files.insert(
+                "/etc/docker/daemon.json".into(),
+                b"{\"debug\": true}\n".to_vec(),
+            );
+        });
+        let read_past_the_edge = |_: Plans| {
+            assert!(
+                now() < edge,
+                "planned after the edge: too slow a machine for this test"
+            );
+            while now() <= edge {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok(true)
+        };
+        let done = asked(&fake, &loaded, &fleet, read_past_the_edge)
+            .await
+            .unwrap();
+        match [&done[0].ended, &done[1].ended] {
+            [
+                Ended::Ran(Ok((Applied::Unchanged, _))),
+                Ended::Ran(Ok((Applied::Changed { .. }, _))),
+            ] => {}
+            other => panic!("forks {forks}: {other:?}"),
+        }
+        assert_eq!(cert(&fake), pushed, "forks {forks}");
+
+        let (jobs, _) = crate::engine::load::jobs_with(&loaded, false).unwrap();
+        let renewed = one_pass(&fake, &loaded, jobs, &fleet).await;
+        assert!(
+            matches!(
+                renewed[0].ended,
+                Ended::Ran(Ok((Applied::Changed { .. }, _)))
+            ),
+            "forks {forks}: {:?}",
+            renewed[0].ended
+        );
+        assert_ne!(cert(&fake), pushed, "forks {forks}");
+    }
+}
+
+/// A server certificate for `host` in `store`, from its CA and naming
+/// `sans` as the store's own would, that expires at `not_after` (Unix
+/// seconds): the store issues only for a year from now.
+fn store_certificate_expiring(
+    store: &crate::pki::PkiStore,
+    host: &str,
+    sans: &crate::core::pki::Sans,
+    not_after: i64,
+) {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, SanType};
+    let ca = store.ca().unwrap().unwrap();
+    let ca_key = KeyPair::from_pem(std::str::from_utf8(&ca.key_pem).unwrap()).unwrap();
+    let issuer = Issuer::from_ca_cert_pem(std::str::from_utf8(&ca.cert_pem).unwrap(), ca_key);
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, host);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    for dns in &sans.dns {
+        params
+            .subject_alt_names
+            .push(SanType::DnsName(dns.clone().try_into().unwrap()));
+    }
+    params
+        .subject_alt_names
+        .extend(sans.ips.iter().map(|ip| SanType::IpAddress(*ip)));
+    let at = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).unwrap();
+    params.not_before = at(crate::engine::load::now() - 86_400);
+    params.not_after = at(not_after);
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let cert = params.signed_by(&key, &issuer.unwrap()).unwrap();
+    let dir = store.dir().join("servers").join(host);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+}
+
 /// Every host of `names` trusts a CA made elsewhere ("their CA").
 fn trust_their_ca(fake: &FakeFleet, names: &[&str]) {
     let theirs = crate::core::fixtures::foreign_ca("their CA");

@@ -591,3 +591,76 @@ pub fn applied_summary(output: Output) -> serde_json::Value {
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     report["summary"].clone()
 }
+
+/// `command` (dockhand's, as [`TestLab::command`] makes it) on a terminal,
+/// a pseudo-terminal of util-linux `script`'s, with its environment: once
+/// the question is shown, `meanwhile` runs, then `yes` is typed.
+/// Returns the exit code and everything the terminal showed. A run that
+/// shows nothing for two minutes fails the test, and is killed.
+pub fn on_a_terminal(shown: Command, meanwhile: impl FnOnce()) -> (Option<i32>, String) {
+    use std::io::{Read, Write};
+    use std::sync::mpsc::RecvTimeoutError;
+    /// Kills `script` (and so dockhand, its terminal gone) if the test
+    /// fails before it ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let line: Vec<String> = std::iter::once(shown.get_program())
+        .chain(shown.get_args())
+        .map(|word| format!("'{}'", word.to_string_lossy().replace('\'', "'\\''")))
+        .collect();
+    let mut script = Command::new("script");
+    script
+        .args(["-qfec", &line.join(" "), "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    for (key, value) in shown.get_envs() {
+        if let Some(value) = value {
+            script.env(key, value);
+        }
+    }
+    let mut child = Killed(script.spawn().expect("run script"));
+    let mut stdout = child.0.stdout.take().unwrap();
+    let (chunks, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut buffer) {
+            if chunks.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let read_until = |done: &dyn Fn(&[u8]) -> bool, seen: &mut Vec<u8>| {
+        while !done(seen) {
+            match received.recv_timeout(Duration::from_secs(120)) {
+                Ok(chunk) => seen.extend(chunk),
+                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "nothing shown for 2 minutes: {}",
+                        String::from_utf8_lossy(seen)
+                    )
+                }
+            }
+        }
+    };
+    let asked = |seen: &[u8]| String::from_utf8_lossy(seen).contains("Only 'yes' is accepted");
+    read_until(&asked, &mut seen);
+    assert!(
+        asked(&seen),
+        "ended before asking: {}",
+        String::from_utf8_lossy(&seen)
+    );
+    meanwhile();
+    let mut stdin = child.0.stdin.take().unwrap();
+    stdin.write_all(b"yes\n").unwrap();
+    read_until(&|_| false, &mut seen);
+    drop(stdin);
+    let status = child.0.wait().unwrap();
+    (status.code(), String::from_utf8_lossy(&seen).into_owned())
+}
