@@ -455,3 +455,67 @@ fn killed_before_the_handlers_then_run_again(name: &str, release: Release) {
     assert!(login_works(&scene, host));
     assert_success(&scene.lab.dockhand(&["lab", "down"]), "lab down");
 }
+
+on_both_releases!(
+    killed_then_asked_past_the_forks,
+    "askkill",
+    a_run_killed_after_the_reload_is_settled_by_a_question_past_the_forks_on_bookworm,
+    a_run_killed_after_the_reload_is_settled_by_a_question_past_the_forks_on_trixie
+);
+
+/// dockhand dies right after ssh's reload on two hosts; the next run is on
+/// a terminal, past `--forks`. Its plan pass takes each host's lock and
+/// settles what the kill left (fires the switch, puts the backups back)
+/// before the plan is made, so the plans shown are what the apply's own
+/// lock finds: after `yes` every host converges (none is failed as changed
+/// since shown), and nothing is left behind.
+fn killed_then_asked_past_the_forks(name: &str, release: Release) {
+    let scene = Scene::fresh(name, 2, release);
+    let playbook = scene.dir.path().join("sshd.yaml");
+    std::fs::write(&playbook, "sshd:\n  revert_after: 120\n").unwrap();
+    let playbook = playbook.to_string_lossy().into_owned();
+    apply_killed_at(&scene, &playbook, "reloading ssh done", Duration::ZERO);
+    let hosts = scene.lab.host_names();
+    let armed = |host: &str| {
+        scene.lab.ssh(
+            host,
+            "systemctl list-units --all --no-legend 'dockhand-sshd-revert-*.timer' | wc -l",
+        )
+    };
+    let leftovers = |host: &str| {
+        scene.lab.ssh(
+            host,
+            "find /etc/ssh/sshd_config.d -name '.*dockhand-backup*' -o -name '.*dockhand-new-*' | wc -l",
+        )
+    };
+    assert!(
+        hosts.iter().any(|host| armed(host).trim() == "1"),
+        "the killed run left a switch armed"
+    );
+
+    let inventory = scene.inventory.to_string_lossy();
+    let mut asked = scene
+        .lab
+        .command(&["apply", "-i", &inventory, &playbook, "--forks", "1"]);
+    asked.env("DOCKHAND_PKI_DIR", &scene.pki);
+    let (code, shown) = common::on_a_terminal(asked, || {});
+    assert_eq!(code, Some(0), "{shown}");
+    for host in &hosts {
+        assert_eq!(armed(host).trim(), "0", "{host}: no switch left to fire");
+        assert_eq!(leftovers(host).trim(), "0", "{host}: no backup or temp");
+        assert!(
+            drop_in(&scene, host).contains("PasswordAuthentication no"),
+            "{host}"
+        );
+        assert!(login_works(&scene, host), "{host}");
+    }
+    expect_exit(
+        dockhand_pki(
+            &scene.lab,
+            &scene.pki,
+            &["plan", "-i", &inventory, &playbook, "--detailed-exitcode"],
+        ),
+        0,
+    );
+    assert_success(&scene.lab.dockhand(&["lab", "down"]), "lab down");
+}
