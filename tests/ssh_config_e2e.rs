@@ -3,7 +3,8 @@
 //! `Include`s (by a relative glob): the alias's HostName, User,
 //! IdentityFile and UserKnownHostsFile are what `dockhand ping` uses, and
 //! OpenSSH's own `ssh -G` resolves the alias the same way; `-F` names
-//! another file.
+//! another file. On a terminal, past `--forks`, two hosts reached by such
+//! aliases are planned, shown and applied.
 
 mod common;
 
@@ -11,21 +12,22 @@ use common::{Release, TestLab, expect_exit};
 
 #[test]
 fn a_host_reached_only_through_an_included_alias_answers_ping() {
-    let lab = TestLab::fresh("included", 1, Release::Bookworm);
+    let lab = TestLab::fresh("included", 2, Release::Bookworm);
     let address = lab.record("included-01").address.to_string();
+    let other = lab.record("included-02").address.to_string();
     let home = tempfile::tempdir().unwrap();
     let ssh = home.path().join(".ssh");
     std::fs::create_dir_all(ssh.join("config.d")).unwrap();
     std::fs::write(ssh.join("config"), "Include config.d/*.conf\n").unwrap();
-    std::fs::write(
-        ssh.join("config.d/lab.conf"),
+    let alias = |name: &str, address: &str| {
         format!(
-            "Host labalias\n  HostName {address}\n  User root\n  IdentityFile {}\n  UserKnownHostsFile {}\n",
+            "Host {name}\n  HostName {address}\n  User root\n  IdentityFile {}\n  UserKnownHostsFile {}\n",
             lab.paths().key().display(),
             lab.paths().known_hosts().display()
-        ),
-    )
-    .unwrap();
+        )
+    };
+    std::fs::write(ssh.join("config.d/lab.conf"), alias("labalias", &address)).unwrap();
+    std::fs::write(ssh.join("config.d/other.conf"), alias("otheralias", &other)).unwrap();
     let inventory = home.path().join("inventory.yaml");
     std::fs::write(&inventory, "hosts:\n  lab: { address: labalias }\n").unwrap();
     let output = lab.dockhand_with(
@@ -81,5 +83,40 @@ fn a_host_reached_only_through_an_included_alias_answers_ping() {
         resolved.contains(&format!("hostname {address}\n")),
         "{resolved}"
     );
+
+    // On a terminal, past `--forks`: both hosts are planned through their
+    // aliases, shown, closed, and applied after `yes`.
+    let both = home.path().join("both.yaml");
+    std::fs::write(
+        &both,
+        "hosts:\n  lab: { address: labalias }\n  other: { address: otheralias }\n",
+    )
+    .unwrap();
+    let playbook = home.path().join("motd.yaml");
+    std::fs::write(
+        &playbook,
+        "files:\n  - path: /etc/dockhand-alias.txt\n    content: \"reached by alias\\n\"\n",
+    )
+    .unwrap();
+    let mut apply = lab.command(&[
+        "apply",
+        "-i",
+        &both.to_string_lossy(),
+        &playbook.to_string_lossy(),
+        "--forks",
+        "1",
+    ]);
+    apply
+        .env("HOME", home.path())
+        .env("DOCKHAND_PKI_DIR", home.path().join("pki"));
+    let (code, shown) = common::on_a_terminal(apply, || {});
+    assert_eq!(code, Some(0), "{shown}");
+    for host in ["included-01", "included-02"] {
+        assert_eq!(
+            lab.ssh(host, "cat /etc/dockhand-alias.txt"),
+            "reached by alias\n",
+            "{host}: {shown}"
+        );
+    }
     common::assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }
