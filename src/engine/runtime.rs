@@ -11,20 +11,26 @@
 /// share each new piece of work, and on a fleet spread over `--forks`
 /// those wake-ups (a futex and an eventfd write each) cost more than the
 /// work they share: on 10,000 simulated hosts, one worker spent 2 to 12%
-/// less of dockhand's CPU per host than two, builds run in turn, at the
-/// same wall time, at `--forks` 50 and 200 (docs/PERFORMANCE.md). At
+/// less of dockhand's CPU per host than two in five pairs of runs in turn
+/// (a sixth, disturbed, went 8% the other way), at the same wall time, at
+/// `--forks` 50 and 200 (docs/PERFORMANCE.md). At
 /// `--forks` 1000 the handshakes of a thousand hosts at once are work
 /// enough for more cores: there one worker took a third longer than two.
 ///
 /// The flow's own thread stays apart so that the question on a terminal,
 /// which blocks it while the user reads, never stops a worker: held
 /// connections still answer their hosts, and Ctrl-C is still caught.
+///
+/// tokio's own `TOKIO_WORKER_THREADS`, when set, still decides: a fleet
+/// whose logins sign with RSA keys (milliseconds each) at high `--forks`
+/// may want more cores for its first wave.
 pub fn runtime(in_flight: usize) -> std::io::Result<tokio::runtime::Runtime> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers(in_flight, cores))
-        .enable_all()
-        .build()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        builder.worker_threads(workers(in_flight, cores));
+    }
+    builder.enable_all().build()
 }
 
 /// Hosts in flight that one worker thread serves.
@@ -59,6 +65,22 @@ mod tests {
                 workers(in_flight, cores),
                 expected,
                 "{in_flight} on {cores}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_runtime_has_the_workers_its_hosts_in_flight_call_for() {
+        if std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
+            return; // then tokio's own setting decides, as documented
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for in_flight in [1, 50, 1_000] {
+            let runtime = runtime(in_flight).unwrap();
+            assert_eq!(
+                runtime.metrics().num_workers(),
+                workers(in_flight, cores),
+                "{in_flight}"
             );
         }
     }
