@@ -648,17 +648,23 @@ async fn one_pass(
     jobs: crate::engine::load::Jobs,
     fleet: &Fleet,
 ) -> Vec<Finished<deploy::AppliedHost>> {
-    deploy::apply_with(
-        fake.clone(),
-        loaded,
-        jobs,
-        &Rollout::default(),
-        fleet,
-        Mode::<fn(Plans) -> _>::OnePass,
-    )
-    .await
-    .unwrap()
-    .unwrap()
+    applied(fake, loaded, jobs, fleet, Mode::<fn(Plans) -> _>::OnePass)
+        .await
+        .unwrap()
+}
+
+/// An apply over the fake fleet, with these jobs, in `mode`. `None`: the
+/// answer was no.
+async fn applied<A: FnOnce(Plans) -> crate::error::Result<bool>>(
+    fake: &FakeFleet,
+    loaded: &Loaded,
+    jobs: crate::engine::load::Jobs,
+    fleet: &Fleet,
+    mode: Mode<A>,
+) -> Option<Vec<Finished<deploy::AppliedHost>>> {
+    deploy::apply_with(fake.clone(), loaded, jobs, &Rollout::default(), fleet, mode)
+        .await
+        .unwrap()
 }
 
 /// The round trips a host costs after connecting (issue 21): a converge at
