@@ -14,7 +14,12 @@ use common::{Release, Scene, expect_exit};
 /// Runs dockhand with `home` as HOME (its `.ssh/known_hosts` holds the
 /// lab's host keys) and the scene's PKI.
 fn dockhand(scene: &Scene, home: &std::path::Path, args: &[&str]) -> std::process::Output {
-    scene.lab.dockhand_with(
+    command(scene, home, args).output().expect("run dockhand")
+}
+
+/// dockhand as [`dockhand`] runs it, for a test that runs it itself.
+fn command(scene: &Scene, home: &std::path::Path, args: &[&str]) -> std::process::Command {
+    scene.lab.command_with(
         args,
         &[
             ("HOME", home.as_os_str()),
@@ -122,15 +127,18 @@ fn ansible_inventories_in_all_three_forms_plan_apply_and_limit() {
     }
     let inventory = scene.dir.path().join("hosts.ini");
     let playbook = scene.dir.path().join("ini.yaml");
-    let mut apply = scene.lab.command(&[
-        "apply",
-        "-i",
-        &inventory.to_string_lossy(),
-        &playbook.to_string_lossy(),
-        "--forks",
-        "1",
-    ]);
-    apply.env("HOME", &home).env("DOCKHAND_PKI_DIR", &scene.pki);
+    let apply = command(
+        &scene,
+        &home,
+        &[
+            "apply",
+            "-i",
+            &inventory.to_string_lossy(),
+            &playbook.to_string_lossy(),
+            "--forks",
+            "1",
+        ],
+    );
     let (code, shown) = common::on_a_terminal(apply, || {});
     assert_eq!(code, Some(0), "{shown}");
     assert!(shown.contains(target), "the plan shows the file: {shown}");

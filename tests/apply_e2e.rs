@@ -130,8 +130,10 @@ fn first_run_beyond_the_forks(name: &str, release: Release) {
     }
     let moved = &hosts[1];
     let inventory_text = inventory.to_string_lossy();
-    let mut apply = lab.command(&["apply", "-i", &inventory_text, PLAYBOOK, "--forks", "1"]);
-    apply.env("DOCKHAND_PKI_DIR", pki);
+    let apply = lab.command_with(
+        &["apply", "-i", &inventory_text, PLAYBOOK, "--forks", "1"],
+        &[("DOCKHAND_PKI_DIR", pki.as_os_str())],
+    );
     let (code, shown) = common::on_a_terminal(apply, || {
         for host in &hosts {
             // No lock held, and no session but this check's own (a

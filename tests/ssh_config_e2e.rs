@@ -98,17 +98,21 @@ fn a_host_reached_only_through_an_included_alias_answers_ping() {
         "files:\n  - path: /etc/dockhand-alias.txt\n    content: \"reached by alias\\n\"\n",
     )
     .unwrap();
-    let mut apply = lab.command(&[
-        "apply",
-        "-i",
-        &both.to_string_lossy(),
-        &playbook.to_string_lossy(),
-        "--forks",
-        "1",
-    ]);
-    apply
-        .env("HOME", home.path())
-        .env("DOCKHAND_PKI_DIR", home.path().join("pki"));
+    let pki = home.path().join("pki");
+    let apply = lab.command_with(
+        &[
+            "apply",
+            "-i",
+            &both.to_string_lossy(),
+            &playbook.to_string_lossy(),
+            "--forks",
+            "1",
+        ],
+        &[
+            ("HOME", home.path().as_os_str()),
+            ("DOCKHAND_PKI_DIR", pki.as_os_str()),
+        ],
+    );
     let (code, shown) = common::on_a_terminal(apply, || {});
     assert_eq!(code, Some(0), "{shown}");
     for host in ["included-01", "included-02"] {

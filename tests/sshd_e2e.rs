@@ -40,6 +40,22 @@ fn drop_in(scene: &Scene, host: &str) -> String {
     )
 }
 
+/// The sshd dead-man switches armed on `host` (0 or 1).
+fn armed_switches(scene: &Scene, host: &str) -> String {
+    scene.lab.ssh(
+        host,
+        "systemctl list-units --all --no-legend 'dockhand-sshd-revert-*.timer' | wc -l",
+    )
+}
+
+/// The backups and temp files a run left beside sshd's drop-ins.
+fn drop_in_leftovers(scene: &Scene, host: &str) -> String {
+    scene.lab.ssh(
+        host,
+        "find /etc/ssh/sshd_config.d -name '.*dockhand-backup*' -o -name '.*dockhand-new-*' | wc -l",
+    )
+}
+
 #[test]
 fn a_lockout_is_rolled_back_and_a_fresh_login_still_works() {
     let scene = Scene::fresh("lockout", 1, Release::Bookworm);
@@ -290,18 +306,8 @@ fn killed_then_run_again(name: &str, release: Release, first: &str, marker: &str
         );
         std::thread::sleep(Duration::from_secs(1));
     }
-    let timers = || {
-        scene.lab.ssh(
-            host,
-            "systemctl list-units --all --no-legend 'dockhand-sshd-revert-*.timer' | wc -l",
-        )
-    };
-    let leftovers = || {
-        scene.lab.ssh(
-            host,
-            "find /etc/ssh/sshd_config.d -name '.*dockhand-backup*' -o -name '.*dockhand-new-*' | wc -l",
-        )
-    };
+    let timers = || armed_switches(&scene, host);
+    let leftovers = || drop_in_leftovers(&scene, host);
     // The switch's two minutes have not run out: the host is as the kill
     // left it (logins may be locked out until the next run settles it).
     let left_armed = timers().trim() == "1";
@@ -476,33 +482,31 @@ fn killed_then_asked_past_the_forks(name: &str, release: Release) {
     let playbook = playbook.to_string_lossy().into_owned();
     apply_killed_at(&scene, &playbook, "reloading ssh done", Duration::ZERO);
     let hosts = scene.lab.host_names();
-    let armed = |host: &str| {
-        scene.lab.ssh(
-            host,
-            "systemctl list-units --all --no-legend 'dockhand-sshd-revert-*.timer' | wc -l",
-        )
-    };
-    let leftovers = |host: &str| {
-        scene.lab.ssh(
-            host,
-            "find /etc/ssh/sshd_config.d -name '.*dockhand-backup*' -o -name '.*dockhand-new-*' | wc -l",
-        )
-    };
     assert!(
-        hosts.iter().any(|host| armed(host).trim() == "1"),
+        hosts
+            .iter()
+            .any(|host| armed_switches(&scene, host).trim() == "1"),
         "the killed run left a switch armed"
     );
 
     let inventory = scene.inventory.to_string_lossy();
-    let mut asked = scene
-        .lab
-        .command(&["apply", "-i", &inventory, &playbook, "--forks", "1"]);
-    asked.env("DOCKHAND_PKI_DIR", &scene.pki);
+    let asked = scene.lab.command_with(
+        &["apply", "-i", &inventory, &playbook, "--forks", "1"],
+        &[("DOCKHAND_PKI_DIR", scene.pki.as_os_str())],
+    );
     let (code, shown) = common::on_a_terminal(asked, || {});
     assert_eq!(code, Some(0), "{shown}");
     for host in &hosts {
-        assert_eq!(armed(host).trim(), "0", "{host}: no switch left to fire");
-        assert_eq!(leftovers(host).trim(), "0", "{host}: no backup or temp");
+        assert_eq!(
+            armed_switches(&scene, host).trim(),
+            "0",
+            "{host}: no switch left to fire"
+        );
+        assert_eq!(
+            drop_in_leftovers(&scene, host).trim(),
+            "0",
+            "{host}: no backup or temp"
+        );
         assert!(
             drop_in(&scene, host).contains("PasswordAuthentication no"),
             "{host}"

@@ -89,11 +89,17 @@ impl TestLab {
 
     /// Runs the dockhand binary with extra environment variables.
     pub fn dockhand_with(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Output {
+        self.command_with(args, env).output().expect("run dockhand")
+    }
+
+    /// [`TestLab::command`] with `env` added, for a test that runs it
+    /// itself (on a terminal, say).
+    pub fn command_with(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Command {
         let mut command = self.command(args);
         for (key, value) in env {
             command.env(key, value);
         }
-        command.output().expect("run dockhand")
+        command
     }
 
     /// The dockhand binary set up to run against this lab (its state and
