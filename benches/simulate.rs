@@ -25,7 +25,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use dockhand::core::outcome::Applied;
-use dockhand::engine::deploy::{self, Mode, Plans};
+use dockhand::engine::deploy::{self, Mode, NoQuestion};
 use dockhand::engine::fake::{FakeFleet, Simulation};
 use dockhand::engine::fleet::{Deadlines, Fleet, Interrupt, Rollout};
 use dockhand::engine::{inspect, load};
@@ -313,7 +313,7 @@ fn child(count: usize, forks: usize, latency: Duration) {
                 jobs,
                 &Rollout::default(),
                 &fleet,
-                Mode::<fn(Plans) -> _>::OnePass,
+                Mode::<NoQuestion>::OnePass,
             ))
             .unwrap()
             .unwrap();

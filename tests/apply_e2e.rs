@@ -820,6 +820,38 @@ fn on_a_terminal_apply_shows_the_plan_and_only_yes_proceeds() {
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }
 
+/// On a terminal, the question waits aside from the hosts' tasks, so
+/// Ctrl-C while the user reads is caught (on the runtime's one thread)
+/// and answers no: the apply is cancelled and nothing is changed. With
+/// the question waiting on that thread instead, the run waits forever.
+#[test]
+fn on_a_terminal_ctrl_c_at_the_question_cancels_and_changes_nothing() {
+    let lab = fresh_lab("reading", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = lab.inventory_file(dir.path());
+    let inventory_text = inventory.to_string_lossy().into_owned();
+    let pki = dir.path().join("pki");
+    let apply = lab.command_with(
+        &["apply", "-i", &inventory_text, PLAYBOOK],
+        &[("DOCKHAND_PKI_DIR", pki.as_os_str())],
+    );
+    let reads = || std::thread::sleep(Duration::from_secs(2));
+    let (code, shown) = common::typed_on_a_terminal(apply, reads, b"\x03");
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(
+        shown.contains("+ file /etc/ssh/sshd_config.d/00-dockhand.conf"),
+        "the plan is shown first:\n{shown}"
+    );
+    assert!(shown.contains("apply cancelled"), "{shown}");
+    assert_eq!(
+        plan_exit_code(&lab, &pki, &inventory),
+        Some(2),
+        "Ctrl-C at the question changes nothing"
+    );
+    assert!(!pki.exists(), "nor anything locally: no CA, no certificate");
+    assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}
+
 /// The shipped playbook with a setting dockerd refuses at start, so the
 /// restart handler fails.
 fn broken_playbook(dir: &Path) -> PathBuf {

@@ -14,6 +14,7 @@ use crate::core::plan::PlanSummary;
 use crate::engine::deploy::{self, Mode, Plans};
 use crate::engine::fleet::Rollout;
 use crate::engine::load::{self, Selection};
+use crate::engine::runtime;
 use crate::error::{Error, Result};
 use crate::report::{self, ApplyOutcome, Format, HostOutcome};
 
@@ -59,7 +60,9 @@ pub fn run(options: &Options) -> Result<i32> {
         .collect();
     let traffic = |host: &str| meters.get(host).map(|m| m.read()).unwrap_or_default();
     // The question: the plans, then yes or no, with the progress held.
-    let ask = |plans: Plans| {
+    // It waits aside, while the user reads: the runtime's thread goes on
+    // with the hosts' tasks (held connections, Ctrl-C).
+    let ask = async |plans: Plans| {
         let outcomes: Vec<HostOutcome> = plans
             .into_iter()
             .map(|(host, plan)| HostOutcome {
@@ -69,11 +72,14 @@ pub fn run(options: &Options) -> Result<i32> {
                 plan,
             })
             .collect();
-        let interrupted = || fleet.interrupt.count() > 0;
-        progress.suspend(|| {
-            report::plan::print(&outcomes, Format::Human);
-            report::confirm("Apply these changes?", &interrupted)
+        let (suspender, interrupt) = (progress.suspender(), fleet.interrupt.clone());
+        runtime::aside(move || {
+            suspender.suspend(|| {
+                report::plan::print(&outcomes, Format::Human);
+                report::confirm("Apply these changes?", &|| interrupt.count() > 0)
+            })
         })
+        .await
     };
     let mode = if asks { Mode::Ask(ask) } else { Mode::OnePass };
     let started = Instant::now();

@@ -59,7 +59,7 @@ impl Run {
             deadlines: self.timeout.map(Deadlines::uniform).unwrap_or_default(),
             interrupt: Interrupt::default(),
         };
-        runtime.block_on(async { fleet.interrupt.listen_for_signals() })?;
+        fleet.interrupt.listen_for_signals()?;
         Ok((runtime, progress, fleet))
     }
 }

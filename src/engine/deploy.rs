@@ -45,12 +45,16 @@ pub type AppliedHost = (Applied, PlanSummary);
 pub type Plans = Vec<(String, Result<HostPlan>)>;
 
 /// How an apply goes.
+#[derive(Debug)]
 pub enum Mode<A> {
     OnePass,
     /// Plan every host, then `A` is asked (only when something would
     /// change): `Ok(false)` cancels, and nothing is written.
     Ask(A),
 }
+
+/// The type of [`Mode::OnePass`], where nobody is asked.
+pub type NoQuestion = fn(Plans) -> std::future::Ready<Result<bool>>;
 
 /// Applies `jobs` over SSH. `None`: the answer was no.
 pub async fn apply<A>(
@@ -61,7 +65,7 @@ pub async fn apply<A>(
     mode: Mode<A>,
 ) -> Result<Option<Vec<Finished<AppliedHost>>>>
 where
-    A: FnOnce(Plans) -> Result<bool>,
+    A: AsyncFnOnce(Plans) -> Result<bool>,
 {
     apply_with(Ssh, loaded, jobs, rollout, fleet, mode).await
 }
@@ -77,7 +81,7 @@ pub async fn apply_with<C, A>(
 ) -> Result<Option<Vec<Finished<AppliedHost>>>>
 where
     C: Connector + Clone,
-    A: FnOnce(Plans) -> Result<bool>,
+    A: AsyncFnOnce(Plans) -> Result<bool>,
 {
     // One instant for the run's PKI: what a plan shows of a certificate
     // (kept, renewed, issued) is what is issued after it.
@@ -120,7 +124,7 @@ async fn in_one_pass<C: Connector + Clone>(
         && store.ca()?.is_none()
     {
         if jobs.len() <= fleet.forks {
-            let yes = |_: Plans| Ok(true);
+            let yes = async |_: Plans| Ok(true);
             return plan_ask_apply(connector, run, jobs, yes)
                 .await
                 .map(Option::unwrap_or_default);
@@ -250,7 +254,7 @@ async fn plan_closed_ask_apply<C, A>(
 ) -> Result<Option<Vec<Finished<AppliedHost>>>>
 where
     C: Connector + Clone,
-    A: FnOnce(Plans) -> Result<bool>,
+    A: AsyncFnOnce(Plans) -> Result<bool>,
 {
     let mut planned = plan_pass(connector.clone(), run, jobs, true).await;
     let pending = planned.iter().any(
@@ -267,7 +271,7 @@ where
                 .map(|(plan, _)| std::mem::take(plan))
                 .unwrap_or_default()
         });
-        if !ask(plans)? {
+        if !ask(plans).await? {
             return Ok(None);
         }
     }
@@ -288,7 +292,7 @@ async fn one_pass<C: Connector + Clone>(
     let (pairs, client) = if fleet.interrupt.count() > 0 {
         (ServerPairs::default(), None)
     } else {
-        issue(run, &hosts)?
+        issue(run, &hosts).await?
     };
     let with = applying(connector, loaded, (pairs, client), run.now)?;
     Ok(fleet
@@ -374,7 +378,7 @@ async fn plan_ask_apply<C, A>(
 ) -> Result<Option<Vec<Finished<AppliedHost>>>>
 where
     C: Connector + Clone,
-    A: FnOnce(Plans) -> Result<bool>,
+    A: AsyncFnOnce(Plans) -> Result<bool>,
 {
     let Run { loaded, fleet, .. } = *run;
     let now = run.now;
@@ -399,7 +403,7 @@ where
     let interrupted = || fleet.interrupt.count() > 0;
     if pending && !interrupted() {
         let plans = question(&mut prepared, |(_, p)| p.plan.clone());
-        if !ask(plans)? {
+        if !ask(plans).await? {
             for f in prepared {
                 if let Ended::Ran(Ok((_, p))) = f.ended {
                     p.session.close().await;
@@ -425,7 +429,7 @@ where
             .map(|(host, _)| host.as_ref())
             .filter(|host| planned.contains(host.name.as_str()))
             .collect();
-        issue(run, &hosts)?
+        issue(run, &hosts).await?
     };
     let with = applying(connector, loaded, (pairs, client), now)?;
     let jobs: Vec<(String, Result<Planned<C::Session>>)> = prepared
@@ -482,19 +486,34 @@ fn question<T>(planned: &mut [Finished<T>], mut plan: impl FnMut(&mut T) -> Host
 
 /// The local PKI issues what `hosts` need (nothing without a PKI), as
 /// it decides at the run's instant.
-fn issue(run: &Run<'_>, hosts: &[&Host]) -> Result<crate::pki::Issued> {
+async fn issue(run: &Run<'_>, hosts: &[&Host]) -> Result<crate::pki::Issued> {
     let loaded = run.loaded;
-    let Some(store) = loaded.store.as_ref().filter(|_| !hosts.is_empty()) else {
+    let Some(store) = loaded.store.clone().filter(|_| !hosts.is_empty()) else {
         return Ok((ServerPairs::default(), None));
     };
-    crate::pki::issue(
-        store,
-        &loaded.playbook,
-        hosts,
-        &load::verification_client(&loaded.playbook),
-        run.now,
-        |message| run.fleet.sink.send(Event::Certificate { message }),
-    )
+    let playbook = loaded.playbook.clone();
+    // The same hosts, shared: they come from `loaded.hosts`, in its order.
+    let wanted: HashSet<&str> = hosts.iter().map(|host| host.name.as_str()).collect();
+    let hosts: Vec<Arc<Host>> = (loaded.hosts.iter())
+        .filter(|(host, _)| wanted.contains(host.name.as_str()))
+        .map(|(host, _)| host.clone())
+        .collect();
+    let (now, sink) = (run.now, run.fleet.sink.clone());
+    // Aside: issuing waits for the store's lock (another run may hold
+    // it) and signs for a while, and the hosts' tasks (connections held
+    // from the plan, Ctrl-C) go on meanwhile.
+    super::runtime::aside(move || {
+        let hosts: Vec<&Host> = hosts.iter().map(Arc::as_ref).collect();
+        crate::pki::issue(
+            &store,
+            &playbook,
+            &hosts,
+            &load::verification_client(&playbook),
+            now,
+            |message| sink.send(Event::Certificate { message }),
+        )
+    })
+    .await
 }
 
 /// The job with the TLS files the PKI issued for its host, read now; a

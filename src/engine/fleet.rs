@@ -105,22 +105,39 @@ impl Interrupt {
     }
 
     /// Counts SIGINT and SIGTERM from now on (the process no longer dies
-    /// of them). Call inside the runtime.
+    /// of them), on a thread of its own: a signal is counted when it
+    /// comes, whatever the command's runtime is doing (on one thread, it
+    /// may be busy with hosts, or not running between two flows, and an
+    /// interrupt before a flow must stop its first host from starting).
     pub fn listen_for_signals(&self) -> Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let error = |e: std::io::Error| Error::Usage(format!("cannot catch signals: {e}"));
-        let mut int = signal(SignalKind::interrupt()).map_err(error)?;
-        let mut term = signal(SignalKind::terminate()).map_err(error)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(error)?;
+        // Registered here, before this returns: from now on they count.
+        let (mut int, mut term) = runtime
+            .block_on(async {
+                let int = signal(SignalKind::interrupt())?;
+                Ok((int, signal(SignalKind::terminate())?))
+            })
+            .map_err(error)?;
         let interrupt = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    Some(()) = int.recv() => interrupt.trigger(),
-                    Some(()) = term.recv() => interrupt.trigger(),
-                    else => break,
-                }
-            }
-        });
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    loop {
+                        tokio::select! {
+                            Some(()) = int.recv() => interrupt.trigger(),
+                            Some(()) = term.recv() => interrupt.trigger(),
+                            else => break,
+                        }
+                    }
+                })
+            })
+            .map_err(error)?;
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use crate::core::event::{Event, HostStatus};
 use crate::core::input::playbook::Playbook;
 use crate::core::outcome::Applied;
 use crate::core::roles::TlsMaterial;
-use crate::engine::deploy::{self, Mode, Plans};
+use crate::engine::deploy::{self, Mode, NoQuestion, Plans};
 use crate::engine::fake::{Act, FakeFleet, Step};
 use crate::engine::load::Loaded;
 use crate::engine::pipeline::HostJob;
@@ -105,7 +105,7 @@ fn loaded(jobs: &[(String, HostJob)]) -> Loaded {
 }
 
 /// The real apply flow (`engine::deploy`) over the fake fleet, in `mode`.
-async fn deploy<A: FnOnce(Plans) -> crate::error::Result<bool>>(
+async fn deploy<A: AsyncFnOnce(Plans) -> crate::error::Result<bool>>(
     fake: &FakeFleet,
     fleet: &Fleet,
     names: &[&str],
@@ -140,7 +140,7 @@ async fn apply(
     names: &[&str],
     rollout: Rollout,
 ) -> Vec<Finished<Applied>> {
-    deploy(fake, fleet, names, rollout, Mode::<fn(Plans) -> _>::OnePass)
+    deploy(fake, fleet, names, rollout, Mode::<NoQuestion>::OnePass)
         .await
         .unwrap()
 }
@@ -491,7 +491,7 @@ async fn the_plain_renderer_says_each_step_of_a_plan_ask_apply_in_order() {
     // Both hosts within the forks: planned and applied on one connection.
     let (fleet, receiver) = fleet(2, Deadlines::default());
     let asked = std::cell::Cell::new(false);
-    let yes = |plans: Plans| {
+    let yes = async |plans: Plans| {
         asked.set(true);
         let changes: Vec<(String, usize)> = plans
             .into_iter()
@@ -594,7 +594,7 @@ async fn a_no_writes_nothing_and_closes_every_connection() {
     let names = ["h1", "h2"];
     let fake = FakeFleet::with_hosts(&names);
     let (fleet, _receiver) = fleet(2, Deadlines::default());
-    let no = |_: Plans| Ok(false);
+    let no = async |_: Plans| Ok(false);
     let applied = deploy(&fake, &fleet, &names, Rollout::default(), Mode::Ask(no)).await;
     assert!(applied.is_none());
     for name in names {
@@ -612,7 +612,8 @@ async fn nobody_is_asked_when_nothing_would_change() {
         h.files.insert("/etc/motd".into(), b"hello\n".to_vec());
     });
     let (fleet, _receiver) = fleet(1, Deadlines::default());
-    let never = |_: Plans| -> crate::error::Result<bool> { panic!("asked with nothing to do") };
+    let never =
+        async |_: Plans| -> crate::error::Result<bool> { panic!("asked with nothing to do") };
     let applied = deploy(&fake, &fleet, &names, Rollout::default(), Mode::Ask(never)).await;
     assert_eq!(statuses(&applied.unwrap()), [("h1", "ok")]);
     // Planned once, verified on the same connection: one login.
@@ -631,7 +632,7 @@ async fn each_flow_expands_the_playbook_once_per_host() {
     apply(&fake, &fleet, &one_pass, Rollout::default()).await;
     let asked = ["asked-a", "asked-b"];
     let fake = FakeFleet::with_hosts(&asked);
-    let yes = |_: Plans| Ok(true);
+    let yes = async |_: Plans| Ok(true);
     deploy(&fake, &fleet, &asked, Rollout::default(), Mode::Ask(yes)).await;
     let planned = ["planned-a"];
     let fake = FakeFleet::with_hosts(&planned);
@@ -648,14 +649,14 @@ async fn one_pass(
     jobs: crate::engine::load::Jobs,
     fleet: &Fleet,
 ) -> Vec<Finished<deploy::AppliedHost>> {
-    applied(fake, loaded, jobs, fleet, Mode::<fn(Plans) -> _>::OnePass)
+    applied(fake, loaded, jobs, fleet, Mode::<NoQuestion>::OnePass)
         .await
         .unwrap()
 }
 
 /// An apply over the fake fleet, with these jobs, in `mode`. `None`: the
 /// answer was no.
-async fn applied<A: FnOnce(Plans) -> crate::error::Result<bool>>(
+async fn applied<A: AsyncFnOnce(Plans) -> crate::error::Result<bool>>(
     fake: &FakeFleet,
     loaded: &Loaded,
     jobs: crate::engine::load::Jobs,
@@ -744,3 +745,21 @@ async fn through_sudo_only_the_lock_costs_a_round_trip_more() {
 /// TLS, and the question past the forks.
 #[path = "simulated_tests.rs"]
 mod simulated;
+
+/// Signals are counted on a thread of their own: here no runtime runs at
+/// all, as between two flows of a command whose runtime is its own
+/// thread, and the count still comes at once. (Counted by a task on the
+/// command's runtime, it would wait for the next flow, whose first hosts
+/// could start before it is read.)
+#[test]
+fn a_signal_is_counted_while_no_runtime_runs() {
+    use rustix::process::{Signal, getpid, kill_process};
+    let interrupt = Interrupt::default();
+    interrupt.listen_for_signals().unwrap();
+    kill_process(getpid(), Signal::TERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while interrupt.count() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(interrupt.count(), 1);
+}

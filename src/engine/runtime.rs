@@ -1,36 +1,54 @@
 //! The runtime every command that visits hosts runs on, sized for the
 //! hosts it has in flight.
 
-/// The runtime for `in_flight` hosts at once (`--forks`): one worker
-/// thread runs the hosts' tasks for every [`HOSTS_PER_WORKER`] of them (at
-/// most one a core), and the thread that runs the command (`block_on`)
-/// runs the flow around them.
+/// The runtime for `in_flight` hosts at once (`--forks`).
 ///
 /// A host's work waits on the network almost all the time; its CPU is a
-/// few handshakes. With a worker per core, tokio wakes a parked worker to
-/// share each new piece of work, and on a fleet spread over `--forks`
-/// those wake-ups (a futex and an eventfd write each) cost more than the
-/// work they share: on 10,000 simulated hosts, one worker spent 2 to 12%
-/// less of dockhand's CPU per host than two in five pairs of runs in turn
-/// (a sixth, disturbed, went 8% the other way), at the same wall time, at
-/// `--forks` 50 and 200 (docs/PERFORMANCE.md). At
-/// `--forks` 1000 the handshakes of a thousand hosts at once are work
-/// enough for more cores: there one worker took a third longer than two.
+/// few handshakes. Up to [`HOSTS_PER_WORKER`] hosts in flight, one thread
+/// runs everything: the command's flow (`block_on`) and the hosts' tasks.
+/// Handing work between threads costs wake-ups (a futex and an eventfd
+/// write each), and on a fleet spread over `--forks` those cost more than
+/// the work they share: on 10,000 simulated hosts with 50 forks, a worker
+/// per core spent 2 to 12% more of dockhand's CPU per host than one
+/// worker beside the command's thread, and that 5 to 15% more than one
+/// thread alone (docs/PERFORMANCE.md). Past that many hosts in flight the
+/// handshakes are work enough for more cores: with 1,000 forks one worker
+/// took a third longer than two. There a worker thread runs the hosts'
+/// tasks for every [`HOSTS_PER_WORKER`] of them, at most one a core.
 ///
-/// The flow's own thread stays apart so that the question on a terminal,
-/// which blocks it while the user reads, never stops a worker: held
-/// connections still answer their hosts, and Ctrl-C is still caught.
+/// On one thread, nothing the flow does may block it: a blocked thread
+/// stops every host's task (held connections read nothing from their
+/// hosts, Ctrl-C is not caught). What blocks (the question on a
+/// terminal, which waits while the user reads; the PKI's issuing, which
+/// waits for the store's lock) goes [`aside`].
 ///
-/// tokio's own `TOKIO_WORKER_THREADS`, when set, still decides: a fleet
-/// whose logins sign with RSA keys (milliseconds each) at high `--forks`
-/// may want more cores for its first wave.
+/// tokio's own `TOKIO_WORKER_THREADS`, when set, still decides, on a
+/// multi-threaded runtime: a fleet whose logins sign with RSA keys
+/// (milliseconds each) may want more cores for its first wave.
 pub fn runtime(in_flight: usize) -> std::io::Result<tokio::runtime::Runtime> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
-        builder.worker_threads(workers(in_flight, cores));
-    }
+    let mut builder = match std::env::var_os("TOKIO_WORKER_THREADS") {
+        Some(_) => tokio::runtime::Builder::new_multi_thread(),
+        None => match workers(in_flight, cores) {
+            1 => tokio::runtime::Builder::new_current_thread(),
+            workers => {
+                let mut builder = tokio::runtime::Builder::new_multi_thread();
+                builder.worker_threads(workers);
+                builder
+            }
+        },
+    };
     builder.enable_all().build()
+}
+
+/// Runs `blocking` on a thread of the runtime's blocking pool and waits
+/// for it without blocking the runtime: the hosts' tasks go on meanwhile.
+/// A panic in `blocking` goes on in the caller.
+pub async fn aside<R: Send + 'static>(blocking: impl FnOnce() -> R + Send + 'static) -> R {
+    match tokio::task::spawn_blocking(blocking).await {
+        Ok(value) => value,
+        Err(err) => std::panic::resume_unwind(err.into_panic()),
+    }
 }
 
 /// Hosts in flight that one worker thread serves.
@@ -70,26 +88,33 @@ mod tests {
     }
 
     #[test]
-    fn the_runtime_has_the_workers_its_hosts_in_flight_call_for() {
+    fn one_thread_runs_up_to_one_worker_s_share_of_hosts_and_workers_run_more() {
         if std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
             return; // then tokio's own setting decides, as documented
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        for in_flight in [1, 50, 1_000] {
-            let runtime = runtime(in_flight).unwrap();
-            assert_eq!(
-                runtime.metrics().num_workers(),
-                workers(in_flight, cores),
-                "{in_flight}"
-            );
+        for in_flight in [1, 50, HOSTS_PER_WORKER, HOSTS_PER_WORKER + 1, 1_000] {
+            let handle = runtime(in_flight).unwrap().handle().clone();
+            let expected = workers(in_flight, cores);
+            if expected == 1 {
+                assert_eq!(
+                    handle.runtime_flavor(),
+                    tokio::runtime::RuntimeFlavor::CurrentThread,
+                    "{in_flight}"
+                );
+            } else {
+                assert_eq!(handle.metrics().num_workers(), expected, "{in_flight}");
+            }
         }
     }
 
-    /// The question on a terminal blocks the flow's thread while the user
-    /// reads: the hosts' tasks go on meanwhile (a held connection answers
-    /// its host, Ctrl-C is caught).
+    /// The question on a terminal waits while the user reads, aside: the
+    /// hosts' tasks on the runtime go on meanwhile (a held connection
+    /// answers its host, Ctrl-C is caught). Waiting on the runtime's own
+    /// thread instead (as `std::thread::sleep` here, without `aside`)
+    /// gives them no tick at all.
     #[test]
-    fn the_hosts_tasks_go_on_while_the_flow_s_thread_is_blocked() {
+    fn the_hosts_tasks_go_on_while_a_blocking_wait_runs_aside() {
         let runtime = runtime(1).unwrap();
         let ticks = Arc::new(AtomicUsize::new(0));
         let during = runtime.block_on({
@@ -104,12 +129,24 @@ mod tests {
                 });
                 tokio::task::yield_now().await;
                 let before = ticks.load(Ordering::SeqCst);
-                // As `report::confirm` waits for a line: the thread, not
-                // the task, is blocked.
-                std::thread::sleep(Duration::from_millis(300));
+                // As `report::confirm` waits for a line.
+                let answer = aside(|| {
+                    std::thread::sleep(Duration::from_millis(300));
+                    "yes"
+                })
+                .await;
+                assert_eq!(answer, "yes");
                 ticks.load(Ordering::SeqCst) - before
             }
         });
-        assert!(during >= 10, "only {during} ticks while blocked");
+        assert!(during >= 10, "only {during} ticks while the wait ran aside");
+    }
+
+    #[test]
+    #[should_panic(expected = "the question's own panic")]
+    fn a_panic_aside_goes_on_in_the_caller() {
+        runtime(1)
+            .unwrap()
+            .block_on(aside(|| panic!("the question's own panic")));
     }
 }

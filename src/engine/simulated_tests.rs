@@ -140,7 +140,7 @@ async fn a_question_over_more_hosts_than_the_forks_holds_no_more_connections_tha
     let forks = 2;
     let (fleet, _) = fleet(forks, Deadlines::default());
     let shown = std::sync::Mutex::new(Vec::new());
-    let yes = |plans: Plans| {
+    let yes = async |plans: Plans| {
         // Asked before anything is written here or on a host.
         assert!(!dir.path().join("pki/ca.pem").exists());
         assert!(
@@ -169,7 +169,7 @@ async fn a_question_over_more_hosts_than_the_forks_holds_no_more_connections_tha
                 .insert("/etc/docker/daemon.json".into(), b"{}\n".to_vec());
         });
     }
-    let yes = |plans: Plans| {
+    let yes = async |plans: Plans| {
         for (host, plan) in &plans {
             let paths: Vec<&str> = plan
                 .as_ref()
@@ -195,7 +195,7 @@ async fn a_host_changed_after_its_plan_was_shown_is_left_alone() {
     let names = ["kept1", "moved", "kept2"];
     let (loaded, fake) = simulated(&names, dir.path(), Duration::ZERO);
     let (fleet, _) = fleet(1, Deadlines::default());
-    let no = |_: Plans| Ok(false);
+    let no = async |_: Plans| Ok(false);
     let refused = asked(&fake, &loaded, &fleet, no).await;
     assert!(refused.is_none());
     assert!(!dir.path().join("pki/ca.pem").exists());
@@ -205,7 +205,7 @@ async fn a_host_changed_after_its_plan_was_shown_is_left_alone() {
             .all(|n| !fake.touched(n) && !fake.get(n, |h| h.locked))
     );
 
-    let yes = |_: Plans| {
+    let yes = async |_: Plans| {
         // Someone edits a file of the playbook's on one host meanwhile.
         fake.set("moved", |h| {
             h.files.insert(
@@ -242,7 +242,7 @@ async fn asked(
     fake: &FakeFleet,
     loaded: &Loaded,
     fleet: &Fleet,
-    answer: impl FnOnce(Plans) -> crate::error::Result<bool>,
+    answer: impl AsyncFnOnce(Plans) -> crate::error::Result<bool>,
 ) -> Option<Vec<Finished<deploy::AppliedHost>>> {
     let (jobs, _) = crate::engine::load::jobs(loaded).unwrap();
     applied(fake, loaded, jobs, fleet, Mode::Ask(answer)).await
@@ -283,7 +283,7 @@ async fn a_host_refused_when_shown_says_its_refusal_after_the_question() {
     loaded.store.as_ref().unwrap().ensure_ca().unwrap();
     trust_their_ca(&fake, &names);
     let (fleet, _) = fleet(1, Deadlines::default());
-    let yes = |plans: Plans| {
+    let yes = async |plans: Plans| {
         assert!(
             plans
                 .iter()
@@ -337,7 +337,11 @@ async fn a_certificate_entering_its_renewal_window_while_the_user_reads_waits_fo
         let sans = crate::core::pki::Sans::of_host(&loaded.hosts[0].0);
         store_certificate_expiring(store, "edge", &sans, edge + window);
         let (fleet, _) = fleet(forks, Deadlines::default());
-        assert_all_changed(&asked(&fake, &loaded, &fleet, |_| Ok(true)).await.unwrap());
+        assert_all_changed(
+            &asked(&fake, &loaded, &fleet, async |_| Ok(true))
+                .await
+                .unwrap(),
+        );
         let cert = |fake: &FakeFleet| {
             fake.get("edge", |h| {
                 h.files["/etc/docker/tls/server-cert.pem"].clone()
@@ -351,13 +355,13 @@ async fn a_certificate_entering_its_renewal_window_while_the_user_reads_waits_fo
                 b"{\"debug\": true}\n".to_vec(),
             );
         });
-        let read_past_the_edge = |_: Plans| {
+        let read_past_the_edge = async |_: Plans| {
             assert!(
                 now() < edge,
                 "planned after the edge: too slow a machine for this test"
             );
             while now() <= edge {
-                std::thread::sleep(Duration::from_millis(100));
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Ok(true)
         };

@@ -29,6 +29,21 @@ pub enum Mode {
 /// Host lines shown under the rollout bar; the rest are counted.
 const MAX_HOST_LINES: usize = 12;
 
+/// Takes a command's bars out of the way, from any thread.
+#[derive(Clone)]
+pub struct Suspender(Option<MultiProgress>);
+
+impl Suspender {
+    /// Runs `f` with the bars out of the way (a prompt, the plan): they
+    /// are not drawn until it returns.
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.0 {
+            Some(multi) => multi.suspend(f),
+            None => f(),
+        }
+    }
+}
+
 /// The renderer of one command, on a thread of its own.
 pub struct Progress {
     sender: Option<Sender<Option<Event>>>,
@@ -97,12 +112,9 @@ impl Progress {
         }
     }
 
-    /// Runs `f` with the bars out of the way (a prompt, the plan).
-    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
-        match &self.multi {
-            Some(multi) => multi.suspend(f),
-            None => f(),
-        }
+    /// What takes the bars out of the way, for a thread of its own.
+    pub fn suspender(&self) -> Suspender {
+        Suspender(self.multi.clone())
     }
 
     /// Renders what is left and takes the bars off the screen.

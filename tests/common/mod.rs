@@ -604,6 +604,16 @@ pub fn applied_summary(output: Output) -> serde_json::Value {
 /// Returns the exit code and everything the terminal showed. A run that
 /// shows nothing for two minutes fails the test, and is killed.
 pub fn on_a_terminal(shown: Command, meanwhile: impl FnOnce()) -> (Option<i32>, String) {
+    typed_on_a_terminal(shown, meanwhile, b"yes\n")
+}
+
+/// As [`on_a_terminal`], with `typed` as the answer: `\x03` is Ctrl-C
+/// (the terminal sends SIGINT to dockhand, as a user's would).
+pub fn typed_on_a_terminal(
+    shown: Command,
+    meanwhile: impl FnOnce(),
+    typed: &[u8],
+) -> (Option<i32>, String) {
     use std::io::{Read, Write};
     use std::sync::mpsc::RecvTimeoutError;
     /// Kills `script` (and so dockhand, its terminal gone) if the test
@@ -664,7 +674,7 @@ pub fn on_a_terminal(shown: Command, meanwhile: impl FnOnce()) -> (Option<i32>, 
     );
     meanwhile();
     let mut stdin = child.0.stdin.take().unwrap();
-    stdin.write_all(b"yes\n").unwrap();
+    stdin.write_all(typed).unwrap();
     read_until(&|_| false, &mut seen);
     drop(stdin);
     let status = child.0.wait().unwrap();
