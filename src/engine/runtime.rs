@@ -10,8 +10,8 @@
 /// write each), and on a fleet spread over `--forks` those cost more than
 /// the work they share: on 10,000 simulated hosts with 50 forks, a worker
 /// per core spent 2 to 12% more of dockhand's CPU per host than one
-/// worker beside the command's thread, and that 5 to 15% more than one
-/// thread alone (docs/PERFORMANCE.md). Past that many hosts in flight the
+/// worker beside the command's thread, and that a median of 3% more
+/// than one thread alone, in nine pairs of runs (docs/PERFORMANCE.md). Past that many hosts in flight the
 /// handshakes are work enough for more cores: with 1,000 forks one worker
 /// took a third longer than two. There a worker thread runs the hosts'
 /// tasks for every [`HOSTS_PER_WORKER`] of them, at most one a core.
