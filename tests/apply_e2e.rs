@@ -820,10 +820,10 @@ fn on_a_terminal_apply_shows_the_plan_and_only_yes_proceeds() {
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }
 
-/// On a terminal, the question waits aside from the hosts' tasks, so
-/// Ctrl-C while the user reads is caught (on the runtime's one thread)
-/// and answers no: the apply is cancelled and nothing is changed. With
-/// the question waiting on that thread instead, the run waits forever.
+/// On a terminal, Ctrl-C while the user reads answers no: the apply is
+/// cancelled and nothing is changed (counted by a task on the command's
+/// runtime while the question waited on that runtime's one thread, the
+/// signal was never read, and the run hung there).
 #[test]
 fn on_a_terminal_ctrl_c_at_the_question_cancels_and_changes_nothing() {
     let lab = fresh_lab("reading", 1);

@@ -61,7 +61,7 @@ pub fn run(options: &Options) -> Result<i32> {
     let traffic = |host: &str| meters.get(host).map(|m| m.read()).unwrap_or_default();
     // The question: the plans, then yes or no, with the progress held.
     // It waits aside, while the user reads: the runtime's thread goes on
-    // with the hosts' tasks (held connections, Ctrl-C).
+    // with the hosts' tasks (held connections read their hosts).
     let ask = async |plans: Plans| {
         let outcomes: Vec<HostOutcome> = plans
             .into_iter()

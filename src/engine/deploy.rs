@@ -501,7 +501,7 @@ async fn issue(run: &Run<'_>, hosts: &[&Host]) -> Result<crate::pki::Issued> {
     let (now, sink) = (run.now, run.fleet.sink.clone());
     // Aside: issuing waits for the store's lock (another run may hold
     // it) and signs for a while, and the hosts' tasks (connections held
-    // from the plan, Ctrl-C) go on meanwhile.
+    // from the plan) go on meanwhile.
     super::runtime::aside(move || {
         let hosts: Vec<&Host> = hosts.iter().map(Arc::as_ref).collect();
         crate::pki::issue(

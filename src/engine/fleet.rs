@@ -107,8 +107,9 @@ impl Interrupt {
     /// Counts SIGINT and SIGTERM from now on (the process no longer dies
     /// of them), on a thread of its own: a signal is counted when it
     /// comes, whatever the command's runtime is doing (on one thread, it
-    /// may be busy with hosts, or not running between two flows, and an
-    /// interrupt before a flow must stop its first host from starting).
+    /// may be busy, or not yet running while the command loads its
+    /// inputs, and an interrupt then must stop the first host from
+    /// starting). Call it outside any runtime: it starts its own.
     pub fn listen_for_signals(&self) -> Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let error = |e: std::io::Error| Error::Usage(format!("cannot catch signals: {e}"));

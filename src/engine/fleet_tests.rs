@@ -745,21 +745,3 @@ async fn through_sudo_only_the_lock_costs_a_round_trip_more() {
 /// TLS, and the question past the forks.
 #[path = "simulated_tests.rs"]
 mod simulated;
-
-/// Signals are counted on a thread of their own: here no runtime runs at
-/// all, as between two flows of a command whose runtime is its own
-/// thread, and the count still comes at once. (Counted by a task on the
-/// command's runtime, it would wait for the next flow, whose first hosts
-/// could start before it is read.)
-#[test]
-fn a_signal_is_counted_while_no_runtime_runs() {
-    use rustix::process::{Signal, getpid, kill_process};
-    let interrupt = Interrupt::default();
-    interrupt.listen_for_signals().unwrap();
-    kill_process(getpid(), Signal::TERM).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while interrupt.count() == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert_eq!(interrupt.count(), 1);
-}

@@ -10,15 +10,17 @@
 /// write each), and on a fleet spread over `--forks` those cost more than
 /// the work they share: on 10,000 simulated hosts with 50 forks, a worker
 /// per core spent 2 to 12% more of dockhand's CPU per host than one
-/// worker beside the command's thread, and that a median of 3% more
-/// than one thread alone, in nine pairs of runs (docs/PERFORMANCE.md). Past that many hosts in flight the
+/// worker beside the command's thread (five pairs of runs), and that a
+/// median of 3% more than one thread alone (nine pairs; only 50 forks was
+/// measured; docs/PERFORMANCE.md). Past that many hosts in flight the
 /// handshakes are work enough for more cores: with 1,000 forks one worker
 /// took a third longer than two. There a worker thread runs the hosts'
 /// tasks for every [`HOSTS_PER_WORKER`] of them, at most one a core.
 ///
 /// On one thread, nothing the flow does may block it: a blocked thread
 /// stops every host's task (held connections read nothing from their
-/// hosts, Ctrl-C is not caught). What blocks (the question on a
+/// hosts, and a Ctrl-C, though counted on a thread of its own, stops no
+/// host until it ends). What blocks (the question on a
 /// terminal, which waits while the user reads; the PKI's issuing, which
 /// waits for the store's lock) goes [`aside`].
 ///
@@ -110,7 +112,7 @@ mod tests {
 
     /// The question on a terminal waits while the user reads, aside: the
     /// hosts' tasks on the runtime go on meanwhile (a held connection
-    /// answers its host, Ctrl-C is caught). Waiting on the runtime's own
+    /// reads its host, a Ctrl-C stops new hosts). Waiting on the runtime's own
     /// thread instead (as `std::thread::sleep` here, without `aside`)
     /// gives them no tick at all.
     #[test]
