@@ -629,9 +629,15 @@ pub fn typed_on_a_terminal(
         .chain(shown.get_args())
         .map(|word| format!("'{}'", word.to_string_lossy().replace('\'', "'\\''")))
         .collect();
+    // `script` runs the line with `$SHELL -c`. dash (Debian's /bin/sh, a
+    // clean machine's shell when SHELL is unset) would stay as dockhand's
+    // parent, die of the Ctrl-C itself and make the exit code its own
+    // 130; bash execs a lone command. `exec` and one shell, whatever the
+    // caller's, make the code dockhand's on every machine.
     let mut script = Command::new("script");
     script
-        .args(["-qfec", &line.join(" "), "/dev/null"])
+        .args(["-qfec", &format!("exec {}", line.join(" ")), "/dev/null"])
+        .env("SHELL", "/bin/sh")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped());
     for (key, value) in shown.get_envs() {
