@@ -45,7 +45,6 @@ pub type AppliedHost = (Applied, PlanSummary);
 pub type Plans = Vec<(String, Result<HostPlan>)>;
 
 /// How an apply goes.
-#[derive(Debug)]
 pub enum Mode<A> {
     OnePass,
     /// Plan every host, then `A` is asked (only when something would
@@ -137,7 +136,7 @@ async fn in_one_pass<C: Connector + Clone>(
         .into_iter()
         .map(|(host, job)| (host, Ok((job, None))))
         .collect();
-    let all = loaded.hosts.iter().map(|(h, _)| h.as_ref()).collect();
+    let all = loaded.hosts.iter().map(|(h, _)| h.clone()).collect();
     one_pass(connector, run, (jobs, all)).await
 }
 
@@ -159,7 +158,7 @@ type PassJob = (HostJob, Option<Approval>);
 
 /// The jobs of a pass (a host that could not be planned carries its
 /// error), and the hosts the PKI issues for.
-type PassJobs<'l> = (Vec<(String, Result<PassJob>)>, Vec<&'l Host>);
+type PassJobs = (Vec<(String, Result<PassJob>)>, Vec<Arc<Host>>);
 
 /// Every host planned as `plan` does, `forks` at a time, its connection
 /// closed once planned: a fleet of thousands must not hold them all open,
@@ -216,17 +215,15 @@ fn after_plan_pass(
     loaded: &Loaded,
     planned: Vec<Finished<(HostJob, PassPlan)>>,
     asked: bool,
-) -> PassJobs<'_> {
+) -> PassJobs {
     let issue_for: HashSet<&str> = planned
         .iter()
         .filter(|f| matches!(&f.ended, Ended::Ran(Ok((_, first))) if !first.refused))
         .map(|f| f.host.as_str())
         .collect();
-    let hosts = loaded
-        .hosts
-        .iter()
-        .map(|(host, _)| host.as_ref())
-        .filter(|host| issue_for.contains(host.name.as_str()))
+    let hosts = (loaded.hosts.iter())
+        .filter(|(host, _)| issue_for.contains(host.name.as_str()))
+        .map(|(host, _)| host.clone())
         .collect();
     let jobs = planned
         .into_iter()
@@ -284,7 +281,7 @@ where
 async fn one_pass<C: Connector + Clone>(
     connector: C,
     run: &Run<'_>,
-    (jobs, hosts): PassJobs<'_>,
+    (jobs, hosts): PassJobs,
 ) -> Result<Vec<Finished<AppliedHost>>> {
     let Run { loaded, fleet, .. } = *run;
     // An interrupt during a first run's plan skips every host: nothing
@@ -292,7 +289,7 @@ async fn one_pass<C: Connector + Clone>(
     let (pairs, client) = if fleet.interrupt.count() > 0 {
         (ServerPairs::default(), None)
     } else {
-        issue(run, &hosts).await?
+        issue(run, hosts).await?
     };
     let with = applying(connector, loaded, (pairs, client), run.now)?;
     Ok(fleet
@@ -423,13 +420,11 @@ where
             .filter(|f| matches!(&f.ended, Ended::Ran(Ok((_, p))) if p.plan.refusal.is_none()))
             .map(|f| f.host.as_str())
             .collect();
-        let hosts: Vec<&Host> = loaded
-            .hosts
-            .iter()
-            .map(|(host, _)| host.as_ref())
-            .filter(|host| planned.contains(host.name.as_str()))
+        let hosts: Vec<Arc<Host>> = (loaded.hosts.iter())
+            .filter(|(host, _)| planned.contains(host.name.as_str()))
+            .map(|(host, _)| host.clone())
             .collect();
-        issue(run, &hosts).await?
+        issue(run, hosts).await?
     };
     let with = applying(connector, loaded, (pairs, client), now)?;
     let jobs: Vec<(String, Result<Planned<C::Session>>)> = prepared
@@ -486,18 +481,12 @@ fn question<T>(planned: &mut [Finished<T>], mut plan: impl FnMut(&mut T) -> Host
 
 /// The local PKI issues what `hosts` need (nothing without a PKI), as
 /// it decides at the run's instant.
-async fn issue(run: &Run<'_>, hosts: &[&Host]) -> Result<crate::pki::Issued> {
+async fn issue(run: &Run<'_>, hosts: Vec<Arc<Host>>) -> Result<crate::pki::Issued> {
     let loaded = run.loaded;
     let Some(store) = loaded.store.clone().filter(|_| !hosts.is_empty()) else {
         return Ok((ServerPairs::default(), None));
     };
     let playbook = loaded.playbook.clone();
-    // The same hosts, shared: they come from `loaded.hosts`, in its order.
-    let wanted: HashSet<&str> = hosts.iter().map(|host| host.name.as_str()).collect();
-    let hosts: Vec<Arc<Host>> = (loaded.hosts.iter())
-        .filter(|(host, _)| wanted.contains(host.name.as_str()))
-        .map(|(host, _)| host.clone())
-        .collect();
     let (now, sink) = (run.now, run.fleet.sink.clone());
     // Aside: issuing waits for the store's lock (another run may hold
     // it) and signs for a while, and the hosts' tasks (connections held

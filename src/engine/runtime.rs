@@ -20,9 +20,9 @@
 /// On one thread, nothing the flow does may block it: a blocked thread
 /// stops every host's task (held connections read nothing from their
 /// hosts, and a Ctrl-C, though counted on a thread of its own, stops no
-/// host until it ends). What blocks (the question on a
-/// terminal, which waits while the user reads; the PKI's issuing, which
-/// waits for the store's lock) goes [`aside`].
+/// host until it ends). What blocks (the question on a terminal, which
+/// waits while the user reads; the PKI's issuing, which waits for the
+/// store's lock) goes [`aside`].
 ///
 /// tokio's own `TOKIO_WORKER_THREADS`, when set, still decides, on a
 /// multi-threaded runtime: a fleet whose logins sign with RSA keys
@@ -112,9 +112,9 @@ mod tests {
 
     /// The question on a terminal waits while the user reads, aside: the
     /// hosts' tasks on the runtime go on meanwhile (a held connection
-    /// reads its host, a Ctrl-C stops new hosts). Waiting on the runtime's own
-    /// thread instead (as `std::thread::sleep` here, without `aside`)
-    /// gives them no tick at all.
+    /// reads its host, a Ctrl-C stops new hosts). Waiting on the
+    /// runtime's own thread instead (as `std::thread::sleep` here, without
+    /// `aside`) gives them no tick at all.
     #[test]
     fn the_hosts_tasks_go_on_while_a_blocking_wait_runs_aside() {
         let runtime = runtime(1).unwrap();
