@@ -852,6 +852,96 @@ fn on_a_terminal_ctrl_c_at_the_question_cancels_and_changes_nothing() {
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
 }
 
+/// A PKI store another run holds (here util-linux `flock`, as an apply
+/// sitting at its CA passphrase prompt would) is waited for, said on
+/// stderr with the holder's pid; Ctrl-C then ends the wait: nothing is
+/// issued or changed, and the holder keeps its lock.
+#[test]
+fn ctrl_c_ends_the_wait_for_a_pki_store_another_run_holds() {
+    use std::io::BufRead;
+    use std::os::unix::fs::DirBuilderExt;
+    let lab = fresh_lab("heldpki", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = lab.inventory_file(dir.path());
+    let pki = dir.path().join("pki");
+    std::fs::DirBuilder::new().mode(0o700).create(&pki).unwrap();
+    let lock = pki.join(".lock");
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sh", "-c", "echo $$ > \"$0\"; exec sleep 300"])
+        .arg(&lock)
+        .spawn()
+        .unwrap();
+    while std::fs::read_to_string(&lock)
+        .unwrap_or_default()
+        .is_empty()
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let holder_pid = std::fs::read_to_string(&lock).unwrap().trim().to_string();
+    let mut apply = lab
+        .command_with(
+            &[
+                "apply",
+                "-i",
+                &inventory.to_string_lossy(),
+                PLAYBOOK,
+                "--yes",
+            ],
+            &[("DOCKHAND_PKI_DIR", pki.as_os_str())],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(apply.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("holds the PKI store's lock") {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        said.push_str(&line);
+    }
+    assert!(
+        said.contains(&format!(
+            "another dockhand run (pid {holder_pid}) holds the PKI store's lock"
+        )),
+        "said while waiting:\n{said}"
+    );
+    // It waits: still running a second later.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(apply.try_wait().unwrap().is_none(), "{said}");
+    let pid = rustix::process::Pid::from_raw(apply.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let code = apply.wait().unwrap().code();
+    assert_eq!(code, Some(1), "{said}{rest}");
+    assert!(
+        rest.contains(
+            "interrupted while waiting for the PKI store's lock: nothing was issued or changed"
+        ),
+        "{rest}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&lock).unwrap().trim(),
+        holder_pid,
+        "the holder's lock file is its own still"
+    );
+    assert!(!pki.join("ca.pem").exists(), "no CA made");
+    // The holder is flock's child (sh, then sleep): its pid, then flock.
+    let sleeper = rustix::process::Pid::from_raw(holder_pid.parse().unwrap()).unwrap();
+    rustix::process::kill_process(sleeper, rustix::process::Signal::KILL).unwrap();
+    assert!(holder.wait().unwrap().code().is_some());
+    assert_eq!(
+        plan_exit_code(&lab, &pki, &inventory),
+        Some(2),
+        "nothing changed"
+    );
+    assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}
+
 /// The shipped playbook with a setting dockerd refuses at start, so the
 /// restart handler fails.
 fn broken_playbook(dir: &Path) -> PathBuf {

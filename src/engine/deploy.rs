@@ -488,9 +488,22 @@ async fn issue(run: &Run<'_>, hosts: Vec<Arc<Host>>) -> Result<crate::pki::Issue
     };
     let playbook = loaded.playbook.clone();
     let (now, sink) = (run.now, run.fleet.sink.clone());
-    // Aside: issuing waits for the store's lock (another run may hold
-    // it) and signs for a while, and the hosts' tasks (connections held
-    // from the plan) go on meanwhile.
+    // A store another run holds (at its CA passphrase prompt, say) is
+    // waited for, said as a warning, until it is free or a Ctrl-C ends
+    // the wait.
+    let (warn, interrupt) = (sink.clone(), run.fleet.interrupt.clone());
+    let wait = crate::pki::LockWait::new(
+        move |message| {
+            warn.send(Event::Warning {
+                host: None,
+                message,
+            })
+        },
+        move || interrupt.count() > 0,
+    );
+    // Aside: issuing waits for the store's lock and signs for a while,
+    // and the hosts' tasks (connections held from the plan) go on
+    // meanwhile.
     super::runtime::aside(move || {
         let hosts: Vec<&Host> = hosts.iter().map(Arc::as_ref).collect();
         crate::pki::issue(
@@ -500,6 +513,7 @@ async fn issue(run: &Run<'_>, hosts: Vec<Arc<Host>>) -> Result<crate::pki::Issue
             &load::verification_client(&playbook),
             now,
             |message| sink.send(Event::Certificate { message }),
+            &wait,
         )
     })
     .await

@@ -315,6 +315,61 @@ async fn a_host_the_pki_issued_nothing_for_reads_the_store_as_its_plan_did() {
     );
 }
 
+/// A store another run holds (at its CA passphrase prompt, say) is
+/// waited for, said as a warning naming the holder, and a Ctrl-C ends the
+/// wait: the apply fails with nothing issued and no host touched, while
+/// the holder's lock stays its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ctrl_c_ends_the_wait_for_a_store_another_run_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["held1", "held2"];
+    let (loaded, fake) = simulated(&names, dir.path(), Duration::ZERO);
+    let held = loaded.store.as_ref().unwrap().lock().unwrap();
+    let (fleet, receiver) = fleet(10, Deadlines::default());
+    // The user reads the warning, then presses Ctrl-C.
+    let interrupt = fleet.interrupt.clone();
+    let reader = std::thread::spawn(move || {
+        let warning = receiver.iter().flatten().find_map(|event| match event {
+            Event::Warning { message, .. } => Some(message),
+            _ => None,
+        });
+        interrupt.trigger();
+        warning
+    });
+    let (jobs, _) = crate::engine::load::jobs_with(&loaded, false).unwrap();
+    let rollout = Rollout::default();
+    let run = deploy::apply_with(
+        fake.clone(),
+        &loaded,
+        jobs,
+        &rollout,
+        &fleet,
+        Mode::<NoQuestion>::OnePass,
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(10), run).await;
+    let err = ended
+        .expect("the wait ends")
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    drop(fleet);
+    let warning = reader.join().unwrap().expect("a warning before the Ctrl-C");
+    let pid = std::process::id();
+    assert!(
+        warning.contains(&format!(
+            "another dockhand run (pid {pid}) holds the PKI store's lock"
+        )),
+        "{warning}"
+    );
+    assert!(
+        err.contains("interrupted while waiting for the PKI store's lock"),
+        "{err}"
+    );
+    assert!(names.iter().all(|name| !fake.touched(name)));
+    assert!(!dir.path().join("pki/ca.pem").exists(), "nothing issued");
+    drop(held);
+}
+
 /// One instant a run: a server certificate that enters its renewal
 /// window while the user reads is neither renewed unshown nor taken for a
 /// change of the host's; the next run renews it. Past the forks (1) and

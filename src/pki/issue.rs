@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::{Outcome, Pair, PkiStore, pair_paths_in, read_pair};
+use super::{LockWait, Outcome, Pair, PkiStore, pair_paths_in, read_pair};
 use crate::core::input::inventory::Host;
 use crate::core::input::playbook::Playbook;
 use crate::core::pki::Sans;
@@ -67,8 +67,9 @@ fn digest_of(pair: &Pair) -> [u8; 32] {
     sha.finalize().into()
 }
 
-/// Issues what is missing for `hosts`; says what it did through `say`.
-/// `verifier` names the client certificate verification presents.
+/// Issues what is missing for `hosts`, under one lock of the store (waited
+/// for as `wait` says); says what it did through `say`. `verifier` names
+/// the client certificate verification presents.
 pub fn issue(
     store: &PkiStore,
     playbook: &Playbook,
@@ -76,21 +77,23 @@ pub fn issue(
     verifier: &str,
     now: i64,
     say: impl Fn(String),
+    wait: &LockWait,
 ) -> Result<Issued> {
-    if store.ensure_ca()?.1 {
+    let locked = store.locked(wait)?;
+    if locked.ensure_ca()?.1 {
         say(format!("created the CA in {}", store.dir().display()));
     }
     let clients = playbook.pki.as_ref().map(|p| p.clients.clone());
     for name in clients.unwrap_or_default() {
-        if let (_, Outcome::Issued(reason)) = store.ensure_client(&name, now)? {
+        if let (_, Outcome::Issued(reason)) = locked.ensure_client(&name, now)? {
             say(format!("issued the client certificate `{name}` ({reason})"));
         }
     }
-    let client = Some(store.ensure_client(verifier, now)?.0);
-    let ca_pem: std::sync::Arc<[u8]> = store.trust_bundle()?.expect("created above").into();
+    let client = Some(locked.ensure_client(verifier, now)?.0);
+    let ca_pem: std::sync::Arc<[u8]> = locked.trust_bundle()?.expect("created above").into();
     let mut checked = HashMap::with_capacity(hosts.len());
     let servers = hosts.iter().map(|h| (h.name.as_str(), Sans::of_host(h)));
-    store.ensure_servers(servers, now, |host, pair, outcome| {
+    locked.ensure_servers(servers, now, |host, pair, outcome| {
         if let Outcome::Issued(reason) = outcome {
             say(format!(
                 "issued the server certificate of {host} ({reason})"
@@ -125,14 +128,22 @@ mod tests {
         let playbook = Playbook::parse("p.yaml".as_ref(), "pki: {}\n").unwrap();
         let hosts: Vec<&Host> = inventory.hosts.iter().take(2).collect();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let (pairs, client) = issue(&store, &playbook, &hosts, "dockhand", now, |_| {}).unwrap();
+        let (pairs, client) = issue(
+            &store,
+            &playbook,
+            &hosts,
+            "dockhand",
+            now,
+            |_| {},
+            &LockWait::default(),
+        )
+        .unwrap();
         assert!(client.is_some());
         // A second run reuses both pairs: nothing is said, the digests stay.
         let said = std::cell::RefCell::new(Vec::new());
-        let (again, _) = issue(&store, &playbook, &hosts, "dockhand", now, |m| {
-            said.borrow_mut().push(m)
-        })
-        .unwrap();
+        let say = |m| said.borrow_mut().push(m);
+        let wait = LockWait::default();
+        let (again, _) = issue(&store, &playbook, &hosts, "dockhand", now, say, &wait).unwrap();
         assert!(said.borrow().is_empty(), "{said:?}");
         assert_eq!(again.checked, pairs.checked);
         let bad = [(

@@ -22,11 +22,13 @@ mod checked;
 pub mod context;
 mod issue;
 pub mod keys;
+mod lock;
 mod read;
 
 pub use ca::{Imported, Initialized, PASSPHRASE_ENV, passphrase_source};
 
 pub use issue::{Issued, ServerPairs, issue};
+pub use lock::{LockWait, Locked, StoreLock};
 pub use read::TlsReader;
 
 use std::io::Write;
@@ -56,11 +58,6 @@ pub struct PkiStore {
     /// run that issues 50 certificates derives the key once.
     unsealed: std::sync::Mutex<Option<(Vec<u8>, keys::Pkcs8)>>,
     checked: checked::Checked,
-}
-
-/// The store's lock; released when dropped.
-pub struct StoreLock {
-    _file: std::fs::File,
 }
 
 /// A certificate and its key, as PEM.
@@ -358,20 +355,16 @@ impl PkiStore {
     }
 
     /// An exclusive lock on the store, held until dropped: every run that
-    /// writes takes it before it decides anything.
+    /// writes takes it before it decides anything. A store another run
+    /// holds is waited for, said on standard error.
     pub fn lock(&self) -> Result<StoreLock> {
+        self.lock_waiting(&LockWait::default())
+    }
+
+    /// [`PkiStore::lock`], waited for as `wait` says.
+    fn lock_waiting(&self, wait: &LockWait) -> Result<StoreLock> {
         private_dir(&self.dir)?;
-        let path = self.dir.join(".lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::file(&path, e))?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| Error::file(&path, e))?;
-        Ok(StoreLock { _file: file })
+        lock::acquire(&self.dir.join(".lock"), wait)
     }
 
     /// A client certificate, if issued (never issues).
@@ -559,9 +552,19 @@ impl PkiStore {
         &self,
         hosts: impl IntoIterator<Item = (&'h str, Sans)>,
         now: i64,
+        each: impl FnMut(&'h str, Pair, Outcome),
+    ) -> Result<()> {
+        self.locked(&LockWait::default())?
+            .ensure_servers(hosts, now, each)
+    }
+
+    /// [`PkiStore::ensure_servers`], with the store locked by the caller.
+    fn ensure_servers_in_lock<'h>(
+        &self,
+        hosts: impl IntoIterator<Item = (&'h str, Sans)>,
+        now: i64,
         mut each: impl FnMut(&'h str, Pair, Outcome),
     ) -> Result<()> {
-        let _lock = self.lock()?;
         let (ca, _) = self.ensure_ca_locked()?;
         for (host, sans) in hosts {
             validate_name(host)?;
@@ -582,6 +585,19 @@ impl PkiStore {
     ) -> Result<(Pair, Outcome)> {
         validate_name(name_)?;
         let _lock = self.lock()?;
+        self.ensure_pair_in_lock(kind, name_, purpose, sans, now)
+    }
+
+    /// [`PkiStore::ensure_pair`], with the store locked by the caller.
+    fn ensure_pair_in_lock(
+        &self,
+        kind: &str,
+        name_: &str,
+        purpose: Purpose,
+        sans: Option<&Sans>,
+        now: i64,
+    ) -> Result<(Pair, Outcome)> {
+        validate_name(name_)?;
         let (ca, _) = self.ensure_ca_locked()?;
         let ensured = self.ensure_pair_locked(&ca, kind, name_, purpose, sans, now)?;
         self.checked.save()?;

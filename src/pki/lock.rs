@@ -1,0 +1,260 @@
+//! The store's lock: one run writes at a time. A run that finds the store
+//! locked says so once, naming the process that holds it (another apply
+//! may sit at the CA passphrase prompt for as long as its user is away),
+//! and waits by polling rather than in a blocking `flock`: an interrupt
+//! the run counts then ends the wait, where a blocked `flock` would have
+//! outlived any Ctrl-C but a lethal one.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustix::fs::{FlockOperation, flock};
+
+use super::{Outcome, Pair, PkiStore};
+use crate::core::pki::{Purpose, Sans};
+use crate::error::{Error, Result};
+
+/// How often a waiting run tries the lock again.
+const RETRY: Duration = Duration::from_millis(100);
+
+/// The store's lock; released when dropped (or when its process ends).
+pub struct StoreLock {
+    _file: File,
+}
+
+/// How a run waits for a store that another holds: where it says so, and
+/// what ends the wait.
+#[derive(Clone)]
+pub struct LockWait {
+    say: Arc<dyn Fn(String) + Send + Sync>,
+    cancelled: Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl Default for LockWait {
+    /// Said on standard error, where the CA passphrase is asked for too;
+    /// never cancelled (a `pki` command dies of its Ctrl-C).
+    fn default() -> Self {
+        LockWait::new(
+            |message| {
+                let _ = console::Term::stderr().write_line(&format!("warning: {message}"));
+            },
+            || false,
+        )
+    }
+}
+
+impl LockWait {
+    pub fn new(
+        say: impl Fn(String) + Send + Sync + 'static,
+        cancelled: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> LockWait {
+        LockWait {
+            say: Arc::new(say),
+            cancelled: Arc::new(cancelled),
+        }
+    }
+}
+
+/// The store, locked: what an apply issues is decided and written under
+/// one lock, so another run cannot change the CA between its steps.
+pub struct Locked<'s> {
+    store: &'s PkiStore,
+    _lock: StoreLock,
+}
+
+impl PkiStore {
+    /// The store, locked once the lock is free, as `wait` says.
+    pub fn locked(&self, wait: &LockWait) -> Result<Locked<'_>> {
+        let lock = self.lock_waiting(wait)?;
+        Ok(Locked {
+            store: self,
+            _lock: lock,
+        })
+    }
+}
+
+impl Locked<'_> {
+    /// [`PkiStore::ensure_ca`], under this lock.
+    pub fn ensure_ca(&self) -> Result<(Pair, bool)> {
+        self.store.ensure_ca_locked()
+    }
+
+    /// [`PkiStore::ensure_client`], under this lock.
+    pub fn ensure_client(&self, name: &str, now: i64) -> Result<(Pair, Outcome)> {
+        self.store
+            .ensure_pair_in_lock("clients", name, Purpose::Client, None, now)
+    }
+
+    /// [`PkiStore::ensure_servers`], under this lock.
+    pub fn ensure_servers<'h>(
+        &self,
+        hosts: impl IntoIterator<Item = (&'h str, Sans)>,
+        now: i64,
+        each: impl FnMut(&'h str, Pair, Outcome),
+    ) -> Result<()> {
+        self.store.ensure_servers_in_lock(hosts, now, each)
+    }
+
+    /// Every CA a client trusts, read under this lock.
+    pub fn trust_bundle(&self) -> Result<Option<Vec<u8>>> {
+        self.store.trust_bundle()
+    }
+}
+
+/// An exclusive lock on the file `path` (created 0600), waited for as
+/// `wait` says. Whoever holds it writes its pid there, for the waiters'
+/// message.
+pub fn acquire(path: &Path, wait: &LockWait) -> Result<StoreLock> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::file(path, e))?;
+    let mut said = false;
+    loop {
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => break,
+            Err(rustix::io::Errno::WOULDBLOCK) => {}
+            Err(e) => return Err(Error::file(path, e)),
+        }
+        if !said {
+            said = true;
+            (wait.say)(format!(
+                "{}: another dockhand run{} holds the PKI store's lock: waiting for it (Ctrl-C stops waiting)",
+                path.display(),
+                holder(path)
+                    .map(|pid| format!(" (pid {pid})"))
+                    .unwrap_or_default()
+            ));
+        }
+        if (wait.cancelled)() {
+            return Err(Error::file(
+                path,
+                "interrupted while waiting for the PKI store's lock: nothing was issued or changed",
+            ));
+        }
+        std::thread::sleep(RETRY);
+    }
+    // Only the holder writes: the pid it leaves is the one holding it now.
+    let pid = format!("{}\n", std::process::id());
+    file.set_len(0)
+        .and_then(|()| file.write_all(pid.as_bytes()))
+        .map_err(|e| Error::file(path, e))?;
+    Ok(StoreLock { _file: file })
+}
+
+/// The pid the lock's holder wrote, if the file holds one (a store locked
+/// by an older dockhand holds an empty file).
+fn holder(path: &Path) -> Option<u32> {
+    let text = std::fs::read(path).ok()?;
+    std::str::from_utf8(text.get(..text.len().min(16))?)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A wait that records what it says, cancelled once `cancel` is set.
+    fn recorded(cancel: Arc<AtomicBool>) -> (LockWait, Arc<Mutex<Vec<String>>>) {
+        let said = Arc::new(Mutex::new(Vec::new()));
+        let into = said.clone();
+        let wait = LockWait::new(
+            move |message| into.lock().unwrap().push(message),
+            move || cancel.load(Ordering::SeqCst),
+        );
+        (wait, said)
+    }
+
+    #[test]
+    fn a_free_lock_is_taken_at_once_and_says_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".lock");
+        let (wait, said) = recorded(Arc::new(AtomicBool::new(false)));
+        let lock = acquire(&path, &wait).unwrap();
+        assert!(said.lock().unwrap().is_empty());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, format!("{}\n", std::process::id()));
+        drop(lock);
+        // Released: taken again, as a later run would.
+        acquire(&path, &wait).unwrap();
+    }
+
+    /// `flock` locks belong to the open file: a second acquire in this
+    /// process waits as another process would.
+    #[test]
+    fn a_held_lock_is_waited_for_said_once_with_its_holder_then_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".lock");
+        let held = acquire(&path, &LockWait::default()).unwrap();
+        let (wait, said) = recorded(Arc::new(AtomicBool::new(false)));
+        let waiter = std::thread::spawn({
+            let path = path.clone();
+            move || acquire(&path, &wait).map(|_| ())
+        });
+        std::thread::sleep(Duration::from_millis(450));
+        assert!(!waiter.is_finished(), "it waits while the lock is held");
+        drop(held);
+        waiter.join().unwrap().unwrap();
+        let said = said.lock().unwrap();
+        assert_eq!(said.len(), 1, "said once, not at every try: {said:?}");
+        let pid = std::process::id();
+        assert!(
+            said[0].contains(&format!("another dockhand run (pid {pid}) holds")),
+            "{said:?}"
+        );
+        assert!(said[0].starts_with(&path.display().to_string()), "{said:?}");
+    }
+
+    #[test]
+    fn an_interrupt_ends_the_wait_with_an_error_naming_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".lock");
+        let held = acquire(&path, &LockWait::default()).unwrap();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (wait, said) = recorded(cancel.clone());
+        let waiter = std::thread::spawn({
+            let path = path.clone();
+            move || acquire(&path, &wait).map(|_| ())
+        });
+        std::thread::sleep(Duration::from_millis(250));
+        cancel.store(true, Ordering::SeqCst);
+        let err = waiter.join().unwrap().unwrap_err().to_string();
+        assert!(err.starts_with(&path.display().to_string()), "{err}");
+        assert!(err.contains("interrupted while waiting"), "{err}");
+        assert_eq!(said.lock().unwrap().len(), 1);
+        // The holder's lock and pid are untouched.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, format!("{}\n", std::process::id()));
+        drop(held);
+    }
+
+    #[test]
+    fn a_lock_file_without_a_pid_names_no_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, holder_is) in [
+            ("", None),
+            ("\n", None),
+            ("4242\n", Some(4242)),
+            ("not a pid", None),
+            ("99999999999999999999", None),
+            ("\u{1b}[31m12", None),
+        ] {
+            let path = dir.path().join("lock");
+            std::fs::write(&path, text).unwrap();
+            assert_eq!(holder(&path), holder_is, "{text:?}");
+        }
+    }
+}
