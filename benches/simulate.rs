@@ -286,7 +286,7 @@ fn child(count: usize, forks: usize, latency: Duration) {
         &load::verification_client(&loaded.playbook),
         load::now(),
         |_| {},
-        &dockhand::pki::LockWait::default(),
+        &dockhand::pki::Waiting::default(),
     )
     .unwrap();
     let pki_cpu = process_cpu() - pki_start;

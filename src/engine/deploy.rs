@@ -492,7 +492,7 @@ async fn issue(run: &Run<'_>, hosts: Vec<Arc<Host>>) -> Result<crate::pki::Issue
     // waited for, said as a warning, until it is free or a Ctrl-C ends
     // the wait.
     let (warn, interrupt) = (sink.clone(), run.fleet.interrupt.clone());
-    let wait = crate::pki::LockWait::new(
+    let wait = crate::pki::Waiting::new(
         move |message| {
             warn.send(Event::Warning {
                 host: None,

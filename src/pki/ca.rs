@@ -139,7 +139,7 @@ impl PkiStore {
 
     /// The CA's key, ready to sign: an encrypted key is opened with the
     /// passphrase (once per run) and checked against the certificate.
-    pub(super) fn signing_key(&self, ca: &Pair) -> Result<KeyPair> {
+    pub(super) fn signing_key(&self, ca: &Pair, wait: &super::Waiting) -> Result<KeyPair> {
         if !keys::is_encrypted(&ca.key_pem) {
             return KeyPair::from_pem(&String::from_utf8_lossy(&ca.key_pem))
                 .map_err(|e| self.error("read the CA key", e));
@@ -148,7 +148,8 @@ impl PkiStore {
         let der = match unsealed.as_ref() {
             Some((cert, der)) if *cert == ca.cert_pem => der.clone(),
             _ => {
-                let der = keys::read(&ca.key_pem, || self.passphrase.get()).map_err(|e| {
+                let asked = || self.passphrase.get_until(&|| wait.cancelled());
+                let der = keys::read(&ca.key_pem, asked).map_err(|e| {
                     Error::file(self.ca_paths().1, format!("cannot open the CA key: {e}"))
                 })?;
                 *unsealed = Some((ca.cert_pem.clone(), der.clone()));

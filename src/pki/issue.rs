@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::{LockWait, Outcome, Pair, PkiStore, pair_paths_in, read_pair};
+use super::{Outcome, Pair, PkiStore, Waiting, pair_paths_in, read_pair};
 use crate::core::input::inventory::Host;
 use crate::core::input::playbook::Playbook;
 use crate::core::pki::Sans;
@@ -77,7 +77,7 @@ pub fn issue(
     verifier: &str,
     now: i64,
     say: impl Fn(String),
-    wait: &LockWait,
+    wait: &Waiting,
 ) -> Result<Issued> {
     let locked = store.locked(wait)?;
     if locked.ensure_ca()?.1 {
@@ -135,14 +135,14 @@ mod tests {
             "dockhand",
             now,
             |_| {},
-            &LockWait::default(),
+            &Waiting::default(),
         )
         .unwrap();
         assert!(client.is_some());
         // A second run reuses both pairs: nothing is said, the digests stay.
         let said = std::cell::RefCell::new(Vec::new());
         let say = |m| said.borrow_mut().push(m);
-        let wait = LockWait::default();
+        let wait = Waiting::default();
         let (again, _) = issue(&store, &playbook, &hosts, "dockhand", now, say, &wait).unwrap();
         assert!(said.borrow().is_empty(), "{said:?}");
         assert_eq!(again.checked, pairs.checked);

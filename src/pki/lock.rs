@@ -26,19 +26,20 @@ pub struct StoreLock {
     _file: File,
 }
 
-/// How a run waits for a store that another holds: where it says so, and
-/// what ends the wait.
+/// How a run waits on what it does not decide (a store another run holds,
+/// its user at the CA passphrase prompt): where it says it waits, and what
+/// ends the wait.
 #[derive(Clone)]
-pub struct LockWait {
+pub struct Waiting {
     say: Arc<dyn Fn(String) + Send + Sync>,
     cancelled: Arc<dyn Fn() -> bool + Send + Sync>,
 }
 
-impl Default for LockWait {
+impl Default for Waiting {
     /// Said on standard error, where the CA passphrase is asked for too;
     /// never cancelled (a `pki` command dies of its Ctrl-C).
     fn default() -> Self {
-        LockWait::new(
+        Waiting::new(
             |message| {
                 let _ = console::Term::stderr().write_line(&format!("warning: {message}"));
             },
@@ -47,15 +48,20 @@ impl Default for LockWait {
     }
 }
 
-impl LockWait {
+impl Waiting {
     pub fn new(
         say: impl Fn(String) + Send + Sync + 'static,
         cancelled: impl Fn() -> bool + Send + Sync + 'static,
-    ) -> LockWait {
-        LockWait {
+    ) -> Waiting {
+        Waiting {
             say: Arc::new(say),
             cancelled: Arc::new(cancelled),
         }
+    }
+
+    /// Whether the wait is to end (the run was interrupted).
+    pub fn cancelled(&self) -> bool {
+        (self.cancelled)()
     }
 }
 
@@ -63,15 +69,18 @@ impl LockWait {
 /// one lock, so another run cannot change the CA between its steps.
 pub struct Locked<'s> {
     store: &'s PkiStore,
+    /// Also how the CA passphrase prompt waits.
+    wait: Waiting,
     _lock: StoreLock,
 }
 
 impl PkiStore {
     /// The store, locked once the lock is free, as `wait` says.
-    pub fn locked(&self, wait: &LockWait) -> Result<Locked<'_>> {
+    pub fn locked(&self, wait: &Waiting) -> Result<Locked<'_>> {
         let lock = self.lock_waiting(wait)?;
         Ok(Locked {
             store: self,
+            wait: wait.clone(),
             _lock: lock,
         })
     }
@@ -85,8 +94,8 @@ impl Locked<'_> {
 
     /// [`PkiStore::ensure_client`], under this lock.
     pub fn ensure_client(&self, name: &str, now: i64) -> Result<(Pair, Outcome)> {
-        self.store
-            .ensure_pair_in_lock("clients", name, Purpose::Client, None, now)
+        let client = (name, Purpose::Client, None);
+        (self.store).ensure_pair_in_lock("clients", client, now, &self.wait)
     }
 
     /// [`PkiStore::ensure_servers`], under this lock.
@@ -96,7 +105,7 @@ impl Locked<'_> {
         now: i64,
         each: impl FnMut(&'h str, Pair, Outcome),
     ) -> Result<()> {
-        self.store.ensure_servers_in_lock(hosts, now, each)
+        (self.store).ensure_servers_in_lock(hosts, now, each, &self.wait)
     }
 
     /// Every CA a client trusts, read under this lock.
@@ -108,7 +117,7 @@ impl Locked<'_> {
 /// An exclusive lock on the file `path` (created 0600), waited for as
 /// `wait` says. Whoever holds it writes its pid there, for the waiters'
 /// message.
-pub fn acquire(path: &Path, wait: &LockWait) -> Result<StoreLock> {
+pub fn acquire(path: &Path, wait: &Waiting) -> Result<StoreLock> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -134,7 +143,7 @@ pub fn acquire(path: &Path, wait: &LockWait) -> Result<StoreLock> {
                     .unwrap_or_default()
             ));
         }
-        if (wait.cancelled)() {
+        if wait.cancelled() {
             return Err(Error::file(
                 path,
                 "interrupted while waiting for the PKI store's lock: nothing was issued or changed",
@@ -168,10 +177,10 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     /// A wait that records what it says, cancelled once `cancel` is set.
-    fn recorded(cancel: Arc<AtomicBool>) -> (LockWait, Arc<Mutex<Vec<String>>>) {
+    fn recorded(cancel: Arc<AtomicBool>) -> (Waiting, Arc<Mutex<Vec<String>>>) {
         let said = Arc::new(Mutex::new(Vec::new()));
         let into = said.clone();
-        let wait = LockWait::new(
+        let wait = Waiting::new(
             move |message| into.lock().unwrap().push(message),
             move || cancel.load(Ordering::SeqCst),
         );
@@ -198,7 +207,7 @@ mod tests {
     fn a_held_lock_is_waited_for_said_once_with_its_holder_then_taken() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(".lock");
-        let held = acquire(&path, &LockWait::default()).unwrap();
+        let held = acquire(&path, &Waiting::default()).unwrap();
         let (wait, said) = recorded(Arc::new(AtomicBool::new(false)));
         let waiter = std::thread::spawn({
             let path = path.clone();
@@ -222,7 +231,7 @@ mod tests {
     fn an_interrupt_ends_the_wait_with_an_error_naming_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(".lock");
-        let held = acquire(&path, &LockWait::default()).unwrap();
+        let held = acquire(&path, &Waiting::default()).unwrap();
         let cancel = Arc::new(AtomicBool::new(false));
         let (wait, said) = recorded(cancel.clone());
         let waiter = std::thread::spawn({

@@ -28,7 +28,7 @@ mod read;
 pub use ca::{Imported, Initialized, PASSPHRASE_ENV, passphrase_source};
 
 pub use issue::{Issued, ServerPairs, issue};
-pub use lock::{LockWait, Locked, StoreLock};
+pub use lock::{Locked, StoreLock, Waiting};
 pub use read::TlsReader;
 
 use std::io::Write;
@@ -229,7 +229,7 @@ impl PkiStore {
         if self.is_sealed() {
             // The next CA's key is sealed with the passphrase that opens
             // the current one.
-            self.signing_key(&current)?;
+            self.signing_key(&current, &Waiting::default())?;
         }
         if let Some(stage) = self.rotation() {
             return Err(Error::Usage(format!(
@@ -358,11 +358,11 @@ impl PkiStore {
     /// writes takes it before it decides anything. A store another run
     /// holds is waited for, said on standard error.
     pub fn lock(&self) -> Result<StoreLock> {
-        self.lock_waiting(&LockWait::default())
+        self.lock_waiting(&Waiting::default())
     }
 
     /// [`PkiStore::lock`], waited for as `wait` says.
-    fn lock_waiting(&self, wait: &LockWait) -> Result<StoreLock> {
+    fn lock_waiting(&self, wait: &Waiting) -> Result<StoreLock> {
         private_dir(&self.dir)?;
         lock::acquire(&self.dir.join(".lock"), wait)
     }
@@ -554,7 +554,7 @@ impl PkiStore {
         now: i64,
         each: impl FnMut(&'h str, Pair, Outcome),
     ) -> Result<()> {
-        self.locked(&LockWait::default())?
+        self.locked(&Waiting::default())?
             .ensure_servers(hosts, now, each)
     }
 
@@ -564,12 +564,13 @@ impl PkiStore {
         hosts: impl IntoIterator<Item = (&'h str, Sans)>,
         now: i64,
         mut each: impl FnMut(&'h str, Pair, Outcome),
+        wait: &Waiting,
     ) -> Result<()> {
         let (ca, _) = self.ensure_ca_locked()?;
         for (host, sans) in hosts {
             validate_name(host)?;
-            let (pair, outcome) =
-                self.ensure_pair_locked(&ca, "servers", host, Purpose::Server, Some(&sans), now)?;
+            let server = (host, Purpose::Server, Some(&sans));
+            let (pair, outcome) = self.ensure_pair_locked(&ca, "servers", server, now, wait)?;
             each(host, pair, outcome);
         }
         self.checked.save()
@@ -584,22 +585,22 @@ impl PkiStore {
         now: i64,
     ) -> Result<(Pair, Outcome)> {
         validate_name(name_)?;
-        let _lock = self.lock()?;
-        self.ensure_pair_in_lock(kind, name_, purpose, sans, now)
+        let wait = Waiting::default();
+        let _lock = self.lock_waiting(&wait)?;
+        self.ensure_pair_in_lock(kind, (name_, purpose, sans), now, &wait)
     }
 
     /// [`PkiStore::ensure_pair`], with the store locked by the caller.
     fn ensure_pair_in_lock(
         &self,
         kind: &str,
-        name_: &str,
-        purpose: Purpose,
-        sans: Option<&Sans>,
+        (name_, purpose, sans): (&str, Purpose, Option<&Sans>),
         now: i64,
+        wait: &Waiting,
     ) -> Result<(Pair, Outcome)> {
         validate_name(name_)?;
         let (ca, _) = self.ensure_ca_locked()?;
-        let ensured = self.ensure_pair_locked(&ca, kind, name_, purpose, sans, now)?;
+        let ensured = self.ensure_pair_locked(&ca, kind, (name_, purpose, sans), now, wait)?;
         self.checked.save()?;
         Ok(ensured)
     }
@@ -609,10 +610,9 @@ impl PkiStore {
         &self,
         ca: &Pair,
         kind: &str,
-        name_: &str,
-        purpose: Purpose,
-        sans: Option<&Sans>,
+        (name_, purpose, sans): (&str, Purpose, Option<&Sans>),
         now: i64,
+        wait: &Waiting,
     ) -> Result<(Pair, Outcome)> {
         let (cert_path, key_path) = self.pair_paths(kind, name_);
         let existing = read_pair(&cert_path, &key_path)?;
@@ -622,7 +622,7 @@ impl PkiStore {
             }
             Decision::Issue(reason) => reason,
         };
-        let ca_key = self.signing_key(ca)?;
+        let ca_key = self.signing_key(ca, wait)?;
         let issuer = Issuer::from_ca_cert_pem(&String::from_utf8_lossy(&ca.cert_pem), ca_key)
             .map_err(|e| self.error("read the CA certificate", e))?;
         let key = self.new_key()?;

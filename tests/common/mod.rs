@@ -614,6 +614,16 @@ pub fn typed_on_a_terminal(
     meanwhile: impl FnOnce(),
     typed: &[u8],
 ) -> (Option<i32>, String) {
+    typed_at_a_prompt(shown, "Only 'yes' is accepted", meanwhile, typed)
+}
+
+/// As [`typed_on_a_terminal`], typed once the terminal shows `prompt`.
+pub fn typed_at_a_prompt(
+    shown: Command,
+    prompt: &str,
+    meanwhile: impl FnOnce(),
+    typed: &[u8],
+) -> (Option<i32>, String) {
     use std::io::{Read, Write};
     use std::sync::mpsc::RecvTimeoutError;
     /// Kills `script` (and so dockhand, its terminal gone) if the test
@@ -671,7 +681,7 @@ pub fn typed_on_a_terminal(
             }
         }
     };
-    let asked = |seen: &[u8]| String::from_utf8_lossy(seen).contains("Only 'yes' is accepted");
+    let asked = |seen: &[u8]| String::from_utf8_lossy(seen).contains(prompt);
     read_until(&asked, &mut seen);
     assert!(
         asked(&seen),

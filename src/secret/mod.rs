@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use zeroize::Zeroizing;
 
+mod tty;
+
 /// A secret in memory.
 pub type Secret = Zeroizing<String>;
 
@@ -76,27 +78,33 @@ impl SecretSource {
 
     /// The secret: from the file, the environment, then the terminal.
     pub fn get(&self) -> Result<Secret, String> {
-        self.obtain(false)
+        self.get_until(&|| false)
+    }
+
+    /// [`SecretSource::get`], its prompt ended by `cancelled` (the run's
+    /// interrupt: a run that counts Ctrl-C does not die of it).
+    pub fn get_until(&self, cancelled: &dyn Fn() -> bool) -> Result<Secret, String> {
+        self.obtain(false, cancelled)
     }
 
     /// A new secret (to encrypt with): from the file or the environment,
     /// or typed twice on the terminal.
     pub fn get_new(&self) -> Result<Secret, String> {
-        self.obtain(true)
+        self.obtain(true, &|| false)
     }
 
     /// The secret had already, or found now and kept.
-    fn obtain(&self, confirm: bool) -> Result<Secret, String> {
+    fn obtain(&self, confirm: bool, cancelled: &dyn Fn() -> bool) -> Result<Secret, String> {
         let mut had = self.had.lock().expect("not poisoned");
         if let Some(secret) = had.as_ref() {
             return Ok(secret.clone());
         }
-        let secret = self.find(confirm)?;
+        let secret = self.find(confirm, cancelled)?;
         *had = Some(secret.clone());
         Ok(secret)
     }
 
-    fn find(&self, confirm: bool) -> Result<Secret, String> {
+    fn find(&self, confirm: bool, cancelled: &dyn Fn() -> bool) -> Result<Secret, String> {
         let secret = if let Some(path) = &self.file {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("{}: cannot read {}: {e}", path.display(), self.what))?;
@@ -107,7 +115,7 @@ impl SecretSource {
         } else if let Some(value) = std::env::var_os(self.env).filter(|_| !self.env.is_empty()) {
             Zeroizing::new(value.to_string_lossy().into_owned())
         } else if self.prompt && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-            self.ask(confirm)?
+            self.ask(confirm, cancelled)?
         } else {
             return Err(format!(
                 "{} is needed: give it with {} FILE or {}{}",
@@ -135,13 +143,14 @@ impl SecretSource {
         Ok(secret)
     }
 
-    fn ask(&self, confirm: bool) -> Result<Secret, String> {
+    fn ask(&self, confirm: bool, cancelled: &dyn Fn() -> bool) -> Result<Secret, String> {
         let term = console::Term::stderr();
         let read = |prompt: String| -> Result<Secret, String> {
             term.write_str(&prompt)
-                .and_then(|()| term.read_secure_line())
-                .map(Zeroizing::new)
-                .map_err(|e| format!("cannot read {}: {e}", self.what))
+                .and_then(|()| tty::read_hidden_line(&std::io::stdin(), cancelled))
+                .and_then(|line| term.write_line("").map(|()| line))
+                .map_err(|e| format!("cannot read {}: {e}", self.what))?
+                .ok_or_else(|| format!("interrupted at the prompt for {}", self.what))
         };
         let first = read(format!("{}: ", capitalized(self.what)))?;
         if confirm && *read(format!("{} again: ", capitalized(self.what)))? != *first {

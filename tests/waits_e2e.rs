@@ -1,0 +1,156 @@
+//! End to end: an apply waiting on what it does not decide, a PKI store
+//! another run holds or its user at the CA passphrase prompt, says what it
+//! waits for, and a Ctrl-C ends either wait with nothing issued and no
+//! host changed. Without it, a run that counts Ctrl-C (rather than dying
+//! of it) sat in a blocking `flock` or `read` and went on issuing after.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Release, Scene, assert_success, dockhand_pki};
+
+const PLAYBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/docker-tls.yaml");
+const PASSPHRASE: &str = "typed at the prompt";
+
+/// `plan --detailed-exitcode` over the scene: 2 while changes are pending.
+fn plan_code(scene: &Scene) -> Option<i32> {
+    let inventory = scene.inventory.to_string_lossy();
+    let args = ["plan", "-i", &inventory, PLAYBOOK, "--detailed-exitcode"];
+    dockhand_pki(&scene.lab, &scene.pki, &args).status.code()
+}
+
+/// A PKI store another run holds (here util-linux `flock`, as an apply
+/// sitting at its CA passphrase prompt would) is waited for, said on
+/// stderr with the holder's pid; Ctrl-C then ends the wait: nothing is
+/// issued or changed, and the holder keeps its lock.
+#[test]
+fn ctrl_c_ends_the_wait_for_a_pki_store_another_run_holds() {
+    use std::io::BufRead;
+    use std::os::unix::fs::DirBuilderExt;
+    let scene = Scene::fresh("heldpki", 1, Release::Bookworm);
+    let (lab, inventory, pki) = (&scene.lab, &scene.inventory, &scene.pki);
+    std::fs::DirBuilder::new().mode(0o700).create(pki).unwrap();
+    let lock = pki.join(".lock");
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sh", "-c", "echo $$ > \"$0\"; exec sleep 300"])
+        .arg(&lock)
+        .spawn()
+        .unwrap();
+    while std::fs::read_to_string(&lock)
+        .unwrap_or_default()
+        .is_empty()
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let holder_pid = std::fs::read_to_string(&lock).unwrap().trim().to_string();
+    let mut apply = lab
+        .command_with(
+            &[
+                "apply",
+                "-i",
+                &inventory.to_string_lossy(),
+                PLAYBOOK,
+                "--yes",
+            ],
+            &[("DOCKHAND_PKI_DIR", pki.as_os_str())],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(apply.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("holds the PKI store's lock") {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        said.push_str(&line);
+    }
+    assert!(
+        said.contains(&format!(
+            "another dockhand run (pid {holder_pid}) holds the PKI store's lock"
+        )),
+        "said while waiting:\n{said}"
+    );
+    // It waits: still running a second later.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(apply.try_wait().unwrap().is_none(), "{said}");
+    let pid = rustix::process::Pid::from_raw(apply.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let code = apply.wait().unwrap().code();
+    assert_eq!(code, Some(1), "{said}{rest}");
+    assert!(
+        rest.contains(
+            "interrupted while waiting for the PKI store's lock: nothing was issued or changed"
+        ),
+        "{rest}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&lock).unwrap().trim(),
+        holder_pid,
+        "the holder's lock file is its own still"
+    );
+    assert!(!pki.join("ca.pem").exists(), "no CA made");
+    // The holder is flock's child (sh, then sleep): its pid, then flock.
+    let sleeper = rustix::process::Pid::from_raw(holder_pid.parse().unwrap()).unwrap();
+    rustix::process::kill_process(sleeper, rustix::process::Signal::KILL).unwrap();
+    assert!(holder.wait().unwrap().code().is_some());
+    assert_eq!(plan_code(&scene), Some(2), "nothing changed");
+    assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}
+
+/// An encrypted CA and no passphrase given: apply asks on the terminal
+/// while its progress is drawn. Ctrl-C at the prompt ends the run, exit
+/// code 1, with nothing issued or changed, where it used to sit until
+/// Enter and then issue; typed, the passphrase is not echoed and the run
+/// goes on to converge the host.
+#[test]
+fn ctrl_c_at_the_ca_passphrase_prompt_ends_the_run_and_typed_it_signs() {
+    let scene = Scene::fresh("passprompt", 1, Release::Bookworm);
+    let (lab, pki) = (&scene.lab, &scene.pki);
+    let init = lab.dockhand_with(
+        &["pki", "init", "--encrypt"],
+        &[
+            ("DOCKHAND_PKI_DIR", pki.as_os_str()),
+            ("DOCKHAND_CA_PASSPHRASE", PASSPHRASE.as_ref()),
+        ],
+    );
+    assert_success(&init, "pki init --encrypt");
+    let inventory = scene.inventory.to_string_lossy();
+    let apply = || {
+        lab.command_with(
+            &["apply", "-i", &inventory, PLAYBOOK, "--yes"],
+            &[("DOCKHAND_PKI_DIR", pki.as_os_str())],
+        )
+    };
+    let prompt = "The CA key's passphrase: ";
+    let (code, shown) = common::typed_at_a_prompt(apply(), prompt, || {}, b"\x03");
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(
+        shown.contains("interrupted at the prompt for the CA key's passphrase"),
+        "{shown}"
+    );
+    assert!(
+        !pki.join("servers").exists(),
+        "nothing issued: {:?}",
+        std::fs::read_dir(pki).unwrap().collect::<Vec<_>>()
+    );
+    assert_eq!(plan_code(&scene), Some(2), "the host is untouched");
+
+    let typed = format!("{PASSPHRASE}\n");
+    let (code, shown) = common::typed_at_a_prompt(apply(), prompt, || {}, typed.as_bytes());
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(!shown.contains(PASSPHRASE), "echoed:\n{shown}");
+    assert!(
+        shown.contains("issued the server certificate of passprompt-01"),
+        "{shown}"
+    );
+    assert_eq!(plan_code(&scene), Some(0), "converged");
+    assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}
