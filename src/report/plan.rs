@@ -128,16 +128,18 @@ fn host_section(out: &mut String, outcome: &HostOutcome) {
     let title = style(format!("{} ({})", outcome.host, outcome.address)).bold();
     let plan = match &outcome.plan {
         Err(err) => {
-            let label = if err.is_unreachable() {
-                "unreachable"
-            } else {
-                "failed"
+            let cause = err.cause();
+            // An unreachable host's cause says so itself.
+            let (label, cause) = match cause.strip_prefix("unreachable: ") {
+                Some(rest) if err.is_unreachable() => ("unreachable", rest),
+                _ if err.is_unreachable() => ("unreachable", cause.as_str()),
+                _ => ("failed", cause.as_str()),
             };
             let _ = writeln!(
                 out,
                 "{title}: {}: {}\n",
                 style(label).red().bold(),
-                super::escape(&err.cause())
+                super::escape(cause)
             );
             return;
         }
@@ -474,6 +476,42 @@ mod tests {
             plain.contains("checked before it replaces the old one, with: grep -q hello %s"),
             "{plain}"
         );
+    }
+
+    #[test]
+    fn a_host_that_failed_or_was_unreachable_is_said_so_once() {
+        let outcome = |cause| HostOutcome {
+            host: "web1".into(),
+            address: "127.0.0.1".into(),
+            traffic: Default::default(),
+            plan: Err(crate::error::Error::on_host("web1", cause)),
+        };
+        let refused = crate::error::HostError::Unreachable {
+            addr: "127.0.0.1:1".into(),
+            reason: "Connection refused".into(),
+        };
+        let timed_out = crate::error::HostError::ConnectTimeout {
+            addr: "127.0.0.1:22".into(),
+            seconds: 10,
+        };
+        let failed = crate::error::HostError::Step {
+            step: "gather".into(),
+            reason: "no answer".into(),
+        };
+        for (cause, said) in [
+            (
+                refused,
+                "web1 (127.0.0.1): unreachable: cannot connect to 127.0.0.1:1: Connection refused",
+            ),
+            (
+                timed_out,
+                "web1 (127.0.0.1): unreachable: no SSH handshake with 127.0.0.1:22 within 10s",
+            ),
+            (failed, "web1 (127.0.0.1): failed: gather: no answer"),
+        ] {
+            let text = console::strip_ansi_codes(&human(&[outcome(cause)])).into_owned();
+            assert_eq!(text.lines().next(), Some(said), "{text}");
+        }
     }
 
     /// A password in a URL (a registry mirror, a proxy) is masked in every
