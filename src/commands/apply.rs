@@ -5,7 +5,6 @@
 //! verified, 1 otherwise.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::time::Instant;
 
 use crate::core::event::Event;
@@ -31,9 +30,9 @@ pub struct Options {
 pub fn run(options: &Options) -> Result<i32> {
     let loaded = load::load(&options.selection)?;
     let (runtime, progress, fleet) = options.run.start()?;
-    let asks = !options.yes && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let asking = report::Asking::here().filter(|_| !options.yes);
     // In one pass, the PKI reads (or issues) every host's files itself.
-    let (jobs, ca_warning) = load::jobs_with(&loaded, asks)?;
+    let (jobs, ca_warning) = load::jobs_with(&loaded, asking.is_some())?;
     let jobs = jobs
         .into_iter()
         .map(|(name, job)| {
@@ -75,13 +74,18 @@ pub fn run(options: &Options) -> Result<i32> {
         let (suspender, interrupt) = (progress.suspender(), fleet.interrupt.clone());
         runtime::aside(move || {
             suspender.suspend(|| {
-                report::plan::print(&outcomes, Format::Human);
-                report::confirm("Apply these changes?", &|| interrupt.count() > 0)
+                let asking = asking.expect("asks only when someone can answer");
+                report::plan::show(&outcomes, asking);
+                report::confirm("Apply these changes?", asking, &|| interrupt.count() > 0)
             })
         })
         .await
     };
-    let mode = if asks { Mode::Ask(ask) } else { Mode::OnePass };
+    let mode = if asking.is_some() {
+        Mode::Ask(ask)
+    } else {
+        Mode::OnePass
+    };
     let started = Instant::now();
     let applied = runtime.block_on(deploy::apply(&loaded, jobs, &options.rollout, &fleet, mode));
     drop(fleet);

@@ -192,12 +192,62 @@ pub fn pki_list(entries: &[crate::pki::Entry], format: Format) {
     raw_stdout(&out);
 }
 
+/// Where a question and what it is about are shown, when someone can
+/// answer (standard input is a terminal, as Terraform asks) and see it (on
+/// standard output or standard error). `apply | tee apply.log` is asked
+/// (it applied unasked), its plan on stderr; `--format json | jq` too,
+/// its stdout left to the JSON.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Asking {
+    /// What the question is about goes to stderr: stdout is no terminal.
+    pub shown_on_stderr: bool,
+    /// The question goes to stdout: stderr is no terminal.
+    pub asked_on_stdout: bool,
+}
+
+impl Asking {
+    /// How to ask here, if anyone can be asked.
+    pub fn here() -> Option<Asking> {
+        use std::io::IsTerminal;
+        let stdin = std::io::stdin().is_terminal();
+        Asking::given(
+            stdin,
+            std::io::stdout().is_terminal(),
+            std::io::stderr().is_terminal(),
+        )
+    }
+
+    /// How to ask with these streams on a terminal.
+    fn given(stdin: bool, stdout: bool, stderr: bool) -> Option<Asking> {
+        (stdin && (stdout || stderr)).then_some(Asking {
+            shown_on_stderr: !stdout,
+            asked_on_stdout: !stderr,
+        })
+    }
+}
+
+/// Writes `text` where `asking` shows what a question is about.
+pub fn shown(asking: Asking, text: &str) {
+    if asking.shown_on_stderr {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(text.as_bytes());
+        let _ = err.flush();
+    } else {
+        raw_stdout(text);
+    }
+}
+
 /// Asks a yes/no question on the terminal; only `yes` is yes (as in
 /// Terraform: a stray `y` or Enter must not change a fleet). An interrupt
 /// while it waits (`cancelled`) is a no.
-pub fn confirm(question: &str, cancelled: &dyn Fn() -> bool) -> Result<bool> {
-    eprint!("{question} Only 'yes' is accepted: ");
-    let _ = std::io::stderr().flush();
+pub fn confirm(question: &str, asking: Asking, cancelled: &dyn Fn() -> bool) -> Result<bool> {
+    let question = format!("{question} Only 'yes' is accepted: ");
+    if asking.asked_on_stdout {
+        raw_stdout(&question);
+    } else {
+        eprint!("{question}");
+        let _ = std::io::stderr().flush();
+    }
     let (sender, answer) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
@@ -479,6 +529,32 @@ pub fn lab_status(name: &str, hosts: &[HostStatus]) {
 
 #[cfg(test)]
 mod tests {
+    use super::Asking;
+    #[test]
+    fn asked_when_someone_can_answer_and_see_the_question() {
+        let at = |shown_on_stderr, asked_on_stdout| {
+            Some(Asking {
+                shown_on_stderr,
+                asked_on_stdout,
+            })
+        };
+        // (stdin, stdout, stderr) on a terminal
+        for (streams, asked) in [
+            ((true, true, true), at(false, false)),
+            // `apply | tee log`, `apply --format json | jq`
+            ((true, false, true), at(true, false)),
+            // `apply 2> log`
+            ((true, true, false), at(false, true)),
+            // Nothing to answer with, or nowhere to see the question.
+            ((false, true, true), None),
+            ((true, false, false), None),
+            ((false, false, false), None),
+        ] {
+            let (stdin, stdout, stderr) = streams;
+            assert_eq!(Asking::given(stdin, stdout, stderr), asked, "{streams:?}");
+        }
+    }
+
     #[test]
     fn escape_shows_control_characters_and_masks_passwords() {
         for (text, shown) in [

@@ -26,6 +26,11 @@ pub fn print(outcomes: &[HostOutcome], format: Format) {
     super::raw_stdout(&text);
 }
 
+/// The plan a question is about, in words, where `asking` shows it.
+pub fn show(outcomes: &[HostOutcome], asking: super::Asking) {
+    super::shown(asking, &human(outcomes));
+}
+
 #[derive(Debug, Default, Serialize, PartialEq)]
 pub struct Summary {
     pub hosts: usize,
