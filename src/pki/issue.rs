@@ -150,7 +150,9 @@ mod tests {
             "../web9",
             crate::core::pki::Sans::for_host("web9", "192.0.2.9", &[], &[]),
         )];
-        assert!(store.ensure_servers(bad, now, |_, _, _| {}).is_err());
+        let locked = store.locked(&Waiting::default()).unwrap();
+        assert!(locked.ensure_servers(bad, now, |_, _, _| {}).is_err());
+        drop(locked);
 
         let Some(TlsMaterial::Ready {
             ca_pem, cert_pem, ..

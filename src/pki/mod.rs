@@ -544,38 +544,6 @@ impl PkiStore {
         self.ensure_pair("clients", name, Purpose::Client, None, now)
     }
 
-    /// Server certificates for `hosts`, each as [`PkiStore::ensure_server`]
-    /// gives it, with the store locked and its CA read and checked once for
-    /// all of them (a fleet of 10,000 hosts did both 10,000 times). `each`
-    /// gets every host's pair in turn.
-    pub fn ensure_servers<'h>(
-        &self,
-        hosts: impl IntoIterator<Item = (&'h str, Sans)>,
-        now: i64,
-        each: impl FnMut(&'h str, Pair, Outcome),
-    ) -> Result<()> {
-        self.locked(&Waiting::default())?
-            .ensure_servers(hosts, now, each)
-    }
-
-    /// [`PkiStore::ensure_servers`], with the store locked by the caller.
-    fn ensure_servers_in_lock<'h>(
-        &self,
-        hosts: impl IntoIterator<Item = (&'h str, Sans)>,
-        now: i64,
-        mut each: impl FnMut(&'h str, Pair, Outcome),
-        wait: &Waiting,
-    ) -> Result<()> {
-        let (ca, _) = self.ensure_ca_locked()?;
-        for (host, sans) in hosts {
-            validate_name(host)?;
-            let server = (host, Purpose::Server, Some(&sans));
-            let (pair, outcome) = self.ensure_pair_locked(&ca, "servers", server, now, wait)?;
-            each(host, pair, outcome);
-        }
-        self.checked.save()
-    }
-
     fn ensure_pair(
         &self,
         kind: &str,
