@@ -6,8 +6,10 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
 
 use common::{Release, Scene, assert_success, dockhand_pki};
 
@@ -27,48 +29,47 @@ fn plan_code(scene: &Scene) -> Option<i32> {
 /// issued or changed, and the holder keeps its lock.
 #[test]
 fn ctrl_c_ends_the_wait_for_a_pki_store_another_run_holds() {
-    use std::io::BufRead;
     use std::os::unix::fs::DirBuilderExt;
     let scene = Scene::fresh("heldpki", 1, Release::Bookworm);
     let (lab, inventory, pki) = (&scene.lab, &scene.inventory, &scene.pki);
     std::fs::DirBuilder::new().mode(0o700).create(pki).unwrap();
     let lock = pki.join(".lock");
+    let mut started = Started::default();
     let mut holder = Command::new("flock")
         .arg(&lock)
-        .args(["sh", "-c", "echo $$ > \"$0\"; exec sleep 300"])
+        .args(["sh", "-c", "echo $$ > \"$0\"; exec sleep 120"])
         .arg(&lock)
         .spawn()
         .unwrap();
+    started.0.push(holder.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
     while std::fs::read_to_string(&lock)
         .unwrap_or_default()
         .is_empty()
     {
+        assert!(Instant::now() < deadline, "flock never took the store");
         std::thread::sleep(Duration::from_millis(20));
     }
     let holder_pid = std::fs::read_to_string(&lock).unwrap().trim().to_string();
+    started.0.push(holder_pid.parse().unwrap());
+    let inventory = inventory.to_string_lossy();
     let mut apply = lab
         .command_with(
-            &[
-                "apply",
-                "-i",
-                &inventory.to_string_lossy(),
-                PLAYBOOK,
-                "--yes",
-            ],
+            &["apply", "-i", &inventory, PLAYBOOK, "--yes"],
             &[("DOCKHAND_PKI_DIR", pki.as_os_str())],
         )
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = std::io::BufReader::new(apply.stderr.take().unwrap());
+    started.0.push(apply.id());
+    let lines = lines_of(apply.stderr.take().unwrap());
     let mut said = String::new();
     while !said.contains("holds the PKI store's lock") {
-        let mut line = String::new();
-        if stderr.read_line(&mut line).unwrap() == 0 {
-            break;
+        match lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => said.push_str(&line),
+            Err(e) => panic!("{e}: nothing said of the lock:\n{said}"),
         }
-        said.push_str(&line);
     }
     assert!(
         said.contains(&format!(
@@ -79,10 +80,8 @@ fn ctrl_c_ends_the_wait_for_a_pki_store_another_run_holds() {
     // It waits: still running a second later.
     std::thread::sleep(Duration::from_secs(1));
     assert!(apply.try_wait().unwrap().is_none(), "{said}");
-    let pid = rustix::process::Pid::from_raw(apply.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    signal(apply.id(), Signal::INT);
+    let rest: String = lines.iter().collect();
     let code = apply.wait().unwrap().code();
     assert_eq!(code, Some(1), "{said}{rest}");
     assert!(
@@ -98,11 +97,45 @@ fn ctrl_c_ends_the_wait_for_a_pki_store_another_run_holds() {
     );
     assert!(!pki.join("ca.pem").exists(), "no CA made");
     // The holder is flock's child (sh, then sleep): its pid, then flock.
-    let sleeper = rustix::process::Pid::from_raw(holder_pid.parse().unwrap()).unwrap();
-    rustix::process::kill_process(sleeper, rustix::process::Signal::KILL).unwrap();
+    signal(holder_pid.parse().unwrap(), Signal::KILL);
     assert!(holder.wait().unwrap().code().is_some());
+    started.0.clear();
     assert_eq!(plan_code(&scene), Some(2), "nothing changed");
     assert_success(&lab.dockhand(&["lab", "down"]), "lab down");
+}
+
+/// Processes a test started, killed by their pids if it fails before it
+/// has waited for them: the store is not left locked for long, nor an
+/// apply waiting on it.
+#[derive(Default)]
+struct Started(Vec<u32>);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            signal(*pid, Signal::KILL);
+        }
+    }
+}
+
+fn signal(pid: u32, signal: Signal) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
+/// The lines `from` gives, each with its newline, as they come.
+fn lines_of(from: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(from).lines().map_while(Result::ok) {
+            if sender.send(format!("{line}\n")).is_err() {
+                break;
+            }
+        }
+    });
+    lines
 }
 
 /// An encrypted CA and no passphrase given: apply asks on the terminal

@@ -23,7 +23,15 @@ const RETRY: Duration = Duration::from_millis(100);
 
 /// The store's lock; released when dropped (or when its process ends).
 pub struct StoreLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for StoreLock {
+    /// The pid goes first, while the lock is still held: a waiter never
+    /// names a holder that is gone (the next holder may be no dockhand).
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+    }
 }
 
 /// How a run waits on what it does not decide (a store another run holds,
@@ -168,7 +176,7 @@ pub fn acquire(path: &Path, wait: &Waiting) -> Result<StoreLock> {
     file.set_len(0)
         .and_then(|()| file.write_all(pid.as_bytes()))
         .map_err(|e| Error::file(path, e))?;
-    Ok(StoreLock { _file: file })
+    Ok(StoreLock { file })
 }
 
 /// The pid the lock's holder wrote, if the file holds one (a store locked
@@ -209,6 +217,8 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, format!("{}\n", std::process::id()));
         drop(lock);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "", "released, it names no holder");
         // Released: taken again, as a later run would.
         acquire(&path, &wait).unwrap();
     }

@@ -146,8 +146,7 @@ impl SecretSource {
     fn ask(&self, confirm: bool, cancelled: &dyn Fn() -> bool) -> Result<Secret, String> {
         let term = console::Term::stderr();
         let read = |prompt: String| -> Result<Secret, String> {
-            term.write_str(&prompt)
-                .and_then(|()| tty::read_hidden_line(&std::io::stdin(), cancelled))
+            tty::read_hidden_line(&std::io::stdin(), || term.write_str(&prompt), cancelled)
                 .and_then(|line| term.write_line("").map(|()| line))
                 .map_err(|e| format!("cannot read {}: {e}", self.what))?
                 .ok_or_else(|| format!("interrupted at the prompt for {}", self.what))

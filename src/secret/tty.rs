@@ -3,7 +3,9 @@
 //! cannot be: a run that counts Ctrl-C rather than dying of it would sit
 //! at the prompt after it, then go on issuing once a line came. Here the
 //! terminal is polled, the run asked in between whether it was
-//! interrupted, and the echo always put back as it was.
+//! interrupted, and the echo put back as it was on every return (a
+//! process killed by the signal, as a `pki` command is, cannot: its
+//! shell puts the terminal back, as it did for console's reader).
 
 use std::io;
 use std::os::fd::AsFd;
@@ -33,10 +35,14 @@ impl<T: AsFd> Drop for Restored<'_, T> {
 }
 
 /// One line read from `tty` with echo off, its newline dropped; `None`
-/// when `cancelled` said so before the line was complete. The terminal
-/// stays line-buffered, with its signals: Ctrl-C still sends SIGINT.
+/// when `cancelled` said so before the line was complete. `prompt` is
+/// shown once the echo is off: what is typed as soon as it shows is never
+/// echoed. The terminal stays line-buffered, with its signals: Ctrl-C
+/// still sends SIGINT. A line that is not UTF-8 is an error (it would
+/// open nothing that a file or the environment could give).
 pub fn read_hidden_line(
     tty: &impl AsFd,
+    prompt: impl FnOnce() -> io::Result<()>,
     cancelled: &dyn Fn() -> bool,
 ) -> io::Result<Option<Secret>> {
     let saved = tcgetattr(tty)?;
@@ -45,7 +51,10 @@ pub fn read_hidden_line(
     quiet.local_modes.insert(LocalModes::ICANON);
     tcsetattr(tty, OptionalActions::Now, &quiet)?;
     let _restored = Restored { tty, saved };
-    let mut line = Secret::default();
+    prompt()?;
+    // Room for the longest line from the start: a vector that grew would
+    // leave copies of the secret behind, never wiped.
+    let mut line = zeroize::Zeroizing::new(Vec::with_capacity(MOST + 512));
     let mut buffer = zeroize::Zeroizing::new([0u8; 512]);
     let timeout = Timespec::try_from(POLL).expect("a short duration");
     loop {
@@ -63,13 +72,15 @@ pub fn read_hidden_line(
             Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => continue,
             Err(e) => return Err(e.into()),
         };
-        let read = String::from_utf8_lossy(&buffer[..n]);
-        line.push_str(&read);
+        line.extend_from_slice(&buffer[..n]);
         // End of input (Ctrl-D on an empty line) ends the line too.
-        if n == 0 || line.ends_with('\n') {
-            let kept = line.trim_end_matches(['\n', '\r']).len();
-            line.truncate(kept);
-            return Ok(Some(line));
+        if n == 0 || line.ends_with(b"\n") {
+            while line.ends_with(b"\n") || line.ends_with(b"\r") {
+                line.pop();
+            }
+            let text = std::str::from_utf8(&line)
+                .map_err(|_| io::Error::other("what was typed is not UTF-8 text"))?;
+            return Ok(Some(Secret::new(text.to_string())));
         }
         if line.len() > MOST {
             return Err(io::Error::other(format!(
@@ -116,6 +127,26 @@ mod tests {
         seen
     }
 
+    /// No prompt: the tests type when they choose.
+    fn silent() -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Waits (at most 10 s) until the terminal has shown `text`; returns
+    /// all it showed.
+    fn until_shown(master: &OwnedFd, text: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        while !String::from_utf8_lossy(&seen).contains(text) {
+            assert!(std::time::Instant::now() < deadline, "never shown: {text}");
+            seen.extend(shown(master));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    }
+
+    /// Typed the moment the prompt shows, as a quick user (or a script)
+    /// types: the prompt is shown only once the echo is off.
     #[test]
     fn the_line_typed_is_read_without_echo_and_the_echo_comes_back() {
         let (master, slave) = terminal();
@@ -126,20 +157,19 @@ mod tests {
         assert!(echo_before, "a new terminal echoes");
         let reader = std::thread::spawn({
             let slave = slave.try_clone().unwrap();
-            move || read_hidden_line(&slave, &|| false)
+            move || {
+                let prompt = || {
+                    rustix::io::write(&slave, b"Passphrase: ")
+                        .map(|_| ())
+                        .map_err(Into::into)
+                };
+                read_hidden_line(&slave, prompt, &|| false)
+            }
         });
-        // Typed once the prompt waits, as a user does (the terminal
-        // echoes what comes before).
-        while tcgetattr(&slave)
-            .unwrap()
-            .local_modes
-            .contains(LocalModes::ECHO)
-        {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        rustix::io::write(&master, b"s3cret pass\n").unwrap();
+        until_shown(&master, "Passphrase: ");
+        rustix::io::write(&master, "s3cret pass \u{e9}\n".as_bytes()).unwrap();
         let line = reader.join().unwrap().unwrap().unwrap();
-        assert_eq!(line.as_str(), "s3cret pass");
+        assert_eq!(line.as_str(), "s3cret pass \u{e9}");
         assert!(
             !String::from_utf8_lossy(&shown(&master)).contains("s3cret"),
             "the passphrase is never echoed"
@@ -155,7 +185,8 @@ mod tests {
         let reader = std::thread::spawn({
             let interrupted = interrupted.clone();
             move || {
-                read_hidden_line(&slave, &|| interrupted.load(Ordering::SeqCst)).map(|l| (l, slave))
+                let cancelled = || interrupted.load(Ordering::SeqCst);
+                read_hidden_line(&slave, silent, &cancelled).map(|l| (l, slave))
             }
         });
         // Half a line typed, then the interrupt.
@@ -170,12 +201,17 @@ mod tests {
     }
 
     #[test]
-    fn end_of_input_or_a_line_too_long_ends_the_read() {
+    fn end_of_input_a_line_too_long_or_not_text_ends_the_read() {
         let (master, slave) = terminal();
         // Ctrl-D (VEOF) on an empty line: an empty line, said empty later.
         rustix::io::write(&master, b"\x04").unwrap();
-        let line = read_hidden_line(&slave, &|| false).unwrap().unwrap();
+        let line = read_hidden_line(&slave, silent, &|| false)
+            .unwrap()
+            .unwrap();
         assert_eq!(line.as_str(), "");
+        rustix::io::write(&master, b"caf\xe9\n").unwrap();
+        let err = read_hidden_line(&slave, silent, &|| false).unwrap_err();
+        assert!(err.to_string().contains("not UTF-8"), "{err}");
         let long = vec![b'x'; 600];
         let writer = std::thread::spawn(move || {
             for _ in 0..9 {
@@ -184,7 +220,7 @@ mod tests {
             }
             master
         });
-        let err = read_hidden_line(&slave, &|| false).unwrap_err();
+        let err = read_hidden_line(&slave, silent, &|| false).unwrap_err();
         assert!(err.to_string().contains("more than 4096 bytes"), "{err}");
         drop(writer.join().unwrap());
     }
