@@ -21,10 +21,10 @@ fn plan_code(scene: &Scene) -> Option<i32> {
     dockhand_pki(&scene.lab, &scene.pki, &args).status.code()
 }
 
-/// `dockhand apply` over the scene with `extra`, its standard output
-/// redirected to `stdout` by a shell, as a user's `> file` does; its
-/// input and standard error stay the terminal's.
-fn apply_into(scene: &Scene, stdout: &Path, extra: &[&str]) -> Command {
+/// `dockhand apply` over the scene with `extra`, one of its outputs
+/// redirected to `file` by a shell, as a user's `> file` (`stream` 1) or
+/// `2> file` (2) does; its input and other output stay the terminal's.
+fn apply_into(scene: &Scene, (stream, file): (u8, &Path), extra: &[&str]) -> Command {
     let inventory = scene.inventory.to_string_lossy();
     let mut args = vec!["apply", "-i", &inventory, PLAYBOOK];
     args.extend_from_slice(extra);
@@ -33,10 +33,10 @@ fn apply_into(scene: &Scene, stdout: &Path, extra: &[&str]) -> Command {
         .command_with(&args, &[("DOCKHAND_PKI_DIR", scene.pki.as_os_str())]);
     let mut shell = Command::new("sh");
     shell
-        .args(["-c", r#"exec "$0" "$@" > "$STDOUT_FILE""#])
+        .args(["-c", &format!(r#"exec "$0" "$@" {stream}> "$REDIRECTED""#)])
         .arg(dockhand.get_program())
         .args(dockhand.get_args())
-        .env("STDOUT_FILE", stdout);
+        .env("REDIRECTED", file);
     for (key, value) in dockhand.get_envs() {
         if let Some(value) = value {
             shell.env(key, value);
@@ -50,7 +50,7 @@ fn with_its_output_redirected_apply_still_asks_on_the_terminal() {
     let scene = Scene::fresh("redirected", 1, Release::Bookworm);
     let stdout = scene.dir.path().join("stdout");
 
-    let declined = apply_into(&scene, &stdout, &[]);
+    let declined = apply_into(&scene, (1, &stdout), &[]);
     let (code, shown) = common::typed_on_a_terminal(declined, || {}, b"no\n");
     assert_eq!(code, Some(1), "{shown}");
     assert!(
@@ -69,7 +69,7 @@ fn with_its_output_redirected_apply_still_asks_on_the_terminal() {
         "a declined apply changes nothing"
     );
 
-    let accepted = apply_into(&scene, &stdout, &["--format", "json"]);
+    let accepted = apply_into(&scene, (1, &stdout), &["--format", "json"]);
     let (code, shown) = common::typed_on_a_terminal(accepted, || {}, b"yes\n");
     assert_eq!(code, Some(0), "{shown}");
     assert!(
@@ -80,6 +80,37 @@ fn with_its_output_redirected_apply_still_asks_on_the_terminal() {
     let report: Value = serde_json::from_str(&written)
         .unwrap_or_else(|e| panic!("stdout is the JSON report alone ({e}):\n{written}"));
     assert_eq!(report["summary"]["changed"], 1, "{report:#}");
+    assert_eq!(plan_code(&scene), Some(0), "applied after yes");
+    assert_success(&scene.lab.dockhand(&["lab", "down"]), "lab down");
+}
+
+/// With its errors redirected (`2> apply.log`), apply asks on stdout, and
+/// the CA passphrase it then needs is asked there too (it said there was
+/// no terminal to ask on, after the user's `yes`).
+#[test]
+fn with_its_errors_redirected_apply_asks_and_prompts_on_stdout() {
+    const PASSPHRASE: &str = "asked on stdout";
+    let scene = Scene::fresh("errlogged", 1, Release::Bookworm);
+    let init = scene.lab.dockhand_with(
+        &["pki", "init", "--encrypt"],
+        &[
+            ("DOCKHAND_PKI_DIR", scene.pki.as_os_str()),
+            ("DOCKHAND_CA_PASSPHRASE", PASSPHRASE.as_ref()),
+        ],
+    );
+    assert_success(&init, "pki init --encrypt");
+    let stderr = scene.dir.path().join("stderr");
+    let apply = apply_into(&scene, (2, &stderr), &[]);
+    let typed = format!("{PASSPHRASE}\n");
+    let answers: [(&str, &[u8]); 2] = [
+        ("Only 'yes' is accepted", b"yes\n"),
+        ("The CA key's passphrase: ", typed.as_bytes()),
+    ];
+    let (code, shown) = common::answered_on_a_terminal(apply, || {}, &answers);
+    let logged = std::fs::read_to_string(&stderr).unwrap();
+    assert_eq!(code, Some(0), "{shown}\nstderr:\n{logged}");
+    assert!(!shown.contains(PASSPHRASE), "echoed:\n{shown}");
+    assert!(shown.contains("Apply: 1 host(s): 1 changed"), "{shown}");
     assert_eq!(plan_code(&scene), Some(0), "applied after yes");
     assert_success(&scene.lab.dockhand(&["lab", "down"]), "lab down");
 }

@@ -30,7 +30,7 @@ pub struct Options {
 pub fn run(options: &Options) -> Result<i32> {
     let loaded = load::load(&options.selection)?;
     let (runtime, progress, fleet) = options.run.start()?;
-    let asking = report::Asking::here().filter(|_| !options.yes);
+    let asking = report::Asking::here(options.format).filter(|_| !options.yes);
     // In one pass, the PKI reads (or issues) every host's files itself.
     let (jobs, ca_warning) = load::jobs_with(&loaded, asking.is_some())?;
     let jobs = jobs

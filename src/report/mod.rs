@@ -196,31 +196,30 @@ pub fn pki_list(entries: &[crate::pki::Entry], format: Format) {
 /// answer (standard input is a terminal, as Terraform asks) and see it (on
 /// standard output or standard error). `apply | tee apply.log` is asked
 /// (it applied unasked), its plan on stderr; `--format json | jq` too,
-/// its stdout left to the JSON.
+/// its stdout left to the JSON, on a terminal as well.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Asking {
-    /// What the question is about goes to stderr: stdout is no terminal.
+    /// What the question is about goes to stderr: stdout is no terminal,
+    /// or holds the JSON document alone.
     pub shown_on_stderr: bool,
     /// The question goes to stdout: stderr is no terminal.
     pub asked_on_stdout: bool,
 }
 
 impl Asking {
-    /// How to ask here, if anyone can be asked.
-    pub fn here() -> Option<Asking> {
+    /// How to ask here, if anyone can be asked, the report in `format`.
+    pub fn here(format: Format) -> Option<Asking> {
         use std::io::IsTerminal;
         let stdin = std::io::stdin().is_terminal();
-        Asking::given(
-            stdin,
-            std::io::stdout().is_terminal(),
-            std::io::stderr().is_terminal(),
-        )
+        let streams = (stdin, std::io::stdout().is_terminal());
+        Asking::given(streams, std::io::stderr().is_terminal(), format)
     }
 
     /// How to ask with these streams on a terminal.
-    fn given(stdin: bool, stdout: bool, stderr: bool) -> Option<Asking> {
+    fn given((stdin, stdout): (bool, bool), stderr: bool, format: Format) -> Option<Asking> {
+        let json = matches!(format, Format::Json);
         (stdin && (stdout || stderr)).then_some(Asking {
-            shown_on_stderr: !stdout,
+            shown_on_stderr: !stdout || (json && stderr),
             asked_on_stdout: !stderr,
         })
     }
@@ -529,7 +528,7 @@ pub fn lab_status(name: &str, hosts: &[HostStatus]) {
 
 #[cfg(test)]
 mod tests {
-    use super::Asking;
+    use super::{Asking, Format};
     #[test]
     fn asked_when_someone_can_answer_and_see_the_question() {
         let at = |shown_on_stderr, asked_on_stdout| {
@@ -538,20 +537,26 @@ mod tests {
                 asked_on_stdout,
             })
         };
-        // (stdin, stdout, stderr) on a terminal
+        // (stdin, stdout, stderr) on a terminal, JSON on stdout
         for (streams, asked) in [
-            ((true, true, true), at(false, false)),
+            ((true, true, true, false), at(false, false)),
             // `apply | tee log`, `apply --format json | jq`
-            ((true, false, true), at(true, false)),
-            // `apply 2> log`
-            ((true, true, false), at(false, true)),
+            ((true, false, true, false), at(true, false)),
+            ((true, false, true, true), at(true, false)),
+            // `apply --format json`: stdout is the JSON document alone
+            ((true, true, true, true), at(true, false)),
+            // `apply 2> log`, in either format
+            ((true, true, false, false), at(false, true)),
+            ((true, true, false, true), at(false, true)),
             // Nothing to answer with, or nowhere to see the question.
-            ((false, true, true), None),
-            ((true, false, false), None),
-            ((false, false, false), None),
+            ((false, true, true, false), None),
+            ((true, false, false, false), None),
+            ((false, false, false, true), None),
         ] {
-            let (stdin, stdout, stderr) = streams;
-            assert_eq!(Asking::given(stdin, stdout, stderr), asked, "{streams:?}");
+            let (stdin, stdout, stderr, json) = streams;
+            let format = if json { Format::Json } else { Format::Human };
+            let asking = Asking::given((stdin, stdout), stderr, format);
+            assert_eq!(asking, asked, "{streams:?}");
         }
     }
 

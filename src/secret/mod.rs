@@ -114,8 +114,8 @@ impl SecretSource {
             Zeroizing::new(line.strip_suffix('\r').unwrap_or(line).to_string())
         } else if let Some(value) = std::env::var_os(self.env).filter(|_| !self.env.is_empty()) {
             Zeroizing::new(value.to_string_lossy().into_owned())
-        } else if self.prompt && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-            self.ask(confirm, cancelled)?
+        } else if let Some(term) = self.prompt.then(prompt_terminal).flatten() {
+            self.ask(term, confirm, cancelled)?
         } else {
             return Err(format!(
                 "{} is needed: give it with {} FILE or {}{}",
@@ -143,8 +143,12 @@ impl SecretSource {
         Ok(secret)
     }
 
-    fn ask(&self, confirm: bool, cancelled: &dyn Fn() -> bool) -> Result<Secret, String> {
-        let term = console::Term::stderr();
+    fn ask(
+        &self,
+        term: console::Term,
+        confirm: bool,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Secret, String> {
         let read = |prompt: String| -> Result<Secret, String> {
             tty::read_hidden_line(&std::io::stdin(), || term.write_str(&prompt), cancelled)
                 .and_then(|line| term.write_line("").map(|()| line))
@@ -156,6 +160,19 @@ impl SecretSource {
             return Err(format!("the two entries of {} differ", self.what));
         }
         Ok(first)
+    }
+}
+
+/// Where a prompt is shown, when someone can answer it: stderr, or stdout
+/// when only stdout is the terminal (`apply 2> log` asks its question
+/// there, and the passphrase that follows must be asked there too).
+fn prompt_terminal() -> Option<console::Term> {
+    if !std::io::stdin().is_terminal() {
+        None
+    } else if std::io::stderr().is_terminal() {
+        Some(console::Term::stderr())
+    } else {
+        std::io::stdout().is_terminal().then(console::Term::stdout)
     }
 }
 

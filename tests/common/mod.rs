@@ -624,6 +624,17 @@ pub fn typed_at_a_prompt(
     meanwhile: impl FnOnce(),
     typed: &[u8],
 ) -> (Option<i32>, String) {
+    answered_on_a_terminal(shown, meanwhile, &[(prompt, typed)])
+}
+
+/// As [`typed_at_a_prompt`], prompt after prompt: each answer is typed
+/// once its prompt shows after the one before; `meanwhile` runs at the
+/// first.
+pub fn answered_on_a_terminal(
+    shown: Command,
+    meanwhile: impl FnOnce(),
+    answers: &[(&str, &[u8])],
+) -> (Option<i32>, String) {
     use std::io::{Read, Write};
     use std::sync::mpsc::RecvTimeoutError;
     /// Kills `script` (and so dockhand, its terminal gone) if the test
@@ -681,16 +692,23 @@ pub fn typed_at_a_prompt(
             }
         }
     };
-    let asked = |seen: &[u8]| String::from_utf8_lossy(seen).contains(prompt);
-    read_until(&asked, &mut seen);
-    assert!(
-        asked(&seen),
-        "ended before asking: {}",
-        String::from_utf8_lossy(&seen)
-    );
-    meanwhile();
     let mut stdin = child.0.stdin.take().unwrap();
-    stdin.write_all(typed).unwrap();
+    let mut meanwhile = Some(meanwhile);
+    let mut answered = 0;
+    for (prompt, typed) in answers {
+        let asked = |seen: &[u8]| String::from_utf8_lossy(&seen[answered..]).contains(prompt);
+        read_until(&asked, &mut seen);
+        assert!(
+            asked(&seen),
+            "ended before asking {prompt:?}: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        answered = seen.len();
+        if let Some(meanwhile) = meanwhile.take() {
+            meanwhile();
+        }
+        stdin.write_all(typed).unwrap();
+    }
     read_until(&|_| false, &mut seen);
     drop(stdin);
     let status = child.0.wait().unwrap();
