@@ -261,7 +261,12 @@ pub fn confirm(question: &str, asking: Asking, cancelled: &dyn Fn() -> bool) -> 
                 return Ok(line.trim() == "yes");
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) if cancelled() => {
-                eprintln!();
+                // The question's line ends where it was asked.
+                if asking.asked_on_stdout {
+                    raw_stdout("\n");
+                } else {
+                    eprintln!();
+                }
                 return Ok(false);
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
