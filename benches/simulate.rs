@@ -24,6 +24,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use dockhand::core::event::Hold;
 use dockhand::core::outcome::Applied;
 use dockhand::engine::deploy::{self, Mode, NoQuestion};
 use dockhand::engine::fake::{FakeFleet, Simulation};
@@ -298,6 +299,7 @@ fn child(count: usize, forks: usize, latency: Duration) {
         sink: progress.sink(),
         deadlines: Deadlines::default(),
         interrupt: Interrupt::default(),
+        hold: Hold::default(),
     };
     // dockhand's CPU: the process's, less the simulated hosts' threads.
     let ours_now = || process_cpu() - hosts_cpu();

@@ -138,11 +138,11 @@ fn lines_of(from: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Recei
     lines
 }
 
-/// An encrypted CA and no passphrase given: apply asks on the terminal
-/// while its progress is drawn. Ctrl-C at the prompt ends the run, exit
-/// code 1, with nothing issued or changed, where it used to sit until
-/// Enter and then issue; typed, the passphrase is not echoed and the run
-/// goes on to converge the host.
+/// An encrypted CA and no passphrase given: apply asks on the terminal.
+/// Ctrl-C at the prompt ends the run, exit code 1, with nothing issued or
+/// changed, where it used to sit until Enter and then issue; typed after
+/// the question, the prompt is not drawn over by the bars, the passphrase
+/// is not echoed and the run goes on to converge the host.
 #[test]
 fn ctrl_c_at_the_ca_passphrase_prompt_ends_the_run_and_typed_it_signs() {
     let scene = Scene::fresh("passprompt", 1, Release::Bookworm);
@@ -176,10 +176,27 @@ fn ctrl_c_at_the_ca_passphrase_prompt_ends_the_run_and_typed_it_signs() {
     );
     assert_eq!(plan_code(&scene), Some(2), "the host is untouched");
 
+    // Asked after the plan and a yes, the bars drawn and ticking: they
+    // are held while it asks, so nothing follows the prompt (typed after
+    // a second) but the end of its line, where they drew over it.
+    let asked = lab.command_with(
+        &["apply", "-i", &inventory, PLAYBOOK],
+        &[("DOCKHAND_PKI_DIR", pki.as_os_str())],
+    );
     let typed = format!("{PASSPHRASE}\n");
-    let (code, shown) = common::typed_at_a_prompt(apply(), prompt, || {}, typed.as_bytes());
+    let pause = || std::thread::sleep(std::time::Duration::from_secs(1));
+    let answers: [(&str, &[u8]); 2] = [
+        ("Only 'yes' is accepted: ", b"yes\n"),
+        (prompt, typed.as_bytes()),
+    ];
+    let (code, shown) = common::answered_on_a_terminal(asked, pause, &answers);
     assert_eq!(code, Some(0), "{shown}");
     assert!(!shown.contains(PASSPHRASE), "echoed:\n{shown}");
+    let after_prompt = shown.split_once(prompt).map(|(_, after)| after);
+    assert!(
+        after_prompt.is_some_and(|after| after.starts_with("\r\n")),
+        "the prompt was drawn over:\n{shown:?}"
+    );
     assert!(
         shown.contains("issued the server certificate of passprompt-01"),
         "{shown}"

@@ -16,6 +16,7 @@ pub mod verify;
 
 use std::time::Duration;
 
+use crate::core::event::Hold;
 use crate::engine::fleet::{Deadlines, Fleet, Interrupt};
 use crate::error::{Error, Result};
 use crate::report::progress::Progress;
@@ -58,6 +59,10 @@ impl Run {
             sink: progress.sink(),
             deadlines: self.timeout.map(Deadlines::uniform).unwrap_or_default(),
             interrupt: Interrupt::default(),
+            hold: Hold::new({
+                let suspender = progress.suspender();
+                move |asked| suspender.suspend(asked)
+            }),
         };
         fleet.interrupt.listen_for_signals()?;
         Ok((runtime, progress, fleet))

@@ -3,6 +3,8 @@
 //! plain lines off one). Plain data, so the renderers depend on the core
 //! alone and are tested without hosts.
 
+use std::sync::Arc;
+
 use crate::core::input::playbook::Handler;
 
 /// The step a host is at.
@@ -137,4 +139,65 @@ pub enum Event {
         again: bool,
         in_flight: Vec<String>,
     },
+}
+
+/// Takes the run's live output out of the way while something is asked
+/// on the terminal in the middle of a run (the CA passphrase, when the
+/// PKI signs): the renderer draws over whatever else is written there.
+/// By default, nothing is drawn to take away.
+#[derive(Clone)]
+pub struct Hold(Arc<Holding>);
+
+/// Runs the question it is given, with the output held.
+type Holding = dyn Fn(&mut dyn FnMut()) + Send + Sync;
+
+impl Default for Hold {
+    fn default() -> Self {
+        Hold(Arc::new(|asked| asked()))
+    }
+}
+
+impl Hold {
+    /// `hold` runs what it is given with the output held.
+    pub fn new(hold: impl Fn(&mut dyn FnMut()) + Send + Sync + 'static) -> Hold {
+        Hold(Arc::new(hold))
+    }
+
+    /// Runs `asked` with the output held.
+    pub fn during<R>(&self, asked: impl FnOnce() -> R) -> R {
+        let (mut asked, mut answer) = (Some(asked), None);
+        (self.0)(&mut || answer = asked.take().map(|ask| ask()));
+        // A hold that did not run it (none does): asked now, unheld.
+        answer.unwrap_or_else(|| asked.take().expect("asked at most once")())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn a_hold_runs_the_question_inside_it_once_and_gives_its_answer() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let into = log.clone();
+        let hold = Hold::new(move |asked| {
+            into.lock().unwrap().push("held");
+            asked();
+            into.lock().unwrap().push("released");
+        });
+        let answer = hold.during(|| {
+            log.lock().unwrap().push("asked");
+            42
+        });
+        assert_eq!(answer, 42);
+        assert_eq!(*log.lock().unwrap(), ["held", "asked", "released"]);
+        // The default holds nothing and still asks.
+        assert_eq!(Hold::default().during(|| "typed"), "typed");
+        // A hold that forgets to run it: asked anyway, once, unheld.
+        let asked = Mutex::new(0);
+        let forgetful = Hold::new(|_| {});
+        forgetful.during(|| *asked.lock().unwrap() += 1);
+        assert_eq!(*asked.lock().unwrap(), 1);
+    }
 }

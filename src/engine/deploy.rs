@@ -500,7 +500,8 @@ async fn issue(run: &Run<'_>, hosts: Vec<Arc<Host>>) -> Result<crate::pki::Issue
             })
         },
         move || interrupt.count() > 0,
-    );
+    )
+    .holding(run.fleet.hold.clone());
     // Aside: issuing waits for the store's lock and signs for a while,
     // and the hosts' tasks (connections held from the plan) go on
     // meanwhile.

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::core::event::{Event, HostStatus, Phase};
+use crate::core::event::{Event, Hold, HostStatus, Phase};
 use crate::core::input::rollout;
 use crate::error::{Error, HostError, Result};
 
@@ -261,6 +261,8 @@ pub struct Fleet {
     pub sink: Sink,
     pub deadlines: Deadlines,
     pub interrupt: Interrupt,
+    /// What a prompt in the middle of the run holds.
+    pub hold: Hold,
 }
 
 impl Fleet {

@@ -72,6 +72,7 @@ fn fleet(forks: usize, deadlines: Deadlines) -> (Fleet, Receiver<Option<Event>>)
         sink: Sink::new(sender),
         deadlines,
         interrupt: Interrupt::default(),
+        hold: Hold::default(),
     };
     (fleet, receiver)
 }

@@ -148,7 +148,7 @@ impl PkiStore {
         let der = match unsealed.as_ref() {
             Some((cert, der)) if *cert == ca.cert_pem => der.clone(),
             _ => {
-                let asked = || self.passphrase.get_until(&|| wait.cancelled());
+                let asked = || wait.at_prompt(|| self.passphrase.get_until(&|| wait.cancelled()));
                 let der = keys::read(&ca.key_pem, asked).map_err(|e| {
                     Error::file(self.ca_paths().1, format!("cannot open the CA key: {e}"))
                 })?;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use rustix::fs::{FlockOperation, flock};
 
 use super::{Outcome, Pair, PkiStore};
+use crate::core::event::Hold;
 use crate::core::pki::{Purpose, Sans};
 use crate::error::{Error, Result};
 
@@ -41,6 +42,8 @@ impl Drop for StoreLock {
 pub struct Waiting {
     say: Arc<dyn Fn(String) + Send + Sync>,
     cancelled: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// What the CA passphrase prompt holds (a run's progress bars).
+    hold: Hold,
 }
 
 impl Default for Waiting {
@@ -64,7 +67,18 @@ impl Waiting {
         Waiting {
             say: Arc::new(say),
             cancelled: Arc::new(cancelled),
+            hold: Hold::default(),
         }
+    }
+
+    /// The same, its prompt asked with `hold`'s output held.
+    pub fn holding(self, hold: Hold) -> Waiting {
+        Waiting { hold, ..self }
+    }
+
+    /// Runs `ask` (a prompt) with the run's output out of its way.
+    pub fn at_prompt<R>(&self, ask: impl FnOnce() -> R) -> R {
+        self.hold.during(ask)
     }
 
     /// Whether the wait is to end (the run was interrupted).

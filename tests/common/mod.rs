@@ -629,7 +629,7 @@ pub fn typed_at_a_prompt(
 
 /// As [`typed_at_a_prompt`], prompt after prompt: each answer is typed
 /// once its prompt shows after the one before; `meanwhile` runs at the
-/// first.
+/// last, before its answer.
 pub fn answered_on_a_terminal(
     shown: Command,
     meanwhile: impl FnOnce(),
@@ -695,7 +695,7 @@ pub fn answered_on_a_terminal(
     let mut stdin = child.0.stdin.take().unwrap();
     let mut meanwhile = Some(meanwhile);
     let mut answered = 0;
-    for (prompt, typed) in answers {
+    for (n, (prompt, typed)) in answers.iter().enumerate() {
         let asked = |seen: &[u8]| String::from_utf8_lossy(&seen[answered..]).contains(prompt);
         read_until(&asked, &mut seen);
         assert!(
@@ -704,7 +704,9 @@ pub fn answered_on_a_terminal(
             String::from_utf8_lossy(&seen)
         );
         answered = seen.len();
-        if let Some(meanwhile) = meanwhile.take() {
+        if n + 1 == answers.len()
+            && let Some(meanwhile) = meanwhile.take()
+        {
             meanwhile();
         }
         stdin.write_all(typed).unwrap();
