@@ -192,6 +192,15 @@ fn ctrl_c_at_the_ca_passphrase_prompt_ends_the_run_and_typed_it_signs() {
     let (code, shown) = common::answered_on_a_terminal(asked, pause, &answers);
     assert_eq!(code, Some(0), "{shown}");
     assert!(!shown.contains(PASSPHRASE), "echoed:\n{shown}");
+    // The host's line came before the question, not after the answer.
+    let (planned, question) = (
+        shown.find("passprompt-01: ok: planned"),
+        shown.find("Apply these changes?"),
+    );
+    assert!(
+        planned.is_some() && planned < question,
+        "the host's line is not before the question:\n{shown}"
+    );
     let after_prompt = shown.split_once(prompt).map(|(_, after)| after);
     assert!(
         after_prompt.is_some_and(|after| after.starts_with("\r\n")),

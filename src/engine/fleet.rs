@@ -9,6 +9,8 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,18 +20,25 @@ use crate::error::{Error, HostError, Result};
 
 /// Where events go: the renderer's channel, or nowhere. The channel also
 /// carries the renderer's end marker (`None`), so every event sent before
-/// it is rendered.
+/// it is rendered. Every event sent is counted: the renderer tells by the
+/// count when it has shown all that came before a question.
 #[derive(Clone, Default)]
-pub struct Sink(Option<std::sync::mpsc::Sender<Option<Event>>>);
+pub struct Sink(Option<(Sender<Option<Event>>, Arc<AtomicU64>)>);
 
 impl Sink {
-    pub fn new(sender: std::sync::mpsc::Sender<Option<Event>>) -> Sink {
-        Sink(Some(sender))
+    pub fn new(sender: Sender<Option<Event>>) -> Sink {
+        Sink::counted(sender, Arc::default())
+    }
+
+    /// A sink that counts what it sends in `sent`.
+    pub fn counted(sender: Sender<Option<Event>>, sent: Arc<AtomicU64>) -> Sink {
+        Sink(Some((sender, sent)))
     }
 
     /// Events nobody listens to are dropped: the run goes on.
     pub fn send(&self, event: Event) {
-        if let Some(sender) = &self.0 {
+        if let Some((sender, sent)) = &self.0 {
+            sent.fetch_add(1, Ordering::SeqCst);
             let _ = sender.send(Some(event));
         }
     }

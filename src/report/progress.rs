@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -31,15 +33,48 @@ const MAX_HOST_LINES: usize = 12;
 
 /// Takes a command's bars out of the way, from any thread.
 #[derive(Clone)]
-pub struct Suspender(Option<MultiProgress>);
+pub struct Suspender {
+    multi: Option<MultiProgress>,
+    tally: Tally,
+}
 
 impl Suspender {
     /// Runs `f` with the bars out of the way (a prompt, the plan): they
-    /// are not drawn until it returns.
+    /// are not drawn until it returns. What the run reported before is
+    /// shown first: the hosts' lines came after the question, and a bar's
+    /// late redraw erased the prompt.
     pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
-        match &self.0 {
+        self.tally.caught_up();
+        match &self.multi {
             Some(multi) => multi.suspend(f),
             None => f(),
+        }
+    }
+}
+
+/// How far the renderer is: the events sent to it, and those it showed.
+#[derive(Clone, Default)]
+struct Tally {
+    sent: Arc<AtomicU64>,
+    shown: Arc<AtomicU64>,
+    /// Woken from its pause to catch up at once.
+    renderer: Option<std::thread::Thread>,
+}
+
+/// The longest a question waits for the renderer: a stuck renderer
+/// delays it, and never stops the run.
+const CATCH_UP: Duration = Duration::from_secs(1);
+
+impl Tally {
+    /// Returns once every event sent so far is shown, or after
+    /// [`CATCH_UP`].
+    fn caught_up(&self) {
+        let (sent, deadline) = (self.sent.load(Ordering::SeqCst), Instant::now() + CATCH_UP);
+        while self.shown.load(Ordering::SeqCst) < sent && Instant::now() < deadline {
+            if let Some(renderer) = &self.renderer {
+                renderer.unpark();
+            }
+            std::thread::sleep(RENDER_PAUSE / 10);
         }
     }
 }
@@ -49,6 +84,7 @@ pub struct Progress {
     sender: Option<Sender<Option<Event>>>,
     thread: Option<JoinHandle<()>>,
     multi: Option<MultiProgress>,
+    tally: Tally,
 }
 
 impl Progress {
@@ -64,20 +100,19 @@ impl Progress {
                 sender: None,
                 thread: None,
                 multi: None,
+                tally: Tally::default(),
             },
             Mode::Plain => {
                 let (sender, receiver) = channel();
+                let tally = Tally::default();
+                let shown = tally.shown.clone();
                 let thread = std::thread::spawn(move || {
-                    plain(receiver, verbose, |lines| {
+                    plain(receiver, &shown, verbose, |lines| {
                         use std::io::Write as _;
                         let _ = std::io::stderr().lock().write_all(lines.as_bytes());
                     });
                 });
-                Progress {
-                    sender: Some(sender),
-                    thread: Some(thread),
-                    multi: None,
-                }
+                Progress::rendered_by(sender, thread, None, tally)
             }
             Mode::Bars | Mode::Auto => {
                 let multi = MultiProgress::with_draw_target(ProgressDrawTarget::term_like(
@@ -92,29 +127,47 @@ impl Progress {
     pub fn with_bars(multi: MultiProgress) -> Progress {
         let (sender, receiver) = channel();
         let drawn = multi.clone();
+        let tally = Tally::default();
+        let shown = tally.shown.clone();
         let thread = std::thread::spawn(move || {
             let mut bars = Bars::new(drawn);
-            each_batch(&receiver, |events| events.iter().for_each(|e| bars.show(e)));
+            each_batch(&receiver, &shown, |events| {
+                events.iter().for_each(|e| bars.show(e))
+            });
             bars.finish();
         });
+        Progress::rendered_by(sender, thread, Some(multi), tally)
+    }
+
+    fn rendered_by(
+        sender: Sender<Option<Event>>,
+        thread: JoinHandle<()>,
+        multi: Option<MultiProgress>,
+        tally: Tally,
+    ) -> Progress {
+        let renderer = Some(thread.thread().clone());
         Progress {
             sender: Some(sender),
             thread: Some(thread),
-            multi: Some(multi),
+            multi,
+            tally: Tally { renderer, ..tally },
         }
     }
 
     /// Where the runner sends its events.
     pub fn sink(&self) -> Sink {
         match &self.sender {
-            Some(sender) => Sink::new(sender.clone()),
+            Some(sender) => Sink::counted(sender.clone(), self.tally.sent.clone()),
             None => Sink::default(),
         }
     }
 
     /// What takes the bars out of the way, for a thread of its own.
     pub fn suspender(&self) -> Suspender {
-        Suspender(self.multi.clone())
+        Suspender {
+            multi: self.multi.clone(),
+            tally: self.tally.clone(),
+        }
     }
 
     /// Renders what is left and takes the bars off the screen.
@@ -142,9 +195,14 @@ impl Drop for Progress {
 }
 
 /// Plain lines, written a batch at a time (`write` is given whole lines).
-fn plain(receiver: Receiver<Option<Event>>, verbose: bool, mut write: impl FnMut(&str)) {
+fn plain(
+    receiver: Receiver<Option<Event>>,
+    shown: &AtomicU64,
+    verbose: bool,
+    mut write: impl FnMut(&str),
+) {
     let started = Instant::now();
-    each_batch(&receiver, |events| {
+    each_batch(&receiver, shown, |events| {
         let mut lines = String::new();
         for event in events {
             if !verbose && matches!(event, Event::StepFinished { .. }) {
@@ -172,12 +230,21 @@ const RENDER_PAUSE: Duration = Duration::from_millis(20);
 /// futex call in the runner's thread, a context switch in this one),
 /// which on a fleet of thousands cost more CPU than showing the events;
 /// resting, it is woken once per pause, and senders wake nobody.
-fn each_batch(receiver: &Receiver<Option<Event>>, mut show: impl FnMut(Vec<Event>)) {
+fn each_batch(
+    receiver: &Receiver<Option<Event>>,
+    shown: &AtomicU64,
+    mut show: impl FnMut(Vec<Event>),
+) {
+    let mut show_counted = |batch: Vec<Event>| {
+        let count = batch.len() as u64;
+        show(batch);
+        shown.fetch_add(count, Ordering::SeqCst);
+    };
     while let Ok(mut next) = receiver.recv() {
         let mut batch = Vec::new();
         loop {
             let Some(event) = next else {
-                show(batch);
+                show_counted(batch);
                 return;
             };
             batch.push(event);
@@ -186,7 +253,7 @@ fn each_batch(receiver: &Receiver<Option<Event>>, mut show: impl FnMut(Vec<Event
                 Err(_) => break,
             }
         }
-        show(batch);
+        show_counted(batch);
         std::thread::park_timeout(RENDER_PAUSE);
     }
 }
@@ -617,7 +684,7 @@ mod tests {
         let writes = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let written = writes.clone();
         let renderer = std::thread::spawn(move || {
-            plain(receiver, false, |lines| {
+            plain(receiver, &AtomicU64::default(), false, |lines| {
                 written.lock().unwrap().push(lines.to_string())
             })
         });
@@ -647,5 +714,31 @@ mod tests {
         assert_eq!(hosts, expected);
         assert!(writes.len() < 50, "one write per batch: {}", writes.len());
         assert!(writes.iter().all(|w| w.ends_with('\n')));
+    }
+
+    /// A question (the plan, a prompt) comes after every line the run
+    /// reported before it: the renderer catches up before the bars are
+    /// held, where the hosts' lines came after the user's answer.
+    #[test]
+    fn a_question_comes_after_every_line_sent_before_it() {
+        let term = indicatif::InMemoryTerm::new(40, 100);
+        let multi =
+            MultiProgress::with_draw_target(ProgressDrawTarget::term_like(Box::new(term.clone())));
+        let progress = Progress::with_bars(multi);
+        let (sink, suspender) = (progress.sink(), progress.suspender());
+        for round in 0..5 {
+            for n in 0..5 {
+                sink.send(Event::HostFinished {
+                    host: format!("web{round}-{n}"),
+                    status: HostStatus::Changed,
+                    detail: "planned".into(),
+                    seconds: 0.1,
+                });
+            }
+            let last = format!("web{round}-4");
+            let shown = suspender.suspend(|| term.contents());
+            assert!(shown.contains(&last), "{last} missing:\n{shown}");
+        }
+        progress.finish();
     }
 }
