@@ -166,7 +166,12 @@ impl Hold {
     /// Runs `asked` with the output held.
     pub fn during<R>(&self, asked: impl FnOnce() -> R) -> R {
         let (mut asked, mut answer) = (Some(asked), None);
-        (self.0)(&mut || answer = asked.take().map(|ask| ask()));
+        // A hold that runs it twice gets the one answer: asked once.
+        (self.0)(&mut || {
+            if let Some(ask) = asked.take() {
+                answer = Some(ask());
+            }
+        });
         // A hold that did not run it (none does): asked now, unheld.
         answer.unwrap_or_else(|| asked.take().expect("asked at most once")())
     }
@@ -199,5 +204,16 @@ mod tests {
         let forgetful = Hold::new(|_| {});
         forgetful.during(|| *asked.lock().unwrap() += 1);
         assert_eq!(*asked.lock().unwrap(), 1);
+        // One that runs it twice: asked once, its answer kept.
+        let twice = Hold::new(|asked| {
+            asked();
+            asked();
+        });
+        let asked = Mutex::new(0);
+        let answer = twice.during(|| {
+            *asked.lock().unwrap() += 1;
+            "typed"
+        });
+        assert_eq!((answer, *asked.lock().unwrap()), ("typed", 1));
     }
 }

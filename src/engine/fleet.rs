@@ -20,12 +20,13 @@ use crate::error::{Error, HostError, Result};
 
 /// Where events go: the renderer's channel, or nowhere. The channel also
 /// carries the renderer's end marker (`None`), so every event sent before
-/// it is rendered. Every event sent is counted: the renderer tells by the
-/// count when it has shown all that came before a question.
+/// it is rendered. Every event sent is counted, so a question can wait
+/// until the renderer has shown all that came before it.
 #[derive(Clone, Default)]
 pub struct Sink(Option<(Sender<Option<Event>>, Arc<AtomicU64>)>);
 
 impl Sink {
+    /// Counted apart, by no renderer (a test's channel).
     pub fn new(sender: Sender<Option<Event>>) -> Sink {
         Sink::counted(sender, Arc::default())
     }

@@ -148,7 +148,16 @@ impl PkiStore {
         let der = match unsealed.as_ref() {
             Some((cert, der)) if *cert == ca.cert_pem => der.clone(),
             _ => {
-                let asked = || wait.at_prompt(|| self.passphrase.get_until(&|| wait.cancelled()));
+                let get = || self.passphrase.get_until(&|| wait.cancelled());
+                // Only a prompt holds the run's output: a passphrase
+                // given in a file or the environment is read unseen.
+                let asked = || {
+                    if self.passphrase.is_given() {
+                        get()
+                    } else {
+                        wait.at_prompt(get)
+                    }
+                };
                 let der = keys::read(&ca.key_pem, asked).map_err(|e| {
                     Error::file(self.ca_paths().1, format!("cannot open the CA key: {e}"))
                 })?;

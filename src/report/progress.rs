@@ -41,8 +41,7 @@ pub struct Suspender {
 impl Suspender {
     /// Runs `f` with the bars out of the way (a prompt, the plan): they
     /// are not drawn until it returns. What the run reported before is
-    /// shown first: the hosts' lines came after the question, and a bar's
-    /// late redraw erased the prompt.
+    /// shown first: the hosts' lines came after the question.
     pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
         self.tally.caught_up();
         match &self.multi {
