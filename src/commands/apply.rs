@@ -71,9 +71,9 @@ pub fn run(options: &Options) -> Result<i32> {
                 plan,
             })
             .collect();
-        let (suspender, interrupt) = (progress.suspender(), fleet.interrupt.clone());
+        let (hold, interrupt) = (fleet.hold.clone(), fleet.interrupt.clone());
         runtime::aside(move || {
-            suspender.suspend(|| {
+            hold.during(|| {
                 let asking = asking.expect("asks only when someone can answer");
                 report::plan::show(&outcomes, asking);
                 report::confirm("Apply these changes?", asking, &|| interrupt.count() > 0)

@@ -142,8 +142,9 @@ pub enum Event {
 }
 
 /// Takes the run's live output out of the way while something is asked
-/// on the terminal in the middle of a run (the CA passphrase, when the
-/// PKI signs): the renderer draws over whatever else is written there.
+/// on the terminal in the middle of a run (apply's question, the CA
+/// passphrase when the PKI signs): the renderer draws over whatever else
+/// is written there.
 /// By default, nothing is drawn to take away.
 #[derive(Clone)]
 pub struct Hold(Arc<Holding>);

@@ -221,10 +221,7 @@ fn after_plan_pass(
         .filter(|f| matches!(&f.ended, Ended::Ran(Ok((_, first))) if !first.refused))
         .map(|f| f.host.as_str())
         .collect();
-    let hosts = (loaded.hosts.iter())
-        .filter(|(host, _)| issue_for.contains(host.name.as_str()))
-        .map(|(host, _)| host.clone())
-        .collect();
+    let hosts = hosts_named(loaded, &issue_for);
     let jobs = planned
         .into_iter()
         .map(|f| {
@@ -420,11 +417,7 @@ where
             .filter(|f| matches!(&f.ended, Ended::Ran(Ok((_, p))) if p.plan.refusal.is_none()))
             .map(|f| f.host.as_str())
             .collect();
-        let hosts: Vec<Arc<Host>> = (loaded.hosts.iter())
-            .filter(|(host, _)| planned.contains(host.name.as_str()))
-            .map(|(host, _)| host.clone())
-            .collect();
-        issue(run, hosts).await?
+        issue(run, hosts_named(loaded, &planned)).await?
     };
     let with = applying(connector, loaded, (pairs, client), now)?;
     let jobs: Vec<(String, Result<Planned<C::Session>>)> = prepared
@@ -476,6 +469,14 @@ fn question<T>(planned: &mut [Finished<T>], mut plan: impl FnMut(&mut T) -> Host
             };
             (f.host.clone(), shown)
         })
+        .collect()
+}
+
+/// The hosts of `names`, shared, in the inventory's order.
+fn hosts_named(loaded: &Loaded, names: &HashSet<&str>) -> Vec<Arc<Host>> {
+    (loaded.hosts.iter())
+        .filter(|(host, _)| names.contains(host.name.as_str()))
+        .map(|(host, _)| host.clone())
         .collect()
 }
 

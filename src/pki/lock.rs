@@ -6,7 +6,7 @@
 //! outlived any Ctrl-C but a lethal one.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -194,14 +194,16 @@ pub fn acquire(path: &Path, wait: &Waiting) -> Result<StoreLock> {
 }
 
 /// The pid the lock's holder wrote, if the file holds one (a store locked
-/// by an older dockhand holds an empty file).
+/// by an older dockhand holds an empty file). Only its first bytes are
+/// read: a pid is short, whatever else the file may hold.
 fn holder(path: &Path) -> Option<u32> {
-    let text = std::fs::read(path).ok()?;
-    std::str::from_utf8(text.get(..text.len().min(16))?)
+    let mut text = Vec::with_capacity(16);
+    File::open(path)
         .ok()?
-        .trim()
-        .parse()
-        .ok()
+        .take(16)
+        .read_to_end(&mut text)
+        .ok()?;
+    std::str::from_utf8(&text).ok()?.trim().parse().ok()
 }
 
 #[cfg(test)]

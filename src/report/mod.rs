@@ -227,7 +227,12 @@ impl Asking {
 
 /// Writes `text` where `asking` shows what a question is about.
 pub fn shown(asking: Asking, text: &str) {
-    if asking.shown_on_stderr {
+    written(asking.shown_on_stderr, text);
+}
+
+/// Writes `text` at once on stderr, or else on stdout.
+fn written(on_stderr: bool, text: &str) {
+    if on_stderr {
         let mut err = std::io::stderr().lock();
         let _ = err.write_all(text.as_bytes());
         let _ = err.flush();
@@ -240,13 +245,8 @@ pub fn shown(asking: Asking, text: &str) {
 /// Terraform: a stray `y` or Enter must not change a fleet). An interrupt
 /// while it waits (`cancelled`) is a no.
 pub fn confirm(question: &str, asking: Asking, cancelled: &dyn Fn() -> bool) -> Result<bool> {
-    let question = format!("{question} Only 'yes' is accepted: ");
-    if asking.asked_on_stdout {
-        raw_stdout(&question);
-    } else {
-        eprint!("{question}");
-        let _ = std::io::stderr().flush();
-    }
+    let on_stderr = !asking.asked_on_stdout;
+    written(on_stderr, &format!("{question} Only 'yes' is accepted: "));
     let (sender, answer) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
@@ -262,11 +262,7 @@ pub fn confirm(question: &str, asking: Asking, cancelled: &dyn Fn() -> bool) -> 
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) if cancelled() => {
                 // The question's line ends where it was asked.
-                if asking.asked_on_stdout {
-                    raw_stdout("\n");
-                } else {
-                    eprintln!();
-                }
+                written(on_stderr, "\n");
                 return Ok(false);
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
